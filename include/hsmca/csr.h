@@ -1,0 +1,41 @@
+/* csr.h: PKCS#10 requests, parsed, signature-checked and key-policed. */
+#ifndef HSMCA_CSR_H
+#define HSMCA_CSR_H
+
+#include <stddef.h>
+#include <openssl/x509.h>
+
+#include "hsmca/err.h"
+
+#define CSR_MAX_SIZE	(64 * 1024)	/* a larger request is refused */
+
+struct csr {
+	X509_REQ	*req;
+	EVP_PKEY	*pubkey;	/* owned: the requester's public key */
+	unsigned char	 fingerprint[32];	/* SHA-256 of the DER request */
+	char		 fingerprint_hex[65];
+};
+
+/* Parse a PEM ("-----BEGIN CERTIFICATE REQUEST-----", also the "NEW"
+ * variant) or DER request, verify its self-signature and apply the key
+ * policy. Errors: HSMCA_ERR_CSR_PARSE, HSMCA_ERR_CSR_SIGNATURE,
+ * HSMCA_ERR_KEY_POLICY, each with a reason. */
+int	csr_parse(const void *buf, size_t len, struct csr **out,
+	    struct hsmca_err *e);
+/* Base64 body as EST sends it (RFC 7030 §4.2.1), whitespace allowed. */
+int	csr_parse_base64(const void *buf, size_t len, struct csr **out,
+	    struct hsmca_err *e);
+void	csr_free(struct csr *c);
+
+/* The key policy: RSA >= 2048 bits with an odd public exponent in
+ * [65537, 2^256); EC only on P-256, P-384, P-521; nothing else. */
+int	csr_check_key(const EVP_PKEY *pk, struct hsmca_err *e);
+
+/* Does the request ask for basicConstraints cA=TRUE? 1 yes, 0 no. */
+int	csr_requests_ca(const struct csr *c);
+
+/* The requested subjectAltName (NULL if none); caller frees with
+ * GENERAL_NAMES_free. */
+GENERAL_NAMES *csr_get_san(const struct csr *c);
+
+#endif

@@ -1,0 +1,161 @@
+/* store.h: the durable record of CA generations and issued certificates
+ * (SQLite, WAL, synchronous=FULL). Nothing is reported done before it has
+ * committed here. */
+#ifndef HSMCA_STORE_H
+#define HSMCA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "hsmca/err.h"
+#include "hsmca/serial.h"
+#include "hsmca/util.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+enum store_gen_kind {
+	STORE_GEN_ROOT,		/* a root whose key is in the token */
+	STORE_GEN_ISSUING,	/* a generation of the issuing CA */
+	STORE_GEN_KIND_MAX
+};
+
+enum store_gen_status {
+	STORE_GEN_PENDING,	/* key made, CSR out, certificate not imported */
+	STORE_GEN_ACTIVE,
+	STORE_GEN_INACTIVE,
+	STORE_GEN_REVOKED,
+	STORE_GEN_EXPIRED,
+	STORE_GEN_STATUS_MAX
+};
+
+enum store_cert_status {
+	STORE_CERT_RESERVED,	/* serial reserved, signature not yet recorded */
+	STORE_CERT_VALID,
+	STORE_CERT_REVOKED,
+	STORE_CERT_FAILED,	/* reserved serial whose issuance failed: never reused */
+	STORE_CERT_STATUS_MAX
+};
+
+struct store_generation {
+	int64_t			 id;
+	enum store_gen_kind	 kind;
+	int64_t			 parent_id;	/* 0: none (self-signed or external) */
+	enum store_gen_status	 status;
+	char			*subject;
+	char			*issuer;	/* NULL while pending */
+	char			 serial[SERIAL_HEX_MAX];
+	time_t			 not_before, not_after;
+	char			 sha1[UTIL_SHA1_HEX];
+	char			 sha256[UTIL_SHA256_HEX];
+	char			*key_uri;	/* PKCS#11 URI of the private key */
+	char			*key_type;	/* keytype_name() */
+	unsigned char		*cert_der;	/* NULL while pending */
+	size_t			 cert_der_len;
+	char			*chain_pem;	/* certificates above it, if external */
+	unsigned char		*csr_der;	/* for an external root to sign */
+	size_t			 csr_der_len;
+	time_t			 created_at;
+	time_t			 activate_at;	/* 0: not scheduled */
+	time_t			 revoked_at;
+	char			*revoke_reason;
+};
+
+struct store_cert {
+	int64_t			 id;
+	int64_t			 issuer_id;
+	char			 serial[SERIAL_HEX_MAX];
+	enum store_cert_status	 status;
+	char			*subject;
+	char			*sans;		/* "DNS:a,URI:b" */
+	time_t			 not_before, not_after;
+	char			 sha256[UTIL_SHA256_HEX];
+	char			*profile;
+	char			*requester;
+	char			 csr_sha256[UTIL_SHA256_HEX];
+	unsigned char		*der;
+	size_t			 der_len;
+	time_t			 created_at;
+	time_t			 revoked_at;
+	int			 revoke_reason;	/* CRLReason, -1 if none */
+};
+
+struct store_cert_filter {
+	int64_t		issuer_id;	/* 0: any */
+	int		status;		/* enum store_cert_status, -1: any */
+	int		expired;	/* 1: not_after < now, 0: not yet, -1: either */
+	time_t		now;
+	const char	*profile;	/* NULL: any */
+	int		limit;		/* 0: no limit */
+};
+
+const char	*store_gen_kind_name(enum store_gen_kind k);
+const char	*store_gen_status_name(enum store_gen_status s);
+int		 store_gen_status_parse(const char *s, enum store_gen_status *out);
+const char	*store_cert_status_name(enum store_cert_status s);
+int		 store_cert_status_parse(const char *s, enum store_cert_status *out);
+
+/* Open (creating if needed) and migrate to STORE_SCHEMA_VERSION. A store
+ * written by a newer version is refused. */
+int	store_open(const char *path, struct store **out, struct hsmca_err *e);
+void	store_close(struct store *st);
+int	store_schema_version(struct store *st);
+
+/* Explicit transactions, for callers grouping several writes (nesting is
+ * refused). Single calls below are each atomic on their own. */
+int	store_begin(struct store *st, struct hsmca_err *e);
+int	store_commit(struct store *st, struct hsmca_err *e);
+void	store_rollback(struct store *st);
+
+/* Generations. insert sets g->id. */
+int	store_insert_generation(struct store *st, struct store_generation *g,
+	    struct hsmca_err *e);
+/* Replace every mutable field of the row g->id (status, cert, issuer,
+ * serial, validity, thumbprints, chain, activate_at, revocation). */
+int	store_update_generation(struct store *st,
+	    const struct store_generation *g, struct hsmca_err *e);
+int	store_get_generation(struct store *st, int64_t id,
+	    struct store_generation *out, struct hsmca_err *e);
+/* By id ("3"), SHA-1 or SHA-256 thumbprint (hex, colons and case
+ * ignored). HSMCA_ERR_NOT_FOUND if nothing matches. */
+int	store_find_generation(struct store *st, const char *ref,
+	    struct store_generation *out, struct hsmca_err *e);
+/* The one active issuing generation; HSMCA_ERR_CA_STATE if none. */
+int	store_active_generation(struct store *st,
+	    struct store_generation *out, struct hsmca_err *e);
+/* All generations ordered by id; free with store_generations_free. */
+int	store_list_generations(struct store *st, struct store_generation **out,
+	    size_t *n, struct hsmca_err *e);
+void	store_generation_free_fields(struct store_generation *g);
+void	store_generations_free(struct store_generation *v, size_t n);
+
+/* Certificates. Issuance is two steps: reserve the serial (the intent,
+ * committed), then complete it with the signed DER (committed) or mark
+ * it failed. A serial is unique per issuer: reserving one twice returns
+ * HSMCA_ERR_EXISTS. */
+int	store_reserve_serial(struct store *st, int64_t issuer_id,
+	    const char *serial, const char *profile, const char *requester,
+	    const char *csr_sha256, time_t now, int64_t *cert_id,
+	    struct hsmca_err *e);
+/* c->id names the reserved row; fills status VALID and every field. */
+int	store_complete_cert(struct store *st, const struct store_cert *c,
+	    struct hsmca_err *e);
+int	store_fail_cert(struct store *st, int64_t cert_id,
+	    struct hsmca_err *e);
+/* issuer_id 0: any issuer (HSMCA_ERR_EXISTS, "ambiguous", if the serial
+ * is known under several). */
+int	store_get_cert(struct store *st, int64_t issuer_id, const char *serial,
+	    struct store_cert *out, struct hsmca_err *e);
+int	store_list_certs(struct store *st, const struct store_cert_filter *f,
+	    struct store_cert **out, size_t *n, struct hsmca_err *e);
+int	store_count_certs(struct store *st, const struct store_cert_filter *f,
+	    int64_t *count, struct hsmca_err *e);
+void	store_cert_free_fields(struct store_cert *c);
+void	store_certs_free(struct store_cert *v, size_t n);
+
+/* PRAGMA integrity_check: 0 if "ok". */
+int	store_integrity_check(struct store *st, struct hsmca_err *e);
+
+#endif

@@ -1,0 +1,42 @@
+/* util.h: small helpers shared by lib/, the CLI and the daemon. */
+#ifndef HSMCA_UTIL_H
+#define HSMCA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/x509.h>
+
+#include "hsmca/err.h"
+
+/* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
+int	util_read_file(const char *path, size_t max, unsigned char **out,
+	    size_t *outlen, struct hsmca_err *e);
+
+/* Write data to path atomically: a temporary file in the same directory,
+ * fsync, rename, fsync of the directory. mode applies to the new file. */
+int	util_write_file_atomic(const char *path, const void *data, size_t len,
+	    int mode, struct hsmca_err *e);
+
+/* Lowercase hex of len bytes into out (2*len+1 bytes). */
+void	util_hex(const unsigned char *in, size_t len, char *out);
+
+/* SHA-1 / SHA-256 thumbprints of a certificate as lowercase hex. */
+#define UTIL_SHA1_HEX	41
+#define UTIL_SHA256_HEX	65
+int	util_cert_sha1(const X509 *x, char out[UTIL_SHA1_HEX]);
+int	util_cert_sha256(const X509 *x, char out[UTIL_SHA256_HEX]);
+
+/* X509_NAME as an RFC 2253 string (malloc'd), or NULL. */
+char	*util_name_string(const X509_NAME *n);
+
+/* Wipe and free. */
+void	util_freezero(void *p, size_t len);
+
+/* Parse a duration "90d", "12h", "30m", "45s", "2y" (365 days) or plain
+ * seconds; returns 0 or -1. */
+int	util_parse_duration(const char *s, int64_t *secs);
+
+/* Format secs back to the largest exact unit ("90d"), into buf. */
+char	*util_format_duration(int64_t secs, char *buf, size_t len);
+
+#endif

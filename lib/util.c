@@ -1,0 +1,244 @@
+/* util.c: files, hex, thumbprints, durations. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "hsmca/util.h"
+
+int
+util_read_file(const char *path, size_t max, unsigned char **out,
+    size_t *outlen, struct hsmca_err *e)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t r;
+	int fd = -1, ret = HSMCA_ERR_IO;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		err_set(e, HSMCA_ERR_IO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		if (len == cap) {
+			unsigned char *nb;
+
+			cap = cap == 0 ? 4096 : cap * 2;
+			if ((nb = realloc(buf, cap + 1)) == NULL) {
+				ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+				goto out;
+			}
+			buf = nb;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			err_set(e, HSMCA_ERR_IO, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (len > max) {
+			err_set(e, HSMCA_ERR_IO, "%s: larger than %zu bytes",
+			    path, max);
+			goto out;
+		}
+	}
+	if (buf == NULL && (buf = malloc(1)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	buf = NULL;
+	ret = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	if (buf != NULL)
+		util_freezero(buf, cap + 1);
+	return ret;
+}
+
+int
+util_write_file_atomic(const char *path, const void *data, size_t len,
+    int mode, struct hsmca_err *e)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	const unsigned char *p = data;
+	int fd = -1, dfd = -1, ret = HSMCA_ERR_IO;
+	size_t off = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp) ||
+	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return err_set(e, HSMCA_ERR_ARG, "%s: path too long", path);
+	if ((fd = mkstemp(tmp)) == -1) {
+		err_set(e, HSMCA_ERR_IO, "%s: %s", tmp, strerror(errno));
+		return HSMCA_ERR_IO;
+	}
+	if (fchmod(fd, (mode_t)mode) == -1)
+		goto fail;
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1)
+			goto fail;
+		off += (size_t)w;
+	}
+	if (fsync(fd) == -1 || close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail:
+	err_set(e, HSMCA_ERR_IO, "%s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	return ret;
+}
+
+void
+util_hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0x0f];
+	}
+	out[2 * len] = '\0';
+}
+
+static int
+cert_digest(const X509 *x, const EVP_MD *md, char *out)
+{
+	unsigned char buf[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!X509_digest(x, md, buf, &n))
+		return -1;
+	util_hex(buf, n, out);
+	return 0;
+}
+
+int
+util_cert_sha1(const X509 *x, char out[UTIL_SHA1_HEX])
+{
+	return cert_digest(x, EVP_sha1(), out);
+}
+
+int
+util_cert_sha256(const X509 *x, char out[UTIL_SHA256_HEX])
+{
+	return cert_digest(x, EVP_sha256(), out);
+}
+
+char *
+util_name_string(const X509_NAME *n)
+{
+	BIO *b;
+	char *s = NULL;
+	long len;
+	char *data;
+
+	if (n == NULL || (b = BIO_new(BIO_s_mem())) == NULL)
+		return NULL;
+	if (X509_NAME_print_ex(b, n, 0,
+	    XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+		len = BIO_get_mem_data(b, &data);
+		if (len >= 0 && (s = malloc((size_t)len + 1)) != NULL) {
+			memcpy(s, data, (size_t)len);
+			s[len] = '\0';
+		}
+	}
+	BIO_free(b);
+	return s;
+}
+
+void
+util_freezero(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, len);
+	free(p);
+}
+
+int
+util_parse_duration(const char *s, int64_t *secs)
+{
+	char *end;
+	long long v;
+	int64_t mul = 1;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || v < 0)
+		return -1;
+	switch (*end) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		mul = 60;
+		break;
+	case 'h':
+		mul = 3600;
+		break;
+	case 'd':
+		mul = 86400;
+		break;
+	case 'y':
+		mul = 365 * 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v > INT64_MAX / mul)
+		return -1;
+	*secs = (int64_t)v * mul;
+	return 0;
+}
+
+char *
+util_format_duration(int64_t secs, char *buf, size_t len)
+{
+	if (secs != 0 && secs % 86400 == 0)
+		snprintf(buf, len, "%" PRId64 "d", secs / 86400);
+	else if (secs != 0 && secs % 3600 == 0)
+		snprintf(buf, len, "%" PRId64 "h", secs / 3600);
+	else if (secs != 0 && secs % 60 == 0)
+		snprintf(buf, len, "%" PRId64 "m", secs / 60);
+	else
+		snprintf(buf, len, "%" PRId64 "s", secs);
+	return buf;
+}
