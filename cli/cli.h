@@ -1,0 +1,75 @@
+/* cli.h: the hsmca command-line tool: one table of commands, one file
+ * per command group, one output layer for tables and JSON. */
+#ifndef HSMCA_CLI_H
+#define HSMCA_CLI_H
+
+#include <jansson.h>
+
+#include "hsmca/ca.h"
+#include "hsmca/config.h"
+#include "hsmca/err.h"
+#include "hsmca/hsm.h"
+#include "hsmca/store.h"
+
+/* Exit codes (documented in hsmca(1) and README). */
+#define CLI_EXIT_OK		0
+#define CLI_EXIT_FAIL		1	/* refused or failed; the message says why */
+#define CLI_EXIT_USAGE		2
+#define CLI_EXIT_NOT_FOUND	3
+#define CLI_EXIT_HSM		4	/* HSM unavailable or login refused */
+#define CLI_EXIT_STORE		5
+
+#define CLI_NEED_STORE	0x01
+#define CLI_NEED_HSM	0x02
+
+struct cli {
+	const char		*config_path;
+	int			 json;
+	struct config		*cfg;
+	struct store		*st;
+	struct hsm		*hsm;
+	struct ca_ctx		 ca;
+	struct hsmca_err	 err;
+};
+
+struct cli_cmd {
+	const char	*group;		/* "ca", "cert" ... or NULL */
+	const char	*name;
+	const char	*args;		/* usage after the command name */
+	const char	*summary;
+	const char	*help;		/* option lines, or NULL */
+	unsigned int	 needs;		/* CLI_NEED_* */
+	int		(*fn)(struct cli *, int, char **);
+};
+
+extern const struct cli_cmd cmd_ca_table[];
+extern const struct cli_cmd cmd_issue_table[];
+extern const struct cli_cmd cmd_cert_table[];
+extern const struct cli_cmd cmd_token_table[];
+extern const struct cli_cmd cmd_config_table[];
+
+/* Open what a command needs (store, HSM). */
+int	cli_open(struct cli *c, unsigned int needs);
+/* Print "hsmca: message" for an error and return the exit code. */
+int	cli_error(struct cli *c, int code);
+int	cli_errorx(struct cli *c, int exit_code, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+int	cli_usage(const struct cli_cmd *cmd);
+int	cli_exit_code(int errcode);
+
+/* Output: a list of objects as an aligned table, or a JSON array; one
+ * object as "key: value" lines, or a JSON object. */
+struct out_col {
+	const char	*key;		/* JSON member */
+	const char	*title;		/* column title / label */
+};
+void	out_list(const struct cli *c, json_t *rows, const struct out_col *cols);
+void	out_object(const struct cli *c, json_t *obj, const struct out_col *fields);
+/* Times as "YYYY-MM-DDTHH:MM:SSZ" strings. */
+json_t	*out_time(time_t t);
+
+/* Write data to path (0644) or stdout when path is NULL or "-". */
+int	cli_write_output(struct cli *c, const char *path, const void *data,
+	    size_t len);
+
+#endif

@@ -1,1 +1,380 @@
-/* placeholder */
+/* cmd-ca.c: hsmca ca init | import | import-cert | list | show | download */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "hsmca/clock.h"
+#include "hsmca/util.h"
+
+#include "cli.h"
+
+#define PEM_MAX	(1024 * 1024)
+
+static json_t *
+gen_json(const struct store_generation *g, time_t now)
+{
+	json_t *o = json_object();
+	const char *sigalg = NULL;
+	const unsigned char *p = g->cert_der;
+	X509 *x = NULL;
+
+	if (p != NULL && (x = d2i_X509(NULL, &p, (long)g->cert_der_len)) != NULL) {
+		const X509_ALGOR *alg;
+
+		X509_get0_signature(NULL, &alg, x);
+		sigalg = OBJ_nid2ln(OBJ_obj2nid(alg->algorithm));
+	}
+	json_object_set_new(o, "id", json_integer(g->id));
+	json_object_set_new(o, "kind", json_string(store_gen_kind_name(g->kind)));
+	json_object_set_new(o, "status", json_string(store_gen_status_name(
+	    ca_effective_status(g, now))));
+	json_object_set_new(o, "subject", json_string(g->subject ? g->subject : ""));
+	json_object_set_new(o, "issuer", g->issuer ? json_string(g->issuer) :
+	    json_null());
+	json_object_set_new(o, "serial", g->serial[0] ? json_string(g->serial) :
+	    json_null());
+	json_object_set_new(o, "not_before", out_time(g->not_before));
+	json_object_set_new(o, "not_after", out_time(g->not_after));
+	json_object_set_new(o, "sha1", g->sha1[0] ? json_string(g->sha1) :
+	    json_null());
+	json_object_set_new(o, "sha256", g->sha256[0] ? json_string(g->sha256) :
+	    json_null());
+	json_object_set_new(o, "signature_algorithm", sigalg ?
+	    json_string(sigalg) : json_null());
+	json_object_set_new(o, "key_type", json_string(g->key_type ? g->key_type : ""));
+	json_object_set_new(o, "key_uri", json_string(g->key_uri ? g->key_uri : ""));
+	json_object_set_new(o, "parent", g->parent_id ? json_integer(g->parent_id) :
+	    json_null());
+	json_object_set_new(o, "created", out_time(g->created_at));
+	json_object_set_new(o, "activated", out_time(g->activate_at));
+	X509_free(x);
+	return o;
+}
+
+static int
+read_text(struct cli *c, const char *path, char **out)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	if ((ret = util_read_file(path, PEM_MAX, &buf, &len, &c->err)) != 0)
+		return cli_error(c, ret);
+	*out = (char *)buf;
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_ca_init(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "self-signed", no_argument, NULL, 's' },
+		{ "external", no_argument, NULL, 'x' },
+		{ "csr-out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+	enum ca_init_mode mode = CA_INIT_ROOT_IN_HSM;
+	struct ca_init_result r;
+	const char *csr_out = NULL;
+	json_t *o;
+	int ch, ret;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			mode = CA_INIT_SELF_SIGNED;
+			break;
+		case 'x':
+			mode = CA_INIT_EXTERNAL;
+			break;
+		case 'o':
+			csr_out = optarg;
+			break;
+		default:
+			return cli_usage(&cmd_ca_table[0]);
+		}
+	}
+	if (optind != argc || (csr_out != NULL) != (mode == CA_INIT_EXTERNAL))
+		return cli_usage(&cmd_ca_table[0]);
+	if ((ret = ca_init(&c->ca, mode, clock_now(), &r, &c->err)) != 0)
+		return cli_error(c, ret);
+	if (r.csr_pem != NULL &&
+	    (ret = util_write_file_atomic(csr_out, r.csr_pem, strlen(r.csr_pem),
+	    0644, &c->err)) != 0) {
+		ca_init_result_free(&r);
+		return cli_error(c, ret);
+	}
+	o = json_object();
+	json_object_set_new(o, "generation", json_integer(r.gen_id));
+	json_object_set_new(o, "root", r.root_id ? json_integer(r.root_id) :
+	    json_null());
+	json_object_set_new(o, "status", json_string(r.csr_pem ? "pending" :
+	    "active"));
+	if (c->json)
+		out_object(c, o, NULL);
+	else if (r.csr_pem != NULL)
+		printf("CA generation %lld created, pending: the key is in the "
+		    "token; get %s signed by your root, then run\n"
+		    "  hsmca ca import-cert --cert SIGNED.pem\n",
+		    (long long)r.gen_id, csr_out);
+	else
+		printf("CA generation %lld created and active%s\n",
+		    (long long)r.gen_id, r.root_id ? " (signed by the root "
+		    "in the token)" : " (self-signed)");
+	json_decref(o);
+	ca_init_result_free(&r);
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_ca_import_cert(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cert", required_argument, NULL, 'c' },
+		{ "gen", required_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *cert = NULL;
+	char *pem = NULL;
+	long long gen = 0;
+	int64_t id = 0;
+	int ch, ret;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cert = optarg;
+			break;
+		case 'g':
+			gen = strtoll(optarg, NULL, 10);
+			break;
+		default:
+			return cli_usage(&cmd_ca_table[2]);
+		}
+	}
+	if (cert == NULL || optind != argc)
+		return cli_usage(&cmd_ca_table[2]);
+	if ((ret = read_text(c, cert, &pem)) != CLI_EXIT_OK)
+		return ret;
+	ret = ca_import_cert(&c->ca, gen, pem, clock_now(), &id, &c->err);
+	free(pem);
+	if (ret != 0)
+		return cli_error(c, ret);
+	printf("CA generation %lld now has its certificate\n", (long long)id);
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_ca_import(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "cert", required_argument, NULL, 'c' },
+		{ "passphrase-source", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *key = NULL, *cert = NULL, *pass = NULL;
+	unsigned char *keybuf = NULL;
+	size_t keylen = 0;
+	char *pem = NULL;
+	int64_t id = 0;
+	int ch, ret;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k':
+			key = optarg;
+			break;
+		case 'c':
+			cert = optarg;
+			break;
+		case 'p':
+			pass = optarg;
+			break;
+		default:
+			return cli_usage(&cmd_ca_table[1]);
+		}
+	}
+	if (key == NULL || cert == NULL || optind != argc)
+		return cli_usage(&cmd_ca_table[1]);
+	if ((ret = read_text(c, cert, &pem)) != CLI_EXIT_OK)
+		return ret;
+	if ((ret = util_read_file(key, PEM_MAX, &keybuf, &keylen,
+	    &c->err)) != 0) {
+		free(pem);
+		return cli_error(c, ret);
+	}
+	ret = ca_import(&c->ca, (char *)keybuf, keylen, pass, pem, clock_now(),
+	    &id, &c->err);
+	util_freezero(keybuf, keylen);
+	free(pem);
+	if (ret != 0)
+		return cli_error(c, ret);
+	printf("CA generation %lld imported; its key is now in token '%s' "
+	    "(sensitive, not extractable). Destroy %s.\n", (long long)id,
+	    hsm_token_label(c->hsm), key);
+	return CLI_EXIT_OK;
+}
+
+static const struct out_col gen_cols[] = {
+	{ "id", "ID" }, { "kind", "KIND" }, { "status", "STATUS" },
+	{ "not_before", "NOT BEFORE" }, { "not_after", "NOT AFTER" },
+	{ "sha1", "SHA-1" }, { "subject", "SUBJECT" }, { NULL, NULL }
+};
+
+static const struct out_col gen_fields[] = {
+	{ "id", "Generation" }, { "kind", "Kind" }, { "status", "Status" },
+	{ "subject", "Subject" }, { "issuer", "Issuer" },
+	{ "serial", "Serial" }, { "not_before", "Not before" },
+	{ "not_after", "Not after" },
+	{ "signature_algorithm", "Signature algorithm" },
+	{ "sha1", "SHA-1 thumbprint" }, { "sha256", "SHA-256 thumbprint" },
+	{ "key_type", "Key type" }, { "key_uri", "Key" },
+	{ "parent", "Parent" }, { "created", "Created" },
+	{ "activated", "Activated" }, { NULL, NULL }
+};
+
+static int
+cmd_ca_list(struct cli *c, int argc, char **argv)
+{
+	struct store_generation *v = NULL;
+	size_t n = 0;
+	time_t now = clock_now();
+	json_t *rows;
+	int ret;
+
+	if (argc != 1)
+		return cli_usage(&cmd_ca_table[3]);
+	if ((ret = store_list_generations(c->st, &v, &n, &c->err)) != 0)
+		return cli_error(c, ret);
+	rows = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(rows, gen_json(&v[i], now));
+	out_list(c, rows, gen_cols);
+	json_decref(rows);
+	store_generations_free(v, n);
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_ca_show(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pem", no_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct store_generation g;
+	json_t *o;
+	char *pem = NULL;
+	int ch, ret, with_pem = 0;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'p')
+			return cli_usage(&cmd_ca_table[4]);
+		with_pem = 1;
+	}
+	if (optind + 1 != argc)
+		return cli_usage(&cmd_ca_table[4]);
+	memset(&g, 0, sizeof(g));
+	if ((ret = store_find_generation(c->st, argv[optind], &g, &c->err)) != 0)
+		return cli_error(c, ret);
+	o = gen_json(&g, clock_now());
+	if (g.cert_der != NULL && ca_pem(&c->ca, &g, 0, &pem, NULL) == 0)
+		json_object_set_new(o, "pem", json_string(pem));
+	out_object(c, o, gen_fields);
+	if (with_pem && !c->json && pem != NULL)
+		fputs(pem, stdout);
+	free(pem);
+	json_decref(o);
+	store_generation_free_fields(&g);
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_ca_download(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "chain", no_argument, NULL, 'c' },
+		{ "der", no_argument, NULL, 'd' },
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct store_generation g;
+	const char *out = NULL;
+	char *pem = NULL;
+	int ch, ret, chain = 0, der = 0;
+
+	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			chain = 1;
+			break;
+		case 'd':
+			der = 1;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		default:
+			return cli_usage(&cmd_ca_table[5]);
+		}
+	}
+	if (optind + 1 != argc || (der && chain))
+		return cli_usage(&cmd_ca_table[5]);
+	memset(&g, 0, sizeof(g));
+	if ((ret = store_find_generation(c->st, argv[optind], &g, &c->err)) != 0)
+		return cli_error(c, ret);
+	if (der) {
+		if (g.cert_der == NULL) {
+			store_generation_free_fields(&g);
+			return cli_errorx(c, CLI_EXIT_FAIL, "generation %lld has "
+			    "no certificate yet", (long long)g.id);
+		}
+		ret = cli_write_output(c, out, g.cert_der, g.cert_der_len);
+	} else if ((ret = ca_pem(&c->ca, &g, chain, &pem, &c->err)) != 0)
+		ret = cli_error(c, ret);
+	else
+		ret = cli_write_output(c, out, pem, strlen(pem));
+	free(pem);
+	store_generation_free_fields(&g);
+	return ret;
+}
+
+const struct cli_cmd cmd_ca_table[] = {
+	{ "ca", "init", "[--self-signed | --external --csr-out FILE]",
+	  "create the first CA generation with keys generated in the token",
+	  "  (default)          a root key and an issuing CA key in the token;\n"
+	  "                     the root signs the issuing CA\n"
+	  "  --self-signed      one self-signed issuing CA (labs)\n"
+	  "  --external         the issuing key in the token, its CSR written to\n"
+	  "  --csr-out FILE     FILE for an outside root; then `ca import-cert`\n",
+	  CLI_NEED_STORE | CLI_NEED_HSM, cmd_ca_init },
+	{ "ca", "import", "--key FILE --cert FILE [--passphrase-source SRC]",
+	  "import an existing CA key and certificate into the token",
+	  "  --key FILE                PEM private key (encrypted or not)\n"
+	  "  --cert FILE               its certificate, then its chain to the root\n"
+	  "  --passphrase-source SRC   file:PATH or env:NAME holding the passphrase\n",
+	  CLI_NEED_STORE | CLI_NEED_HSM, cmd_ca_import },
+	{ "ca", "import-cert", "--cert FILE [--gen ID]",
+	  "import the certificate an outside root signed for a pending generation",
+	  "  --cert FILE   the certificate, followed by its chain to the root\n"
+	  "  --gen ID      the pending generation (default: the only one)\n",
+	  CLI_NEED_STORE | CLI_NEED_HSM, cmd_ca_import_cert },
+	{ "ca", "list", "", "list CA generations", NULL,
+	  CLI_NEED_STORE, cmd_ca_list },
+	{ "ca", "show", "[--pem] ID|THUMBPRINT", "show one CA generation",
+	  "  --pem   also print the certificate\n",
+	  CLI_NEED_STORE, cmd_ca_show },
+	{ "ca", "download", "[--chain | --der] [--out FILE] ID|THUMBPRINT",
+	  "write a CA generation's certificate (PEM, or DER for .cer)",
+	  "  --chain      append the chain up to the root\n"
+	  "  --der        DER instead of PEM\n"
+	  "  --out FILE   write to FILE instead of standard output\n",
+	  CLI_NEED_STORE, cmd_ca_download },
+	{ NULL, NULL, NULL, NULL, NULL, 0, NULL }
+};

@@ -1,1 +1,206 @@
-/* placeholder */
+/* cmd-cert.c: hsmca cert list | cert show */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+#include "hsmca/clock.h"
+#include "hsmca/serial.h"
+
+#include "cli.h"
+
+static json_t *
+cert_json(const struct store_cert *r, time_t now)
+{
+	json_t *o = json_object();
+	const char *status = store_cert_status_name(r->status);
+
+	if (r->status == STORE_CERT_VALID && r->not_after < now)
+		status = "expired";
+	json_object_set_new(o, "serial", json_string(r->serial));
+	json_object_set_new(o, "issuer", json_integer(r->issuer_id));
+	json_object_set_new(o, "status", json_string(status));
+	json_object_set_new(o, "subject", json_string(r->subject ? r->subject : ""));
+	json_object_set_new(o, "san", json_string(r->sans ? r->sans : ""));
+	json_object_set_new(o, "not_before", out_time(r->not_before));
+	json_object_set_new(o, "not_after", out_time(r->not_after));
+	json_object_set_new(o, "profile", json_string(r->profile ? r->profile : ""));
+	json_object_set_new(o, "requester", json_string(r->requester ?
+	    r->requester : ""));
+	json_object_set_new(o, "sha256", r->sha256[0] ? json_string(r->sha256) :
+	    json_null());
+	json_object_set_new(o, "issued", out_time(r->created_at));
+	if (r->status == STORE_CERT_REVOKED) {
+		json_object_set_new(o, "revoked", out_time(r->revoked_at));
+		json_object_set_new(o, "revocation_reason",
+		    json_integer(r->revoke_reason));
+	}
+	return o;
+}
+
+static int
+cmd_cert_list(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "issuer", required_argument, NULL, 'i' },
+		{ "status", required_argument, NULL, 's' },
+		{ "profile", required_argument, NULL, 'p' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const struct out_col cols[] = {
+		{ "serial", "SERIAL" }, { "issuer", "GEN" },
+		{ "status", "STATUS" }, { "profile", "PROFILE" },
+		{ "not_after", "NOT AFTER" }, { "subject", "SUBJECT" },
+		{ NULL, NULL }
+	};
+	struct store_cert_filter f;
+	struct store_cert *v = NULL;
+	struct store_generation g;
+	enum store_cert_status s;
+	size_t n = 0;
+	json_t *rows;
+	int ch, ret;
+
+	memset(&f, 0, sizeof(f));
+	f.status = -1;
+	f.expired = -1;
+	f.now = clock_now();
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'i':
+			memset(&g, 0, sizeof(g));
+			if ((ret = store_find_generation(c->st, optarg, &g,
+			    &c->err)) != 0)
+				return cli_error(c, ret);
+			f.issuer_id = g.id;
+			store_generation_free_fields(&g);
+			break;
+		case 's':
+			if (strcmp(optarg, "expired") == 0) {
+				f.status = STORE_CERT_VALID;
+				f.expired = 1;
+			} else if (store_cert_status_parse(optarg, &s) == 0) {
+				f.status = (int)s;
+				if (s == STORE_CERT_VALID)
+					f.expired = 0;
+			} else
+				return cli_errorx(c, CLI_EXIT_USAGE, "unknown "
+				    "status '%s' (valid, expired, revoked, "
+				    "reserved, failed)", optarg);
+			break;
+		case 'p':
+			f.profile = optarg;
+			break;
+		case 'l':
+			f.limit = atoi(optarg);
+			break;
+		default:
+			return cli_usage(&cmd_cert_table[0]);
+		}
+	}
+	if (optind != argc)
+		return cli_usage(&cmd_cert_table[0]);
+	if ((ret = store_list_certs(c->st, &f, &v, &n, &c->err)) != 0)
+		return cli_error(c, ret);
+	rows = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(rows, cert_json(&v[i], f.now));
+	out_list(c, rows, cols);
+	json_decref(rows);
+	store_certs_free(v, n);
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_cert_show(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "issuer", required_argument, NULL, 'i' },
+		{ "pem", no_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const struct out_col fields[] = {
+		{ "serial", "Serial" }, { "issuer", "Issuer generation" },
+		{ "status", "Status" }, { "subject", "Subject" },
+		{ "san", "Subject alt names" }, { "not_before", "Not before" },
+		{ "not_after", "Not after" }, { "profile", "Profile" },
+		{ "requester", "Requester" }, { "sha256", "SHA-256" },
+		{ "issued", "Issued" }, { "revoked", "Revoked" },
+		{ "revocation_reason", "Reason" }, { NULL, NULL }
+	};
+	struct store_cert r;
+	struct store_generation g;
+	char serial[SERIAL_HEX_MAX];
+	int64_t issuer = 0;
+	json_t *o;
+	int ch, ret, pem = 0;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'i':
+			memset(&g, 0, sizeof(g));
+			if ((ret = store_find_generation(c->st, optarg, &g,
+			    &c->err)) != 0)
+				return cli_error(c, ret);
+			issuer = g.id;
+			store_generation_free_fields(&g);
+			break;
+		case 'p':
+			pem = 1;
+			break;
+		default:
+			return cli_usage(&cmd_cert_table[1]);
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage(&cmd_cert_table[1]);
+	if (serial_normalize(argv[optind], serial) != 0)
+		return cli_errorx(c, CLI_EXIT_USAGE, "'%s' is not a serial "
+		    "number (hex, at most 20 octets)", argv[optind]);
+	memset(&r, 0, sizeof(r));
+	if ((ret = store_get_cert(c->st, issuer, serial, &r, &c->err)) != 0)
+		return cli_error(c, ret);
+	o = cert_json(&r, clock_now());
+	if (r.der != NULL) {
+		const unsigned char *p = r.der;
+		X509 *x = d2i_X509(NULL, &p, (long)r.der_len);
+		BIO *b = BIO_new(BIO_s_mem());
+		char *data;
+		long n;
+
+		if (x != NULL && b != NULL && PEM_write_bio_X509(b, x)) {
+			n = BIO_get_mem_data(b, &data);
+			json_object_set_new(o, "pem", json_stringn(data,
+			    (size_t)n));
+		}
+		X509_free(x);
+		BIO_free(b);
+	}
+	out_object(c, o, fields);
+	if (pem && !c->json && json_object_get(o, "pem") != NULL)
+		fputs(json_string_value(json_object_get(o, "pem")), stdout);
+	json_decref(o);
+	store_cert_free_fields(&r);
+	return CLI_EXIT_OK;
+}
+
+const struct cli_cmd cmd_cert_table[] = {
+	{ "cert", "list", "[--issuer ID] [--status S] [--profile P] [--limit N]",
+	  "list issued certificates",
+	  "  --issuer ID   only those of one CA generation (id or thumbprint)\n"
+	  "  --status S    valid, expired, revoked, reserved or failed\n"
+	  "  --profile P   only those of one profile\n"
+	  "  --limit N     at most N rows\n",
+	  CLI_NEED_STORE, cmd_cert_list },
+	{ "cert", "show", "[--issuer ID] [--pem] SERIAL",
+	  "show one issued certificate",
+	  "  --issuer ID   the generation, when a serial is known under several\n"
+	  "  --pem         also print the certificate\n",
+	  CLI_NEED_STORE, cmd_cert_show },
+	{ NULL, NULL, NULL, NULL, NULL, 0, NULL }
+};

@@ -1,1 +1,701 @@
-/* placeholder */
+/* ca.c: CA generations: creation in the token, import, chains. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "hsmca/ca.h"
+#include "hsmca/clock.h"
+#include "hsmca/lint.h"
+#include "hsmca/serial.h"
+#include "hsmca/util.h"
+
+#define CA_BACKDATE	300	/* seconds of clock skew tolerated */
+#define CA_PEM_MAX	(1024 * 1024)
+
+enum store_gen_status
+ca_effective_status(const struct store_generation *g, time_t now)
+{
+	if ((g->status == STORE_GEN_ACTIVE || g->status == STORE_GEN_INACTIVE) &&
+	    g->cert_der != NULL && g->not_after < now)
+		return STORE_GEN_EXPIRED;
+	return g->status;
+}
+
+/* Fill the certificate fields of a generation record from cert. */
+static int
+gen_fill_cert(struct store_generation *g, const X509 *cert,
+    struct hsmca_err *e)
+{
+	unsigned char *der = NULL;
+	int len;
+
+	free(g->subject);
+	free(g->issuer);
+	free(g->cert_der);
+	g->cert_der = NULL;
+	g->subject = util_name_string(X509_get_subject_name(cert));
+	g->issuer = util_name_string(X509_get_issuer_name(cert));
+	g->not_before = issue_asn1_time(X509_get0_notBefore(cert));
+	g->not_after = issue_asn1_time(X509_get0_notAfter(cert));
+	if (g->subject == NULL || g->issuer == NULL ||
+	    serial_to_hex(X509_get0_serialNumber(cert), g->serial) != 0 ||
+	    util_cert_sha1(cert, g->sha1) != 0 ||
+	    util_cert_sha256(cert, g->sha256) != 0 ||
+	    (len = i2d_X509(cert, &der)) <= 0)
+		return err_set(e, HSMCA_ERR_INTERNAL,
+		    "cannot describe the CA certificate");
+	if ((g->cert_der = malloc((size_t)len)) == NULL) {
+		OPENSSL_free(der);
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	}
+	memcpy(g->cert_der, der, (size_t)len);
+	g->cert_der_len = (size_t)len;
+	OPENSSL_free(der);
+	return 0;
+}
+
+/* A CA certificate for pub, signed by signkey (issuer NULL: self-signed).
+ * pathlen -1 leaves the path length open. */
+static int
+ca_make_cert(struct ca_ctx *c, const char *subject, EVP_PKEY *pub,
+    EVP_PKEY *signkey, const X509 *issuer, int64_t validity, int pathlen,
+    time_t now, X509 **out, struct hsmca_err *e)
+{
+	X509 *tbs = NULL;
+	X509_NAME *name = NULL;
+	ASN1_INTEGER *serial = NULL;
+	X509V3_CTX v3;
+	X509_EXTENSION *ext = NULL;
+	char hex[SERIAL_HEX_MAX], bc[64];
+	time_t nb = now - CA_BACKDATE, na = now + (time_t)validity;
+	int ret = HSMCA_ERR_INTERNAL;
+
+	*out = NULL;
+	if (issuer != NULL) {
+		time_t inb = issue_asn1_time(X509_get0_notBefore(issuer));
+		time_t ina = issue_asn1_time(X509_get0_notAfter(issuer));
+
+		if (now < inb || now > ina)
+			return err_set(e, HSMCA_ERR_CA_STATE,
+			    "the root is not valid now");
+		/* Never outlive the issuer. */
+		if (na > ina)
+			na = ina;
+		if (nb < inb)
+			nb = inb;
+	}
+	if ((ret = util_parse_name(subject, &name, e)) != 0)
+		goto out;
+	ret = HSMCA_ERR_INTERNAL;
+	if ((ret = serial_generate(&serial, hex, e)) != 0)
+		goto out;
+	ret = HSMCA_ERR_INTERNAL;
+	if ((tbs = X509_new()) == NULL ||
+	    !X509_set_version(tbs, X509_VERSION_3) ||
+	    !X509_set_serialNumber(tbs, serial) ||
+	    !X509_set_subject_name(tbs, name) ||
+	    !X509_set_issuer_name(tbs, issuer != NULL ?
+	    X509_get_subject_name(issuer) : name) ||
+	    X509_time_adj_ex(X509_getm_notBefore(tbs), 0, 0, &nb) == NULL ||
+	    X509_time_adj_ex(X509_getm_notAfter(tbs), 0, 0, &na) == NULL ||
+	    !X509_set_pubkey(tbs, pub)) {
+		err_set_ssl(e, ret, "cannot build the CA certificate");
+		goto out;
+	}
+	X509V3_set_ctx(&v3, NULL, tbs, NULL, NULL, 0);
+	if (pathlen >= 0)
+		snprintf(bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", pathlen);
+	else
+		snprintf(bc, sizeof(bc), "critical,CA:TRUE");
+	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+	    bc)) == NULL || !X509_add_ext(tbs, ext, -1)) {
+		err_set_ssl(e, ret, "basicConstraints");
+		goto out;
+	}
+	X509_EXTENSION_free(ext);
+	/* digitalSignature lets the CA key sign OCSP responses itself. */
+	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
+	    "critical,keyCertSign,cRLSign,digitalSignature")) == NULL ||
+	    !X509_add_ext(tbs, ext, -1)) {
+		err_set_ssl(e, ret, "keyUsage");
+		goto out;
+	}
+	if ((ret = issue_add_identifiers(tbs, issuer, NULL, NULL, e)) != 0)
+		goto out;
+	if ((ret = lint_presign(tbs, issuer != NULL ? issuer : tbs, NULL,
+	    e)) != 0)
+		goto out;
+	ret = issue_sign(c->hsm, tbs, signkey, keytype_digest_for(signkey),
+	    issuer, out, e);
+out:
+	X509_EXTENSION_free(ext);
+	X509_NAME_free(name);
+	ASN1_INTEGER_free(serial);
+	X509_free(tbs);
+	return ret;
+}
+
+static void
+key_label(char *buf, size_t len, const char *what, time_t now)
+{
+	char ts[32];
+	unsigned char rnd[3];
+	char rhex[7];
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0, sizeof(rnd));
+	util_hex(rnd, sizeof(rnd), rhex);
+	snprintf(buf, len, "hsmca-%s-%s-%s", what, ts, rhex);
+}
+
+static int
+existing_issuing(struct ca_ctx *c, struct hsmca_err *e)
+{
+	struct store_generation *v = NULL;
+	size_t n = 0;
+	int ret, found = 0;
+
+	if ((ret = store_list_generations(c->st, &v, &n, e)) != 0)
+		return ret;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].kind == STORE_GEN_ISSUING &&
+		    v[i].status != STORE_GEN_REVOKED)
+			found = 1;
+	store_generations_free(v, n);
+	if (found)
+		return err_set(e, HSMCA_ERR_EXISTS, "the CA is already "
+		    "initialized (see `hsmca ca list`)");
+	return 0;
+}
+
+static int
+make_csr(struct ca_ctx *c, const char *subject, struct hsm_key *k,
+    char **pem, unsigned char **der, size_t *der_len, struct hsmca_err *e)
+{
+	X509_REQ *req = NULL;
+	X509_NAME *name = NULL;
+	BIO *b = NULL;
+	unsigned char *d = NULL;
+	char *data;
+	long n;
+	int len, ok, ret;
+
+	if ((ret = util_parse_name(subject, &name, e)) != 0)
+		return ret;
+	ret = HSMCA_ERR_INTERNAL;
+	if ((req = X509_REQ_new()) == NULL ||
+	    !X509_REQ_set_version(req, 0) ||
+	    !X509_REQ_set_subject_name(req, name) ||
+	    !X509_REQ_set_pubkey(req, hsm_key_public(k)))
+		goto out;
+	hsm_sign_enter(c->hsm);
+	ok = X509_REQ_sign(req, hsm_key_private(k),
+	    keytype_digest_for(hsm_key_public(k)));
+	hsm_sign_leave(c->hsm);
+	if (ok <= 0) {
+		ret = err_set_ssl(e, HSMCA_ERR_HSM, "the HSM did not sign the CSR");
+		goto out;
+	}
+	if ((b = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_X509_REQ(b, req) ||
+	    (len = i2d_X509_REQ(req, &d)) <= 0)
+		goto out;
+	n = BIO_get_mem_data(b, &data);
+	if ((*pem = strndup(data, (size_t)n)) == NULL ||
+	    (*der = malloc((size_t)len)) == NULL)
+		goto out;
+	memcpy(*der, d, (size_t)len);
+	*der_len = (size_t)len;
+	ret = 0;
+out:
+	if (ret == HSMCA_ERR_INTERNAL)
+		err_set_ssl(e, ret, "cannot build the CA's CSR");
+	OPENSSL_free(d);
+	BIO_free(b);
+	X509_REQ_free(req);
+	X509_NAME_free(name);
+	return ret;
+}
+
+int
+ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
+    struct ca_init_result *out, struct hsmca_err *e)
+{
+	const struct config_ca *cc = &c->cfg->ca;
+	struct hsm_key *root_key = NULL, *key = NULL;
+	X509 *root = NULL, *cert = NULL;
+	struct store_generation rg, g;
+	char label[96];
+	int ret, in_tx = 0;
+
+	memset(out, 0, sizeof(*out));
+	memset(&rg, 0, sizeof(rg));
+	memset(&g, 0, sizeof(g));
+	if ((ret = existing_issuing(c, e)) != 0)
+		return ret;
+
+	/* Keys and certificates first; the store records them in one
+	 * transaction; on any failure the new keys leave the token again. */
+	if (mode == CA_INIT_ROOT_IN_HSM) {
+		key_label(label, sizeof(label), "root", now);
+		if ((ret = hsm_generate_key(c->hsm, cc->root_key_type, label,
+		    &root_key, e)) != 0)
+			goto out;
+		if ((ret = ca_make_cert(c, cc->root_subject,
+		    hsm_key_public(root_key), hsm_key_private(root_key), NULL,
+		    cc->root_validity, -1, now, &root, e)) != 0)
+			goto out;
+	}
+	key_label(label, sizeof(label), "ca", now);
+	if ((ret = hsm_generate_key(c->hsm, cc->key_type, label, &key, e)) != 0)
+		goto out;
+
+	g.kind = STORE_GEN_ISSUING;
+	g.key_uri = (char *)(uintptr_t)hsm_key_uri(key);
+	g.key_type = (char *)(uintptr_t)keytype_name(cc->key_type);
+	g.created_at = now;
+	switch (mode) {
+	case CA_INIT_ROOT_IN_HSM:
+		/* pathlen 1: edge-ca certificates (pathlen 0) sit below. */
+		if ((ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
+		    hsm_key_private(root_key), root, cc->validity, 1, now,
+		    &cert, e)) != 0)
+			goto out;
+		break;
+	case CA_INIT_SELF_SIGNED:
+		if ((ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
+		    hsm_key_private(key), NULL, cc->validity, 1, now, &cert,
+		    e)) != 0)
+			goto out;
+		break;
+	case CA_INIT_EXTERNAL:
+		if ((ret = make_csr(c, cc->subject, key, &out->csr_pem,
+		    &g.csr_der, &g.csr_der_len, e)) != 0)
+			goto out;
+		g.status = STORE_GEN_PENDING;
+		if ((g.subject = strdup(cc->subject)) == NULL) {
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+		break;
+	default:
+		ret = err_set(e, HSMCA_ERR_ARG, "unknown init mode");
+		goto out;
+	}
+	if (cert != NULL) {
+		if ((ret = gen_fill_cert(&g, cert, e)) != 0)
+			goto out;
+		g.status = STORE_GEN_ACTIVE;
+		g.activate_at = now;
+	}
+
+	if ((ret = store_begin(c->st, e)) != 0)
+		goto out;
+	in_tx = 1;
+	if (root != NULL) {
+		rg.kind = STORE_GEN_ROOT;
+		rg.status = STORE_GEN_ACTIVE;
+		rg.key_uri = (char *)(uintptr_t)hsm_key_uri(root_key);
+		rg.key_type = (char *)(uintptr_t)keytype_name(cc->root_key_type);
+		rg.created_at = now;
+		rg.activate_at = now;
+		if ((ret = gen_fill_cert(&rg, root, e)) != 0 ||
+		    (ret = store_insert_generation(c->st, &rg, e)) != 0)
+			goto out;
+		g.parent_id = rg.id;
+		out->root_id = rg.id;
+	}
+	if ((ret = store_insert_generation(c->st, &g, e)) != 0)
+		goto out;
+	if ((ret = store_commit(c->st, e)) != 0)
+		goto out;
+	in_tx = 0;
+	out->gen_id = g.id;
+	ret = 0;
+out:
+	if (in_tx)
+		store_rollback(c->st);
+	if (ret != 0) {
+		if (key != NULL)
+			(void)hsm_destroy_key(c->hsm, key, NULL);
+		if (root_key != NULL)
+			(void)hsm_destroy_key(c->hsm, root_key, NULL);
+		free(out->csr_pem);
+		out->csr_pem = NULL;
+	}
+	/* key_uri and key_type point into key objects and static names. */
+	rg.key_uri = g.key_uri = NULL;
+	rg.key_type = g.key_type = NULL;
+	store_generation_free_fields(&rg);
+	store_generation_free_fields(&g);
+	X509_free(root);
+	X509_free(cert);
+	hsm_key_free(root_key);
+	hsm_key_free(key);
+	return ret;
+}
+
+void
+ca_init_result_free(struct ca_init_result *r)
+{
+	free(r->csr_pem);
+	r->csr_pem = NULL;
+}
+
+/* Read every certificate of a PEM text. */
+static int
+pem_certs(const char *pem, STACK_OF(X509) **out, struct hsmca_err *e)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+
+	*out = NULL;
+	if (sk == NULL || b == NULL) {
+		sk_X509_free(sk);
+		BIO_free(b);
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(sk, x);
+	ERR_clear_error();
+	BIO_free(b);
+	if (sk_X509_num(sk) == 0) {
+		sk_X509_free(sk);
+		return err_set(e, HSMCA_ERR_ARG, "no PEM certificate found");
+	}
+	*out = sk;
+	return 0;
+}
+
+/* cert must be a CA certificate; with a chain, it must verify up to a
+ * self-signed certificate of that chain at time now. Returns the chain
+ * above cert as PEM (malloc'd; NULL when empty). */
+static int
+check_ca_chain(const X509 *cert, STACK_OF(X509) *all, time_t now,
+    char **chain_pem, struct hsmca_err *e)
+{
+	X509_STORE *xs = NULL;
+	X509_STORE_CTX *xc = NULL;
+	STACK_OF(X509) *untrusted = NULL;
+	BIO *b = NULL;
+	char *data;
+	long n;
+	int ret = HSMCA_ERR_ARG, nroots = 0;
+
+	*chain_pem = NULL;
+	if (X509_check_ca((X509 *)(uintptr_t)cert) != 1 ||
+	    !(X509_get_key_usage((X509 *)(uintptr_t)cert) & KU_KEY_CERT_SIGN))
+		return err_set(e, ret, "the certificate is not a CA "
+		    "certificate (needs CA:TRUE and keyCertSign)");
+	if (sk_X509_num(all) <= 1) {
+		/* Self-signed: it is its own chain. */
+		if (X509_check_issued((X509 *)(uintptr_t)cert,
+		    (X509 *)(uintptr_t)cert) != X509_V_OK)
+			return err_set(e, ret, "the certificate is not "
+			    "self-signed: give its chain up to the root");
+		return 0;
+	}
+	if ((xs = X509_STORE_new()) == NULL ||
+	    (untrusted = sk_X509_new_null()) == NULL ||
+	    (xc = X509_STORE_CTX_new()) == NULL ||
+	    (b = BIO_new(BIO_s_mem())) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	for (int i = 1; i < sk_X509_num(all); i++) {
+		X509 *x = sk_X509_value(all, i);
+
+		if (X509_check_issued(x, x) == X509_V_OK) {
+			X509_STORE_add_cert(xs, x);
+			nroots++;
+		} else
+			sk_X509_push(untrusted, x);
+		PEM_write_bio_X509(b, x);
+	}
+	if (nroots == 0) {
+		err_set(e, ret, "the chain does not end in a self-signed root");
+		goto out;
+	}
+	if (!X509_STORE_CTX_init(xc, xs, (X509 *)(uintptr_t)cert, untrusted))
+		goto out;
+	X509_STORE_CTX_set_time(xc, 0, now);
+	if (X509_verify_cert(xc) != 1) {
+		err_set(e, ret, "the CA certificate does not verify against "
+		    "its chain: %s", X509_verify_cert_error_string(
+		    X509_STORE_CTX_get_error(xc)));
+		goto out;
+	}
+	n = BIO_get_mem_data(b, &data);
+	if ((*chain_pem = strndup(data, (size_t)n)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	ret = 0;
+out:
+	BIO_free(b);
+	X509_STORE_CTX_free(xc);
+	X509_STORE_free(xs);
+	sk_X509_free(untrusted);
+	return ret;
+}
+
+static int
+has_active(struct ca_ctx *c, int *active, struct hsmca_err *e)
+{
+	struct store_generation g;
+	int ret;
+
+	memset(&g, 0, sizeof(g));
+	ret = store_active_generation(c->st, &g, e);
+	store_generation_free_fields(&g);
+	if (ret == HSMCA_ERR_CA_STATE) {
+		err_clear(e);
+		*active = 0;
+		return 0;
+	}
+	*active = ret == 0;
+	return ret;
+}
+
+int
+ca_import_cert(struct ca_ctx *c, int64_t gen_id, const char *pem, time_t now,
+    int64_t *gen_out, struct hsmca_err *e)
+{
+	STACK_OF(X509) *all = NULL;
+	struct store_generation *v = NULL, g;
+	struct hsm_key *key = NULL;
+	size_t n = 0;
+	X509 *cert;
+	char *chain = NULL;
+	int ret, active = 0, found = 0;
+
+	memset(&g, 0, sizeof(g));
+	if ((ret = pem_certs(pem, &all, e)) != 0)
+		return ret;
+	cert = sk_X509_value(all, 0);
+	if ((ret = store_list_generations(c->st, &v, &n, e)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].status != STORE_GEN_PENDING ||
+		    (gen_id != 0 && v[i].id != gen_id))
+			continue;
+		found++;
+		g = v[i];
+		memset(&v[i], 0, sizeof(v[i]));
+	}
+	if (found != 1) {
+		ret = err_set(e, HSMCA_ERR_NOT_FOUND, found == 0 ?
+		    "no pending CA generation waits for a certificate" :
+		    "several generations are pending: name one");
+		goto out;
+	}
+	if ((ret = hsm_load_key(c->hsm, g.key_uri, &key, e)) != 0)
+		goto out;
+	if (X509_check_private_key(cert, hsm_key_public(key)) != 1) {
+		ERR_clear_error();
+		ret = err_set(e, HSMCA_ERR_ARG, "the certificate is not for "
+		    "generation %lld: its public key differs", (long long)g.id);
+		goto out;
+	}
+	if ((ret = check_ca_chain(cert, all, now, &chain, e)) != 0)
+		goto out;
+	if ((ret = lint_presign(cert, sk_X509_num(all) > 1 ?
+	    sk_X509_value(all, 1) : cert, NULL, e)) != 0 &&
+	    sk_X509_num(all) > 1)
+		goto out;
+	err_clear(e);
+	if ((ret = has_active(c, &active, e)) != 0 ||
+	    (ret = gen_fill_cert(&g, cert, e)) != 0)
+		goto out;
+	free(g.chain_pem);
+	g.chain_pem = chain;
+	chain = NULL;
+	g.status = active ? STORE_GEN_INACTIVE : STORE_GEN_ACTIVE;
+	g.activate_at = active ? 0 : now;
+	if ((ret = store_update_generation(c->st, &g, e)) != 0)
+		goto out;
+	*gen_out = g.id;
+	ret = 0;
+out:
+	free(chain);
+	hsm_key_free(key);
+	store_generation_free_fields(&g);
+	store_generations_free(v, n);
+	sk_X509_pop_free(all, X509_free);
+	return ret;
+}
+
+static int
+pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	size_t len = strlen(u);
+
+	if (len > (size_t)size)
+		return -1;
+	memcpy(buf, u, len);
+	return (int)len;
+}
+
+int
+ca_import(struct ca_ctx *c, const char *key_pem, size_t key_len,
+    const char *passphrase_source, const char *cert_pem, time_t now,
+    int64_t *gen_out, struct hsmca_err *e)
+{
+	STACK_OF(X509) *all = NULL;
+	EVP_PKEY *pk = NULL;
+	BIO *b = NULL;
+	struct hsm_key *key = NULL;
+	struct store_generation g;
+	char *pass = NULL, *chain = NULL, label[96];
+	X509 *cert;
+	int ret, active = 0;
+	enum key_type kt;
+
+	memset(&g, 0, sizeof(g));
+	if ((ret = pem_certs(cert_pem, &all, e)) != 0)
+		return ret;
+	cert = sk_X509_value(all, 0);
+	if (passphrase_source != NULL &&
+	    (ret = hsm_read_pin(passphrase_source, &pass, e)) != 0) {
+		ret = err_set(e, HSMCA_ERR_ARG, "cannot read the key "
+		    "passphrase from %s", passphrase_source);
+		goto out;
+	}
+	if ((b = BIO_new_mem_buf(key_pem, (int)key_len)) == NULL ||
+	    (pk = PEM_read_bio_PrivateKey(b, NULL, pass_cb,
+	    pass != NULL ? pass : (char *)(uintptr_t)"")) == NULL) {
+		ret = err_set_ssl(e, HSMCA_ERR_ARG, "cannot read the CA private "
+		    "key (wrong passphrase, or not a PEM key)");
+		goto out;
+	}
+	if (X509_check_private_key(cert, pk) != 1) {
+		ret = err_set_ssl(e, HSMCA_ERR_ARG,
+		    "the private key does not match the certificate");
+		goto out;
+	}
+	if ((ret = check_ca_chain(cert, all, now, &chain, e)) != 0)
+		goto out;
+	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC)
+		kt = EVP_PKEY_get_bits(pk) >= 384 ? KEY_EC_P384 : KEY_EC_P256;
+	else
+		kt = EVP_PKEY_get_bits(pk) >= 3072 ? KEY_RSA_3072 : KEY_RSA_2048;
+	key_label(label, sizeof(label), "imported", now);
+	if ((ret = hsm_import_key(c->hsm, pk, label, &key, e)) != 0)
+		goto out;
+	if ((ret = has_active(c, &active, e)) != 0)
+		goto undo;
+	g.kind = STORE_GEN_ISSUING;
+	g.status = active ? STORE_GEN_INACTIVE : STORE_GEN_ACTIVE;
+	g.key_uri = strdup(hsm_key_uri(key));
+	g.key_type = strdup(keytype_name(kt));
+	g.chain_pem = chain;
+	chain = NULL;
+	g.created_at = now;
+	g.activate_at = active ? 0 : now;
+	if (g.key_uri == NULL || g.key_type == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto undo;
+	}
+	if ((ret = gen_fill_cert(&g, cert, e)) != 0 ||
+	    (ret = store_insert_generation(c->st, &g, e)) != 0)
+		goto undo;
+	*gen_out = g.id;
+	ret = 0;
+	goto out;
+undo:
+	(void)hsm_destroy_key(c->hsm, key, NULL);
+out:
+	if (pass != NULL)
+		util_freezero(pass, strlen(pass));
+	free(chain);
+	EVP_PKEY_free(pk);
+	BIO_free(b);
+	hsm_key_free(key);
+	store_generation_free_fields(&g);
+	sk_X509_pop_free(all, X509_free);
+	return ret;
+}
+
+int
+ca_open_active(struct ca_ctx *c, struct issuer **out, struct hsmca_err *e)
+{
+	struct store_generation g;
+	int ret;
+
+	memset(&g, 0, sizeof(g));
+	if ((ret = store_active_generation(c->st, &g, e)) != 0)
+		return ret;
+	if (ca_effective_status(&g, clock_now()) == STORE_GEN_EXPIRED) {
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "the active CA generation "
+		    "%lld expired; rotate the CA", (long long)g.id);
+		goto out;
+	}
+	ret = issuer_open(c->hsm, c->st, &g, &c->cfg->ca, out, e);
+out:
+	store_generation_free_fields(&g);
+	return ret;
+}
+
+int
+ca_pem(struct ca_ctx *c, const struct store_generation *g, int with_chain,
+    char **pem, struct hsmca_err *e)
+{
+	BIO *b = NULL;
+	X509 *x = NULL;
+	const unsigned char *p;
+	char *data;
+	long n;
+	int ret = HSMCA_ERR_INTERNAL;
+
+	*pem = NULL;
+	if (g->cert_der == NULL)
+		return err_set(e, HSMCA_ERR_CA_STATE, "generation %lld has no "
+		    "certificate yet", (long long)g->id);
+	p = g->cert_der;
+	if ((b = BIO_new(BIO_s_mem())) == NULL ||
+	    (x = d2i_X509(NULL, &p, (long)g->cert_der_len)) == NULL ||
+	    !PEM_write_bio_X509(b, x))
+		goto out;
+	if (with_chain && g->parent_id != 0) {
+		struct store_generation parent;
+		X509 *px;
+
+		memset(&parent, 0, sizeof(parent));
+		if ((ret = store_get_generation(c->st, g->parent_id, &parent,
+		    e)) != 0)
+			goto out;
+		p = parent.cert_der;
+		px = p != NULL ? d2i_X509(NULL, &p,
+		    (long)parent.cert_der_len) : NULL;
+		store_generation_free_fields(&parent);
+		ret = HSMCA_ERR_INTERNAL;
+		if (px == NULL || !PEM_write_bio_X509(b, px)) {
+			X509_free(px);
+			goto out;
+		}
+		X509_free(px);
+	} else if (with_chain && g->chain_pem != NULL)
+		BIO_puts(b, g->chain_pem);
+	n = BIO_get_mem_data(b, &data);
+	if ((*pem = strndup(data, (size_t)n)) == NULL)
+		goto out;
+	ret = 0;
+out:
+	if (ret == HSMCA_ERR_INTERNAL)
+		err_set_ssl(e, ret, "cannot encode generation %lld",
+		    (long long)g->id);
+	X509_free(x);
+	BIO_free(b);
+	return ret;
+}

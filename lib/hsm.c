@@ -1,1 +1,1224 @@
-/* placeholder */
+/* hsm.c: CA keys in a PKCS#11 token.
+ *
+ * Two views of the same module: libp11 gives each private key an EVP_PKEY
+ * whose operations run in the token (and keeps a pool of sessions, so
+ * several threads can sign at once); raw PKCS#11 through the module's own
+ * function list generates and imports keys with the attributes we insist
+ * on (libp11 0.4.12 only generates RSA) and reads attributes back. The
+ * module is initialized once, by libp11; our C_Initialize then reports
+ * CKR_CRYPTOKI_ALREADY_INITIALIZED, which is expected. */
+#include "config.h"
+
+#include <ctype.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libp11.h>
+#include <p11-kit/pkcs11.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+
+#include "hsmca/hsm.h"
+#include "hsmca/util.h"
+
+#define HSM_ID_LEN	16
+#define HSM_PIN_MAX	256
+
+struct hsm {
+	PKCS11_CTX		*ctx;
+	PKCS11_SLOT		*slots;
+	unsigned int		 nslots;
+	PKCS11_SLOT		*slot;
+	void			*dl;
+	CK_FUNCTION_LIST_PTR	 p11;
+	CK_SLOT_ID		 slot_id;
+	char			*token_label;
+	int			 sessions;
+	sem_t			 sign_sem;
+	int			 sem_ok;
+};
+
+struct hsm_key {
+	EVP_PKEY	*priv;
+	EVP_PKEY	*pub;
+	unsigned char	 id[64];
+	size_t		 id_len;
+	char		*label;
+	char		*uri;
+};
+
+static const char *
+ckr_name(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_OK: return "CKR_OK";
+	case CKR_PIN_INCORRECT: return "CKR_PIN_INCORRECT";
+	case CKR_PIN_LOCKED: return "CKR_PIN_LOCKED";
+	case CKR_USER_NOT_LOGGED_IN: return "CKR_USER_NOT_LOGGED_IN";
+	case CKR_DEVICE_ERROR: return "CKR_DEVICE_ERROR";
+	case CKR_TOKEN_NOT_PRESENT: return "CKR_TOKEN_NOT_PRESENT";
+	case CKR_SESSION_HANDLE_INVALID: return "CKR_SESSION_HANDLE_INVALID";
+	case CKR_ATTRIBUTE_VALUE_INVALID: return "CKR_ATTRIBUTE_VALUE_INVALID";
+	case CKR_TEMPLATE_INCONSISTENT: return "CKR_TEMPLATE_INCONSISTENT";
+	case CKR_TEMPLATE_INCOMPLETE: return "CKR_TEMPLATE_INCOMPLETE";
+	case CKR_MECHANISM_INVALID: return "CKR_MECHANISM_INVALID";
+	case CKR_DOMAIN_PARAMS_INVALID: return "CKR_DOMAIN_PARAMS_INVALID";
+	case CKR_FUNCTION_FAILED: return "CKR_FUNCTION_FAILED";
+	case CKR_GENERAL_ERROR: return "CKR_GENERAL_ERROR";
+	case CKR_DEVICE_MEMORY: return "CKR_DEVICE_MEMORY";
+	default: return "CKR_?";
+	}
+}
+
+/* ---- PKCS#11 URIs (RFC 7512) ---- */
+
+static int
+pct_decode(const char *s, size_t n, unsigned char **out, size_t *outlen)
+{
+	unsigned char *buf = malloc(n + 1);
+	size_t j = 0;
+
+	if (buf == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			unsigned int v;
+
+			if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+			    !isxdigit((unsigned char)s[i + 2]) ||
+			    sscanf(s + i + 1, "%2x", &v) != 1) {
+				free(buf);
+				return -1;
+			}
+			buf[j++] = (unsigned char)v;
+			i += 2;
+		} else
+			buf[j++] = (unsigned char)s[i];
+	}
+	buf[j] = '\0';
+	*out = buf;
+	*outlen = j;
+	return 0;
+}
+
+void
+hsm_uri_free(struct hsm_uri *u)
+{
+	free(u->token);
+	free(u->manufacturer);
+	free(u->serial);
+	free(u->model);
+	free(u->object);
+	free(u->id);
+	free(u->type);
+	memset(u, 0, sizeof(*u));
+}
+
+int
+hsm_uri_parse(const char *uri, struct hsm_uri *out, struct hsmca_err *e)
+{
+	static const char *const known_skip[] = {
+		"library-manufacturer", "library-description",
+		"library-version", "slot-manufacturer", "slot-description",
+		"slot-id",
+	};
+	const char *p, *end;
+	int ret = HSMCA_ERR_CONFIG;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(uri, "pkcs11:", 7) != 0)
+		return err_set(e, HSMCA_ERR_CONFIG,
+		    "'%s' is not a PKCS#11 URI (pkcs11:...)", uri);
+	p = uri + 7;
+	end = p + strcspn(p, "?");
+	if (*end == '?' && strstr(end, "pin-value") != NULL)
+		return err_set(e, HSMCA_ERR_CONFIG,
+		    "PKCS#11 URI carries pin-value: PINs come from pin-source, "
+		    "never from a URI");
+	while (p < end) {
+		size_t len = strcspn(p, ";?");
+		const char *eq = memchr(p, '=', len);
+		unsigned char *val = NULL;
+		size_t vlen = 0, klen;
+		char **slot = NULL;
+
+		if (len == 0) {
+			p++;
+			continue;
+		}
+		if (eq == NULL) {
+			err_set(e, HSMCA_ERR_CONFIG,
+			    "PKCS#11 URI attribute without '=': %.*s",
+			    (int)len, p);
+			goto out;
+		}
+		klen = (size_t)(eq - p);
+		if (pct_decode(eq + 1, len - klen - 1, &val, &vlen) == -1) {
+			err_set(e, HSMCA_ERR_CONFIG,
+			    "PKCS#11 URI: bad percent-encoding in %.*s",
+			    (int)len, p);
+			goto out;
+		}
+#define KEY_IS(k) (klen == strlen(k) && strncmp(p, k, klen) == 0)
+		if (KEY_IS("token"))
+			slot = &out->token;
+		else if (KEY_IS("manufacturer"))
+			slot = &out->manufacturer;
+		else if (KEY_IS("serial"))
+			slot = &out->serial;
+		else if (KEY_IS("model"))
+			slot = &out->model;
+		else if (KEY_IS("object"))
+			slot = &out->object;
+		else if (KEY_IS("type"))
+			slot = &out->type;
+		else if (KEY_IS("id")) {
+			free(out->id);
+			out->id = val;
+			out->id_len = vlen;
+			val = NULL;
+		} else {
+			int skip = 0;
+
+			for (size_t i = 0; i < sizeof(known_skip) /
+			    sizeof(known_skip[0]); i++)
+				if (KEY_IS(known_skip[i]))
+					skip = 1;
+			if (!skip) {
+				free(val);
+				err_set(e, HSMCA_ERR_CONFIG,
+				    "PKCS#11 URI: unknown attribute '%.*s'",
+				    (int)klen, p);
+				goto out;
+			}
+		}
+#undef KEY_IS
+		if (slot != NULL) {
+			if (memchr(val, '\0', vlen) != NULL) {
+				free(val);
+				err_set(e, HSMCA_ERR_CONFIG,
+				    "PKCS#11 URI: NUL byte in attribute");
+				goto out;
+			}
+			free(*slot);
+			*slot = (char *)val;
+			val = NULL;
+		}
+		free(val);
+		p += len;
+		if (*p == ';')
+			p++;
+	}
+	ret = 0;
+out:
+	if (ret != 0)
+		hsm_uri_free(out);
+	return ret;
+}
+
+/* Build pkcs11:token=...;id=%..;object=...;type=private */
+static char *
+uri_make(const char *token, const unsigned char *id, size_t id_len,
+    const char *label)
+{
+	size_t cap = 64 + 3 * (strlen(token) + id_len + (label ? strlen(label) : 0));
+	char *s = malloc(cap), *p;
+
+	if (s == NULL)
+		return NULL;
+	p = s;
+	p += sprintf(p, "pkcs11:token=");
+	for (const char *t = token; *t != '\0'; t++) {
+		if (strchr(";?%/=&# ", *t) != NULL || (unsigned char)*t < 0x20)
+			p += sprintf(p, "%%%02X", (unsigned char)*t);
+		else
+			*p++ = *t;
+	}
+	p += sprintf(p, ";id=");
+	for (size_t i = 0; i < id_len; i++)
+		p += sprintf(p, "%%%02X", id[i]);
+	if (label != NULL) {
+		p += sprintf(p, ";object=");
+		for (const char *t = label; *t != '\0'; t++) {
+			if (strchr(";?%/=&# ", *t) != NULL ||
+			    (unsigned char)*t < 0x20)
+				p += sprintf(p, "%%%02X", (unsigned char)*t);
+			else
+				*p++ = *t;
+		}
+	}
+	sprintf(p, ";type=private");
+	return s;
+}
+
+/* ---- PIN ---- */
+
+int
+hsm_read_pin(const char *source, char **pin, struct hsmca_err *e)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	struct stat sb;
+	const char *v;
+
+	*pin = NULL;
+	if (source == NULL)
+		return err_set(e, HSMCA_ERR_PIN, "no pin-source configured");
+	if (strncmp(source, "env:", 4) == 0) {
+		if ((v = getenv(source + 4)) == NULL || *v == '\0')
+			return err_set(e, HSMCA_ERR_PIN,
+			    "PIN environment variable %s is not set",
+			    source + 4);
+		if (strlen(v) > HSM_PIN_MAX)
+			return err_set(e, HSMCA_ERR_PIN,
+			    "PIN in %s is too long", source + 4);
+		if ((*pin = strdup(v)) == NULL)
+			return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		return 0;
+	}
+	if (strncmp(source, "file:", 5) != 0)
+		return err_set(e, HSMCA_ERR_PIN,
+		    "pin-source must be file:PATH or env:NAME");
+	if (stat(source + 5, &sb) == 0 && (sb.st_mode & S_IROTH))
+		return err_set(e, HSMCA_ERR_PIN,
+		    "PIN file %s is readable by others (mode %03o); "
+		    "chmod o-rwx it", source + 5,
+		    (unsigned int)(sb.st_mode & 0777));
+	if (util_read_file(source + 5, HSM_PIN_MAX + 2, &buf, &len, e) != 0)
+		return err_set(e, HSMCA_ERR_PIN, "cannot read PIN file %s",
+		    source + 5);
+	/* The first line is the PIN. */
+	buf[strcspn((char *)buf, "\r\n")] = '\0';
+	if (buf[0] == '\0') {
+		util_freezero(buf, len + 1);
+		return err_set(e, HSMCA_ERR_PIN, "PIN file %s is empty",
+		    source + 5);
+	}
+	*pin = (char *)buf;
+	return 0;
+}
+
+static void
+pin_free(char *pin)
+{
+	if (pin != NULL)
+		util_freezero(pin, strlen(pin));
+}
+
+/* ---- opening ---- */
+
+static int
+token_matches(const PKCS11_TOKEN *t, const struct hsm_uri *u)
+{
+	if (t == NULL || !t->initialized)
+		return 0;
+	if (u->token != NULL && strcmp(t->label, u->token) != 0)
+		return 0;
+	if (u->manufacturer != NULL && strcmp(t->manufacturer, u->manufacturer) != 0)
+		return 0;
+	if (u->serial != NULL && strcmp(t->serialnr, u->serial) != 0)
+		return 0;
+	if (u->model != NULL && strcmp(t->model, u->model) != 0)
+		return 0;
+	return 1;
+}
+
+static int
+raw_bind(struct hsm *h, const char *module, struct hsmca_err *e)
+{
+	CK_RV (*getlist)(CK_FUNCTION_LIST_PTR_PTR);
+	CK_C_INITIALIZE_ARGS args;
+	CK_RV rv;
+
+	if ((h->dl = dlopen(module, RTLD_NOW | RTLD_LOCAL)) == NULL)
+		return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE,
+		    "cannot load PKCS#11 module %s", module);
+	*(void **)&getlist = dlsym(h->dl, "C_GetFunctionList");
+	if (getlist == NULL || getlist(&h->p11) != CKR_OK || h->p11 == NULL)
+		return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE,
+		    "%s is not a PKCS#11 module", module);
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	rv = h->p11->C_Initialize(&args);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+		return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE,
+		    "C_Initialize: %s", ckr_name(rv));
+	return 0;
+}
+
+int
+hsm_open(const struct config_hsm *cfg, struct hsm **out, struct hsmca_err *e)
+{
+	struct hsm *h = NULL;
+	struct hsm_uri u;
+	char *pin = NULL;
+	int ret = HSMCA_ERR_HSM_UNAVAILABLE, logged_in = 0;
+
+	memset(&u, 0, sizeof(u));
+	*out = NULL;
+	if (cfg->module == NULL || *cfg->module == '\0')
+		return err_set(e, HSMCA_ERR_CONFIG, "no PKCS#11 module configured");
+	if ((ret = hsm_uri_parse(cfg->token, &u, e)) != 0)
+		goto out;
+	ret = HSMCA_ERR_HSM_UNAVAILABLE;
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if ((h->ctx = PKCS11_CTX_new()) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if (access(cfg->module, R_OK) != 0) {
+		err_set(e, ret, "PKCS#11 module %s: %s", cfg->module,
+		    strerror(errno));
+		goto out;
+	}
+	if (PKCS11_CTX_load(h->ctx, cfg->module) != 0) {
+		err_set_ssl(e, ret, "cannot load PKCS#11 module %s",
+		    cfg->module);
+		goto out;
+	}
+	if ((ret = raw_bind(h, cfg->module, e)) != 0)
+		goto out;
+	ret = HSMCA_ERR_HSM_UNAVAILABLE;
+	if (PKCS11_enumerate_slots(h->ctx, &h->slots, &h->nslots) != 0) {
+		err_set_ssl(e, ret, "cannot list the slots of %s", cfg->module);
+		goto out;
+	}
+	for (unsigned int i = 0; i < h->nslots; i++) {
+		if (token_matches(h->slots[i].token, &u)) {
+			h->slot = &h->slots[i];
+			break;
+		}
+	}
+	if (h->slot == NULL) {
+		err_set(e, ret, "no token matching %s in %s", cfg->token,
+		    cfg->module);
+		goto out;
+	}
+	h->slot_id = PKCS11_get_slotid_from_slot(h->slot);
+	if ((h->token_label = strdup(h->slot->token->label)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if ((ret = hsm_read_pin(cfg->pin_source, &pin, e)) != 0)
+		goto out;
+	if (PKCS11_is_logged_in(h->slot, 0, &logged_in) != 0)
+		logged_in = 0;
+	if (!logged_in && PKCS11_login(h->slot, 0, pin) != 0) {
+		ret = err_set_ssl(e, HSMCA_ERR_PIN,
+		    "login to token '%s' refused", h->token_label);
+		goto out;
+	}
+	h->sessions = cfg->sessions > 0 ? cfg->sessions : 4;
+	if (sem_init(&h->sign_sem, 0, (unsigned int)h->sessions) != 0) {
+		ret = err_set(e, HSMCA_ERR_INTERNAL, "sem_init: %s",
+		    strerror(errno));
+		goto out;
+	}
+	h->sem_ok = 1;
+	*out = h;
+	h = NULL;
+	ret = 0;
+out:
+	pin_free(pin);
+	hsm_uri_free(&u);
+	hsm_close(h);
+	return ret;
+}
+
+void
+hsm_close(struct hsm *h)
+{
+	if (h == NULL)
+		return;
+	if (h->slots != NULL)
+		PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
+	if (h->ctx != NULL) {
+		PKCS11_CTX_unload(h->ctx);
+		PKCS11_CTX_free(h->ctx);
+	}
+	/* libp11 finalized the module; our handle only drops a reference. */
+	if (h->dl != NULL)
+		dlclose(h->dl);
+	if (h->sem_ok)
+		sem_destroy(&h->sign_sem);
+	free(h->token_label);
+	free(h);
+}
+
+const char *
+hsm_token_label(const struct hsm *h)
+{
+	return h->token_label;
+}
+
+void
+hsm_sign_enter(struct hsm *h)
+{
+	while (sem_wait(&h->sign_sem) == -1 && errno == EINTR)
+		;
+}
+
+void
+hsm_sign_leave(struct hsm *h)
+{
+	sem_post(&h->sign_sem);
+}
+
+/* ---- token initialization (demo and tests) ---- */
+
+int
+hsm_init_token(const struct config_hsm *cfg, const char *so_pin_source,
+    struct hsmca_err *e)
+{
+	PKCS11_CTX *ctx = NULL;
+	PKCS11_SLOT *slots = NULL, *slot = NULL;
+	unsigned int nslots = 0;
+	struct hsm_uri u;
+	char *so_pin = NULL, *pin = NULL;
+	int ret = HSMCA_ERR_HSM_UNAVAILABLE;
+
+	memset(&u, 0, sizeof(u));
+	if ((ret = hsm_uri_parse(cfg->token, &u, e)) != 0)
+		goto out;
+	if (u.token == NULL) {
+		ret = err_set(e, HSMCA_ERR_CONFIG,
+		    "token URI %s names no token label", cfg->token);
+		goto out;
+	}
+	if ((ret = hsm_read_pin(so_pin_source, &so_pin, e)) != 0 ||
+	    (ret = hsm_read_pin(cfg->pin_source, &pin, e)) != 0)
+		goto out;
+	ret = HSMCA_ERR_HSM_UNAVAILABLE;
+	if ((ctx = PKCS11_CTX_new()) == NULL ||
+	    PKCS11_CTX_load(ctx, cfg->module) != 0) {
+		err_set_ssl(e, ret, "cannot load PKCS#11 module %s", cfg->module);
+		goto out;
+	}
+	if (PKCS11_enumerate_slots(ctx, &slots, &nslots) != 0) {
+		err_set_ssl(e, ret, "cannot list slots");
+		goto out;
+	}
+	for (unsigned int i = 0; i < nslots; i++) {
+		if (slots[i].token != NULL && slots[i].token->initialized &&
+		    strcmp(slots[i].token->label, u.token) == 0) {
+			ret = err_set(e, HSMCA_ERR_EXISTS,
+			    "a token labelled '%s' already exists", u.token);
+			goto out;
+		}
+		if (slot == NULL && slots[i].token != NULL &&
+		    !slots[i].token->initialized)
+			slot = &slots[i];
+	}
+	if (slot == NULL) {
+		err_set(e, ret, "no free slot to initialize a token in");
+		goto out;
+	}
+	if (PKCS11_init_token(slot->token, so_pin, u.token) != 0) {
+		ret = err_set_ssl(e, HSMCA_ERR_HSM, "C_InitToken failed");
+		goto out;
+	}
+	/* The module may renumber its slots after C_InitToken. */
+	PKCS11_release_all_slots(ctx, slots, nslots);
+	slots = NULL;
+	slot = NULL;
+	if (PKCS11_enumerate_slots(ctx, &slots, &nslots) != 0) {
+		err_set_ssl(e, ret, "cannot list slots");
+		goto out;
+	}
+	for (unsigned int i = 0; i < nslots && slot == NULL; i++)
+		if (slots[i].token != NULL && slots[i].token->initialized &&
+		    strcmp(slots[i].token->label, u.token) == 0)
+			slot = &slots[i];
+	if (slot == NULL) {
+		err_set(e, ret, "token '%s' vanished after initialization",
+		    u.token);
+		goto out;
+	}
+	if (PKCS11_open_session(slot, 1) != 0 ||
+	    PKCS11_login(slot, 1, so_pin) != 0 ||
+	    PKCS11_init_pin(slot->token, pin) != 0) {
+		ret = err_set_ssl(e, HSMCA_ERR_HSM,
+		    "setting the user PIN of token '%s' failed", u.token);
+		goto out;
+	}
+	PKCS11_logout(slot);
+	ret = 0;
+out:
+	pin_free(so_pin);
+	pin_free(pin);
+	hsm_uri_free(&u);
+	if (slots != NULL)
+		PKCS11_release_all_slots(ctx, slots, nslots);
+	if (ctx != NULL) {
+		PKCS11_CTX_unload(ctx);
+		PKCS11_CTX_free(ctx);
+	}
+	return ret;
+}
+
+/* ---- raw PKCS#11 helpers ---- */
+
+static int
+raw_open(struct hsm *h, CK_SESSION_HANDLE *s, struct hsmca_err *e)
+{
+	CK_RV rv = h->p11->C_OpenSession(h->slot_id,
+	    CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, s);
+
+	if (rv != CKR_OK)
+		return err_set(e, rv == CKR_TOKEN_NOT_PRESENT ||
+		    rv == CKR_DEVICE_ERROR ? HSMCA_ERR_HSM_UNAVAILABLE :
+		    HSMCA_ERR_HSM, "C_OpenSession: %s", ckr_name(rv));
+	return 0;
+}
+
+static int
+raw_find(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
+    const unsigned char *id, size_t id_len, const char *label,
+    CK_OBJECT_HANDLE *obj, struct hsmca_err *e)
+{
+	CK_ATTRIBUTE tmpl[3];
+	CK_ULONG n = 0, count = 0;
+	CK_OBJECT_HANDLE found[2];
+	CK_RV rv;
+
+	tmpl[n].type = CKA_CLASS;
+	tmpl[n].pValue = &cls;
+	tmpl[n++].ulValueLen = sizeof(cls);
+	if (id != NULL) {
+		tmpl[n].type = CKA_ID;
+		tmpl[n].pValue = (void *)id;
+		tmpl[n++].ulValueLen = id_len;
+	}
+	if (label != NULL) {
+		tmpl[n].type = CKA_LABEL;
+		tmpl[n].pValue = (void *)label;
+		tmpl[n++].ulValueLen = strlen(label);
+	}
+	if ((rv = h->p11->C_FindObjectsInit(s, tmpl, n)) != CKR_OK)
+		return err_set(e, HSMCA_ERR_HSM, "C_FindObjectsInit: %s",
+		    ckr_name(rv));
+	rv = h->p11->C_FindObjects(s, found, 2, &count);
+	h->p11->C_FindObjectsFinal(s);
+	if (rv != CKR_OK)
+		return err_set(e, HSMCA_ERR_HSM, "C_FindObjects: %s",
+		    ckr_name(rv));
+	if (count == 0)
+		return err_set(e, HSMCA_ERR_KEY_NOT_FOUND,
+		    "no %s key with that id/label in token '%s'",
+		    cls == CKO_PRIVATE_KEY ? "private" : "public",
+		    h->token_label);
+	if (count > 1)
+		return err_set(e, HSMCA_ERR_KEY_NOT_FOUND,
+		    "several keys match in token '%s'; name one by id",
+		    h->token_label);
+	*obj = found[0];
+	return 0;
+}
+
+/* Read one variable-length attribute (malloc'd). */
+static int
+raw_attr(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+    CK_ATTRIBUTE_TYPE type, unsigned char **val, size_t *len)
+{
+	CK_ATTRIBUTE a = { type, NULL, 0 };
+
+	if (h->p11->C_GetAttributeValue(s, o, &a, 1) != CKR_OK ||
+	    a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		return -1;
+	if ((a.pValue = malloc(a.ulValueLen + 1)) == NULL)
+		return -1;
+	if (h->p11->C_GetAttributeValue(s, o, &a, 1) != CKR_OK) {
+		free(a.pValue);
+		return -1;
+	}
+	*val = a.pValue;
+	*len = a.ulValueLen;
+	return 0;
+}
+
+/* The public key of a token public-key object, as a software EVP_PKEY. */
+static int
+raw_public_key(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+    EVP_PKEY **out, struct hsmca_err *e)
+{
+	CK_KEY_TYPE kt = 0;
+	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &kt, sizeof(kt) };
+	unsigned char *v1 = NULL, *v2 = NULL;
+	size_t l1 = 0, l2 = 0;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	ASN1_OBJECT *oid = NULL;
+	ASN1_OCTET_STRING *pt = NULL;
+	BIGNUM *n = NULL, *ex = NULL;
+	const unsigned char *p;
+	int ret = HSMCA_ERR_HSM;
+
+	if (h->p11->C_GetAttributeValue(s, o, &a, 1) != CKR_OK) {
+		err_set(e, ret, "cannot read the key type");
+		goto out;
+	}
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
+		goto out;
+	if (kt == CKK_EC) {
+		if (raw_attr(h, s, o, CKA_EC_PARAMS, &v1, &l1) != 0 ||
+		    raw_attr(h, s, o, CKA_EC_POINT, &v2, &l2) != 0) {
+			err_set(e, ret, "cannot read the EC public key");
+			goto out;
+		}
+		p = v1;
+		if ((oid = d2i_ASN1_OBJECT(NULL, &p, (long)l1)) == NULL ||
+		    OBJ_obj2nid(oid) == NID_undef) {
+			err_set(e, ret, "EC key on an unnamed curve");
+			goto out;
+		}
+		/* CKA_EC_POINT is a DER OCTET STRING around the point. */
+		p = v2;
+		if ((pt = d2i_ASN1_OCTET_STRING(NULL, &p, (long)l2)) == NULL) {
+			err_set(e, ret, "malformed CKA_EC_POINT");
+			goto out;
+		}
+		if (!OSSL_PARAM_BLD_push_utf8_string(bld,
+		    OSSL_PKEY_PARAM_GROUP_NAME, OBJ_nid2sn(OBJ_obj2nid(oid)), 0) ||
+		    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
+		    ASN1_STRING_get0_data(pt), (size_t)ASN1_STRING_length(pt)))
+			goto out;
+		pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	} else if (kt == CKK_RSA) {
+		if (raw_attr(h, s, o, CKA_MODULUS, &v1, &l1) != 0 ||
+		    raw_attr(h, s, o, CKA_PUBLIC_EXPONENT, &v2, &l2) != 0) {
+			err_set(e, ret, "cannot read the RSA public key");
+			goto out;
+		}
+		if ((n = BN_bin2bn(v1, (int)l1, NULL)) == NULL ||
+		    (ex = BN_bin2bn(v2, (int)l2, NULL)) == NULL ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, ex))
+			goto out;
+		pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	} else {
+		err_set(e, ret, "unsupported key type %lu in token", kt);
+		goto out;
+	}
+	if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL || pctx == NULL ||
+	    EVP_PKEY_fromdata_init(pctx) <= 0 ||
+	    EVP_PKEY_fromdata(pctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		err_set_ssl(e, ret, "cannot rebuild the public key");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0 && e != NULL && e->code == 0)
+		err_set_ssl(e, ret, "cannot read the public key");
+	free(v1);
+	free(v2);
+	ASN1_OBJECT_free(oid);
+	ASN1_OCTET_STRING_free(pt);
+	BN_free(n);
+	BN_free(ex);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(pctx);
+	return ret;
+}
+
+/* The libp11 EVP_PKEY of the private key with this CKA_ID. */
+static int
+p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
+    EVP_PKEY **out, struct hsmca_err *e)
+{
+	PKCS11_KEY *keys = NULL;
+	unsigned int n = 0;
+
+	if (PKCS11_enumerate_keys(h->slot->token, &keys, &n) != 0)
+		return err_set_ssl(e, HSMCA_ERR_HSM,
+		    "cannot list the keys of token '%s'", h->token_label);
+	for (unsigned int i = 0; i < n; i++) {
+		if (!keys[i].isPrivate || keys[i].id_len != id_len ||
+		    memcmp(keys[i].id, id, id_len) != 0)
+			continue;
+		if ((*out = PKCS11_get_private_key(&keys[i])) == NULL)
+			return err_set_ssl(e, HSMCA_ERR_HSM,
+			    "libp11 cannot use key %s", keys[i].label ?
+			    keys[i].label : "?");
+		return 0;
+	}
+	return err_set(e, HSMCA_ERR_KEY_NOT_FOUND,
+	    "libp11 does not see the key in token '%s'", h->token_label);
+}
+
+/* Finish a struct hsm_key from a private and public object handle. */
+static int
+key_complete(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
+    CK_OBJECT_HANDLE pub, struct hsm_key **out, struct hsmca_err *e)
+{
+	struct hsm_key *k = NULL;
+	unsigned char *id = NULL, *label = NULL;
+	size_t id_len = 0, label_len = 0;
+	int ret = HSMCA_ERR_HSM;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if (raw_attr(h, s, priv, CKA_ID, &id, &id_len) != 0 || id_len == 0 ||
+	    id_len > sizeof(k->id)) {
+		err_set(e, ret, "key has no usable CKA_ID");
+		goto out;
+	}
+	memcpy(k->id, id, id_len);
+	k->id_len = id_len;
+	if (raw_attr(h, s, priv, CKA_LABEL, &label, &label_len) == 0) {
+		label[label_len] = '\0';
+		k->label = (char *)label;
+		label = NULL;
+	}
+	if ((ret = raw_public_key(h, s, pub, &k->pub, e)) != 0)
+		goto out;
+	if ((ret = p11_private_key(h, k->id, k->id_len, &k->priv, e)) != 0)
+		goto out;
+	if ((k->uri = uri_make(h->token_label, k->id, k->id_len,
+	    k->label)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	*out = k;
+	k = NULL;
+	ret = 0;
+out:
+	free(id);
+	free(label);
+	hsm_key_free(k);
+	return ret;
+}
+
+/* ---- key generation and import ---- */
+
+static int
+curve_params(int nid, unsigned char **der, int *len)
+{
+	ASN1_OBJECT *o = OBJ_nid2obj(nid);
+
+	*der = NULL;
+	if (o == NULL || (*len = i2d_ASN1_OBJECT(o, der)) <= 0)
+		return -1;
+	return 0;
+}
+
+int
+hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
+    struct hsm_key **out, struct hsmca_err *e)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = 0;
+	CK_BYTE pubexp[] = { 0x01, 0x00, 0x01 };
+	unsigned char id[HSM_ID_LEN];
+	unsigned char *ecparams = NULL;
+	int ecparams_len = 0;
+	CK_MECHANISM mech = { 0, NULL, 0 };
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+	CK_ATTRIBUTE pubt[8], privt[12];
+	CK_ULONG npub = 0, npriv = 0;
+	CK_RV rv;
+	int ret = HSMCA_ERR_HSM;
+
+	*out = NULL;
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "RAND_bytes");
+#define ATTR(t, n, ty, v, l) do { t[n].type = (ty); t[n].pValue = (void *)(v); \
+	t[n].ulValueLen = (l); n++; } while (0)
+	ATTR(pubt, npub, CKA_TOKEN, &yes, sizeof(yes));
+	ATTR(pubt, npub, CKA_VERIFY, &yes, sizeof(yes));
+	ATTR(pubt, npub, CKA_ID, id, sizeof(id));
+	ATTR(pubt, npub, CKA_LABEL, label, strlen(label));
+	ATTR(privt, npriv, CKA_TOKEN, &yes, sizeof(yes));
+	ATTR(privt, npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	ATTR(privt, npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	ATTR(privt, npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	ATTR(privt, npriv, CKA_SIGN, &yes, sizeof(yes));
+	ATTR(privt, npriv, CKA_DECRYPT, &no, sizeof(no));
+	ATTR(privt, npriv, CKA_DERIVE, &no, sizeof(no));
+	ATTR(privt, npriv, CKA_UNWRAP, &no, sizeof(no));
+	ATTR(privt, npriv, CKA_ID, id, sizeof(id));
+	ATTR(privt, npriv, CKA_LABEL, label, strlen(label));
+	switch (type) {
+	case KEY_EC_P256:
+	case KEY_EC_P384:
+		if (curve_params(type == KEY_EC_P256 ? NID_X9_62_prime256v1 :
+		    NID_secp384r1, &ecparams, &ecparams_len) != 0) {
+			ret = err_set(e, HSMCA_ERR_INTERNAL, "curve OID");
+			goto out;
+		}
+		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+		ATTR(pubt, npub, CKA_EC_PARAMS, ecparams, (CK_ULONG)ecparams_len);
+		break;
+	case KEY_RSA_2048:
+	case KEY_RSA_3072:
+		bits = type == KEY_RSA_2048 ? 2048 : 3072;
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		ATTR(pubt, npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
+		ATTR(pubt, npub, CKA_PUBLIC_EXPONENT, pubexp, sizeof(pubexp));
+		break;
+	default:
+		ret = err_set(e, HSMCA_ERR_ARG, "unknown key type");
+		goto out;
+	}
+#undef ATTR
+	if ((ret = raw_open(h, &s, e)) != 0)
+		goto out;
+	ret = HSMCA_ERR_HSM;
+	rv = h->p11->C_GenerateKeyPair(s, &mech, pubt, npub, privt, npriv,
+	    &pub, &priv);
+	if (rv != CKR_OK) {
+		err_set(e, ret, "C_GenerateKeyPair (%s) in token '%s': %s",
+		    keytype_name(type), h->token_label, ckr_name(rv));
+		goto out;
+	}
+	if ((ret = key_complete(h, s, priv, pub, out, e)) != 0) {
+		h->p11->C_DestroyObject(s, priv);
+		h->p11->C_DestroyObject(s, pub);
+		goto out;
+	}
+	ret = 0;
+out:
+	OPENSSL_free(ecparams);
+	if (s != CK_INVALID_HANDLE)
+		h->p11->C_CloseSession(s);
+	return ret;
+}
+
+/* A BIGNUM parameter of pk as big-endian bytes (malloc'd, wiped by the
+ * caller), left-padded to pad bytes when pad > 0. */
+static unsigned char *
+bn_param(const EVP_PKEY *pk, const char *name, int pad, CK_ULONG *len)
+{
+	BIGNUM *bn = NULL;
+	unsigned char *buf = NULL;
+	int n;
+
+	if (!EVP_PKEY_get_bn_param(pk, name, &bn))
+		return NULL;
+	n = pad > 0 ? pad : BN_num_bytes(bn);
+	if ((buf = malloc((size_t)n)) != NULL &&
+	    BN_bn2binpad(bn, buf, n) != n) {
+		free(buf);
+		buf = NULL;
+	}
+	*len = (CK_ULONG)n;
+	BN_clear_free(bn);
+	return buf;
+}
+
+int
+hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
+    struct hsm_key **out, struct hsmca_err *e)
+{
+	CK_OBJECT_CLASS privc = CKO_PRIVATE_KEY, pubc = CKO_PUBLIC_KEY;
+	CK_KEY_TYPE kt;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	unsigned char id[HSM_ID_LEN];
+	CK_ATTRIBUTE privt[24], pubt[12];
+	CK_ULONG npriv = 0, npub = 0;
+	unsigned char *secret[8] = { NULL };
+	CK_ULONG secret_len[8] = { 0 };
+	unsigned char *pub1 = NULL, *pub2 = NULL, *ecparams = NULL;
+	int ecparams_len = 0;
+	size_t nsecret = 0;
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE;
+	ASN1_OCTET_STRING *os = NULL;
+	CK_ULONG l1 = 0, l2 = 0;
+	CK_RV rv;
+	int ret = HSMCA_ERR_HSM;
+
+	*out = NULL;
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "RAND_bytes");
+#define ATTR(t, n, ty, v, l) do { t[n].type = (ty); t[n].pValue = (void *)(v); \
+	t[n].ulValueLen = (l); n++; } while (0)
+	ATTR(privt, npriv, CKA_CLASS, &privc, sizeof(privc));
+	ATTR(privt, npriv, CKA_KEY_TYPE, &kt, sizeof(kt));
+	ATTR(privt, npriv, CKA_TOKEN, &yes, sizeof(yes));
+	ATTR(privt, npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	ATTR(privt, npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	ATTR(privt, npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	ATTR(privt, npriv, CKA_SIGN, &yes, sizeof(yes));
+	ATTR(privt, npriv, CKA_DECRYPT, &no, sizeof(no));
+	ATTR(privt, npriv, CKA_UNWRAP, &no, sizeof(no));
+	ATTR(privt, npriv, CKA_ID, id, sizeof(id));
+	ATTR(privt, npriv, CKA_LABEL, label, strlen(label));
+	ATTR(pubt, npub, CKA_CLASS, &pubc, sizeof(pubc));
+	ATTR(pubt, npub, CKA_KEY_TYPE, &kt, sizeof(kt));
+	ATTR(pubt, npub, CKA_TOKEN, &yes, sizeof(yes));
+	ATTR(pubt, npub, CKA_VERIFY, &yes, sizeof(yes));
+	ATTR(pubt, npub, CKA_ID, id, sizeof(id));
+	ATTR(pubt, npub, CKA_LABEL, label, strlen(label));
+
+	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC) {
+		char group[64];
+		unsigned char point[256];
+		size_t plen = 0;
+		int nid, fieldlen;
+
+		kt = CKK_EC;
+		if (!EVP_PKEY_get_utf8_string_param(pk,
+		    OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL) ||
+		    (nid = OBJ_sn2nid(group)) == NID_undef)
+			nid = OBJ_txt2nid(group);
+		if (nid != NID_X9_62_prime256v1 && nid != NID_secp384r1 &&
+		    nid != NID_secp521r1) {
+			ret = err_set(e, HSMCA_ERR_KEY_POLICY,
+			    "CA key on curve %s: only P-256, P-384, P-521", group);
+			goto out;
+		}
+		fieldlen = (EVP_PKEY_get_bits(pk) + 7) / 8;
+		if (curve_params(nid, &ecparams, &ecparams_len) != 0 ||
+		    (secret[nsecret] = bn_param(pk, OSSL_PKEY_PARAM_PRIV_KEY,
+		    fieldlen, &secret_len[nsecret])) == NULL) {
+			ret = err_set_ssl(e, HSMCA_ERR_ARG,
+			    "cannot read the EC private key");
+			goto out;
+		}
+		ATTR(privt, npriv, CKA_EC_PARAMS, ecparams, (CK_ULONG)ecparams_len);
+		ATTR(privt, npriv, CKA_VALUE, secret[nsecret],
+		    secret_len[nsecret]);
+		nsecret++;
+		EVP_PKEY_set_utf8_string_param(pk,
+		    OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "uncompressed");
+		if (!EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY,
+		    point, sizeof(point), &plen) ||
+		    (os = ASN1_OCTET_STRING_new()) == NULL ||
+		    !ASN1_OCTET_STRING_set(os, point, (int)plen) ||
+		    (l1 = (CK_ULONG)i2d_ASN1_OCTET_STRING(os, &pub1)) == 0) {
+			ret = err_set_ssl(e, HSMCA_ERR_ARG,
+			    "cannot read the EC public key");
+			goto out;
+		}
+		ATTR(pubt, npub, CKA_EC_PARAMS, ecparams, (CK_ULONG)ecparams_len);
+		ATTR(pubt, npub, CKA_EC_POINT, pub1, l1);
+	} else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA) {
+		static const struct { const char *name; CK_ATTRIBUTE_TYPE type; }
+		    rsa[] = {
+			{ OSSL_PKEY_PARAM_RSA_D, CKA_PRIVATE_EXPONENT },
+			{ OSSL_PKEY_PARAM_RSA_FACTOR1, CKA_PRIME_1 },
+			{ OSSL_PKEY_PARAM_RSA_FACTOR2, CKA_PRIME_2 },
+			{ OSSL_PKEY_PARAM_RSA_EXPONENT1, CKA_EXPONENT_1 },
+			{ OSSL_PKEY_PARAM_RSA_EXPONENT2, CKA_EXPONENT_2 },
+			{ OSSL_PKEY_PARAM_RSA_COEFFICIENT1, CKA_COEFFICIENT },
+		};
+
+		kt = CKK_RSA;
+		if (EVP_PKEY_get_bits(pk) < 2048) {
+			ret = err_set(e, HSMCA_ERR_KEY_POLICY,
+			    "CA key is RSA-%d: at least 2048 bits",
+			    EVP_PKEY_get_bits(pk));
+			goto out;
+		}
+		if ((pub1 = bn_param(pk, OSSL_PKEY_PARAM_RSA_N, 0, &l1)) == NULL ||
+		    (pub2 = bn_param(pk, OSSL_PKEY_PARAM_RSA_E, 0, &l2)) == NULL) {
+			ret = err_set_ssl(e, HSMCA_ERR_ARG,
+			    "cannot read the RSA public key");
+			goto out;
+		}
+		ATTR(privt, npriv, CKA_MODULUS, pub1, l1);
+		ATTR(privt, npriv, CKA_PUBLIC_EXPONENT, pub2, l2);
+		ATTR(pubt, npub, CKA_MODULUS, pub1, l1);
+		ATTR(pubt, npub, CKA_PUBLIC_EXPONENT, pub2, l2);
+		for (size_t i = 0; i < sizeof(rsa) / sizeof(rsa[0]); i++) {
+			if ((secret[nsecret] = bn_param(pk, rsa[i].name, 0,
+			    &secret_len[nsecret])) == NULL) {
+				ret = err_set_ssl(e, HSMCA_ERR_ARG,
+				    "RSA private key lacks CRT parameters");
+				goto out;
+			}
+			ATTR(privt, npriv, rsa[i].type, secret[nsecret],
+			    secret_len[nsecret]);
+			nsecret++;
+		}
+	} else {
+		ret = err_set(e, HSMCA_ERR_KEY_POLICY,
+		    "CA key type %s not supported: EC or RSA only",
+		    EVP_PKEY_get0_type_name(pk));
+		goto out;
+	}
+#undef ATTR
+	if ((ret = raw_open(h, &s, e)) != 0)
+		goto out;
+	ret = HSMCA_ERR_HSM;
+	if ((rv = h->p11->C_CreateObject(s, privt, npriv, &priv)) != CKR_OK) {
+		err_set(e, ret, "C_CreateObject (private key): %s", ckr_name(rv));
+		goto out;
+	}
+	if ((rv = h->p11->C_CreateObject(s, pubt, npub, &pub)) != CKR_OK) {
+		err_set(e, ret, "C_CreateObject (public key): %s", ckr_name(rv));
+		h->p11->C_DestroyObject(s, priv);
+		goto out;
+	}
+	if ((ret = key_complete(h, s, priv, pub, out, e)) != 0) {
+		h->p11->C_DestroyObject(s, priv);
+		h->p11->C_DestroyObject(s, pub);
+		goto out;
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < nsecret; i++)
+		util_freezero(secret[i], secret_len[i]);
+	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC)
+		OPENSSL_free(pub1);
+	else
+		free(pub1);
+	free(pub2);
+	OPENSSL_free(ecparams);
+	ASN1_OCTET_STRING_free(os);
+	if (s != CK_INVALID_HANDLE)
+		h->p11->C_CloseSession(s);
+	return ret;
+}
+
+int
+hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
+    struct hsmca_err *e)
+{
+	struct hsm_uri u;
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE priv, pub;
+	unsigned char *id = NULL;
+	size_t id_len = 0;
+	int ret;
+
+	*out = NULL;
+	if ((ret = hsm_uri_parse(uri, &u, e)) != 0)
+		return ret;
+	if (u.id == NULL && u.object == NULL) {
+		ret = err_set(e, HSMCA_ERR_CONFIG,
+		    "key URI %s names neither id nor object", uri);
+		goto out;
+	}
+	if (u.token != NULL && strcmp(u.token, h->token_label) != 0) {
+		ret = err_set(e, HSMCA_ERR_KEY_NOT_FOUND,
+		    "key URI names token '%s' but the open token is '%s'",
+		    u.token, h->token_label);
+		goto out;
+	}
+	if ((ret = raw_open(h, &s, e)) != 0)
+		goto out;
+	if ((ret = raw_find(h, s, CKO_PRIVATE_KEY, u.id, u.id_len, u.object,
+	    &priv, e)) != 0)
+		goto out;
+	/* The public object shares the private key's CKA_ID. */
+	if (raw_attr(h, s, priv, CKA_ID, &id, &id_len) != 0) {
+		ret = err_set(e, HSMCA_ERR_HSM, "key has no CKA_ID");
+		goto out;
+	}
+	if ((ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len, NULL, &pub,
+	    e)) != 0)
+		goto out;
+	ret = key_complete(h, s, priv, pub, out, e);
+out:
+	free(id);
+	if (s != CK_INVALID_HANDLE)
+		h->p11->C_CloseSession(s);
+	hsm_uri_free(&u);
+	return ret;
+}
+
+int
+hsm_destroy_key(struct hsm *h, struct hsm_key *k, struct hsmca_err *e)
+{
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE o;
+	int ret;
+
+	if ((ret = raw_open(h, &s, e)) != 0)
+		return ret;
+	if (raw_find(h, s, CKO_PRIVATE_KEY, k->id, k->id_len, NULL, &o, NULL) == 0)
+		h->p11->C_DestroyObject(s, o);
+	if (raw_find(h, s, CKO_PUBLIC_KEY, k->id, k->id_len, NULL, &o, NULL) == 0)
+		h->p11->C_DestroyObject(s, o);
+	h->p11->C_CloseSession(s);
+	return 0;
+}
+
+int
+hsm_key_info(struct hsm *h, const struct hsm_key *k, struct hsm_key_info *out,
+    struct hsmca_err *e)
+{
+	CK_BBOOL v[6] = { 0 };
+	CK_ATTRIBUTE a[6] = {
+		{ CKA_TOKEN, &v[0], sizeof(CK_BBOOL) },
+		{ CKA_PRIVATE, &v[1], sizeof(CK_BBOOL) },
+		{ CKA_SENSITIVE, &v[2], sizeof(CK_BBOOL) },
+		{ CKA_EXTRACTABLE, &v[3], sizeof(CK_BBOOL) },
+		{ CKA_ALWAYS_SENSITIVE, &v[4], sizeof(CK_BBOOL) },
+		{ CKA_NEVER_EXTRACTABLE, &v[5], sizeof(CK_BBOOL) },
+	};
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE o;
+	CK_RV rv;
+	int ret;
+
+	if ((ret = raw_open(h, &s, e)) != 0)
+		return ret;
+	if ((ret = raw_find(h, s, CKO_PRIVATE_KEY, k->id, k->id_len, NULL, &o,
+	    e)) == 0) {
+		rv = h->p11->C_GetAttributeValue(s, o, a, 6);
+		if (rv != CKR_OK)
+			ret = err_set(e, HSMCA_ERR_HSM,
+			    "C_GetAttributeValue: %s", ckr_name(rv));
+	}
+	h->p11->C_CloseSession(s);
+	out->token = v[0];
+	out->private_ = v[1];
+	out->sensitive = v[2];
+	out->extractable = v[3];
+	out->always_sensitive = v[4];
+	out->never_extractable = v[5];
+	return ret;
+}
+
+void
+hsm_key_free(struct hsm_key *k)
+{
+	if (k == NULL)
+		return;
+	EVP_PKEY_free(k->priv);
+	EVP_PKEY_free(k->pub);
+	free(k->label);
+	free(k->uri);
+	free(k);
+}
+
+EVP_PKEY *
+hsm_key_private(const struct hsm_key *k)
+{
+	return k->priv;
+}
+
+EVP_PKEY *
+hsm_key_public(const struct hsm_key *k)
+{
+	return k->pub;
+}
+
+const char *
+hsm_key_uri(const struct hsm_key *k)
+{
+	return k->uri;
+}

@@ -1,1 +1,381 @@
-/* placeholder */
+/* issue.c: the flow of one certificate.
+ *
+ *   profile -> TBS -> pre-sign lint -> serial reserved (committed) ->
+ *   HSM signs -> re-parse + post-sign lint and verify -> record (committed)
+ *   -> release
+ *
+ * A certificate that failed verification, or whose record did not commit,
+ * is never released; its reserved serial is marked failed, never reused. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "hsmca/issue.h"
+#include "hsmca/lint.h"
+
+#define ISSUE_SERIAL_TRIES 3
+
+time_t
+issue_asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return (time_t)-1;
+	return timegm(&tm);
+}
+
+char *
+issue_san_string(const X509 *cert)
+{
+	GENERAL_NAMES *gens;
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *s = NULL;
+	long len;
+
+	if (b == NULL)
+		return NULL;
+	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		if (i > 0)
+			BIO_puts(b, ",");
+		GENERAL_NAME_print(b, sk_GENERAL_NAME_value(gens, i));
+	}
+	GENERAL_NAMES_free(gens);
+	len = BIO_get_mem_data(b, &data);
+	if ((s = malloc((size_t)len + 1)) != NULL) {
+		memcpy(s, data, (size_t)len);
+		s[len] = '\0';
+	}
+	BIO_free(b);
+	return s;
+}
+
+static int
+add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value,
+    struct hsmca_err *e)
+{
+	X509_EXTENSION *ext;
+	int ok;
+
+	if ((ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value)) == NULL)
+		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "extension %s=%s",
+		    OBJ_nid2sn(nid), value);
+	ok = X509_add_ext(cert, ext, -1);
+	X509_EXTENSION_free(ext);
+	if (!ok)
+		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "X509_add_ext");
+	return 0;
+}
+
+int
+issue_add_identifiers(X509 *cert, const X509 *issuer, const char *crl_url,
+    const char *ocsp_url, struct hsmca_err *e)
+{
+	X509V3_CTX ctx;
+	char buf[1024];
+	int ret;
+
+	/* X509V3_set_ctx takes a non-const issuer; it only reads it. */
+	X509V3_set_ctx(&ctx, issuer != NULL ? (X509 *)(uintptr_t)issuer :
+	    cert, cert, NULL, NULL, 0);
+	if ((ret = add_ext(cert, &ctx, NID_subject_key_identifier, "hash",
+	    e)) != 0)
+		return ret;
+	if (issuer != NULL && (ret = add_ext(cert, &ctx,
+	    NID_authority_key_identifier, "keyid:always", e)) != 0)
+		return ret;
+	if (crl_url != NULL && *crl_url != '\0') {
+		snprintf(buf, sizeof(buf), "URI:%s", crl_url);
+		if ((ret = add_ext(cert, &ctx, NID_crl_distribution_points,
+		    buf, e)) != 0)
+			return ret;
+	}
+	if (ocsp_url != NULL && *ocsp_url != '\0') {
+		snprintf(buf, sizeof(buf), "OCSP;URI:%s", ocsp_url);
+		if ((ret = add_ext(cert, &ctx, NID_info_access, buf, e)) != 0)
+			return ret;
+	}
+	return 0;
+}
+
+int
+issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey, const EVP_MD *md,
+    const X509 *issuer, X509 **out, struct hsmca_err *e)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	X509 *re = NULL;
+	int len, ok, ret = HSMCA_ERR_HSM;
+
+	*out = NULL;
+	ERR_clear_error();
+	hsm_sign_enter(h);
+	ok = X509_sign(tbs, signkey, md);
+	hsm_sign_leave(h);
+	if (ok <= 0) {
+		err_set_ssl(e, ret, "the HSM did not sign");
+		goto out;
+	}
+	/* Verify what will be released, not the in-memory object: re-parse
+	 * the DER and check it as any relying party would. */
+	ret = HSMCA_ERR_VERIFY;
+	if ((len = i2d_X509(tbs, &der)) <= 0) {
+		err_set_ssl(e, ret, "cannot encode the signed certificate");
+		goto out;
+	}
+	p = der;
+	if ((re = d2i_X509(NULL, &p, len)) == NULL || p != der + len) {
+		err_set_ssl(e, ret, "the signed certificate does not re-parse");
+		goto out;
+	}
+	if ((ret = lint_postsign(re, issuer != NULL ? issuer : re, e)) != 0)
+		goto out;
+	*out = re;
+	re = NULL;
+	ret = 0;
+out:
+	OPENSSL_free(der);
+	X509_free(re);
+	return ret;
+}
+
+static char *
+expand_url(const char *tmpl, int64_t gen_id)
+{
+	char num[24], *s, *q;
+	size_t n = 0;
+
+	if (tmpl == NULL || *tmpl == '\0')
+		return NULL;
+	snprintf(num, sizeof(num), "%lld", (long long)gen_id);
+	for (const char *p = tmpl; *p != '\0'; p++)
+		n += (p[0] == '%' && p[1] == 'g') ? strlen(num) : 1;
+	if ((s = malloc(n + 1)) == NULL)
+		return NULL;
+	q = s;
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		if (p[0] == '%' && p[1] == 'g') {
+			q = stpcpy(q, num);
+			p++;
+		} else
+			*q++ = *p;
+	}
+	*q = '\0';
+	return s;
+}
+
+int
+issuer_open(struct hsm *h, struct store *st, const struct store_generation *g,
+    const struct config_ca *ca, struct issuer **out, struct hsmca_err *e)
+{
+	struct issuer *iss = NULL;
+	const unsigned char *p;
+	BIO *b = NULL;
+	X509 *x;
+	int ret = HSMCA_ERR_INTERNAL;
+
+	*out = NULL;
+	if (g->cert_der == NULL)
+		return err_set(e, HSMCA_ERR_CA_STATE,
+		    "CA generation %lld has no certificate yet (import it with "
+		    "`hsmca ca import-cert`)", (long long)g->id);
+	if ((iss = calloc(1, sizeof(*iss))) == NULL ||
+	    (iss->chain = sk_X509_new_null()) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	iss->gen_id = g->id;
+	p = g->cert_der;
+	if ((iss->cert = d2i_X509(NULL, &p, (long)g->cert_der_len)) == NULL) {
+		err_set_ssl(e, ret, "CA generation %lld: stored certificate "
+		    "unreadable", (long long)g->id);
+		goto out;
+	}
+	/* The chain above: a root in the store, or the PEM given at import. */
+	if (g->parent_id != 0) {
+		struct store_generation parent;
+
+		memset(&parent, 0, sizeof(parent));
+		if ((ret = store_get_generation(st, g->parent_id, &parent,
+		    e)) != 0)
+			goto out;
+		p = parent.cert_der;
+		x = p != NULL ? d2i_X509(NULL, &p, (long)parent.cert_der_len) :
+		    NULL;
+		store_generation_free_fields(&parent);
+		if (x == NULL || !sk_X509_push(iss->chain, x)) {
+			X509_free(x);
+			ret = err_set(e, HSMCA_ERR_INTERNAL,
+			    "cannot load the parent certificate");
+			goto out;
+		}
+	} else if (g->chain_pem != NULL) {
+		if ((b = BIO_new_mem_buf(g->chain_pem, -1)) == NULL)
+			goto out;
+		while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+			if (!sk_X509_push(iss->chain, x)) {
+				X509_free(x);
+				goto out;
+			}
+		ERR_clear_error();
+	}
+	if ((ret = hsm_load_key(h, g->key_uri, &iss->key, e)) != 0)
+		goto out;
+	if (X509_check_private_key(iss->cert, hsm_key_public(iss->key)) != 1) {
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %lld: the "
+		    "key in the token does not match its certificate",
+		    (long long)g->id);
+		goto out;
+	}
+	iss->md = keytype_digest_for(hsm_key_public(iss->key));
+	iss->crl_url = expand_url(ca->crl_url, g->id);
+	iss->ocsp_url = ca->ocsp_url != NULL ? strdup(ca->ocsp_url) : NULL;
+	*out = iss;
+	iss = NULL;
+	ret = 0;
+out:
+	BIO_free(b);
+	issuer_free(iss);
+	return ret;
+}
+
+void
+issuer_free(struct issuer *iss)
+{
+	if (iss == NULL)
+		return;
+	X509_free(iss->cert);
+	sk_X509_pop_free(iss->chain, X509_free);
+	hsm_key_free(iss->key);
+	free(iss->crl_url);
+	free(iss->ocsp_url);
+	free(iss);
+}
+
+void
+issue_result_free(struct issue_result *r)
+{
+	if (r == NULL)
+		return;
+	X509_free(r->cert);
+	r->cert = NULL;
+}
+
+int
+issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
+    const struct issue_request *req, struct issue_result *out,
+    struct hsmca_err *e)
+{
+	X509 *tbs = NULL, *signed_cert = NULL;
+	ASN1_INTEGER *serial = NULL;
+	char serial_hex[SERIAL_HEX_MAX];
+	struct store_cert rec;
+	unsigned char *der = NULL;
+	int64_t cert_id = 0;
+	int len, ret = HSMCA_ERR_INTERNAL, reserved = 0;
+
+	memset(out, 0, sizeof(*out));
+	memset(&rec, 0, sizeof(rec));
+
+	/* Build the TBSCertificate: the profile decides, the CSR only
+	 * contributes its key and the names the profile allows. */
+	if ((tbs = X509_new()) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if (!X509_set_version(tbs, X509_VERSION_3) ||
+	    !X509_set_issuer_name(tbs, X509_get_subject_name(iss->cert)) ||
+	    !X509_set_pubkey(tbs, req->csr->pubkey)) {
+		err_set_ssl(e, ret, "cannot build the certificate");
+		goto out;
+	}
+	if ((ret = profile_apply(req->profile, req->csr, tbs, iss->cert,
+	    req->now, e)) != 0)
+		goto out;
+	if ((ret = issue_add_identifiers(tbs, iss->cert, iss->crl_url,
+	    iss->ocsp_url, e)) != 0)
+		goto out;
+
+	/* Reserve a fresh serial: the intent is on disk before the HSM
+	 * signs, so a crash never leaves a signed certificate unrecorded. */
+	for (int tries = 0; !reserved; tries++) {
+		ASN1_INTEGER_free(serial);
+		serial = NULL;
+		if ((ret = serial_generate(&serial, serial_hex, e)) != 0)
+			goto out;
+		if (!X509_set_serialNumber(tbs, serial)) {
+			ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "serial");
+			goto out;
+		}
+		/* Lint before anything is recorded: a refused certificate
+		 * leaves no trace in the store. */
+		if (tries == 0 && (ret = lint_presign(tbs, iss->cert,
+		    req->profile, e)) != 0)
+			goto out;
+		ret = store_reserve_serial(st, iss->gen_id, serial_hex,
+		    req->profile->name, req->requester,
+		    req->csr->fingerprint_hex, req->now, &cert_id, e);
+		if (ret == HSMCA_ERR_EXISTS && tries + 1 < ISSUE_SERIAL_TRIES)
+			continue;
+		if (ret != 0)
+			goto out;
+		reserved = 1;
+	}
+
+	if ((ret = issue_sign(h, tbs, hsm_key_private(iss->key), iss->md,
+	    iss->cert, &signed_cert, e)) != 0)
+		goto fail;
+
+	/* The durable record, committed before anyone sees the result. */
+	rec.id = cert_id;
+	rec.issuer_id = iss->gen_id;
+	memcpy(rec.serial, serial_hex, sizeof(rec.serial));
+	rec.status = STORE_CERT_VALID;
+	rec.subject = util_name_string(X509_get_subject_name(signed_cert));
+	rec.sans = issue_san_string(signed_cert);
+	rec.not_before = issue_asn1_time(X509_get0_notBefore(signed_cert));
+	rec.not_after = issue_asn1_time(X509_get0_notAfter(signed_cert));
+	rec.profile = req->profile->name;
+	rec.requester = (char *)(uintptr_t)req->requester;
+	memcpy(rec.csr_sha256, req->csr->fingerprint_hex,
+	    sizeof(rec.csr_sha256));
+	rec.created_at = req->now;
+	rec.revoke_reason = -1;
+	if (rec.subject == NULL || rec.sans == NULL ||
+	    util_cert_sha256(signed_cert, rec.sha256) != 0 ||
+	    (len = i2d_X509(signed_cert, &der)) <= 0) {
+		ret = err_set(e, HSMCA_ERR_INTERNAL,
+		    "cannot describe the signed certificate");
+		goto fail;
+	}
+	rec.der = der;
+	rec.der_len = (size_t)len;
+	if ((ret = store_complete_cert(st, &rec, e)) != 0)
+		goto fail;
+
+	out->cert = signed_cert;
+	signed_cert = NULL;
+	memcpy(out->serial, serial_hex, sizeof(out->serial));
+	memcpy(out->sha256, rec.sha256, sizeof(out->sha256));
+	out->cert_id = cert_id;
+	ret = 0;
+	goto out;
+fail:
+	/* Keep the reason of the first failure; the serial stays burnt. */
+	(void)store_fail_cert(st, cert_id, NULL);
+out:
+	free(rec.subject);
+	free(rec.sans);
+	OPENSSL_free(der);
+	ASN1_INTEGER_free(serial);
+	X509_free(tbs);
+	X509_free(signed_cert);
+	return ret;
+}

@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
 
 #include "hsmca/util.h"
@@ -169,7 +170,7 @@ util_name_string(const X509_NAME *n)
 	if (n == NULL || (b = BIO_new(BIO_s_mem())) == NULL)
 		return NULL;
 	if (X509_NAME_print_ex(b, n, 0,
-	    XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+	    XN_FLAG_RFC2253 & ~XN_FLAG_DN_REV & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
 		len = BIO_get_mem_data(b, &data);
 		if (len >= 0 && (s = malloc((size_t)len + 1)) != NULL) {
 			memcpy(s, data, (size_t)len);
@@ -241,4 +242,65 @@ util_format_duration(int64_t secs, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%" PRId64 "s", secs);
 	return buf;
+}
+
+int
+util_parse_name(const char *s, X509_NAME **out, struct hsmca_err *e)
+{
+	X509_NAME *n = NULL;
+	char *buf = NULL, *field, *val;
+	size_t len;
+	int ret = HSMCA_ERR_ARG;
+
+	*out = NULL;
+	if (s == NULL || *s == '\0')
+		return err_set(e, HSMCA_ERR_ARG, "empty distinguished name");
+	len = strlen(s);
+	if ((n = X509_NAME_new()) == NULL || (buf = malloc(len + 1)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	for (const char *p = s; *p != '\0';) {
+		size_t j = 0;
+
+		/* One "type=value" component, honouring "\," escapes. */
+		while (*p != '\0' && *p != ',') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			buf[j++] = *p++;
+		}
+		buf[j] = '\0';
+		if (*p == ',')
+			p++;
+		field = buf;
+		while (*field == ' ')
+			field++;
+		if ((val = strchr(field, '=')) == NULL || val == field) {
+			err_set(e, ret, "'%s': expected TYPE=value", field);
+			goto out;
+		}
+		*val++ = '\0';
+		if (*val == '\0') {
+			err_set(e, ret, "'%s' has an empty value", field);
+			goto out;
+		}
+		if (OBJ_txt2nid(field) == NID_undef) {
+			err_set(e, ret, "'%s' is not an attribute type (CN, O, "
+			    "OU, C, ST, L, serialNumber ...)", field);
+			goto out;
+		}
+		if (!X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8,
+		    (const unsigned char *)val, -1, -1, 0)) {
+			err_set_ssl(e, ret, "%s=%s is not a valid value", field,
+			    val);
+			goto out;
+		}
+	}
+	*out = n;
+	n = NULL;
+	ret = 0;
+out:
+	X509_NAME_free(n);
+	free(buf);
+	return ret;
 }

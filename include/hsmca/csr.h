@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "hsmca/err.h"
 

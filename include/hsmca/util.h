@@ -29,6 +29,10 @@ int	util_cert_sha256(const X509 *x, char out[UTIL_SHA256_HEX]);
 /* X509_NAME as an RFC 2253 string (malloc'd), or NULL. */
 char	*util_name_string(const X509_NAME *n);
 
+/* Parse "CN=Device CA,O=Example" (',' inside a value escaped as "\,")
+ * into a new X509_NAME; HSMCA_ERR_ARG with a reason on bad syntax. */
+int	util_parse_name(const char *s, X509_NAME **out, struct hsmca_err *e);
+
 /* Wipe and free. */
 void	util_freezero(void *p, size_t len);
 

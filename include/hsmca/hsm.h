@@ -1,0 +1,87 @@
+/* hsm.h: the CA keys in a PKCS#11 token. Keys are generated and imported
+ * with raw PKCS#11 (sensitive, never extractable) and sign through
+ * libp11's EVP_PKEY, so X509_sign, X509_CRL_sign and OCSP_basic_sign all
+ * work with a key that never leaves the token. */
+#ifndef HSMCA_HSM_H
+#define HSMCA_HSM_H
+
+#include <openssl/evp.h>
+
+#include "hsmca/config.h"
+#include "hsmca/err.h"
+#include "hsmca/keytype.h"
+
+struct hsm;
+struct hsm_key;
+
+/* What the token says about a private key. */
+struct hsm_key_info {
+	int	token;			/* CKA_TOKEN */
+	int	private_;		/* CKA_PRIVATE */
+	int	sensitive;		/* CKA_SENSITIVE */
+	int	extractable;		/* CKA_EXTRACTABLE */
+	int	always_sensitive;	/* CKA_ALWAYS_SENSITIVE */
+	int	never_extractable;	/* CKA_NEVER_EXTRACTABLE */
+};
+
+/* Load the module the config names, find the token its URI names, read
+ * the PIN from the pin source, log in and wipe the PIN. */
+int	hsm_open(const struct config_hsm *cfg, struct hsm **out,
+	    struct hsmca_err *e);
+void	hsm_close(struct hsm *h);
+const char *hsm_token_label(const struct hsm *h);
+
+/* Initialize a free slot's token with the label in cfg->token, the SO PIN
+ * from so_pin_source and the user PIN from cfg->pin_source. For demos and
+ * tests on SoftHSM2; a production HSM is initialized with its own tools. */
+int	hsm_init_token(const struct config_hsm *cfg, const char *so_pin_source,
+	    struct hsmca_err *e);
+
+/* Read a PIN from "file:/path" (first line) or "env:NAME". The caller
+ * wipes it with util_freezero(pin, strlen(pin)). */
+int	hsm_read_pin(const char *source, char **pin, struct hsmca_err *e);
+
+/* A new key pair inside the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE
+ * true, CKA_EXTRACTABLE false, a random CKA_ID, the given CKA_LABEL. */
+int	hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
+	    struct hsm_key **out, struct hsmca_err *e);
+/* Put an existing private key (an operator's intermediate CA key) into
+ * the token as a sensitive, non-extractable object. */
+int	hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
+	    struct hsm_key **out, struct hsmca_err *e);
+/* Find a key by PKCS#11 URI (RFC 7512: id and/or object). */
+int	hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
+	    struct hsmca_err *e);
+/* Remove a key pair from the token (undoing a failed generation). */
+int	hsm_destroy_key(struct hsm *h, struct hsm_key *k, struct hsmca_err *e);
+int	hsm_key_info(struct hsm *h, const struct hsm_key *k,
+	    struct hsm_key_info *out, struct hsmca_err *e);
+void	hsm_key_free(struct hsm_key *k);
+
+/* The private key: operations go to the token. */
+EVP_PKEY	*hsm_key_private(const struct hsm_key *k);
+/* A software copy of the public key. */
+EVP_PKEY	*hsm_key_public(const struct hsm_key *k);
+/* pkcs11:token=...;id=...;object=...;type=private */
+const char	*hsm_key_uri(const struct hsm_key *k);
+
+/* Bound the number of concurrent signatures to cfg->sessions: every
+ * signature is bracketed by these two calls. */
+void	hsm_sign_enter(struct hsm *h);
+void	hsm_sign_leave(struct hsm *h);
+
+/* Parse an RFC 7512 URI. Fields are malloc'd or NULL; id is binary. */
+struct hsm_uri {
+	char		*token;
+	char		*manufacturer;
+	char		*serial;
+	char		*model;
+	char		*object;
+	unsigned char	*id;
+	size_t		 id_len;
+	char		*type;
+};
+int	hsm_uri_parse(const char *uri, struct hsm_uri *out, struct hsmca_err *e);
+void	hsm_uri_free(struct hsm_uri *u);
+
+#endif

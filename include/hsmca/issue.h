@@ -1,0 +1,77 @@
+/* issue.h: the flow of one certificate (DESIGN.md): profile, TBS, lint,
+ * serial reserved in the store, HSM signature, verify-after-sign, durable
+ * record, release. */
+#ifndef HSMCA_ISSUE_H
+#define HSMCA_ISSUE_H
+
+#include <stdint.h>
+#include <time.h>
+#include <openssl/x509.h>
+
+#include "hsmca/config.h"
+#include "hsmca/csr.h"
+#include "hsmca/err.h"
+#include "hsmca/hsm.h"
+#include "hsmca/profile.h"
+#include "hsmca/serial.h"
+#include "hsmca/store.h"
+#include "hsmca/util.h"
+
+/* One CA generation ready to sign. */
+struct issuer {
+	int64_t		 gen_id;
+	X509		*cert;
+	STACK_OF(X509)	*chain;		/* certificates above cert, may be empty */
+	struct hsm_key	*key;
+	const EVP_MD	*md;
+	char		*crl_url;	/* with %g expanded; NULL: none */
+	char		*ocsp_url;
+};
+
+struct issue_request {
+	const struct csr	*csr;
+	const struct profile	*profile;
+	const char		*requester;	/* who asked: "cli:root", "est:CN=..." */
+	time_t			 now;
+};
+
+struct issue_result {
+	X509	*cert;		/* the released certificate (caller frees) */
+	char	 serial[SERIAL_HEX_MAX];
+	char	 sha256[UTIL_SHA256_HEX];
+	int64_t	 cert_id;	/* row in the store */
+};
+
+/* Load a generation's certificate, chain and key. */
+int	issuer_open(struct hsm *h, struct store *st,
+	    const struct store_generation *g, const struct config_ca *ca,
+	    struct issuer **out, struct hsmca_err *e);
+void	issuer_free(struct issuer *iss);
+
+/* Issue one certificate. Nothing is released unless the signature
+ * verified and the record committed; a reserved serial whose issuance
+ * failed is marked failed and never reused. */
+int	issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
+	    const struct issue_request *req, struct issue_result *out,
+	    struct hsmca_err *e);
+void	issue_result_free(struct issue_result *r);
+
+/* Sign a fully built certificate with signkey (in the token), then
+ * re-parse the DER and run the post-sign lint against issuer (NULL: the
+ * certificate is self-signed). *out is the re-parsed certificate. */
+int	issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey,
+	    const EVP_MD *md, const X509 *issuer, X509 **out,
+	    struct hsmca_err *e);
+
+/* Add subjectKeyIdentifier and authorityKeyIdentifier (from issuer; NULL
+ * for self-signed), and the CRL distribution point and OCSP URL when
+ * given. */
+int	issue_add_identifiers(X509 *cert, const X509 *issuer,
+	    const char *crl_url, const char *ocsp_url, struct hsmca_err *e);
+
+/* ASN1_TIME to time_t; -1 on error. */
+time_t	issue_asn1_time(const ASN1_TIME *t);
+/* The SAN of cert as "DNS:a,URI:b" (malloc'd, "" if none). */
+char	*issue_san_string(const X509 *cert);
+
+#endif
