@@ -17,8 +17,9 @@
 
 #include "cli.h"
 
+/* The certificate, then (with_chain) its issuer and the issuer's chain. */
 static int
-cert_pem(X509 *x, STACK_OF(X509) *chain, int with_chain, char **out)
+cert_pem(X509 *x, const struct issuer *iss, int with_chain, char **out)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	char *data;
@@ -28,8 +29,10 @@ cert_pem(X509 *x, STACK_OF(X509) *chain, int with_chain, char **out)
 	if (b == NULL)
 		return -1;
 	ok = PEM_write_bio_X509(b, x);
-	for (int i = 0; ok && with_chain && i < sk_X509_num(chain); i++)
-		ok = PEM_write_bio_X509(b, sk_X509_value(chain, i));
+	if (ok && with_chain)
+		ok = PEM_write_bio_X509(b, iss->cert);
+	for (int i = 0; ok && with_chain && i < sk_X509_num(iss->chain); i++)
+		ok = PEM_write_bio_X509(b, sk_X509_value(iss->chain, i));
 	n = BIO_get_mem_data(b, &data);
 	*out = ok ? strndup(data, (size_t)n) : NULL;
 	BIO_free(b);
@@ -104,7 +107,7 @@ cmd_issue(struct cli *c, int argc, char **argv)
 		ret = cli_error(c, ret);
 		goto out;
 	}
-	if (cert_pem(res.cert, iss->chain, with_chain, &pem) != 0) {
+	if (cert_pem(res.cert, iss, with_chain, &pem) != 0) {
 		ret = cli_errorx(c, CLI_EXIT_FAIL, "cannot encode the "
 		    "certificate (it is recorded as serial %s)", res.serial);
 		goto out;

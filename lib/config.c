@@ -1,1 +1,1191 @@
-/* placeholder */
+/* config.c: hsmca.conf, parsed into plain structs and printed back.
+ *
+ * The format, line by line:
+ *
+ *	# a comment line; a comment may also follow a value: "key = v  # ..."
+ *	[hsm]                      a section header: hsm, store, ca, or
+ *	[profile NAME]             a profile (NAME: letters, digits, . _ -)
+ *	key = value                a key of the current section
+ *	key = "  v # w  "          double quotes keep '#' and outer spaces;
+ *	                           inside them \" and \\ are the only escapes
+ *
+ * Blank lines and leading or trailing spaces and tabs are ignored; an
+ * unquoted '#' starts a comment when it begins the value or follows a
+ * space or tab (so "http://h/x#y" keeps its '#'). Keys, section names,
+ * booleans (true/false/yes/no) and the names in lists are case-sensitive.
+ * A line holds at most 4096 bytes; a NUL byte or any other control
+ * character except tab is refused. Each section and each key within a
+ * section appears at most once. A file is parsed on top of the embedded
+ * defaults, so a key not given keeps its default, except that
+ * hsm.module, hsm.token, hsm.pin-source and store.path must be given.
+ *
+ *	[hsm]
+ *	module = /usr/lib/softhsm/libsofthsm2.so   absolute path
+ *	token = pkcs11:token=hsmca                 PKCS#11 URI (RFC 7512)
+ *	pin-source = file:/etc/hsmca/pin           or env:HSMCA_PIN
+ *	sessions = 4                               1..256
+ *	[store]
+ *	path = /var/lib/hsmca/hsmca.db             absolute path
+ *	[ca]
+ *	subject = CN=hsmca Device CA,O=Example     issuing CA, "attr=value,..."
+ *	key-type = ec-p256                         ec-p256 ec-p384 rsa-2048 rsa-3072
+ *	validity = 2y                              duration: Ny Nd Nh Nm Ns or N
+ *	root-subject = CN=hsmca Root CA,O=Example
+ *	root-key-type = ec-p384
+ *	root-validity = 20y
+ *	renew-before = 90d                         < validity
+ *	activation-delay = 45d                     < renew-before
+ *	crl-url = http://ca.example.com/crl/%g.crl http://, %g = generation id,
+ *	                                           "" for no CRL distribution point
+ *	ocsp-url = http://ca.example.com/ocsp      http://, "" for no OCSP
+ *	[profile device]     overrides the built-in "device"; a new name adds
+ *	                     a profile that starts as an empty leaf profile
+ *	validity = 365d                            > 0
+ *	backdate = 5m                              0 .. 1d (clock skew only)
+ *	key-usage = digitalSignature, keyAgreement required, never "none"
+ *	extended-key-usage = clientAuth            or none
+ *	ca = false
+ *	pathlen = 0                                0..255 or none; only with ca = true
+ *	subject = CN, O, OU                        attributes copied from a CSR, or none
+ *	require-cn = true
+ *	san = dns, uri                             dns ip uri email, or none
+ *	require-san = false
+ *
+ * Errors read "name:line: reason".
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/objects.h>
+
+#include "hsmca/config.h"
+#include "hsmca/util.h"
+
+#ifndef HSMCA_SOFTHSM_MODULE
+#error "HSMCA_SOFTHSM_MODULE must be defined by the build"
+#endif
+
+#define CONFIG_MAX_SIZE		(1024 * 1024)
+#define CONFIG_LINE_MAX		4096
+#define CONFIG_SESSIONS_MAX	256
+#define CONFIG_PATHLEN_MAX	255
+#define CONFIG_BACKDATE_MAX	(24 * 60 * 60)
+#define CONFIG_PROFILE_NAME_MAX	63
+#define DAY			(24 * 60 * 60)
+#define YEAR			(365 * DAY)
+
+enum section {
+	SEC_NONE,
+	SEC_HSM,
+	SEC_STORE,
+	SEC_CA,
+	SEC_PROFILE,
+	SEC_MAX
+};
+
+static const char *const section_names[SEC_MAX] = {
+	[SEC_NONE] = "",
+	[SEC_HSM] = "hsm",
+	[SEC_STORE] = "store",
+	[SEC_CA] = "ca",
+	[SEC_PROFILE] = "profile",
+};
+
+/* Every key, in the order config_print writes them. */
+enum key {
+	K_HSM_MODULE,
+	K_HSM_TOKEN,
+	K_HSM_PIN_SOURCE,
+	K_HSM_SESSIONS,
+	K_STORE_PATH,
+	K_CA_SUBJECT,
+	K_CA_KEY_TYPE,
+	K_CA_VALIDITY,
+	K_CA_ROOT_SUBJECT,
+	K_CA_ROOT_KEY_TYPE,
+	K_CA_ROOT_VALIDITY,
+	K_CA_RENEW_BEFORE,
+	K_CA_ACTIVATION_DELAY,
+	K_CA_CRL_URL,
+	K_CA_OCSP_URL,
+	K_P_VALIDITY,
+	K_P_BACKDATE,
+	K_P_KEY_USAGE,
+	K_P_EXT_KEY_USAGE,
+	K_P_CA,
+	K_P_PATHLEN,
+	K_P_SUBJECT,
+	K_P_REQUIRE_CN,
+	K_P_SAN,
+	K_P_REQUIRE_SAN,
+	K_MAX
+};
+
+static const struct config_key {
+	enum section	 sec;
+	const char	*name;
+} config_keys[K_MAX] = {
+	[K_HSM_MODULE] =		{ SEC_HSM, "module" },
+	[K_HSM_TOKEN] =			{ SEC_HSM, "token" },
+	[K_HSM_PIN_SOURCE] =		{ SEC_HSM, "pin-source" },
+	[K_HSM_SESSIONS] =		{ SEC_HSM, "sessions" },
+	[K_STORE_PATH] =		{ SEC_STORE, "path" },
+	[K_CA_SUBJECT] =		{ SEC_CA, "subject" },
+	[K_CA_KEY_TYPE] =		{ SEC_CA, "key-type" },
+	[K_CA_VALIDITY] =		{ SEC_CA, "validity" },
+	[K_CA_ROOT_SUBJECT] =		{ SEC_CA, "root-subject" },
+	[K_CA_ROOT_KEY_TYPE] =		{ SEC_CA, "root-key-type" },
+	[K_CA_ROOT_VALIDITY] =		{ SEC_CA, "root-validity" },
+	[K_CA_RENEW_BEFORE] =		{ SEC_CA, "renew-before" },
+	[K_CA_ACTIVATION_DELAY] =	{ SEC_CA, "activation-delay" },
+	[K_CA_CRL_URL] =		{ SEC_CA, "crl-url" },
+	[K_CA_OCSP_URL] =		{ SEC_CA, "ocsp-url" },
+	[K_P_VALIDITY] =		{ SEC_PROFILE, "validity" },
+	[K_P_BACKDATE] =		{ SEC_PROFILE, "backdate" },
+	[K_P_KEY_USAGE] =		{ SEC_PROFILE, "key-usage" },
+	[K_P_EXT_KEY_USAGE] =		{ SEC_PROFILE, "extended-key-usage" },
+	[K_P_CA] =			{ SEC_PROFILE, "ca" },
+	[K_P_PATHLEN] =			{ SEC_PROFILE, "pathlen" },
+	[K_P_SUBJECT] =			{ SEC_PROFILE, "subject" },
+	[K_P_REQUIRE_CN] =		{ SEC_PROFILE, "require-cn" },
+	[K_P_SAN] =			{ SEC_PROFILE, "san" },
+	[K_P_REQUIRE_SAN] =		{ SEC_PROFILE, "require-san" },
+};
+
+struct parse {
+	const char	*name;		/* for messages */
+	size_t		 lineno;
+	struct config	*cfg;
+	struct hsmca_err *e;
+	enum section	 sec;
+	size_t		 secline[SEC_MAX];	/* header line of hsm/store/ca */
+	size_t		 keyline[K_MAX];	/* line a key was set, 0: not */
+	struct profile	*prof;		/* the [profile] being read */
+	size_t		 profline;
+	int		 builtin_seen[PROFILE_BUILTIN_COUNT];
+};
+
+static int
+perr(struct parse *st, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "name:line: reason", HSMCA_ERR_CONFIG. */
+static int
+perr(struct parse *st, size_t line, const char *fmt, ...)
+{
+	char reason[HSMCA_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	return err_set(st->e, HSMCA_ERR_CONFIG, "%s:%zu: %s", st->name, line,
+	    reason);
+}
+
+static int
+set_string(char **dst, const char *val, struct hsmca_err *e)
+{
+	char *s;
+
+	if ((s = strdup(val)) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static void
+profile_new_leaf(struct profile *p)
+{
+	/* An empty leaf profile: the section must at least set key-usage. */
+	memset(p, 0, sizeof(*p));
+	p->validity = 365 * DAY;
+	p->backdate = 5 * 60;
+	p->pathlen = -1;
+	p->subject_allowed = PROFILE_SUBJ_CN;
+	p->require_cn = 1;
+}
+
+/* Append a profile (taking ownership of its fields on success). */
+static int
+config_add_profile(struct config *cfg, struct profile *p,
+    struct hsmca_err *e)
+{
+	struct profile *np;
+
+	np = reallocarray(cfg->profiles, cfg->nprofiles + 1, sizeof(*np));
+	if (np == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	cfg->profiles = np;
+	cfg->profiles[cfg->nprofiles++] = *p;
+	return 0;
+}
+
+/* a b c, malloc'd; NULL if out of memory. */
+static char *
+join(const char *a, const char *b, const char *c)
+{
+	char *s;
+
+	if (asprintf(&s, "%s%s%s", a, b, c) == -1)
+		return NULL;
+	return s;
+}
+
+/* The demo directory: $HSMCA_HOME or ./hsmca-demo, made absolute. */
+static int
+demo_home(char **out, struct hsmca_err *e)
+{
+	char cwd[PATH_MAX], *s = NULL;
+	const char *h;
+	size_t n;
+	int ret = HSMCA_ERR_CONFIG;
+
+	if ((h = getenv("HSMCA_HOME")) == NULL || *h == '\0')
+		h = "./hsmca-demo";
+	for (const char *p = h; *p != '\0'; p++) {
+		if (iscntrl((unsigned char)*p)) {
+			ret = err_set(e, HSMCA_ERR_CONFIG,
+			    "HSMCA_HOME contains a control character");
+			goto out;
+		}
+	}
+	if (*h == '/') {
+		if ((s = strdup(h)) == NULL) {
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+	} else {
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			ret = err_set(e, HSMCA_ERR_IO, "cannot find the current "
+			    "directory for HSMCA_HOME: %s", strerror(errno));
+			goto out;
+		}
+		while (h[0] == '.' && h[1] == '/') {
+			for (h += 2; *h == '/'; h++)
+				;
+		}
+		if (strcmp(h, ".") == 0)
+			h = "";
+		if ((s = join(cwd, strcmp(cwd, "/") == 0 || *h == '\0' ?
+		    "" : "/", h)) == NULL) {
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+	}
+	/* No trailing slash, except for "/" itself. */
+	for (n = strlen(s); n > 1 && s[n - 1] == '/'; n--)
+		s[n - 1] = '\0';
+	*out = s;
+	s = NULL;
+	ret = 0;
+out:
+	free(s);
+	return ret;
+}
+
+/* The embedded defaults. With home, also the demo's HSM and store
+ * settings; without, those stay NULL for a file to set. */
+static int
+config_defaults(const char *home, struct config **out, struct hsmca_err *e)
+{
+	struct config *cfg = NULL;
+	struct profile p;
+	int ret = HSMCA_ERR_ALLOC, i;
+
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
+		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	cfg->hsm.sessions = 4;
+	cfg->ca.key_type = KEY_EC_P256;
+	cfg->ca.validity = 2 * (int64_t)YEAR;
+	cfg->ca.root_key_type = KEY_EC_P384;
+	cfg->ca.root_validity = 20 * (int64_t)YEAR;
+	cfg->ca.renew_before = 90 * DAY;
+	cfg->ca.activation_delay = 45 * DAY;
+	if ((cfg->ca.subject = strdup("CN=hsmca Demo Device CA,O=hsmca demo"))
+	    == NULL ||
+	    (cfg->ca.root_subject = strdup("CN=hsmca Demo Root CA,O=hsmca demo"))
+	    == NULL ||
+	    (cfg->ca.crl_url = strdup("http://127.0.0.1:8080/crl/%g.crl"))
+	    == NULL ||
+	    (cfg->ca.ocsp_url = strdup("http://127.0.0.1:8080/ocsp")) == NULL) {
+		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if (home != NULL) {
+		if ((cfg->hsm.module = strdup(HSMCA_SOFTHSM_MODULE)) == NULL ||
+		    (cfg->hsm.token = strdup("pkcs11:token=hsmca")) == NULL ||
+		    (cfg->hsm.pin_source = join("file:", home, "/user.pin"))
+		    == NULL ||
+		    (cfg->store.path = join("", home, "/hsmca.db")) == NULL) {
+			err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+	}
+	for (i = 0; i < PROFILE_BUILTIN_COUNT; i++) {
+		profile_builtin(i, &p);
+		if (p.name == NULL) {
+			err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+		if (config_add_profile(cfg, &p, e) != 0) {
+			profile_free_fields(&p);
+			goto out;
+		}
+	}
+	*out = cfg;
+	cfg = NULL;
+	ret = 0;
+out:
+	config_free(cfg);
+	return ret;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->path);
+	free(cfg->hsm.module);
+	free(cfg->hsm.token);
+	free(cfg->hsm.pin_source);
+	free(cfg->store.path);
+	free(cfg->ca.subject);
+	free(cfg->ca.root_subject);
+	free(cfg->ca.crl_url);
+	free(cfg->ca.ocsp_url);
+	for (size_t i = 0; i < cfg->nprofiles; i++)
+		profile_free_fields(&cfg->profiles[i]);
+	free(cfg->profiles);
+	free(cfg);
+}
+
+const struct profile *
+config_profile(const struct config *cfg, const char *name)
+{
+	if (cfg == NULL || name == NULL)
+		return NULL;
+	for (size_t i = 0; i < cfg->nprofiles; i++)
+		if (cfg->profiles[i].name != NULL &&
+		    strcmp(cfg->profiles[i].name, name) == 0)
+			return &cfg->profiles[i];
+	return NULL;
+}
+
+/* ---- value checks ---- */
+
+static const char *
+sec_label(struct parse *st, char *buf, size_t len)
+{
+	if (st->sec == SEC_PROFILE && st->prof != NULL)
+		snprintf(buf, len, "[profile %s]", st->prof->name);
+	else
+		snprintf(buf, len, "[%s]", section_names[st->sec]);
+	return buf;
+}
+
+static int
+parse_bool(const char *v, int *out)
+{
+	if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+		*out = 1;
+	else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* A decimal integer in [lo, hi], nothing else. */
+static int
+parse_int(const char *v, long lo, long hi, int *out)
+{
+	char *end;
+	long n;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+/* "a, b, c" or "none" through one of the profile name parsers. */
+static int
+parse_list(struct parse *st, const char *key, const char *v,
+    int (*lookup)(const char *, unsigned int *), unsigned int *out)
+{
+	char buf[CONFIG_LINE_MAX + 1], *tok, *save = NULL, *end;
+	unsigned int mask = 0, bit;
+
+	if (strcmp(v, "none") == 0) {
+		*out = 0;
+		return 0;
+	}
+	snprintf(buf, sizeof(buf), "%s", v);
+	if (buf[0] == ',' || (*buf != '\0' && buf[strlen(buf) - 1] == ','))
+		return perr(st, st->lineno, "%s: empty name in list", key);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*tok == '\0')
+			return perr(st, st->lineno, "%s: empty name in list",
+			    key);
+		if (strcmp(tok, "none") == 0)
+			return perr(st, st->lineno, "%s: \"none\" cannot be "
+			    "combined with other names", key);
+		if (lookup(tok, &bit) == -1)
+			return perr(st, st->lineno, "%s: unknown name \"%.64s\"",
+			    key, tok);
+		if (mask & bit)
+			return perr(st, st->lineno, "%s: %.64s listed twice",
+			    key, tok);
+		mask |= bit;
+	}
+	if (strstr(v, ",,") != NULL)
+		return perr(st, st->lineno, "%s: empty name in list", key);
+	*out = mask;
+	return 0;
+}
+
+static int
+parse_dur(struct parse *st, const char *key, const char *v, int64_t min,
+    int64_t *out)
+{
+	int64_t secs;
+
+	if (util_parse_duration(v, &secs) == -1)
+		return perr(st, st->lineno, "%s: bad duration \"%.64s\" "
+		    "(use e.g. 2y, 90d, 12h, 30m, 45s)", key, v);
+	if (secs < min)
+		return perr(st, st->lineno, "%s: must be %s", key,
+		    min > 0 ? "longer than 0" : "0 or longer");
+	*out = secs;
+	return 0;
+}
+
+static int
+check_abs_path(struct parse *st, const char *key, const char *v)
+{
+	if (*v != '/')
+		return perr(st, st->lineno, "%s: \"%.64s\" is not an absolute "
+		    "path", key, v);
+	return 0;
+}
+
+/* "attr=value,attr=value": attributes OpenSSL knows, values not empty.
+ * A backslash escapes the next character. */
+static int
+check_dn(struct parse *st, const char *key, const char *v)
+{
+	char attr[64];
+	const char *p = v, *eq;
+	size_t n;
+
+	if (*v == '\0')
+		return perr(st, st->lineno, "%s: empty distinguished name", key);
+	while (*p != '\0') {
+		if ((eq = strchr(p, '=')) == NULL || eq == p)
+			return perr(st, st->lineno, "%s: expected attr=value "
+			    "pairs separated by commas, as in "
+			    "\"CN=Device CA,O=Example\"", key);
+		for (n = (size_t)(eq - p); n > 0 && p[n - 1] == ' '; n--)
+			;
+		while (*p == ' ' && n > 0) {
+			p++;
+			n--;
+		}
+		if (n == 0 || n >= sizeof(attr))
+			return perr(st, st->lineno, "%s: bad attribute name",
+			    key);
+		memcpy(attr, p, n);
+		attr[n] = '\0';
+		if (OBJ_txt2nid(attr) == NID_undef)
+			return perr(st, st->lineno, "%s: unknown attribute "
+			    "\"%s\"", key, attr);
+		p = eq + 1;
+		n = 0;
+		while (*p != '\0' && *p != ',') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			p++;
+			n++;
+		}
+		if (n == 0)
+			return perr(st, st->lineno, "%s: attribute %s has no "
+			    "value", key, attr);
+		if (*p == ',') {
+			p++;
+			if (*p == '\0')
+				return perr(st, st->lineno, "%s: trailing comma",
+				    key);
+		}
+	}
+	return 0;
+}
+
+/* An http:// URL ("" for none); every '%' must be %g or %%, and with
+ * need_gen, %g must appear: each CA generation has its own CRL. */
+static int
+check_url(struct parse *st, const char *key, const char *v, int need_gen)
+{
+	int gen = 0;
+
+	if (*v == '\0')
+		return 0;
+	if (strncmp(v, "http://", 7) != 0 || v[7] == '\0' || v[7] == '/')
+		return perr(st, st->lineno, "%s: \"%.64s\" is not an http:// "
+		    "URL (relying parties fetch it over plain HTTP)", key, v);
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == ' ' || *p == '\t')
+			return perr(st, st->lineno, "%s: spaces in a URL", key);
+		if (*p != '%')
+			continue;
+		if (p[1] == 'g')
+			gen = 1;
+		else if (p[1] != '%')
+			return perr(st, st->lineno, "%s: unknown %%-escape "
+			    "(only %%g, the generation id, and %%%%)", key);
+		p++;
+	}
+	if (need_gen && !gen)
+		return perr(st, st->lineno, "%s: must contain %%g, the "
+		    "generation id: each CA generation has its own CRL", key);
+	return 0;
+}
+
+static int
+check_pin_source(struct parse *st, const char *v)
+{
+	const char *n;
+
+	if (strncmp(v, "file:", 5) == 0) {
+		if (v[5] != '/')
+			return perr(st, st->lineno, "pin-source: file: needs "
+			    "an absolute path, as in file:/etc/hsmca/pin");
+		return 0;
+	}
+	if (strncmp(v, "env:", 4) == 0) {
+		n = v + 4;
+		if (!(isalpha((unsigned char)*n) || *n == '_'))
+			goto badenv;
+		for (; *n != '\0'; n++)
+			if (!(isalnum((unsigned char)*n) || *n == '_'))
+				goto badenv;
+		return 0;
+ badenv:
+		return perr(st, st->lineno, "pin-source: env: needs a variable "
+		    "name, as in env:HSMCA_PIN");
+	}
+	return perr(st, st->lineno, "pin-source must be file:/path or "
+	    "env:NAME (the PIN never goes in this file)");
+}
+
+static int
+valid_profile_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_PROFILE_NAME_MAX || !isalnum((unsigned char)*s))
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' &&
+		    *s != '-')
+			return 0;
+	return 1;
+}
+
+/* ---- keys ---- */
+
+static int
+set_key(struct parse *st, enum key k, const char *v, int quoted)
+{
+	struct config *cfg = st->cfg;
+	struct profile *p = st->prof;
+	const char *key = config_keys[k].name;
+	enum key_type kt;
+	int b, n;
+
+	/* Only the URLs may be empty (no CDP, no AIA OCSP). */
+	if (*v == '\0' && k != K_CA_CRL_URL && k != K_CA_OCSP_URL)
+		return perr(st, st->lineno, "%s needs a value", key);
+
+	switch (k) {
+	case K_HSM_MODULE:
+		if (check_abs_path(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_string(&cfg->hsm.module, v, st->e);
+	case K_HSM_TOKEN:
+		if (strncmp(v, "pkcs11:", 7) != 0 || v[7] == '\0')
+			return perr(st, st->lineno, "token must be a PKCS#11 "
+			    "URI, as in pkcs11:token=hsmca");
+		return set_string(&cfg->hsm.token, v, st->e);
+	case K_HSM_PIN_SOURCE:
+		if (check_pin_source(st, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_string(&cfg->hsm.pin_source, v, st->e);
+	case K_HSM_SESSIONS:
+		if (parse_int(v, 1, CONFIG_SESSIONS_MAX, &n) == -1)
+			return perr(st, st->lineno, "sessions must be a number "
+			    "from 1 to %d", CONFIG_SESSIONS_MAX);
+		cfg->hsm.sessions = n;
+		return 0;
+	case K_STORE_PATH:
+		if (check_abs_path(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_string(&cfg->store.path, v, st->e);
+	case K_CA_SUBJECT:
+	case K_CA_ROOT_SUBJECT:
+		if (check_dn(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_string(k == K_CA_SUBJECT ? &cfg->ca.subject :
+		    &cfg->ca.root_subject, v, st->e);
+	case K_CA_KEY_TYPE:
+	case K_CA_ROOT_KEY_TYPE:
+		if (keytype_parse(v, &kt) == -1)
+			return perr(st, st->lineno, "%s: unknown key type "
+			    "\"%.32s\" (ec-p256, ec-p384, rsa-2048 or "
+			    "rsa-3072)", key, v);
+		if (k == K_CA_KEY_TYPE)
+			cfg->ca.key_type = kt;
+		else
+			cfg->ca.root_key_type = kt;
+		return 0;
+	case K_CA_VALIDITY:
+		return parse_dur(st, key, v, 1, &cfg->ca.validity);
+	case K_CA_ROOT_VALIDITY:
+		return parse_dur(st, key, v, 1, &cfg->ca.root_validity);
+	case K_CA_RENEW_BEFORE:
+		return parse_dur(st, key, v, 1, &cfg->ca.renew_before);
+	case K_CA_ACTIVATION_DELAY:
+		return parse_dur(st, key, v, 0, &cfg->ca.activation_delay);
+	case K_CA_CRL_URL:
+	case K_CA_OCSP_URL:
+		if (*v == '\0' && !quoted)
+			return perr(st, st->lineno, "%s needs a value (\"\" "
+			    "for none)", key);
+		if (check_url(st, key, v, k == K_CA_CRL_URL) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_string(k == K_CA_CRL_URL ? &cfg->ca.crl_url :
+		    &cfg->ca.ocsp_url, v, st->e);
+	case K_P_VALIDITY:
+		return parse_dur(st, key, v, 1, &p->validity);
+	case K_P_BACKDATE:
+		if (parse_dur(st, key, v, 0, &p->backdate) != 0)
+			return HSMCA_ERR_CONFIG;
+		if (p->backdate > CONFIG_BACKDATE_MAX)
+			return perr(st, st->lineno, "backdate: at most 1d; it "
+			    "only absorbs device clock skew");
+		return 0;
+	case K_P_KEY_USAGE:
+		if (strcmp(v, "none") == 0)
+			return perr(st, st->lineno, "key-usage cannot be none: "
+			    "every certificate states its key usage");
+		return parse_list(st, key, v, profile_ku_parse, &p->key_usage);
+	case K_P_EXT_KEY_USAGE:
+		return parse_list(st, key, v, profile_eku_parse,
+		    &p->ext_key_usage);
+	case K_P_CA:
+		if (parse_bool(v, &b) == -1)
+			goto badbool;
+		p->is_ca = b;
+		return 0;
+	case K_P_PATHLEN:
+		if (strcmp(v, "none") == 0)
+			p->pathlen = -1;
+		else if (parse_int(v, 0, CONFIG_PATHLEN_MAX, &p->pathlen) == -1)
+			return perr(st, st->lineno, "pathlen must be none or a "
+			    "number from 0 to %d", CONFIG_PATHLEN_MAX);
+		return 0;
+	case K_P_SUBJECT:
+		return parse_list(st, key, v, profile_subj_parse,
+		    &p->subject_allowed);
+	case K_P_REQUIRE_CN:
+		if (parse_bool(v, &b) == -1)
+			goto badbool;
+		p->require_cn = b;
+		return 0;
+	case K_P_SAN:
+		return parse_list(st, key, v, profile_san_parse,
+		    &p->san_allowed);
+	case K_P_REQUIRE_SAN:
+		if (parse_bool(v, &b) == -1)
+			goto badbool;
+		p->require_san = b;
+		return 0;
+	case K_MAX:
+		break;
+	}
+	return perr(st, st->lineno, "internal error: key %d", (int)k);
+ badbool:
+	return perr(st, st->lineno, "%s must be true, false, yes or no", key);
+}
+
+/* The last line among the given keys that the file set, else dflt. */
+static size_t
+last_line(const struct parse *st, size_t dflt, enum key a, enum key b)
+{
+	size_t l = st->keyline[a] > st->keyline[b] ?
+	    st->keyline[a] : st->keyline[b];
+
+	return l != 0 ? l : dflt;
+}
+
+/* End of a [profile] section: the checks that need all its keys. */
+static int
+profile_finish(struct parse *st)
+{
+	struct profile *p = st->prof;
+	size_t hl = st->profline;
+
+	if (p == NULL)
+		return 0;
+	st->prof = NULL;
+	if (st->keyline[K_P_PATHLEN] != 0 && !p->is_ca)
+		return perr(st, st->keyline[K_P_PATHLEN], "pathlen needs "
+		    "ca = true in [profile %s]", p->name);
+	if (!p->is_ca)
+		p->pathlen = -1;
+	if (p->key_usage == 0)
+		return perr(st, hl, "[profile %s] must set key-usage", p->name);
+	if (p->is_ca && (p->key_usage & PROFILE_KU_KEY_CERT_SIGN) == 0)
+		return perr(st, last_line(st, hl, K_P_KEY_USAGE, K_P_CA),
+		    "[profile %s] has ca = true, so key-usage must include "
+		    "keyCertSign", p->name);
+	if (!p->is_ca && (p->key_usage & PROFILE_KU_KEY_CERT_SIGN) != 0)
+		return perr(st, last_line(st, hl, K_P_KEY_USAGE, K_P_CA),
+		    "[profile %s]: keyCertSign in key-usage needs ca = true",
+		    p->name);
+	if (p->require_cn && (p->subject_allowed & PROFILE_SUBJ_CN) == 0)
+		return perr(st, last_line(st, hl, K_P_REQUIRE_CN, K_P_SUBJECT),
+		    "[profile %s] has require-cn = true but subject does not "
+		    "allow CN", p->name);
+	if (p->require_san && p->san_allowed == 0)
+		return perr(st, last_line(st, hl, K_P_REQUIRE_SAN, K_P_SAN),
+		    "[profile %s] has require-san = true but san is none",
+		    p->name);
+	if (p->subject_allowed == 0 && p->san_allowed == 0)
+		return perr(st, last_line(st, hl, K_P_SUBJECT, K_P_SAN),
+		    "[profile %s] allows neither subject attributes nor SAN "
+		    "types: it could name nothing", p->name);
+	return 0;
+}
+
+static int
+parse_header(struct parse *st, char *s)
+{
+	char *close, *after, *w1, *w2, *w3, *save = NULL;
+	struct profile np;
+	size_t i;
+	int ret;
+
+	if ((close = strchr(s, ']')) == NULL)
+		return perr(st, st->lineno, "unterminated section header "
+		    "(missing ']')");
+	for (after = close + 1; *after == ' ' || *after == '\t'; after++)
+		;
+	if (*after != '\0' && *after != '#')
+		return perr(st, st->lineno, "unexpected text after the section "
+		    "header");
+	*close = '\0';
+	if ((ret = profile_finish(st)) != 0)
+		return ret;
+	w1 = strtok_r(s + 1, " \t", &save);
+	w2 = w1 != NULL ? strtok_r(NULL, " \t", &save) : NULL;
+	w3 = w2 != NULL ? strtok_r(NULL, " \t", &save) : NULL;
+	if (w1 == NULL)
+		return perr(st, st->lineno, "empty section header");
+
+	for (i = SEC_HSM; i < SEC_MAX; i++)
+		if (strcmp(w1, section_names[i]) == 0)
+			break;
+	if (i == SEC_PROFILE && w3 != NULL)
+		return perr(st, st->lineno, "a profile section reads "
+		    "[profile NAME], one name without spaces");
+	if (i == SEC_MAX || (i != SEC_PROFILE && w2 != NULL))
+		return perr(st, st->lineno, "unknown section [%.64s%s%.64s] "
+		    "(hsm, store, ca or profile NAME)", w1,
+		    w2 != NULL ? " " : "", w2 != NULL ? w2 : "");
+	memset(st->keyline + K_P_VALIDITY, 0,
+	    (K_MAX - K_P_VALIDITY) * sizeof(st->keyline[0]));
+	st->sec = (enum section)i;
+	if (i != SEC_PROFILE) {
+		if (st->secline[i] != 0)
+			return perr(st, st->lineno, "duplicate section [%s] "
+			    "(first at line %zu)", w1, st->secline[i]);
+		st->secline[i] = st->lineno;
+		return 0;
+	}
+
+	if (w2 == NULL)
+		return perr(st, st->lineno, "[profile] needs a name: "
+		    "[profile NAME]");
+	if (!valid_profile_name(w2))
+		return perr(st, st->lineno, "bad profile name \"%.64s\" "
+		    "(letters, digits, '.', '_', '-'; at most %d)", w2,
+		    CONFIG_PROFILE_NAME_MAX);
+	for (i = 0; i < st->cfg->nprofiles; i++)
+		if (strcmp(st->cfg->profiles[i].name, w2) == 0)
+			break;
+	if (i < st->cfg->nprofiles) {
+		/* The defaults hold the built-ins first; any later profile
+		 * was added by an earlier section of this file. */
+		if (i >= PROFILE_BUILTIN_COUNT || st->builtin_seen[i])
+			return perr(st, st->lineno, "duplicate section "
+			    "[profile %s]", w2);
+		st->builtin_seen[i] = 1;
+	} else {
+		profile_new_leaf(&np);
+		if ((np.name = strdup(w2)) == NULL)
+			return err_set(st->e, HSMCA_ERR_ALLOC, "out of memory");
+		if ((ret = config_add_profile(st->cfg, &np, st->e)) != 0) {
+			profile_free_fields(&np);
+			return ret;
+		}
+	}
+	st->prof = &st->cfg->profiles[i];
+	st->profline = st->lineno;
+	return 0;
+}
+
+/* Split "key = value" (value possibly quoted, comment stripped). */
+static int
+parse_keyval(struct parse *st, char *s)
+{
+	char label[CONFIG_PROFILE_NAME_MAX + 16];
+	char *eq, *kend, *v, *out, *end;
+	int quoted = 0;
+	size_t k;
+
+	if ((eq = strchr(s, '=')) == NULL) {
+		for (end = s; *end != '\0' && *end != ' ' && *end != '\t' &&
+		    *end != '#'; end++)
+			;
+		*end = '\0';
+		return perr(st, st->lineno, "expected key = value after "
+		    "\"%.64s\"", s);
+	}
+	for (kend = eq; kend > s && (kend[-1] == ' ' || kend[-1] == '\t');
+	    kend--)
+		;
+	if (kend == s)
+		return perr(st, st->lineno, "a value without a key");
+	*kend = '\0';
+
+	for (v = eq + 1; *v == ' ' || *v == '\t'; v++)
+		;
+	if (*v == '"') {
+		quoted = 1;
+		out = v;
+		for (end = v + 1; *end != '\0' && *end != '"'; end++) {
+			if (*end == '\\' && (end[1] == '"' || end[1] == '\\'))
+				end++;
+			*out++ = *end;
+		}
+		if (*end != '"')
+			return perr(st, st->lineno, "unterminated quoted value "
+			    "for %.64s", s);
+		*out = '\0';
+		for (end++; *end == ' ' || *end == '\t'; end++)
+			;
+		if (*end != '\0' && *end != '#')
+			return perr(st, st->lineno, "unexpected text after the "
+			    "quoted value of %.64s", s);
+	} else {
+		for (end = v; *end != '\0'; end++) {
+			if (*end == '#' && (end == v || end[-1] == ' ' ||
+			    end[-1] == '\t'))
+				break;
+		}
+		*end = '\0';
+		while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+	}
+
+	if (st->sec == SEC_NONE)
+		return perr(st, st->lineno, "key %.64s before any [section]", s);
+	for (k = 0; k < K_MAX; k++)
+		if (config_keys[k].sec == st->sec &&
+		    strcmp(config_keys[k].name, s) == 0)
+			break;
+	if (k == K_MAX)
+		return perr(st, st->lineno, "unknown key %.64s in %s", s,
+		    sec_label(st, label, sizeof(label)));
+	if (st->keyline[k] != 0)
+		return perr(st, st->lineno, "duplicate key %s in %s (first at "
+		    "line %zu)", s, sec_label(st, label, sizeof(label)),
+		    st->keyline[k]);
+	st->keyline[k] = st->lineno;
+	return set_key(st, (enum key)k, v, quoted);
+}
+
+/* After the last line: what needs the whole file. */
+static int
+parse_finish(struct parse *st)
+{
+	struct config *cfg = st->cfg;
+	char b1[32], b2[32];
+	size_t eof = st->lineno > 0 ? st->lineno : 1;
+	int ret;
+
+	if ((ret = profile_finish(st)) != 0)
+		return ret;
+	if (st->secline[SEC_HSM] == 0)
+		return perr(st, eof, "missing section [hsm] (module, token and "
+		    "pin-source are required)");
+	if (st->keyline[K_HSM_MODULE] == 0)
+		return perr(st, st->secline[SEC_HSM], "[hsm] needs module");
+	if (st->keyline[K_HSM_TOKEN] == 0)
+		return perr(st, st->secline[SEC_HSM], "[hsm] needs token");
+	if (st->keyline[K_HSM_PIN_SOURCE] == 0)
+		return perr(st, st->secline[SEC_HSM], "[hsm] needs pin-source");
+	if (st->secline[SEC_STORE] == 0)
+		return perr(st, eof, "missing section [store] (path is "
+		    "required)");
+	if (st->keyline[K_STORE_PATH] == 0)
+		return perr(st, st->secline[SEC_STORE], "[store] needs path");
+	if (cfg->ca.renew_before >= cfg->ca.validity)
+		return perr(st, last_line(st, st->secline[SEC_CA],
+		    K_CA_RENEW_BEFORE, K_CA_VALIDITY), "renew-before (%s) must "
+		    "be less than validity (%s)",
+		    util_format_duration(cfg->ca.renew_before, b1, sizeof(b1)),
+		    util_format_duration(cfg->ca.validity, b2, sizeof(b2)));
+	if (cfg->ca.activation_delay >= cfg->ca.renew_before)
+		return perr(st, last_line(st, st->secline[SEC_CA],
+		    K_CA_ACTIVATION_DELAY, K_CA_RENEW_BEFORE), "activation-delay "
+		    "(%s) must be less than renew-before (%s): a new generation "
+		    "must activate before the old one expires",
+		    util_format_duration(cfg->ca.activation_delay, b1,
+		    sizeof(b1)),
+		    util_format_duration(cfg->ca.renew_before, b2, sizeof(b2)));
+	return 0;
+}
+
+int
+config_parse(const char *text, size_t len, const char *name,
+    struct config **out, struct hsmca_err *e)
+{
+	struct config *cfg = NULL;
+	struct parse st;
+	char line[CONFIG_LINE_MAX + 2], *s;
+	const char *p, *end, *nl;
+	size_t n;
+	int ret = HSMCA_ERR_CONFIG;
+
+	memset(&st, 0, sizeof(st));
+	st.name = name != NULL ? name : "(config)";
+	st.e = e;
+	if (text == NULL && len != 0) {
+		ret = err_set(e, HSMCA_ERR_ARG, "config_parse: no text");
+		goto out;
+	}
+	if ((ret = config_defaults(NULL, &cfg, e)) != 0)
+		goto out;
+	if (name != NULL && (cfg->path = strdup(name)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	st.cfg = cfg;
+
+	if (len > 0 && (nl = memchr(text, '\0', len)) != NULL) {
+		n = 1;
+		for (p = text; p < nl; p++)
+			n += *p == '\n';
+		ret = perr(&st, n, "NUL byte in input (binary file?)");
+		goto out;
+	}
+	for (p = text, end = text + len; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		st.lineno++;
+		n = (size_t)(nl - p);
+		if (n > CONFIG_LINE_MAX) {
+			ret = perr(&st, st.lineno, "line longer than %d bytes",
+			    CONFIG_LINE_MAX);
+			goto out;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
+		if (n > 0 && line[n - 1] == '\r')
+			line[--n] = '\0';
+		for (s = line; *s != '\0'; s++) {
+			if ((iscntrl((unsigned char)*s) && *s != '\t')) {
+				ret = perr(&st, st.lineno, "control character "
+				    "0x%02x in line", (unsigned char)*s);
+				goto out;
+			}
+		}
+		for (s = line; *s == ' ' || *s == '\t'; s++)
+			;
+		if (*s == '\0' || *s == '#')
+			continue;
+		if (*s == '[')
+			ret = parse_header(&st, s);
+		else
+			ret = parse_keyval(&st, s);
+		if (ret != 0)
+			goto out;
+	}
+	if ((ret = parse_finish(&st)) != 0)
+		goto out;
+	*out = cfg;
+	cfg = NULL;
+	ret = 0;
+out:
+	config_free(cfg);
+	return ret;
+}
+
+int
+config_load(const char *path, struct config **out, struct hsmca_err *e)
+{
+	unsigned char *buf = NULL;
+	char *home = NULL;
+	size_t len = 0;
+	int ret = HSMCA_ERR_CONFIG;
+
+	if (path == NULL) {
+		if ((ret = demo_home(&home, e)) != 0)
+			goto out;
+		ret = config_defaults(home, out, e);
+		goto out;
+	}
+	if ((ret = util_read_file(path, CONFIG_MAX_SIZE, &buf, &len, e)) != 0)
+		goto out;
+	ret = config_parse((const char *)buf, len, path, out, e);
+out:
+	free(buf);
+	free(home);
+	return ret;
+}
+
+/* ---- printing ---- */
+
+/* key = value, quoted when the value would not survive unquoted. */
+static void
+print_kv(FILE *fp, const char *key, const char *v)
+{
+	size_t n;
+	int quote;
+
+	if (v == NULL)
+		v = "";
+	n = strlen(v);
+	quote = n == 0 || v[0] == ' ' || v[0] == '\t' || v[0] == '"' ||
+	    v[n - 1] == ' ' || v[n - 1] == '\t' || strchr(v, '#') != NULL;
+	fprintf(fp, "%s = ", key);
+	if (!quote) {
+		fprintf(fp, "%s\n", v);
+		return;
+	}
+	fputc('"', fp);
+	for (; *v != '\0'; v++) {
+		if (*v == '"' || *v == '\\')
+			fputc('\\', fp);
+		fputc(*v, fp);
+	}
+	fputs("\"\n", fp);
+}
+
+static void
+print_dur(FILE *fp, const char *key, int64_t secs)
+{
+	char buf[32];
+
+	print_kv(fp, key, util_format_duration(secs, buf, sizeof(buf)));
+}
+
+static void
+print_list(FILE *fp, const char *key, unsigned int mask,
+    char *(*fmt)(unsigned int, char *, size_t))
+{
+	char buf[256];
+
+	if (mask == 0 || fmt(mask, buf, sizeof(buf)) == NULL || *buf == '\0')
+		print_kv(fp, key, "none");
+	else
+		print_kv(fp, key, buf);
+}
+
+static void
+print_profile(FILE *fp, const struct profile *p)
+{
+	char buf[16];
+
+	fprintf(fp, "\n[profile %s]\n", p->name);
+	print_dur(fp, "validity", p->validity);
+	print_dur(fp, "backdate", p->backdate);
+	print_list(fp, "key-usage", p->key_usage, profile_ku_format);
+	print_list(fp, "extended-key-usage", p->ext_key_usage,
+	    profile_eku_format);
+	print_kv(fp, "ca", p->is_ca ? "true" : "false");
+	if (p->is_ca) {
+		if (p->pathlen < 0)
+			print_kv(fp, "pathlen", "none");
+		else {
+			snprintf(buf, sizeof(buf), "%d", p->pathlen);
+			print_kv(fp, "pathlen", buf);
+		}
+	}
+	print_list(fp, "subject", p->subject_allowed, profile_subj_format);
+	print_kv(fp, "require-cn", p->require_cn ? "true" : "false");
+	print_list(fp, "san", p->san_allowed, profile_san_format);
+	print_kv(fp, "require-san", p->require_san ? "true" : "false");
+}
+
+int
+config_print(const struct config *cfg, FILE *fp)
+{
+	char buf[16];
+
+	if (cfg == NULL || fp == NULL)
+		return HSMCA_ERR_ARG;
+	fputs("[hsm]\n", fp);
+	print_kv(fp, "module", cfg->hsm.module);
+	print_kv(fp, "token", cfg->hsm.token);
+	print_kv(fp, "pin-source", cfg->hsm.pin_source);
+	snprintf(buf, sizeof(buf), "%d", cfg->hsm.sessions);
+	print_kv(fp, "sessions", buf);
+
+	fputs("\n[store]\n", fp);
+	print_kv(fp, "path", cfg->store.path);
+
+	fputs("\n[ca]\n", fp);
+	print_kv(fp, "subject", cfg->ca.subject);
+	print_kv(fp, "key-type", keytype_name(cfg->ca.key_type));
+	print_dur(fp, "validity", cfg->ca.validity);
+	print_kv(fp, "root-subject", cfg->ca.root_subject);
+	print_kv(fp, "root-key-type", keytype_name(cfg->ca.root_key_type));
+	print_dur(fp, "root-validity", cfg->ca.root_validity);
+	print_dur(fp, "renew-before", cfg->ca.renew_before);
+	print_dur(fp, "activation-delay", cfg->ca.activation_delay);
+	print_kv(fp, "crl-url", cfg->ca.crl_url);
+	print_kv(fp, "ocsp-url", cfg->ca.ocsp_url);
+
+	for (size_t i = 0; i < cfg->nprofiles; i++)
+		print_profile(fp, &cfg->profiles[i]);
+	if (fflush(fp) != 0 || ferror(fp))
+		return HSMCA_ERR_IO;
+	return 0;
+}

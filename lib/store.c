@@ -1,1 +1,1563 @@
-/* placeholder */
+/* store.c: CA generations and issued certificates in SQLite.
+ *
+ * One handle, one connection, one thread. Every statement is prepared the
+ * first time it is needed and reused for the life of the handle; the
+ * certificate filters get one cached statement per shape of filter, so each
+ * shape keeps an index-friendly query plan. Messages name what failed and
+ * SQLite's generic reason (sqlite3_errstr), never SQL text. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "hsmca/clock.h"
+#include "hsmca/store.h"
+
+#define STORE_BUSY_TIMEOUT_MS	5000
+
+/* Migration i takes user_version i to i + 1; all run in one transaction. */
+static const char *const store_migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE ca_generation ("
+	" id INTEGER PRIMARY KEY,"
+	" kind TEXT NOT NULL CHECK (kind IN ('root', 'issuing')),"
+	" parent_id INTEGER REFERENCES ca_generation(id),"
+	" status TEXT NOT NULL CHECK (status IN"
+	"  ('pending', 'active', 'inactive', 'revoked', 'expired')),"
+	" subject TEXT NOT NULL,"
+	" issuer TEXT,"
+	" serial TEXT,"
+	" not_before INTEGER,"
+	" not_after INTEGER,"
+	" sha1 TEXT UNIQUE,"
+	" sha256 TEXT UNIQUE,"
+	" key_uri TEXT,"
+	" key_type TEXT,"
+	" cert_der BLOB,"
+	" chain_pem TEXT,"
+	" csr_der BLOB,"
+	" created_at INTEGER NOT NULL,"
+	" activate_at INTEGER,"
+	" revoked_at INTEGER,"
+	" revoke_reason TEXT"
+	");"
+	/* UNIQUE (serial, issuer_id) rather than (issuer_id, serial): the same
+	 * constraint, and its index also serves lookups by serial alone. */
+	"CREATE TABLE cert ("
+	" id INTEGER PRIMARY KEY,"
+	" issuer_id INTEGER NOT NULL REFERENCES ca_generation(id),"
+	" serial TEXT NOT NULL,"
+	" status TEXT NOT NULL CHECK (status IN"
+	"  ('reserved', 'valid', 'revoked', 'failed')),"
+	" subject TEXT,"
+	" sans TEXT,"
+	" not_before INTEGER,"
+	" not_after INTEGER,"
+	" sha256 TEXT,"
+	" profile TEXT,"
+	" requester TEXT,"
+	" csr_sha256 TEXT,"
+	" der BLOB,"
+	" created_at INTEGER NOT NULL,"
+	" revoked_at INTEGER,"
+	" revoke_reason INTEGER,"
+	" UNIQUE (serial, issuer_id),"
+	" CHECK (status IN ('reserved', 'failed') OR der IS NOT NULL)"
+	");"
+	"CREATE INDEX cert_issuer_status ON cert(issuer_id, status);"
+	"CREATE INDEX cert_csr_sha256 ON cert(csr_sha256);"
+	"CREATE INDEX cert_not_after ON cert(not_after);",
+};
+_Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
+    STORE_SCHEMA_VERSION, "one migration per schema version");
+
+/* Columns in table order; the bind parameter of column c is ?(c + 1). */
+enum gen_col {
+	GC_ID, GC_KIND, GC_PARENT_ID, GC_STATUS, GC_SUBJECT, GC_ISSUER,
+	GC_SERIAL, GC_NOT_BEFORE, GC_NOT_AFTER, GC_SHA1, GC_SHA256,
+	GC_KEY_URI, GC_KEY_TYPE, GC_CERT_DER, GC_CHAIN_PEM, GC_CSR_DER,
+	GC_CREATED_AT, GC_ACTIVATE_AT, GC_REVOKED_AT, GC_REVOKE_REASON,
+	GC_MAX
+};
+#define GEN_COLUMNS \
+	"id, kind, parent_id, status, subject, issuer, serial, not_before," \
+	" not_after, sha1, sha256, key_uri, key_type, cert_der, chain_pem," \
+	" csr_der, created_at, activate_at, revoked_at, revoke_reason"
+
+enum cert_col {
+	CC_ID, CC_ISSUER_ID, CC_SERIAL, CC_STATUS, CC_SUBJECT, CC_SANS,
+	CC_NOT_BEFORE, CC_NOT_AFTER, CC_SHA256, CC_PROFILE, CC_REQUESTER,
+	CC_CSR_SHA256, CC_DER, CC_CREATED_AT, CC_REVOKED_AT, CC_REVOKE_REASON,
+	CC_MAX
+};
+#define CERT_COLUMNS \
+	"id, issuer_id, serial, status, subject, sans, not_before, not_after," \
+	" sha256, profile, requester, csr_sha256, der, created_at," \
+	" revoked_at, revoke_reason"
+
+enum store_stmt {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_USER_VERSION,
+	STMT_INTEGRITY,
+	STMT_GEN_INSERT,
+	STMT_GEN_UPDATE,
+	STMT_GEN_BY_ID,
+	STMT_GEN_BY_SHA1,
+	STMT_GEN_BY_SHA256,
+	STMT_GEN_ACTIVE,
+	STMT_GEN_LIST,
+	STMT_CERT_RESERVE,
+	STMT_CERT_COMPLETE,
+	STMT_CERT_FAIL,
+	STMT_CERT_STATE,
+	STMT_CERT_BY_ISSUER_SERIAL,
+	STMT_CERT_BY_SERIAL,
+	STMT_MAX
+};
+
+static const char *const store_sql[STMT_MAX] = {
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_USER_VERSION] = "PRAGMA user_version",
+	[STMT_INTEGRITY] = "PRAGMA integrity_check",
+	[STMT_GEN_INSERT] =
+	    "INSERT INTO ca_generation (kind, parent_id, status, subject,"
+	    " issuer, serial, not_before, not_after, sha1, sha256, key_uri,"
+	    " key_type, cert_der, chain_pem, csr_der, created_at, activate_at,"
+	    " revoked_at, revoke_reason) VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+	    " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+	[STMT_GEN_UPDATE] =
+	    "UPDATE ca_generation SET status = ?4, issuer = ?6, serial = ?7,"
+	    " not_before = ?8, not_after = ?9, sha1 = ?10, sha256 = ?11,"
+	    " cert_der = ?14, chain_pem = ?15, activate_at = ?18,"
+	    " revoked_at = ?19, revoke_reason = ?20 WHERE id = ?1",
+	[STMT_GEN_BY_ID] =
+	    "SELECT " GEN_COLUMNS " FROM ca_generation WHERE id = ?1",
+	[STMT_GEN_BY_SHA1] =
+	    "SELECT " GEN_COLUMNS " FROM ca_generation WHERE sha1 = ?1",
+	[STMT_GEN_BY_SHA256] =
+	    "SELECT " GEN_COLUMNS " FROM ca_generation WHERE sha256 = ?1",
+	[STMT_GEN_ACTIVE] =
+	    "SELECT " GEN_COLUMNS " FROM ca_generation"
+	    " WHERE kind = 'issuing' AND status = 'active' ORDER BY id LIMIT 2",
+	[STMT_GEN_LIST] =
+	    "SELECT " GEN_COLUMNS " FROM ca_generation ORDER BY id",
+	[STMT_CERT_RESERVE] =
+	    "INSERT INTO cert (issuer_id, serial, status, profile, requester,"
+	    " csr_sha256, created_at) VALUES (?2, ?3, 'reserved', ?10, ?11,"
+	    " ?12, ?14)",
+	/* Only a reserved row, and only the one the caller reserved. */
+	[STMT_CERT_COMPLETE] =
+	    "UPDATE cert SET status = 'valid', subject = ?5, sans = ?6,"
+	    " not_before = ?7, not_after = ?8, sha256 = ?9,"
+	    " profile = coalesce(?10, profile),"
+	    " requester = coalesce(?11, requester),"
+	    " csr_sha256 = coalesce(?12, csr_sha256), der = ?13,"
+	    " created_at = coalesce(?14, created_at), revoked_at = NULL,"
+	    " revoke_reason = NULL WHERE id = ?1 AND status = 'reserved'"
+	    " AND (?2 IS NULL OR issuer_id = ?2)"
+	    " AND (?3 IS NULL OR serial = ?3)",
+	[STMT_CERT_FAIL] =
+	    "UPDATE cert SET status = 'failed' WHERE id = ?1"
+	    " AND status IN ('reserved', 'failed')",
+	[STMT_CERT_STATE] =
+	    "SELECT issuer_id, serial, status FROM cert WHERE id = ?1",
+	[STMT_CERT_BY_ISSUER_SERIAL] =
+	    "SELECT " CERT_COLUMNS " FROM cert"
+	    " WHERE serial = ?2 AND issuer_id = ?1",
+	[STMT_CERT_BY_SERIAL] =
+	    "SELECT " CERT_COLUMNS " FROM cert WHERE serial = ?1"
+	    " ORDER BY id LIMIT 2",
+};
+
+/* Which parts of a struct store_cert_filter are in use. */
+#define FILTER_ISSUER	0x01
+#define FILTER_STATUS	0x02
+#define FILTER_EXPIRED	0x04
+#define FILTER_CURRENT	0x08
+#define FILTER_PROFILE	0x10
+#define FILTER_LIMIT	0x20
+#define FILTER_SHAPES	0x40
+enum filter_query { FILTER_LIST, FILTER_COUNT, FILTER_QUERY_MAX };
+
+struct store {
+	sqlite3		*db;
+	char		*path;
+	int		 in_tx;		/* inside store_begin */
+	sqlite3_stmt	*stmt[STMT_MAX];
+	sqlite3_stmt	*filter[FILTER_QUERY_MAX][FILTER_SHAPES];
+};
+
+static const char *const gen_kind_names[STORE_GEN_KIND_MAX] = {
+	[STORE_GEN_ROOT] = "root",
+	[STORE_GEN_ISSUING] = "issuing",
+};
+static const char *const gen_status_names[STORE_GEN_STATUS_MAX] = {
+	[STORE_GEN_PENDING] = "pending",
+	[STORE_GEN_ACTIVE] = "active",
+	[STORE_GEN_INACTIVE] = "inactive",
+	[STORE_GEN_REVOKED] = "revoked",
+	[STORE_GEN_EXPIRED] = "expired",
+};
+static const char *const cert_status_names[STORE_CERT_STATUS_MAX] = {
+	[STORE_CERT_RESERVED] = "reserved",
+	[STORE_CERT_VALID] = "valid",
+	[STORE_CERT_REVOKED] = "revoked",
+	[STORE_CERT_FAILED] = "failed",
+};
+
+static int
+name_parse(const char *const *names, int n, const char *s, int *out)
+{
+	if (s == NULL)
+		return HSMCA_ERR_ARG;
+	for (int i = 0; i < n; i++) {
+		if (strcasecmp(s, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	return HSMCA_ERR_ARG;
+}
+
+const char *
+store_gen_kind_name(enum store_gen_kind k)
+{
+	if ((unsigned)k >= STORE_GEN_KIND_MAX)
+		return "unknown";
+	return gen_kind_names[k];
+}
+
+const char *
+store_gen_status_name(enum store_gen_status s)
+{
+	if ((unsigned)s >= STORE_GEN_STATUS_MAX)
+		return "unknown";
+	return gen_status_names[s];
+}
+
+int
+store_gen_status_parse(const char *s, enum store_gen_status *out)
+{
+	int v, ret;
+
+	if ((ret = name_parse(gen_status_names, STORE_GEN_STATUS_MAX, s,
+	    &v)) == 0)
+		*out = (enum store_gen_status)v;
+	return ret;
+}
+
+const char *
+store_cert_status_name(enum store_cert_status s)
+{
+	if ((unsigned)s >= STORE_CERT_STATUS_MAX)
+		return "unknown";
+	return cert_status_names[s];
+}
+
+int
+store_cert_status_parse(const char *s, enum store_cert_status *out)
+{
+	int v, ret;
+
+	if ((ret = name_parse(cert_status_names, STORE_CERT_STATUS_MAX, s,
+	    &v)) == 0)
+		*out = (enum store_cert_status)v;
+	return ret;
+}
+
+/* ---- errors ---- */
+
+/* Map an SQLite result to a code and fill "store: <what>: <reason>". */
+static int __attribute__((format(printf, 3, 4)))
+store_sqlerr(struct hsmca_err *e, int rc, const char *fmt, ...)
+{
+	char what[HSMCA_ERRMSG_MAX];
+	va_list ap;
+	int code;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	switch (rc) {
+	case SQLITE_NOMEM:
+		code = HSMCA_ERR_ALLOC;
+		break;
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+		code = HSMCA_ERR_EXISTS;
+		break;
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		code = HSMCA_ERR_NOT_FOUND;
+		break;
+	case SQLITE_CONSTRAINT_CHECK:
+	case SQLITE_CONSTRAINT_NOTNULL:
+		code = HSMCA_ERR_ARG;
+		break;
+	default:
+		code = HSMCA_ERR_STORE;
+		break;
+	}
+	/* errstr, not errmsg: the generic reason never quotes SQL. */
+	return err_set(e, code, "store: %s: %s", what, sqlite3_errstr(rc));
+}
+
+/* ---- statements ---- */
+
+static sqlite3_stmt *
+stmt_prepare(struct store *st, const char *sql, struct hsmca_err *e)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &s, NULL);
+	if (rc != SQLITE_OK) {
+		store_sqlerr(e, rc, "cannot prepare a query on %s",
+		    st->path);
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
+static sqlite3_stmt *
+stmt_get(struct store *st, enum store_stmt which, struct hsmca_err *e)
+{
+	if (st->stmt[which] == NULL)
+		st->stmt[which] = stmt_prepare(st, store_sql[which], e);
+	return st->stmt[which];
+}
+
+/* Ready a statement for its next use (and end any read it holds open). */
+static void
+stmt_release(sqlite3_stmt *s)
+{
+	if (s == NULL)
+		return;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+/* Bind helpers: each does nothing once *rc holds an error. Empty strings,
+ * zero times and ids, and missing blobs are stored as NULL. */
+static void
+bind_text(sqlite3_stmt *s, int col, const char *v, int *rc)
+{
+	if (*rc != SQLITE_OK)
+		return;
+	if (v == NULL || *v == '\0')
+		*rc = sqlite3_bind_null(s, col + 1);
+	else
+		*rc = sqlite3_bind_text(s, col + 1, v, -1, SQLITE_STATIC);
+}
+
+static void
+bind_int(sqlite3_stmt *s, int col, int64_t v, int *rc)
+{
+	if (*rc != SQLITE_OK)
+		return;
+	*rc = sqlite3_bind_int64(s, col + 1, (sqlite3_int64)v);
+}
+
+static void
+bind_opt_int(sqlite3_stmt *s, int col, int64_t v, int *rc)
+{
+	if (*rc != SQLITE_OK)
+		return;
+	if (v == 0)
+		*rc = sqlite3_bind_null(s, col + 1);
+	else
+		*rc = sqlite3_bind_int64(s, col + 1, (sqlite3_int64)v);
+}
+
+static void
+bind_blob(sqlite3_stmt *s, int col, const unsigned char *v, size_t len,
+    int *rc)
+{
+	if (*rc != SQLITE_OK)
+		return;
+	if (v == NULL || len == 0)
+		*rc = sqlite3_bind_null(s, col + 1);
+	else
+		*rc = sqlite3_bind_blob64(s, col + 1, v, (sqlite3_uint64)len,
+		    SQLITE_STATIC);
+}
+
+/* Column readers: 0, or -1 if out of memory or the value does not fit. */
+static int
+col_strdup(sqlite3_stmt *s, int col, char **out)
+{
+	const unsigned char *v = sqlite3_column_text(s, col);
+
+	*out = NULL;
+	if (v == NULL)
+		return sqlite3_column_type(s, col) == SQLITE_NULL ? 0 : -1;
+	return (*out = strdup((const char *)v)) == NULL ? -1 : 0;
+}
+
+static int
+col_copy(sqlite3_stmt *s, int col, char *buf, size_t len)
+{
+	const unsigned char *v = sqlite3_column_text(s, col);
+	size_t n = (size_t)sqlite3_column_bytes(s, col);
+
+	buf[0] = '\0';
+	if (v == NULL)
+		return 0;
+	if (n >= len)
+		return -1;
+	memcpy(buf, v, n + 1);
+	return 0;
+}
+
+static int
+col_blob(sqlite3_stmt *s, int col, unsigned char **out, size_t *len)
+{
+	const void *v = sqlite3_column_blob(s, col);
+	size_t n = (size_t)sqlite3_column_bytes(s, col);
+
+	*out = NULL;
+	*len = 0;
+	if (v == NULL || n == 0)
+		return 0;
+	if ((*out = malloc(n)) == NULL)
+		return -1;
+	memcpy(*out, v, n);
+	*len = n;
+	return 0;
+}
+
+/* ---- validation of what callers pass in ---- */
+
+/* A thumbprint as stored: lowercase hex of exactly hexlen digits, colons
+ * dropped. 0, or -1 if it is not one. */
+static int
+thumbprint_normalize(const char *in, size_t hexlen, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (outlen <= hexlen)
+		return -1;
+	for (; *in != '\0'; in++) {
+		if (*in == ':')
+			continue;
+		if (!isxdigit((unsigned char)*in) || n == hexlen)
+			return -1;
+		out[n++] = (char)tolower((unsigned char)*in);
+	}
+	out[n] = '\0';
+	return n == hexlen ? 0 : -1;
+}
+
+/* Serials are stored in the canonical form of serial_to_hex(). */
+static int
+serial_is_canonical(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= SERIAL_HEX_MAX || n % 2 != 0)
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* ---- open, migrate, close ---- */
+
+/* The file's schema version, refused if this build cannot read it. */
+static int
+schema_version(struct store *st, int *version, struct hsmca_err *e)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = HSMCA_ERR_STORE;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s,
+	    NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW) {
+		store_sqlerr(e, sqlite3_extended_errcode(st->db),
+		    "cannot read %s", st->path);
+		goto out;
+	}
+	*version = sqlite3_column_int(s, 0);
+	if (*version > STORE_SCHEMA_VERSION) {
+		err_set(e, HSMCA_ERR_STORE, "store: %s has schema version %d, "
+		    "newer than this hsmca knows (%d); use a newer hsmca",
+		    st->path, *version, STORE_SCHEMA_VERSION);
+		goto out;
+	}
+	if (*version < 0) {
+		err_set(e, HSMCA_ERR_STORE, "store: %s has unknown schema "
+		    "version %d", st->path, *version);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* Bring the schema to STORE_SCHEMA_VERSION in one transaction. */
+static int
+store_migrate(struct store *st, struct hsmca_err *e)
+{
+	char sql[64];
+	int version, rc, ret, began = 0;
+
+	if ((ret = schema_version(st, &version, e)) != 0 ||
+	    version == STORE_SCHEMA_VERSION)
+		goto out;
+	ret = HSMCA_ERR_STORE;
+	if ((rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL)) != SQLITE_OK) {
+		store_sqlerr(e, rc, "cannot upgrade %s", st->path);
+		goto out;
+	}
+	began = 1;
+	/* Another process may have upgraded it while we waited. */
+	if ((ret = schema_version(st, &version, e)) != 0)
+		goto out;
+	ret = HSMCA_ERR_STORE;
+	for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
+		if ((rc = sqlite3_exec(st->db, store_migrations[v], NULL, NULL,
+		    NULL)) != SQLITE_OK) {
+			store_sqlerr(e, rc, "cannot upgrade %s to schema "
+			    "version %d", st->path, v + 1);
+			goto out;
+		}
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+	    STORE_SCHEMA_VERSION);
+	if ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL)) !=
+	    SQLITE_OK) {
+		store_sqlerr(e, rc, "cannot upgrade %s", st->path);
+		goto out;
+	}
+	began = 0;
+	ret = 0;
+out:
+	if (began)
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+static int
+store_configure(struct store *st, int memory, struct hsmca_err *e)
+{
+	sqlite3_stmt *s = NULL;
+	const char *mode;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	/* Refuse SQL that could corrupt the file (writable_schema ...). */
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+
+	/* The first read of the file: "file is not a database" shows here. */
+	if ((rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1,
+	    &s, NULL)) != SQLITE_OK || (rc = sqlite3_step(s)) != SQLITE_ROW) {
+		store_sqlerr(e, sqlite3_extended_errcode(st->db),
+		    "cannot open %s", st->path);
+		goto out;
+	}
+	mode = (const char *)sqlite3_column_text(s, 0);
+	if (mode == NULL || strcasecmp(mode, memory ? "memory" : "wal") != 0) {
+		err_set(e, HSMCA_ERR_STORE, "store: %s: cannot use a "
+		    "write-ahead log (journal mode %s)", st->path,
+		    mode == NULL ? "unknown" : mode);
+		goto out;
+	}
+	if ((rc = sqlite3_exec(st->db, "PRAGMA synchronous = FULL;"
+	    " PRAGMA foreign_keys = ON;", NULL, NULL, NULL)) != SQLITE_OK) {
+		store_sqlerr(e, rc, "cannot configure %s", st->path);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int
+store_open(const char *path, struct store **out, struct hsmca_err *e)
+{
+	struct store *st = NULL;
+	int fd = -1, rc, memory, ret = HSMCA_ERR_STORE;
+
+	if (path == NULL || *path == '\0' || out == NULL)
+		return err_set(e, HSMCA_ERR_ARG, "store: no database path");
+	*out = NULL;
+	memory = strcmp(path, ":memory:") == 0;
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->path = strdup(path)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	/* Create it ourselves so it is 0600; SQLite gives the -wal and -shm
+	 * files the same mode. An existing file keeps its mode. */
+	if (!memory &&
+	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		ret = err_set(e, HSMCA_ERR_IO, "store: cannot open %s: %s",
+		    path, strerror(errno));
+		goto out;
+	}
+	if (fd != -1)
+		close(fd);
+	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (st->db == NULL)
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		else
+			err_set(e, HSMCA_ERR_STORE, "store: cannot open %s: %s",
+			    path, sqlite3_errmsg(st->db));
+		goto out;
+	}
+	if ((ret = store_configure(st, memory, e)) != 0 ||
+	    (ret = store_migrate(st, e)) != 0)
+		goto out;
+	*out = st;
+	st = NULL;
+	ret = 0;
+out:
+	store_close(st);
+	return ret;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	for (int i = 0; i < STMT_MAX; i++)
+		sqlite3_finalize(st->stmt[i]);
+	for (int q = 0; q < FILTER_QUERY_MAX; q++)
+		for (int i = 0; i < FILTER_SHAPES; i++)
+			sqlite3_finalize(st->filter[q][i]);
+	/* An open transaction is rolled back by the close. */
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+int
+store_schema_version(struct store *st)
+{
+	sqlite3_stmt *s;
+	int ret = -1;
+
+	if (st == NULL || (s = stmt_get(st, STMT_USER_VERSION, NULL)) == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		ret = sqlite3_column_int(s, 0);
+	stmt_release(s);
+	return ret;
+}
+
+/* ---- transactions ---- */
+
+int
+store_begin(struct store *st, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	if (st->in_tx)
+		return err_set(e, HSMCA_ERR_ARG,
+		    "store: a transaction is already open");
+	if ((s = stmt_get(st, STMT_BEGIN, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot begin a transaction "
+		    "on %s", st->path);
+		goto out;
+	}
+	st->in_tx = 1;
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_commit(struct store *st, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	if (!st->in_tx)
+		return err_set(e, HSMCA_ERR_ARG, "store: no transaction open");
+	if ((s = stmt_get(st, STMT_COMMIT, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot commit to %s", st->path);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	/* A failed COMMIT may leave the transaction open for a rollback. */
+	st->in_tx = !sqlite3_get_autocommit(st->db);
+	return ret;
+}
+
+void
+store_rollback(struct store *st)
+{
+	sqlite3_stmt *s;
+
+	if (st == NULL || !st->in_tx)
+		return;
+	if (!sqlite3_get_autocommit(st->db) &&
+	    (s = stmt_get(st, STMT_ROLLBACK, NULL)) != NULL) {
+		(void)sqlite3_step(s);
+		stmt_release(s);
+	}
+	st->in_tx = !sqlite3_get_autocommit(st->db);
+}
+
+/* ---- generations ---- */
+
+void
+store_generation_free_fields(struct store_generation *g)
+{
+	if (g == NULL)
+		return;
+	free(g->subject);
+	free(g->issuer);
+	free(g->key_uri);
+	free(g->key_type);
+	free(g->cert_der);
+	free(g->chain_pem);
+	free(g->csr_der);
+	free(g->revoke_reason);
+	memset(g, 0, sizeof(*g));
+}
+
+void
+store_generations_free(struct store_generation *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		store_generation_free_fields(&v[i]);
+	free(v);
+}
+
+static int
+gen_from_row(struct store *st, sqlite3_stmt *s, struct store_generation *g,
+    struct hsmca_err *e)
+{
+	int kind, status, ret = HSMCA_ERR_STORE;
+
+	memset(g, 0, sizeof(*g));
+	g->id = sqlite3_column_int64(s, GC_ID);
+	if (name_parse(gen_kind_names, STORE_GEN_KIND_MAX,
+	    (const char *)sqlite3_column_text(s, GC_KIND), &kind) != 0 ||
+	    name_parse(gen_status_names, STORE_GEN_STATUS_MAX,
+	    (const char *)sqlite3_column_text(s, GC_STATUS), &status) != 0 ||
+	    col_copy(s, GC_SERIAL, g->serial, sizeof(g->serial)) == -1 ||
+	    col_copy(s, GC_SHA1, g->sha1, sizeof(g->sha1)) == -1 ||
+	    col_copy(s, GC_SHA256, g->sha256, sizeof(g->sha256)) == -1) {
+		err_set(e, HSMCA_ERR_STORE, "store: %s: CA generation %" PRId64
+		    " is malformed", st->path, g->id);
+		goto out;
+	}
+	g->kind = (enum store_gen_kind)kind;
+	g->status = (enum store_gen_status)status;
+	g->parent_id = sqlite3_column_int64(s, GC_PARENT_ID);
+	g->not_before = (time_t)sqlite3_column_int64(s, GC_NOT_BEFORE);
+	g->not_after = (time_t)sqlite3_column_int64(s, GC_NOT_AFTER);
+	g->created_at = (time_t)sqlite3_column_int64(s, GC_CREATED_AT);
+	g->activate_at = (time_t)sqlite3_column_int64(s, GC_ACTIVATE_AT);
+	g->revoked_at = (time_t)sqlite3_column_int64(s, GC_REVOKED_AT);
+	if (col_strdup(s, GC_SUBJECT, &g->subject) == -1 ||
+	    col_strdup(s, GC_ISSUER, &g->issuer) == -1 ||
+	    col_strdup(s, GC_KEY_URI, &g->key_uri) == -1 ||
+	    col_strdup(s, GC_KEY_TYPE, &g->key_type) == -1 ||
+	    col_blob(s, GC_CERT_DER, &g->cert_der, &g->cert_der_len) == -1 ||
+	    col_strdup(s, GC_CHAIN_PEM, &g->chain_pem) == -1 ||
+	    col_blob(s, GC_CSR_DER, &g->csr_der, &g->csr_der_len) == -1 ||
+	    col_strdup(s, GC_REVOKE_REASON, &g->revoke_reason) == -1) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0)
+		store_generation_free_fields(g);
+	return ret;
+}
+
+/* Bind every column of g to its parameter, thumbprints normalized. */
+static int
+gen_bind(struct store *st, sqlite3_stmt *s, const struct store_generation *g,
+    struct hsmca_err *e)
+{
+	char sha1[UTIL_SHA1_HEX], sha256[UTIL_SHA256_HEX];
+	int rc = SQLITE_OK;
+
+	if ((unsigned)g->kind >= STORE_GEN_KIND_MAX ||
+	    (unsigned)g->status >= STORE_GEN_STATUS_MAX)
+		return err_set(e, HSMCA_ERR_ARG, "store: CA generation with an "
+		    "unknown kind or status");
+	if (g->subject == NULL || *g->subject == '\0')
+		return err_set(e, HSMCA_ERR_ARG, "store: CA generation without "
+		    "a subject");
+	sha1[0] = sha256[0] = '\0';
+	if ((g->sha1[0] != '\0' && thumbprint_normalize(g->sha1,
+	    UTIL_SHA1_HEX - 1, sha1, sizeof(sha1)) == -1) ||
+	    (g->sha256[0] != '\0' && thumbprint_normalize(g->sha256,
+	    UTIL_SHA256_HEX - 1, sha256, sizeof(sha256)) == -1))
+		return err_set(e, HSMCA_ERR_ARG, "store: CA generation with a "
+		    "malformed thumbprint");
+
+	bind_int(s, GC_ID, g->id, &rc);
+	bind_text(s, GC_KIND, gen_kind_names[g->kind], &rc);
+	bind_opt_int(s, GC_PARENT_ID, g->parent_id, &rc);
+	bind_text(s, GC_STATUS, gen_status_names[g->status], &rc);
+	bind_text(s, GC_SUBJECT, g->subject, &rc);
+	bind_text(s, GC_ISSUER, g->issuer, &rc);
+	bind_text(s, GC_SERIAL, g->serial, &rc);
+	bind_opt_int(s, GC_NOT_BEFORE, g->not_before, &rc);
+	bind_opt_int(s, GC_NOT_AFTER, g->not_after, &rc);
+	/* sha1/sha256 are bound with SQLITE_STATIC: bind copies instead. */
+	if (rc == SQLITE_OK)
+		rc = sha1[0] == '\0' ? sqlite3_bind_null(s, GC_SHA1 + 1) :
+		    sqlite3_bind_text(s, GC_SHA1 + 1, sha1, -1,
+		    SQLITE_TRANSIENT);
+	if (rc == SQLITE_OK)
+		rc = sha256[0] == '\0' ? sqlite3_bind_null(s, GC_SHA256 + 1) :
+		    sqlite3_bind_text(s, GC_SHA256 + 1, sha256, -1,
+		    SQLITE_TRANSIENT);
+	bind_text(s, GC_KEY_URI, g->key_uri, &rc);
+	bind_text(s, GC_KEY_TYPE, g->key_type, &rc);
+	bind_blob(s, GC_CERT_DER, g->cert_der, g->cert_der_len, &rc);
+	bind_text(s, GC_CHAIN_PEM, g->chain_pem, &rc);
+	bind_blob(s, GC_CSR_DER, g->csr_der, g->csr_der_len, &rc);
+	bind_int(s, GC_CREATED_AT, g->created_at, &rc);
+	bind_opt_int(s, GC_ACTIVATE_AT, g->activate_at, &rc);
+	bind_opt_int(s, GC_REVOKED_AT, g->revoked_at, &rc);
+	bind_text(s, GC_REVOKE_REASON, g->revoke_reason, &rc);
+	if (rc != SQLITE_OK)
+		return store_sqlerr(e, rc, "cannot record CA generation");
+	return 0;
+}
+
+/* Explain a failed write of a generation. */
+static int
+gen_write_err(struct store *st, const struct store_generation *g, int rc,
+    const char *verb, struct hsmca_err *e)
+{
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return err_set(e, HSMCA_ERR_EXISTS, "store: cannot %s CA "
+		    "generation: its certificate is already recorded", verb);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return err_set(e, HSMCA_ERR_NOT_FOUND, "store: cannot %s CA "
+		    "generation: no parent generation %" PRId64, verb,
+		    g->parent_id);
+	return store_sqlerr(e, rc, "cannot %s CA generation", verb);
+}
+
+int
+store_insert_generation(struct store *st, struct store_generation *g,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_GEN_INSERT, e)) == NULL)
+		goto out;
+	if (g->created_at == 0)
+		g->created_at = clock_now();
+	if ((ret = gen_bind(st, s, g, e)) != 0)
+		goto out;
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+		ret = gen_write_err(st, g, rc, "record", e);
+		goto out;
+	}
+	g->id = sqlite3_last_insert_rowid(st->db);
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_update_generation(struct store *st, const struct store_generation *g,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_GEN_UPDATE, e)) == NULL)
+		goto out;
+	if ((ret = gen_bind(st, s, g, e)) != 0)
+		goto out;
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+		ret = gen_write_err(st, g, rc, "update", e);
+		goto out;
+	}
+	if (sqlite3_changes(st->db) == 0) {
+		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no CA generation "
+		    "%" PRId64, g->id);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+/* Run a bound generation query and read its one row. */
+static int
+gen_fetch_one(struct store *st, sqlite3_stmt *s, const char *ref,
+    struct store_generation *out, struct hsmca_err *e)
+{
+	int rc;
+
+	switch ((rc = sqlite3_step(s))) {
+	case SQLITE_ROW:
+		return gen_from_row(st, s, out, e);
+	case SQLITE_DONE:
+		return err_set(e, HSMCA_ERR_NOT_FOUND,
+		    "store: no CA generation %s", ref);
+	default:
+		return store_sqlerr(e, rc, "cannot read CA generation %s",
+		    ref);
+	}
+}
+
+int
+store_get_generation(struct store *st, int64_t id,
+    struct store_generation *out, struct hsmca_err *e)
+{
+	char ref[32];
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(ref, sizeof(ref), "%" PRId64, id);
+	if ((s = stmt_get(st, STMT_GEN_BY_ID, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_bind_int64(s, 1, id)) != SQLITE_OK) {
+		ret = store_sqlerr(e, rc, "cannot read CA generation %s",
+		    ref);
+		goto out;
+	}
+	ret = gen_fetch_one(st, s, ref, out, e);
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_find_generation(struct store *st, const char *ref,
+    struct store_generation *out, struct hsmca_err *e)
+{
+	char hex[UTIL_SHA256_HEX], *end;
+	enum store_stmt which;
+	sqlite3_stmt *s = NULL;
+	long long id;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	memset(out, 0, sizeof(*out));
+	if (ref == NULL)
+		return err_set(e, HSMCA_ERR_ARG,
+		    "store: no CA generation named");
+	/* Thumbprints by their length; anything else must be an id. */
+	if (thumbprint_normalize(ref, UTIL_SHA1_HEX - 1, hex,
+	    sizeof(hex)) == 0)
+		which = STMT_GEN_BY_SHA1;
+	else if (thumbprint_normalize(ref, UTIL_SHA256_HEX - 1, hex,
+	    sizeof(hex)) == 0)
+		which = STMT_GEN_BY_SHA256;
+	else {
+		errno = 0;
+		id = strtoll(ref, &end, 10);
+		if (*ref < '0' || *ref > '9' || *end != '\0' || errno != 0 ||
+		    id <= 0)
+			return err_set(e, HSMCA_ERR_ARG, "store: \"%s\" is "
+			    "neither a CA generation id nor a SHA-1 or SHA-256 "
+			    "thumbprint", ref);
+		return store_get_generation(st, (int64_t)id, out, e);
+	}
+	if ((s = stmt_get(st, which, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC)) !=
+	    SQLITE_OK) {
+		ret = store_sqlerr(e, rc, "cannot read CA generation %s", ref);
+		goto out;
+	}
+	ret = gen_fetch_one(st, s, ref, out, e);
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_active_generation(struct store *st, struct store_generation *out,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	memset(out, 0, sizeof(*out));
+	if ((s = stmt_get(st, STMT_GEN_ACTIVE, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_step(s)) == SQLITE_DONE) {
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "no active CA generation; "
+		    "run `hsmca ca init`");
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot read the active CA "
+		    "generation");
+		goto out;
+	}
+	if ((ret = gen_from_row(st, s, out, e)) != 0)
+		goto out;
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+		if (rc == SQLITE_ROW)
+			ret = err_set(e, HSMCA_ERR_CA_STATE, "several CA "
+			    "generations are active (%" PRId64 " and %" PRId64
+			    "); deactivate all but one", out->id,
+			    (int64_t)sqlite3_column_int64(s, GC_ID));
+		else
+			ret = store_sqlerr(e, rc, "cannot read the active "
+			    "CA generation");
+		store_generation_free_fields(out);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_list_generations(struct store *st, struct store_generation **out,
+    size_t *n, struct hsmca_err *e)
+{
+	struct store_generation *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	*out = NULL;
+	*n = 0;
+	if ((s = stmt_get(st, STMT_GEN_LIST, e)) == NULL)
+		goto out;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = err_set(e, HSMCA_ERR_ALLOC,
+				    "out of memory");
+				goto out;
+			}
+			v = nv;
+		}
+		if ((ret = gen_from_row(st, s, &v[len], e)) != 0)
+			goto out;
+		len++;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot list CA generations");
+		goto out;
+	}
+	*out = v;
+	*n = len;
+	v = NULL;
+	ret = 0;
+out:
+	stmt_release(s);
+	store_generations_free(v, len);
+	return ret;
+}
+
+/* ---- certificates ---- */
+
+void
+store_cert_free_fields(struct store_cert *c)
+{
+	if (c == NULL)
+		return;
+	free(c->subject);
+	free(c->sans);
+	free(c->profile);
+	free(c->requester);
+	free(c->der);
+	memset(c, 0, sizeof(*c));
+	c->revoke_reason = -1;
+}
+
+void
+store_certs_free(struct store_cert *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		store_cert_free_fields(&v[i]);
+	free(v);
+}
+
+static int
+cert_from_row(struct store *st, sqlite3_stmt *s, struct store_cert *c,
+    struct hsmca_err *e)
+{
+	int status, ret = HSMCA_ERR_STORE;
+
+	memset(c, 0, sizeof(*c));
+	c->revoke_reason = -1;
+	c->id = sqlite3_column_int64(s, CC_ID);
+	if (name_parse(cert_status_names, STORE_CERT_STATUS_MAX,
+	    (const char *)sqlite3_column_text(s, CC_STATUS), &status) != 0 ||
+	    col_copy(s, CC_SERIAL, c->serial, sizeof(c->serial)) == -1 ||
+	    col_copy(s, CC_SHA256, c->sha256, sizeof(c->sha256)) == -1 ||
+	    col_copy(s, CC_CSR_SHA256, c->csr_sha256,
+	    sizeof(c->csr_sha256)) == -1) {
+		err_set(e, HSMCA_ERR_STORE, "store: %s: certificate %" PRId64
+		    " is malformed", st->path, c->id);
+		goto out;
+	}
+	c->status = (enum store_cert_status)status;
+	c->issuer_id = sqlite3_column_int64(s, CC_ISSUER_ID);
+	c->not_before = (time_t)sqlite3_column_int64(s, CC_NOT_BEFORE);
+	c->not_after = (time_t)sqlite3_column_int64(s, CC_NOT_AFTER);
+	c->created_at = (time_t)sqlite3_column_int64(s, CC_CREATED_AT);
+	c->revoked_at = (time_t)sqlite3_column_int64(s, CC_REVOKED_AT);
+	if (sqlite3_column_type(s, CC_REVOKE_REASON) != SQLITE_NULL)
+		c->revoke_reason = sqlite3_column_int(s, CC_REVOKE_REASON);
+	if (col_strdup(s, CC_SUBJECT, &c->subject) == -1 ||
+	    col_strdup(s, CC_SANS, &c->sans) == -1 ||
+	    col_strdup(s, CC_PROFILE, &c->profile) == -1 ||
+	    col_strdup(s, CC_REQUESTER, &c->requester) == -1 ||
+	    col_blob(s, CC_DER, &c->der, &c->der_len) == -1) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0)
+		store_cert_free_fields(c);
+	return ret;
+}
+
+int
+store_reserve_serial(struct store *st, int64_t issuer_id, const char *serial,
+    const char *profile, const char *requester, const char *csr_sha256,
+    time_t now, int64_t *cert_id, struct hsmca_err *e)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if (serial == NULL || !serial_is_canonical(serial)) {
+		ret = err_set(e, HSMCA_ERR_ARG, "store: \"%s\" is not a "
+		    "serial in canonical form", serial == NULL ? "" : serial);
+		goto out;
+	}
+	if (issuer_id <= 0) {
+		ret = err_set(e, HSMCA_ERR_ARG, "store: serial %s reserved "
+		    "without an issuer", serial);
+		goto out;
+	}
+	if ((s = stmt_get(st, STMT_CERT_RESERVE, e)) == NULL)
+		goto out;
+	bind_int(s, CC_ISSUER_ID, issuer_id, &rc);
+	bind_text(s, CC_SERIAL, serial, &rc);
+	bind_text(s, CC_PROFILE, profile, &rc);
+	bind_text(s, CC_REQUESTER, requester, &rc);
+	bind_text(s, CC_CSR_SHA256, csr_sha256, &rc);
+	bind_int(s, CC_CREATED_AT, now, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	switch (rc) {
+	case SQLITE_DONE:
+		break;
+	case SQLITE_CONSTRAINT_UNIQUE:
+		ret = err_set(e, HSMCA_ERR_EXISTS, "store: serial %s is "
+		    "already used by CA generation %" PRId64, serial,
+		    issuer_id);
+		goto out;
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: cannot reserve "
+		    "serial %s: no CA generation %" PRId64, serial, issuer_id);
+		goto out;
+	default:
+		ret = store_sqlerr(e, rc, "cannot reserve serial %s",
+		    serial);
+		goto out;
+	}
+	if (cert_id != NULL)
+		*cert_id = sqlite3_last_insert_rowid(st->db);
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+/* Say why an update of certificate id touched no row. */
+static int
+cert_state_err(struct store *st, int64_t id, const char *verb,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	const char *status;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_CERT_STATE, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_bind_int64(s, 1, id)) == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: cannot %s "
+		    "certificate %" PRId64 ": no such reservation", verb, id);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot %s certificate %" PRId64,
+		    verb, id);
+		goto out;
+	}
+	status = (const char *)sqlite3_column_text(s, 2);
+	if (status != NULL && strcmp(status, "reserved") == 0) {
+		/* Reserved, so the caller's issuer or serial differed. */
+		ret = err_set(e, HSMCA_ERR_ARG, "store: cannot %s certificate "
+		    "%" PRId64 ": it was reserved as serial %s of CA "
+		    "generation %" PRId64, verb, id,
+		    (const char *)sqlite3_column_text(s, 1),
+		    (int64_t)sqlite3_column_int64(s, 0));
+		goto out;
+	}
+	ret = err_set(e, HSMCA_ERR_CA_STATE, "store: cannot %s certificate "
+	    "%" PRId64 ": it is %s, not reserved", verb, id,
+	    status == NULL ? "unknown" : status);
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_complete_cert(struct store *st, const struct store_cert *c,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if (c->der == NULL || c->der_len == 0) {
+		ret = err_set(e, HSMCA_ERR_ARG, "store: certificate %" PRId64
+		    " completed without its DER", c->id);
+		goto out;
+	}
+	if ((s = stmt_get(st, STMT_CERT_COMPLETE, e)) == NULL)
+		goto out;
+	bind_int(s, CC_ID, c->id, &rc);
+	bind_opt_int(s, CC_ISSUER_ID, c->issuer_id, &rc);
+	bind_text(s, CC_SERIAL, c->serial, &rc);
+	bind_text(s, CC_SUBJECT, c->subject, &rc);
+	bind_text(s, CC_SANS, c->sans, &rc);
+	bind_opt_int(s, CC_NOT_BEFORE, c->not_before, &rc);
+	bind_opt_int(s, CC_NOT_AFTER, c->not_after, &rc);
+	bind_text(s, CC_SHA256, c->sha256, &rc);
+	bind_text(s, CC_PROFILE, c->profile, &rc);
+	bind_text(s, CC_REQUESTER, c->requester, &rc);
+	bind_text(s, CC_CSR_SHA256, c->csr_sha256, &rc);
+	bind_blob(s, CC_DER, c->der, c->der_len, &rc);
+	bind_opt_int(s, CC_CREATED_AT, c->created_at, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot record certificate %"
+		    PRId64, c->id);
+		goto out;
+	}
+	if (sqlite3_changes(st->db) == 0) {
+		stmt_release(s);
+		ret = cert_state_err(st, c->id, "complete", e);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_fail_cert(struct store *st, int64_t cert_id, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_CERT_FAIL, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_bind_int64(s, 1, cert_id)) == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot mark certificate %"
+		    PRId64 " failed", cert_id);
+		goto out;
+	}
+	if (sqlite3_changes(st->db) == 0) {
+		stmt_release(s);
+		ret = cert_state_err(st, cert_id, "fail", e);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_get_cert(struct store *st, int64_t issuer_id, const char *serial,
+    struct store_cert *out, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	memset(out, 0, sizeof(*out));
+	out->revoke_reason = -1;
+	if (serial == NULL || *serial == '\0')
+		return err_set(e, HSMCA_ERR_ARG, "store: no serial given");
+	if ((s = stmt_get(st, issuer_id != 0 ? STMT_CERT_BY_ISSUER_SERIAL :
+	    STMT_CERT_BY_SERIAL, e)) == NULL)
+		goto out;
+	if (issuer_id != 0) {
+		bind_int(s, 0, issuer_id, &rc);
+		bind_text(s, 1, serial, &rc);
+	} else
+		bind_text(s, 0, serial, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		if (issuer_id != 0)
+			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no "
+			    "certificate with serial %s from CA generation %"
+			    PRId64, serial, issuer_id);
+		else
+			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no "
+			    "certificate with serial %s", serial);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot read certificate %s",
+		    serial);
+		goto out;
+	}
+	if ((ret = cert_from_row(st, s, out, e)) != 0)
+		goto out;
+	if (issuer_id == 0 && (rc = sqlite3_step(s)) != SQLITE_DONE) {
+		if (rc == SQLITE_ROW)
+			ret = err_set(e, HSMCA_ERR_EXISTS, "store: serial %s "
+			    "is ambiguous: CA generations %" PRId64 " and %"
+			    PRId64 " both issued it; name the issuer", serial,
+			    out->issuer_id,
+			    (int64_t)sqlite3_column_int64(s, CC_ISSUER_ID));
+		else
+			ret = store_sqlerr(e, rc, "cannot read certificate "
+			    "%s", serial);
+		store_cert_free_fields(out);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+/* The shape of a filter (FILTER_*), or -1 if it is malformed. */
+static int
+filter_shape(const struct store_cert_filter *f)
+{
+	int shape = 0;
+
+	if (f == NULL)
+		return 0;
+	if (f->status < -1 || f->status >= STORE_CERT_STATUS_MAX ||
+	    f->expired < -1 || f->expired > 1 || f->limit < 0)
+		return -1;
+	if (f->issuer_id != 0)
+		shape |= FILTER_ISSUER;
+	if (f->status != -1)
+		shape |= FILTER_STATUS;
+	if (f->expired == 1)
+		shape |= FILTER_EXPIRED;
+	else if (f->expired == 0)
+		shape |= FILTER_CURRENT;
+	if (f->profile != NULL)
+		shape |= FILTER_PROFILE;
+	if (f->limit > 0)
+		shape |= FILTER_LIMIT;
+	return shape;
+}
+
+/* Conditions of a filter shape. Parameters: ?1 issuer, ?2 status, ?3 now,
+ * ?4 profile, ?5 limit. */
+static const struct {
+	int		 bit;
+	const char	*cond;
+} filter_conds[] = {
+	{ FILTER_ISSUER, "issuer_id = ?1" },
+	{ FILTER_STATUS, "status = ?2" },
+	{ FILTER_EXPIRED, "not_after < ?3" },
+	{ FILTER_CURRENT, "not_after >= ?3" },
+	{ FILTER_PROFILE, "profile = ?4" },
+};
+
+/* The cached statement for this query and shape of f, bound to f. */
+static int
+filter_stmt(struct store *st, enum filter_query q,
+    const struct store_cert_filter *f, sqlite3_stmt **out,
+    struct hsmca_err *e)
+{
+	char sql[512];
+	const char *sep = " WHERE ";
+	sqlite3_stmt *s;
+	size_t n;
+	int shape, rc = SQLITE_OK;
+
+	*out = NULL;
+	if ((shape = filter_shape(f)) == -1)
+		return err_set(e, HSMCA_ERR_ARG,
+		    "store: malformed certificate filter");
+	if (q == FILTER_COUNT)
+		shape &= ~FILTER_LIMIT;
+	if ((s = st->filter[q][shape]) == NULL) {
+		n = (size_t)snprintf(sql, sizeof(sql), "%s FROM cert",
+		    q == FILTER_COUNT ? "SELECT count(*)" :
+		    "SELECT " CERT_COLUMNS);
+		for (size_t i = 0; i < sizeof(filter_conds) /
+		    sizeof(filter_conds[0]); i++) {
+			if ((shape & filter_conds[i].bit) == 0)
+				continue;
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s%s",
+			    sep, filter_conds[i].cond);
+			sep = " AND ";
+		}
+		if (q == FILTER_LIST)
+			snprintf(sql + n, sizeof(sql) - n, " ORDER BY id%s",
+			    shape & FILTER_LIMIT ? " LIMIT ?5" : "");
+		if ((s = stmt_prepare(st, sql, e)) == NULL)
+			return HSMCA_ERR_STORE;
+		st->filter[q][shape] = s;
+	}
+	if (shape & FILTER_ISSUER)
+		bind_int(s, 0, f->issuer_id, &rc);
+	if (shape & FILTER_STATUS)
+		bind_text(s, 1, cert_status_names[f->status], &rc);
+	if (shape & (FILTER_EXPIRED | FILTER_CURRENT))
+		bind_int(s, 2, f->now != 0 ? f->now : clock_now(), &rc);
+	if (shape & FILTER_PROFILE)
+		bind_text(s, 3, f->profile, &rc);
+	if (shape & FILTER_LIMIT)
+		bind_int(s, 4, f->limit, &rc);
+	if (rc != SQLITE_OK) {
+		stmt_release(s);
+		return store_sqlerr(e, rc, "cannot search certificates");
+	}
+	*out = s;
+	return 0;
+}
+
+int
+store_list_certs(struct store *st, const struct store_cert_filter *f,
+    struct store_cert **out, size_t *n, struct hsmca_err *e)
+{
+	struct store_cert *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	*out = NULL;
+	*n = 0;
+	if ((ret = filter_stmt(st, FILTER_LIST, f, &s, e)) != 0)
+		goto out;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = err_set(e, HSMCA_ERR_ALLOC,
+				    "out of memory");
+				goto out;
+			}
+			v = nv;
+		}
+		if ((ret = cert_from_row(st, s, &v[len], e)) != 0)
+			goto out;
+		len++;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot list certificates");
+		goto out;
+	}
+	*out = v;
+	*n = len;
+	v = NULL;
+	ret = 0;
+out:
+	stmt_release(s);
+	store_certs_free(v, len);
+	return ret;
+}
+
+int
+store_count_certs(struct store *st, const struct store_cert_filter *f,
+    int64_t *count, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	*count = 0;
+	if ((ret = filter_stmt(st, FILTER_COUNT, f, &s, e)) != 0)
+		goto out;
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot count certificates");
+		goto out;
+	}
+	*count = sqlite3_column_int64(s, 0);
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_integrity_check(struct store *st, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	const char *res;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_INTEGRITY, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot check %s", st->path);
+		goto out;
+	}
+	res = (const char *)sqlite3_column_text(s, 0);
+	if (res == NULL || strcmp(res, "ok") != 0) {
+		err_set(e, HSMCA_ERR_STORE, "store: %s is damaged: %s",
+		    st->path, res == NULL ? "no result" : res);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}

@@ -1,2 +1,525 @@
+/* test_config.c: hsmca.conf parsing. Golden files in tests/unit/golden
+ * (each *.conf parsed, printed normalized, compared with *.out byte for
+ * byte, then re-parsed and printed again: identical), refusals with their
+ * "name:line:" and the embedded defaults. HSMCA_GOLDEN_UPDATE=1 rewrites
+ * the .out files (review the diff before committing). */
 #include "config.h"
-int main(void) { return 0; }
+
+#include <dirent.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hsmca/config.h"
+#include "hsmca/profile.h"
+#include "hsmca/util.h"
+#include "testutil.h"
+
+static char *
+print_mem(const struct config *cfg, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *fp = open_memstream(&buf, &n);
+
+	assert_non_null(fp);
+	assert_int_equal(config_print(cfg, fp), 0);
+	assert_int_equal(fclose(fp), 0);
+	*len = n;
+	return buf;
+}
+
+static int
+str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* Field by field: what config_parse(config_print(x)) must reproduce. */
+static void
+assert_config_equal(const struct config *a, const struct config *b)
+{
+	assert_true(str_eq(a->hsm.module, b->hsm.module));
+	assert_true(str_eq(a->hsm.token, b->hsm.token));
+	assert_true(str_eq(a->hsm.pin_source, b->hsm.pin_source));
+	assert_int_equal(a->hsm.sessions, b->hsm.sessions);
+	assert_true(str_eq(a->store.path, b->store.path));
+	assert_true(str_eq(a->ca.subject, b->ca.subject));
+	assert_int_equal(a->ca.key_type, b->ca.key_type);
+	assert_int_equal(a->ca.validity, b->ca.validity);
+	assert_true(str_eq(a->ca.root_subject, b->ca.root_subject));
+	assert_int_equal(a->ca.root_key_type, b->ca.root_key_type);
+	assert_int_equal(a->ca.root_validity, b->ca.root_validity);
+	assert_int_equal(a->ca.renew_before, b->ca.renew_before);
+	assert_int_equal(a->ca.activation_delay, b->ca.activation_delay);
+	assert_true(str_eq(a->ca.crl_url, b->ca.crl_url));
+	assert_true(str_eq(a->ca.ocsp_url, b->ca.ocsp_url));
+	assert_int_equal(a->nprofiles, b->nprofiles);
+	for (size_t i = 0; i < a->nprofiles; i++) {
+		const struct profile *p = &a->profiles[i], *q = &b->profiles[i];
+
+		assert_string_equal(p->name, q->name);
+		assert_int_equal(p->validity, q->validity);
+		assert_int_equal(p->backdate, q->backdate);
+		assert_int_equal(p->key_usage, q->key_usage);
+		assert_int_equal(p->ext_key_usage, q->ext_key_usage);
+		assert_int_equal(p->is_ca, q->is_ca);
+		assert_int_equal(p->pathlen, q->pathlen);
+		assert_int_equal(p->subject_allowed, q->subject_allowed);
+		assert_int_equal(p->require_cn, q->require_cn);
+		assert_int_equal(p->san_allowed, q->san_allowed);
+		assert_int_equal(p->require_san, q->require_san);
+	}
+}
+
+/* Fail with the first differing line, so a golden mismatch is readable. */
+static void
+assert_same_text(const char *what, const char *want, size_t wlen,
+    const char *got, size_t glen)
+{
+	size_t i, line = 1, ls = 0;
+
+	if (wlen == glen && memcmp(want, got, wlen) == 0)
+		return;
+	for (i = 0; i < wlen && i < glen && want[i] == got[i]; i++) {
+		if (want[i] == '\n') {
+			line++;
+			ls = i + 1;
+		}
+	}
+	fail_msg("%s differs at line %zu:\n  want: %.*s\n  got:  %.*s", what,
+	    line, (int)strcspn(want + ls, "\n"), want + ls,
+	    (int)strcspn(got + ls, "\n"), got + ls);
+}
+
+static const char *
+golden_dir(char *buf, size_t len)
+{
+	const char *top = getenv("top_srcdir");
+
+	if (top == NULL || *top == '\0')
+		fail_msg("top_srcdir is not set: run as "
+		    "top_srcdir=/path/to/hsmca ./tests/unit/test_config "
+		    "(make check sets it)");
+	snprintf(buf, len, "%s/tests/unit/golden", top);
+	return buf;
+}
+
+static int
+is_conf(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
+}
+
+static void
+test_golden(void **state)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300], outpath[PATH_MAX + 300];
+	struct dirent **ents = NULL;
+	struct hsmca_err e;
+	struct config *cfg, *cfg2;
+	unsigned char *want;
+	char *got, *got2;
+	size_t wlen, glen, glen2;
+	int n, i, update = getenv("HSMCA_GOLDEN_UPDATE") != NULL;
+
+	(void)state;
+	golden_dir(dir, sizeof(dir));
+	n = scandir(dir, &ents, is_conf, alphasort);
+	if (n < 0)
+		fail_msg("cannot read %s", dir);
+	assert_true(n >= 4);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name);
+		snprintf(outpath, sizeof(outpath), "%.*s.out",
+		    (int)strlen(path) - 5, path);
+		err_clear(&e);
+		cfg = NULL;
+		if (config_load(path, &cfg, &e) != 0)
+			fail_msg("%s: %s", ents[i]->d_name, e.msg);
+		assert_string_equal(cfg->path, path);
+		got = print_mem(cfg, &glen);
+		if (update && util_write_file_atomic(outpath, got, glen, 0644,
+		    &e) != 0)
+			fail_msg("%s", e.msg);
+		if (util_read_file(outpath, 1 << 20, &want, &wlen, &e) != 0)
+			fail_msg("%s (HSMCA_GOLDEN_UPDATE=1 creates it)", e.msg);
+		assert_same_text(outpath, (const char *)want, wlen, got, glen);
+
+		/* The normalized form parses to the same config and prints
+		 * the same again. */
+		cfg2 = NULL;
+		if (config_parse(got, glen, "reprint", &cfg2, &e) != 0)
+			fail_msg("%s, re-parsed: %s", ents[i]->d_name, e.msg);
+		assert_config_equal(cfg, cfg2);
+		got2 = print_mem(cfg2, &glen2);
+		assert_same_text("re-print", got, glen, got2, glen2);
+
+		free(got2);
+		free(got);
+		free(want);
+		config_free(cfg2);
+		config_free(cfg);
+		free(ents[i]);
+	}
+	free(ents);
+}
+
+/* What the golden files cannot show: values the parser stored. */
+static void
+test_values(void **state)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	struct hsmca_err e;
+	struct config *cfg = NULL;
+	const struct profile *p;
+
+	(void)state;
+	golden_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/quoting.conf", dir);
+	if (config_load(path, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(cfg->ca.subject, "CN=Device CA #1,O=Example");
+	assert_string_equal(cfg->ca.crl_url,
+	    "http://ca.example.com/crl/%g.crl#frag");
+	assert_string_equal(cfg->ca.ocsp_url, "");
+	assert_string_equal(cfg->hsm.module, "/opt/my hsm/lib pkcs11.so");
+	assert_string_equal(cfg->hsm.token, "pkcs11:token=a\"b\\c");
+	assert_string_equal(cfg->store.path, "/var/lib/hsmca #2/hsmca.db");
+	assert_int_equal(cfg->hsm.sessions, 256);
+	assert_int_equal(cfg->ca.validity, 3 * 365 * 86400);
+	assert_int_equal(cfg->ca.key_type, KEY_RSA_3072);
+	assert_int_equal(cfg->ca.activation_delay, 0);
+	config_free(cfg);
+
+	cfg = NULL;
+	snprintf(path, sizeof(path), "%s/profile-override.conf", dir);
+	if (config_load(path, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(cfg->nprofiles, PROFILE_BUILTIN_COUNT);
+	assert_non_null(p = config_profile(cfg, "edge-ca"));
+	assert_int_equal(p->validity, 30 * 86400);
+	assert_int_equal(p->pathlen, 1);
+	assert_true(p->is_ca);
+	/* Untouched keys keep the built-in's values. */
+	assert_int_equal(p->key_usage, PROFILE_KU_KEY_CERT_SIGN |
+	    PROFILE_KU_CRL_SIGN | PROFILE_KU_DIGITAL_SIGNATURE);
+	assert_non_null(p = config_profile(cfg, "device"));
+	assert_int_equal(p->key_usage, PROFILE_KU_DIGITAL_SIGNATURE);
+	assert_int_equal(p->ext_key_usage, PROFILE_EKU_CLIENT_AUTH);
+	assert_int_equal(p->san_allowed, 0);
+	assert_int_equal(p->backdate, 3600);
+	assert_int_equal(cfg->hsm.sessions, 16);
+	assert_null(config_profile(cfg, "nosuch"));
+	config_free(cfg);
+
+	cfg = NULL;
+	snprintf(path, sizeof(path), "%s/profile-new.conf", dir);
+	if (config_load(path, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(cfg->nprofiles, PROFILE_BUILTIN_COUNT + 3);
+	assert_string_equal(cfg->profiles[0].name, "device");
+	assert_string_equal(cfg->profiles[1].name, "server");
+	assert_string_equal(cfg->profiles[2].name, "edge-ca");
+	assert_string_equal(cfg->profiles[3].name, "ocsp-responder");
+	assert_string_equal(cfg->profiles[4].name, "sensor.v2");
+	assert_string_equal(cfg->profiles[5].name, "sub-ca");
+	assert_non_null(p = config_profile(cfg, "sensor.v2"));
+	assert_int_equal(p->validity, 365 * 86400);	/* new-profile default */
+	assert_int_equal(p->key_usage, PROFILE_KU_DIGITAL_SIGNATURE |
+	    PROFILE_KU_KEY_AGREEMENT);
+	assert_int_equal(p->subject_allowed, 0);
+	assert_true(p->require_san);
+	assert_non_null(p = config_profile(cfg, "sub-ca"));
+	assert_true(p->is_ca);
+	assert_int_equal(p->pathlen, -1);
+	assert_int_equal(p->backdate, 0);
+	config_free(cfg);
+}
+
+static void
+test_defaults(void **state)
+{
+	struct hsmca_err e;
+	struct config *cfg = NULL, *cfg2 = NULL;
+	struct profile b;
+	char cwd[PATH_MAX], want[PATH_MAX + 64], *out;
+	size_t len;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+
+	assert_int_equal(setenv("HSMCA_HOME", "/srv/demo/", 1), 0);
+	if (config_load(NULL, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_null(cfg->path);
+	assert_string_equal(cfg->hsm.module, HSMCA_SOFTHSM_MODULE);
+	assert_string_equal(cfg->hsm.token, "pkcs11:token=hsmca");
+	assert_string_equal(cfg->hsm.pin_source, "file:/srv/demo/user.pin");
+	assert_int_equal(cfg->hsm.sessions, 4);
+	assert_string_equal(cfg->store.path, "/srv/demo/hsmca.db");
+	assert_string_equal(cfg->ca.subject,
+	    "CN=hsmca Demo Device CA,O=hsmca demo");
+	assert_int_equal(cfg->ca.key_type, KEY_EC_P256);
+	assert_int_equal(cfg->ca.validity, 2 * 365 * 86400);
+	assert_string_equal(cfg->ca.root_subject,
+	    "CN=hsmca Demo Root CA,O=hsmca demo");
+	assert_int_equal(cfg->ca.root_key_type, KEY_EC_P384);
+	assert_int_equal(cfg->ca.root_validity, 20LL * 365 * 86400);
+	assert_int_equal(cfg->ca.renew_before, 90 * 86400);
+	assert_int_equal(cfg->ca.activation_delay, 45 * 86400);
+	assert_string_equal(cfg->ca.crl_url, "http://127.0.0.1:8080/crl/%g.crl");
+	assert_string_equal(cfg->ca.ocsp_url, "http://127.0.0.1:8080/ocsp");
+	assert_int_equal(cfg->nprofiles, PROFILE_BUILTIN_COUNT);
+	for (int i = 0; i < PROFILE_BUILTIN_COUNT; i++) {
+		profile_builtin(i, &b);
+		assert_string_equal(cfg->profiles[i].name, b.name);
+		assert_int_equal(cfg->profiles[i].key_usage, b.key_usage);
+		assert_int_equal(cfg->profiles[i].validity, b.validity);
+		profile_free_fields(&b);
+	}
+	assert_non_null(config_profile(cfg, "device"));
+	assert_non_null(config_profile(cfg, "server"));
+	assert_non_null(config_profile(cfg, "edge-ca"));
+
+	/* The defaults print as a file that parses back to them. */
+	out = print_mem(cfg, &len);
+	if (config_parse(out, len, "defaults", &cfg2, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_config_equal(cfg, cfg2);
+	free(out);
+	config_free(cfg2);
+	config_free(cfg);
+
+	/* A relative home is made absolute. */
+	cfg = NULL;
+	assert_int_equal(setenv("HSMCA_HOME", "./rel/home", 1), 0);
+	if (config_load(NULL, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	snprintf(want, sizeof(want), "%s/rel/home/hsmca.db", cwd);
+	assert_string_equal(cfg->store.path, want);
+	config_free(cfg);
+
+	cfg = NULL;
+	assert_int_equal(unsetenv("HSMCA_HOME"), 0);
+	if (config_load(NULL, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	snprintf(want, sizeof(want), "file:%s/hsmca-demo/user.pin", cwd);
+	assert_string_equal(cfg->hsm.pin_source, want);
+	config_free(cfg);
+}
+
+/* Lines 1-6: a valid minimal file to which each case appends. */
+#define BASE "[hsm]\nmodule = /m.so\ntoken = pkcs11:token=t\n" \
+	"pin-source = env:P\n[store]\npath = /s.db\n"
+
+struct refusal {
+	const char	*text;
+	size_t		 len;	/* 0: strlen(text) */
+	int		 line;
+	const char	*reason;	/* a substring of the message */
+};
+
+static const struct refusal refusals[] = {
+	{ BASE "[foo]\n", 0, 7, "unknown section [foo]" },
+	{ BASE "[hsm extra]\n", 0, 7, "unknown section" },
+	{ BASE "[profile]\n", 0, 7, "needs a name" },
+	{ BASE "[profile a b]\n", 0, 7, "[profile NAME]" },
+	{ BASE "[profile bad/name]\n", 0, 7, "bad profile name" },
+	{ BASE "[ca]\nfoo = 1\n", 0, 8, "unknown key foo in [ca]" },
+	{ BASE "[profile device]\nmodule = /x\n", 0, 8,
+	    "unknown key module in [profile device]" },
+	{ "[hsm]\nmodule = /a.so\nmodule = /b.so\n", 0, 3,
+	    "duplicate key module" },
+	{ BASE "[profile server]\nsan = dns\nsan = ip\n", 0, 9,
+	    "duplicate key san" },
+	{ BASE "[hsm]\n", 0, 7, "duplicate section [hsm]" },
+	{ BASE "[ca]\n[store]\n", 0, 8, "duplicate section [store]" },
+	{ BASE "[profile device]\n[profile device]\n", 0, 8,
+	    "duplicate section [profile device]" },
+	{ BASE "[profile x]\nkey-usage = digitalSignature\n[profile x]\n", 0,
+	    9, "duplicate section [profile x]" },
+	{ BASE "[ca]\nkey-type = dsa-1024\n", 0, 8, "unknown key type" },
+	{ BASE "[ca]\nvalidity = 2w\n", 0, 8, "bad duration" },
+	{ BASE "[ca]\nvalidity = 0\n", 0, 8, "longer than 0" },
+	{ BASE "[ca]\nsubject = CN\n", 0, 8, "attr=value" },
+	{ BASE "[ca]\nsubject = XYZZY=a\n", 0, 8, "unknown attribute" },
+	{ BASE "[ca]\ncrl-url = http://h/crl.crl\n", 0, 8, "%g" },
+	{ BASE "[ca]\nocsp-url = ftp://h/ocsp\n", 0, 8, "http://" },
+	{ BASE "[ca]\nocsp-url =\n", 0, 8, "needs a value" },
+	{ BASE "[ca]\nsubject = \"CN=x\n", 0, 8, "unterminated quoted" },
+	{ BASE "[ca]\nsubject = \"CN=x\" y\n", 0, 8, "after the quoted" },
+	{ BASE "[ca]\nsubject\n", 0, 8, "expected key = value" },
+	{ BASE "[profile device]\nca = maybe\n", 0, 8,
+	    "true, false, yes or no" },
+	{ BASE "[profile device]\nca = True\n", 0, 8, "true, false" },
+	{ BASE "[profile device]\nkey-usage = digitalsignature\n", 0, 8,
+	    "unknown name \"digitalsignature\"" },
+	{ BASE "[profile device]\nkey-usage = none\n", 0, 8, "cannot be none" },
+	{ BASE "[profile device]\nkey-usage = cRLSign,,keyAgreement\n", 0, 8,
+	    "empty name" },
+	{ BASE "[profile device]\nsan = dns, dns\n", 0, 8, "twice" },
+	{ BASE "[profile device]\nsan = dns, none\n", 0, 8, "none" },
+	{ BASE "[profile device]\nbackdate = 2d\n", 0, 8, "at most 1d" },
+	{ BASE "= foo\n", 0, 7, "a value without a key" },
+	{ BASE "[ca]\n  = foo\n", 0, 8, "a value without a key" },
+	{ BASE "[ca\n", 0, 7, "unterminated section header" },
+	{ BASE "[ca] x\n", 0, 7, "after the section header" },
+	{ "[hsm]\nsessions = 0\n", 0, 2, "sessions must be a number from 1 to "
+	    "256" },
+	{ "[hsm]\nsessions = 257\n", 0, 2, "from 1 to 256" },
+	{ "[hsm]\nsessions = 4x\n", 0, 2, "from 1 to 256" },
+	{ "[hsm]\npin-source = /etc/hsmca/pin\n", 0, 2,
+	    "pin-source must be file:/path or env:NAME" },
+	{ "[hsm]\npin-source = file:pin\n", 0, 2, "absolute path" },
+	{ "[hsm]\npin-source = env:1PIN\n", 0, 2, "variable name" },
+	{ "[hsm]\nmodule = libsofthsm2.so\n", 0, 2, "absolute path" },
+	{ "[hsm]\ntoken = hsmca\n", 0, 2, "PKCS#11 URI" },
+	{ BASE "[profile device]\npathlen = 0\n", 0, 8,
+	    "pathlen needs ca = true" },
+	{ BASE "[profile edge-ca]\npathlen = 1\nca = false\n", 0, 8,
+	    "pathlen needs ca = true" },
+	{ BASE "[profile edge-ca]\npathlen = -1\n", 0, 8, "pathlen must be" },
+	{ BASE "[profile device]\nca = true\n", 0, 8,
+	    "must include keyCertSign" },
+	{ BASE "[profile device]\n\nkey-usage = keyCertSign\n", 0, 9,
+	    "keyCertSign in key-usage needs ca = true" },
+	{ BASE "[profile device]\nsubject = O\n", 0, 8,
+	    "require-cn = true but subject does not allow CN" },
+	{ BASE "[profile device]\nrequire-san = true\nsan = none\n", 0, 9,
+	    "require-san = true but san is none" },
+	{ BASE "[profile x]\nvalidity = 1d\n", 0, 7, "must set key-usage" },
+	{ BASE "[profile x]\nkey-usage = digitalSignature\nsubject = none\n"
+	    "require-cn = no\n", 0, 9, "neither subject attributes nor SAN" },
+	{ BASE "[ca]\nvalidity = 90d\n", 0, 8,
+	    "renew-before (90d) must be less than validity (90d)" },
+	{ BASE "[ca]\nrenew-before = 2y\n", 0, 8,
+	    "renew-before (730d) must be less than validity" },
+	{ BASE "[ca]\nactivation-delay = 90d\n", 0, 8,
+	    "activation-delay (90d) must be less than renew-before (90d)" },
+	{ BASE "[ca]\nactivation-delay = 30d\nrenew-before = 30d\n", 0, 9,
+	    "activation-delay" },
+	{ "module = /m.so\n", 0, 1, "before any [section]" },
+	{ "[hsm]\nmodule = /m.so\ntoken = pkcs11:token=t\n[store]\n"
+	    "path = /s.db\n", 0, 1, "[hsm] needs pin-source" },
+	{ "[hsm]\nmodule = /m.so\ntoken = pkcs11:token=t\n"
+	    "pin-source = env:P\n\n", 0, 5, "missing section [store]" },
+	{ "", 0, 1, "missing section [hsm]" },
+	{ BASE "[ca]\nsubject = a\001b\n", 0, 8, "control character" },
+	{ BASE "[ca]\0\n", sizeof(BASE "[ca]\0\n") - 1, 7, "NUL byte" },
+	{ BASE "\n\n\0", sizeof(BASE "\n\n\0") - 1, 9, "NUL byte" },
+};
+
+static void
+test_refusals(void **state)
+{
+	char prefix[64];
+	struct hsmca_err e;
+	struct config *cfg;
+	size_t i, len;
+	int ret;
+
+	(void)state;
+	for (i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		const struct refusal *r = &refusals[i];
+
+		len = r->len != 0 ? r->len : strlen(r->text);
+		cfg = NULL;
+		err_clear(&e);
+		ret = config_parse(r->text, len, "t.conf", &cfg, &e);
+		if (ret != HSMCA_ERR_CONFIG)
+			fail_msg("case %zu (%s): returned %d, want "
+			    "HSMCA_ERR_CONFIG", i, r->reason, ret);
+		assert_null(cfg);
+		assert_int_equal(e.code, HSMCA_ERR_CONFIG);
+		snprintf(prefix, sizeof(prefix), "t.conf:%d: ", r->line);
+		if (strncmp(e.msg, prefix, strlen(prefix)) != 0 ||
+		    strstr(e.msg, r->reason) == NULL)
+			fail_msg("case %zu: message \"%s\", want \"%s...%s\"",
+			    i, e.msg, prefix, r->reason);
+	}
+}
+
+/* 4096 bytes is the longest line; one more is refused. */
+static void
+test_long_line(void **state)
+{
+	struct hsmca_err e;
+	struct config *cfg = NULL;
+	size_t base = strlen(BASE);
+	char *buf = malloc(base + 4097 + 2);
+
+	(void)state;
+	assert_non_null(buf);
+	memcpy(buf, BASE, base);
+	buf[base] = '#';
+	memset(buf + base + 1, 'x', 4095);
+	buf[base + 4096] = '\n';
+	if (config_parse(buf, base + 4097, "t.conf", &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	config_free(cfg);
+
+	cfg = NULL;
+	buf[base + 4096] = 'x';
+	buf[base + 4097] = '\n';
+	assert_int_equal(config_parse(buf, base + 4098, "t.conf", &cfg, &e),
+	    HSMCA_ERR_CONFIG);
+	assert_null(cfg);
+	assert_non_null(strstr(e.msg, "t.conf:7: line longer than 4096"));
+	free(buf);
+}
+
+static void
+test_load_errors(void **state)
+{
+	struct hsmca_err e;
+	struct config *cfg = NULL;
+	char *dir, path[PATH_MAX];
+	FILE *fp;
+
+	(void)state;
+	assert_int_equal(config_load("/nonexistent/hsmca.conf", &cfg, &e),
+	    HSMCA_ERR_IO);
+	assert_null(cfg);
+	assert_non_null(strstr(e.msg, "/nonexistent/hsmca.conf"));
+
+	/* A file's messages carry its path. */
+	dir = tu_tmpdir();
+	snprintf(path, sizeof(path), "%s/bad.conf", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("[hsm]\nsessions = 1000\n", fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(config_load(path, &cfg, &e), HSMCA_ERR_CONFIG);
+	assert_null(cfg);
+	assert_int_equal(strncmp(e.msg, path, strlen(path)), 0);
+	assert_non_null(strstr(e.msg, ":2: sessions"));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_load_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,2 +1,1122 @@
+/* test_store.c: the SQLite certificate store, on real files. */
 #include "config.h"
-int main(void) { return 0; }
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "hsmca/store.h"
+#include "hsmca/util.h"
+#include "testutil.h"
+
+#define T0	((time_t)1767225600)	/* 2026-01-01T00:00:00Z */
+#define DAY	((time_t)86400)
+
+struct fixture {
+	char		*dir;
+	char		 path[512];
+	struct store	*st;
+};
+
+/* The connection store_open makes, caught as SQLite opens it: pragmas
+ * such as synchronous are per connection, so only it can answer. */
+static sqlite3 *last_db;
+
+static int
+capture_db(sqlite3 *db, const char **errmsg,
+    const struct sqlite3_api_routines *api)
+{
+	last_db = db;
+	return SQLITE_OK;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct hsmca_err e = { 0 };
+
+	assert_non_null(fx);
+	fx->dir = tu_tmpdir();
+	snprintf(fx->path, sizeof(fx->path), "%s/hsmca.db", fx->dir);
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	store_close(fx->st);
+	tu_rmtree(fx->dir);
+	free(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* Run a one-value query on a connection of our own. */
+static char *
+sql_text(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	char *v = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL)
+		v = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static char *
+pragma_text(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	char *v = NULL;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	v = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* A generation with a real self-signed certificate behind it. */
+static void
+gen_make(struct store_generation *g, enum store_gen_kind kind,
+    enum store_gen_status status, const char *cn)
+{
+	char subject[128];
+	EVP_PKEY *k = tu_keygen("ec:P-256");
+	X509 *x;
+	unsigned char *der = NULL;
+	int len;
+
+	snprintf(subject, sizeof(subject), "CN=%s", cn);
+	x = tu_make_ca(k, subject, T0, T0 + 730 * DAY);
+	memset(g, 0, sizeof(*g));
+	g->kind = kind;
+	g->status = status;
+	g->subject = util_name_string(X509_get_subject_name(x));
+	g->issuer = util_name_string(X509_get_issuer_name(x));
+	strcpy(g->serial, "01");
+	g->not_before = T0;
+	g->not_after = T0 + 730 * DAY;
+	assert_int_equal(util_cert_sha1(x, g->sha1), 0);
+	assert_int_equal(util_cert_sha256(x, g->sha256), 0);
+	g->key_uri = strdup("pkcs11:token=hsmca;object=ca");
+	g->key_type = strdup("ec:P-256");
+	len = i2d_X509(x, &der);
+	assert_true(len > 0);
+	g->cert_der = malloc((size_t)len);
+	memcpy(g->cert_der, der, (size_t)len);
+	g->cert_der_len = (size_t)len;
+	g->created_at = T0 - DAY;
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+/* A pending generation: a key and a CSR, nothing else yet. */
+static void
+gen_make_pending(struct store_generation *g, const char *cn)
+{
+	memset(g, 0, sizeof(*g));
+	g->kind = STORE_GEN_ISSUING;
+	g->status = STORE_GEN_PENDING;
+	g->subject = strdup(cn);
+	g->key_uri = strdup("pkcs11:token=hsmca;object=pending");
+	g->key_type = strdup("ec:P-384");
+	g->csr_der = malloc(3);
+	memcpy(g->csr_der, "\x30\x01\x00", 3);
+	g->csr_der_len = 3;
+	g->created_at = T0;
+}
+
+static int64_t
+gen_add(struct store *st, enum store_gen_kind kind,
+    enum store_gen_status status, const char *cn)
+{
+	struct store_generation g;
+	struct hsmca_err e = { 0 };
+	int64_t id;
+
+	gen_make(&g, kind, status, cn);
+	assert_int_equal(store_insert_generation(st, &g, &e), 0);
+	id = g.id;
+	store_generation_free_fields(&g);
+	return id;
+}
+
+/* Reserve and complete one certificate. */
+static int64_t
+cert_add(struct store *st, int64_t issuer, const char *serial,
+    const char *profile, time_t not_after)
+{
+	struct store_cert c;
+	struct hsmca_err e = { 0 };
+	unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	int64_t id;
+
+	assert_int_equal(store_reserve_serial(st, issuer, serial, profile,
+	    "operator", NULL, T0, &id, &e), 0);
+	memset(&c, 0, sizeof(c));
+	c.id = id;
+	c.subject = (char *)"CN=dev";
+	c.not_before = not_after - 30 * DAY;
+	c.not_after = not_after;
+	c.der = der;
+	c.der_len = sizeof(der);
+	assert_int_equal(store_complete_cert(st, &c, &e), 0);
+	return id;
+}
+
+static void
+test_open_reopen_keeps_data(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_generation g;
+	struct store_cert c;
+	struct hsmca_err e = { 0 };
+	struct stat sb;
+	int64_t gid, n;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen1");
+	cert_add(fx->st, gid, "0a1b", "device", T0 + 90 * DAY);
+	store_close(fx->st);
+	fx->st = NULL;
+
+	assert_int_equal(stat(fx->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	assert_int_equal(store_get_generation(fx->st, gid, &g, &e), 0);
+	assert_string_equal(g.subject, "CN=gen1");
+	assert_int_equal(store_get_cert(fx->st, gid, "0a1b", &c, &e), 0);
+	assert_int_equal(c.status, STORE_CERT_VALID);
+	assert_string_equal(c.profile, "device");
+	assert_int_equal(store_count_certs(fx->st, NULL, &n, &e), 0);
+	assert_int_equal(n, 1);
+	store_generation_free_fields(&g);
+	store_cert_free_fields(&c);
+}
+
+static void
+test_schema_version(void **state)
+{
+	struct fixture *fx = *state;
+	char *v;
+
+	assert_int_equal(store_schema_version(fx->st), STORE_SCHEMA_VERSION);
+	v = sql_text(fx->path, "PRAGMA user_version");
+	assert_non_null(v);
+	assert_int_equal(atoi(v), STORE_SCHEMA_VERSION);
+	free(v);
+	v = sql_text(fx->path, "SELECT group_concat(name, ',') FROM "
+	    "(SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+	    "ORDER BY name)");
+	assert_non_null(v);
+	assert_string_equal(v, "ca_generation,cert,cert_csr_sha256,"
+	    "cert_issuer_status,cert_not_after");
+	free(v);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = NULL;
+	struct hsmca_err e = { 0 };
+	sqlite3 *db = NULL;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL,
+	    NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(fx->path, &st, &e), HSMCA_ERR_STORE);
+	assert_null(st);
+	assert_int_equal(e.code, HSMCA_ERR_STORE);
+	assert_non_null(strstr(e.msg, fx->path));
+	assert_non_null(strstr(e.msg, "99"));
+	assert_non_null(strstr(e.msg, "newer"));
+}
+
+static void
+test_open_errors(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = NULL;
+	struct hsmca_err e = { 0 };
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/missing/hsmca.db", fx->dir);
+	assert_int_equal(store_open(path, &st, &e), HSMCA_ERR_IO);
+	assert_null(st);
+	assert_non_null(strstr(e.msg, "store: cannot open"));
+	assert_non_null(strstr(e.msg, path));
+
+	snprintf(path, sizeof(path), "%s/garbage.db", fx->dir);
+	assert_non_null(f = fopen(path, "w"));
+	for (int i = 0; i < 256; i++)
+		fputs("this is not an SQLite database file", f);
+	fclose(f);
+	err_clear(&e);
+	assert_int_equal(store_open(path, &st, &e), HSMCA_ERR_STORE);
+	assert_null(st);
+	assert_non_null(strstr(e.msg, path));
+	assert_non_null(strstr(e.msg, "not a database"));
+	assert_null(strstr(e.msg, "PRAGMA"));
+
+	assert_int_equal(store_open(NULL, &st, &e), HSMCA_ERR_ARG);
+}
+
+static void
+test_memory_store(void **state)
+{
+	struct store *st = NULL;
+	struct store_generation got;
+	struct hsmca_err e = { 0 };
+	int64_t gid;
+
+	assert_int_equal(store_open(":memory:", &st, &e), 0);
+	assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+	gid = gen_add(st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "mem");
+	assert_int_equal(store_active_generation(st, &got, &e), 0);
+	assert_int_equal(got.id, gid);
+	store_generation_free_fields(&got);
+	store_close(st);
+}
+
+static void
+test_pragmas(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	char *v;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	last_db = NULL;
+	assert_int_equal(sqlite3_auto_extension((void (*)(void))capture_db),
+	    SQLITE_OK);
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	sqlite3_reset_auto_extension();
+	assert_non_null(last_db);
+
+	v = pragma_text(last_db, "PRAGMA journal_mode");
+	assert_string_equal(v, "wal");
+	free(v);
+	v = pragma_text(last_db, "PRAGMA synchronous");
+	assert_string_equal(v, "2");	/* FULL */
+	free(v);
+	v = pragma_text(last_db, "PRAGMA foreign_keys");
+	assert_string_equal(v, "1");
+	free(v);
+	v = pragma_text(last_db, "PRAGMA busy_timeout");
+	assert_string_equal(v, "5000");
+	free(v);
+	/* WAL is a property of the file: a second connection sees it too. */
+	v = sql_text(fx->path, "PRAGMA journal_mode");
+	assert_string_equal(v, "wal");
+	free(v);
+}
+
+static void
+test_generation_roundtrip(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_generation g, p, got;
+	struct hsmca_err e = { 0 };
+
+	gen_make(&g, STORE_GEN_ROOT, STORE_GEN_ACTIVE, "root");
+	g.chain_pem = strdup("-----BEGIN CERTIFICATE-----\n...\n");
+	g.activate_at = T0 + 45 * DAY;
+	assert_int_equal(store_insert_generation(fx->st, &g, &e), 0);
+	assert_true(g.id > 0);
+
+	assert_int_equal(store_get_generation(fx->st, g.id, &got, &e), 0);
+	assert_int_equal(got.id, g.id);
+	assert_int_equal(got.kind, STORE_GEN_ROOT);
+	assert_int_equal(got.status, STORE_GEN_ACTIVE);
+	assert_int_equal(got.parent_id, 0);
+	assert_string_equal(got.subject, g.subject);
+	assert_string_equal(got.issuer, g.issuer);
+	assert_string_equal(got.serial, "01");
+	assert_int_equal(got.not_before, T0);
+	assert_int_equal(got.not_after, T0 + 730 * DAY);
+	assert_string_equal(got.sha1, g.sha1);
+	assert_string_equal(got.sha256, g.sha256);
+	assert_string_equal(got.key_uri, g.key_uri);
+	assert_string_equal(got.key_type, "ec:P-256");
+	assert_int_equal(got.cert_der_len, g.cert_der_len);
+	assert_memory_equal(got.cert_der, g.cert_der, g.cert_der_len);
+	assert_string_equal(got.chain_pem, g.chain_pem);
+	assert_null(got.csr_der);
+	assert_int_equal(got.created_at, T0 - DAY);
+	assert_int_equal(got.activate_at, T0 + 45 * DAY);
+	assert_int_equal(got.revoked_at, 0);
+	assert_null(got.revoke_reason);
+	store_generation_free_fields(&got);
+
+	/* A pending child: no certificate, issuer or thumbprints yet. */
+	gen_make_pending(&p, "CN=issuing 2");
+	p.parent_id = g.id;
+	assert_int_equal(store_insert_generation(fx->st, &p, &e), 0);
+	assert_int_equal(store_get_generation(fx->st, p.id, &got, &e), 0);
+	assert_int_equal(got.status, STORE_GEN_PENDING);
+	assert_int_equal(got.parent_id, g.id);
+	assert_null(got.issuer);
+	assert_null(got.cert_der);
+	assert_string_equal(got.sha1, "");
+	assert_string_equal(got.serial, "");
+	assert_int_equal(got.csr_der_len, 3);
+	assert_memory_equal(got.csr_der, "\x30\x01\x00", 3);
+	store_generation_free_fields(&got);
+
+	/* A second pending generation: absent thumbprints do not collide. */
+	store_generation_free_fields(&p);
+	gen_make_pending(&p, "CN=issuing 3");
+	assert_int_equal(store_insert_generation(fx->st, &p, &e), 0);
+
+	/* The same certificate twice is refused. */
+	g.id = 0;
+	assert_int_equal(store_insert_generation(fx->st, &g, &e),
+	    HSMCA_ERR_EXISTS);
+	/* A parent that does not exist is refused. */
+	store_generation_free_fields(&p);
+	gen_make_pending(&p, "CN=orphan");
+	p.parent_id = 999;
+	assert_int_equal(store_insert_generation(fx->st, &p, &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(store_get_generation(fx->st, 999, &got, &e),
+	    HSMCA_ERR_NOT_FOUND);
+
+	store_generation_free_fields(&p);
+	store_generation_free_fields(&g);
+}
+
+static void
+test_generation_update(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_generation p, signed_gen, got;
+	struct hsmca_err e = { 0 };
+
+	gen_make_pending(&p, "CN=gen,O=Acme");
+	assert_int_equal(store_insert_generation(fx->st, &p, &e), 0);
+
+	/* The certificate comes back: import it and activate. */
+	gen_make(&signed_gen, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	signed_gen.id = p.id;
+	signed_gen.activate_at = T0 + DAY;
+	signed_gen.key_uri[0] = 'X';	/* immutable: must not change */
+	assert_int_equal(store_update_generation(fx->st, &signed_gen, &e), 0);
+	assert_int_equal(store_get_generation(fx->st, p.id, &got, &e), 0);
+	assert_int_equal(got.status, STORE_GEN_ACTIVE);
+	assert_string_equal(got.issuer, signed_gen.issuer);
+	assert_string_equal(got.sha256, signed_gen.sha256);
+	assert_int_equal(got.cert_der_len, signed_gen.cert_der_len);
+	assert_int_equal(got.activate_at, T0 + DAY);
+	assert_string_equal(got.key_uri, p.key_uri);
+	assert_int_equal(got.csr_der_len, 3);
+	store_generation_free_fields(&got);
+
+	/* Then revoke it. */
+	signed_gen.status = STORE_GEN_REVOKED;
+	signed_gen.revoked_at = T0 + 10 * DAY;
+	signed_gen.revoke_reason = strdup("keyCompromise");
+	assert_int_equal(store_update_generation(fx->st, &signed_gen, &e), 0);
+	assert_int_equal(store_get_generation(fx->st, p.id, &got, &e), 0);
+	assert_int_equal(got.status, STORE_GEN_REVOKED);
+	assert_int_equal(got.revoked_at, T0 + 10 * DAY);
+	assert_string_equal(got.revoke_reason, "keyCompromise");
+	store_generation_free_fields(&got);
+
+	signed_gen.id = 4242;
+	assert_int_equal(store_update_generation(fx->st, &signed_gen, &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_non_null(strstr(e.msg, "4242"));
+
+	store_generation_free_fields(&signed_gen);
+	store_generation_free_fields(&p);
+}
+
+/* "ab12..." as "AB:12:...". */
+static void
+colonize_upper(const char *hex, char *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; hex[i] != '\0'; i++) {
+		if (i > 0 && i % 2 == 0)
+			out[n++] = ':';
+		out[n++] = (char)(hex[i] >= 'a' ? hex[i] - 'a' + 'A' : hex[i]);
+	}
+	out[n] = '\0';
+}
+
+static void
+test_find_generation(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_generation g1, g2, got;
+	struct hsmca_err e = { 0 };
+	char ref[128];
+
+	gen_make(&g1, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "one");
+	gen_make(&g2, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "two");
+	assert_int_equal(store_insert_generation(fx->st, &g1, &e), 0);
+	assert_int_equal(store_insert_generation(fx->st, &g2, &e), 0);
+
+	snprintf(ref, sizeof(ref), "%" PRId64, g2.id);
+	assert_int_equal(store_find_generation(fx->st, ref, &got, &e), 0);
+	assert_int_equal(got.id, g2.id);
+	store_generation_free_fields(&got);
+
+	assert_int_equal(store_find_generation(fx->st, g1.sha1, &got, &e), 0);
+	assert_int_equal(got.id, g1.id);
+	store_generation_free_fields(&got);
+
+	colonize_upper(g1.sha1, ref);
+	assert_non_null(strchr(ref, ':'));
+	assert_int_equal(store_find_generation(fx->st, ref, &got, &e), 0);
+	assert_int_equal(got.id, g1.id);
+	store_generation_free_fields(&got);
+
+	assert_int_equal(store_find_generation(fx->st, g2.sha256, &got, &e), 0);
+	assert_int_equal(got.id, g2.id);
+	store_generation_free_fields(&got);
+
+	colonize_upper(g2.sha256, ref);
+	assert_int_equal(store_find_generation(fx->st, ref, &got, &e), 0);
+	assert_int_equal(got.id, g2.id);
+	assert_string_equal(got.subject, "CN=two");
+	store_generation_free_fields(&got);
+
+	/* Well-formed but unknown. */
+	assert_int_equal(store_find_generation(fx->st,
+	    "0000000000000000000000000000000000000000", &got, &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(store_find_generation(fx->st, "77", &got, &e),
+	    HSMCA_ERR_NOT_FOUND);
+	/* Not an id nor a thumbprint. */
+	assert_int_equal(store_find_generation(fx->st, "abc", &got, &e),
+	    HSMCA_ERR_ARG);
+	assert_int_equal(store_find_generation(fx->st, "0", &got, &e),
+	    HSMCA_ERR_ARG);
+	assert_int_equal(store_find_generation(fx->st, "1x", &got, &e),
+	    HSMCA_ERR_ARG);
+	assert_int_equal(store_find_generation(fx->st, "", &got, &e),
+	    HSMCA_ERR_ARG);
+	/* 41 hex digits is not a SHA-1. */
+	assert_int_equal(store_find_generation(fx->st,
+	    "0000000000000000000000000000000000000000a", &got, &e),
+	    HSMCA_ERR_ARG);
+
+	store_generation_free_fields(&g1);
+	store_generation_free_fields(&g2);
+}
+
+static void
+test_list_generations(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_generation *v = NULL;
+	struct hsmca_err e = { 0 };
+	int64_t ids[3];
+	size_t n = 99;
+
+	assert_int_equal(store_list_generations(fx->st, &v, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+
+	ids[0] = gen_add(fx->st, STORE_GEN_ROOT, STORE_GEN_ACTIVE, "root");
+	ids[1] = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "g1");
+	ids[2] = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "g2");
+	assert_int_equal(store_list_generations(fx->st, &v, &n, &e), 0);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(v[i].id, ids[i]);
+	assert_int_equal(v[0].kind, STORE_GEN_ROOT);
+	assert_string_equal(v[1].subject, "CN=g1");
+	assert_int_equal(v[2].status, STORE_GEN_ACTIVE);
+	store_generations_free(v, n);
+}
+
+static void
+test_active_generation(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_generation got;
+	struct hsmca_err e = { 0 };
+	int64_t id;
+
+	assert_int_equal(store_active_generation(fx->st, &got, &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_string_equal(e.msg,
+	    "no active CA generation; run `hsmca ca init`");
+
+	/* An active root and an inactive issuing generation do not issue. */
+	gen_add(fx->st, STORE_GEN_ROOT, STORE_GEN_ACTIVE, "root");
+	gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "old");
+	assert_int_equal(store_active_generation(fx->st, &got, &e),
+	    HSMCA_ERR_CA_STATE);
+
+	id = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "current");
+	assert_int_equal(store_active_generation(fx->st, &got, &e), 0);
+	assert_int_equal(got.id, id);
+	assert_string_equal(got.subject, "CN=current");
+	store_generation_free_fields(&got);
+
+	/* Two active issuing generations is a broken CA, not a choice. */
+	gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "second");
+	err_clear(&e);
+	assert_int_equal(store_active_generation(fx->st, &got, &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "several"));
+	assert_null(got.subject);
+}
+
+static void
+test_reserve_complete_get(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_cert c, got;
+	struct hsmca_err e = { 0 };
+	unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x2a };
+	const char *csr =
+	    "1111111111111111111111111111111111111111111111111111111111111111";
+	int64_t gid, cid = 0;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	assert_int_equal(store_reserve_serial(fx->st, gid, "7f01", "device",
+	    "CN=bootstrap", csr, T0, &cid, &e), 0);
+	assert_true(cid > 0);
+
+	assert_int_equal(store_get_cert(fx->st, gid, "7f01", &got, &e), 0);
+	assert_int_equal(got.id, cid);
+	assert_int_equal(got.status, STORE_CERT_RESERVED);
+	assert_int_equal(got.issuer_id, gid);
+	assert_string_equal(got.profile, "device");
+	assert_string_equal(got.requester, "CN=bootstrap");
+	assert_string_equal(got.csr_sha256, csr);
+	assert_int_equal(got.created_at, T0);
+	assert_null(got.der);
+	assert_int_equal(got.revoke_reason, -1);
+	store_cert_free_fields(&got);
+
+	memset(&c, 0, sizeof(c));
+	c.id = cid;
+	c.issuer_id = gid;
+	strcpy(c.serial, "7f01");
+	c.subject = (char *)"CN=dev1,O=Acme";
+	c.sans = (char *)"DNS:dev1.example,URI:urn:dev:1";
+	c.not_before = T0;
+	c.not_after = T0 + 365 * DAY;
+	strcpy(c.sha256,
+	    "2222222222222222222222222222222222222222222222222222222222222222");
+	c.der = der;
+	c.der_len = sizeof(der);
+	c.revoke_reason = -1;
+	assert_int_equal(store_complete_cert(fx->st, &c, &e), 0);
+
+	/* By issuer and serial, and by serial alone. */
+	assert_int_equal(store_get_cert(fx->st, 0, "7f01", &got, &e), 0);
+	assert_int_equal(got.id, cid);
+	assert_int_equal(got.status, STORE_CERT_VALID);
+	assert_string_equal(got.serial, "7f01");
+	assert_string_equal(got.subject, "CN=dev1,O=Acme");
+	assert_string_equal(got.sans, "DNS:dev1.example,URI:urn:dev:1");
+	assert_int_equal(got.not_before, T0);
+	assert_int_equal(got.not_after, T0 + 365 * DAY);
+	assert_string_equal(got.sha256, c.sha256);
+	/* Kept from the reservation when completion leaves them out. */
+	assert_string_equal(got.profile, "device");
+	assert_string_equal(got.requester, "CN=bootstrap");
+	assert_string_equal(got.csr_sha256, csr);
+	assert_int_equal(got.created_at, T0);
+	assert_int_equal(got.der_len, sizeof(der));
+	assert_memory_equal(got.der, der, sizeof(der));
+	assert_int_equal(got.revoked_at, 0);
+	assert_int_equal(got.revoke_reason, -1);
+	store_cert_free_fields(&got);
+
+	assert_int_equal(store_get_cert(fx->st, gid, "7f02", &got, &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(store_get_cert(fx->st, gid + 1, "7f01", &got, &e),
+	    HSMCA_ERR_NOT_FOUND);
+}
+
+static void
+test_duplicate_serial(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_cert got;
+	struct hsmca_err e = { 0 };
+	int64_t g1, g2, id1, id2;
+
+	g1 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "g1");
+	g2 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "g2");
+	assert_int_equal(store_reserve_serial(fx->st, g1, "0102", NULL, NULL,
+	    NULL, T0, &id1, &e), 0);
+	assert_int_equal(store_reserve_serial(fx->st, g1, "0102", NULL, NULL,
+	    NULL, T0, &id2, &e), HSMCA_ERR_EXISTS);
+	assert_non_null(strstr(e.msg, "0102"));
+	assert_null(strstr(e.msg, "INSERT"));
+	/* The same number from another issuer is another certificate. */
+	assert_int_equal(store_reserve_serial(fx->st, g2, "0102", NULL, NULL,
+	    NULL, T0, &id2, &e), 0);
+	assert_true(id2 != id1);
+
+	err_clear(&e);
+	assert_int_equal(store_get_cert(fx->st, 0, "0102", &got, &e),
+	    HSMCA_ERR_EXISTS);
+	assert_non_null(strstr(e.msg, "ambiguous"));
+	assert_null(got.subject);
+	assert_int_equal(store_get_cert(fx->st, g2, "0102", &got, &e), 0);
+	assert_int_equal(got.id, id2);
+	store_cert_free_fields(&got);
+
+	/* No such issuer; not a canonical serial. */
+	assert_int_equal(store_reserve_serial(fx->st, 999, "0103", NULL, NULL,
+	    NULL, T0, &id2, &e), HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(store_reserve_serial(fx->st, g1, "0A1B", NULL, NULL,
+	    NULL, T0, &id2, &e), HSMCA_ERR_ARG);
+	assert_int_equal(store_reserve_serial(fx->st, g1, "abc", NULL, NULL,
+	    NULL, T0, &id2, &e), HSMCA_ERR_ARG);
+	assert_int_equal(store_reserve_serial(fx->st, g1, "", NULL, NULL,
+	    NULL, T0, &id2, &e), HSMCA_ERR_ARG);
+}
+
+static void
+test_complete_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_cert c, got;
+	struct hsmca_err e = { 0 };
+	unsigned char der[] = { 0x30, 0x00 };
+	int64_t gid, done, failed, reserved;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	done = cert_add(fx->st, gid, "01", "device", T0 + DAY);
+	assert_int_equal(store_reserve_serial(fx->st, gid, "02", NULL, NULL,
+	    NULL, T0, &failed, &e), 0);
+	assert_int_equal(store_fail_cert(fx->st, failed, &e), 0);
+	assert_int_equal(store_reserve_serial(fx->st, gid, "03", NULL, NULL,
+	    NULL, T0, &reserved, &e), 0);
+
+	memset(&c, 0, sizeof(c));
+	c.der = der;
+	c.der_len = sizeof(der);
+	c.not_after = T0 + 2 * DAY;
+
+	c.id = done;
+	assert_int_equal(store_complete_cert(fx->st, &c, &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "valid"));
+	c.id = failed;
+	assert_int_equal(store_complete_cert(fx->st, &c, &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "failed"));
+	c.id = 999;
+	assert_int_equal(store_complete_cert(fx->st, &c, &e),
+	    HSMCA_ERR_NOT_FOUND);
+
+	/* The reserved row, but under another serial or issuer. */
+	c.id = reserved;
+	strcpy(c.serial, "04");
+	assert_int_equal(store_complete_cert(fx->st, &c, &e), HSMCA_ERR_ARG);
+	c.serial[0] = '\0';
+	c.issuer_id = gid + 1;
+	assert_int_equal(store_complete_cert(fx->st, &c, &e), HSMCA_ERR_ARG);
+	/* Without its DER. */
+	c.issuer_id = gid;
+	c.der = NULL;
+	assert_int_equal(store_complete_cert(fx->st, &c, &e), HSMCA_ERR_ARG);
+
+	/* None of that touched the rows. */
+	assert_int_equal(store_get_cert(fx->st, gid, "01", &got, &e), 0);
+	assert_int_equal(got.status, STORE_CERT_VALID);
+	assert_int_equal(got.not_after, T0 + DAY);
+	store_cert_free_fields(&got);
+	assert_int_equal(store_get_cert(fx->st, gid, "03", &got, &e), 0);
+	assert_int_equal(got.status, STORE_CERT_RESERVED);
+	store_cert_free_fields(&got);
+}
+
+static void
+test_fail_cert(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_cert got;
+	struct hsmca_err e = { 0 };
+	int64_t gid, id, valid;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	assert_int_equal(store_reserve_serial(fx->st, gid, "0abc", "device",
+	    NULL, NULL, T0, &id, &e), 0);
+	assert_int_equal(store_fail_cert(fx->st, id, &e), 0);
+	assert_int_equal(store_get_cert(fx->st, gid, "0abc", &got, &e), 0);
+	assert_int_equal(got.status, STORE_CERT_FAILED);
+	assert_null(got.der);
+	store_cert_free_fields(&got);
+	/* Marking it again is harmless; the serial is never reused. */
+	assert_int_equal(store_fail_cert(fx->st, id, &e), 0);
+	assert_int_equal(store_reserve_serial(fx->st, gid, "0abc", NULL, NULL,
+	    NULL, T0, &id, &e), HSMCA_ERR_EXISTS);
+
+	/* A released certificate cannot be failed. */
+	valid = cert_add(fx->st, gid, "0abd", "device", T0 + DAY);
+	assert_int_equal(store_fail_cert(fx->st, valid, &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_int_equal(store_get_cert(fx->st, gid, "0abd", &got, &e), 0);
+	assert_int_equal(got.status, STORE_CERT_VALID);
+	store_cert_free_fields(&got);
+	assert_int_equal(store_fail_cert(fx->st, 999, &e), HSMCA_ERR_NOT_FOUND);
+}
+
+/* List with f and check the ids (in order) and the count agree. */
+static void
+check_filter(struct store *st, const struct store_cert_filter *f,
+    const int64_t *want, size_t nwant)
+{
+	struct store_cert *v = NULL;
+	struct hsmca_err e = { 0 };
+	size_t n = 0;
+	int64_t count = -1;
+
+	assert_int_equal(store_list_certs(st, f, &v, &n, &e), 0);
+	assert_int_equal(n, nwant);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(v[i].id, want[i]);
+	store_certs_free(v, n);
+	assert_int_equal(store_count_certs(st, f, &count, &e), 0);
+	if (f == NULL || f->limit == 0)
+		assert_int_equal(count, (int64_t)nwant);
+	else
+		assert_true(count >= (int64_t)nwant);
+}
+
+static void
+test_list_filters(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_cert_filter f;
+	struct hsmca_err e = { 0 };
+	struct store_cert *v = NULL;
+	size_t n;
+	int64_t g1, g2, g3, a, b, c, d, r, edge, count;
+
+	g1 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "g1");
+	g2 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "g2");
+	/* a and d have expired at T0. */
+	a = cert_add(fx->st, g1, "0a", "device", T0 - DAY);
+	b = cert_add(fx->st, g1, "0b", "server", T0 + DAY);
+	c = cert_add(fx->st, g2, "0c", "device", T0 + 2 * DAY);
+	d = cert_add(fx->st, g2, "0d", "device", T0 - 2 * DAY);
+	assert_int_equal(store_reserve_serial(fx->st, g2, "0e", "device",
+	    NULL, NULL, T0, &r, &e), 0);
+
+	check_filter(fx->st, NULL, (int64_t[]){ a, b, c, d, r }, 5);
+
+	memset(&f, 0, sizeof(f));
+	f.status = -1;
+	f.expired = -1;
+	f.now = T0;
+	check_filter(fx->st, &f, (int64_t[]){ a, b, c, d, r }, 5);
+
+	f.issuer_id = g1;
+	check_filter(fx->st, &f, (int64_t[]){ a, b }, 2);
+	f.issuer_id = g2;
+	check_filter(fx->st, &f, (int64_t[]){ c, d, r }, 3);
+
+	f.issuer_id = 0;
+	f.status = STORE_CERT_RESERVED;
+	check_filter(fx->st, &f, (int64_t[]){ r }, 1);
+	f.status = STORE_CERT_VALID;
+	check_filter(fx->st, &f, (int64_t[]){ a, b, c, d }, 4);
+	f.status = STORE_CERT_REVOKED;
+	check_filter(fx->st, &f, NULL, 0);
+
+	f.status = -1;
+	f.expired = 1;
+	check_filter(fx->st, &f, (int64_t[]){ a, d }, 2);
+	f.expired = 0;
+	check_filter(fx->st, &f, (int64_t[]){ b, c }, 2);
+	/* Time is the caller's: a year on, everything issued has expired. */
+	f.expired = 1;
+	f.now = T0 + 365 * DAY;
+	check_filter(fx->st, &f, (int64_t[]){ a, b, c, d }, 4);
+	f.now = T0;
+
+	f.expired = -1;
+	f.profile = "device";
+	check_filter(fx->st, &f, (int64_t[]){ a, c, d, r }, 4);
+	f.profile = "server";
+	check_filter(fx->st, &f, (int64_t[]){ b }, 1);
+	f.profile = "nonesuch";
+	check_filter(fx->st, &f, NULL, 0);
+
+	/* Everything at once: g2's valid, unexpired device certificates. */
+	f.issuer_id = g2;
+	f.status = STORE_CERT_VALID;
+	f.expired = 0;
+	f.profile = "device";
+	check_filter(fx->st, &f, (int64_t[]){ c }, 1);
+
+	/* limit keeps the first rows by id; count ignores it. */
+	memset(&f, 0, sizeof(f));
+	f.status = -1;
+	f.expired = -1;
+	f.limit = 2;
+	check_filter(fx->st, &f, (int64_t[]){ a, b }, 2);
+	assert_int_equal(store_count_certs(fx->st, &f, &count, &e), 0);
+	assert_int_equal(count, 5);
+	f.profile = "device";
+	check_filter(fx->st, &f, (int64_t[]){ a, c }, 2);
+
+	/* Expiry is strict: not_after == now has not expired yet. */
+	g3 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "g3");
+	edge = cert_add(fx->st, g3, "0f", "device", T0);
+	memset(&f, 0, sizeof(f));
+	f.issuer_id = g3;
+	f.status = -1;
+	f.now = T0;
+	f.expired = 1;
+	check_filter(fx->st, &f, NULL, 0);
+	f.expired = 0;
+	check_filter(fx->st, &f, (int64_t[]){ edge }, 1);
+
+	/* A filter that makes no sense is refused. */
+	f.status = STORE_CERT_STATUS_MAX;
+	assert_int_equal(store_list_certs(fx->st, &f, &v, &n, &e),
+	    HSMCA_ERR_ARG);
+	assert_null(v);
+	f.status = -1;
+	f.expired = 2;
+	assert_int_equal(store_count_certs(fx->st, &f, &count, &e),
+	    HSMCA_ERR_ARG);
+}
+
+static void
+test_transactions(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *other = NULL;
+	struct store_cert got;
+	struct hsmca_err e = { 0 };
+	int64_t gid, id, count;
+	char serial[8];
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+
+	assert_int_equal(store_begin(fx->st, &e), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(serial, sizeof(serial), "%02x", 0x10 + i);
+		assert_int_equal(store_reserve_serial(fx->st, gid, serial,
+		    NULL, NULL, NULL, T0, &id, &e), 0);
+	}
+	assert_int_equal(store_fail_cert(fx->st, id, &e), 0);
+	assert_int_equal(store_count_certs(fx->st, NULL, &count, &e), 0);
+	assert_int_equal(count, 3);
+	/* Nesting is refused and leaves the open transaction alone. */
+	assert_int_equal(store_begin(fx->st, &e), HSMCA_ERR_ARG);
+	store_rollback(fx->st);
+	assert_int_equal(store_count_certs(fx->st, NULL, &count, &e), 0);
+	assert_int_equal(count, 0);
+
+	/* Nothing to commit or roll back outside a transaction. */
+	assert_int_equal(store_commit(fx->st, &e), HSMCA_ERR_ARG);
+	store_rollback(fx->st);
+
+	/* A committed group is visible to another handle on the file. */
+	assert_int_equal(store_begin(fx->st, &e), 0);
+	assert_int_equal(store_reserve_serial(fx->st, gid, "20", NULL, NULL,
+	    NULL, T0, &id, &e), 0);
+	assert_int_equal(store_reserve_serial(fx->st, gid, "21", NULL, NULL,
+	    NULL, T0, &id, &e), 0);
+	assert_int_equal(store_commit(fx->st, &e), 0);
+
+	assert_int_equal(store_open(fx->path, &other, &e), 0);
+	assert_int_equal(store_count_certs(other, NULL, &count, &e), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(store_get_cert(other, gid, "21", &got, &e), 0);
+	assert_int_equal(got.id, id);
+	store_cert_free_fields(&got);
+	/* And single calls on one handle commit on their own. */
+	cert_add(other, gid, "22", "device", T0 + DAY);
+	assert_int_equal(store_get_cert(fx->st, gid, "22", &got, &e), 0);
+	assert_int_equal(got.status, STORE_CERT_VALID);
+	store_cert_free_fields(&got);
+	store_close(other);
+
+	/* A failed write inside a transaction leaves it usable. */
+	assert_int_equal(store_begin(fx->st, &e), 0);
+	assert_int_equal(store_reserve_serial(fx->st, gid, "20", NULL, NULL,
+	    NULL, T0, &id, &e), HSMCA_ERR_EXISTS);
+	assert_int_equal(store_reserve_serial(fx->st, gid, "23", NULL, NULL,
+	    NULL, T0, &id, &e), 0);
+	assert_int_equal(store_commit(fx->st, &e), 0);
+	assert_int_equal(store_count_certs(fx->st, NULL, &count, &e), 0);
+	assert_int_equal(count, 4);
+}
+
+static void
+test_statements_reused(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_cert_filter f = { 0, -1, -1, T0, "device", 0 };
+	struct store_cert c;
+	struct hsmca_err e = { 0 };
+	int64_t gid, id, count;
+	char serial[16];
+	int before = 0, after = 0;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	last_db = NULL;
+	assert_int_equal(sqlite3_auto_extension((void (*)(void))capture_db),
+	    SQLITE_OK);
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	sqlite3_reset_auto_extension();
+	assert_non_null(last_db);
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	for (int i = 0; i < 200; i++) {
+		snprintf(serial, sizeof(serial), "%04x", 0x100 + i);
+		cert_add(fx->st, gid, serial, "device", T0 + DAY);
+		assert_int_equal(store_get_cert(fx->st, gid, serial, &c, &e),
+		    0);
+		store_cert_free_fields(&c);
+		assert_int_equal(store_count_certs(fx->st, &f, &count, &e), 0);
+		assert_int_equal(count, i + 1);
+		if (i == 0)
+			for (sqlite3_stmt *s = sqlite3_next_stmt(last_db, NULL);
+			    s != NULL; s = sqlite3_next_stmt(last_db, s))
+				before++;
+	}
+	for (sqlite3_stmt *s = sqlite3_next_stmt(last_db, NULL); s != NULL;
+	    s = sqlite3_next_stmt(last_db, s)) {
+		after++;
+		/* Every statement was reset: none holds a read open. */
+		assert_false(sqlite3_stmt_busy(s));
+	}
+	assert_true(before > 0);
+	assert_int_equal(after, before);
+	(void)id;
+}
+
+static void
+test_integrity_check(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	int64_t gid;
+
+	assert_int_equal(store_integrity_check(fx->st, &e), 0);
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	cert_add(fx->st, gid, "01", "device", T0 + DAY);
+	assert_int_equal(store_integrity_check(fx->st, &e), 0);
+}
+
+static void
+test_names(void **state)
+{
+	enum store_gen_status gs;
+	enum store_cert_status cs;
+
+	assert_string_equal(store_gen_kind_name(STORE_GEN_ROOT), "root");
+	assert_string_equal(store_gen_kind_name(STORE_GEN_ISSUING), "issuing");
+	for (int i = 0; i < STORE_GEN_STATUS_MAX; i++) {
+		assert_int_equal(store_gen_status_parse(
+		    store_gen_status_name((enum store_gen_status)i), &gs), 0);
+		assert_int_equal(gs, i);
+	}
+	for (int i = 0; i < STORE_CERT_STATUS_MAX; i++) {
+		assert_int_equal(store_cert_status_parse(
+		    store_cert_status_name((enum store_cert_status)i), &cs), 0);
+		assert_int_equal(cs, i);
+	}
+	assert_string_equal(store_gen_status_name(STORE_GEN_INACTIVE),
+	    "inactive");
+	assert_string_equal(store_cert_status_name(STORE_CERT_FAILED),
+	    "failed");
+	assert_int_equal(store_gen_status_parse("ACTIVE", &gs), 0);
+	assert_int_equal(gs, STORE_GEN_ACTIVE);
+	assert_true(store_gen_status_parse("retired", &gs) < 0);
+	assert_true(store_cert_status_parse("", &cs) < 0);
+	assert_true(store_cert_status_parse(NULL, &cs) < 0);
+	assert_string_equal(store_cert_status_name(STORE_CERT_STATUS_MAX),
+	    "unknown");
+}
+
+static void
+test_free_zeroed(void **state)
+{
+	struct store_generation g;
+	struct store_cert c;
+
+	memset(&g, 0, sizeof(g));
+	memset(&c, 0, sizeof(c));
+	store_generation_free_fields(&g);
+	store_generation_free_fields(&g);
+	store_generation_free_fields(NULL);
+	store_cert_free_fields(&c);
+	store_cert_free_fields(NULL);
+	store_generations_free(NULL, 0);
+	store_certs_free(NULL, 0);
+	store_close(NULL);
+	store_rollback(NULL);
+	assert_int_equal(store_schema_version(NULL), -1);
+}
+
+#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_open_reopen_keeps_data),
+		T(test_schema_version),
+		T(test_newer_schema_refused),
+		T(test_open_errors),
+		cmocka_unit_test(test_memory_store),
+		T(test_pragmas),
+		T(test_generation_roundtrip),
+		T(test_generation_update),
+		T(test_find_generation),
+		T(test_list_generations),
+		T(test_active_generation),
+		T(test_reserve_complete_get),
+		T(test_duplicate_serial),
+		T(test_complete_refused),
+		T(test_fail_cert),
+		T(test_list_filters),
+		T(test_transactions),
+		T(test_statements_reused),
+		T(test_integrity_check),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_free_zeroed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
