@@ -1,0 +1,42 @@
+#!/bin/sh
+# Install what is needed, build, and run the whole test suite: unit tests
+# (cmocka), integration tests (a fresh SoftHSM2 token per test, real
+# openssl, certtool, pkcs11-tool), then `make distcheck`. Ends with the
+# line "N passed, N failed"; exits non-zero on any failure.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+"$top/scripts/install-deps.sh" || { echo "0 passed, 1 failed"; exit 1; }
+"$top/scripts/build.sh" || { echo "0 passed, 1 failed"; exit 1; }
+
+cd "$top/build"
+make -j"$(nproc)" check >check.out 2>&1
+check_rc=$?
+# Every TAP result counts: unit test cases and integration assertions.
+count() { sed -n "s/^# $1: *//p" test-suite.log 2>/dev/null | head -1; }
+pass=$(count PASS); fail=$(count FAIL); error=$(count ERROR); xpass=$(count XPASS)
+skip=$(count SKIP)
+pass=${pass:-0}; fail=$((${fail:-0} + ${error:-0} + ${xpass:-0}))
+if [ "$check_rc" -ne 0 ]; then
+	grep -E '^(FAIL|ERROR|XPASS):' check.out || tail -40 check.out
+	for log in $(grep -El '^(not ok|Bail out)' $(find tests -name '*.log') 2>/dev/null); do
+		echo "---- $log"; grep -E -A12 '^(not ok|Bail out)' "$log" | head -60
+	done
+	[ "$fail" -gt 0 ] || fail=1
+fi
+echo "make check: $pass passed, $fail failed, ${skip:-0} skipped"
+
+if [ "${HSMCA_SKIP_DISTCHECK:-0}" != 1 ]; then
+	if make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >distcheck.out 2>&1; then
+		echo "make distcheck: ok"
+		pass=$((pass + 1))
+	else
+		tail -40 distcheck.out
+		echo "make distcheck: FAILED"
+		fail=$((fail + 1))
+	fi
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
