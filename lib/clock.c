@@ -28,8 +28,19 @@ clock_parse(const char *s, time_t *out)
 		end = strptime(s, "%Y-%m-%d", &tm);
 	}
 	if (end != NULL && *end == '\0') {
+		struct tm want = tm, got;
+
+		/* timegm() normalizes: refuse dates that do not exist
+		 * (2023-02-29, 23:59:60) rather than shift them. */
 		*out = timegm(&tm);
-		return *out == (time_t)-1 ? -1 : 0;
+		if (*out == (time_t)-1 || gmtime_r(out, &got) == NULL ||
+		    got.tm_year != want.tm_year ||
+		    got.tm_mon != want.tm_mon ||
+		    got.tm_mday != want.tm_mday ||
+		    got.tm_hour != want.tm_hour ||
+		    got.tm_min != want.tm_min || got.tm_sec != want.tm_sec)
+			return -1;
+		return 0;
 	}
 	errno = 0;
 	v = strtoll(s, &ep, 10);

@@ -307,6 +307,11 @@ hsm_read_pin(const char *source, char **pin, struct hsmca_err *e)
 		return err_set(e, HSMCA_ERR_PIN, "PIN file %s is empty",
 		    source + 5);
 	}
+	if (strlen((char *)buf) > HSM_PIN_MAX) {
+		util_freezero(buf, len + 1);
+		return err_set(e, HSMCA_ERR_PIN, "PIN in %s is too long",
+		    source + 5);
+	}
 	*pin = (char *)buf;
 	return 0;
 }
@@ -490,7 +495,7 @@ hsm_init_token(const struct config_hsm *cfg, const char *so_pin_source,
 	PKCS11_SLOT *slots = NULL, *slot = NULL;
 	unsigned int nslots = 0;
 	struct hsm_uri u;
-	char *so_pin = NULL, *pin = NULL;
+	char *so_pin = NULL, *pin = NULL, padded[33];
 	int ret = HSMCA_ERR_HSM_UNAVAILABLE;
 
 	memset(&u, 0, sizeof(u));
@@ -529,7 +534,15 @@ hsm_init_token(const struct config_hsm *cfg, const char *so_pin_source,
 		err_set(e, ret, "no free slot to initialize a token in");
 		goto out;
 	}
-	if (PKCS11_init_token(slot->token, so_pin, u.token) != 0) {
+	/* C_InitToken reads a 32-byte, blank-padded label; libp11 passes
+	 * our string through as it is, so pad it here. */
+	if (strlen(u.token) > 32) {
+		ret = err_set(e, HSMCA_ERR_CONFIG,
+		    "token label '%s' is longer than 32 bytes", u.token);
+		goto out;
+	}
+	snprintf(padded, sizeof(padded), "%-32s", u.token);
+	if (PKCS11_init_token(slot->token, so_pin, padded) != 0) {
 		ret = err_set_ssl(e, HSMCA_ERR_HSM, "C_InitToken failed");
 		goto out;
 	}

@@ -50,7 +50,8 @@ issue_san_string(const X509 *cert)
 	GENERAL_NAMES_free(gens);
 	len = BIO_get_mem_data(b, &data);
 	if ((s = malloc((size_t)len + 1)) != NULL) {
-		memcpy(s, data, (size_t)len);
+		if (len > 0)
+			memcpy(s, data, (size_t)len);
 		s[len] = '\0';
 	}
 	BIO_free(b);

@@ -103,7 +103,9 @@ util_write_file_atomic(const char *path, const void *data, size_t len,
 			goto fail;
 		off += (size_t)w;
 	}
-	if (fsync(fd) == -1 || close(fd) == -1) {
+	if (fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;
 	}
@@ -173,7 +175,8 @@ util_name_string(const X509_NAME *n)
 	    XN_FLAG_RFC2253 & ~XN_FLAG_DN_REV & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
 		len = BIO_get_mem_data(b, &data);
 		if (len >= 0 && (s = malloc((size_t)len + 1)) != NULL) {
-			memcpy(s, data, (size_t)len);
+			if (len > 0)
+				memcpy(s, data, (size_t)len);
 			s[len] = '\0';
 		}
 	}

@@ -27,6 +27,29 @@ if [ "$check_rc" -ne 0 ]; then
 fi
 echo "make check: $pass passed, $fail failed, ${skip:-0} skipped"
 
+# The same suite again under AddressSanitizer, UBSan and LeakSanitizer.
+if [ "${HSMCA_SKIP_ASAN:-0}" != 1 ]; then
+	mkdir -p "$top/build-asan"
+	cd "$top/build-asan"
+	if { [ -f Makefile ] || ../configure --enable-werror --enable-asan >configure.out 2>&1; } &&
+	    make -j"$(nproc)" >make.out 2>&1; then
+		make -j"$(nproc)" check >check.out 2>&1
+		asan_rc=$?
+		apass=$(count PASS); afail=$(count FAIL); aerror=$(count ERROR)
+		apass=${apass:-0}; afail=$((${afail:-0} + ${aerror:-0}))
+		if [ "$asan_rc" -ne 0 ]; then
+			grep -E '^(FAIL|ERROR):' check.out || tail -40 check.out
+			[ "$afail" -gt 0 ] || afail=1
+		fi
+	else
+		tail -40 configure.out make.out 2>/dev/null
+		apass=0; afail=1
+	fi
+	echo "make check (ASan+UBSan): $apass passed, $afail failed"
+	pass=$((pass + apass)); fail=$((fail + afail))
+	cd "$top/build"
+fi
+
 if [ "${HSMCA_SKIP_DISTCHECK:-0}" != 1 ]; then
 	if make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >distcheck.out 2>&1; then
 		echo "make distcheck: ok"

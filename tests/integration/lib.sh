@@ -119,7 +119,12 @@ EOC
 	CADIR="$d"
 	SOFTHSM2_CONF="$d/softhsm2.conf"
 	export SOFTHSM2_CONF
-	"$HSMCA" -c "$CONF" token init --so-pin-source "file:$d/so.pin" >/dev/null
+	if ! "$HSMCA" -c "$CONF" token init --so-pin-source "file:$d/so.pin" \
+		>"$WORK/token-init.out" 2>&1; then
+		sed 's/^/# /' "$WORK/token-init.out"
+		echo "Bail out! token init for $1 failed"
+		exit 1
+	fi
 }
 
 hsmca() {
