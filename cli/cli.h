@@ -68,6 +68,10 @@ void	out_object(const struct cli *c, json_t *obj, const struct out_col *fields);
 /* Times as "YYYY-MM-DDTHH:MM:SSZ" strings. */
 json_t	*out_time(time_t t);
 
+/* Parse a decimal number in [min, max]; -1 with a message if it is not. */
+int	cli_number(struct cli *c, const char *what, const char *s,
+	    long long min, long long max, long long *out);
+
 /* Write data to path (0644) or stdout when path is NULL or "-". */
 int	cli_write_output(struct cli *c, const char *path, const void *data,
 	    size_t len);

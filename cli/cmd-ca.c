@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,7 +152,9 @@ cmd_ca_import_cert(struct cli *c, int argc, char **argv)
 			cert = optarg;
 			break;
 		case 'g':
-			gen = strtoll(optarg, NULL, 10);
+			if (cli_number(c, "--gen", optarg, 1, INT64_MAX,
+			    &gen) != 0)
+				return CLI_EXIT_USAGE;
 			break;
 		default:
 			return cli_usage(&cmd_ca_table[2]);
@@ -372,9 +375,9 @@ const struct cli_cmd cmd_ca_table[] = {
 	  CLI_NEED_STORE, cmd_ca_show },
 	{ "ca", "download", "[--chain | --der] [--out FILE] ID|THUMBPRINT",
 	  "write a CA generation's certificate (PEM, or DER for .cer)",
-	  "  --chain      append the chain up to the root\n"
-	  "  --der        DER instead of PEM\n"
-	  "  --out FILE   write to FILE instead of standard output\n",
+	  "  --chain          append the chain up to the root\n"
+	  "  --der            DER instead of PEM\n"
+	  "  -o, --out FILE   write to FILE instead of standard output\n",
 	  CLI_NEED_STORE, cmd_ca_download },
 	{ NULL, NULL, NULL, NULL, NULL, 0, NULL }
 };

@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,9 +97,15 @@ cmd_cert_list(struct cli *c, int argc, char **argv)
 		case 'p':
 			f.profile = optarg;
 			break;
-		case 'l':
-			f.limit = atoi(optarg);
+		case 'l': {
+			long long lim;
+
+			if (cli_number(c, "--limit", optarg, 1, INT32_MAX,
+			    &lim) != 0)
+				return CLI_EXIT_USAGE;
+			f.limit = (int)lim;
 			break;
+		}
 		default:
 			return cli_usage(&cmd_cert_table[0]);
 		}

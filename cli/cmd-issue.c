@@ -149,7 +149,7 @@ const struct cli_cmd cmd_issue_table[] = {
 	  "issue a certificate for a CSR with the active CA generation",
 	  "  --csr FILE       PKCS#10 request, PEM or DER\n"
 	  "  --profile NAME   device, server, edge-ca or a profile of the config\n"
-	  "  --out FILE       write the PEM certificate to FILE (default: stdout)\n"
+	  "  -o, --out FILE   write the PEM certificate to FILE (default: stdout)\n"
 	  "  --chain          append the CA chain\n",
 	  CLI_NEED_STORE | CLI_NEED_HSM, cmd_issue },
 	{ NULL, NULL, NULL, NULL, NULL, 0, NULL }

@@ -119,12 +119,16 @@ cli_open(struct cli *c, unsigned int needs)
 		const char *path = c->config_path;
 		char dflt[512];
 
-		if (path == NULL)
-			path = getenv("HSMCA_CONFIG");
+		if (path == NULL && (path = getenv("HSMCA_CONFIG")) != NULL &&
+		    *path == '\0')
+			return cli_errorx(c, CLI_EXIT_USAGE,
+			    "HSMCA_CONFIG is set but empty");
 		if (path == NULL) {
 			snprintf(dflt, sizeof(dflt), "%s/hsmca/hsmca.conf",
 			    SYSCONFDIR);
-			if (access(dflt, R_OK) == 0)
+			/* If it exists it is the config, readable or not:
+			 * never fall back to the demo defaults silently. */
+			if (access(dflt, F_OK) == 0)
 				path = dflt;
 		}
 		if ((ret = config_load(path, &c->cfg, &c->err)) != 0)

@@ -1,7 +1,9 @@
 /* output.c: aligned tables for people, JSON for scripts. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -115,4 +117,22 @@ cli_write_output(struct cli *c, const char *path, const void *data,
 	    &c->err)) != 0)
 		return cli_error(c, ret);
 	return CLI_EXIT_OK;
+}
+
+int
+cli_number(struct cli *c, const char *what, const char *s, long long min,
+    long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+		cli_errorx(c, CLI_EXIT_USAGE, "%s must be a number from %lld "
+		    "to %lld, not '%s'", what, min, max, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }

@@ -536,6 +536,27 @@ out:
 	return ret;
 }
 
+/* The key types hsmca keeps CA keys in; anything else is refused. */
+static int
+import_key_type(const EVP_PKEY *pk, enum key_type *kt, struct hsmca_err *e)
+{
+	int bits = EVP_PKEY_get_bits(pk);
+
+	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC && bits == 256)
+		*kt = KEY_EC_P256;
+	else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC && bits == 384)
+		*kt = KEY_EC_P384;
+	else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA && bits == 2048)
+		*kt = KEY_RSA_2048;
+	else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA && bits == 3072)
+		*kt = KEY_RSA_3072;
+	else
+		return err_set(e, HSMCA_ERR_KEY_POLICY, "CA key %s-%d is not "
+		    "supported: ec-p256, ec-p384, rsa-2048 or rsa-3072",
+		    EVP_PKEY_get0_type_name(pk), bits);
+	return 0;
+}
+
 static int
 pass_cb(char *buf, int size, int rwflag, void *u)
 {
@@ -560,7 +581,7 @@ ca_import(struct ca_ctx *c, const char *key_pem, size_t key_len,
 	char *pass = NULL, *chain = NULL, label[96];
 	X509 *cert;
 	int ret, active = 0;
-	enum key_type kt;
+	enum key_type kt = KEY_EC_P256;
 
 	memset(&g, 0, sizeof(g));
 	if ((ret = pem_certs(cert_pem, &all, e)) != 0)
@@ -586,10 +607,8 @@ ca_import(struct ca_ctx *c, const char *key_pem, size_t key_len,
 	}
 	if ((ret = check_ca_chain(cert, all, now, &chain, e)) != 0)
 		goto out;
-	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC)
-		kt = EVP_PKEY_get_bits(pk) >= 384 ? KEY_EC_P384 : KEY_EC_P256;
-	else
-		kt = EVP_PKEY_get_bits(pk) >= 3072 ? KEY_RSA_3072 : KEY_RSA_2048;
+	if ((ret = import_key_type(pk, &kt, e)) != 0)
+		goto out;
 	key_label(label, sizeof(label), "imported", now);
 	if ((ret = hsm_import_key(c->hsm, pk, label, &key, e)) != 0)
 		goto out;

@@ -3,8 +3,9 @@
  * The format, line by line:
  *
  *	# a comment line; a comment may also follow a value: "key = v  # ..."
- *	[hsm]                      a section header: hsm, store, ca, or
+ *	[hsm]                      a section header: hsm, store, ca, daemon,
  *	[profile NAME]             a profile (NAME: letters, digits, . _ -)
+ *	[est] or [est LABEL]       an EST label (LABEL: letters, digits, . _ -)
  *	key = value                a key of the current section
  *	key = "  v # w  "          double quotes keep '#' and outer spaces;
  *	                           inside them \" and \\ are the only escapes
@@ -14,10 +15,12 @@
  * space or tab (so "http://h/x#y" keeps its '#'). Keys, section names,
  * booleans (true/false/yes/no) and the names in lists are case-sensitive.
  * A line holds at most 4096 bytes; a NUL byte or any other control
- * character except tab is refused. Each section and each key within a
- * section appears at most once. A file is parsed on top of the embedded
- * defaults, so a key not given keeps its default, except that
- * hsm.module, hsm.token, hsm.pin-source and store.path must be given.
+ * character except tab is refused. Each section (each profile name, each
+ * EST label) and each key within a section appears at most once. A file is
+ * parsed on top of the embedded defaults, so a key not given keeps its
+ * default, except that hsm.module, hsm.token, hsm.pin-source and
+ * store.path must be given, and a file's [est] sections replace the
+ * default label.
  *
  *	[hsm]
  *	module = /usr/lib/softhsm/libsofthsm2.so   absolute path
@@ -50,6 +53,29 @@
  *	require-cn = true
  *	san = dns, uri                             dns ip uri email, or none
  *	require-san = false
+ *	[daemon]                                   every key optional
+ *	listen = 0.0.0.0:8443                      HOST:PORT or [IPv6]:PORT
+ *	http-listen = none                         the same, or none or ""
+ *	tls-cert = /etc/hsmca/server.pem           absolute path or none
+ *	tls-key = /etc/hsmca/server.key            absolute path, pkcs11: URI,
+ *	                                           or none
+ *	workers = 0                                0..256, 0: one per core
+ *	user = none                                user name or none
+ *	pidfile = none                             absolute path or none
+ *	max-body = 64k                             size: N, Nk or Nm; 1k..16m
+ *	max-header-size = 8k                       1k..1m
+ *	max-headers = 50                           1..1000
+ *	timeout = 10s                              duration, 1s..1h
+ *	max-connections = 1024                     1..100000
+ *	retry-after = 30s                          duration, 1s..1h
+ *	log = stderr                               stderr or syslog
+ *	[est]                the default label; without any [est] section a
+ *	                     file has this one with profile = device
+ *	profile = device                           required; a profile that
+ *	                                           exists at the end of the file
+ *	bootstrap-ca = /etc/hsmca/factory-ca.pem   absolute path or none
+ *	cn-match = true
+ *	serverkeygen = false
  *
  * Errors read "name:line: reason".
  */
@@ -66,6 +92,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <openssl/objects.h>
 
 #include "hsmca/config.h"
@@ -81,6 +109,16 @@
 #define CONFIG_PATHLEN_MAX	255
 #define CONFIG_BACKDATE_MAX	(24 * 60 * 60)
 #define CONFIG_PROFILE_NAME_MAX	63
+#define CONFIG_EST_LABEL_MAX	64
+#define CONFIG_HOST_MAX		253
+#define CONFIG_USER_MAX		32
+#define CONFIG_WORKERS_MAX	256
+#define CONFIG_HEADERS_MAX	1000
+#define CONFIG_CONNECTIONS_MAX	100000
+#define CONFIG_TIMEOUT_MAX	3600
+#define CONFIG_RETRY_AFTER_MAX	3600
+#define KIB			1024
+#define MIB			(1024 * 1024)
 #define DAY			(24 * 60 * 60)
 #define YEAR			(365 * DAY)
 
@@ -89,7 +127,9 @@ enum section {
 	SEC_HSM,
 	SEC_STORE,
 	SEC_CA,
+	SEC_DAEMON,
 	SEC_PROFILE,
+	SEC_EST,
 	SEC_MAX
 };
 
@@ -98,7 +138,9 @@ static const char *const section_names[SEC_MAX] = {
 	[SEC_HSM] = "hsm",
 	[SEC_STORE] = "store",
 	[SEC_CA] = "ca",
+	[SEC_DAEMON] = "daemon",
 	[SEC_PROFILE] = "profile",
+	[SEC_EST] = "est",
 };
 
 /* Every key, in the order config_print writes them. */
@@ -118,6 +160,22 @@ enum key {
 	K_CA_ACTIVATION_DELAY,
 	K_CA_CRL_URL,
 	K_CA_OCSP_URL,
+	K_D_LISTEN,
+	K_D_HTTP_LISTEN,
+	K_D_TLS_CERT,
+	K_D_TLS_KEY,
+	K_D_WORKERS,
+	K_D_USER,
+	K_D_PIDFILE,
+	K_D_MAX_BODY,
+	K_D_MAX_HEADER_SIZE,
+	K_D_MAX_HEADERS,
+	K_D_TIMEOUT,
+	K_D_MAX_CONNECTIONS,
+	K_D_RETRY_AFTER,
+	K_D_LOG,
+	/* From here on, keys of sections that repeat (profile, est): their
+	 * lines are forgotten at each section header. */
 	K_P_VALIDITY,
 	K_P_BACKDATE,
 	K_P_KEY_USAGE,
@@ -128,6 +186,10 @@ enum key {
 	K_P_REQUIRE_CN,
 	K_P_SAN,
 	K_P_REQUIRE_SAN,
+	K_E_PROFILE,
+	K_E_BOOTSTRAP_CA,
+	K_E_CN_MATCH,
+	K_E_SERVERKEYGEN,
 	K_MAX
 };
 
@@ -150,6 +212,20 @@ static const struct config_key {
 	[K_CA_ACTIVATION_DELAY] =	{ SEC_CA, "activation-delay" },
 	[K_CA_CRL_URL] =		{ SEC_CA, "crl-url" },
 	[K_CA_OCSP_URL] =		{ SEC_CA, "ocsp-url" },
+	[K_D_LISTEN] =			{ SEC_DAEMON, "listen" },
+	[K_D_HTTP_LISTEN] =		{ SEC_DAEMON, "http-listen" },
+	[K_D_TLS_CERT] =		{ SEC_DAEMON, "tls-cert" },
+	[K_D_TLS_KEY] =			{ SEC_DAEMON, "tls-key" },
+	[K_D_WORKERS] =			{ SEC_DAEMON, "workers" },
+	[K_D_USER] =			{ SEC_DAEMON, "user" },
+	[K_D_PIDFILE] =			{ SEC_DAEMON, "pidfile" },
+	[K_D_MAX_BODY] =		{ SEC_DAEMON, "max-body" },
+	[K_D_MAX_HEADER_SIZE] =		{ SEC_DAEMON, "max-header-size" },
+	[K_D_MAX_HEADERS] =		{ SEC_DAEMON, "max-headers" },
+	[K_D_TIMEOUT] =			{ SEC_DAEMON, "timeout" },
+	[K_D_MAX_CONNECTIONS] =		{ SEC_DAEMON, "max-connections" },
+	[K_D_RETRY_AFTER] =		{ SEC_DAEMON, "retry-after" },
+	[K_D_LOG] =			{ SEC_DAEMON, "log" },
 	[K_P_VALIDITY] =		{ SEC_PROFILE, "validity" },
 	[K_P_BACKDATE] =		{ SEC_PROFILE, "backdate" },
 	[K_P_KEY_USAGE] =		{ SEC_PROFILE, "key-usage" },
@@ -160,6 +236,10 @@ static const struct config_key {
 	[K_P_REQUIRE_CN] =		{ SEC_PROFILE, "require-cn" },
 	[K_P_SAN] =			{ SEC_PROFILE, "san" },
 	[K_P_REQUIRE_SAN] =		{ SEC_PROFILE, "require-san" },
+	[K_E_PROFILE] =			{ SEC_EST, "profile" },
+	[K_E_BOOTSTRAP_CA] =		{ SEC_EST, "bootstrap-ca" },
+	[K_E_CN_MATCH] =		{ SEC_EST, "cn-match" },
+	[K_E_SERVERKEYGEN] =		{ SEC_EST, "serverkeygen" },
 };
 
 struct parse {
@@ -168,11 +248,15 @@ struct parse {
 	struct config	*cfg;
 	struct hsmca_err *e;
 	enum section	 sec;
-	size_t		 secline[SEC_MAX];	/* header line of hsm/store/ca */
+	size_t		 secline[SEC_MAX];	/* header line of hsm/store/ca/daemon */
 	size_t		 keyline[K_MAX];	/* line a key was set, 0: not */
 	struct profile	*prof;		/* the [profile] being read */
 	size_t		 profline;
 	int		 builtin_seen[PROFILE_BUILTIN_COUNT];
+	int		 in_est;	/* reading cfg->est[esti] */
+	size_t		 esti;
+	size_t		 estline;	/* its header line */
+	size_t		*est_profline;	/* per label: line of its profile key */
 };
 
 static int
@@ -230,6 +314,33 @@ config_add_profile(struct config *cfg, struct profile *p,
 	cfg->profiles = np;
 	cfg->profiles[cfg->nprofiles++] = *p;
 	return 0;
+}
+
+/* Append an EST label; profile and bootstrap may be NULL. */
+static int
+config_add_est(struct config *cfg, const char *label, const char *profile,
+    const char *bootstrap, int serverkeygen, struct hsmca_err *e)
+{
+	struct config_est *ne, n;
+
+	memset(&n, 0, sizeof(n));
+	n.cn_match = 1;
+	n.serverkeygen = serverkeygen;
+	if ((n.label = strdup(label)) == NULL ||
+	    (profile != NULL && (n.profile = strdup(profile)) == NULL) ||
+	    (bootstrap != NULL && (n.bootstrap_ca = strdup(bootstrap)) == NULL))
+		goto fail;
+	ne = reallocarray(cfg->est, cfg->nest + 1, sizeof(*ne));
+	if (ne == NULL)
+		goto fail;
+	cfg->est = ne;
+	cfg->est[cfg->nest++] = n;
+	return 0;
+ fail:
+	free(n.label);
+	free(n.profile);
+	free(n.bootstrap_ca);
+	return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 }
 
 /* a b c, malloc'd; NULL if out of memory. */
@@ -295,13 +406,14 @@ out:
 	return ret;
 }
 
-/* The embedded defaults. With home, also the demo's HSM and store
- * settings; without, those stay NULL for a file to set. */
+/* The embedded defaults. With home, also the demo's HSM, store, TLS and
+ * EST settings; without, those stay NULL or empty for a file to set. */
 static int
 config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 {
 	struct config *cfg = NULL;
 	struct profile p;
+	char *factory = NULL;
 	int ret = HSMCA_ERR_ALLOC, i;
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
@@ -315,13 +427,32 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 	cfg->ca.root_validity = 20 * (int64_t)YEAR;
 	cfg->ca.renew_before = 90 * DAY;
 	cfg->ca.activation_delay = 45 * DAY;
-	if ((cfg->ca.subject = strdup("CN=hsmca Demo Device CA,O=hsmca demo"))
+	/* The demo's names and loopback URLs only for the demo: a file that
+	 * leaves them out gets neutral names and no URLs, never a demo
+	 * value inside a production certificate. */
+	if ((cfg->ca.subject = strdup(home != NULL ?
+	    "CN=hsmca Demo Device CA,O=hsmca demo" : "CN=hsmca Device CA"))
 	    == NULL ||
-	    (cfg->ca.root_subject = strdup("CN=hsmca Demo Root CA,O=hsmca demo"))
+	    (cfg->ca.root_subject = strdup(home != NULL ?
+	    "CN=hsmca Demo Root CA,O=hsmca demo" : "CN=hsmca Root CA"))
 	    == NULL ||
-	    (cfg->ca.crl_url = strdup("http://127.0.0.1:8080/crl/%g.crl"))
-	    == NULL ||
-	    (cfg->ca.ocsp_url = strdup("http://127.0.0.1:8080/ocsp")) == NULL) {
+	    (cfg->ca.crl_url = strdup(home != NULL ?
+	    "http://127.0.0.1:8080/crl/%g.crl" : "")) == NULL ||
+	    (cfg->ca.ocsp_url = strdup(home != NULL ?
+	    "http://127.0.0.1:8080/ocsp" : "")) == NULL) {
+		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	cfg->daemon.workers = 0;
+	cfg->daemon.max_body = 64 * KIB;
+	cfg->daemon.max_header_size = 8 * KIB;
+	cfg->daemon.max_headers = 50;
+	cfg->daemon.timeout = 10;
+	cfg->daemon.max_connections = 1024;
+	cfg->daemon.retry_after = 30;
+	if ((cfg->daemon.log = strdup("stderr")) == NULL ||
+	    (cfg->daemon.listen = strdup(home != NULL ? "127.0.0.1:8443" :
+	    "0.0.0.0:8443")) == NULL) {
 		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
@@ -330,10 +461,19 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 		    (cfg->hsm.token = strdup("pkcs11:token=hsmca")) == NULL ||
 		    (cfg->hsm.pin_source = join("file:", home, "/user.pin"))
 		    == NULL ||
-		    (cfg->store.path = join("", home, "/hsmca.db")) == NULL) {
+		    (cfg->store.path = join("", home, "/hsmca.db")) == NULL ||
+		    (cfg->daemon.http_listen = strdup("127.0.0.1:8080")) == NULL ||
+		    (cfg->daemon.tls_cert = join("", home, "/server.pem"))
+		    == NULL ||
+		    (cfg->daemon.tls_key = join("", home, "/server.key"))
+		    == NULL ||
+		    (factory = join("", home, "/factory-ca.pem")) == NULL) {
 			err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 			goto out;
 		}
+		if (config_add_est(cfg, "", "device", factory, 0, e) != 0 ||
+		    config_add_est(cfg, "edge", "edge-ca", factory, 1, e) != 0)
+			goto out;
 	}
 	for (i = 0; i < PROFILE_BUILTIN_COUNT; i++) {
 		profile_builtin(i, &p);
@@ -350,6 +490,7 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 	cfg = NULL;
 	ret = 0;
 out:
+	free(factory);
 	config_free(cfg);
 	return ret;
 }
@@ -368,9 +509,22 @@ config_free(struct config *cfg)
 	free(cfg->ca.root_subject);
 	free(cfg->ca.crl_url);
 	free(cfg->ca.ocsp_url);
+	free(cfg->daemon.listen);
+	free(cfg->daemon.http_listen);
+	free(cfg->daemon.tls_cert);
+	free(cfg->daemon.tls_key);
+	free(cfg->daemon.user);
+	free(cfg->daemon.pidfile);
+	free(cfg->daemon.log);
 	for (size_t i = 0; i < cfg->nprofiles; i++)
 		profile_free_fields(&cfg->profiles[i]);
 	free(cfg->profiles);
+	for (size_t i = 0; i < cfg->nest; i++) {
+		free(cfg->est[i].label);
+		free(cfg->est[i].profile);
+		free(cfg->est[i].bootstrap_ca);
+	}
+	free(cfg->est);
 	free(cfg);
 }
 
@@ -386,13 +540,34 @@ config_profile(const struct config *cfg, const char *name)
 	return NULL;
 }
 
+const struct config_est *
+config_est_label(const struct config *cfg, const char *label)
+{
+	if (cfg == NULL || label == NULL)
+		return NULL;
+	for (size_t i = 0; i < cfg->nest; i++)
+		if (strcmp(cfg->est[i].label, label) == 0)
+			return &cfg->est[i];
+	return NULL;
+}
+
 /* ---- value checks ---- */
+
+/* "[est]" or "[est LABEL]". */
+static const char *
+est_section(const char *label, char *buf, size_t len)
+{
+	snprintf(buf, len, "[est%s%s]", *label != '\0' ? " " : "", label);
+	return buf;
+}
 
 static const char *
 sec_label(struct parse *st, char *buf, size_t len)
 {
 	if (st->sec == SEC_PROFILE && st->prof != NULL)
 		snprintf(buf, len, "[profile %s]", st->prof->name);
+	else if (st->sec == SEC_EST && st->in_est)
+		est_section(st->cfg->est[st->esti].label, buf, len);
 	else
 		snprintf(buf, len, "[%s]", section_names[st->sec]);
 	return buf;
@@ -616,19 +791,185 @@ valid_profile_name(const char *s)
 	return 1;
 }
 
+/* "HOST:PORT" or "[IPv6]:PORT", port 0..65535 (0: the kernel chooses, for tests). HOST is a name or an
+ * IPv4 address; an IPv6 address needs the brackets. */
+static int
+check_hostport(struct parse *st, const char *key, const char *v)
+{
+	char host[CONFIG_HOST_MAX + 1];
+	struct in6_addr a6;
+	struct in_addr a4;
+	const char *colon, *p;
+	size_t n;
+	int port, numeric = 1;
+
+	if (*v == '[') {
+		if ((p = strchr(v, ']')) == NULL || p[1] != ':')
+			return perr(st, st->lineno, "%s: \"%.64s\" is not "
+			    "[IPv6]:PORT", key, v);
+		n = (size_t)(p - v - 1);
+		if (n == 0 || n >= INET6_ADDRSTRLEN)
+			goto bad6;
+		memcpy(host, v + 1, n);
+		host[n] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			goto bad6;
+		colon = p + 1;
+	} else {
+		if ((colon = strrchr(v, ':')) == NULL || colon == v)
+			return perr(st, st->lineno, "%s: \"%.64s\" is not "
+			    "HOST:PORT or [IPv6]:PORT", key, v);
+		if (memchr(v, ':', (size_t)(colon - v)) != NULL)
+			return perr(st, st->lineno, "%s: an IPv6 address goes "
+			    "in brackets, as in [::1]:8443", key);
+		n = (size_t)(colon - v);
+		if (n > CONFIG_HOST_MAX || *v == '-' || *v == '.')
+			goto badhost;
+		for (p = v; p < colon; p++) {
+			if (!isalnum((unsigned char)*p) && *p != '.' &&
+			    *p != '-')
+				goto badhost;
+			if (isalpha((unsigned char)*p) || *p == '-')
+				numeric = 0;
+		}
+		memcpy(host, v, n);
+		host[n] = '\0';
+		if (numeric && inet_pton(AF_INET, host, &a4) != 1)
+			goto badhost;
+	}
+	if (parse_int(colon + 1, 0, 65535, &port) == -1)
+		return perr(st, st->lineno, "%s: the port must be a number from "
+		    "0 to 65535", key);
+	return 0;
+ bad6:
+	return perr(st, st->lineno, "%s: bad IPv6 address in \"%.64s\"",
+	    key, v);
+ badhost:
+	return perr(st, st->lineno, "%s: bad host in \"%.64s\" (a host name "
+	    "or an IPv4 address)", key, v);
+}
+
+/* A byte count: N, Nk or Nm (1024-based), within [lo, hi]. */
+static int
+parse_size(const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+	char *end;
+	long long n;
+	int64_t mul = 1;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end == 'k')
+		mul = KIB;
+	else if (*end == 'm')
+		mul = MIB;
+	else if (*end != '\0')
+		return -1;
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (n > INT64_MAX / mul || n * mul < lo || n * mul > hi)
+		return -1;
+	*out = n * mul;
+	return 0;
+}
+
+/* A duration in seconds within [lo, hi]. */
+static int
+parse_dur_range(struct parse *st, const char *key, const char *v,
+    int64_t lo, int64_t hi, int64_t *out)
+{
+	char b1[32], b2[32];
+	int64_t secs;
+
+	if (parse_dur(st, key, v, 0, &secs) != 0)
+		return HSMCA_ERR_CONFIG;
+	if (secs < lo || secs > hi)
+		return perr(st, st->lineno, "%s: must be from %s to %s", key,
+		    util_format_duration(lo, b1, sizeof(b1)),
+		    util_format_duration(hi, b2, sizeof(b2)));
+	*out = secs;
+	return 0;
+}
+
+/* A portable user name: letters, digits, . _ -, not starting with '-'. */
+static int
+valid_user(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_USER_MAX || *s == '-')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' &&
+		    *s != '-')
+			return 0;
+	return 1;
+}
+
+/* An EST label is a URL path segment after /.well-known/est/. */
+static int
+valid_est_label(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_EST_LABEL_MAX)
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' &&
+		    *s != '-')
+			return 0;
+	return 1;
+}
+
+/* Labels a client would read as something else: a path step, or an EST
+ * operation of the default label (RFC 7030 3.2.2). */
+static int
+reserved_est_label(const char *s)
+{
+	static const char *const names[] = {
+		".", "..", "cacerts", "simpleenroll", "simplereenroll",
+		"fullcmc", "serverkeygen", "csrattrs",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* "none" clears an optional string; any other value is copied. */
+static int
+set_optional(char **dst, const char *v, struct hsmca_err *e)
+{
+	if (strcmp(v, "none") == 0) {
+		free(*dst);
+		*dst = NULL;
+		return 0;
+	}
+	return set_string(dst, v, e);
+}
+
 /* ---- keys ---- */
 
 static int
 set_key(struct parse *st, enum key k, const char *v, int quoted)
 {
 	struct config *cfg = st->cfg;
+	struct config_daemon *d = &cfg->daemon;
+	struct config_est *est = st->in_est ? &cfg->est[st->esti] : NULL;
 	struct profile *p = st->prof;
 	const char *key = config_keys[k].name;
 	enum key_type kt;
+	int64_t secs;
 	int b, n;
 
-	/* Only the URLs may be empty (no CDP, no AIA OCSP). */
-	if (*v == '\0' && k != K_CA_CRL_URL && k != K_CA_OCSP_URL)
+	/* Only the URLs (no CDP, no AIA OCSP) and http-listen may be empty. */
+	if (*v == '\0' && k != K_CA_CRL_URL && k != K_CA_OCSP_URL &&
+	    k != K_D_HTTP_LISTEN)
 		return perr(st, st->lineno, "%s needs a value", key);
 
 	switch (k) {
@@ -689,6 +1030,105 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 			return HSMCA_ERR_CONFIG;
 		return set_string(k == K_CA_CRL_URL ? &cfg->ca.crl_url :
 		    &cfg->ca.ocsp_url, v, st->e);
+	case K_D_LISTEN:
+		if (check_hostport(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_string(&d->listen, v, st->e);
+	case K_D_HTTP_LISTEN:
+		if (*v == '\0' && !quoted)
+			return perr(st, st->lineno, "%s needs a value (none or "
+			    "\"\" for none)", key);
+		if (*v == '\0')
+			v = "none";
+		if (strcmp(v, "none") != 0 && check_hostport(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_optional(&d->http_listen, v, st->e);
+	case K_D_TLS_CERT:
+	case K_D_PIDFILE:
+		if (strcmp(v, "none") != 0 && check_abs_path(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_optional(k == K_D_TLS_CERT ? &d->tls_cert :
+		    &d->pidfile, v, st->e);
+	case K_D_TLS_KEY:
+		if (strncmp(v, "pkcs11:", 7) == 0) {
+			if (v[7] == '\0')
+				return perr(st, st->lineno, "tls-key: empty "
+				    "PKCS#11 URI");
+			if (strstr(v, "pin-value") != NULL)
+				return perr(st, st->lineno, "tls-key: no "
+				    "pin-value: the PIN never goes in this file");
+		} else if (strcmp(v, "none") != 0 &&
+		    check_abs_path(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_optional(&d->tls_key, v, st->e);
+	case K_D_WORKERS:
+		if (parse_int(v, 0, CONFIG_WORKERS_MAX, &n) == -1)
+			return perr(st, st->lineno, "workers must be a number "
+			    "from 0 (one per core) to %d", CONFIG_WORKERS_MAX);
+		d->workers = n;
+		return 0;
+	case K_D_USER:
+		if (!valid_user(v))
+			return perr(st, st->lineno, "user: bad user name "
+			    "\"%.64s\" (letters, digits, '.', '_', '-'; at most "
+			    "%d)", v, CONFIG_USER_MAX);
+		return set_optional(&d->user, v, st->e);
+	case K_D_MAX_BODY:
+		if (parse_size(v, KIB, 16 * MIB, &d->max_body) == -1)
+			return perr(st, st->lineno, "max-body must be a size "
+			    "from 1k to 16m (bytes, or with a k or m suffix)");
+		return 0;
+	case K_D_MAX_HEADER_SIZE:
+		if (parse_size(v, KIB, MIB, &d->max_header_size) == -1)
+			return perr(st, st->lineno, "max-header-size must be a "
+			    "size from 1k to 1m (bytes, or with a k or m "
+			    "suffix)");
+		return 0;
+	case K_D_MAX_HEADERS:
+		if (parse_int(v, 1, CONFIG_HEADERS_MAX, &d->max_headers) == -1)
+			return perr(st, st->lineno, "max-headers must be a "
+			    "number from 1 to %d", CONFIG_HEADERS_MAX);
+		return 0;
+	case K_D_TIMEOUT:
+		return parse_dur_range(st, key, v, 1, CONFIG_TIMEOUT_MAX,
+		    &d->timeout);
+	case K_D_MAX_CONNECTIONS:
+		if (parse_int(v, 1, CONFIG_CONNECTIONS_MAX,
+		    &d->max_connections) == -1)
+			return perr(st, st->lineno, "max-connections must be a "
+			    "number from 1 to %d", CONFIG_CONNECTIONS_MAX);
+		return 0;
+	case K_D_RETRY_AFTER:
+		if (parse_dur_range(st, key, v, 1, CONFIG_RETRY_AFTER_MAX,
+		    &secs) != 0)
+			return HSMCA_ERR_CONFIG;
+		d->retry_after = (int)secs;
+		return 0;
+	case K_D_LOG:
+		if (strcmp(v, "stderr") != 0 && strcmp(v, "syslog") != 0)
+			return perr(st, st->lineno, "log must be stderr or "
+			    "syslog");
+		return set_string(&d->log, v, st->e);
+	case K_E_PROFILE:
+		if (!valid_profile_name(v))
+			return perr(st, st->lineno, "profile: bad profile name "
+			    "\"%.64s\"", v);
+		st->est_profline[st->esti] = st->lineno;
+		return set_string(&est->profile, v, st->e);
+	case K_E_BOOTSTRAP_CA:
+		if (strcmp(v, "none") != 0 && check_abs_path(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_optional(&est->bootstrap_ca, v, st->e);
+	case K_E_CN_MATCH:
+		if (parse_bool(v, &b) == -1)
+			goto badbool;
+		est->cn_match = b;
+		return 0;
+	case K_E_SERVERKEYGEN:
+		if (parse_bool(v, &b) == -1)
+			goto badbool;
+		est->serverkeygen = b;
+		return 0;
 	case K_P_VALIDITY:
 		return parse_dur(st, key, v, 1, &p->validity);
 	case K_P_BACKDATE:
@@ -792,6 +1232,55 @@ profile_finish(struct parse *st)
 	return 0;
 }
 
+/* End of an [est] section. */
+static int
+est_finish(struct parse *st)
+{
+	char label[CONFIG_EST_LABEL_MAX + 8];
+
+	if (!st->in_est)
+		return 0;
+	st->in_est = 0;
+	if (st->keyline[K_E_PROFILE] == 0)
+		return perr(st, st->estline, "%s needs profile",
+		    est_section(st->cfg->est[st->esti].label, label,
+		    sizeof(label)));
+	return 0;
+}
+
+/* Start [est] or [est LABEL]. */
+static int
+est_start(struct parse *st, const char *label)
+{
+	char buf[CONFIG_EST_LABEL_MAX + 8];
+	struct config *cfg = st->cfg;
+	size_t *nl;
+	int ret;
+
+	if (*label != '\0' && !valid_est_label(label))
+		return perr(st, st->lineno, "bad EST label \"%.64s\" "
+		    "(letters, digits, '.', '_', '-'; at most %d)", label,
+		    CONFIG_EST_LABEL_MAX);
+	if (reserved_est_label(label))
+		return perr(st, st->lineno, "EST label \"%s\" is reserved: "
+		    "clients would read it as a path step or an EST "
+		    "operation", label);
+	if (config_est_label(cfg, label) != NULL)
+		return perr(st, st->lineno, "duplicate section %s",
+		    est_section(label, buf, sizeof(buf)));
+	nl = reallocarray(st->est_profline, cfg->nest + 1, sizeof(*nl));
+	if (nl == NULL)
+		return err_set(st->e, HSMCA_ERR_ALLOC, "out of memory");
+	st->est_profline = nl;
+	if ((ret = config_add_est(cfg, label, NULL, NULL, 0, st->e)) != 0)
+		return ret;
+	st->esti = cfg->nest - 1;
+	st->est_profline[st->esti] = 0;
+	st->estline = st->lineno;
+	st->in_est = 1;
+	return 0;
+}
+
 static int
 parse_header(struct parse *st, char *s)
 {
@@ -809,7 +1298,7 @@ parse_header(struct parse *st, char *s)
 		return perr(st, st->lineno, "unexpected text after the section "
 		    "header");
 	*close = '\0';
-	if ((ret = profile_finish(st)) != 0)
+	if ((ret = profile_finish(st)) != 0 || (ret = est_finish(st)) != 0)
 		return ret;
 	w1 = strtok_r(s + 1, " \t", &save);
 	w2 = w1 != NULL ? strtok_r(NULL, " \t", &save) : NULL;
@@ -823,13 +1312,18 @@ parse_header(struct parse *st, char *s)
 	if (i == SEC_PROFILE && w3 != NULL)
 		return perr(st, st->lineno, "a profile section reads "
 		    "[profile NAME], one name without spaces");
-	if (i == SEC_MAX || (i != SEC_PROFILE && w2 != NULL))
+	if (i == SEC_EST && w3 != NULL)
+		return perr(st, st->lineno, "an EST section reads [est] or "
+		    "[est LABEL], one label without spaces");
+	if (i == SEC_MAX || (i != SEC_PROFILE && i != SEC_EST && w2 != NULL))
 		return perr(st, st->lineno, "unknown section [%.64s%s%.64s] "
-		    "(hsm, store, ca or profile NAME)", w1,
+		    "(hsm, store, ca, daemon, profile NAME or est [LABEL])", w1,
 		    w2 != NULL ? " " : "", w2 != NULL ? w2 : "");
 	memset(st->keyline + K_P_VALIDITY, 0,
 	    (K_MAX - K_P_VALIDITY) * sizeof(st->keyline[0]));
 	st->sec = (enum section)i;
+	if (i == SEC_EST)
+		return est_start(st, w2 != NULL ? w2 : "");
 	if (i != SEC_PROFILE) {
 		if (st->secline[i] != 0)
 			return perr(st, st->lineno, "duplicate section [%s] "
@@ -945,11 +1439,11 @@ static int
 parse_finish(struct parse *st)
 {
 	struct config *cfg = st->cfg;
-	char b1[32], b2[32];
+	char b1[32], b2[32], label[CONFIG_EST_LABEL_MAX + 8];
 	size_t eof = st->lineno > 0 ? st->lineno : 1;
 	int ret;
 
-	if ((ret = profile_finish(st)) != 0)
+	if ((ret = profile_finish(st)) != 0 || (ret = est_finish(st)) != 0)
 		return ret;
 	if (st->secline[SEC_HSM] == 0)
 		return perr(st, eof, "missing section [hsm] (module, token and "
@@ -979,6 +1473,15 @@ parse_finish(struct parse *st)
 		    util_format_duration(cfg->ca.activation_delay, b1,
 		    sizeof(b1)),
 		    util_format_duration(cfg->ca.renew_before, b2, sizeof(b2)));
+	/* Profiles may be defined after the [est] section naming them. */
+	for (size_t i = 0; i < cfg->nest; i++)
+		if (config_profile(cfg, cfg->est[i].profile) == NULL)
+			return perr(st, st->est_profline[i], "%s: no profile "
+			    "\"%s\" (device, server, edge-ca or a [profile "
+			    "NAME] of this file)", est_section(cfg->est[i].label,
+			    label, sizeof(label)), cfg->est[i].profile);
+	if (cfg->nest == 0)
+		return config_add_est(cfg, "", "device", NULL, 0, st->e);
 	return 0;
 }
 
@@ -1053,6 +1556,7 @@ config_parse(const char *text, size_t len, const char *name,
 	cfg = NULL;
 	ret = 0;
 out:
+	free(st.est_profline);
 	config_free(cfg);
 	return ret;
 }
@@ -1154,6 +1658,63 @@ print_profile(FILE *fp, const struct profile *p)
 	print_kv(fp, "require-san", p->require_san ? "true" : "false");
 }
 
+/* A byte count in the largest exact unit: 64k, 16m, 1000. */
+static void
+print_size(FILE *fp, const char *key, int64_t n)
+{
+	char buf[32];
+
+	if (n != 0 && n % MIB == 0)
+		snprintf(buf, sizeof(buf), "%" PRId64 "m", n / MIB);
+	else if (n != 0 && n % KIB == 0)
+		snprintf(buf, sizeof(buf), "%" PRId64 "k", n / KIB);
+	else
+		snprintf(buf, sizeof(buf), "%" PRId64, n);
+	print_kv(fp, key, buf);
+}
+
+static void
+print_int(FILE *fp, const char *key, int n)
+{
+	char buf[16];
+
+	snprintf(buf, sizeof(buf), "%d", n);
+	print_kv(fp, key, buf);
+}
+
+static void
+print_daemon(FILE *fp, const struct config_daemon *d)
+{
+	fputs("\n[daemon]\n", fp);
+	print_kv(fp, "listen", d->listen);
+	print_kv(fp, "http-listen", d->http_listen ? d->http_listen : "none");
+	print_kv(fp, "tls-cert", d->tls_cert ? d->tls_cert : "none");
+	print_kv(fp, "tls-key", d->tls_key ? d->tls_key : "none");
+	print_int(fp, "workers", d->workers);
+	print_kv(fp, "user", d->user ? d->user : "none");
+	print_kv(fp, "pidfile", d->pidfile ? d->pidfile : "none");
+	print_size(fp, "max-body", d->max_body);
+	print_size(fp, "max-header-size", d->max_header_size);
+	print_int(fp, "max-headers", d->max_headers);
+	print_dur(fp, "timeout", d->timeout);
+	print_int(fp, "max-connections", d->max_connections);
+	print_dur(fp, "retry-after", d->retry_after);
+	print_kv(fp, "log", d->log);
+}
+
+static void
+print_est(FILE *fp, const struct config_est *est)
+{
+	char buf[CONFIG_EST_LABEL_MAX + 8];
+
+	fprintf(fp, "\n%s\n", est_section(est->label, buf, sizeof(buf)));
+	print_kv(fp, "profile", est->profile);
+	print_kv(fp, "bootstrap-ca", est->bootstrap_ca ? est->bootstrap_ca :
+	    "none");
+	print_kv(fp, "cn-match", est->cn_match ? "true" : "false");
+	print_kv(fp, "serverkeygen", est->serverkeygen ? "true" : "false");
+}
+
 int
 config_print(const struct config *cfg, FILE *fp)
 {
@@ -1183,8 +1744,11 @@ config_print(const struct config *cfg, FILE *fp)
 	print_kv(fp, "crl-url", cfg->ca.crl_url);
 	print_kv(fp, "ocsp-url", cfg->ca.ocsp_url);
 
+	print_daemon(fp, &cfg->daemon);
 	for (size_t i = 0; i < cfg->nprofiles; i++)
 		print_profile(fp, &cfg->profiles[i]);
+	for (size_t i = 0; i < cfg->nest; i++)
+		print_est(fp, &cfg->est[i]);
 	if (fflush(fp) != 0 || ferror(fp))
 		return HSMCA_ERR_IO;
 	return 0;

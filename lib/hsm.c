@@ -975,6 +975,7 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 	ATTR(privt, npriv, CKA_SIGN, &yes, sizeof(yes));
 	ATTR(privt, npriv, CKA_DECRYPT, &no, sizeof(no));
 	ATTR(privt, npriv, CKA_UNWRAP, &no, sizeof(no));
+	ATTR(privt, npriv, CKA_DERIVE, &no, sizeof(no));
 	ATTR(privt, npriv, CKA_ID, id, sizeof(id));
 	ATTR(privt, npriv, CKA_LABEL, label, strlen(label));
 	ATTR(pubt, npub, CKA_CLASS, &pubc, sizeof(pubc));

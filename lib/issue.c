@@ -147,6 +147,7 @@ out:
 	return ret;
 }
 
+/* Expand "%g" to the generation id and "%%" to "%" in a URL template. */
 static char *
 expand_url(const char *tmpl, int64_t gen_id)
 {
@@ -156,14 +157,22 @@ expand_url(const char *tmpl, int64_t gen_id)
 	if (tmpl == NULL || *tmpl == '\0')
 		return NULL;
 	snprintf(num, sizeof(num), "%lld", (long long)gen_id);
-	for (const char *p = tmpl; *p != '\0'; p++)
-		n += (p[0] == '%' && p[1] == 'g') ? strlen(num) : 1;
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		if (p[0] == '%' && (p[1] == 'g' || p[1] == '%')) {
+			n += p[1] == 'g' ? strlen(num) : 1;
+			p++;
+		} else
+			n++;
+	}
 	if ((s = malloc(n + 1)) == NULL)
 		return NULL;
 	q = s;
 	for (const char *p = tmpl; *p != '\0'; p++) {
 		if (p[0] == '%' && p[1] == 'g') {
 			q = stpcpy(q, num);
+			p++;
+		} else if (p[0] == '%' && p[1] == '%') {
+			*q++ = '%';
 			p++;
 		} else
 			*q++ = *p;
@@ -237,7 +246,7 @@ issuer_open(struct hsm *h, struct store *st, const struct store_generation *g,
 	}
 	iss->md = keytype_digest_for(hsm_key_public(iss->key));
 	iss->crl_url = expand_url(ca->crl_url, g->id);
-	iss->ocsp_url = ca->ocsp_url != NULL ? strdup(ca->ocsp_url) : NULL;
+	iss->ocsp_url = expand_url(ca->ocsp_url, g->id);
 	*out = iss;
 	iss = NULL;
 	ret = 0;

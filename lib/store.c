@@ -608,16 +608,21 @@ store_open(const char *path, struct store **out, struct hsmca_err *e)
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
-	/* Create it ourselves so it is 0600; SQLite gives the -wal and -shm
-	 * files the same mode. An existing file keeps its mode. */
-	if (!memory &&
-	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		ret = err_set(e, HSMCA_ERR_IO, "store: cannot open %s: %s",
-		    path, strerror(errno));
-		goto out;
+	/* Create a new file ourselves so it is 0600; SQLite gives the -wal
+	 * and -shm files the same mode. Never open and close an existing
+	 * one: closing any descriptor of a file drops every POSIX lock this
+	 * process holds on it, including those of its other SQLite
+	 * connections, and another process would then take the WAL away. */
+	if (!memory) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd == -1 && errno != EEXIST) {
+			ret = err_set(e, HSMCA_ERR_IO, "store: cannot open "
+			    "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (fd != -1)
+			close(fd);
 	}
-	if (fd != -1)
-		close(fd);
 	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

@@ -33,13 +33,43 @@ struct config_ca {
 	char		*ocsp_url;
 };
 
+/* hsmcad, the daemon. */
+struct config_daemon {
+	char	*listen;		/* "HOST:PORT": EST over mutual TLS */
+	char	*http_listen;		/* "HOST:PORT": plain HTTP (CRL, OCSP); NULL: none */
+	char	*tls_cert;		/* the server's certificate and chain (PEM) */
+	char	*tls_key;		/* PEM key file, or a pkcs11: URI */
+	int	 workers;		/* signer threads; 0: one per core */
+	char	*user;			/* drop root to this user; NULL: stay */
+	char	*pidfile;		/* NULL: none */
+	int64_t	 max_body;		/* bytes */
+	int64_t	 max_header_size;	/* bytes, all headers together */
+	int	 max_headers;		/* header lines */
+	int64_t	 timeout;		/* seconds: read, write, idle */
+	int	 max_connections;
+	int	 retry_after;		/* seconds, in 503 answers */
+	char	*log;			/* "stderr" or "syslog" */
+};
+
+/* An EST label: /.well-known/est/LABEL/ ("" is the default, no label). */
+struct config_est {
+	char	*label;
+	char	*profile;		/* the profile it issues with */
+	char	*bootstrap_ca;		/* PEM: factory CAs trusted for enrollment */
+	int	 cn_match;		/* CSR CN must equal the bootstrap cert's CN */
+	int	 serverkeygen;		/* allow /serverkeygen on this label */
+};
+
 struct config {
 	char			*path;	/* NULL for embedded defaults */
 	struct config_hsm	 hsm;
 	struct config_store	 store;
 	struct config_ca	 ca;
+	struct config_daemon	 daemon;
 	struct profile		*profiles;
 	size_t			 nprofiles;
+	struct config_est	*est;
+	size_t			 nest;
 };
 
 /* Load path; NULL loads the embedded defaults (a demo layout under
@@ -57,5 +87,8 @@ int	config_print(const struct config *cfg, FILE *fp);
 
 const struct profile *config_profile(const struct config *cfg,
 	    const char *name);
+/* The EST label ("" for the default); NULL if not configured. */
+const struct config_est *config_est_label(const struct config *cfg,
+	    const char *label);
 
 #endif

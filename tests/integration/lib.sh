@@ -175,3 +175,113 @@ der_slice() {
 		awk '{ print $1 + $2 }')
 	dd if="$WORK/cert.der" bs=1 skip="$1" count="$len" 2>/dev/null
 }
+
+# ---- hsmcad ----
+
+# est_setup NAME: a CA (new_ca NAME + ca init), a server certificate for
+# hsmcad, a factory CA and a bootstrap certificate for CN=dev-1, and a
+# [daemon] + [est] config listening on a port the kernel picks.
+est_setup() {
+	new_ca "$1"
+	hsmca ca init >/dev/null || { echo "Bail out! ca init failed"; exit 1; }
+	hsmca ca download 1 >"$CADIR/root.pem"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$CADIR/server.key" -subj /CN=localhost \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -out "$CADIR/server.csr" 2>/dev/null
+	hsmca issue --csr "$CADIR/server.csr" --profile server --chain >"$CADIR/server-chain.pem"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$CADIR/factory.key" -subj "/CN=Factory CA $1" -days 100 \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+		-out "$CADIR/factory.pem" 2>/dev/null
+	bootstrap_cert dev-1
+	cat >>"$CONF" <<EOC
+
+[daemon]
+listen = 127.0.0.1:0
+tls-cert = $CADIR/server-chain.pem
+tls-key = $CADIR/server.key
+workers = 2
+timeout = 5s
+max-body = 16k
+pidfile = $CADIR/hsmcad.pid
+
+[est]
+profile = device
+bootstrap-ca = $CADIR/factory.pem
+
+[est edge]
+profile = edge-ca
+bootstrap-ca = $CADIR/factory.pem
+cn-match = false
+serverkeygen = true
+EOC
+}
+
+# bootstrap_cert CN [FACTORY]: a factory-issued certificate in $WORK/CN.boot.{key,pem}
+bootstrap_cert() {
+	f=${2:-$CADIR/factory}
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$WORK/$1.boot.key" -subj "/CN=$1" -out "$WORK/$1.boot.csr" 2>/dev/null
+	openssl x509 -req -in "$WORK/$1.boot.csr" -CA "$f.pem" -CAkey "$f.key" \
+		-CAcreateserial -days 30 -out "$WORK/$1.boot.pem" 2>/dev/null
+}
+
+# hsmcad_start: start the daemon in the foreground (backgrounded), wait
+# until it answers; sets HSMCAD_PID, PORT and URL.
+hsmcad_start() {
+	"$top_builddir/daemon/hsmcad" -c "$CONF" >"$CADIR/hsmcad.log" 2>&1 &
+	HSMCAD_PID=$!
+	PORT=
+	i=0
+	while [ $i -lt 200 ]; do
+		PORT=$(sed -n 's/.*EST (mutual TLS) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$CADIR/hsmcad.log")
+		if [ -n "$PORT" ] && grep -q "ready:" "$CADIR/hsmcad.log"; then
+			break
+		fi
+		kill -0 "$HSMCAD_PID" 2>/dev/null || break
+		i=$((i + 1))
+		sleep 0.05
+	done
+	URL="https://localhost:$PORT/.well-known/est"
+	if ! grep -q "ready:" "$CADIR/hsmcad.log"; then
+		sed 's/^/# hsmcad: /' "$CADIR/hsmcad.log"
+		echo "Bail out! hsmcad did not start"
+		exit 1
+	fi
+	# Poll until it answers, never a blind sleep.
+	i=0
+	until curl -sf --cacert "$CADIR/root.pem" "$URL/cacerts" -o /dev/null; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { echo "Bail out! hsmcad does not answer"; exit 1; }
+		sleep 0.05
+	done
+	trap 'hsmcad_stop; cleanup' EXIT
+}
+
+hsmcad_stop() {
+	if [ -n "${HSMCAD_PID:-}" ]; then
+		kill "$HSMCAD_PID" 2>/dev/null
+		wait "$HSMCAD_PID" 2>/dev/null
+		HSMCAD_PID=
+	fi
+}
+
+# est_post OP FILE.b64 [CURL ARGS...]: POST a base64 CSR; body in
+# $WORK/last.out, HTTP status in $STATUS.
+est_post() {
+	op=$1; body=$2; shift 2
+	STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" \
+		-H "Content-Type: application/pkcs10" --data-binary "@$body" "$@" "$URL/$op")
+}
+
+# csr_b64 NAME KEYSPEC SUBJ [ADDEXT]: make_csr, then base64 DER in NAME.b64
+csr_b64() {
+	make_csr "$@" 2>/dev/null
+	openssl req -in "$WORK/$1.csr" -outform DER | base64 >"$WORK/$1.b64"
+}
+
+# p7_certs: the certificates of the base64 PKCS#7 in $WORK/last.out
+p7_certs() {
+	base64 -d "$WORK/last.out" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
+		sed -n '/BEGIN/,/END/p'
+}

@@ -80,6 +80,30 @@ assert_config_equal(const struct config *a, const struct config *b)
 		assert_int_equal(p->san_allowed, q->san_allowed);
 		assert_int_equal(p->require_san, q->require_san);
 	}
+	assert_true(str_eq(a->daemon.listen, b->daemon.listen));
+	assert_true(str_eq(a->daemon.http_listen, b->daemon.http_listen));
+	assert_true(str_eq(a->daemon.tls_cert, b->daemon.tls_cert));
+	assert_true(str_eq(a->daemon.tls_key, b->daemon.tls_key));
+	assert_int_equal(a->daemon.workers, b->daemon.workers);
+	assert_true(str_eq(a->daemon.user, b->daemon.user));
+	assert_true(str_eq(a->daemon.pidfile, b->daemon.pidfile));
+	assert_int_equal(a->daemon.max_body, b->daemon.max_body);
+	assert_int_equal(a->daemon.max_header_size, b->daemon.max_header_size);
+	assert_int_equal(a->daemon.max_headers, b->daemon.max_headers);
+	assert_int_equal(a->daemon.timeout, b->daemon.timeout);
+	assert_int_equal(a->daemon.max_connections, b->daemon.max_connections);
+	assert_int_equal(a->daemon.retry_after, b->daemon.retry_after);
+	assert_true(str_eq(a->daemon.log, b->daemon.log));
+	assert_int_equal(a->nest, b->nest);
+	for (size_t i = 0; i < a->nest; i++) {
+		const struct config_est *p = &a->est[i], *q = &b->est[i];
+
+		assert_string_equal(p->label, q->label);
+		assert_true(str_eq(p->profile, q->profile));
+		assert_true(str_eq(p->bootstrap_ca, q->bootstrap_ca));
+		assert_int_equal(p->cn_match, q->cn_match);
+		assert_int_equal(p->serverkeygen, q->serverkeygen);
+	}
 }
 
 /* Fail with the first differing line, so a golden mismatch is readable. */
@@ -249,6 +273,127 @@ test_values(void **state)
 	config_free(cfg);
 }
 
+/* Parse text that must be accepted. */
+static struct config *
+parse_ok(const char *text)
+{
+	struct hsmca_err e;
+	struct config *cfg = NULL;
+
+	if (config_parse(text, strlen(text), "t.conf", &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	return cfg;
+}
+
+/* Lines 1-6: a valid minimal file to which each case appends. */
+#define BASE "[hsm]\nmodule = /m.so\ntoken = pkcs11:token=t\n" \
+	"pin-source = env:P\n[store]\npath = /s.db\n"
+
+static void
+test_daemon_est(void **state)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	struct hsmca_err e;
+	struct config *cfg = NULL;
+	const struct config_est *est;
+
+	(void)state;
+	golden_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/daemon-est.conf", dir);
+	if (config_load(path, &cfg, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(cfg->daemon.listen, "[2001:db8::1]:443");
+	assert_string_equal(cfg->daemon.http_listen, "ca.example.com:80");
+	assert_string_equal(cfg->daemon.tls_cert,
+	    "/etc/hsmca/tls/server-chain.pem");
+	assert_string_equal(cfg->daemon.tls_key,
+	    "pkcs11:token=hsmca;object=est-tls;type=private");
+	assert_int_equal(cfg->daemon.workers, 8);
+	assert_string_equal(cfg->daemon.user, "_hsmca");
+	assert_string_equal(cfg->daemon.pidfile, "/run/hsmcad.pid");
+	assert_int_equal(cfg->daemon.max_body, 1048577);
+	assert_int_equal(cfg->daemon.max_header_size, 16384);
+	assert_int_equal(cfg->daemon.max_headers, 1000);
+	assert_int_equal(cfg->daemon.timeout, 60);
+	assert_int_equal(cfg->daemon.max_connections, 100000);
+	assert_int_equal(cfg->daemon.retry_after, 120);
+	assert_string_equal(cfg->daemon.log, "syslog");
+	/* Labels in file order; no implicit default besides the file's. */
+	assert_int_equal(cfg->nest, 3);
+	assert_string_equal(cfg->est[0].label, "sensors.v2");
+	assert_string_equal(cfg->est[1].label, "");
+	assert_string_equal(cfg->est[2].label, "edge_gw-1");
+	assert_non_null(est = config_est_label(cfg, "sensors.v2"));
+	assert_string_equal(est->profile, "sensor");
+	assert_null(est->bootstrap_ca);
+	assert_false(est->cn_match);
+	assert_false(est->serverkeygen);
+	assert_non_null(est = config_est_label(cfg, ""));
+	assert_string_equal(est->profile, "device");
+	assert_string_equal(est->bootstrap_ca, "/etc/hsmca/factory-ca.pem");
+	assert_true(est->cn_match);
+	assert_false(est->serverkeygen);
+	assert_non_null(est = config_est_label(cfg, "edge_gw-1"));
+	assert_string_equal(est->profile, "edge-ca");
+	assert_true(est->serverkeygen);
+	assert_null(config_est_label(cfg, "edge"));
+	assert_null(config_est_label(cfg, NULL));
+	assert_null(config_est_label(NULL, ""));
+	config_free(cfg);
+
+	/* A file without [daemon] or [est]: the file defaults. */
+	cfg = parse_ok(BASE);
+	assert_string_equal(cfg->daemon.listen, "0.0.0.0:8443");
+	assert_null(cfg->daemon.http_listen);
+	assert_null(cfg->daemon.tls_cert);
+	assert_null(cfg->daemon.tls_key);
+	assert_int_equal(cfg->daemon.workers, 0);
+	assert_null(cfg->daemon.user);
+	assert_null(cfg->daemon.pidfile);
+	assert_int_equal(cfg->daemon.max_body, 64 * 1024);
+	assert_int_equal(cfg->daemon.max_header_size, 8 * 1024);
+	assert_int_equal(cfg->daemon.max_headers, 50);
+	assert_int_equal(cfg->daemon.timeout, 10);
+	assert_int_equal(cfg->daemon.max_connections, 1024);
+	assert_int_equal(cfg->daemon.retry_after, 30);
+	assert_string_equal(cfg->daemon.log, "stderr");
+	assert_int_equal(cfg->nest, 1);
+	assert_non_null(est = config_est_label(cfg, ""));
+	assert_string_equal(est->profile, "device");
+	assert_null(est->bootstrap_ca);
+	assert_true(est->cn_match);
+	assert_false(est->serverkeygen);
+	config_free(cfg);
+
+	/* "" and none clear optional values; the limits are accepted; a
+	 * file's [est LABEL] replaces the default label. */
+	cfg = parse_ok(BASE "[daemon]\nhttp-listen = \"\"\ntls-key = none\n"
+	    "user = none\npidfile = none\ntls-cert = none\n"
+	    "listen = localhost:65535\nmax-body = 16m\n"
+	    "max-header-size = 1k\nmax-headers = 1\ntimeout = 1h\n"
+	    "retry-after = 1s\nmax-connections = 1\nworkers = 256\n"
+	    "[est only]\nprofile = server\n");
+	assert_null(cfg->daemon.http_listen);
+	assert_null(cfg->daemon.tls_key);
+	assert_null(cfg->daemon.user);
+	assert_int_equal(cfg->daemon.max_body, 16 * 1024 * 1024);
+	assert_int_equal(cfg->daemon.max_header_size, 1024);
+	assert_int_equal(cfg->daemon.timeout, 3600);
+	assert_int_equal(cfg->daemon.retry_after, 1);
+	assert_int_equal(cfg->daemon.workers, 256);
+	assert_int_equal(cfg->nest, 1);
+	assert_null(config_est_label(cfg, ""));
+	assert_non_null(config_est_label(cfg, "only"));
+	config_free(cfg);
+
+	cfg = parse_ok(BASE "[daemon]\nlisten = [::]:8443\n"
+	    "http-listen = 10.0.0.1:8080\ntls-key = /etc/hsmca/server.key\n");
+	assert_string_equal(cfg->daemon.listen, "[::]:8443");
+	assert_string_equal(cfg->daemon.http_listen, "10.0.0.1:8080");
+	assert_string_equal(cfg->daemon.tls_key, "/etc/hsmca/server.key");
+	config_free(cfg);
+}
+
 static void
 test_defaults(void **state)
 {
@@ -293,6 +438,33 @@ test_defaults(void **state)
 	assert_non_null(config_profile(cfg, "device"));
 	assert_non_null(config_profile(cfg, "server"));
 	assert_non_null(config_profile(cfg, "edge-ca"));
+	assert_string_equal(cfg->daemon.listen, "127.0.0.1:8443");
+	assert_string_equal(cfg->daemon.http_listen, "127.0.0.1:8080");
+	assert_string_equal(cfg->daemon.tls_cert, "/srv/demo/server.pem");
+	assert_string_equal(cfg->daemon.tls_key, "/srv/demo/server.key");
+	assert_int_equal(cfg->daemon.workers, 0);
+	assert_null(cfg->daemon.user);
+	assert_null(cfg->daemon.pidfile);
+	assert_int_equal(cfg->daemon.max_body, 64 * 1024);
+	assert_int_equal(cfg->daemon.max_header_size, 8 * 1024);
+	assert_int_equal(cfg->daemon.max_headers, 50);
+	assert_int_equal(cfg->daemon.timeout, 10);
+	assert_int_equal(cfg->daemon.max_connections, 1024);
+	assert_int_equal(cfg->daemon.retry_after, 30);
+	assert_string_equal(cfg->daemon.log, "stderr");
+	assert_int_equal(cfg->nest, 2);
+	assert_string_equal(cfg->est[0].label, "");
+	assert_string_equal(cfg->est[0].profile, "device");
+	assert_string_equal(cfg->est[0].bootstrap_ca,
+	    "/srv/demo/factory-ca.pem");
+	assert_true(cfg->est[0].cn_match);
+	assert_false(cfg->est[0].serverkeygen);
+	assert_ptr_equal(config_est_label(cfg, "edge"), &cfg->est[1]);
+	assert_string_equal(cfg->est[1].profile, "edge-ca");
+	assert_string_equal(cfg->est[1].bootstrap_ca,
+	    "/srv/demo/factory-ca.pem");
+	assert_true(cfg->est[1].cn_match);
+	assert_true(cfg->est[1].serverkeygen);
 
 	/* The defaults print as a file that parses back to them. */
 	out = print_mem(cfg, &len);
@@ -321,9 +493,7 @@ test_defaults(void **state)
 	config_free(cfg);
 }
 
-/* Lines 1-6: a valid minimal file to which each case appends. */
-#define BASE "[hsm]\nmodule = /m.so\ntoken = pkcs11:token=t\n" \
-	"pin-source = env:P\n[store]\npath = /s.db\n"
+#define D BASE "[daemon]\n"	/* keys from line 8 */
 
 struct refusal {
 	const char	*text;
@@ -420,6 +590,108 @@ static const struct refusal refusals[] = {
 	{ BASE "[ca]\nsubject = a\001b\n", 0, 8, "control character" },
 	{ BASE "[ca]\0\n", sizeof(BASE "[ca]\0\n") - 1, 7, "NUL byte" },
 	{ BASE "\n\n\0", sizeof(BASE "\n\n\0") - 1, 9, "NUL byte" },
+
+	/* [daemon] */
+	{ D "[daemon]\n", 0, 8, "duplicate section [daemon]" },
+	{ D "workers = 1\nworkers = 2\n", 0, 9,
+	    "duplicate key workers in [daemon]" },
+	{ D "foo = 1\n", 0, 8, "unknown key foo in [daemon]" },
+	{ D "listen = 8443\n", 0, 8, "is not HOST:PORT" },
+	{ D "listen = :8443\n", 0, 8, "is not HOST:PORT" },
+	{ D "listen = ::1:8443\n", 0, 8, "in brackets" },
+	{ D "listen = [::1]8443\n", 0, 8, "is not [IPv6]:PORT" },
+	{ D "listen = [::1\n", 0, 8, "is not [IPv6]:PORT" },
+	{ D "listen = []:8443\n", 0, 8, "bad IPv6 address" },
+	{ D "listen = [::g]:8443\n", 0, 8, "bad IPv6 address" },
+	{ D "listen = [10.0.0.1]:8443\n", 0, 8, "bad IPv6 address" },
+	{ D "listen = 300.0.0.1:8443\n", 0, 8, "bad host" },
+	{ D "listen = a_b:8443\n", 0, 8, "bad host" },
+	{ D "listen = -a:8443\n", 0, 8, "bad host" },
+	{ D "listen = h:65536\n", 0, 8, "from 0 to 65535" },
+	{ D "listen = h:\n", 0, 8, "from 0 to 65535" },
+	{ D "listen = h:+80\n", 0, 8, "from 0 to 65535" },
+	{ D "listen = h:80x\n", 0, 8, "from 0 to 65535" },
+	{ D "listen = none\n", 0, 8, "is not HOST:PORT" },
+	{ D "listen = \"\"\n", 0, 8, "listen needs a value" },
+	{ D "http-listen =\n", 0, 8, "needs a value (none or" },
+	{ D "http-listen = 0.0.0.0\n", 0, 8, "is not HOST:PORT" },
+	{ D "http-listen = [::1]:99999\n", 0, 8, "from 0 to 65535" },
+	{ D "tls-cert = server.pem\n", 0, 8,
+	    "tls-cert: \"server.pem\" is not an absolute path" },
+	{ D "tls-key = server.key\n", 0, 8, "is not an absolute path" },
+	{ D "tls-key = pkcs11:\n", 0, 8, "empty PKCS#11 URI" },
+	{ D "tls-key = pkcs11:token=t;object=k?pin-value=1234\n", 0, 8,
+	    "no pin-value" },
+	{ D "workers = 257\n", 0, 8, "workers must be a number from 0" },
+	{ D "workers = -1\n", 0, 8, "workers must be" },
+	{ D "user = -root\n", 0, 8, "bad user name" },
+	{ D "user = a b\n", 0, 8, "bad user name" },
+	{ D "user = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 0, 8, "at most 32" },
+	{ D "pidfile = hsmcad.pid\n", 0, 8, "is not an absolute path" },
+	{ D "max-body = 1023\n", 0, 8, "max-body must be a size from 1k to 16m" },
+	{ D "max-body = 16385k\n", 0, 8, "from 1k to 16m" },
+	{ D "max-body = 17m\n", 0, 8, "from 1k to 16m" },
+	{ D "max-body = 64K\n", 0, 8, "from 1k to 16m" },
+	{ D "max-body = 64kb\n", 0, 8, "from 1k to 16m" },
+	{ D "max-body = k\n", 0, 8, "from 1k to 16m" },
+	{ D "max-body = 99999999999999999999m\n", 0, 8, "from 1k to 16m" },
+	{ D "max-body = 9223372036854775807m\n", 0, 8, "from 1k to 16m" },
+	{ D "max-header-size = 2m\n", 0, 8,
+	    "max-header-size must be a size from 1k to 1m" },
+	{ D "max-header-size = 0\n", 0, 8, "from 1k to 1m" },
+	{ D "max-headers = 0\n", 0, 8, "max-headers must be a number from 1 "
+	    "to 1000" },
+	{ D "max-headers = 1001\n", 0, 8, "from 1 to 1000" },
+	{ D "timeout = 0\n", 0, 8, "timeout: must be from 1s to 1h" },
+	{ D "timeout = 2h\n", 0, 8, "from 1s to 1h" },
+	{ D "timeout = 10x\n", 0, 8, "timeout: bad duration" },
+	{ D "max-connections = 0\n", 0, 8, "max-connections must be a number "
+	    "from 1 to 100000" },
+	{ D "max-connections = 100001\n", 0, 8, "from 1 to 100000" },
+	{ D "retry-after = 0\n", 0, 8, "retry-after: must be from 1s to 1h" },
+	{ D "retry-after = 3601\n", 0, 8, "from 1s to 1h" },
+	{ D "retry-after = 1d\n", 0, 8, "from 1s to 1h" },
+	{ D "retry-after = soon\n", 0, 8, "bad duration" },
+	{ D "log = file\n", 0, 8, "log must be stderr or syslog" },
+	{ D "log = Syslog\n", 0, 8, "stderr or syslog" },
+
+	/* [est] */
+	{ BASE "[est]\n", 0, 7, "[est] needs profile" },
+	{ BASE "[est x]\ncn-match = true\n[profile x]\n", 0, 7,
+	    "[est x] needs profile" },
+	{ BASE "[est a b]\n", 0, 7, "[est] or [est LABEL]" },
+	{ BASE "[est bad/label]\n", 0, 7, "bad EST label \"bad/label\"" },
+	{ BASE "[est a:b]\n", 0, 7, "bad EST label" },
+	{ BASE "[est xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxx]\n", 0, 7, "at most 64" },
+	{ BASE "[est cacerts]\n", 0, 7, "EST label \"cacerts\" is reserved" },
+	{ BASE "[est simpleenroll]\n", 0, 7, "is reserved" },
+	{ BASE "[est ..]\n", 0, 7, "is reserved" },
+	{ BASE "[est]\nprofile = device\n[est]\n", 0, 9,
+	    "duplicate section [est]" },
+	{ BASE "[est x]\nprofile = device\n[est y]\nprofile = device\n"
+	    "[est x]\n", 0, 11, "duplicate section [est x]" },
+	{ BASE "[est x]\nprofile = device\nprofile = server\n", 0, 9,
+	    "duplicate key profile in [est x]" },
+	{ BASE "[est x]\nfoo = 1\n", 0, 8, "unknown key foo in [est x]" },
+	{ BASE "[est]\nvalidity = 1d\n", 0, 8, "unknown key validity in [est]" },
+	{ BASE "[profile x]\nprofile = device\n", 0, 8,
+	    "unknown key profile in [profile x]" },
+	{ BASE "[est]\nprofile = nosuch\n", 0, 8,
+	    "[est]: no profile \"nosuch\"" },
+	/* The line of the profile key, though the check is at the end. */
+	{ BASE "[est e]\n\nprofile = nosuch\n[profile nosuch2]\n"
+	    "key-usage = digitalSignature\n", 0, 9,
+	    "[est e]: no profile \"nosuch\"" },
+	{ BASE "[est]\nprofile = a b\n", 0, 8, "bad profile name" },
+	{ BASE "[est]\nprofile = device\nbootstrap-ca = ca.pem\n", 0, 9,
+	    "bootstrap-ca: \"ca.pem\" is not an absolute path" },
+	{ BASE "[est]\nprofile = device\nbootstrap-ca =\n", 0, 9,
+	    "bootstrap-ca needs a value" },
+	{ BASE "[est]\nprofile = device\ncn-match = maybe\n", 0, 9,
+	    "cn-match must be true, false" },
+	{ BASE "[est]\nprofile = device\nserverkeygen = 1\n", 0, 9,
+	    "serverkeygen must be true, false" },
 };
 
 static void
@@ -515,6 +787,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_daemon_est),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_long_line),

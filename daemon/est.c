@@ -1,0 +1,658 @@
+/* est.c: the EST endpoints (RFC 7030) under /.well-known/est/[LABEL/].
+ *
+ *   GET  cacerts         every generation a device may need, no client cert
+ *   GET  csrattrs        what the label's profile wants in a CSR
+ *   POST simpleenroll    bootstrap certificate: enrollment;
+ *                        a certificate hsmca issued: renewal
+ *   POST simplereenroll  renewal: same subject and SAN, new key allowed
+ *   POST serverkeygen    a key pair made here and its certificate
+ *
+ * Every refusal is a status and one line of reason; nothing is recorded
+ * for a refused request. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "hsmca/clock.h"
+#include "hsmca/csr.h"
+#include "hsmca/util.h"
+
+#include "hsmcad.h"
+#include "log.h"
+
+#define EST_PREFIX	"/.well-known/est/"
+#define EST_BOUNDARY	"hsmca-est-boundary-7f3a"
+
+enum est_op {
+	EST_CACERTS,
+	EST_CSRATTRS,
+	EST_SIMPLEENROLL,
+	EST_SIMPLEREENROLL,
+	EST_SERVERKEYGEN,
+	EST_OP_MAX
+};
+
+static const char *const est_op_names[EST_OP_MAX] = {
+	[EST_CACERTS] = "cacerts",
+	[EST_CSRATTRS] = "csrattrs",
+	[EST_SIMPLEENROLL] = "simpleenroll",
+	[EST_SIMPLEREENROLL] = "simplereenroll",
+	[EST_SERVERKEYGEN] = "serverkeygen",
+};
+
+enum est_id_kind {
+	EST_ID_NONE,		/* no client certificate */
+	EST_ID_UNTRUSTED,	/* a certificate nobody here trusts */
+	EST_ID_BOOTSTRAP,	/* chains to the label's factory CA */
+	EST_ID_ISSUED,		/* a valid certificate hsmca issued */
+	EST_ID_KIND_MAX
+};
+
+static const char *const est_id_names[EST_ID_KIND_MAX] = {
+	"none", "untrusted", "bootstrap", "issued"
+};
+
+struct est_identity {
+	enum est_id_kind	 kind;
+	X509			*cert;
+	char			 cn[256];
+	char			 subject[512];
+	char			 reason[256];
+	struct store_cert	 rec;	/* EST_ID_ISSUED: its record */
+};
+
+/* One request on its way through the front. */
+struct est_req {
+	struct hsmcad		*d;
+	struct evhttp_request	*req;
+	struct runtime		*rt;
+	enum est_op		 op;
+	const struct config_est	*label;
+	char			 path[128];
+	char			 who[512];
+};
+
+/* ---- answers ---- */
+
+static char *
+b64_encode(const unsigned char *in, size_t len, size_t *outlen)
+{
+	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+	char *out;
+	int n = 0, fin = 0;
+
+	if (ctx == NULL || len > INT32_MAX / 2 ||
+	    (out = malloc(len * 4 / 3 + len / 48 + 8)) == NULL) {
+		EVP_ENCODE_CTX_free(ctx);
+		return NULL;
+	}
+	EVP_EncodeInit(ctx);
+	if (EVP_EncodeUpdate(ctx, (unsigned char *)out, &n, in, (int)len) < 0) {
+		EVP_ENCODE_CTX_free(ctx);
+		free(out);
+		return NULL;
+	}
+	EVP_EncodeFinal(ctx, (unsigned char *)out + n, &fin);
+	EVP_ENCODE_CTX_free(ctx);
+	*outlen = (size_t)(n + fin);
+	return out;
+}
+
+static unsigned char *
+b64_decode(const unsigned char *in, size_t len, size_t *outlen)
+{
+	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+	unsigned char *out;
+	int n = 0, fin = 0;
+
+	if (ctx == NULL || len > INT32_MAX ||
+	    (out = malloc(len * 3 / 4 + 4)) == NULL) {
+		EVP_ENCODE_CTX_free(ctx);
+		return NULL;
+	}
+	EVP_DecodeInit(ctx);
+	if (EVP_DecodeUpdate(ctx, out, &n, in, (int)len) < 0 ||
+	    EVP_DecodeFinal(ctx, out + n, &fin) < 0 || n + fin == 0) {
+		EVP_ENCODE_CTX_free(ctx);
+		free(out);
+		return NULL;
+	}
+	EVP_ENCODE_CTX_free(ctx);
+	*outlen = (size_t)(n + fin);
+	return out;
+}
+
+static void
+est_done(struct est_req *r, int status, const char *serial)
+{
+	struct hsmcad *d = r->d;
+
+	log_info("%s %s %s %d%s%s", r->who, evhttp_request_get_command(r->req) ==
+	    EVHTTP_REQ_GET ? "GET" : "POST", r->path, status,
+	    serial != NULL ? " serial " : "", serial != NULL ? serial : "");
+	runtime_unref(r->rt);
+	free(r);
+	d->inflight--;
+}
+
+/* A refusal: the status and one line a person can act on. */
+static void
+est_refuse(struct est_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+est_refuse(struct est_req *r, int status, const char *fmt, ...)
+{
+	struct evbuffer *body = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	char reason[512], num[16];
+	const char *phrase;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	for (char *p = reason; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+	if (status == 503) {
+		snprintf(num, sizeof(num), "%d", r->rt->cfg->daemon.retry_after);
+		evhttp_add_header(h, "Retry-After", num);
+	}
+	switch (status) {
+	case 400: phrase = "Bad Request"; break;
+	case 401: phrase = "Unauthorized"; break;
+	case 403: phrase = "Forbidden"; break;
+	case 404: phrase = "Not Found"; break;
+	case 405: phrase = "Method Not Allowed"; break;
+	case 409: phrase = "Conflict"; break;
+	case 415: phrase = "Unsupported Media Type"; break;
+	case 431: phrase = "Request Header Fields Too Large"; break;
+	case 503: phrase = "Service Unavailable"; break;
+	default: phrase = "Internal Server Error"; break;
+	}
+	if (body != NULL)
+		evbuffer_add_printf(body, "%s\n", reason);
+	evhttp_send_reply(r->req, status, phrase, body);
+	evbuffer_free(body);
+	log_info("%s refused: %s", r->who, reason);
+	est_done(r, status, NULL);
+}
+
+static int
+est_send_b64(struct est_req *r, const char *ctype, const unsigned char *der,
+    size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	struct evbuffer *body;
+	char *b64;
+	size_t b64len = 0;
+
+	if ((b64 = b64_encode(der, len, &b64len)) == NULL ||
+	    (body = evbuffer_new()) == NULL) {
+		free(b64);
+		return -1;
+	}
+	evbuffer_add(body, b64, b64len);
+	free(b64);
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
+	evhttp_send_reply(r->req, 200, "OK", body);
+	evbuffer_free(body);
+	return 0;
+}
+
+/* ---- who is asking ---- */
+
+static SSL *
+request_ssl(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+
+	if (evcon == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
+		return NULL;
+	return bufferevent_openssl_get_ssl(bev);
+}
+
+/* Verify cert against trust at the injectable clock; on success *chain
+ * holds the verified chain (leaf first). */
+static int
+verify_chain(X509_STORE *trust, X509 *cert, STACK_OF(X509) *untrusted,
+    STACK_OF(X509) **chain, char *reason, size_t rlen)
+{
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int ok = 0;
+
+	if (chain != NULL)
+		*chain = NULL;
+	if (ctx == NULL || !X509_STORE_CTX_init(ctx, trust, cert, untrusted)) {
+		snprintf(reason, rlen, "out of memory");
+		X509_STORE_CTX_free(ctx);
+		return 0;
+	}
+	X509_STORE_CTX_set_time(ctx, 0, clock_now());
+	if (X509_verify_cert(ctx) == 1) {
+		ok = 1;
+		if (chain != NULL)
+			*chain = X509_STORE_CTX_get1_chain(ctx);
+	} else
+		snprintf(reason, rlen, "%s", X509_verify_cert_error_string(
+		    X509_STORE_CTX_get_error(ctx)));
+	X509_STORE_CTX_free(ctx);
+	return ok;
+}
+
+static void
+identity_free(struct est_identity *id)
+{
+	X509_free(id->cert);
+	store_cert_free_fields(&id->rec);
+}
+
+static void
+identify(struct est_req *r, int label_idx, struct est_identity *id)
+{
+	SSL *ssl = request_ssl(r->req);
+	STACK_OF(X509) *untrusted, *chain = NULL;
+	struct store_generation g;
+	char serial[SERIAL_HEX_MAX], sha1[UTIL_SHA1_HEX], why[128] = "";
+	char *subj;
+
+	memset(id, 0, sizeof(*id));
+	memset(&g, 0, sizeof(g));
+	if (ssl == NULL || (id->cert = SSL_get1_peer_certificate(ssl)) == NULL) {
+		id->kind = EST_ID_NONE;
+		return;
+	}
+	X509_NAME_get_text_by_NID(X509_get_subject_name(id->cert),
+	    NID_commonName, id->cn, sizeof(id->cn));
+	if ((subj = util_name_string(X509_get_subject_name(id->cert))) != NULL) {
+		snprintf(id->subject, sizeof(id->subject), "%s", subj);
+		free(subj);
+	}
+	untrusted = SSL_get_peer_cert_chain(ssl);
+
+	/* A certificate hsmca issued, still valid in the store? */
+	if (verify_chain(r->rt->ca_trust, id->cert, untrusted, &chain, why,
+	    sizeof(why)) && sk_X509_num(chain) >= 2 &&
+	    util_cert_sha1(sk_X509_value(chain, 1), sha1) == 0 &&
+	    serial_to_hex(X509_get0_serialNumber(id->cert), serial) == 0 &&
+	    store_find_generation(r->d->st, sha1, &g, NULL) == 0 &&
+	    store_get_cert(r->d->st, g.id, serial, &id->rec, NULL) == 0) {
+		sk_X509_pop_free(chain, X509_free);
+		store_generation_free_fields(&g);
+		if (id->rec.status != STORE_CERT_VALID) {
+			id->kind = EST_ID_UNTRUSTED;
+			snprintf(id->reason, sizeof(id->reason), "client "
+			    "certificate %s is %s", serial,
+			    store_cert_status_name(id->rec.status));
+			return;
+		}
+		id->kind = EST_ID_ISSUED;
+		return;
+	}
+	sk_X509_pop_free(chain, X509_free);
+	store_generation_free_fields(&g);
+
+	/* A factory (bootstrap) certificate this label trusts? */
+	if (label_idx >= 0 && r->rt->bootstrap[label_idx] != NULL &&
+	    verify_chain(r->rt->bootstrap[label_idx], id->cert, untrusted,
+	    NULL, why, sizeof(why))) {
+		id->kind = EST_ID_BOOTSTRAP;
+		return;
+	}
+	id->kind = EST_ID_UNTRUSTED;
+	snprintf(id->reason, sizeof(id->reason), "client certificate '%.120s' "
+	    "is not trusted for this label: %.80s", id->subject, why);
+}
+
+/* ---- csrattrs ---- */
+
+static int
+csrattrs_der(const struct profile *p, unsigned char **der, size_t *len)
+{
+	STACK_OF(ASN1_TYPE) *seq = sk_ASN1_TYPE_new_null();
+	X509_ATTRIBUTE *attr = NULL;
+	ASN1_TYPE *t;
+	unsigned char *out = NULL, *a = NULL;
+	int n, ret = -1;
+	static const int oids[] = { NID_ecdsa_with_SHA256, NID_sha256WithRSAEncryption };
+
+	if (seq == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(oids) / sizeof(oids[0]); i++) {
+		if ((t = ASN1_TYPE_new()) == NULL)
+			goto out;
+		ASN1_TYPE_set(t, V_ASN1_OBJECT, OBJ_nid2obj(oids[i]));
+		sk_ASN1_TYPE_push(seq, t);
+	}
+	/* The curves we accept, as an attribute of id-ecPublicKey. */
+	if ((attr = X509_ATTRIBUTE_create(NID_X9_62_id_ecPublicKey,
+	    V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1))) == NULL)
+		goto out;
+	if ((n = i2d_X509_ATTRIBUTE(attr, &a)) <= 0 || (t = ASN1_TYPE_new()) == NULL)
+		goto out;
+	{
+		ASN1_STRING *s = ASN1_STRING_new();
+		ASN1_STRING_set(s, a, n);
+		ASN1_TYPE_set(t, V_ASN1_SEQUENCE, s);
+	}
+	sk_ASN1_TYPE_push(seq, t);
+	if (p->san_allowed != 0) {
+		if ((t = ASN1_TYPE_new()) == NULL)
+			goto out;
+		ASN1_TYPE_set(t, V_ASN1_OBJECT, OBJ_nid2obj(NID_subject_alt_name));
+		sk_ASN1_TYPE_push(seq, t);
+	}
+	if ((n = i2d_ASN1_SEQUENCE_ANY(seq, &out)) <= 0 ||
+	    (*der = malloc((size_t)n)) == NULL)
+		goto out;
+	memcpy(*der, out, (size_t)n);
+	*len = (size_t)n;
+	ret = 0;
+out:
+	OPENSSL_free(out);
+	OPENSSL_free(a);
+	X509_ATTRIBUTE_free(attr);
+	sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	return ret;
+}
+
+/* ---- enrollment ---- */
+
+static void
+est_job_done(struct signer_job *job, void *arg)
+{
+	struct est_req *r = arg;
+	STACK_OF(X509) *one = NULL;
+	const unsigned char *p = job->cert_der;
+	unsigned char *p7 = NULL;
+	size_t p7len = 0;
+	X509 *x = NULL;
+	int status = job->status;
+
+	if (status != 200) {
+		est_refuse(r, status, "%s", job->reason);
+		signer_job_free(job);
+		return;
+	}
+	if ((one = sk_X509_new_null()) == NULL ||
+	    (x = d2i_X509(NULL, &p, (long)job->cert_len)) == NULL ||
+	    !sk_X509_push(one, x) || est_certs_only(one, &p7, &p7len) != 0) {
+		if (x != NULL && sk_X509_num(one) == 0)
+			X509_free(x);
+		sk_X509_pop_free(one, X509_free);
+		est_refuse(r, 500, "cannot encode the answer (certificate %s "
+		    "is recorded)", job->serial);
+		signer_job_free(job);
+		return;
+	}
+	sk_X509_pop_free(one, X509_free);
+	if (job->op == SIGNER_SERVERKEYGEN) {
+		struct evbuffer *body = evbuffer_new();
+		char *k64, *c64;
+		size_t k64len = 0, c64len = 0;
+
+		k64 = b64_encode(job->key_der, job->key_len, &k64len);
+		c64 = b64_encode(p7, p7len, &c64len);
+		if (body == NULL || k64 == NULL || c64 == NULL) {
+			status = 500;
+		} else {
+			evbuffer_add_printf(body, "--" EST_BOUNDARY "\r\n"
+			    "Content-Type: application/pkcs8\r\n"
+			    "Content-Transfer-Encoding: base64\r\n\r\n");
+			evbuffer_add(body, k64, k64len);
+			evbuffer_add_printf(body, "\r\n--" EST_BOUNDARY "\r\n"
+			    "Content-Type: application/pkcs7-mime; "
+			    "smime-type=certs-only\r\n"
+			    "Content-Transfer-Encoding: base64\r\n\r\n");
+			evbuffer_add(body, c64, c64len);
+			evbuffer_add_printf(body, "\r\n--" EST_BOUNDARY "--\r\n");
+			evhttp_add_header(evhttp_request_get_output_headers(r->req),
+			    "Content-Type", "multipart/mixed; boundary="
+			    EST_BOUNDARY);
+			evhttp_send_reply(r->req, 200, "OK", body);
+		}
+		if (k64 != NULL)
+			util_freezero(k64, k64len);
+		free(c64);
+		evbuffer_free(body);
+	} else if (est_send_b64(r, "application/pkcs7-mime; smime-type=certs-only",
+	    p7, p7len) != 0)
+		status = 500;
+	free(p7);
+	if (status != 200)
+		est_refuse(r, 500, "cannot encode the answer (certificate %s is "
+		    "recorded)", job->serial);
+	else
+		est_done(r, 200, job->serial);
+	signer_job_free(job);
+}
+
+static int
+content_type_is(struct evhttp_request *req, const char *want)
+{
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Content-Type");
+	size_t n = strlen(want);
+
+	return ct != NULL && strncasecmp(ct, want, n) == 0 &&
+	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static void
+est_enroll(struct est_req *r, int label_idx)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	struct est_identity id;
+	struct signer_job *job = NULL;
+	const struct config_est *lb = r->label;
+	unsigned char *der = NULL;
+	size_t len = evbuffer_get_length(in), derlen = 0;
+	int n;
+
+	if (!content_type_is(r->req, "application/pkcs10")) {
+		est_refuse(r, 415, "Content-Type must be application/pkcs10");
+		return;
+	}
+	if (r->op == EST_SERVERKEYGEN && !lb->serverkeygen) {
+		est_refuse(r, 403, "serverkeygen is not enabled for EST label '%s'",
+		    lb->label);
+		return;
+	}
+	identify(r, label_idx, &id);
+	snprintf(r->who, sizeof(r->who), "client=%.400s id=%s",
+	    id.subject[0] ? id.subject : "-", est_id_names[id.kind]);
+	switch (id.kind) {
+	case EST_ID_NONE:
+		est_refuse(r, 401, "a client certificate is required");
+		goto out;
+	case EST_ID_UNTRUSTED:
+		est_refuse(r, 403, "%s", id.reason);
+		goto out;
+	case EST_ID_BOOTSTRAP:
+		if (r->op == EST_SIMPLEREENROLL) {
+			est_refuse(r, 403, "simplereenroll needs the certificate "
+			    "being renewed, not a bootstrap certificate");
+			goto out;
+		}
+		break;
+	default:
+		break;
+	}
+	if (len == 0 || (der = b64_decode(evbuffer_pullup(in, -1), len,
+	    &derlen)) == NULL) {
+		est_refuse(r, 400, "the body is not a base64 PKCS#10 request");
+		goto out;
+	}
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		est_refuse(r, 500, "out of memory");
+		goto out;
+	}
+	job->rt = runtime_ref(r->rt);
+	job->csr_der = der;
+	job->csr_len = derlen;
+	der = NULL;
+	snprintf(job->requester, sizeof(job->requester), "est:%s:%.400s",
+	    est_id_names[id.kind], id.subject);
+	snprintf(job->id_cn, sizeof(job->id_cn), "%s", id.cn);
+	snprintf(job->profile, sizeof(job->profile), "%s", lb->profile);
+	job->op = r->op == EST_SERVERKEYGEN ? SIGNER_SERVERKEYGEN : SIGNER_ENROLL;
+	job->cn_match = lb->cn_match;
+	if (id.kind == EST_ID_ISSUED && r->op != EST_SERVERKEYGEN &&
+	    (r->op == EST_SIMPLEREENROLL ||
+	    strcmp(id.rec.profile, lb->profile) == 0)) {
+		/* A renewal: the profile it was issued with, the same names. */
+		GENERAL_NAMES *san;
+
+		job->op = SIGNER_RENEW;
+		job->cn_match = 0;
+		snprintf(job->profile, sizeof(job->profile), "%s", id.rec.profile);
+		if ((n = i2d_X509_NAME(X509_get_subject_name(id.cert),
+		    &job->renew_subject)) <= 0) {
+			est_refuse(r, 500, "cannot encode the current subject");
+			goto out;
+		}
+		job->renew_subject_len = (size_t)n;
+		san = X509_get_ext_d2i(id.cert, NID_subject_alt_name, NULL, NULL);
+		if (san != NULL) {
+			n = i2d_GENERAL_NAMES(san, &job->renew_san);
+			GENERAL_NAMES_free(san);
+			if (n <= 0) {
+				est_refuse(r, 500, "cannot encode the current SAN");
+				goto out;
+			}
+			job->renew_san_len = (size_t)n;
+		}
+	} else if (r->op == EST_SIMPLEREENROLL) {
+		est_refuse(r, 403, "simplereenroll needs the certificate being "
+		    "renewed");
+		goto out;
+	}
+	job->done = est_job_done;
+	job->arg = r;
+	signer_submit(r->d->signer, job);
+	job = NULL;
+out:
+	signer_job_free(job);
+	free(der);
+	identity_free(&id);
+}
+
+/* ---- dispatch ---- */
+
+void
+est_handle(struct evhttp_request *req, void *arg)
+{
+	struct hsmcad *d = arg;
+	struct est_req *r;
+	const char *uri = evhttp_request_get_uri(req), *rest, *slash;
+	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+	struct evkeyval *kv;
+	char label[72];
+	int nhdr = 0, label_idx = -1;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	d->inflight++;
+	r->d = d;
+	r->req = req;
+	r->rt = runtime_ref(d->rt);
+	r->op = EST_OP_MAX;
+	snprintf(r->who, sizeof(r->who), "client=-");
+	snprintf(r->path, sizeof(r->path), "%.*s",
+	    (int)strcspn(uri, "?"), uri);
+	for (size_t i = 0; r->path[i] != '\0'; i++)
+		if (!isprint((unsigned char)r->path[i]))
+			r->path[i] = '?';
+
+	for (kv = hdrs->tqh_first; kv != NULL; kv = kv->next.tqe_next)
+		nhdr++;
+	if (nhdr > r->rt->cfg->daemon.max_headers) {
+		est_refuse(r, 431, "more than %d header lines",
+		    r->rt->cfg->daemon.max_headers);
+		return;
+	}
+	if (strncmp(r->path, EST_PREFIX, strlen(EST_PREFIX)) != 0) {
+		est_refuse(r, 404, "not an EST path (%s...)", EST_PREFIX);
+		return;
+	}
+	rest = r->path + strlen(EST_PREFIX);
+	label[0] = '\0';
+	if ((slash = strchr(rest, '/')) != NULL) {
+		if ((size_t)(slash - rest) >= sizeof(label)) {
+			est_refuse(r, 404, "unknown EST label");
+			return;
+		}
+		snprintf(label, sizeof(label), "%.*s", (int)(slash - rest), rest);
+		rest = slash + 1;
+	}
+	for (size_t i = 0; i < r->rt->cfg->nest; i++)
+		if (strcmp(r->rt->cfg->est[i].label, label) == 0) {
+			r->label = &r->rt->cfg->est[i];
+			label_idx = (int)i;
+		}
+	if (r->label == NULL) {
+		est_refuse(r, 404, "unknown EST label '%s'", label);
+		return;
+	}
+	for (int i = 0; i < EST_OP_MAX; i++)
+		if (strcmp(rest, est_op_names[i]) == 0)
+			r->op = (enum est_op)i;
+	if (r->op == EST_OP_MAX) {
+		est_refuse(r, 404, "unknown EST operation '%s'", rest);
+		return;
+	}
+	if ((r->op <= EST_CSRATTRS) != (cmd == EVHTTP_REQ_GET)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		    r->op <= EST_CSRATTRS ? "GET" : "POST");
+		est_refuse(r, 405, "%s takes %s", est_op_names[r->op],
+		    r->op <= EST_CSRATTRS ? "GET" : "POST");
+		return;
+	}
+
+	switch (r->op) {
+	case EST_CACERTS:
+		if (est_send_b64(r, "application/pkcs7-mime; smime-type=certs-only",
+		    r->rt->cacerts_p7, r->rt->cacerts_p7_len) != 0)
+			est_refuse(r, 500, "cannot encode cacerts");
+		else
+			est_done(r, 200, NULL);
+		return;
+	case EST_CSRATTRS: {
+		const struct profile *p = config_profile(r->rt->cfg,
+		    r->label->profile);
+		unsigned char *der = NULL;
+		size_t len = 0;
+
+		if (p == NULL || csrattrs_der(p, &der, &len) != 0 ||
+		    est_send_b64(r, "application/csrattrs", der, len) != 0)
+			est_refuse(r, 500, "cannot encode csrattrs");
+		else
+			est_done(r, 200, NULL);
+		free(der);
+		return;
+	}
+	default:
+		est_enroll(r, label_idx);
+		return;
+	}
+}

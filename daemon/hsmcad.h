@@ -1,0 +1,120 @@
+/* hsmcad.h: the daemon's shared state and the interfaces between its
+ * parts: the front (event loop, TLS, HTTP, EST) and the signer (workers
+ * that hold the CA keys' sessions and the store's write handle). */
+#ifndef HSMCAD_H
+#define HSMCAD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "hsmca/config.h"
+#include "hsmca/hsm.h"
+#include "hsmca/issue.h"
+#include "hsmca/store.h"
+
+/* What is reloaded on SIGHUP, reference counted: a request keeps the
+ * runtime it started with until it is answered. */
+struct runtime {
+	atomic_int		 refs;
+	struct config		*cfg;
+	X509_STORE		*ca_trust;	/* hsmca's own generations and roots */
+	X509_STORE		**bootstrap;	/* per cfg->est[i]; NULL: none */
+	STACK_OF(X509)		*cacerts;	/* every certificate a device may need */
+	unsigned char		*cacerts_p7;	/* PKCS#7 certs-only, DER */
+	size_t			 cacerts_p7_len;
+};
+
+/* Build a runtime from a parsed config (which it then owns, also on
+ * failure) and the generations in the store. */
+struct runtime	*runtime_build(struct config *cfg, struct store *st,
+		    struct hsmca_err *e);
+struct runtime	*runtime_ref(struct runtime *rt);
+void		 runtime_unref(struct runtime *rt);
+
+/* ---- the signer ---- */
+
+enum signer_op {
+	SIGNER_ENROLL,		/* first enrollment (bootstrap identity) */
+	SIGNER_RENEW,		/* renewal: same subject and SAN as the current cert */
+	SIGNER_SERVERKEYGEN,	/* enrollment with a key pair made here */
+	SIGNER_OP_MAX
+};
+
+/* A request as the signer sees it: facts, not objects. The signer
+ * re-parses the CSR and re-applies every rule itself. */
+struct signer_job {
+	enum signer_op	 op;
+	struct runtime	*rt;
+	char		 profile[64];
+	char		 requester[512];	/* for the record and the log */
+	unsigned char	*csr_der;
+	size_t		 csr_len;
+	/* authorization facts established by the front */
+	char		 id_cn[256];		/* authenticating certificate's CN */
+	int		 cn_match;		/* CSR CN must equal id_cn */
+	unsigned char	*renew_subject;		/* DER subject the CSR must carry */
+	size_t		 renew_subject_len;
+	unsigned char	*renew_san;		/* DER SAN the CSR must carry (NULL: none) */
+	size_t		 renew_san_len;
+	/* the answer */
+	int		 status;		/* HTTP status */
+	char		 reason[HSMCA_ERRMSG_MAX];
+	char		 serial[SERIAL_HEX_MAX];
+	unsigned char	*cert_der;
+	size_t		 cert_len;
+	unsigned char	*key_der;		/* PKCS#8, serverkeygen only */
+	size_t		 key_len;
+	/* completion, called on the event loop */
+	void		(*done)(struct signer_job *, void *);
+	void		*arg;
+	struct signer_job *next;
+};
+
+struct signer;
+
+int	signer_start(struct event_base *base, struct hsm *h, const char *store_path,
+	    int workers, struct signer **out, struct hsmca_err *e);
+/* Queue a job; its done callback runs later on the event loop. */
+void	signer_submit(struct signer *s, struct signer_job *job);
+/* Jobs queued or running. */
+int	signer_pending(struct signer *s);
+/* (Re)load the active CA generation every worker signs with; on failure
+ * jobs are answered 503 with the reason until the next load. */
+int	signer_set_issuer(struct signer *s, const struct config *cfg,
+	    struct hsmca_err *e);
+void	signer_stop(struct signer *s);
+void	signer_job_free(struct signer_job *job);
+
+/* ---- the front ---- */
+
+struct hsmcad {
+	const char		*config_path;
+	struct runtime		*rt;
+	struct event_base	*base;
+	struct evhttp		*https;
+	struct evhttp		*http;
+	SSL_CTX			*ssl;
+	struct store		*st;		/* read-only lookups on the loop */
+	struct hsm		*hsm;
+	struct signer		*signer;
+	int			 nconn;		/* open TLS connections */
+	int			 inflight;	/* requests not yet answered */
+	int			 draining;
+};
+
+/* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
+SSL_CTX	*tls_server_ctx(struct hsmcad *d, struct hsmca_err *e);
+struct bufferevent *tls_bevcb(struct event_base *base, void *arg);
+
+/* EST endpoints. */
+void	est_handle(struct evhttp_request *req, void *arg);
+
+/* PKCS#7 certs-only, DER. */
+int	est_certs_only(STACK_OF(X509) *certs, unsigned char **der, size_t *len);
+
+#endif

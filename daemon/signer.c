@@ -1,0 +1,365 @@
+/* signer.c: the workers that sign. Each has its own store handle and
+ * uses the HSM's session pool; the event loop hands them jobs and gets
+ * answers back through an event, so signing never blocks the loop.
+ *
+ * The signer trusts nothing the front built: it re-parses the CSR,
+ * re-checks the authorization facts and re-applies the profile. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "hsmca/ca.h"
+#include "hsmca/clock.h"
+#include "hsmca/csr.h"
+#include "hsmca/issue.h"
+
+#include "hsmcad.h"
+#include "log.h"
+
+struct signer {
+	struct event_base	*base;
+	struct event		*done_ev;
+	struct hsm		*hsm;
+	char			*store_path;
+	pthread_t		*threads;
+	int			 nthreads;
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 cond;
+	struct signer_job	*queue, *queue_tail;
+	struct signer_job	*done;
+	int			 pending;
+	int			 stopping;
+	pthread_rwlock_t	 issuer_lock;
+	struct issuer		*issuer;	/* NULL: no active generation */
+	char			 issuer_err[HSMCA_ERRMSG_MAX];
+};
+
+void
+signer_job_free(struct signer_job *job)
+{
+	if (job == NULL)
+		return;
+	if (job->rt != NULL)
+		runtime_unref(job->rt);
+	free(job->csr_der);
+	free(job->renew_subject);
+	free(job->renew_san);
+	free(job->cert_der);
+	if (job->key_der != NULL)
+		util_freezero(job->key_der, job->key_len);
+	free(job);
+}
+
+static void
+job_fail(struct signer_job *job, int status, const char *reason)
+{
+	job->status = status;
+	snprintf(job->reason, sizeof(job->reason), "%s", reason);
+}
+
+static int
+der_equal(const unsigned char *a, size_t alen, const unsigned char *b,
+    size_t blen)
+{
+	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+/* The renewal rule (RFC 7030 4.2.2): the same subject and SAN. */
+static int
+check_renewal(struct signer_job *job, const struct csr *csr)
+{
+	unsigned char *der = NULL;
+	GENERAL_NAMES *san;
+	int len, same;
+
+	len = i2d_X509_NAME(X509_REQ_get_subject_name(csr->req), &der);
+	same = len > 0 && der_equal(der, (size_t)len, job->renew_subject,
+	    job->renew_subject_len);
+	OPENSSL_free(der);
+	der = NULL;
+	if (!same) {
+		job_fail(job, 400, "renewal must keep the subject of the "
+		    "current certificate");
+		return -1;
+	}
+	san = csr_get_san(csr);
+	len = san != NULL ? i2d_GENERAL_NAMES(san, &der) : 0;
+	same = len >= 0 && der_equal(der, (size_t)len, job->renew_san,
+	    job->renew_san_len);
+	OPENSSL_free(der);
+	GENERAL_NAMES_free(san);
+	if (!same) {
+		job_fail(job, 400, "renewal must keep the subjectAltName of the "
+		    "current certificate");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_cn(struct signer_job *job, const struct csr *csr)
+{
+	char cn[256];
+	int n;
+
+	n = X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(csr->req),
+	    NID_commonName, cn, sizeof(cn));
+	if (n < 0 || strcmp(cn, job->id_cn) != 0) {
+		snprintf(job->reason, sizeof(job->reason), "CSR CN '%.200s' "
+		    "does not match the client certificate's CN '%.200s'",
+		    n < 0 ? "" : cn, job->id_cn);
+		job->status = 403;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+signer_process(struct signer *s, struct store *st, struct signer_job *job)
+{
+	struct csr *csr = NULL, keyed;
+	struct issue_request req;
+	struct issue_result res;
+	struct hsmca_err e;
+	EVP_PKEY *newkey = NULL;
+	unsigned char *der = NULL;
+	int len, ret;
+
+	memset(&res, 0, sizeof(res));
+	err_clear(&e);
+	if ((ret = csr_parse(job->csr_der, job->csr_len, &csr, &e)) != 0) {
+		job_fail(job, 400, e.msg);
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	if ((req.profile = config_profile(job->rt->cfg, job->profile)) == NULL) {
+		job_fail(job, 500, "the label's profile is not configured");
+		goto out;
+	}
+	if (job->cn_match && check_cn(job, csr) != 0)
+		goto out;
+	if (job->op == SIGNER_RENEW && check_renewal(job, csr) != 0)
+		goto out;
+	req.csr = csr;
+	if (job->op == SIGNER_SERVERKEYGEN) {
+		/* The key pair is made here and travels back with the
+		 * certificate (RFC 7030 4.4): a software key by nature. */
+		if ((newkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL) {
+			job_fail(job, 500, "key generation failed");
+			goto out;
+		}
+		keyed = *csr;
+		keyed.pubkey = newkey;
+		req.csr = &keyed;
+	}
+	req.requester = job->requester;
+	req.now = clock_now();
+
+	pthread_rwlock_rdlock(&s->issuer_lock);
+	if (s->issuer == NULL) {
+		job_fail(job, 503, s->issuer_err);
+		ret = HSMCA_ERR_CA_STATE;
+	} else
+		ret = issue_certificate(s->hsm, st, s->issuer, &req, &res, &e);
+	pthread_rwlock_unlock(&s->issuer_lock);
+	if (s->issuer == NULL && ret == HSMCA_ERR_CA_STATE)
+		goto out;
+	if (ret != 0) {
+		job_fail(job, err_http_status(ret), e.msg);
+		goto out;
+	}
+	if ((len = i2d_X509(res.cert, &der)) <= 0 ||
+	    (job->cert_der = malloc((size_t)len)) == NULL) {
+		job_fail(job, 500, "cannot encode the certificate");
+		goto out;
+	}
+	memcpy(job->cert_der, der, (size_t)len);
+	job->cert_len = (size_t)len;
+	memcpy(job->serial, res.serial, sizeof(job->serial));
+	if (newkey != NULL) {
+		OPENSSL_free(der);
+		der = NULL;
+		if ((len = i2d_PrivateKey(newkey, &der)) <= 0 ||
+		    (job->key_der = malloc((size_t)len)) == NULL) {
+			job_fail(job, 500, "cannot encode the key");
+			goto out;
+		}
+		memcpy(job->key_der, der, (size_t)len);
+		job->key_len = (size_t)len;
+		OPENSSL_cleanse(der, (size_t)len);
+	}
+	job->status = 200;
+out:
+	OPENSSL_free(der);
+	EVP_PKEY_free(newkey);
+	issue_result_free(&res);
+	csr_free(csr);
+}
+
+static void *
+signer_worker(void *arg)
+{
+	struct signer *s = arg;
+	struct store *st = NULL;
+	struct signer_job *job;
+	struct hsmca_err e;
+
+	if (store_open(s->store_path, &st, &e) != 0)
+		log_warnx("signer: %s", e.msg);
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		while ((job = s->queue) == NULL && !s->stopping)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (job == NULL) {
+			/* Stopping, and the queue is drained. */
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		s->queue = job->next;
+		if (s->queue == NULL)
+			s->queue_tail = NULL;
+		pthread_mutex_unlock(&s->lock);
+
+		if (st == NULL)
+			job_fail(job, 503, "the certificate store is unavailable");
+		else
+			signer_process(s, st, job);
+
+		pthread_mutex_lock(&s->lock);
+		job->next = s->done;
+		s->done = job;
+		pthread_mutex_unlock(&s->lock);
+		event_active(s->done_ev, EV_READ, 0);
+	}
+	store_close(st);
+	return NULL;
+}
+
+/* On the loop: hand finished jobs back to the front. */
+static void
+signer_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct signer *s = arg;
+	struct signer_job *list, *next;
+
+	pthread_mutex_lock(&s->lock);
+	list = s->done;
+	s->done = NULL;
+	pthread_mutex_unlock(&s->lock);
+	for (; list != NULL; list = next) {
+		next = list->next;
+		pthread_mutex_lock(&s->lock);
+		s->pending--;
+		pthread_mutex_unlock(&s->lock);
+		list->done(list, list->arg);
+	}
+}
+
+/* Load the active generation as the issuer every worker signs with. */
+int
+signer_set_issuer(struct signer *s, const struct config *cfg,
+    struct hsmca_err *e)
+{
+	struct store *st = NULL;
+	struct issuer *iss = NULL, *old;
+	struct ca_ctx ctx;
+	int ret;
+
+	if ((ret = store_open(s->store_path, &st, e)) != 0)
+		return ret;
+	ctx.cfg = cfg;
+	ctx.st = st;
+	ctx.hsm = s->hsm;
+	ret = ca_open_active(&ctx, &iss, e);
+	pthread_rwlock_wrlock(&s->issuer_lock);
+	old = s->issuer;
+	s->issuer = iss;
+	if (ret != 0)
+		snprintf(s->issuer_err, sizeof(s->issuer_err), "%s", e->msg);
+	pthread_rwlock_unlock(&s->issuer_lock);
+	issuer_free(old);
+	store_close(st);
+	return ret;
+}
+
+int
+signer_start(struct event_base *base, struct hsm *h, const char *store_path,
+    int workers, struct signer **out, struct hsmca_err *e)
+{
+	struct signer *s;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->store_path = strdup(store_path)) == NULL ||
+	    (s->threads = calloc((size_t)workers, sizeof(pthread_t))) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	s->base = base;
+	s->hsm = h;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	pthread_rwlock_init(&s->issuer_lock, NULL);
+	snprintf(s->issuer_err, sizeof(s->issuer_err), "no active CA generation");
+	if ((s->done_ev = event_new(base, -1, 0, signer_done_cb, s)) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "event_new");
+	for (int i = 0; i < workers; i++) {
+		if (pthread_create(&s->threads[i], NULL, signer_worker, s) != 0)
+			return err_set(e, HSMCA_ERR_INTERNAL, "pthread_create");
+		s->nthreads++;
+	}
+	*out = s;
+	return 0;
+}
+
+void
+signer_submit(struct signer *s, struct signer_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->queue_tail != NULL)
+		s->queue_tail->next = job;
+	else
+		s->queue = job;
+	s->queue_tail = job;
+	s->pending++;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int
+signer_pending(struct signer *s)
+{
+	int n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->pending;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+void
+signer_stop(struct signer *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	if (s->done_ev != NULL)
+		event_free(s->done_ev);
+	issuer_free(s->issuer);
+	pthread_rwlock_destroy(&s->issuer_lock);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s->threads);
+	free(s->store_path);
+	free(s);
+}

@@ -1,0 +1,254 @@
+#!/bin/sh
+# hsmcad over mutual TLS with curl as the EST client (RFC 7030): cacerts,
+# csrattrs, enrollment with a factory certificate, renewal, serverkeygen,
+# every refusal with its status and reason; TLS versions; reload; drain.
+. "$top_srcdir/tests/integration/lib.sh"
+command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
+
+est_setup est
+expect_ok "hsmcad -t accepts the configuration" "$top_builddir/daemon/hsmcad" -t -c "$CONF"
+check "hsmcad -t says so" grep -q "configuration OK" "$WORK/last.out"
+hsmcad_start
+ok "hsmcad starts and answers on port $PORT"
+check "the pidfile holds its pid" test "$(cat "$CADIR/hsmcad.pid")" = "$HSMCAD_PID"
+
+# cacerts: no client certificate needed.
+hsmca ca download 2 >"$WORK/ica.pem"
+STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" "$URL/cacerts")
+check "cacerts answers 200 without a client certificate" test "$STATUS" = 200
+check "cacerts is application/pkcs7-mime certs-only, base64" \
+	sh -c "grep -qi '^Content-Type: application/pkcs7-mime; smime-type=certs-only' '$WORK/hdr' && grep -qi '^Content-Transfer-Encoding: base64' '$WORK/hdr'"
+p7_certs >"$WORK/cacerts.pem"
+check "cacerts carries the issuing CA and the root" \
+	sh -c "test \$(grep -c 'BEGIN CERTIFICATE' '$WORK/cacerts.pem') -eq 2 &&
+	       grep -q \"\$(sed -n 2p '$WORK/ica.pem')\" '$WORK/cacerts.pem' &&
+	       grep -q \"\$(sed -n 2p '$CADIR/root.pem')\" '$WORK/cacerts.pem'"
+
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" "$URL/csrattrs")
+check "csrattrs answers 200" test "$STATUS" = 200
+check "csrattrs is a DER SEQUENCE naming ecdsa-with-SHA256 and prime256v1" \
+	sh -c "base64 -d '$WORK/last.out' | openssl asn1parse -inform DER | grep -q ecdsa-with-SHA256 &&
+	       base64 -d '$WORK/last.out' | openssl asn1parse -inform DER | grep -q prime256v1"
+
+# First enrollment with the factory certificate.
+BOOT="--cert $WORK/dev-1.boot.pem --key $WORK/dev-1.boot.key"
+csr_b64 dev1 ec:P-256 "/CN=dev-1" "subjectAltName=URI:urn:dev:1"
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/dev1.b64" $BOOT
+check "simpleenroll with a bootstrap certificate answers 200" test "$STATUS" = 200
+p7_certs >"$WORK/dev1.pem"
+check "the answer holds the certificate for CN=dev-1" \
+	sh -c "openssl x509 -in '$WORK/dev1.pem' -noout -subject | grep -q 'CN = dev-1'"
+expect_ok "it verifies with openssl" openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/ica.pem" "$WORK/dev1.pem"
+cat "$WORK/dev1.pem" "$WORK/ica.pem" "$CADIR/root.pem" >"$WORK/dev1.chain"
+run certtool --verify-chain --infile "$WORK/dev1.chain"
+check "it verifies with certtool" grep -q "Chain verification output: Verified" "$WORK/last.out"
+check "its key is the one in the CSR" test \
+	"$(openssl x509 -in "$WORK/dev1.pem" -noout -pubkey)" = "$(openssl pkey -in "$WORK/dev1.key" -pubout)"
+req=$(sqlite3 "$CADIR/hsmca.db" "SELECT requester FROM cert WHERE subject = 'CN=dev-1'" 2>&1)
+check "the store records it with the bootstrap identity as requester ($req)" \
+	test "$req" = "est:bootstrap:CN=dev-1"
+check "hsmcad logged the request with identity, path, status and serial" \
+	grep -q "client=CN=dev-1 id=bootstrap POST /.well-known/est/simpleenroll 200 serial [0-9a-f]*" "$CADIR/hsmcad.log"
+
+# Refusals: status, one line of reason, nothing recorded.
+refused_est() {
+	desc=$1; want=$2; pattern=$3
+	if [ "$STATUS" = "$want" ] && grep -Eq -- "$pattern" "$WORK/last.out" &&
+	    [ "$(wc -l <"$WORK/last.out")" -eq 1 ]; then
+		ok "$desc: $want"
+	else
+		not_ok "$desc: got $STATUS, wanted $want and /$pattern/"
+	fi
+}
+rows=$(count_rows)
+csr_b64 dev2 ec:P-256 "/CN=dev-2"
+est_post simpleenroll "$WORK/dev2.b64"
+refused_est "no client certificate" 401 "client certificate is required"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/rogue.key" \
+	-subj "/CN=Rogue CA" -days 10 -addext basicConstraints=critical,CA:TRUE \
+	-addext keyUsage=critical,keyCertSign -out "$WORK/rogue.pem" 2>/dev/null
+bootstrap_cert dev-2 "$WORK/rogue"
+est_post simpleenroll "$WORK/dev2.b64" --cert "$WORK/dev-2.boot.pem" --key "$WORK/dev-2.boot.key"
+refused_est "a client certificate from an untrusted CA" 403 "not trusted"
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/dev2.b64" $BOOT
+refused_est "CSR CN differs from the bootstrap certificate's CN" 403 "does not match the client certificate's CN 'dev-1'"
+openssl req -in "$WORK/dev1.csr" -outform DER >"$WORK/dev1.der"
+printf 'not base64 at all!!' >"$WORK/junk.b64"
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/junk.b64" $BOOT
+refused_est "a body that is not base64" 400 "base64"
+head -c 200 /dev/urandom | base64 >"$WORK/garbage.b64"
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/garbage.b64" $BOOT
+refused_est "base64 of garbage" 400 "PKCS#10"
+csr_b64 weak rsa:1024 "/CN=dev-1"
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/weak.b64" $BOOT
+refused_est "an RSA-1024 CSR" 400 "1024"
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $BOOT \
+	-H "Content-Type: text/plain" --data-binary "@$WORK/dev1.b64" "$URL/simpleenroll")
+refused_est "the wrong Content-Type" 415 "application/pkcs10"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $BOOT \
+	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/dev1.b64" "https://localhost:$PORT/.well-known/est/nolabel/simpleenroll")
+refused_est "an unknown label" 404 "unknown EST label 'nolabel'"
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" "$URL/fullcmc")
+refused_est "an unknown operation" 404 "unknown EST operation"
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" "$URL/simpleenroll")
+refused_est "GET simpleenroll" 405 "takes POST"
+head -c 20000 /dev/zero | tr '\0' 'A' >"$WORK/big.b64"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CADIR/root.pem" $BOOT \
+	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/big.b64" "$URL/simpleenroll")
+check "a body over max-body is refused with 413" test "$STATUS" = 413
+# shellcheck disable=SC2086
+est_post serverkeygen "$WORK/dev1.b64" $BOOT
+refused_est "serverkeygen on a label without it" 403 "serverkeygen is not enabled"
+# shellcheck disable=SC2086
+est_post simplereenroll "$WORK/dev1.b64" $BOOT
+refused_est "simplereenroll with a bootstrap certificate" 403 "certificate being renewed"
+check "no refused request left a row in the store" test "$(count_rows)" -eq "$rows"
+
+# Renewal with the issued certificate: new key, same names.
+ISSUED="--cert $WORK/dev1.pem --key $WORK/dev1.key"
+csr_b64 dev1b ec:P-256 "/CN=dev-1" "subjectAltName=URI:urn:dev:1"
+# shellcheck disable=SC2086
+est_post simplereenroll "$WORK/dev1b.b64" $ISSUED
+check "simplereenroll with the issued certificate and a new key: 200" test "$STATUS" = 200
+p7_certs >"$WORK/dev1b.pem"
+expect_ok "the renewed certificate verifies" openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/ica.pem" "$WORK/dev1b.pem"
+check "it carries the new key" test \
+	"$(openssl x509 -in "$WORK/dev1b.pem" -noout -pubkey)" = "$(openssl pkey -in "$WORK/dev1b.key" -pubout)"
+n=$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE requester = 'est:issued:CN=dev-1'" 2>&1)
+check "it is recorded as requested by the issued certificate ($n)" test "$n" = 1
+rows=$(count_rows)
+csr_b64 dev1c ec:P-256 "/CN=dev-1-renamed" "subjectAltName=URI:urn:dev:1"
+# shellcheck disable=SC2086
+est_post simplereenroll "$WORK/dev1c.b64" $ISSUED
+refused_est "simplereenroll with a changed subject" 400 "keep the subject"
+csr_b64 dev1d ec:P-256 "/CN=dev-1" "subjectAltName=URI:urn:dev:other"
+# shellcheck disable=SC2086
+est_post simplereenroll "$WORK/dev1d.b64" $ISSUED
+refused_est "simplereenroll with a changed SAN" 400 "keep the subjectAltName"
+check "the refused renewals left nothing in the store" test "$(count_rows)" -eq "$rows"
+# Azure IoT Edge renews through simpleenroll with its current certificate.
+csr_b64 dev1e ec:P-256 "/CN=dev-1" "subjectAltName=URI:urn:dev:1"
+ISSUED_B="--cert $WORK/dev1b.pem --key $WORK/dev1b.key"
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/dev1e.b64" $ISSUED_B
+check "simpleenroll with an issued certificate is a renewal: 200" test "$STATUS" = 200
+# A revoked certificate cannot renew (marked in the store directly: the
+# revoke command arrives with revocation).
+serial_b=$(openssl x509 -in "$WORK/dev1b.pem" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//')
+run sqlite3 "$CADIR/hsmca.db" "UPDATE cert SET status = 'revoked', revoked_at = strftime('%s','now'), revoke_reason = 1 WHERE serial = '$serial_b'; SELECT changes();"
+check "the certificate is marked revoked in the store" grep -qx 1 "$WORK/last.out"
+# shellcheck disable=SC2086
+est_post simplereenroll "$WORK/dev1e.b64" $ISSUED_B
+refused_est "a revoked client certificate cannot renew" 403 "is revoked"
+
+# The edge label: an edge gateway's CA, and server-side key generation.
+EDGE="https://localhost:$PORT/.well-known/est/edge"
+csr_b64 gw ec:P-256 "/CN=gateway-7 device CA"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $BOOT \
+	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/gw.b64" "$EDGE/simpleenroll")
+check "edge label: simpleenroll issues an edge CA (cn-match off): 200" test "$STATUS" = 200
+p7_certs >"$WORK/gw.pem"
+run openssl x509 -in "$WORK/gw.pem" -noout -ext basicConstraints
+check "edge CA certificate is CA:TRUE, pathlen 0" grep -q "CA:TRUE, pathlen:0" "$WORK/last.out"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/skg.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $BOOT \
+	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/gw.b64" "$EDGE/serverkeygen")
+check "edge label: serverkeygen answers 200" test "$STATUS" = 200
+check "serverkeygen answers multipart/mixed" grep -qi "^Content-Type: multipart/mixed; boundary=" "$WORK/hdr"
+boundary=$(sed -n 's/^[Cc]ontent-[Tt]ype: multipart\/mixed; boundary=\([^[:space:]]*\).*/\1/p' "$WORK/hdr" | tr -d '\r')
+# Split the two parts: the PKCS#8 key, then the PKCS#7 certificate.
+tr -d '\r' <"$WORK/skg.out" | awk -v b="--$boundary" -v out="$WORK/skg.part" '
+	$0 == b || $0 == b "--" { part++; body = 0; next }
+	part && !body && /^$/ { body = 1; next }
+	body { print > (out part) }'
+check "the first part is a PKCS#8 private key" \
+	sh -c "base64 -d '$WORK/skg.part1' | openssl pkey -inform DER -out '$WORK/skg.key' 2>/dev/null"
+base64 -d "$WORK/skg.part2" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | sed -n '/BEGIN/,/END/p' >"$WORK/skg.pem"
+check "the second part is the certificate for that key" test -s "$WORK/skg.pem" -a \
+	"$(openssl x509 -in "$WORK/skg.pem" -noout -pubkey 2>/dev/null)" = "$(openssl pkey -in "$WORK/skg.key" -pubout 2>/dev/null)"
+check "the certificate is not for the CSR's key" test \
+	"$(openssl x509 -in "$WORK/skg.pem" -noout -pubkey 2>/dev/null)" != "$(openssl pkey -in "$WORK/gw.key" -pubout)"
+expect_ok "the serverkeygen certificate verifies" openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/ica.pem" "$WORK/skg.pem"
+
+# TLS versions.
+run sh -c "openssl s_client -connect 127.0.0.1:$PORT -tls1_1 </dev/null"
+check "TLS 1.1 is refused" test "$RC" -ne 0
+run sh -c "openssl s_client -connect 127.0.0.1:$PORT -tls1 </dev/null"
+check "TLS 1.0 is refused" test "$RC" -ne 0
+run sh -c "openssl s_client -connect 127.0.0.1:$PORT -tls1_2 -CAfile '$CADIR/root.pem' </dev/null"
+check "TLS 1.2 is accepted" grep -q "Protocol *: TLSv1.2" "$WORK/last.out"
+run sh -c "openssl s_client -connect 127.0.0.1:$PORT -tls1_3 -CAfile '$CADIR/root.pem' </dev/null"
+check "TLS 1.3 is accepted" grep -q "TLSv1.3" "$WORK/last.out"
+
+# A client that connects and says nothing is dropped by the timeout (5s):
+# after the TLS handshake, and without even starting one. The client's
+# stdin is a FIFO held open by a sleeping writer, so only the client's
+# own lifetime is timed.
+idle_secs() {
+	rm -f "$WORK/fifo"; mkfifo "$WORK/fifo"
+	sleep 14 >"$WORK/fifo" &
+	holder=$!
+	start=$(date +%s)
+	timeout 13 "$@" <"$WORK/fifo" >/dev/null 2>&1
+	echo $(( $(date +%s) - start ))
+	kill "$holder" 2>/dev/null
+}
+took=$(idle_secs openssl s_client -quiet -connect 127.0.0.1:$PORT -CAfile "$CADIR/root.pem")
+check "an idle TLS connection is closed by the server's timeout (after ${took}s)" \
+	test "$took" -ge 4 -a "$took" -le 8
+# A raw TCP client that never sends a ClientHello: the server must close
+# its side (curl's telnet client does not notice, so ask the kernel).
+rm -f "$WORK/fifo2"; mkfifo "$WORK/fifo2"
+sleep 14 >"$WORK/fifo2" &
+holder=$!
+timeout 13 curl -s telnet://127.0.0.1:$PORT <"$WORK/fifo2" >/dev/null 2>&1 &
+i=0; until [ "$(ss -Htn state established "( sport = :$PORT )" | wc -l)" -ge 1 ] || [ $i -ge 40 ]; do i=$((i + 1)); sleep 0.05; done
+check "a raw TCP connection is open on the server" test "$(ss -Htn state established "( sport = :$PORT )" | wc -l)" -ge 1
+i=0; while [ "$(ss -Htn state established "( sport = :$PORT )" | wc -l)" -ge 1 ] && [ $i -lt 160 ]; do i=$((i + 1)); sleep 0.05; done
+check "the server closes a connection that never starts TLS (after ~$((i / 20))s)" \
+	test "$(ss -Htn state established "( sport = :$PORT )" | wc -l)" -eq 0
+kill "$holder" 2>/dev/null
+
+# SIGHUP: a new label appears without a restart and without a new login.
+cat >>"$CONF" <<EOC
+
+[est extra]
+profile = server
+EOC
+STATUS=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CADIR/root.pem" "https://localhost:$PORT/.well-known/est/extra/cacerts")
+check "before SIGHUP the new label is unknown" test "$STATUS" = 404
+logins=$(grep -c "logged in to token" "$CADIR/hsmcad.log")
+kill -HUP "$HSMCAD_PID"
+i=0; until grep -q "reloaded:" "$CADIR/hsmcad.log" || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.05; done
+STATUS=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CADIR/root.pem" "https://localhost:$PORT/.well-known/est/extra/cacerts")
+check "after SIGHUP it answers" test "$STATUS" = 200
+check "the reload did not log in to the token again" test "$(grep -c "logged in to token" "$CADIR/hsmcad.log")" -eq "$logins"
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/dev1e.b64" $ISSUED
+check "enrollment still works after the reload" test "$STATUS" = 200
+
+# SIGTERM drains and exits cleanly.
+kill -TERM "$HSMCAD_PID"
+wait "$HSMCAD_PID"
+rc=$?
+HSMCAD_PID=
+check "SIGTERM: hsmcad exits 0" test "$rc" -eq 0
+check "SIGTERM: it logged the drain" grep -q "draining" "$CADIR/hsmcad.log"
+check "SIGTERM: the pidfile is gone" test ! -e "$CADIR/hsmcad.pid"
+check "the store is intact" test "$(sqlite3 "$CADIR/hsmca.db" 'PRAGMA integrity_check')" = ok
+
+# -t refuses a key that does not match the certificate.
+sed "s|^tls-key = .*|tls-key = $WORK/dev1.key|" "$CONF" >"$CADIR/badkey.conf"
+run "$top_builddir/daemon/hsmcad" -t -c "$CADIR/badkey.conf"
+check "hsmcad -t refuses a tls-key that does not match tls-cert" \
+	sh -c "test $RC -ne 0 && grep -q 'does not match' '$WORK/last.err'"
+
+done_testing
