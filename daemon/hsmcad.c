@@ -185,7 +185,6 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
 	struct hsmcad *d = arg;
 	struct timeval tv = { 0, DRAIN_TICK_MS * 1000 };
-	struct event *tick;
 
 	if (d->draining)
 		return;
@@ -196,10 +195,11 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 		evhttp_del_accept_socket(d->https, https_socket);
 		https_socket = NULL;
 	}
-	if ((tick = event_new(d->base, -1, EV_PERSIST, drain_tick, d)) == NULL)
+	if ((d->drain_ev = event_new(d->base, -1, EV_PERSIST, drain_tick,
+	    d)) == NULL)
 		event_base_loopexit(d->base, NULL);
 	else
-		event_add(tick, &tv);
+		event_add(d->drain_ev, &tv);
 }
 
 static void
@@ -376,6 +376,8 @@ main(int argc, char *argv[])
 	if (d.rt->cfg->daemon.pidfile != NULL)
 		unlink(d.rt->cfg->daemon.pidfile);
 	signer_stop(d.signer);
+	if (d.drain_ev != NULL)
+		event_free(d.drain_ev);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);

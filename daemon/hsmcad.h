@@ -105,6 +105,7 @@ struct hsmcad {
 	int			 nconn;		/* open TLS connections */
 	int			 inflight;	/* requests not yet answered */
 	int			 draining;
+	struct event		*drain_ev;	/* SIGTERM: waits for in-flight work */
 };
 
 /* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
