@@ -264,13 +264,74 @@ identity_free(struct est_identity *id)
 	store_cert_free_fields(&id->rec);
 }
 
+/* What verifying a connection's client chain found, kept with the TLS
+ * connection: a keep-alive client sends many requests with one chain.
+ * Redone after a reload, for another label, or once it is a minute old
+ * (certificates expire); the certificate's status in the store is
+ * looked up on every request. */
+#define EST_ID_CACHE_SECS 60
+
+struct est_id_cache {
+	struct runtime	*rt;		/* the trust it was verified against */
+	time_t		 at;
+	int		 ca_ok;		/* chains to hsmca's generations */
+	char		 ca_issuer_sha1[UTIL_SHA1_HEX];
+	int		 label_idx;	/* bootstrap verified for this label */
+	int		 boot_ok;
+	char		 why[128];
+};
+
+static int id_cache_index = -1;
+
+static void
+id_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	free(ptr);
+}
+
+static struct est_id_cache *
+id_cache_get(SSL *ssl, struct runtime *rt, int label_idx, time_t now,
+    X509 *cert, STACK_OF(X509) *untrusted)
+{
+	struct est_id_cache *c;
+	STACK_OF(X509) *chain = NULL;
+
+	if (id_cache_index == -1)
+		id_cache_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    id_cache_free);
+	if ((c = SSL_get_ex_data(ssl, id_cache_index)) != NULL &&
+	    c->rt == rt && c->label_idx == label_idx &&
+	    now - c->at < EST_ID_CACHE_SECS && now >= c->at)
+		return c;
+	if (c == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return NULL;
+		SSL_set_ex_data(ssl, id_cache_index, c);
+	}
+	memset(c, 0, sizeof(*c));
+	c->rt = rt;
+	c->at = now;
+	c->label_idx = label_idx;
+	if (verify_chain(rt->ca_trust, cert, untrusted, &chain, c->why,
+	    sizeof(c->why)) && sk_X509_num(chain) >= 2 &&
+	    util_cert_sha1(sk_X509_value(chain, 1), c->ca_issuer_sha1) == 0)
+		c->ca_ok = 1;
+	sk_X509_pop_free(chain, X509_free);
+	if (!c->ca_ok && label_idx >= 0 && rt->bootstrap[label_idx] != NULL &&
+	    verify_chain(rt->bootstrap[label_idx], cert, untrusted, NULL,
+	    c->why, sizeof(c->why)))
+		c->boot_ok = 1;
+	return c;
+}
+
 static void
 identify(struct est_req *r, int label_idx, struct est_identity *id)
 {
 	SSL *ssl = request_ssl(r->req);
-	STACK_OF(X509) *untrusted, *chain = NULL;
+	struct est_id_cache *c;
 	struct store_generation g;
-	char serial[SERIAL_HEX_MAX], sha1[UTIL_SHA1_HEX], why[128] = "";
+	char serial[SERIAL_HEX_MAX];
 	char *subj;
 
 	memset(id, 0, sizeof(*id));
@@ -285,16 +346,18 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 		snprintf(id->subject, sizeof(id->subject), "%s", subj);
 		free(subj);
 	}
-	untrusted = SSL_get_peer_cert_chain(ssl);
+	if ((c = id_cache_get(ssl, r->rt, label_idx, clock_now(), id->cert,
+	    SSL_get_peer_cert_chain(ssl))) == NULL) {
+		id->kind = EST_ID_UNTRUSTED;
+		snprintf(id->reason, sizeof(id->reason), "out of memory");
+		return;
+	}
 
 	/* A certificate hsmca issued, still valid in the store? */
-	if (verify_chain(r->rt->ca_trust, id->cert, untrusted, &chain, why,
-	    sizeof(why)) && sk_X509_num(chain) >= 2 &&
-	    util_cert_sha1(sk_X509_value(chain, 1), sha1) == 0 &&
+	if (c->ca_ok &&
 	    serial_to_hex(X509_get0_serialNumber(id->cert), serial) == 0 &&
-	    store_find_generation(r->d->st, sha1, &g, NULL) == 0 &&
+	    store_find_generation(r->d->st, c->ca_issuer_sha1, &g, NULL) == 0 &&
 	    store_get_cert(r->d->st, g.id, serial, &id->rec, NULL) == 0) {
-		sk_X509_pop_free(chain, X509_free);
 		store_generation_free_fields(&g);
 		if (id->rec.status != STORE_CERT_VALID) {
 			id->kind = EST_ID_UNTRUSTED;
@@ -306,19 +369,16 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 		id->kind = EST_ID_ISSUED;
 		return;
 	}
-	sk_X509_pop_free(chain, X509_free);
 	store_generation_free_fields(&g);
 
 	/* A factory (bootstrap) certificate this label trusts? */
-	if (label_idx >= 0 && r->rt->bootstrap[label_idx] != NULL &&
-	    verify_chain(r->rt->bootstrap[label_idx], id->cert, untrusted,
-	    NULL, why, sizeof(why))) {
+	if (c->boot_ok) {
 		id->kind = EST_ID_BOOTSTRAP;
 		return;
 	}
 	id->kind = EST_ID_UNTRUSTED;
 	snprintf(id->reason, sizeof(id->reason), "client certificate '%.120s' "
-	    "is not trusted for this label: %.80s", id->subject, why);
+	    "is not trusted for this label: %.80s", id->subject, c->why);
 }
 
 /* ---- csrattrs ---- */
@@ -379,39 +439,22 @@ static void
 est_job_done(struct signer_job *job, void *arg)
 {
 	struct est_req *r = arg;
-	STACK_OF(X509) *one = NULL;
-	const unsigned char *p = job->cert_der;
-	unsigned char *p7 = NULL;
-	size_t p7len = 0;
-	X509 *x = NULL;
-	int status = job->status;
+	int ok = 1;
 
-	if (status != 200) {
-		est_refuse(r, status, "%s", job->reason);
+	if (job->status != 200) {
+		est_refuse(r, job->status, "%s", job->reason);
 		signer_job_free(job);
 		return;
 	}
-	if ((one = sk_X509_new_null()) == NULL ||
-	    (x = d2i_X509(NULL, &p, (long)job->cert_len)) == NULL ||
-	    !sk_X509_push(one, x) || est_certs_only(one, &p7, &p7len) != 0) {
-		if (x != NULL && sk_X509_num(one) == 0)
-			X509_free(x);
-		sk_X509_pop_free(one, X509_free);
-		est_refuse(r, 500, "cannot encode the answer (certificate %s "
-		    "is recorded)", job->serial);
-		signer_job_free(job);
-		return;
-	}
-	sk_X509_pop_free(one, X509_free);
 	if (job->op == SIGNER_SERVERKEYGEN) {
 		struct evbuffer *body = evbuffer_new();
 		char *k64, *c64;
 		size_t k64len = 0, c64len = 0;
 
 		k64 = b64_encode(job->key_der, job->key_len, &k64len);
-		c64 = b64_encode(p7, p7len, &c64len);
+		c64 = b64_encode(job->p7_der, job->p7_len, &c64len);
 		if (body == NULL || k64 == NULL || c64 == NULL) {
-			status = 500;
+			ok = 0;
 		} else {
 			evbuffer_add_printf(body, "--" EST_BOUNDARY "\r\n"
 			    "Content-Type: application/pkcs8\r\n"
@@ -433,10 +476,9 @@ est_job_done(struct signer_job *job, void *arg)
 		free(c64);
 		evbuffer_free(body);
 	} else if (est_send_b64(r, "application/pkcs7-mime; smime-type=certs-only",
-	    p7, p7len) != 0)
-		status = 500;
-	free(p7);
-	if (status != 200)
+	    job->p7_der, job->p7_len) != 0)
+		ok = 0;
+	if (!ok)
 		est_refuse(r, 500, "cannot encode the answer (certificate %s is "
 		    "recorded)", job->serial);
 	else

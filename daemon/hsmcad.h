@@ -65,8 +65,8 @@ struct signer_job {
 	int		 status;		/* HTTP status */
 	char		 reason[HSMCA_ERRMSG_MAX];
 	char		 serial[SERIAL_HEX_MAX];
-	unsigned char	*cert_der;
-	size_t		 cert_len;
+	unsigned char	*p7_der;		/* PKCS#7 certs-only with the certificate */
+	size_t		 p7_len;
 	unsigned char	*key_der;		/* PKCS#8, serverkeygen only */
 	size_t		 key_len;
 	/* completion, called on the event loop */

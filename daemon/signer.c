@@ -27,6 +27,7 @@ struct signer {
 	struct event		*done_ev;
 	struct hsm		*hsm;
 	char			*store_path;
+	struct store_group	*group;		/* workers' writes share commits */
 	pthread_t		*threads;
 	int			 nthreads;
 	pthread_mutex_t		 lock;
@@ -50,7 +51,7 @@ signer_job_free(struct signer_job *job)
 	free(job->csr_der);
 	free(job->renew_subject);
 	free(job->renew_san);
-	free(job->cert_der);
+	free(job->p7_der);
 	if (job->key_der != NULL)
 		util_freezero(job->key_der, job->key_len);
 	free(job);
@@ -128,6 +129,7 @@ signer_process(struct signer *s, struct store *st, struct signer_job *job)
 	struct issue_result res;
 	struct hsmca_err e;
 	EVP_PKEY *newkey = NULL;
+	STACK_OF(X509) *one = NULL;
 	unsigned char *der = NULL;
 	int len, ret;
 
@@ -174,17 +176,16 @@ signer_process(struct signer *s, struct store *st, struct signer_job *job)
 		job_fail(job, err_http_status(ret), e.msg);
 		goto out;
 	}
-	if ((len = i2d_X509(res.cert, &der)) <= 0 ||
-	    (job->cert_der = malloc((size_t)len)) == NULL) {
-		job_fail(job, 500, "cannot encode the certificate");
+	/* The answer is built here, from the object in hand: re-parsing the
+	 * DER on the event loop would cost more than the signature. */
+	memcpy(job->serial, res.serial, sizeof(job->serial));
+	if ((one = sk_X509_new_null()) == NULL || !sk_X509_push(one, res.cert) ||
+	    est_certs_only(one, &job->p7_der, &job->p7_len) != 0) {
+		job_fail(job, 500, "cannot encode the answer (the certificate "
+		    "is recorded)");
 		goto out;
 	}
-	memcpy(job->cert_der, der, (size_t)len);
-	job->cert_len = (size_t)len;
-	memcpy(job->serial, res.serial, sizeof(job->serial));
 	if (newkey != NULL) {
-		OPENSSL_free(der);
-		der = NULL;
 		if ((len = i2d_PrivateKey(newkey, &der)) <= 0 ||
 		    (job->key_der = malloc((size_t)len)) == NULL) {
 			job_fail(job, 500, "cannot encode the key");
@@ -196,6 +197,7 @@ signer_process(struct signer *s, struct store *st, struct signer_job *job)
 	}
 	job->status = 200;
 out:
+	sk_X509_free(one);	/* the certificate itself belongs to res */
 	OPENSSL_free(der);
 	EVP_PKEY_free(newkey);
 	issue_result_free(&res);
@@ -212,6 +214,8 @@ signer_worker(void *arg)
 
 	if (store_open(s->store_path, &st, &e) != 0)
 		log_warnx("signer: %s", e.msg);
+	else
+		store_set_group(st, s->group);
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
 		while ((job = s->queue) == NULL && !s->stopping)
@@ -307,6 +311,8 @@ signer_start(struct event_base *base, struct hsm *h, const char *store_path,
 	snprintf(s->issuer_err, sizeof(s->issuer_err), "no active CA generation");
 	if ((s->done_ev = event_new(base, -1, 0, signer_done_cb, s)) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "event_new");
+	if (store_group_open(store_path, &s->group, e) != 0)
+		return e->code;
 	for (int i = 0; i < workers; i++) {
 		if (pthread_create(&s->threads[i], NULL, signer_worker, s) != 0)
 			return err_set(e, HSMCA_ERR_INTERNAL, "pthread_create");
@@ -356,6 +362,7 @@ signer_stop(struct signer *s)
 	if (s->done_ev != NULL)
 		event_free(s->done_ev);
 	issuer_free(s->issuer);
+	store_group_close(s->group);
 	pthread_rwlock_destroy(&s->issuer_lock);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

@@ -155,6 +155,24 @@ int	store_count_certs(struct store *st, const struct store_cert_filter *f,
 void	store_cert_free_fields(struct store_cert *c);
 void	store_certs_free(struct store_cert *v, size_t n);
 
+/* Group commit. Threads that each hold their own store handle attach it
+ * to one shared group; their certificate writes (reserve, complete,
+ * fail) then go through the group's connection, and the writes of every
+ * thread waiting at the same moment share one transaction and one fsync.
+ * Each call still returns only once its own write has committed, with
+ * its own result: a failing write is rolled back alone (a savepoint),
+ * never taking the others with it. */
+struct store_group;
+
+int	store_group_open(const char *path, struct store_group **out,
+	    struct hsmca_err *e);
+void	store_group_close(struct store_group *g);
+/* Route st's certificate writes through g (NULL: back to its own). */
+void	store_set_group(struct store *st, struct store_group *g);
+/* Transactions committed and writes carried, for tests and metrics. */
+void	store_group_stats(struct store_group *g, uint64_t *commits,
+	    uint64_t *writes);
+
 /* PRAGMA integrity_check: 0 if "ok". */
 int	store_integrity_check(struct store *st, struct hsmca_err *e);
 
