@@ -110,41 +110,24 @@ int
 issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey, const EVP_MD *md,
     const X509 *issuer, X509 **out, struct hsmca_err *e)
 {
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	X509 *re = NULL;
-	int len, ok, ret = HSMCA_ERR_HSM;
+	int ok, ret;
 
 	*out = NULL;
 	ERR_clear_error();
 	hsm_sign_enter(h);
 	ok = X509_sign(tbs, signkey, md);
 	hsm_sign_leave(h);
-	if (ok <= 0) {
-		err_set_ssl(e, ret, "the HSM did not sign");
-		goto out;
-	}
-	/* Verify what will be released, not the in-memory object: re-parse
-	 * the DER and check it as any relying party would. */
-	ret = HSMCA_ERR_VERIFY;
-	if ((len = i2d_X509(tbs, &der)) <= 0) {
-		err_set_ssl(e, ret, "cannot encode the signed certificate");
-		goto out;
-	}
-	p = der;
-	if ((re = d2i_X509(NULL, &p, len)) == NULL || p != der + len) {
-		err_set_ssl(e, ret, "the signed certificate does not re-parse");
-		goto out;
-	}
-	if ((ret = lint_postsign(re, issuer != NULL ? issuer : re, e)) != 0)
-		goto out;
-	*out = re;
-	re = NULL;
-	ret = 0;
-out:
-	OPENSSL_free(der);
-	X509_free(re);
-	return ret;
+	if (ok <= 0)
+		return err_set_ssl(e, HSMCA_ERR_HSM, "the HSM did not sign");
+	/* The post-sign lint re-parses the DER this object encodes to and
+	 * verifies it as any relying party would: what is checked is byte
+	 * for byte what is released. */
+	if ((ret = lint_postsign(tbs, issuer != NULL ? issuer : tbs, e)) != 0)
+		return ret;
+	if (!X509_up_ref(tbs))
+		return err_set(e, HSMCA_ERR_INTERNAL, "X509_up_ref");
+	*out = tbs;
+	return 0;
 }
 
 /* Expand "%g" to the generation id and "%%" to "%" in a URL template. */

@@ -147,8 +147,8 @@ lint_snapshot(const X509 *cert)
 	if (!X509_set_version(x, X509_get_version(cert)) ||
 	    !X509_set_subject_name(x, X509_get_subject_name(cert)) ||
 	    !X509_set_issuer_name(x, X509_get_issuer_name(cert)) ||
-	    (X509_get0_pubkey(cert) != NULL &&
-	    !X509_set_pubkey(x, X509_get0_pubkey(cert))))
+	    util_copy_spki(X509_get_X509_PUBKEY(x),
+	    X509_get_X509_PUBKEY(cert)) != 0)
 		goto fail;
 	n = X509_get_ext_count(cert);
 	for (i = 0; i < n; i++)

@@ -307,3 +307,41 @@ out:
 	free(buf);
 	return ret;
 }
+
+int
+util_copy_spki(X509_PUBKEY *dst, const X509_PUBKEY *src)
+{
+	const unsigned char *pk;
+	const void *pval;
+	unsigned char *copy = NULL;
+	ASN1_OBJECT *alg = NULL;
+	X509_ALGOR *a;
+	void *val = NULL;
+	int pklen, ptype;
+
+	if (!X509_PUBKEY_get0_param(NULL, &pk, &pklen, &a, src))
+		return -1;
+	X509_ALGOR_get0((const ASN1_OBJECT **)(uintptr_t)&alg, &ptype, &pval, a);
+	if ((alg = OBJ_dup(alg)) == NULL)
+		return -1;
+	if (ptype == V_ASN1_OBJECT)
+		val = OBJ_dup(pval);
+	else if (ptype == V_ASN1_SEQUENCE)
+		val = ASN1_STRING_dup(pval);
+	if ((ptype == V_ASN1_OBJECT || ptype == V_ASN1_SEQUENCE) && val == NULL)
+		goto fail;
+	if (pklen > 0 && (copy = OPENSSL_memdup(pk, (size_t)pklen)) == NULL)
+		goto fail;
+	/* set0 takes ownership of alg, val and copy. */
+	if (!X509_PUBKEY_set0_param(dst, alg, ptype, val, copy, pklen))
+		goto fail;
+	return 0;
+fail:
+	ASN1_OBJECT_free(alg);
+	if (ptype == V_ASN1_OBJECT)
+		ASN1_OBJECT_free(val);
+	else if (ptype == V_ASN1_SEQUENCE)
+		ASN1_STRING_free(val);
+	OPENSSL_free(copy);
+	return -1;
+}

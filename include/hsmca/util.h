@@ -33,6 +33,11 @@ char	*util_name_string(const X509_NAME *n);
  * into a new X509_NAME; HSMCA_ERR_ARG with a reason on bad syntax. */
 int	util_parse_name(const char *s, X509_NAME **out, struct hsmca_err *e);
 
+/* Copy a SubjectPublicKeyInfo field by field (algorithm, parameters,
+ * key bits): with OpenSSL 3.0, X509_set_pubkey() encodes the key again
+ * and costs several signatures' worth of time. */
+int	util_copy_spki(X509_PUBKEY *dst, const X509_PUBKEY *src);
+
 /* Wipe and free. */
 void	util_freezero(void *p, size_t len);
 
