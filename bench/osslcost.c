@@ -1,0 +1,77 @@
+/* osslcost.c: what the OpenSSL calls on hsmca's issuance path cost on
+ * this machine, per call: key and certificate decoding and encoding
+ * against an ECDSA P-256 signature and verification. Explains where
+ * hsmcad's CPU per certificate goes (docs/benchmarks.md). */
+#include <stdio.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#define N 5000
+
+static double
+now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int
+main(void)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char *der = NULL, *cder = NULL, sig[128];
+	X509 *c = X509_new();
+	int n, cn;
+	size_t sl;
+	double t;
+
+	if (k == NULL || md == NULL || c == NULL)
+		return 1;
+	n = i2d_PUBKEY(k, &der);
+	t = now();
+	for (int i = 0; i < N; i++) {
+		const unsigned char *p = der;
+
+		EVP_PKEY_free(d2i_PUBKEY(NULL, &p, n));
+	}
+	printf("d2i_PUBKEY       %6.1f us\n", (now() - t) / N * 1e6);
+	t = now();
+	for (int i = 0; i < N; i++)
+		X509_set_pubkey(c, k);
+	printf("X509_set_pubkey  %6.1f us\n", (now() - t) / N * 1e6);
+	X509_set_version(c, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(c), 1);
+	X509_gmtime_adj(X509_getm_notBefore(c), 0);
+	X509_gmtime_adj(X509_getm_notAfter(c), 100);
+	X509_sign(c, k, EVP_sha256());
+	cn = i2d_X509(c, &cder);
+	t = now();
+	for (int i = 0; i < N; i++) {
+		const unsigned char *p = cder;
+
+		X509_free(d2i_X509(NULL, &p, cn));
+	}
+	printf("d2i_X509         %6.1f us\n", (now() - t) / N * 1e6);
+	t = now();
+	for (int i = 0; i < N; i++)
+		X509_verify(c, k);
+	printf("X509_verify      %6.1f us\n", (now() - t) / N * 1e6);
+	t = now();
+	for (int i = 0; i < N; i++) {
+		sl = sizeof(sig);
+		EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k);
+		EVP_DigestSign(md, sig, &sl, cder, (size_t)cn);
+	}
+	printf("ECDSA P-256 sign %6.1f us\n", (now() - t) / N * 1e6);
+	OPENSSL_free(der);
+	OPENSSL_free(cder);
+	X509_free(c);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(k);
+	return 0;
+}
