@@ -21,6 +21,7 @@
 
 #define CLI_NEED_STORE	0x01
 #define CLI_NEED_HSM	0x02
+#define CLI_NO_CONFIG	0x04	/* a device-side command: no operator config */
 
 struct cli {
 	const char		*config_path;
@@ -47,6 +48,7 @@ extern const struct cli_cmd cmd_issue_table[];
 extern const struct cli_cmd cmd_cert_table[];
 extern const struct cli_cmd cmd_token_table[];
 extern const struct cli_cmd cmd_config_table[];
+extern const struct cli_cmd cmd_est_table[];
 
 /* Open what a command needs (store, HSM). */
 int	cli_open(struct cli *c, unsigned int needs);

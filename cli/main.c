@@ -21,6 +21,7 @@ static const struct cli_cmd *const cmd_tables[] = {
 	cmd_issue_table,
 	cmd_cert_table,
 	cmd_config_table,
+	cmd_est_table,
 	NULL
 };
 
@@ -115,6 +116,8 @@ cli_open(struct cli *c, unsigned int needs)
 {
 	int ret;
 
+	if (needs & CLI_NO_CONFIG)
+		return CLI_EXIT_OK;
 	if (c->cfg == NULL) {
 		const char *path = c->config_path;
 		char dflt[512];

@@ -86,54 +86,6 @@ struct est_req {
 
 /* ---- answers ---- */
 
-static char *
-b64_encode(const unsigned char *in, size_t len, size_t *outlen)
-{
-	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-	char *out;
-	int n = 0, fin = 0;
-
-	if (ctx == NULL || len > INT32_MAX / 2 ||
-	    (out = malloc(len * 4 / 3 + len / 48 + 8)) == NULL) {
-		EVP_ENCODE_CTX_free(ctx);
-		return NULL;
-	}
-	EVP_EncodeInit(ctx);
-	if (EVP_EncodeUpdate(ctx, (unsigned char *)out, &n, in, (int)len) < 0) {
-		EVP_ENCODE_CTX_free(ctx);
-		free(out);
-		return NULL;
-	}
-	EVP_EncodeFinal(ctx, (unsigned char *)out + n, &fin);
-	EVP_ENCODE_CTX_free(ctx);
-	*outlen = (size_t)(n + fin);
-	return out;
-}
-
-static unsigned char *
-b64_decode(const unsigned char *in, size_t len, size_t *outlen)
-{
-	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-	unsigned char *out;
-	int n = 0, fin = 0;
-
-	if (ctx == NULL || len > INT32_MAX ||
-	    (out = malloc(len * 3 / 4 + 4)) == NULL) {
-		EVP_ENCODE_CTX_free(ctx);
-		return NULL;
-	}
-	EVP_DecodeInit(ctx);
-	if (EVP_DecodeUpdate(ctx, out, &n, in, (int)len) < 0 ||
-	    EVP_DecodeFinal(ctx, out + n, &fin) < 0 || n + fin == 0) {
-		EVP_ENCODE_CTX_free(ctx);
-		free(out);
-		return NULL;
-	}
-	EVP_ENCODE_CTX_free(ctx);
-	*outlen = (size_t)(n + fin);
-	return out;
-}
-
 static void
 est_done(struct est_req *r, int status, const char *serial)
 {
@@ -201,7 +153,7 @@ est_send_b64(struct est_req *r, const char *ctype, const unsigned char *der,
 	char *b64;
 	size_t b64len = 0;
 
-	if ((b64 = b64_encode(der, len, &b64len)) == NULL ||
+	if (util_b64_encode(der, len, &b64, &b64len, NULL) != 0 ||
 	    (body = evbuffer_new()) == NULL) {
 		free(b64);
 		return -1;
@@ -451,8 +403,11 @@ est_job_done(struct signer_job *job, void *arg)
 		char *k64, *c64;
 		size_t k64len = 0, c64len = 0;
 
-		k64 = b64_encode(job->key_der, job->key_len, &k64len);
-		c64 = b64_encode(job->p7_der, job->p7_len, &c64len);
+		k64 = c64 = NULL;
+		(void)util_b64_encode(job->key_der, job->key_len, &k64, &k64len,
+		    NULL);
+		(void)util_b64_encode(job->p7_der, job->p7_len, &c64, &c64len,
+		    NULL);
 		if (body == NULL || k64 == NULL || c64 == NULL) {
 			ok = 0;
 		} else {
@@ -537,8 +492,8 @@ est_enroll(struct est_req *r, int label_idx)
 	default:
 		break;
 	}
-	if (len == 0 || (der = b64_decode(evbuffer_pullup(in, -1), len,
-	    &derlen)) == NULL) {
+	if (len == 0 || util_b64_decode(evbuffer_pullup(in, -1), len, &der,
+	    &derlen, NULL) != 0) {
 		est_refuse(r, 400, "the body is not a base64 PKCS#10 request");
 		goto out;
 	}

@@ -130,6 +130,7 @@ signer_process(struct signer *s, struct store *st, struct signer_job *job)
 	struct hsmca_err e;
 	EVP_PKEY *newkey = NULL;
 	STACK_OF(X509) *one = NULL;
+	PKCS8_PRIV_KEY_INFO *p8 = NULL;
 	unsigned char *der = NULL;
 	int len, ret;
 
@@ -186,7 +187,9 @@ signer_process(struct signer *s, struct store *st, struct signer_job *job)
 		goto out;
 	}
 	if (newkey != NULL) {
-		if ((len = i2d_PrivateKey(newkey, &der)) <= 0 ||
+		/* RFC 7030 4.4.2: application/pkcs8, a PrivateKeyInfo. */
+		if ((p8 = EVP_PKEY2PKCS8(newkey)) == NULL ||
+		    (len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der)) <= 0 ||
 		    (job->key_der = malloc((size_t)len)) == NULL) {
 			job_fail(job, 500, "cannot encode the key");
 			goto out;
@@ -198,6 +201,7 @@ signer_process(struct signer *s, struct store *st, struct signer_job *job)
 	job->status = 200;
 out:
 	sk_X509_free(one);	/* the certificate itself belongs to res */
+	PKCS8_PRIV_KEY_INFO_free(p8);
 	OPENSSL_free(der);
 	EVP_PKEY_free(newkey);
 	issue_result_free(&res);

@@ -345,3 +345,70 @@ fail:
 	OPENSSL_free(copy);
 	return -1;
 }
+
+int
+util_b64_decode(const unsigned char *in, size_t len, unsigned char **out,
+    size_t *outlen, struct hsmca_err *e)
+{
+	EVP_ENCODE_CTX *ctx = NULL;
+	unsigned char *buf = NULL;
+	int n = 0, fin = 0, ret = HSMCA_ERR_ARG;
+
+	*out = NULL;
+	if (len > INT_MAX / 2)
+		return err_set(e, ret, "base64 input too large");
+	if ((ctx = EVP_ENCODE_CTX_new()) == NULL ||
+	    (buf = malloc(len * 3 / 4 + 4)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	EVP_DecodeInit(ctx);
+	if (EVP_DecodeUpdate(ctx, buf, &n, in, (int)len) < 0 ||
+	    EVP_DecodeFinal(ctx, buf + n, &fin) < 0 || n + fin == 0) {
+		err_set(e, ret, "not base64");
+		goto out;
+	}
+	*outlen = (size_t)(n + fin);
+	*out = buf;
+	buf = NULL;
+	ret = 0;
+out:
+	if (buf != NULL)
+		util_freezero(buf, len * 3 / 4 + 4);
+	EVP_ENCODE_CTX_free(ctx);
+	return ret;
+}
+
+int
+util_b64_encode(const unsigned char *in, size_t len, char **out,
+    size_t *outlen, struct hsmca_err *e)
+{
+	EVP_ENCODE_CTX *ctx = NULL;
+	char *buf = NULL;
+	int n = 0, fin = 0, ret = HSMCA_ERR_ALLOC;
+
+	*out = NULL;
+	if (len > INT_MAX / 2)
+		return err_set(e, HSMCA_ERR_ARG, "base64 input too large");
+	if ((ctx = EVP_ENCODE_CTX_new()) == NULL ||
+	    (buf = malloc(len * 4 / 3 + len / 48 + 8)) == NULL) {
+		err_set(e, ret, "out of memory");
+		goto out;
+	}
+	EVP_EncodeInit(ctx);
+	if (EVP_EncodeUpdate(ctx, (unsigned char *)buf, &n, in,
+	    (int)len) < 0) {
+		ret = err_set(e, HSMCA_ERR_INTERNAL, "base64 encoding failed");
+		goto out;
+	}
+	EVP_EncodeFinal(ctx, (unsigned char *)buf + n, &fin);
+	*outlen = (size_t)(n + fin);
+	*out = buf;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	EVP_ENCODE_CTX_free(ctx);
+	return ret;
+}
+
