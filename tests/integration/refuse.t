@@ -22,7 +22,10 @@ refused() {
 openssl req -in "$WORK/good.csr" -outform DER -out "$WORK/good.der"
 len=$(stat -c %s "$WORK/good.der")
 cp "$WORK/good.der" "$WORK/badsig.der"
-printf '\001' | dd of="$WORK/badsig.der" bs=1 seek=$((len - 5)) conv=notrunc 2>/dev/null
+# Flip every bit of one signature byte: writing a constant would leave
+# the file unchanged whenever the byte already held it.
+old=$(od -An -tu1 -j $((len - 5)) -N1 "$WORK/good.der" | tr -d ' ')
+printf "\\$(printf %o $((old ^ 255)))" | dd of="$WORK/badsig.der" bs=1 seek=$((len - 5)) conv=notrunc 2>/dev/null
 cmp -s "$WORK/good.der" "$WORK/badsig.der" && echo "Bail out! corruption did not change the file"
 refused "a CSR with a bad signature is refused" 1 "CSR signature" \
 	issue --csr "$WORK/badsig.der" --profile device
