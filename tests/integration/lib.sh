@@ -23,6 +23,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# bail REASON: stop the test, keeping the work directory for a look.
+bail() {
+	T_FAILED=$((T_FAILED + 1))
+	echo "Bail out! $*"
+	exit 1
+}
+
 skip_all() {
 	echo "1..0 # SKIP $1"
 	exit 0
@@ -122,8 +129,7 @@ EOC
 	if ! "$HSMCA" -c "$CONF" token init --so-pin-source "file:$d/so.pin" \
 		>"$WORK/token-init.out" 2>&1; then
 		sed 's/^/# /' "$WORK/token-init.out"
-		echo "Bail out! token init for $1 failed"
-		exit 1
+		bail "token init for $1 failed"
 	fi
 }
 
@@ -183,7 +189,7 @@ der_slice() {
 # [daemon] + [est] config listening on a port the kernel picks.
 est_setup() {
 	new_ca "$1"
-	hsmca ca init >/dev/null || { echo "Bail out! ca init failed"; exit 1; }
+	hsmca ca init >/dev/null || bail "ca init failed"
 	hsmca ca download 1 >"$CADIR/root.pem"
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 		-keyout "$CADIR/server.key" -subj /CN=localhost \
@@ -245,14 +251,13 @@ hsmcad_start() {
 	URL="https://localhost:$PORT/.well-known/est"
 	if ! grep -q "ready:" "$CADIR/hsmcad.log"; then
 		sed 's/^/# hsmcad: /' "$CADIR/hsmcad.log"
-		echo "Bail out! hsmcad did not start"
-		exit 1
+		bail "hsmcad did not start"
 	fi
 	# Poll until it answers, never a blind sleep.
 	i=0
 	until curl -sf --cacert "$CADIR/root.pem" "$URL/cacerts" -o /dev/null; do
 		i=$((i + 1))
-		[ $i -lt 100 ] || { echo "Bail out! hsmcad does not answer"; exit 1; }
+		[ $i -lt 100 ] || { sed 's/^/# hsmcad: /' "$CADIR/hsmcad.log"; bail "hsmcad does not answer"; }
 		sleep 0.05
 	done
 	trap 'hsmcad_stop; cleanup' EXIT
