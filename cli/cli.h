@@ -49,6 +49,9 @@ extern const struct cli_cmd cmd_cert_table[];
 extern const struct cli_cmd cmd_token_table[];
 extern const struct cli_cmd cmd_config_table[];
 extern const struct cli_cmd cmd_est_table[];
+extern const struct cli_cmd cmd_revoke_table[];
+extern const struct cli_cmd cmd_crl_table[];
+extern const struct cli_cmd cmd_disallow_table[];
 
 /* Open what a command needs (store, HSM). */
 int	cli_open(struct cli *c, unsigned int needs);

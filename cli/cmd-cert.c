@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 
 #include "hsmca/clock.h"
+#include "hsmca/crl.h"
 #include "hsmca/serial.h"
 
 #include "cli.h"
@@ -38,7 +39,7 @@ cert_json(const struct store_cert *r, time_t now)
 	if (r->status == STORE_CERT_REVOKED) {
 		json_object_set_new(o, "revoked", out_time(r->revoked_at));
 		json_object_set_new(o, "revocation_reason",
-		    json_integer(r->revoke_reason));
+		    json_string(crl_reason_name(r->revoke_reason)));
 	}
 	return o;
 }
@@ -56,6 +57,12 @@ cmd_cert_list(struct cli *c, int argc, char **argv)
 	static const struct out_col cols[] = {
 		{ "serial", "SERIAL" }, { "issuer", "GEN" },
 		{ "status", "STATUS" }, { "profile", "PROFILE" },
+		{ "not_after", "NOT AFTER" }, { "subject", "SUBJECT" },
+		{ NULL, NULL }
+	};
+	static const struct out_col revoked_cols[] = {
+		{ "serial", "SERIAL" }, { "issuer", "GEN" },
+		{ "revoked", "REVOKED" }, { "revocation_reason", "REASON" },
 		{ "not_after", "NOT AFTER" }, { "subject", "SUBJECT" },
 		{ NULL, NULL }
 	};
@@ -117,7 +124,7 @@ cmd_cert_list(struct cli *c, int argc, char **argv)
 	rows = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(rows, cert_json(&v[i], f.now));
-	out_list(c, rows, cols);
+	out_list(c, rows, f.status == STORE_CERT_REVOKED ? revoked_cols : cols);
 	json_decref(rows);
 	store_certs_free(v, n);
 	return CLI_EXIT_OK;

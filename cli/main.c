@@ -22,6 +22,9 @@ static const struct cli_cmd *const cmd_tables[] = {
 	cmd_cert_table,
 	cmd_config_table,
 	cmd_est_table,
+	cmd_revoke_table,
+	cmd_crl_table,
+	cmd_disallow_table,
 	NULL
 };
 

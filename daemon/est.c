@@ -66,6 +66,7 @@ static const char *const est_id_names[EST_ID_KIND_MAX] = {
 
 struct est_identity {
 	enum est_id_kind	 kind;
+	int			 label_trusts;	/* the label's bootstrap-ca verifies it */
 	X509			*cert;
 	char			 cn[256];
 	char			 subject[512];
@@ -202,7 +203,7 @@ verify_chain(X509_STORE *trust, X509 *cert, STACK_OF(X509) *untrusted,
 		ok = 1;
 		if (chain != NULL)
 			*chain = X509_STORE_CTX_get1_chain(ctx);
-	} else
+	} else if (reason != NULL && rlen > 0)
 		snprintf(reason, rlen, "%s", X509_verify_cert_error_string(
 		    X509_STORE_CTX_get_error(ctx)));
 	X509_STORE_CTX_free(ctx);
@@ -270,10 +271,15 @@ id_cache_get(SSL *ssl, struct runtime *rt, int label_idx, time_t now,
 	    util_cert_sha1(sk_X509_value(chain, 1), c->ca_issuer_sha1) == 0)
 		c->ca_ok = 1;
 	sk_X509_pop_free(chain, X509_free);
-	if (!c->ca_ok && label_idx >= 0 && rt->bootstrap[label_idx] != NULL &&
+	/* Also when it is hsmca's own: a label may trust hsmca's devices
+	 * explicitly (its bootstrap-ca names hsmca's CA) to enroll for a
+	 * different profile. */
+	if (label_idx >= 0 && rt->bootstrap[label_idx] != NULL &&
 	    verify_chain(rt->bootstrap[label_idx], cert, untrusted, NULL,
-	    c->why, sizeof(c->why)))
+	    c->ca_ok ? NULL : c->why, c->ca_ok ? 0 : sizeof(c->why)))
 		c->boot_ok = 1;
+	log_debug("client chain verified: hsmca %s, label bootstrap %s",
+	    c->ca_ok ? "yes" : "no", c->boot_ok ? "yes" : "no");
 	return c;
 }
 
@@ -305,6 +311,7 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 		return;
 	}
 
+	id->label_trusts = c->boot_ok;
 	/* A certificate hsmca issued, still valid in the store? */
 	if (c->ca_ok &&
 	    serial_to_hex(X509_get0_serialNumber(id->cert), serial) == 0 &&
@@ -329,8 +336,14 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 		return;
 	}
 	id->kind = EST_ID_UNTRUSTED;
-	snprintf(id->reason, sizeof(id->reason), "client certificate '%.120s' "
-	    "is not trusted for this label: %.80s", id->subject, c->why);
+	if (c->ca_ok)
+		snprintf(id->reason, sizeof(id->reason), "client certificate "
+		    "'%.120s' chains to this CA but is not in its records",
+		    id->subject);
+	else
+		snprintf(id->reason, sizeof(id->reason), "client certificate "
+		    "'%.120s' is not trusted for this label: %.80s", id->subject,
+		    c->why);
 }
 
 /* ---- csrattrs ---- */
@@ -492,6 +505,24 @@ est_enroll(struct est_req *r, int label_idx)
 	default:
 		break;
 	}
+	/* A disallowed device stays out, whatever certificate it holds: by
+	 * its CN, or by the fingerprint of the certificate it presents. */
+	{
+		struct hsmca_err de;
+		char fp[UTIL_SHA256_HEX];
+		int dr;
+
+		err_clear(&de);
+		dr = id.cn[0] != '\0' ?
+		    store_disallow_check(r->d->st, id.cn, &de) : 0;
+		if (dr == 0 && util_cert_sha256(id.cert, fp) == 0)
+			dr = store_disallow_check(r->d->st, fp, &de);
+		if (dr != 0) {
+			est_refuse(r, dr == HSMCA_ERR_POLICY ? 403 : 503, "%s",
+			    de.msg[0] ? de.msg : "the disallow list cannot be read");
+			goto out;
+		}
+	}
 	if (len == 0 || util_b64_decode(evbuffer_pullup(in, -1), len, &der,
 	    &derlen, NULL) != 0) {
 		est_refuse(r, 400, "the body is not a base64 PKCS#10 request");
@@ -539,6 +570,13 @@ est_enroll(struct est_req *r, int label_idx)
 	} else if (r->op == EST_SIMPLEREENROLL) {
 		est_refuse(r, 403, "simplereenroll needs the certificate being "
 		    "renewed");
+		goto out;
+	} else if (id.kind == EST_ID_ISSUED && !id.label_trusts) {
+		/* An issued certificate renews itself; it is no ticket to
+		 * another profile unless this label trusts hsmca's devices. */
+		est_refuse(r, 403, "a certificate issued for profile %s cannot "
+		    "enroll for profile %s; present a certificate this label's "
+		    "bootstrap-ca trusts", id.rec.profile, lb->profile);
 		goto out;
 	}
 	job->done = est_job_done;

@@ -6,7 +6,9 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <err.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -52,8 +54,10 @@ config_path(const char *arg)
 	static char dflt[512];
 	const char *p = arg;
 
-	if (p == NULL)
-		p = getenv("HSMCA_CONFIG");
+	if (p == NULL && (p = getenv("HSMCA_CONFIG")) != NULL && *p == '\0') {
+		fprintf(stderr, "hsmcad: HSMCA_CONFIG is set but empty\n");
+		exit(2);
+	}
 	if (p == NULL) {
 		snprintf(dflt, sizeof(dflt), "%s/hsmca/hsmca.conf", SYSCONFDIR);
 		if (access(dflt, F_OK) == 0)
@@ -178,7 +182,7 @@ drain_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static struct evhttp_bound_socket *https_socket;
+static struct evhttp_bound_socket *https_socket, *http_socket;
 
 static void
 on_sigterm(evutil_socket_t sig, short what, void *arg)
@@ -194,6 +198,10 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	if (https_socket != NULL) {
 		evhttp_del_accept_socket(d->https, https_socket);
 		https_socket = NULL;
+	}
+	if (http_socket != NULL) {
+		evhttp_del_accept_socket(d->http, http_socket);
+		http_socket = NULL;
 	}
 	if ((d->drain_ev = event_new(d->base, -1, EV_PERSIST, drain_tick,
 	    d)) == NULL)
@@ -283,6 +291,7 @@ main(int argc, char *argv[])
 	struct hsmca_err e;
 	struct event *ev_term, *ev_int, *ev_hup;
 	const char *arg_config = NULL;
+	char abspath[PATH_MAX];
 	int ch, detach = 0, test = 0, verbose = 0, workers;
 
 	while ((ch = getopt(argc, argv, "c:dtv")) != -1) {
@@ -307,6 +316,10 @@ main(int argc, char *argv[])
 		usage();
 	memset(&d, 0, sizeof(d));
 	d.config_path = config_path(arg_config);
+	/* daemon() changes to /: a relative path would not reload. */
+	if (d.config_path != NULL && d.config_path[0] != '/' &&
+	    (d.config_path = realpath(d.config_path, abspath)) == NULL)
+		err(1, "%s", arg_config != NULL ? arg_config : "config");
 	if (test)
 		return check_config(d.config_path);
 
@@ -341,10 +354,31 @@ main(int argc, char *argv[])
 	evhttp_set_gencb(d.https, est_handle, &d);
 	https_socket = bind_listener(d.https, "EST (mutual TLS)",
 	    cfg->daemon.listen);
+	if (cfg->daemon.http_listen != NULL && *cfg->daemon.http_listen != '\0') {
+		/* Plain HTTP for relying parties: CRLs (RFC 5280 4.2.1.13). */
+		if ((d.http = evhttp_new(d.base)) == NULL)
+			fatalx("libevent setup failed");
+		evhttp_set_timeout(d.http, (int)cfg->daemon.timeout);
+		evhttp_set_max_body_size(d.http, 0);
+		evhttp_set_max_headers_size(d.http,
+		    (ev_ssize_t)cfg->daemon.max_header_size);
+		evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET);
+		evhttp_set_gencb(d.http, crl_handle, &d);
+		http_socket = bind_listener(d.http, "HTTP (CRL)",
+		    cfg->daemon.http_listen);
+	}
 
 	if (hsm_open(&cfg->hsm, &d.hsm, &e) != 0)
 		fatalx("%s", e.msg);
 	log_info("logged in to token '%s'", hsm_token_label(d.hsm));
+	/* The PIN is no longer needed: do not leave it in the environment
+	 * of this process (hsm_open wiped its own copy). */
+	if (cfg->hsm.pin_source != NULL &&
+	    strncmp(cfg->hsm.pin_source, "env:", 4) == 0)
+		unsetenv(cfg->hsm.pin_source + 4);
+	if (getenv("HSMCA_NOW") != NULL)
+		log_warnx("HSMCA_NOW is set: every date decision uses %s, not "
+		    "the system clock (tests only)", getenv("HSMCA_NOW"));
 	if ((d.ssl = tls_server_ctx(&d, &e)) == NULL)
 		fatalx("%s", e.msg);
 	evhttp_set_bevcb(d.https, tls_bevcb, &d);
@@ -357,6 +391,8 @@ main(int argc, char *argv[])
 		fatalx("%s", e.msg);
 	if (signer_set_issuer(d.signer, cfg, &e) != 0)
 		log_warnx("no CA generation to issue with yet: %s", e.msg);
+	if (d.http != NULL && crl_serve_start(&d, &e) != 0)
+		fatalx("%s", e.msg);
 
 	drop_privileges(cfg->daemon.user);
 	write_pidfile(cfg->daemon.pidfile);
@@ -376,12 +412,15 @@ main(int argc, char *argv[])
 	if (d.rt->cfg->daemon.pidfile != NULL)
 		unlink(d.rt->cfg->daemon.pidfile);
 	signer_stop(d.signer);
+	crl_serve_stop(&d);
 	if (d.drain_ev != NULL)
 		event_free(d.drain_ev);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
 	evhttp_free(d.https);
+	if (d.http != NULL)
+		evhttp_free(d.http);
 	SSL_CTX_free(d.ssl);
 	hsm_close(d.hsm);
 	store_close(d.st);

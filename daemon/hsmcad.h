@@ -42,6 +42,7 @@ enum signer_op {
 	SIGNER_ENROLL,		/* first enrollment (bootstrap identity) */
 	SIGNER_RENEW,		/* renewal: same subject and SAN as the current cert */
 	SIGNER_SERVERKEYGEN,	/* enrollment with a key pair made here */
+	SIGNER_CRL,		/* build and sign the CRL of generation gen_id */
 	SIGNER_OP_MAX
 };
 
@@ -51,6 +52,7 @@ struct signer_job {
 	enum signer_op	 op;
 	struct runtime	*rt;
 	char		 profile[64];
+	int64_t		 gen_id;		/* SIGNER_CRL */
 	char		 requester[512];	/* for the record and the log */
 	unsigned char	*csr_der;
 	size_t		 csr_len;
@@ -65,8 +67,11 @@ struct signer_job {
 	int		 status;		/* HTTP status */
 	char		 reason[HSMCA_ERRMSG_MAX];
 	char		 serial[SERIAL_HEX_MAX];
-	unsigned char	*p7_der;		/* PKCS#7 certs-only with the certificate */
+	unsigned char	*p7_der;		/* PKCS#7 certs-only with the certificate,
+						   or the DER CRL for SIGNER_CRL */
 	size_t		 p7_len;
+	time_t		 this_update, next_update;	/* SIGNER_CRL */
+	int64_t		 crl_number;
 	unsigned char	*key_der;		/* PKCS#8, serverkeygen only */
 	size_t		 key_len;
 	/* completion, called on the event loop */
@@ -92,6 +97,18 @@ void	signer_job_free(struct signer_job *job);
 
 /* ---- the front ---- */
 
+/* The CRL of one generation, as served, and what it was built from. */
+struct crl_cache {
+	int64_t		 gen_id;
+	unsigned char	*der;
+	size_t		 len;
+	time_t		 this_update, next_update;
+	int64_t		 number;
+	int64_t		 revoked_seen;	/* revoked count it reflects */
+	int64_t		 revoked_want;	/* revoked count when the build began */
+	int		 building;
+};
+
 struct hsmcad {
 	const char		*config_path;
 	struct runtime		*rt;
@@ -106,11 +123,19 @@ struct hsmcad {
 	int			 inflight;	/* requests not yet answered */
 	int			 draining;
 	struct event		*drain_ev;	/* SIGTERM: waits for in-flight work */
+	struct crl_cache	*crls;
+	size_t			 ncrls;
+	struct event		*crl_ev;	/* rebuilds CRLs that need it */
 };
 
 /* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
 SSL_CTX	*tls_server_ctx(struct hsmcad *d, struct hsmca_err *e);
 struct bufferevent *tls_bevcb(struct event_base *base, void *arg);
+
+/* CRLs: built on the signer, served over plain HTTP at /crl/GEN.crl. */
+int	crl_serve_start(struct hsmcad *d, struct hsmca_err *e);
+void	crl_serve_stop(struct hsmcad *d);
+void	crl_handle(struct evhttp_request *req, void *arg);
 
 /* EST endpoints. */
 void	est_handle(struct evhttp_request *req, void *arg);

@@ -42,6 +42,12 @@ out:
 	return ret;
 }
 
+static int
+x509_cmp(const X509 *const *a, const X509 *const *b)
+{
+	return X509_cmp(*a, *b);
+}
+
 struct runtime *
 runtime_ref(struct runtime *rt)
 {
@@ -74,7 +80,9 @@ add_pem_certs(STACK_OF(X509) *sk, X509_STORE *xs, const char *pem)
 		return -1;
 	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
 		X509_STORE_add_cert(xs, x);
-		sk_X509_push(sk, x);
+		/* Generations may share a chain: list each certificate once. */
+		if (sk_X509_find(sk, x) >= 0 || !sk_X509_push(sk, x))
+			X509_free(x);
 	}
 	ERR_clear_error();
 	BIO_free(b);
@@ -97,7 +105,7 @@ runtime_build(struct config *cfg, struct store *st, struct hsmca_err *e)
 	atomic_init(&rt->refs, 1);
 	rt->cfg = cfg;
 	if ((rt->ca_trust = X509_STORE_new()) == NULL ||
-	    (rt->cacerts = sk_X509_new_null()) == NULL ||
+	    (rt->cacerts = sk_X509_new(x509_cmp)) == NULL ||
 	    (rt->bootstrap = calloc(cfg->nest + 1, sizeof(X509_STORE *))) == NULL) {
 		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto fail;

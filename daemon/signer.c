@@ -16,6 +16,7 @@
 
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
+#include "hsmca/crl.h"
 #include "hsmca/csr.h"
 #include "hsmca/issue.h"
 
@@ -208,6 +209,42 @@ out:
 	csr_free(csr);
 }
 
+/* SIGNER_CRL: the generation's CRL, signed with its key in the token. */
+static void
+signer_crl(struct signer *s, struct store *st, struct signer_job *job)
+{
+	struct store_generation g;
+	struct issuer *iss = NULL;
+	struct crl_info info;
+	struct hsmca_err e;
+	unsigned char *der = NULL;
+	size_t len = 0;
+
+	memset(&g, 0, sizeof(g));
+	err_clear(&e);
+	if (store_get_generation(st, job->gen_id, &g, &e) != 0 ||
+	    issuer_open(s->hsm, st, &g, &job->rt->cfg->ca, &iss, &e) != 0 ||
+	    crl_build(s->hsm, st, iss, clock_now(), 0, &der, &len, &info,
+	    &e) != 0) {
+		job_fail(job, err_http_status(e.code), e.msg);
+		goto out;
+	}
+	if ((job->p7_der = malloc(len)) == NULL) {
+		job_fail(job, 500, "out of memory");
+		goto out;
+	}
+	memcpy(job->p7_der, der, len);
+	job->p7_len = len;
+	job->this_update = info.this_update;
+	job->next_update = info.next_update;
+	job->crl_number = info.number;
+	job->status = 200;
+out:
+	OPENSSL_free(der);
+	issuer_free(iss);
+	store_generation_free_fields(&g);
+}
+
 static void *
 signer_worker(void *arg)
 {
@@ -236,6 +273,8 @@ signer_worker(void *arg)
 
 		if (st == NULL)
 			job_fail(job, 503, "the certificate store is unavailable");
+		else if (job->op == SIGNER_CRL)
+			signer_crl(s, st, job);
 		else
 			signer_process(s, st, job);
 
@@ -363,6 +402,13 @@ signer_stop(struct signer *s)
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
+	/* Answers the loop will never deliver now (it has stopped). */
+	while (s->done != NULL) {
+		struct signer_job *next = s->done->next;
+
+		signer_job_free(s->done);
+		s->done = next;
+	}
 	if (s->done_ev != NULL)
 		event_free(s->done_ev);
 	issuer_free(s->issuer);

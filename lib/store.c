@@ -79,6 +79,25 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX cert_issuer_status ON cert(issuer_id, status);"
 	"CREATE INDEX cert_csr_sha256 ON cert(csr_sha256);"
 	"CREATE INDEX cert_not_after ON cert(not_after);",
+	/* 1 -> 2: revocation. cert_revoked holds only revoked rows, in the
+	 * numeric order of their serials (canonical hex: shorter is smaller,
+	 * then lexical), with every column a CRL needs: building a CRL is one
+	 * covering index scan with no sort, and revoking a certificate adds
+	 * one entry to it. Issuance never touches it. */
+	"CREATE INDEX cert_revoked ON cert(issuer_id, status, length(serial),"
+	" serial, not_after, revoked_at, revoke_reason)"
+	" WHERE status = 'revoked';"
+	"CREATE TABLE crl_state ("
+	" issuer_id INTEGER PRIMARY KEY REFERENCES ca_generation(id),"
+	" number INTEGER NOT NULL CHECK (number > 0),"
+	" this_update INTEGER NOT NULL"
+	");"
+	"CREATE TABLE disallow ("
+	" identity TEXT PRIMARY KEY,"
+	" kind TEXT NOT NULL CHECK (kind IN ('cn', 'fingerprint')),"
+	" added_at INTEGER NOT NULL,"
+	" note TEXT"
+	");",
 };
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -126,6 +145,18 @@ enum store_stmt {
 	STMT_CERT_STATE,
 	STMT_CERT_BY_ISSUER_SERIAL,
 	STMT_CERT_BY_SERIAL,
+	STMT_CERT_LOOKUP,
+	STMT_CERT_REVOKE,
+	STMT_CERT_UNHOLD,
+	STMT_CERT_REVOKE_ISSUER,
+	STMT_CERT_COUNT_KEPT,
+	STMT_REVOKED_LIST,
+	STMT_CRL_NEXT,
+	STMT_CRL_STATE,
+	STMT_DISALLOW_ADD,
+	STMT_DISALLOW_REMOVE,
+	STMT_DISALLOW_LIST,
+	STMT_DISALLOW_GET,
 	STMT_MAX
 };
 
@@ -183,6 +214,55 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_CERT_BY_SERIAL] =
 	    "SELECT " CERT_COLUMNS " FROM cert WHERE serial = ?1"
 	    " ORDER BY id LIMIT 2",
+	[STMT_CERT_LOOKUP] =
+	    "SELECT issuer_id, status, revoke_reason FROM cert"
+	    " WHERE serial = ?1 ORDER BY id",
+	/* Revocation: ?1 issuer, ?2 serial, ?3 time, ?4 reason. A held
+	 * certificate (reason 6) is revoked for good by any other reason;
+	 * anything else already revoked is left as it is. */
+	[STMT_CERT_REVOKE] =
+	    "UPDATE cert SET status = 'revoked', revoked_at = ?3,"
+	    " revoke_reason = ?4 WHERE serial = ?2 AND issuer_id = ?1"
+	    " AND (status = 'valid' OR (status = 'revoked'"
+	    " AND revoke_reason = 6 AND ?4 != 6))",
+	[STMT_CERT_UNHOLD] =
+	    "UPDATE cert SET status = 'valid', revoked_at = NULL,"
+	    " revoke_reason = NULL WHERE serial = ?2 AND issuer_id = ?1"
+	    " AND status = 'revoked' AND revoke_reason = 6",
+	[STMT_CERT_REVOKE_ISSUER] =
+	    "UPDATE cert SET status = 'revoked', revoked_at = ?3,"
+	    " revoke_reason = ?4 WHERE issuer_id = ?1"
+	    " AND (status = 'valid' OR (status = 'revoked'"
+	    " AND revoke_reason = 6 AND ?4 != 6))",
+	/* The revoked rows STMT_CERT_REVOKE_ISSUER leaves alone. */
+	[STMT_CERT_COUNT_KEPT] =
+	    "SELECT count(*) FROM cert WHERE issuer_id = ?1"
+	    " AND status = 'revoked'"
+	    " AND NOT (coalesce(revoke_reason, 0) = 6 AND ?4 != 6)",
+	/* Named index: the plan is part of the contract (no sort, no row
+	 * lookups), not left to statistics. */
+	[STMT_REVOKED_LIST] =
+	    "SELECT serial, revoked_at, revoke_reason, not_after"
+	    " FROM cert INDEXED BY cert_revoked"
+	    " WHERE issuer_id = ?1 AND status = 'revoked' AND not_after >= ?2"
+	    " ORDER BY length(serial), serial",
+	[STMT_CRL_NEXT] =
+	    "INSERT INTO crl_state (issuer_id, number, this_update)"
+	    " VALUES (?1, 1, ?2) ON CONFLICT (issuer_id) DO UPDATE"
+	    " SET number = number + 1, this_update = excluded.this_update"
+	    " RETURNING number",
+	[STMT_CRL_STATE] =
+	    "SELECT number, this_update FROM crl_state WHERE issuer_id = ?1",
+	[STMT_DISALLOW_ADD] =
+	    "INSERT INTO disallow (identity, kind, added_at, note)"
+	    " VALUES (?1, ?2, ?3, ?4)",
+	[STMT_DISALLOW_REMOVE] =
+	    "DELETE FROM disallow WHERE identity = ?1",
+	[STMT_DISALLOW_LIST] =
+	    "SELECT identity, kind, added_at, note FROM disallow"
+	    " ORDER BY identity",
+	[STMT_DISALLOW_GET] =
+	    "SELECT kind, note FROM disallow WHERE identity = ?1",
 };
 
 /* Which parts of a struct store_cert_filter are in use. */
@@ -214,6 +294,10 @@ static const char *const gen_status_names[STORE_GEN_STATUS_MAX] = {
 	[STORE_GEN_INACTIVE] = "inactive",
 	[STORE_GEN_REVOKED] = "revoked",
 	[STORE_GEN_EXPIRED] = "expired",
+};
+static const char *const disallow_kind_names[STORE_DISALLOW_KIND_MAX] = {
+	[STORE_DISALLOW_CN] = "cn",
+	[STORE_DISALLOW_FINGERPRINT] = "fingerprint",
 };
 static const char *const cert_status_names[STORE_CERT_STATUS_MAX] = {
 	[STORE_CERT_RESERVED] = "reserved",
@@ -1641,6 +1725,630 @@ store_integrity_check(struct store *st, struct hsmca_err *e)
 	}
 	ret = 0;
 out:
+	stmt_release(s);
+	return ret;
+}
+
+/* ---- revocation ---- */
+
+static int
+reason_is_valid(int reason)
+{
+	/* 7 is unused; removeFromCRL (8) only means something in a delta
+	 * CRL: a hold is lifted with store_unhold_cert. */
+	return reason >= 0 && reason <= STORE_REASON_MAX && reason != 7 &&
+	    reason != 8;
+}
+
+static int
+revoke_check(const char *serial, int reason, time_t when,
+    struct hsmca_err *e)
+{
+	if (serial != NULL && !serial_is_canonical(serial))
+		return err_set(e, HSMCA_ERR_ARG, "store: \"%s\" is not a "
+		    "serial in canonical form", serial);
+	if (!reason_is_valid(reason))
+		return err_set(e, HSMCA_ERR_ARG, "store: %d is not a CRLReason "
+		    "a certificate can be revoked with", reason);
+	if (when <= 0)
+		return err_set(e, HSMCA_ERR_ARG, "store: no revocation time");
+	return 0;
+}
+
+/* What the store knows of one serial. */
+struct cert_state {
+	int64_t	issuer_id;
+	int	status;		/* enum store_cert_status */
+	int	reason;		/* -1: none */
+};
+
+/* The row of serial issued by issuer_id (0: by whichever generation
+ * did, HSMCA_ERR_EXISTS if several did). HSMCA_ERR_NOT_FOUND names the
+ * generation that issued it when it was another. */
+static int
+cert_lookup(struct store *st, int64_t issuer_id, const char *serial,
+    struct cert_state *out, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int64_t id, other = 0;
+	int rc, status, found = 0, ret = HSMCA_ERR_STORE;
+
+	memset(out, 0, sizeof(*out));
+	if ((s = stmt_get(st, STMT_CERT_LOOKUP, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_bind_text(s, 1, serial, -1, SQLITE_STATIC)) !=
+	    SQLITE_OK) {
+		ret = store_sqlerr(e, rc, "cannot read certificate %s",
+		    serial);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(s, 0);
+		if (issuer_id != 0 && id != issuer_id) {
+			if (other == 0)
+				other = id;
+			continue;
+		}
+		if (found) {
+			ret = err_set(e, HSMCA_ERR_EXISTS, "store: serial %s "
+			    "is ambiguous: CA generations %" PRId64 " and %"
+			    PRId64 " both issued it; name the issuer", serial,
+			    out->issuer_id, id);
+			goto out;
+		}
+		if (name_parse(cert_status_names, STORE_CERT_STATUS_MAX,
+		    (const char *)sqlite3_column_text(s, 1), &status) != 0) {
+			ret = err_set(e, HSMCA_ERR_STORE, "store: %s: "
+			    "certificate %s is malformed", st->path, serial);
+			goto out;
+		}
+		out->issuer_id = id;
+		out->status = status;
+		out->reason = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 :
+		    sqlite3_column_int(s, 2);
+		found = 1;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot read certificate %s", serial);
+		goto out;
+	}
+	if (!found) {
+		if (other != 0)
+			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: serial "
+			    "%s was not issued by CA generation %" PRId64
+			    " (generation %" PRId64 " issued it)", serial,
+			    issuer_id, other);
+		else if (issuer_id != 0)
+			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no "
+			    "certificate with serial %s from CA generation %"
+			    PRId64, serial, issuer_id);
+		else
+			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no "
+			    "certificate with serial %s", serial);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+/* Run a bound single-row UPDATE; its count of changed rows, or -1. */
+static int
+stmt_update(struct store *st, sqlite3_stmt *s, int rc, int *changes)
+{
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	*changes = rc == SQLITE_DONE ? sqlite3_changes(st->db) : 0;
+	stmt_release(s);
+	return rc;
+}
+
+/* One revocation: one indexed UPDATE, and a look at the row only when
+ * it changed nothing. */
+static int
+revoke_one(struct store *st, int64_t issuer_id, const char *serial,
+    int reason, time_t when, int *already, struct hsmca_err *e)
+{
+	struct cert_state cs;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, changes, ret;
+
+	*already = 0;
+	if (issuer_id == 0) {
+		if ((ret = cert_lookup(st, 0, serial, &cs, e)) != 0)
+			return ret;
+		issuer_id = cs.issuer_id;
+	}
+	if ((s = stmt_get(st, STMT_CERT_REVOKE, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_int(s, 0, issuer_id, &rc);
+	bind_text(s, 1, serial, &rc);
+	bind_int(s, 2, when, &rc);
+	bind_int(s, 3, reason, &rc);
+	if ((rc = stmt_update(st, s, rc, &changes)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot revoke certificate %s",
+		    serial);
+	if (changes > 0)
+		return 0;
+	if ((ret = cert_lookup(st, issuer_id, serial, &cs, e)) != 0)
+		return ret;
+	switch (cs.status) {
+	case STORE_CERT_REVOKED:
+		*already = 1;
+		return 0;
+	case STORE_CERT_VALID:
+		return err_set(e, HSMCA_ERR_STORE, "store: certificate %s "
+		    "changed while it was being revoked; try again", serial);
+	default:
+		return err_set(e, HSMCA_ERR_CA_STATE, "store: certificate %s "
+		    "of CA generation %" PRId64 " was never issued (it is %s)",
+		    serial, issuer_id, cert_status_names[cs.status]);
+	}
+}
+
+int
+store_revoke_cert(struct store *st, int64_t issuer_id, const char *serial,
+    int reason, time_t when, int *already, struct hsmca_err *e)
+{
+	int ignored, ret;
+
+	if (already == NULL)
+		already = &ignored;
+	*already = 0;
+	if (serial == NULL)
+		return err_set(e, HSMCA_ERR_ARG, "store: no serial given");
+	if ((ret = revoke_check(serial, reason, when, e)) != 0)
+		return ret;
+	return revoke_one(st, issuer_id, serial, reason, when, already, e);
+}
+
+int
+store_unhold_cert(struct store *st, int64_t issuer_id, const char *serial,
+    struct hsmca_err *e)
+{
+	struct cert_state cs;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, changes, ret;
+
+	if (serial == NULL || !serial_is_canonical(serial))
+		return err_set(e, HSMCA_ERR_ARG, "store: \"%s\" is not a "
+		    "serial in canonical form", serial == NULL ? "" : serial);
+	if (issuer_id == 0) {
+		if ((ret = cert_lookup(st, 0, serial, &cs, e)) != 0)
+			return ret;
+		issuer_id = cs.issuer_id;
+	}
+	if ((s = stmt_get(st, STMT_CERT_UNHOLD, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_int(s, 0, issuer_id, &rc);
+	bind_text(s, 1, serial, &rc);
+	if ((rc = stmt_update(st, s, rc, &changes)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot lift the hold on "
+		    "certificate %s", serial);
+	if (changes > 0)
+		return 0;
+	if ((ret = cert_lookup(st, issuer_id, serial, &cs, e)) != 0)
+		return ret;
+	if (cs.status == STORE_CERT_REVOKED)
+		return err_set(e, HSMCA_ERR_CA_STATE, "store: certificate %s "
+		    "is revoked for good (CRLReason %d), not on hold; it "
+		    "cannot be reinstated", serial, cs.reason);
+	return err_set(e, HSMCA_ERR_CA_STATE, "store: certificate %s is %s, "
+	    "not on hold", serial, cert_status_names[cs.status]);
+}
+
+/* Bulk writes run in one transaction: their own, or the caller's. */
+static int
+bulk_begin(struct store *st, int *own, struct hsmca_err *e)
+{
+	int ret;
+
+	*own = 0;
+	if (st->in_tx)
+		return 0;
+	if ((ret = store_begin(st, e)) != 0)
+		return ret;
+	*own = 1;
+	return 0;
+}
+
+static int
+bulk_end(struct store *st, int own, int ret, struct hsmca_err *e)
+{
+	if (!own)
+		return ret;
+	if (ret == 0 && (ret = store_commit(st, e)) == 0)
+		return 0;
+	store_rollback(st);
+	return ret;
+}
+
+int
+store_revoke_serials(struct store *st, int64_t issuer_id,
+    const char *const *serials, size_t n, int reason, time_t when,
+    size_t *revoked, size_t *already, struct hsmca_err *e)
+{
+	size_t nrev = 0, nalr = 0;
+	int own = 0, was, ret;
+
+	if (revoked != NULL)
+		*revoked = 0;
+	if (already != NULL)
+		*already = 0;
+	if ((ret = revoke_check(NULL, reason, when, e)) != 0)
+		return ret;
+	/* Every serial well formed before anything is written. */
+	for (size_t i = 0; i < n; i++)
+		if (serials[i] == NULL || !serial_is_canonical(serials[i]))
+			return err_set(e, HSMCA_ERR_ARG, "store: serial %zu of "
+			    "the list, \"%s\", is not in canonical form", i + 1,
+			    serials[i] == NULL ? "" : serials[i]);
+	if ((ret = bulk_begin(st, &own, e)) != 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		if ((ret = revoke_one(st, issuer_id, serials[i], reason, when,
+		    &was, e)) != 0)
+			break;
+		if (was)
+			nalr++;
+		else
+			nrev++;
+	}
+	if ((ret = bulk_end(st, own, ret, e)) != 0)
+		return ret;
+	if (revoked != NULL)
+		*revoked = nrev;
+	if (already != NULL)
+		*already = nalr;
+	return 0;
+}
+
+int
+store_revoke_issuer(struct store *st, int64_t issuer_id, int reason,
+    time_t when, size_t *revoked, size_t *already, struct hsmca_err *e)
+{
+	struct store_generation g;
+	sqlite3_stmt *s;
+	int64_t kept = 0;
+	int rc = SQLITE_OK, changes = 0, own = 0, ret;
+
+	if (revoked != NULL)
+		*revoked = 0;
+	if (already != NULL)
+		*already = 0;
+	if ((ret = revoke_check(NULL, reason, when, e)) != 0)
+		return ret;
+	if ((ret = bulk_begin(st, &own, e)) != 0)
+		return ret;
+	if ((ret = store_get_generation(st, issuer_id, &g, e)) != 0)
+		goto out;
+	store_generation_free_fields(&g);
+	ret = HSMCA_ERR_STORE;
+	if ((s = stmt_get(st, STMT_CERT_COUNT_KEPT, e)) == NULL)
+		goto out;
+	bind_int(s, 0, issuer_id, &rc);
+	bind_int(s, 3, reason, &rc);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		kept = sqlite3_column_int64(s, 0);
+	stmt_release(s);
+	if (rc != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot count the revoked "
+		    "certificates of CA generation %" PRId64, issuer_id);
+		goto out;
+	}
+	if ((s = stmt_get(st, STMT_CERT_REVOKE_ISSUER, e)) == NULL)
+		goto out;
+	rc = SQLITE_OK;
+	bind_int(s, 0, issuer_id, &rc);
+	bind_int(s, 2, when, &rc);
+	bind_int(s, 3, reason, &rc);
+	if ((rc = stmt_update(st, s, rc, &changes)) != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot revoke the certificates of "
+		    "CA generation %" PRId64, issuer_id);
+		goto out;
+	}
+	ret = 0;
+out:
+	if ((ret = bulk_end(st, own, ret, e)) != 0)
+		return ret;
+	if (revoked != NULL)
+		*revoked = (size_t)changes;
+	if (already != NULL)
+		*already = (size_t)kept;
+	return 0;
+}
+
+int
+store_list_revoked(struct store *st, int64_t issuer_id, time_t now,
+    int (*fn)(void *, const struct store_revoked *), void *arg,
+    size_t *count, struct hsmca_err *e)
+{
+	struct store_revoked r;
+	sqlite3_stmt *s;
+	size_t n = 0;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_REVOKED_LIST, e)) == NULL)
+		goto out;
+	bind_int(s, 0, issuer_id, &rc);
+	bind_int(s, 1, now, &rc);
+	if (rc != SQLITE_OK) {
+		ret = store_sqlerr(e, rc, "cannot list revoked certificates");
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((r.serial = (const char *)sqlite3_column_text(s, 0)) ==
+		    NULL) {
+			ret = err_set(e, HSMCA_ERR_STORE, "store: %s: a "
+			    "revoked certificate without a serial", st->path);
+			goto out;
+		}
+		r.revoked_at = (time_t)sqlite3_column_int64(s, 1);
+		r.reason = sqlite3_column_int(s, 2);
+		r.not_after = (time_t)sqlite3_column_int64(s, 3);
+		n++;
+		if ((ret = fn(arg, &r)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot list the revoked "
+		    "certificates of CA generation %" PRId64, issuer_id);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	if (count != NULL)
+		*count = n;
+	return ret;
+}
+
+int
+store_next_crl_number(struct store *st, int64_t issuer_id,
+    time_t this_update, int64_t *number, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	*number = 0;
+	if ((s = stmt_get(st, STMT_CRL_NEXT, e)) == NULL)
+		goto out;
+	bind_int(s, 0, issuer_id, &rc);
+	bind_int(s, 1, this_update, &rc);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*number = sqlite3_column_int64(s, 0);
+		rc = sqlite3_step(s);
+	}
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no CA generation "
+		    "%" PRId64, issuer_id);
+		goto out;
+	}
+	if (rc != SQLITE_DONE || *number <= 0) {
+		*number = 0;
+		ret = store_sqlerr(e, rc, "cannot take the next CRL number of "
+		    "CA generation %" PRId64, issuer_id);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_crl_state(struct store *st, int64_t issuer_id, int64_t *number,
+    time_t *this_update, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	*number = 0;
+	*this_update = 0;
+	if ((s = stmt_get(st, STMT_CRL_STATE, e)) == NULL)
+		goto out;
+	bind_int(s, 0, issuer_id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*number = sqlite3_column_int64(s, 0);
+		*this_update = (time_t)sqlite3_column_int64(s, 1);
+	} else if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot read the CRL state of CA "
+		    "generation %" PRId64, issuer_id);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+/* ---- the disallow list ---- */
+
+const char *
+store_disallow_kind_name(enum store_disallow_kind k)
+{
+	if ((unsigned)k >= STORE_DISALLOW_KIND_MAX)
+		return "unknown";
+	return disallow_kind_names[k];
+}
+
+#define DISALLOW_IDENTITY_MAX	1024
+
+int
+store_disallow_normalize(const char *in, char buf[UTIL_SHA256_HEX],
+    const char **out, enum store_disallow_kind *kind, struct hsmca_err *e)
+{
+	if (in == NULL || *in == '\0')
+		return err_set(e, HSMCA_ERR_ARG, "store: no device identity "
+		    "given");
+	if (thumbprint_normalize(in, UTIL_SHA256_HEX - 1, buf,
+	    UTIL_SHA256_HEX) == 0) {
+		*out = buf;
+		*kind = STORE_DISALLOW_FINGERPRINT;
+		return 0;
+	}
+	if (strlen(in) > DISALLOW_IDENTITY_MAX)
+		return err_set(e, HSMCA_ERR_ARG, "store: a device identity is "
+		    "at most %d characters", DISALLOW_IDENTITY_MAX);
+	for (const char *p = in; *p != '\0'; p++)
+		if (iscntrl((unsigned char)*p))
+			return err_set(e, HSMCA_ERR_ARG, "store: a device "
+			    "identity has no control characters");
+	*out = in;
+	*kind = STORE_DISALLOW_CN;
+	return 0;
+}
+
+int
+store_disallow_add(struct store *st, const char *identity, const char *note,
+    time_t now, struct hsmca_err *e)
+{
+	char buf[UTIL_SHA256_HEX];
+	enum store_disallow_kind kind;
+	const char *id;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret;
+
+	if ((ret = store_disallow_normalize(identity, buf, &id, &kind, e)) != 0)
+		return ret;
+	if ((s = stmt_get(st, STMT_DISALLOW_ADD, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_text(s, 0, id, &rc);
+	bind_text(s, 1, disallow_kind_names[kind], &rc);
+	bind_int(s, 2, now > 0 ? now : clock_now(), &rc);
+	bind_text(s, 3, note, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	stmt_release(s);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY ||
+	    rc == SQLITE_CONSTRAINT_UNIQUE)
+		return err_set(e, HSMCA_ERR_EXISTS, "store: %s is already on "
+		    "the disallow list", id);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot disallow %s", id);
+	return 0;
+}
+
+int
+store_disallow_remove(struct store *st, const char *identity,
+    struct hsmca_err *e)
+{
+	char buf[UTIL_SHA256_HEX];
+	enum store_disallow_kind kind;
+	const char *id;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, changes, ret;
+
+	if ((ret = store_disallow_normalize(identity, buf, &id, &kind, e)) != 0)
+		return ret;
+	if ((s = stmt_get(st, STMT_DISALLOW_REMOVE, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_text(s, 0, id, &rc);
+	if ((rc = stmt_update(st, s, rc, &changes)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot remove %s from the disallow "
+		    "list", id);
+	if (changes == 0)
+		return err_set(e, HSMCA_ERR_NOT_FOUND, "store: %s is not on "
+		    "the disallow list", id);
+	return 0;
+}
+
+void
+store_disallow_free(struct store_disallow *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].identity);
+		free(v[i].note);
+	}
+	free(v);
+}
+
+int
+store_disallow_list(struct store *st, struct store_disallow **out, size_t *n,
+    struct hsmca_err *e)
+{
+	struct store_disallow *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	sqlite3_stmt *s;
+	int rc, kind, ret = HSMCA_ERR_STORE;
+
+	*out = NULL;
+	*n = 0;
+	if ((s = stmt_get(st, STMT_DISALLOW_LIST, e)) == NULL)
+		goto out;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = err_set(e, HSMCA_ERR_ALLOC,
+				    "out of memory");
+				goto out;
+			}
+			v = nv;
+		}
+		memset(&v[len], 0, sizeof(v[len]));
+		if (name_parse(disallow_kind_names, STORE_DISALLOW_KIND_MAX,
+		    (const char *)sqlite3_column_text(s, 1), &kind) != 0) {
+			ret = err_set(e, HSMCA_ERR_STORE, "store: %s: a "
+			    "malformed disallow entry", st->path);
+			goto out;
+		}
+		v[len].kind = (enum store_disallow_kind)kind;
+		v[len].added_at = (time_t)sqlite3_column_int64(s, 2);
+		len++;
+		if (col_strdup(s, 0, &v[len - 1].identity) == -1 ||
+		    col_strdup(s, 3, &v[len - 1].note) == -1) {
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot list the disallow list");
+		goto out;
+	}
+	*out = v;
+	*n = len;
+	v = NULL;
+	ret = 0;
+out:
+	stmt_release(s);
+	store_disallow_free(v, len);
+	return ret;
+}
+
+int
+store_disallow_check(struct store *st, const char *identity,
+    struct hsmca_err *e)
+{
+	char buf[UTIL_SHA256_HEX];
+	enum store_disallow_kind kind;
+	const char *id, *note;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret;
+
+	if ((ret = store_disallow_normalize(identity, buf, &id, &kind, e)) != 0)
+		return ret;
+	if ((s = stmt_get(st, STMT_DISALLOW_GET, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_text(s, 0, id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		note = (const char *)sqlite3_column_text(s, 1);
+		ret = err_set(e, HSMCA_ERR_POLICY, "%s %s is disallowed%s%s%s",
+		    kind == STORE_DISALLOW_CN ? "device" : "certificate", id,
+		    note != NULL ? " (" : "", note != NULL ? note : "",
+		    note != NULL ? ")" : "");
+	} else if (rc == SQLITE_DONE)
+		ret = 0;
+	else
+		ret = store_sqlerr(e, rc, "cannot check %s against the "
+		    "disallow list", id);
 	stmt_release(s);
 	return ret;
 }

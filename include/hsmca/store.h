@@ -12,7 +12,7 @@
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -172,6 +172,102 @@ void	store_set_group(struct store *st, struct store_group *g);
 /* Transactions committed and writes carried, for tests and metrics. */
 void	store_group_stats(struct store_group *g, uint64_t *commits,
 	    uint64_t *writes);
+
+/* ---- revocation ----
+ *
+ * reason is an RFC 5280 CRLReason: 0-6 or 9-10 (7 is unused and
+ * removeFromCRL, 8, belongs to delta CRLs). Each revocation is one
+ * indexed UPDATE: its cost does not grow with the number revoked. */
+#define STORE_REASON_UNSPECIFIED	0
+#define STORE_REASON_HOLD		6	/* certificateHold: can be lifted */
+#define STORE_REASON_MAX		10
+
+/* Revoke a valid certificate (issuer_id 0: whichever generation issued
+ * serial, HSMCA_ERR_EXISTS if several did). Revoking a revoked one
+ * changes nothing and sets *already (its time and reason stay), except
+ * that a certificate on hold is revoked for good by any other reason.
+ * HSMCA_ERR_NOT_FOUND if issuer_id never issued serial (the message
+ * names the generation that did, if one did); HSMCA_ERR_CA_STATE if the
+ * serial was only reserved. */
+int	store_revoke_cert(struct store *st, int64_t issuer_id,
+	    const char *serial, int reason, time_t when, int *already,
+	    struct hsmca_err *e);
+/* Lift a certificateHold: revoked with reason 6 -> valid.
+ * HSMCA_ERR_CA_STATE if it is not on hold. */
+int	store_unhold_cert(struct store *st, int64_t issuer_id,
+	    const char *serial, struct hsmca_err *e);
+/* Revoke every serial of a list in one transaction: all or nothing (an
+ * unknown serial refuses the whole list, naming it). */
+int	store_revoke_serials(struct store *st, int64_t issuer_id,
+	    const char *const *serials, size_t n, int reason, time_t when,
+	    size_t *revoked, size_t *already, struct hsmca_err *e);
+/* Revoke every valid (or held) certificate of a generation, in one
+ * transaction. */
+int	store_revoke_issuer(struct store *st, int64_t issuer_id, int reason,
+	    time_t when, size_t *revoked, size_t *already,
+	    struct hsmca_err *e);
+
+/* One entry of a CRL. serial points into the store's row: valid only
+ * during the callback. */
+struct store_revoked {
+	const char	*serial;	/* canonical hex */
+	time_t		 revoked_at;
+	int		 reason;	/* CRLReason */
+	time_t		 not_after;
+};
+/* Call fn for each revoked certificate of a generation whose notAfter
+ * has not passed at now, in ascending numeric order of serial (one
+ * covering index scan, no sort). A non-zero return from fn stops the
+ * walk and is returned. *count (may be NULL): entries visited. */
+int	store_list_revoked(struct store *st, int64_t issuer_id, time_t now,
+	    int (*fn)(void *arg, const struct store_revoked *r), void *arg,
+	    size_t *count, struct hsmca_err *e);
+
+/* The next CRL number of a generation (1, 2, ...): strictly increasing,
+ * committed before it is returned, so a number is never issued twice
+ * even if the signature that follows fails. */
+int	store_next_crl_number(struct store *st, int64_t issuer_id,
+	    time_t this_update, int64_t *number, struct hsmca_err *e);
+/* The last CRL number issued and its thisUpdate; 0 and 0 if none yet. */
+int	store_crl_state(struct store *st, int64_t issuer_id, int64_t *number,
+	    time_t *this_update, struct hsmca_err *e);
+
+/* ---- the disallow list: device identities that may not enroll ---- */
+
+enum store_disallow_kind {
+	STORE_DISALLOW_CN,		/* a device's subject CN */
+	STORE_DISALLOW_FINGERPRINT,	/* a certificate's SHA-256, 64 hex */
+	STORE_DISALLOW_KIND_MAX
+};
+
+struct store_disallow {
+	char				*identity;
+	enum store_disallow_kind	 kind;
+	time_t				 added_at;
+	char				*note;
+};
+
+const char	*store_disallow_kind_name(enum store_disallow_kind k);
+/* An identity as it is stored, and its kind: 64 hex digits (colons and
+ * case ignored) are a fingerprint, written into buf in lowercase without
+ * colons; anything else is a CN, returned as it is. */
+int	store_disallow_normalize(const char *identity,
+	    char buf[UTIL_SHA256_HEX], const char **out,
+	    enum store_disallow_kind *kind, struct hsmca_err *e);
+/* HSMCA_ERR_EXISTS if identity is already on the list. */
+int	store_disallow_add(struct store *st, const char *identity,
+	    const char *note, time_t now, struct hsmca_err *e);
+/* HSMCA_ERR_NOT_FOUND if identity is not on the list. */
+int	store_disallow_remove(struct store *st, const char *identity,
+	    struct hsmca_err *e);
+/* Ordered by identity; free with store_disallow_free. */
+int	store_disallow_list(struct store *st, struct store_disallow **out,
+	    size_t *n, struct hsmca_err *e);
+void	store_disallow_free(struct store_disallow *v, size_t n);
+/* 0 if identity may enroll, HSMCA_ERR_POLICY (naming it and the note)
+ * if it is on the list, another code if the store cannot say. */
+int	store_disallow_check(struct store *st, const char *identity,
+	    struct hsmca_err *e);
 
 /* PRAGMA integrity_check: 0 if "ok". */
 int	store_integrity_check(struct store *st, struct hsmca_err *e);

@@ -158,6 +158,12 @@ check "edge label: simpleenroll issues an edge CA (cn-match off): 200" test "$ST
 p7_certs >"$WORK/gw.pem"
 run openssl x509 -in "$WORK/gw.pem" -noout -ext basicConstraints
 check "edge CA certificate is CA:TRUE, pathlen 0" grep -q "CA:TRUE, pathlen:0" "$WORK/last.out"
+# A device certificate hsmca issued renews itself; it is no ticket to the
+# edge label's CA profile (that label trusts only the factory CA).
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $ISSUED \
+	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/gw.b64" "$EDGE/simpleenroll")
+refused_est "an issued device certificate asking for an edge CA" 403 "cannot enroll for profile edge-ca"
 # shellcheck disable=SC2086
 STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/skg.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $BOOT \
 	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/gw.b64" "$EDGE/serverkeygen")

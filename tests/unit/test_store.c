@@ -235,7 +235,8 @@ test_schema_version(void **state)
 	    "ORDER BY name)");
 	assert_non_null(v);
 	assert_string_equal(v, "ca_generation,cert,cert_csr_sha256,"
-	    "cert_issuer_status,cert_not_after");
+	    "cert_issuer_status,cert_not_after,cert_revoked,crl_state,"
+	    "disallow");
 	free(v);
 }
 
@@ -1182,6 +1183,640 @@ test_integrity_check(void **state)
 	assert_int_equal(store_integrity_check(fx->st, &e), 0);
 }
 
+/* ---- revocation ---- */
+
+/* The state of one certificate, for short assertions. */
+static void
+cert_expect(struct store *st, int64_t gen, const char *serial,
+    enum store_cert_status status, int reason, time_t revoked_at)
+{
+	struct store_cert c;
+	struct hsmca_err e = { 0 };
+
+	assert_int_equal(store_get_cert(st, gen, serial, &c, &e), 0);
+	assert_int_equal(c.status, status);
+	assert_int_equal(c.revoke_reason, reason);
+	assert_int_equal(c.revoked_at, revoked_at);
+	store_cert_free_fields(&c);
+}
+
+static void
+test_revoke_cert(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	int64_t g1, g2;
+	int already = -1;
+
+	g1 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "g1");
+	g2 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "g2");
+	cert_add(fx->st, g1, "0a01", "device", T0 + 365 * DAY);
+	cert_add(fx->st, g1, "0a02", "device", T0 + 365 * DAY);
+	cert_add(fx->st, g2, "0b01", "device", T0 + 365 * DAY);
+
+	/* valid -> revoked, with reason and time. */
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0a01", 1, T0 + DAY,
+	    &already, &e), 0);
+	assert_int_equal(already, 0);
+	cert_expect(fx->st, g1, "0a01", STORE_CERT_REVOKED, 1, T0 + DAY);
+
+	/* Again, even with another reason: nothing changes. */
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0a01", 4, T0 + 2 * DAY,
+	    &already, &e), 0);
+	assert_int_equal(already, 1);
+	cert_expect(fx->st, g1, "0a01", STORE_CERT_REVOKED, 1, T0 + DAY);
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0a01", 1, T0 + 2 * DAY,
+	    NULL, &e), 0);
+
+	/* Without the issuer: the one generation that issued it. */
+	assert_int_equal(store_revoke_cert(fx->st, 0, "0a02", 0, T0 + DAY,
+	    &already, &e), 0);
+	assert_int_equal(already, 0);
+	cert_expect(fx->st, g1, "0a02", STORE_CERT_REVOKED, 0, T0 + DAY);
+	cert_expect(fx->st, g2, "0b01", STORE_CERT_VALID, -1, 0);
+
+	/* Unknown serial. */
+	err_clear(&e);
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0c01", 1, T0, &already,
+	    &e), HSMCA_ERR_NOT_FOUND);
+	assert_non_null(strstr(e.msg, "0c01"));
+	assert_int_equal(store_revoke_cert(fx->st, 0, "0c01", 1, T0, &already,
+	    &e), HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(store_revoke_cert(fx->st, 999, "0a01", 1, T0,
+	    &already, &e), HSMCA_ERR_NOT_FOUND);
+	/* Another issuer's serial: NOT_FOUND, naming the one that issued it. */
+	err_clear(&e);
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0b01", 1, T0, &already,
+	    &e), HSMCA_ERR_NOT_FOUND);
+	assert_non_null(strstr(e.msg, "not issued by CA generation 1"));
+	assert_non_null(strstr(e.msg, "generation 2 issued it"));
+	cert_expect(fx->st, g2, "0b01", STORE_CERT_VALID, -1, 0);
+
+	/* Ambiguous without the issuer. */
+	cert_add(fx->st, g2, "0a02", "device", T0 + 365 * DAY);
+	err_clear(&e);
+	assert_int_equal(store_revoke_cert(fx->st, 0, "0a02", 1, T0, &already,
+	    &e), HSMCA_ERR_EXISTS);
+	assert_non_null(strstr(e.msg, "ambiguous"));
+	cert_expect(fx->st, g2, "0a02", STORE_CERT_VALID, -1, 0);
+
+	/* A reserved serial was never issued. */
+	assert_int_equal(store_reserve_serial(fx->st, g1, "0d01", NULL, NULL,
+	    NULL, T0, NULL, &e), 0);
+	err_clear(&e);
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0d01", 1, T0, &already,
+	    &e), HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "never issued"));
+
+	/* Arguments. */
+	assert_int_equal(store_revoke_cert(fx->st, g2, "0b01", 7, T0, &already,
+	    &e), HSMCA_ERR_ARG);
+	assert_int_equal(store_revoke_cert(fx->st, g2, "0b01", 8, T0, &already,
+	    &e), HSMCA_ERR_ARG);
+	assert_int_equal(store_revoke_cert(fx->st, g2, "0b01", 11, T0,
+	    &already, &e), HSMCA_ERR_ARG);
+	assert_int_equal(store_revoke_cert(fx->st, g2, "0b01", -1, T0,
+	    &already, &e), HSMCA_ERR_ARG);
+	assert_int_equal(store_revoke_cert(fx->st, g2, "0b01", 1, 0, &already,
+	    &e), HSMCA_ERR_ARG);
+	assert_int_equal(store_revoke_cert(fx->st, g2, "0B01", 1, T0,
+	    &already, &e), HSMCA_ERR_ARG);
+	assert_int_equal(store_revoke_cert(fx->st, g2, NULL, 1, T0, &already,
+	    &e), HSMCA_ERR_ARG);
+	cert_expect(fx->st, g2, "0b01", STORE_CERT_VALID, -1, 0);
+	/* Every reason a certificate can be revoked with. */
+	for (int r = 0; r <= STORE_REASON_MAX; r++) {
+		char serial[8];
+
+		if (r == 7 || r == 8)
+			continue;
+		snprintf(serial, sizeof(serial), "0e%02x", r);
+		cert_add(fx->st, g2, serial, "device", T0 + 365 * DAY);
+		assert_int_equal(store_revoke_cert(fx->st, g2, serial, r, T0,
+		    &already, &e), 0);
+		cert_expect(fx->st, g2, serial, STORE_CERT_REVOKED, r, T0);
+	}
+}
+
+static void
+test_hold_unhold(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	int64_t gid;
+	int already = -1;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	cert_add(fx->st, gid, "01", "device", T0 + 365 * DAY);
+	cert_add(fx->st, gid, "02", "device", T0 + 365 * DAY);
+
+	assert_int_equal(store_revoke_cert(fx->st, gid, "01",
+	    STORE_REASON_HOLD, T0 + DAY, &already, &e), 0);
+	cert_expect(fx->st, gid, "01", STORE_CERT_REVOKED, STORE_REASON_HOLD,
+	    T0 + DAY);
+	/* On hold twice: already. */
+	assert_int_equal(store_revoke_cert(fx->st, gid, "01",
+	    STORE_REASON_HOLD, T0 + 2 * DAY, &already, &e), 0);
+	assert_int_equal(already, 1);
+	cert_expect(fx->st, gid, "01", STORE_CERT_REVOKED, STORE_REASON_HOLD,
+	    T0 + DAY);
+	/* Lifted: valid again, no trace of the revocation. */
+	assert_int_equal(store_unhold_cert(fx->st, gid, "01", &e), 0);
+	cert_expect(fx->st, gid, "01", STORE_CERT_VALID, -1, 0);
+	err_clear(&e);
+	assert_int_equal(store_unhold_cert(fx->st, gid, "01", &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "not on hold"));
+
+	/* A hold made permanent by another reason is no longer "already". */
+	assert_int_equal(store_revoke_cert(fx->st, 0, "01", STORE_REASON_HOLD,
+	    T0 + 3 * DAY, &already, &e), 0);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "01", 1, T0 + 4 * DAY,
+	    &already, &e), 0);
+	assert_int_equal(already, 0);
+	cert_expect(fx->st, gid, "01", STORE_CERT_REVOKED, 1, T0 + 4 * DAY);
+	err_clear(&e);
+	assert_int_equal(store_unhold_cert(fx->st, 0, "01", &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "for good"));
+	cert_expect(fx->st, gid, "01", STORE_CERT_REVOKED, 1, T0 + 4 * DAY);
+
+	/* Only from hold: a revoked one stays, unknown ones are not found. */
+	assert_int_equal(store_revoke_cert(fx->st, gid, "02", 4, T0, &already,
+	    &e), 0);
+	assert_int_equal(store_unhold_cert(fx->st, gid, "02", &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_int_equal(store_unhold_cert(fx->st, gid, "03", &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(store_unhold_cert(fx->st, gid + 1, "02", &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(store_unhold_cert(fx->st, gid, "x", &e),
+	    HSMCA_ERR_ARG);
+}
+
+/* Count the commits of the store's own connection. */
+static int
+count_commit(void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Reopen fx->st, catching its connection to count its commits. */
+static void
+reopen_counting(struct fixture *fx, int *commits)
+{
+	struct hsmca_err e = { 0 };
+
+	store_close(fx->st);
+	fx->st = NULL;
+	last_db = NULL;
+	assert_int_equal(sqlite3_auto_extension((void (*)(void))capture_db),
+	    SQLITE_OK);
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	sqlite3_reset_auto_extension();
+	assert_non_null(last_db);
+	*commits = 0;
+	sqlite3_commit_hook(last_db, count_commit, commits);
+}
+
+static void
+test_revoke_serials(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	const char *list[] = { "01", "02", "03" };
+	const char *bad[] = { "04", "05", "0999" };
+	const char *malformed[] = { "04", "0X" };
+	size_t revoked = 99, already = 99;
+	int64_t gid, other;
+	int commits;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	other = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "other");
+	for (int i = 1; i <= 5; i++) {
+		char serial[4];
+
+		snprintf(serial, sizeof(serial), "%02x", i);
+		cert_add(fx->st, gid, serial, "device", T0 + 365 * DAY);
+	}
+	cert_add(fx->st, other, "0999", "device", T0 + 365 * DAY);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "02", 1, T0, NULL, &e),
+	    0);
+
+	reopen_counting(fx, &commits);
+	assert_int_equal(store_revoke_serials(fx->st, gid, list, 3, 5,
+	    T0 + DAY, &revoked, &already, &e), 0);
+	assert_int_equal(revoked, 2);
+	assert_int_equal(already, 1);
+	assert_int_equal(commits, 1);		/* one transaction */
+	cert_expect(fx->st, gid, "01", STORE_CERT_REVOKED, 5, T0 + DAY);
+	cert_expect(fx->st, gid, "02", STORE_CERT_REVOKED, 1, T0);
+	cert_expect(fx->st, gid, "03", STORE_CERT_REVOKED, 5, T0 + DAY);
+
+	/* All or nothing: the last serial is another issuer's. */
+	commits = 0;
+	err_clear(&e);
+	assert_int_equal(store_revoke_serials(fx->st, gid, bad, 3, 1, T0,
+	    &revoked, &already, &e), HSMCA_ERR_NOT_FOUND);
+	assert_non_null(strstr(e.msg, "0999"));
+	assert_int_equal(revoked, 0);
+	assert_int_equal(commits, 0);
+	cert_expect(fx->st, gid, "04", STORE_CERT_VALID, -1, 0);
+	cert_expect(fx->st, gid, "05", STORE_CERT_VALID, -1, 0);
+	/* A malformed serial is refused before anything is written. */
+	err_clear(&e);
+	assert_int_equal(store_revoke_serials(fx->st, gid, malformed, 2, 1, T0,
+	    &revoked, &already, &e), HSMCA_ERR_ARG);
+	assert_non_null(strstr(e.msg, "serial 2"));
+	cert_expect(fx->st, gid, "04", STORE_CERT_VALID, -1, 0);
+	assert_int_equal(store_revoke_serials(fx->st, gid, list, 3, 8, T0,
+	    &revoked, &already, &e), HSMCA_ERR_ARG);
+
+	/* Inside the caller's transaction, undone with it. */
+	assert_int_equal(store_begin(fx->st, &e), 0);
+	assert_int_equal(store_revoke_serials(fx->st, 0, bad, 2, 1, T0,
+	    &revoked, &already, &e), 0);
+	assert_int_equal(revoked, 2);
+	store_rollback(fx->st);
+	cert_expect(fx->st, gid, "04", STORE_CERT_VALID, -1, 0);
+	/* Without an issuer, and an empty list. */
+	assert_int_equal(store_revoke_serials(fx->st, 0, bad, 3, 1, T0,
+	    &revoked, &already, &e), 0);
+	assert_int_equal(revoked, 3);
+	cert_expect(fx->st, other, "0999", STORE_CERT_REVOKED, 1, T0);
+	assert_int_equal(store_revoke_serials(fx->st, gid, NULL, 0, 1, T0,
+	    &revoked, &already, &e), 0);
+	assert_int_equal(revoked, 0);
+}
+
+static void
+test_revoke_issuer(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	size_t revoked = 99, already = 99;
+	int64_t gid, other;
+	int commits;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	other = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "other");
+	for (int i = 1; i <= 6; i++) {
+		char serial[4];
+
+		snprintf(serial, sizeof(serial), "%02x", i);
+		cert_add(fx->st, gid, serial, "device", T0 + 365 * DAY);
+		cert_add(fx->st, other, serial, "device", T0 + 365 * DAY);
+	}
+	assert_int_equal(store_reserve_serial(fx->st, gid, "07", NULL, NULL,
+	    NULL, T0, NULL, &e), 0);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "01", 1, T0, NULL, &e),
+	    0);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "02",
+	    STORE_REASON_HOLD, T0, NULL, &e), 0);
+
+	reopen_counting(fx, &commits);
+	assert_int_equal(store_revoke_issuer(fx->st, gid, 2, T0 + DAY,
+	    &revoked, &already, &e), 0);
+	assert_int_equal(commits, 1);
+	assert_int_equal(revoked, 5);		/* 4 valid, 1 held */
+	assert_int_equal(already, 1);
+	cert_expect(fx->st, gid, "01", STORE_CERT_REVOKED, 1, T0);
+	cert_expect(fx->st, gid, "02", STORE_CERT_REVOKED, 2, T0 + DAY);
+	cert_expect(fx->st, gid, "06", STORE_CERT_REVOKED, 2, T0 + DAY);
+	cert_expect(fx->st, other, "03", STORE_CERT_VALID, -1, 0);
+	{
+		struct store_cert c;
+
+		assert_int_equal(store_get_cert(fx->st, gid, "07", &c, &e), 0);
+		assert_int_equal(c.status, STORE_CERT_RESERVED);
+		store_cert_free_fields(&c);
+	}
+	/* Again: nothing left to revoke. */
+	assert_int_equal(store_revoke_issuer(fx->st, gid, 2, T0 + 2 * DAY,
+	    &revoked, &already, &e), 0);
+	assert_int_equal(revoked, 0);
+	assert_int_equal(already, 6);
+	/* A held certificate stays held when the bulk reason is a hold. */
+	assert_int_equal(store_revoke_cert(fx->st, other, "01",
+	    STORE_REASON_HOLD, T0, NULL, &e), 0);
+	assert_int_equal(store_revoke_issuer(fx->st, other, STORE_REASON_HOLD,
+	    T0 + DAY, &revoked, &already, &e), 0);
+	assert_int_equal(revoked, 5);
+	assert_int_equal(already, 1);
+	cert_expect(fx->st, other, "01", STORE_CERT_REVOKED, STORE_REASON_HOLD,
+	    T0);
+
+	err_clear(&e);
+	assert_int_equal(store_revoke_issuer(fx->st, 999, 2, T0, &revoked,
+	    &already, &e), HSMCA_ERR_NOT_FOUND);
+	assert_non_null(strstr(e.msg, "999"));
+	assert_int_equal(store_revoke_issuer(fx->st, gid, 8, T0, &revoked,
+	    &already, &e), HSMCA_ERR_ARG);
+}
+
+struct walk {
+	char	serials[16][SERIAL_HEX_MAX];
+	int	reasons[16];
+	time_t	times[16];
+	size_t	n;
+	size_t	stop_at;
+};
+
+static int
+walk_fn(void *arg, const struct store_revoked *r)
+{
+	struct walk *w = arg;
+
+	if (w->n == w->stop_at)
+		return 42;
+	assert_true(w->n < 16);
+	snprintf(w->serials[w->n], SERIAL_HEX_MAX, "%s", r->serial);
+	w->reasons[w->n] = r->reason;
+	w->times[w->n] = r->revoked_at;
+	w->n++;
+	return 0;
+}
+
+/* EXPLAIN QUERY PLAN of sql on a connection of our own, rows joined. */
+static char *
+query_plan(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	char q[1024], buf[2048] = "";
+	size_t n = 0;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW && n < sizeof(buf))
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s | ",
+		    (const char *)sqlite3_column_text(s, 3));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return strdup(buf);
+}
+
+static void
+test_list_revoked(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	struct walk w;
+	size_t count = 99;
+	int64_t gid, other;
+	char *plan;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	other = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "other");
+	cert_add(fx->st, gid, "0100", "device", T0 + 365 * DAY);
+	cert_add(fx->st, gid, "ff", "device", T0 + 365 * DAY);
+	cert_add(fx->st, gid, "7f", "device", T0 + 365 * DAY);
+	cert_add(fx->st, gid, "0a0b0c", "device", T0 + 365 * DAY);
+	cert_add(fx->st, gid, "01", "device", T0 + 365 * DAY);	/* valid */
+	cert_add(fx->st, gid, "02", "device", T0 + 10 * DAY);	/* expires */
+	cert_add(fx->st, other, "03", "device", T0 + 365 * DAY);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "0100", 1, T0 + 1, NULL,
+	    &e), 0);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "ff", 0, T0 + 2, NULL,
+	    &e), 0);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "7f", 6, T0 + 3, NULL,
+	    &e), 0);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "0a0b0c", 4, T0 + 4,
+	    NULL, &e), 0);
+	assert_int_equal(store_revoke_cert(fx->st, gid, "02", 1, T0 + 5, NULL,
+	    &e), 0);
+	assert_int_equal(store_revoke_cert(fx->st, other, "03", 1, T0, NULL,
+	    &e), 0);
+
+	/* Before "02" expires: five, in numeric order of serial. */
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 99;
+	assert_int_equal(store_list_revoked(fx->st, gid, T0 + 10 * DAY,
+	    walk_fn, &w, &count, &e), 0);
+	assert_int_equal(count, 5);
+	assert_int_equal(w.n, 5);
+	assert_string_equal(w.serials[0], "02");
+	assert_string_equal(w.serials[1], "7f");
+	assert_string_equal(w.serials[2], "ff");
+	assert_string_equal(w.serials[3], "0100");
+	assert_string_equal(w.serials[4], "0a0b0c");
+	assert_int_equal(w.reasons[1], 6);
+	assert_int_equal(w.times[1], T0 + 3);
+	assert_int_equal(w.reasons[2], 0);
+	assert_int_equal(w.reasons[3], 1);
+	/* After: kept until expiry, then gone. */
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 99;
+	assert_int_equal(store_list_revoked(fx->st, gid, T0 + 10 * DAY + 1,
+	    walk_fn, &w, &count, &e), 0);
+	assert_int_equal(count, 4);
+	assert_string_equal(w.serials[0], "7f");
+	/* The callback stops the walk. */
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 2;
+	assert_int_equal(store_list_revoked(fx->st, gid, T0, walk_fn, &w,
+	    &count, &e), 42);
+	assert_int_equal(w.n, 2);
+	/* Nothing for a generation without revocations. */
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 99;
+	assert_int_equal(store_list_revoked(fx->st, 999, T0, walk_fn, &w,
+	    &count, &e), 0);
+	assert_int_equal(count, 0);
+
+	/* The plans that keep revocation cheap at a million rows (the
+	 * statements of lib/store.c): the CRL query is one covering index
+	 * scan with no sort; revoking one is one lookup by (serial, issuer). */
+	plan = query_plan(fx->path, "SELECT serial, revoked_at, revoke_reason,"
+	    " not_after FROM cert INDEXED BY cert_revoked WHERE issuer_id = 1"
+	    " AND status = 'revoked' AND not_after >= 0"
+	    " ORDER BY length(serial), serial");
+	assert_non_null(strstr(plan, "COVERING INDEX cert_revoked"));
+	assert_null(strstr(plan, "TEMP B-TREE"));
+	free(plan);
+	plan = query_plan(fx->path, "UPDATE cert SET status = 'revoked',"
+	    " revoked_at = ?3, revoke_reason = ?4 WHERE serial = ?2"
+	    " AND issuer_id = ?1 AND (status = 'valid' OR (status = 'revoked'"
+	    " AND revoke_reason = 6 AND ?4 != 6))");
+	assert_non_null(strstr(plan, "(serial=? AND issuer_id=?)"));
+	assert_null(strstr(plan, "SCAN"));
+	free(plan);
+}
+
+static void
+test_crl_number(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	int64_t g1, g2, n = -1;
+	time_t tu = -1;
+
+	g1 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "g1");
+	g2 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "g2");
+	assert_int_equal(store_crl_state(fx->st, g1, &n, &tu, &e), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(tu, 0);
+	for (int64_t i = 1; i <= 3; i++) {
+		assert_int_equal(store_next_crl_number(fx->st, g1, T0 + i, &n,
+		    &e), 0);
+		assert_int_equal(n, i);
+	}
+	assert_int_equal(store_crl_state(fx->st, g1, &n, &tu, &e), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(tu, T0 + 3);
+	/* Each generation counts on its own. */
+	assert_int_equal(store_next_crl_number(fx->st, g2, T0, &n, &e), 0);
+	assert_int_equal(n, 1);
+	/* Durable across handles. */
+	store_close(fx->st);
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	assert_int_equal(store_next_crl_number(fx->st, g1, T0 + 9, &n, &e), 0);
+	assert_int_equal(n, 4);
+	/* A rolled back number is taken again: the transaction decides. */
+	assert_int_equal(store_begin(fx->st, &e), 0);
+	assert_int_equal(store_next_crl_number(fx->st, g1, T0, &n, &e), 0);
+	assert_int_equal(n, 5);
+	store_rollback(fx->st);
+	assert_int_equal(store_crl_state(fx->st, g1, &n, &tu, &e), 0);
+	assert_int_equal(n, 4);
+
+	err_clear(&e);
+	assert_int_equal(store_next_crl_number(fx->st, 999, T0, &n, &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(n, 0);
+	assert_non_null(strstr(e.msg, "999"));
+}
+
+static void
+test_disallow(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	struct store_disallow *v = NULL;
+	const char *fp =
+	    "AB:CD:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:"
+	    "EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD";
+	const char *fp_norm =
+	    "abcd00112233445566778899aabbccddeeff00112233445566778899aabbccdd";
+	size_t n = 0;
+
+	assert_int_equal(store_disallow_check(fx->st, "dev-1", &e), 0);
+	assert_int_equal(store_disallow_add(fx->st, "dev-1", "stolen",
+	    T0, &e), 0);
+	assert_int_equal(store_disallow_add(fx->st, fp, NULL, T0 + 1, &e), 0);
+	assert_int_equal(store_disallow_add(fx->st, "dev-0", "", T0 + 2, &e),
+	    0);
+	err_clear(&e);
+	assert_int_equal(store_disallow_add(fx->st, "dev-1", NULL, T0, &e),
+	    HSMCA_ERR_EXISTS);
+	assert_non_null(strstr(e.msg, "already"));
+	assert_int_equal(store_disallow_add(fx->st, fp_norm, NULL, T0, &e),
+	    HSMCA_ERR_EXISTS);
+
+	assert_int_equal(store_disallow_list(fx->st, &v, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].identity, fp_norm);
+	assert_int_equal(v[0].kind, STORE_DISALLOW_FINGERPRINT);
+	assert_null(v[0].note);
+	assert_int_equal(v[0].added_at, T0 + 1);
+	assert_string_equal(v[1].identity, "dev-0");
+	assert_null(v[1].note);
+	assert_string_equal(v[2].identity, "dev-1");
+	assert_int_equal(v[2].kind, STORE_DISALLOW_CN);
+	assert_string_equal(v[2].note, "stolen");
+	store_disallow_free(v, n);
+
+	/* Checks: a CN as it is, a fingerprint in any spelling. */
+	err_clear(&e);
+	assert_int_equal(store_disallow_check(fx->st, "dev-1", &e),
+	    HSMCA_ERR_POLICY);
+	assert_non_null(strstr(e.msg, "dev-1"));
+	assert_non_null(strstr(e.msg, "stolen"));
+	assert_int_equal(store_disallow_check(fx->st, "DEV-1", &e), 0);
+	assert_int_equal(store_disallow_check(fx->st, fp_norm, &e),
+	    HSMCA_ERR_POLICY);
+	assert_int_equal(store_disallow_check(fx->st, fp, NULL),
+	    HSMCA_ERR_POLICY);
+	assert_int_equal(store_disallow_check(fx->st, "dev-2", &e), 0);
+
+	assert_int_equal(store_disallow_remove(fx->st, fp, &e), 0);
+	assert_int_equal(store_disallow_check(fx->st, fp_norm, &e), 0);
+	err_clear(&e);
+	assert_int_equal(store_disallow_remove(fx->st, fp, &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_non_null(strstr(e.msg, "not on the disallow list"));
+	assert_int_equal(store_disallow_remove(fx->st, "dev-9", &e),
+	    HSMCA_ERR_NOT_FOUND);
+
+	assert_int_equal(store_disallow_add(fx->st, "", NULL, T0, &e),
+	    HSMCA_ERR_ARG);
+	assert_int_equal(store_disallow_add(fx->st, NULL, NULL, T0, &e),
+	    HSMCA_ERR_ARG);
+	assert_int_equal(store_disallow_add(fx->st, "a\nb", NULL, T0, &e),
+	    HSMCA_ERR_ARG);
+	assert_int_equal(store_disallow_check(fx->st, "", &e), HSMCA_ERR_ARG);
+	assert_string_equal(store_disallow_kind_name(STORE_DISALLOW_CN), "cn");
+	assert_string_equal(store_disallow_kind_name(
+	    STORE_DISALLOW_FINGERPRINT), "fingerprint");
+	assert_string_equal(store_disallow_kind_name(STORE_DISALLOW_KIND_MAX),
+	    "unknown");
+	store_disallow_free(NULL, 0);
+}
+
+/* A store as schema version 1 left it (migration 0 -> 1 only), with a
+ * certificate an older hsmca revoked by hand: opening it upgrades it. */
+static void
+test_migrate_from_v1(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	struct walk w;
+	sqlite3 *db = NULL;
+	int64_t gid, n;
+	size_t count;
+	char *v;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	cert_add(fx->st, gid, "01", "device", T0 + 365 * DAY);
+	cert_add(fx->st, gid, "02", "device", T0 + 365 * DAY);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP INDEX cert_revoked;"
+	    " DROP TABLE crl_state; DROP TABLE disallow;"
+	    " UPDATE cert SET status = 'revoked', revoked_at = 1767225601,"
+	    " revoke_reason = 1 WHERE serial = '01';"
+	    " PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	v = sql_text(fx->path, "SELECT count(*) FROM sqlite_master WHERE name"
+	    " IN ('cert_revoked', 'crl_state', 'disallow')");
+	assert_string_equal(v, "0");
+	free(v);
+
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	assert_int_equal(store_schema_version(fx->st), 2);
+	v = sql_text(fx->path, "SELECT count(*) FROM sqlite_master WHERE name"
+	    " IN ('cert_revoked', 'crl_state', 'disallow')");
+	assert_string_equal(v, "3");
+	free(v);
+	/* The old revocation is in the new index; new ones work. */
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 99;
+	assert_int_equal(store_list_revoked(fx->st, gid, T0, walk_fn, &w,
+	    &count, &e), 0);
+	assert_int_equal(count, 1);
+	assert_string_equal(w.serials[0], "01");
+	assert_int_equal(store_revoke_cert(fx->st, gid, "02", 4, T0, NULL, &e),
+	    0);
+	assert_int_equal(store_next_crl_number(fx->st, gid, T0, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_disallow_add(fx->st, "dev", NULL, T0, &e), 0);
+	assert_int_equal(store_integrity_check(fx->st, &e), 0);
+}
+
 static void
 test_names(void **state)
 {
@@ -1260,6 +1895,14 @@ main(void)
 		T(test_integrity_check),
 		T(test_group_commit),
 		T(test_busy_waits),
+		T(test_revoke_cert),
+		T(test_hold_unhold),
+		T(test_revoke_serials),
+		T(test_revoke_issuer),
+		T(test_list_revoked),
+		T(test_crl_number),
+		T(test_disallow),
+		T(test_migrate_from_v1),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_free_zeroed),
 	};

@@ -1,0 +1,296 @@
+/* cmd-revoke.c: hsmca revoke SERIAL | --serials FILE | --issuer GEN --all |
+ * --unhold SERIAL */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hsmca/clock.h"
+#include "hsmca/crl.h"
+#include "hsmca/serial.h"
+
+#include "cli.h"
+
+/* A file of serials, one per line; blank lines and '#' comments are
+ * skipped. Any other line that is not a serial refuses the whole file. */
+struct serial_list {
+	char		(*hex)[SERIAL_HEX_MAX];
+	const char	**ptr;
+	size_t		  n, cap;
+};
+
+static void
+serial_list_free(struct serial_list *l)
+{
+	free(l->hex);
+	free(l->ptr);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+serial_list_read(struct cli *c, const char *path, struct serial_list *l)
+{
+	FILE *fp;
+	char *line = NULL, *p, *end;
+	size_t linecap = 0, lineno = 0;
+	void *nv;
+	int ret = CLI_EXIT_USAGE;
+
+	memset(l, 0, sizeof(*l));
+	if (strcmp(path, "-") == 0)
+		fp = stdin;
+	else if ((fp = fopen(path, "r")) == NULL)
+		return cli_errorx(c, CLI_EXIT_FAIL, "cannot read %s: %s", path,
+		    strerror(errno));
+	while (getline(&line, &linecap, fp) != -1) {
+		lineno++;
+		for (p = line; *p == ' ' || *p == '\t'; p++)
+			;
+		end = p + strcspn(p, "#\r\n");
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		*end = '\0';
+		if (*p == '\0')
+			continue;
+		if (l->n == l->cap) {
+			l->cap = l->cap == 0 ? 64 : l->cap * 2;
+			if ((nv = reallocarray(l->hex, l->cap,
+			    sizeof(*l->hex))) == NULL) {
+				ret = cli_errorx(c, CLI_EXIT_FAIL,
+				    "out of memory");
+				goto out;
+			}
+			l->hex = nv;
+		}
+		if (serial_normalize(p, l->hex[l->n]) != 0) {
+			ret = cli_errorx(c, CLI_EXIT_USAGE, "%s, line %zu: '%s' "
+			    "is not a serial number (hex, at most 20 octets); "
+			    "nothing was revoked", path, lineno, p);
+			goto out;
+		}
+		l->n++;
+	}
+	if (ferror(fp)) {
+		ret = cli_errorx(c, CLI_EXIT_FAIL, "cannot read %s", path);
+		goto out;
+	}
+	if (l->n == 0) {
+		ret = cli_errorx(c, CLI_EXIT_USAGE, "%s holds no serial number",
+		    path);
+		goto out;
+	}
+	if ((l->ptr = calloc(l->n, sizeof(*l->ptr))) == NULL) {
+		ret = cli_errorx(c, CLI_EXIT_FAIL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		l->ptr[i] = l->hex[i];
+	ret = CLI_EXIT_OK;
+out:
+	free(line);
+	if (fp != stdin)
+		fclose(fp);
+	if (ret != CLI_EXIT_OK)
+		serial_list_free(l);
+	return ret;
+}
+
+/* Say what happened to one certificate, as the store now has it. */
+static int
+report_one(struct cli *c, int64_t issuer, const char *serial, int already,
+    int unhold)
+{
+	struct store_cert r;
+	char when[32];
+	json_t *o;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	if ((ret = store_get_cert(c->st, issuer, serial, &r, &c->err)) != 0)
+		return cli_error(c, ret);
+	if (c->json) {
+		o = json_object();
+		json_object_set_new(o, "serial", json_string(r.serial));
+		json_object_set_new(o, "issuer", json_integer(r.issuer_id));
+		json_object_set_new(o, "status", json_string(
+		    store_cert_status_name(r.status)));
+		if (!unhold) {
+			json_object_set_new(o, "already_revoked",
+			    json_boolean(already));
+			json_object_set_new(o, "revoked", out_time(r.revoked_at));
+			json_object_set_new(o, "revocation_reason", json_string(
+			    crl_reason_name(r.revoke_reason)));
+		}
+		out_object(c, o, NULL);
+		json_decref(o);
+	} else if (unhold)
+		printf("lifted the hold on certificate %s of CA generation "
+		    "%lld: it is valid again\n", r.serial,
+		    (long long)r.issuer_id);
+	else
+		printf("%s certificate %s of CA generation %lld: %s, %s%s\n",
+		    already ? "already revoked:" : "revoked", r.serial,
+		    (long long)r.issuer_id, crl_reason_name(r.revoke_reason),
+		    clock_format(r.revoked_at, when, sizeof(when)),
+		    already ? " (nothing changed)" : "");
+	store_cert_free_fields(&r);
+	return CLI_EXIT_OK;
+}
+
+static void
+report_bulk(struct cli *c, int64_t issuer, size_t listed, size_t revoked,
+    size_t already, int reason)
+{
+	json_t *o;
+
+	if (c->json) {
+		o = json_object();
+		json_object_set_new(o, "issuer", issuer != 0 ?
+		    json_integer(issuer) : json_null());
+		if (listed != 0)
+			json_object_set_new(o, "listed", json_integer(
+			    (json_int_t)listed));
+		json_object_set_new(o, "revoked", json_integer(
+		    (json_int_t)revoked));
+		json_object_set_new(o, "already_revoked", json_integer(
+		    (json_int_t)already));
+		json_object_set_new(o, "revocation_reason", json_string(
+		    crl_reason_name(reason)));
+		out_object(c, o, NULL);
+		json_decref(o);
+		return;
+	}
+	printf("revoked %zu certificate%s", revoked, revoked == 1 ? "" : "s");
+	if (issuer != 0)
+		printf(" of CA generation %lld", (long long)issuer);
+	printf(" (%s); %zu already revoked", crl_reason_name(reason), already);
+	if (listed != 0)
+		printf("; %zu listed", listed);
+	printf("\n");
+}
+
+static int
+cmd_revoke(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ "issuer", required_argument, NULL, 'i' },
+		{ "serials", required_argument, NULL, 's' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "unhold", no_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct store_generation g;
+	struct serial_list list;
+	const char *reason_name = NULL, *serials = NULL;
+	char serial[SERIAL_HEX_MAX];
+	size_t revoked = 0, already = 0;
+	int64_t issuer = 0;
+	int ch, ret, all = 0, unhold = 0, was = 0;
+	int reason = CRL_REASON_UNSPECIFIED;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'r':
+			reason_name = optarg;
+			break;
+		case 'i':
+			memset(&g, 0, sizeof(g));
+			if ((ret = store_find_generation(c->st, optarg, &g,
+			    &c->err)) != 0)
+				return cli_error(c, ret);
+			issuer = g.id;
+			store_generation_free_fields(&g);
+			break;
+		case 's':
+			serials = optarg;
+			break;
+		case 'a':
+			all = 1;
+			break;
+		case 'u':
+			unhold = 1;
+			break;
+		default:
+			return cli_usage(&cmd_revoke_table[0]);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	/* Exactly one form. */
+	if ((all + unhold + (serials != NULL)) > 1 ||
+	    ((all || serials != NULL) && argc != 0) ||
+	    (!all && serials == NULL && argc != 1) ||
+	    (unhold && reason_name != NULL))
+		return cli_usage(&cmd_revoke_table[0]);
+	if (all && (issuer == 0 || reason_name == NULL))
+		return cli_errorx(c, CLI_EXIT_USAGE, "revoking every "
+		    "certificate of a generation takes --issuer GEN and an "
+		    "explicit --reason (cACompromise for a compromised CA key)");
+	if (reason_name != NULL &&
+	    (ret = crl_reason_parse(reason_name, &reason, &c->err)) != 0)
+		return cli_errorx(c, CLI_EXIT_USAGE, "%s", c->err.msg);
+	if (argc == 1 && serial_normalize(argv[0], serial) != 0)
+		return cli_errorx(c, CLI_EXIT_USAGE, "'%s' is not a serial "
+		    "number (hex, at most 20 octets)", argv[0]);
+
+	if (unhold) {
+		if ((ret = store_unhold_cert(c->st, issuer, serial,
+		    &c->err)) != 0)
+			return cli_error(c, ret);
+		return report_one(c, issuer, serial, 0, 1);
+	}
+	if (all) {
+		if ((ret = store_revoke_issuer(c->st, issuer, reason,
+		    clock_now(), &revoked, &already, &c->err)) != 0)
+			return cli_error(c, ret);
+		report_bulk(c, issuer, 0, revoked, already, reason);
+		return CLI_EXIT_OK;
+	}
+	if (serials != NULL) {
+		if ((ret = serial_list_read(c, serials, &list)) != CLI_EXIT_OK)
+			return ret;
+		ret = store_revoke_serials(c->st, issuer, list.ptr, list.n,
+		    reason, clock_now(), &revoked, &already, &c->err);
+		if (ret != 0) {
+			serial_list_free(&list);
+			fprintf(stderr, "hsmca: nothing was revoked\n");
+			return cli_error(c, ret);
+		}
+		report_bulk(c, issuer, list.n, revoked, already, reason);
+		serial_list_free(&list);
+		return CLI_EXIT_OK;
+	}
+	if ((ret = store_revoke_cert(c->st, issuer, serial, reason,
+	    clock_now(), &was, &c->err)) != 0)
+		return cli_error(c, ret);
+	return report_one(c, issuer, serial, was, 0);
+}
+
+const struct cli_cmd cmd_revoke_table[] = {
+	{ NULL, "revoke",
+	  "SERIAL [--reason R] [--issuer GEN] | --serials FILE [--reason R] "
+	  "[--issuer GEN] | --issuer GEN --all --reason R | --unhold SERIAL "
+	  "[--issuer GEN]",
+	  "revoke certificates (or lift a certificateHold)",
+	  "  --reason R       RFC 5280 reason: unspecified (default), keyCompromise,\n"
+	  "                   cACompromise, affiliationChanged, superseded,\n"
+	  "                   cessationOfOperation, certificateHold,\n"
+	  "                   privilegeWithdrawn, aACompromise\n"
+	  "  --issuer GEN     the generation that issued the serial (id or\n"
+	  "                   thumbprint); needed when several did\n"
+	  "  --serials FILE   one serial per line ('-': standard input); all are\n"
+	  "                   revoked in one transaction, or none\n"
+	  "  --all            every valid certificate of --issuer GEN\n"
+	  "  --unhold         lift a certificateHold: the certificate is valid\n"
+	  "                   again and leaves the next CRL\n"
+	  "Revoking a revoked certificate changes nothing and succeeds; a\n"
+	  "certificate on hold is revoked for good by any other reason.\n"
+	  "Publish the change with `hsmca crl`.\n",
+	  CLI_NEED_STORE, cmd_revoke },
+	{ NULL, NULL, NULL, NULL, NULL, 0, NULL }
+};
