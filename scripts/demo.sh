@@ -3,7 +3,8 @@
 # runs a demo CA whose keys live in a SoftHSM2 token under ./hsmca-demo.
 # hsmcad serves EST over mutual TLS; a device enrolls with its factory
 # certificate, renews with the safe flow, and its old certificate is
-# revoked and can no longer renew. Each run starts a fresh demo folder.
+# revoked: it can no longer renew, and the CRL hsmcad serves lists it.
+# Each run starts a fresh demo folder.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -100,7 +101,7 @@ HSMCA_NOW=$(( $(date +%s) + 340 * 86400 )) show "$HSMCA" est renew $EST \
 	--cert "$dev/device.pem" --key "$dev/device.key"
 show "$HSMCA" cert list
 
-step "The superseded certificate is revoked and can no longer renew"
+step "The superseded certificate is revoked: it can no longer renew, and the CRL says so"
 if "$HSMCA" revoke --help >/dev/null 2>&1; then
 	show "$HSMCA" revoke "$first" --reason superseded
 	# shellcheck disable=SC2086
@@ -110,6 +111,22 @@ if "$HSMCA" revoke --help >/dev/null 2>&1; then
 		exit 1
 	fi
 	show "$HSMCA" cert list --status revoked
+	# Relying parties learn it from the CRL hsmcad serves over plain HTTP
+	# (the demo's http-listen), signed in the token.
+	i=0
+	until curl -sf -o "$dev/crl.der" http://127.0.0.1:8080/crl/2.crl &&
+	    openssl crl -inform DER -in "$dev/crl.der" -noout -text 2>/dev/null |
+	    grep -qi "Serial Number: $first"; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { echo "the CRL did not list the revocation" >&2; exit 1; }
+		sleep 0.1
+	done
+	openssl crl -inform DER -in "$dev/crl.der" -out "$dev/crl.pem"
+	printf '$ openssl verify -crl_check ... device.pem.old\n'
+	openssl verify -crl_check -CAfile "$HSMCA_HOME/root.pem" -untrusted "$dev/cacerts.pem" \
+		-CRLfile "$dev/crl.pem" "$dev/device.pem.old" 2>&1 | grep -i "revoked" || true
+	show openssl verify -crl_check -CAfile "$HSMCA_HOME/root.pem" -untrusted "$dev/cacerts.pem" \
+		-CRLfile "$dev/crl.pem" "$dev/device.pem"
 else
 	echo "(hsmca revoke arrives with revocation support)"
 fi
