@@ -823,6 +823,10 @@ out:
 
 /* ---- key generation and import ---- */
 
+/* Append one attribute to a PKCS#11 template. */
+#define ATTR(t, n, ty, v, l) do { t[n].type = (ty); t[n].pValue = (void *)(v); \
+	t[n].ulValueLen = (l); n++; } while (0)
+
 static int
 curve_params(int nid, unsigned char **der, int *len)
 {
@@ -855,8 +859,6 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 	*out = NULL;
 	if (RAND_bytes(id, sizeof(id)) != 1)
 		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "RAND_bytes");
-#define ATTR(t, n, ty, v, l) do { t[n].type = (ty); t[n].pValue = (void *)(v); \
-	t[n].ulValueLen = (l); n++; } while (0)
 	ATTR(pubt, npub, CKA_TOKEN, &yes, sizeof(yes));
 	ATTR(pubt, npub, CKA_VERIFY, &yes, sizeof(yes));
 	ATTR(pubt, npub, CKA_ID, id, sizeof(id));
@@ -893,7 +895,6 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 		ret = err_set(e, HSMCA_ERR_ARG, "unknown key type");
 		goto out;
 	}
-#undef ATTR
 	if ((ret = raw_open(h, &s, e)) != 0)
 		goto out;
 	ret = HSMCA_ERR_HSM;
@@ -964,8 +965,6 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 	*out = NULL;
 	if (RAND_bytes(id, sizeof(id)) != 1)
 		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "RAND_bytes");
-#define ATTR(t, n, ty, v, l) do { t[n].type = (ty); t[n].pValue = (void *)(v); \
-	t[n].ulValueLen = (l); n++; } while (0)
 	ATTR(privt, npriv, CKA_CLASS, &privc, sizeof(privc));
 	ATTR(privt, npriv, CKA_KEY_TYPE, &kt, sizeof(kt));
 	ATTR(privt, npriv, CKA_TOKEN, &yes, sizeof(yes));
@@ -1072,7 +1071,6 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 		    EVP_PKEY_get0_type_name(pk));
 		goto out;
 	}
-#undef ATTR
 	if ((ret = raw_open(h, &s, e)) != 0)
 		goto out;
 	ret = HSMCA_ERR_HSM;
