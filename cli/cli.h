@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "hsmca/audit.h"
 #include "hsmca/ca.h"
 #include "hsmca/config.h"
 #include "hsmca/err.h"
@@ -52,6 +53,14 @@ extern const struct cli_cmd cmd_est_table[];
 extern const struct cli_cmd cmd_revoke_table[];
 extern const struct cli_cmd cmd_crl_table[];
 extern const struct cli_cmd cmd_disallow_table[];
+extern const struct cli_cmd cmd_audit_table[];
+
+/* Who the CLI is in the audit log: "cli:USER". */
+const char	*cli_actor(void);
+/* Append an audit record (in c->st's open transaction, if any). */
+int	cli_audit(struct cli *c, enum audit_action action, const char *object,
+	    enum audit_outcome outcome, const char *detail);
+extern const struct cli_cmd cmd_expiring_table[];
 
 /* Open what a command needs (store, HSM). */
 int	cli_open(struct cli *c, unsigned int needs);

@@ -1,15 +1,21 @@
-/* cmd-ca.c: hsmca ca init | import | import-cert | list | show | download */
+/* cmd-ca.c: hsmca ca init | import | import-cert | list | show | download |
+ * pop */
 #include "config.h"
 
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "hsmca/clock.h"
+#include "hsmca/pop.h"
 #include "hsmca/util.h"
 
 #include "cli.h"
@@ -348,6 +354,158 @@ cmd_ca_download(struct cli *c, int argc, char **argv)
 	return ret;
 }
 
+/* The certificate as PEM or DER, malloc'd. */
+static int
+pop_encode(const X509 *x, int der, unsigned char **out, size_t *len)
+{
+	BIO *b = NULL;
+	unsigned char *d = NULL;
+	char *data;
+	long n;
+	int l;
+
+	*out = NULL;
+	if (der) {
+		if ((l = i2d_X509(x, &d)) <= 0)
+			return -1;
+		if ((*out = malloc((size_t)l)) != NULL) {
+			memcpy(*out, d, (size_t)l);
+			*len = (size_t)l;
+		}
+		OPENSSL_free(d);
+		return *out != NULL ? 0 : -1;
+	}
+	if ((b = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_X509(b, (X509 *)(uintptr_t)x)) {
+		BIO_free(b);
+		return -1;
+	}
+	n = BIO_get_mem_data(b, &data);
+	if ((*out = malloc((size_t)n + 1)) != NULL) {
+		memcpy(*out, data, (size_t)n);
+		(*out)[n] = '\0';
+		*len = (size_t)n;
+	}
+	BIO_free(b);
+	return *out != NULL ? 0 : -1;
+}
+
+static int
+cmd_ca_pop(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "code", required_argument, NULL, 'k' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "der", no_argument, NULL, 'd' },
+		{ "validity", required_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct store_generation g;
+	struct pop_request req;
+	struct issue_result res;
+	struct passwd *pw;
+	const char *out = NULL;
+	char requester[128], sha1[UTIL_SHA1_HEX], nb[32], na[32];
+	unsigned char *data = NULL;
+	size_t len = 0;
+	int ch, ret, der = 0;
+	json_t *o;
+
+	memset(&req, 0, sizeof(req));
+	memset(&res, 0, sizeof(res));
+	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k':
+			req.code = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'd':
+			der = 1;
+			break;
+		case 'v':
+			if (util_parse_duration(optarg, &req.validity) != 0 ||
+			    req.validity <= 0)
+				return cli_errorx(c, CLI_EXIT_USAGE, "--validity "
+				    "'%s' is not a duration (2d, 36h)", optarg);
+			break;
+		default:
+			return cli_usage(&cmd_ca_table[6]);
+		}
+	}
+	if (optind + 1 != argc || req.code == NULL)
+		return cli_usage(&cmd_ca_table[6]);
+	if (c->json && der && out == NULL)
+		return cli_errorx(c, CLI_EXIT_USAGE, "--json with --der needs "
+		    "--out FILE");
+	/* Refuse a bad code before touching the store or the token. */
+	if ((ret = pop_check_code(req.code, &c->err)) != 0)
+		return cli_error(c, ret);
+	memset(&g, 0, sizeof(g));
+	if ((ret = store_find_generation(c->st, argv[optind], &g,
+	    &c->err)) != 0)
+		return cli_error(c, ret);
+	pw = getpwuid(getuid());
+	snprintf(requester, sizeof(requester), "cli:%s",
+	    pw != NULL ? pw->pw_name : "?");
+	req.requester = requester;
+	req.now = clock_now();
+	if ((ret = pop_issue(&c->ca, &g, &req, &res, &c->err)) != 0) {
+		ret = cli_error(c, ret);
+		goto done;
+	}
+	if (util_cert_sha1(res.cert, sha1) != 0 ||
+	    pop_encode(res.cert, der, &data, &len) != 0) {
+		ret = cli_errorx(c, CLI_EXIT_FAIL, "cannot encode the "
+		    "verification certificate (serial %s, recorded)",
+		    res.serial);
+		goto done;
+	}
+	clock_format(issue_asn1_time(X509_get0_notBefore(res.cert)), nb,
+	    sizeof(nb));
+	clock_format(issue_asn1_time(X509_get0_notAfter(res.cert)), na,
+	    sizeof(na));
+	if (c->json) {
+		o = json_object();
+		json_object_set_new(o, "generation", json_integer(g.id));
+		json_object_set_new(o, "code", json_string(req.code));
+		json_object_set_new(o, "serial", json_string(res.serial));
+		json_object_set_new(o, "sha1", json_string(sha1));
+		json_object_set_new(o, "sha256", json_string(res.sha256));
+		json_object_set_new(o, "not_before", json_string(nb));
+		json_object_set_new(o, "not_after", json_string(na));
+		if (out != NULL)
+			json_object_set_new(o, "file", json_string(out));
+		else if (!der)
+			json_object_set_new(o, "pem", json_string((char *)data));
+		if (out != NULL && (ret = cli_write_output(c, out, data,
+		    len)) != CLI_EXIT_OK) {
+			json_decref(o);
+			goto done;
+		}
+		out_object(c, o, NULL);
+		json_decref(o);
+		ret = CLI_EXIT_OK;
+		goto done;
+	}
+	if ((ret = cli_write_output(c, out, data, len)) != CLI_EXIT_OK)
+		goto done;
+	/* With the certificate on standard output, the summary goes to
+	 * standard error so the output stays a clean PEM or DER. */
+	fprintf(out != NULL && strcmp(out, "-") != 0 ? stdout : stderr,
+	    "proof of possession for CA generation %lld, CN=%s\n"
+	    "serial:     %s\nvalid:      %s .. %s\nSHA-1:      %s\n"
+	    "SHA-256:    %s\n", (long long)g.id, req.code, res.serial, nb, na,
+	    sha1, res.sha256);
+	ret = CLI_EXIT_OK;
+done:
+	free(data);
+	issue_result_free(&res);
+	store_generation_free_fields(&g);
+	return ret;
+}
+
 const struct cli_cmd cmd_ca_table[] = {
 	{ "ca", "init", "[--self-signed | --external --csr-out FILE]",
 	  "create the first CA generation with keys generated in the token",
@@ -379,5 +537,15 @@ const struct cli_cmd cmd_ca_table[] = {
 	  "  --der            DER instead of PEM\n"
 	  "  -o, --out FILE   write to FILE instead of standard output\n",
 	  CLI_NEED_STORE, cmd_ca_download },
+	{ "ca", "pop", "--code CODE [--der] [--out FILE] [--validity D] ID|THUMBPRINT",
+	  "issue a proof-of-possession (verification) certificate for a cloud service",
+	  "  --code CODE      the service's verification code: 1-64 letters,\n"
+	  "                   digits or '-'; becomes the subject CN\n"
+	  "  --der            DER (for a .cer file) instead of PEM\n"
+	  "  -o, --out FILE   write to FILE instead of standard output\n"
+	  "  --validity D     how long it is valid (default 2d, at most 30d)\n"
+	  "The certificate is signed by the generation's key in the token and\n"
+	  "recorded in the store under profile \"pop\" (see `cert list`).\n",
+	  CLI_NEED_STORE | CLI_NEED_HSM, cmd_ca_pop },
 	{ NULL, NULL, NULL, NULL, NULL, 0, NULL }
 };

@@ -47,7 +47,7 @@ cmd_crl(struct cli *c, int argc, char **argv)
 	struct crl_info info;
 	const char *ref = NULL, *out = NULL;
 	unsigned char *der = NULL;
-	char *pem = NULL, t1[32], t2[32];
+	char *pem = NULL, t1[32], t2[32], object[32], detail[128];
 	size_t len = 0, pemlen = 0;
 	BIO *b = NULL;
 	long n;
@@ -94,6 +94,16 @@ cmd_crl(struct cli *c, int argc, char **argv)
 	    &c->err)) != 0 ||
 	    (ret = crl_build(c->hsm, c->st, iss, clock_now(), secs, &der, &len,
 	    &info, &c->err)) != 0) {
+		ret = cli_error(c, ret);
+		goto out;
+	}
+	/* Recorded before it is released; the CRL number is already
+	 * spent either way. */
+	snprintf(object, sizeof(object), "gen:%lld", (long long)g.id);
+	snprintf(detail, sizeof(detail), "CRL %lld: %zu revoked, next "
+	    "update %s", (long long)info.number, info.entries,
+	    clock_format(info.next_update, t1, sizeof(t1)));
+	if ((ret = cli_audit(c, AUDIT_CRL, object, AUDIT_OK, detail)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}

@@ -22,6 +22,7 @@ cmd_disallow_add(struct cli *c, int argc, char **argv)
 	enum store_disallow_kind kind;
 	char buf[UTIL_SHA256_HEX];
 	const char *note = NULL, *id;
+	char object[300], detail[AUDIT_DETAIL_MAX];
 	json_t *o;
 	int ch, ret, already = 0;
 
@@ -35,11 +36,28 @@ cmd_disallow_add(struct cli *c, int argc, char **argv)
 	if ((ret = store_disallow_normalize(argv[optind], buf, &id, &kind,
 	    &c->err)) != 0)
 		return cli_errorx(c, CLI_EXIT_USAGE, "%s", c->err.msg);
-	ret = store_disallow_add(c->st, id, note, clock_now(), &c->err);
-	if (ret == HSMCA_ERR_EXISTS)
-		already = 1;
-	else if (ret != 0)
+	/* The change and its audit record commit together. */
+	if ((ret = store_begin(c->st, &c->err)) != 0)
 		return cli_error(c, ret);
+	ret = store_disallow_add(c->st, id, note, clock_now(), &c->err);
+	if (ret == HSMCA_ERR_EXISTS) {
+		already = 1;
+		ret = 0;
+	}
+	snprintf(object, sizeof(object), "%s:%s",
+	    store_disallow_kind_name(kind), id);
+	snprintf(detail, sizeof(detail), "%s%s%s", already ? "already on "
+	    "the list" : "added", note != NULL ? "; note: " : "",
+	    note != NULL ? note : "");
+	if (ret == 0)
+		ret = cli_audit(c, AUDIT_DISALLOW_ADD, object, already ?
+		    AUDIT_UNCHANGED : AUDIT_OK, detail);
+	if (ret == 0)
+		ret = store_commit(c->st, &c->err);
+	if (ret != 0) {
+		store_rollback(c->st);
+		return cli_error(c, ret);
+	}
 	if (c->json) {
 		o = json_object();
 		json_object_set_new(o, "identity", json_string(id));
@@ -58,12 +76,27 @@ cmd_disallow_add(struct cli *c, int argc, char **argv)
 static int
 cmd_disallow_remove(struct cli *c, int argc, char **argv)
 {
+	enum store_disallow_kind kind;
+	char buf[UTIL_SHA256_HEX], object[300];
+	const char *id;
 	int ret;
 
 	if (argc != 2)
 		return cli_usage(&cmd_disallow_table[1]);
-	if ((ret = store_disallow_remove(c->st, argv[1], &c->err)) != 0)
+	/* As store_disallow_remove finds it, for the audit record. */
+	if (store_disallow_normalize(argv[1], buf, &id, &kind, NULL) == 0)
+		snprintf(object, sizeof(object), "%s:%s",
+		    store_disallow_kind_name(kind), id);
+	else
+		snprintf(object, sizeof(object), "%s", argv[1]);
+	if ((ret = store_begin(c->st, &c->err)) != 0)
 		return cli_error(c, ret);
+	if ((ret = store_disallow_remove(c->st, argv[1], &c->err)) != 0 ||
+	    (ret = cli_audit(c, AUDIT_DISALLOW_REMOVE, object, AUDIT_OK,
+	    "removed")) != 0 || (ret = store_commit(c->st, &c->err)) != 0) {
+		store_rollback(c->st);
+		return cli_error(c, ret);
+	}
 	if (!c->json)
 		printf("%s removed from the disallow list\n", argv[1]);
 	return CLI_EXIT_OK;

@@ -173,6 +173,47 @@ report_bulk(struct cli *c, int64_t issuer, size_t listed, size_t revoked,
 	printf("\n");
 }
 
+/* Record what a revocation changed, in its transaction, and commit
+ * both; or roll both back. */
+static int
+revoke_audit(struct cli *c, int ret, enum audit_action action,
+    const char *object, enum audit_outcome outcome, const char *detail)
+{
+	if (ret == 0)
+		ret = cli_audit(c, action, object, outcome, detail);
+	if (ret == 0)
+		ret = store_commit(c->st, &c->err);
+	if (ret != 0)
+		store_rollback(c->st);
+	return ret;
+}
+
+/* One certificate's audit record: its serial and generation. */
+static int
+revoke_audit_one(struct cli *c, int ret, int64_t issuer, const char *serial,
+    int unhold, int already, int reason)
+{
+	struct store_cert r;
+	char object[8 + SERIAL_HEX_MAX], detail[128];
+
+	memset(&r, 0, sizeof(r));
+	if (ret == 0)
+		ret = store_get_cert(c->st, issuer, serial, &r, &c->err);
+	snprintf(object, sizeof(object), "serial:%s", serial);
+	if (unhold)
+		snprintf(detail, sizeof(detail), "generation %lld: hold "
+		    "lifted", (long long)r.issuer_id);
+	else
+		snprintf(detail, sizeof(detail), "generation %lld: %s%s",
+		    (long long)r.issuer_id, crl_reason_name(already ?
+		    r.revoke_reason : reason),
+		    already ? " (already revoked)" : "");
+	ret = revoke_audit(c, ret, unhold ? AUDIT_UNHOLD : AUDIT_REVOKE,
+	    object, already ? AUDIT_UNCHANGED : AUDIT_OK, detail);
+	store_cert_free_fields(&r);
+	return ret;
+}
+
 static int
 cmd_revoke(struct cli *c, int argc, char **argv)
 {
@@ -189,6 +230,7 @@ cmd_revoke(struct cli *c, int argc, char **argv)
 	const char *reason_name = NULL, *serials = NULL;
 	char serial[SERIAL_HEX_MAX];
 	size_t revoked = 0, already = 0;
+	char object[32], detail[AUDIT_DETAIL_MAX];
 	int64_t issuer = 0;
 	int ch, ret, all = 0, unhold = 0, was = 0;
 	int reason = CRL_REASON_UNSPECIFIED;
@@ -238,24 +280,50 @@ cmd_revoke(struct cli *c, int argc, char **argv)
 		return cli_errorx(c, CLI_EXIT_USAGE, "'%s' is not a serial "
 		    "number (hex, at most 20 octets)", argv[0]);
 
+	/* Each form changes the store and appends its audit record in one
+	 * transaction. */
+	if (serials != NULL &&
+	    (ret = serial_list_read(c, serials, &list)) != CLI_EXIT_OK)
+		return ret;
+	if ((ret = store_begin(c->st, &c->err)) != 0) {
+		if (serials != NULL)
+			serial_list_free(&list);
+		return cli_error(c, ret);
+	}
 	if (unhold) {
-		if ((ret = store_unhold_cert(c->st, issuer, serial,
-		    &c->err)) != 0)
+		ret = store_unhold_cert(c->st, issuer, serial, &c->err);
+		if ((ret = revoke_audit_one(c, ret, issuer, serial, 1, 0,
+		    0)) != 0)
 			return cli_error(c, ret);
 		return report_one(c, issuer, serial, 0, 1);
 	}
 	if (all) {
-		if ((ret = store_revoke_issuer(c->st, issuer, reason,
-		    clock_now(), &revoked, &already, &c->err)) != 0)
+		ret = store_revoke_issuer(c->st, issuer, reason, clock_now(),
+		    &revoked, &already, &c->err);
+		snprintf(object, sizeof(object), "gen:%lld",
+		    (long long)issuer);
+		snprintf(detail, sizeof(detail), "every certificate: %zu "
+		    "revoked, %zu already revoked, %s", revoked, already,
+		    crl_reason_name(reason));
+		if ((ret = revoke_audit(c, ret, AUDIT_REVOKE, object,
+		    revoked != 0 ? AUDIT_OK : AUDIT_UNCHANGED, detail)) != 0)
 			return cli_error(c, ret);
 		report_bulk(c, issuer, 0, revoked, already, reason);
 		return CLI_EXIT_OK;
 	}
 	if (serials != NULL) {
-		if ((ret = serial_list_read(c, serials, &list)) != CLI_EXIT_OK)
-			return ret;
 		ret = store_revoke_serials(c->st, issuer, list.ptr, list.n,
 		    reason, clock_now(), &revoked, &already, &c->err);
+		if (issuer != 0)
+			snprintf(object, sizeof(object), "gen:%lld",
+			    (long long)issuer);
+		else
+			snprintf(object, sizeof(object), "serials");
+		snprintf(detail, sizeof(detail), "%zu listed in %s: %zu "
+		    "revoked, %zu already revoked, %s", list.n, serials,
+		    revoked, already, crl_reason_name(reason));
+		ret = revoke_audit(c, ret, AUDIT_REVOKE, object, revoked != 0 ?
+		    AUDIT_OK : AUDIT_UNCHANGED, detail);
 		if (ret != 0) {
 			serial_list_free(&list);
 			fprintf(stderr, "hsmca: nothing was revoked\n");
@@ -265,8 +333,10 @@ cmd_revoke(struct cli *c, int argc, char **argv)
 		serial_list_free(&list);
 		return CLI_EXIT_OK;
 	}
-	if ((ret = store_revoke_cert(c->st, issuer, serial, reason,
-	    clock_now(), &was, &c->err)) != 0)
+	ret = store_revoke_cert(c->st, issuer, serial, reason, clock_now(),
+	    &was, &c->err);
+	if ((ret = revoke_audit_one(c, ret, issuer, serial, 0, was,
+	    reason)) != 0)
 		return cli_error(c, ret);
 	return report_one(c, issuer, serial, was, 0);
 }

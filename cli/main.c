@@ -25,6 +25,8 @@ static const struct cli_cmd *const cmd_tables[] = {
 	cmd_revoke_table,
 	cmd_crl_table,
 	cmd_disallow_table,
+	cmd_audit_table,
+	cmd_expiring_table,
 	NULL
 };
 
@@ -149,6 +151,7 @@ cli_open(struct cli *c, unsigned int needs)
 	c->ca.cfg = c->cfg;
 	c->ca.st = c->st;
 	c->ca.hsm = c->hsm;
+	c->ca.actor = cli_actor();
 	return CLI_EXIT_OK;
 }
 

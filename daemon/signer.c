@@ -320,6 +320,8 @@ signer_set_issuer(struct signer *s, const struct config *cfg,
 
 	if ((ret = store_open(s->store_path, &st, e)) != 0)
 		return ret;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.actor = "hsmcad";
 	ctx.cfg = cfg;
 	ctx.st = st;
 	ctx.hsm = s->hsm;

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "hsmca/audit.h"
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
 #include "hsmca/lint.h"
@@ -18,6 +19,30 @@
 
 #define CA_BACKDATE	300	/* seconds of clock skew tolerated */
 #define CA_PEM_MAX	(1024 * 1024)
+
+/* The audit record of a change to generation g, appended in the
+ * transaction that makes the change. */
+static int
+ca_audit(struct ca_ctx *c, enum audit_action action,
+    const struct store_generation *g, const char *extra, struct hsmca_err *e)
+{
+	struct audit_event ev;
+	char object[32], detail[AUDIT_DETAIL_MAX];
+
+	snprintf(object, sizeof(object), "gen:%lld", (long long)g->id);
+	snprintf(detail, sizeof(detail), "%s %s, subject %s%s%s%s",
+	    store_gen_kind_name(g->kind), store_gen_status_name(g->status),
+	    g->subject != NULL ? g->subject : "",
+	    g->sha256[0] != '\0' ? ", sha256 " : "", g->sha256,
+	    extra != NULL ? extra : "");
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = c->actor != NULL ? c->actor : "local";
+	ev.action = action;
+	ev.object = object;
+	ev.outcome = AUDIT_OK;
+	ev.detail = detail;
+	return audit_append(c->st, &ev, e);
+}
 
 enum store_gen_status
 ca_effective_status(const struct store_generation *g, time_t now)
@@ -317,7 +342,14 @@ ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
 	}
 	if ((ret = store_insert_generation(c->st, &g, e)) != 0)
 		goto out;
-	if ((ret = store_commit(c->st, e)) != 0)
+	if (root != NULL) {
+		snprintf(label, sizeof(label), ", under root gen:%lld",
+		    (long long)rg.id);
+		if ((ret = ca_audit(c, AUDIT_CA_INIT, &rg, NULL, e)) != 0)
+			goto out;
+	}
+	if ((ret = ca_audit(c, AUDIT_CA_INIT, &g, root != NULL ? label :
+	    NULL, e)) != 0 || (ret = store_commit(c->st, e)) != 0)
 		goto out;
 	in_tx = 0;
 	out->gen_id = g.id;
@@ -523,8 +555,14 @@ ca_import_cert(struct ca_ctx *c, int64_t gen_id, const char *pem, time_t now,
 	chain = NULL;
 	g.status = active ? STORE_GEN_INACTIVE : STORE_GEN_ACTIVE;
 	g.activate_at = active ? 0 : now;
-	if ((ret = store_update_generation(c->st, &g, e)) != 0)
+	if ((ret = store_begin(c->st, e)) != 0)
 		goto out;
+	if ((ret = store_update_generation(c->st, &g, e)) != 0 ||
+	    (ret = ca_audit(c, AUDIT_CA_IMPORT_CERT, &g, NULL, e)) != 0 ||
+	    (ret = store_commit(c->st, e)) != 0) {
+		store_rollback(c->st);
+		goto out;
+	}
 	*gen_out = g.id;
 	ret = 0;
 out:
@@ -627,8 +665,14 @@ ca_import(struct ca_ctx *c, const char *key_pem, size_t key_len,
 		goto undo;
 	}
 	if ((ret = gen_fill_cert(&g, cert, e)) != 0 ||
-	    (ret = store_insert_generation(c->st, &g, e)) != 0)
+	    (ret = store_begin(c->st, e)) != 0)
 		goto undo;
+	if ((ret = store_insert_generation(c->st, &g, e)) != 0 ||
+	    (ret = ca_audit(c, AUDIT_CA_IMPORT, &g, NULL, e)) != 0 ||
+	    (ret = store_commit(c->st, e)) != 0) {
+		store_rollback(c->st);
+		goto undo;
+	}
 	*gen_out = g.id;
 	ret = 0;
 	goto out;

@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "hsmca/audit.h"
 #include "hsmca/issue.h"
 #include "hsmca/lint.h"
 
@@ -114,9 +115,12 @@ issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey, const EVP_MD *md,
 
 	*out = NULL;
 	ERR_clear_error();
-	hsm_sign_enter(h);
+	/* h NULL: a software key (tests), no session bound to respect. */
+	if (h != NULL)
+		hsm_sign_enter(h);
 	ok = X509_sign(tbs, signkey, md);
-	hsm_sign_leave(h);
+	if (h != NULL)
+		hsm_sign_leave(h);
 	if (ok <= 0)
 		return err_set_ssl(e, HSMCA_ERR_HSM, "the HSM did not sign");
 	/* The post-sign lint re-parses the DER this object encodes to and
@@ -261,12 +265,38 @@ issue_result_free(struct issue_result *r)
 	r->cert = NULL;
 }
 
+/* The issuance's audit record, appended in the transaction (or group
+ * commit savepoint) that completes the certificate: a certificate is
+ * never recorded as issued without it. */
+static int
+issue_audit(struct store *w, void *arg, struct hsmca_err *e)
+{
+	const struct store_cert *rec = arg;
+	struct audit_event ev;
+	char detail[AUDIT_DETAIL_MAX], object[8 + SERIAL_HEX_MAX];
+
+	snprintf(detail, sizeof(detail), "generation %lld, profile %s, "
+	    "subject %s, sha256 %s", (long long)rec->issuer_id,
+	    rec->profile != NULL ? rec->profile : "",
+	    rec->subject != NULL ? rec->subject : "", rec->sha256);
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = rec->requester;
+	ev.action = rec->profile != NULL && strcmp(rec->profile, "pop") == 0 ?
+	    AUDIT_POP : AUDIT_ISSUE;
+	snprintf(object, sizeof(object), "serial:%s", rec->serial);
+	ev.object = object;
+	ev.outcome = AUDIT_OK;
+	ev.detail = detail;
+	return audit_append(w, &ev, e);
+}
+
 int
-issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
-    const struct issue_request *req, struct issue_result *out,
+issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
+    const struct profile *profile, const char *requester,
+    const char *csr_sha256, time_t now, struct issue_result *out,
     struct hsmca_err *e)
 {
-	X509 *tbs = NULL, *signed_cert = NULL;
+	X509 *signed_cert = NULL;
 	ASN1_INTEGER *serial = NULL;
 	char serial_hex[SERIAL_HEX_MAX];
 	struct store_cert rec;
@@ -277,6 +307,93 @@ issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	memset(out, 0, sizeof(*out));
 	memset(&rec, 0, sizeof(rec));
 
+	/* Reserve a fresh serial: the intent is on disk before the HSM
+	 * signs, so a crash never leaves a signed certificate unrecorded. */
+	for (int tries = 0; !reserved; tries++) {
+		ASN1_INTEGER_free(serial);
+		serial = NULL;
+		if ((ret = serial_generate(&serial, serial_hex, e)) != 0)
+			goto out;
+		if (!X509_set_serialNumber(tbs, serial)) {
+			ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "serial");
+			goto out;
+		}
+		/* Lint before anything is recorded: a refused certificate
+		 * leaves no trace in the store. */
+		if (tries == 0 && (ret = lint_presign(tbs, iss->cert, profile,
+		    e)) != 0)
+			goto out;
+		ret = store_reserve_serial(st, iss->gen_id, serial_hex,
+		    profile->name, requester, csr_sha256, now, &cert_id, e);
+		if (ret == HSMCA_ERR_EXISTS && tries + 1 < ISSUE_SERIAL_TRIES)
+			continue;
+		if (ret != 0)
+			goto out;
+		reserved = 1;
+	}
+
+	if ((ret = issue_sign(h, tbs, hsm_key_private(iss->key), iss->md,
+	    iss->cert, &signed_cert, e)) != 0)
+		goto fail;
+
+	/* The durable record and its audit entry, committed together before
+	 * anyone sees the result. */
+	rec.id = cert_id;
+	rec.issuer_id = iss->gen_id;
+	memcpy(rec.serial, serial_hex, sizeof(rec.serial));
+	rec.status = STORE_CERT_VALID;
+	rec.subject = util_name_string(X509_get_subject_name(signed_cert));
+	rec.sans = issue_san_string(signed_cert);
+	rec.not_before = issue_asn1_time(X509_get0_notBefore(signed_cert));
+	rec.not_after = issue_asn1_time(X509_get0_notAfter(signed_cert));
+	rec.profile = profile->name;
+	rec.requester = (char *)(uintptr_t)requester;
+	if (csr_sha256 != NULL)
+		snprintf(rec.csr_sha256, sizeof(rec.csr_sha256), "%s",
+		    csr_sha256);
+	rec.created_at = now;
+	rec.revoke_reason = -1;
+	if (rec.subject == NULL || rec.sans == NULL ||
+	    util_cert_sha256(signed_cert, rec.sha256) != 0 ||
+	    (len = i2d_X509(signed_cert, &der)) <= 0) {
+		ret = err_set(e, HSMCA_ERR_INTERNAL,
+		    "cannot describe the signed certificate");
+		goto fail;
+	}
+	rec.der = der;
+	rec.der_len = (size_t)len;
+	if ((ret = store_complete_cert_with(st, &rec, issue_audit, &rec,
+	    e)) != 0)
+		goto fail;
+
+	out->cert = signed_cert;
+	signed_cert = NULL;
+	memcpy(out->serial, serial_hex, sizeof(out->serial));
+	memcpy(out->sha256, rec.sha256, sizeof(out->sha256));
+	out->cert_id = cert_id;
+	ret = 0;
+	goto out;
+fail:
+	/* Keep the reason of the first failure; the serial stays burnt. */
+	(void)store_fail_cert(st, cert_id, NULL);
+out:
+	free(rec.subject);
+	free(rec.sans);
+	OPENSSL_free(der);
+	ASN1_INTEGER_free(serial);
+	X509_free(signed_cert);
+	return ret;
+}
+
+int
+issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
+    const struct issue_request *req, struct issue_result *out,
+    struct hsmca_err *e)
+{
+	X509 *tbs = NULL;
+	int ret = HSMCA_ERR_INTERNAL;
+
+	memset(out, 0, sizeof(*out));
 	/* Build the TBSCertificate: the profile decides, the CSR only
 	 * contributes its key and the names the profile allows. */
 	if ((tbs = X509_new()) == NULL) {
@@ -295,80 +412,9 @@ issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	if ((ret = issue_add_identifiers(tbs, iss->cert, iss->crl_url,
 	    iss->ocsp_url, e)) != 0)
 		goto out;
-
-	/* Reserve a fresh serial: the intent is on disk before the HSM
-	 * signs, so a crash never leaves a signed certificate unrecorded. */
-	for (int tries = 0; !reserved; tries++) {
-		ASN1_INTEGER_free(serial);
-		serial = NULL;
-		if ((ret = serial_generate(&serial, serial_hex, e)) != 0)
-			goto out;
-		if (!X509_set_serialNumber(tbs, serial)) {
-			ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "serial");
-			goto out;
-		}
-		/* Lint before anything is recorded: a refused certificate
-		 * leaves no trace in the store. */
-		if (tries == 0 && (ret = lint_presign(tbs, iss->cert,
-		    req->profile, e)) != 0)
-			goto out;
-		ret = store_reserve_serial(st, iss->gen_id, serial_hex,
-		    req->profile->name, req->requester,
-		    req->csr->fingerprint_hex, req->now, &cert_id, e);
-		if (ret == HSMCA_ERR_EXISTS && tries + 1 < ISSUE_SERIAL_TRIES)
-			continue;
-		if (ret != 0)
-			goto out;
-		reserved = 1;
-	}
-
-	if ((ret = issue_sign(h, tbs, hsm_key_private(iss->key), iss->md,
-	    iss->cert, &signed_cert, e)) != 0)
-		goto fail;
-
-	/* The durable record, committed before anyone sees the result. */
-	rec.id = cert_id;
-	rec.issuer_id = iss->gen_id;
-	memcpy(rec.serial, serial_hex, sizeof(rec.serial));
-	rec.status = STORE_CERT_VALID;
-	rec.subject = util_name_string(X509_get_subject_name(signed_cert));
-	rec.sans = issue_san_string(signed_cert);
-	rec.not_before = issue_asn1_time(X509_get0_notBefore(signed_cert));
-	rec.not_after = issue_asn1_time(X509_get0_notAfter(signed_cert));
-	rec.profile = req->profile->name;
-	rec.requester = (char *)(uintptr_t)req->requester;
-	memcpy(rec.csr_sha256, req->csr->fingerprint_hex,
-	    sizeof(rec.csr_sha256));
-	rec.created_at = req->now;
-	rec.revoke_reason = -1;
-	if (rec.subject == NULL || rec.sans == NULL ||
-	    util_cert_sha256(signed_cert, rec.sha256) != 0 ||
-	    (len = i2d_X509(signed_cert, &der)) <= 0) {
-		ret = err_set(e, HSMCA_ERR_INTERNAL,
-		    "cannot describe the signed certificate");
-		goto fail;
-	}
-	rec.der = der;
-	rec.der_len = (size_t)len;
-	if ((ret = store_complete_cert(st, &rec, e)) != 0)
-		goto fail;
-
-	out->cert = signed_cert;
-	signed_cert = NULL;
-	memcpy(out->serial, serial_hex, sizeof(out->serial));
-	memcpy(out->sha256, rec.sha256, sizeof(out->sha256));
-	out->cert_id = cert_id;
-	ret = 0;
-	goto out;
-fail:
-	/* Keep the reason of the first failure; the serial stays burnt. */
-	(void)store_fail_cert(st, cert_id, NULL);
+	ret = issue_finish(h, st, iss, tbs, req->profile, req->requester,
+	    req->csr->fingerprint_hex, req->now, out, e);
 out:
-	free(rec.subject);
-	free(rec.sans);
-	OPENSSL_free(der);
-	ASN1_INTEGER_free(serial);
 	X509_free(tbs);
-	X509_free(signed_cert);
 	return ret;
 }

@@ -98,6 +98,24 @@ static const char *const store_migrations[] = {
 	" added_at INTEGER NOT NULL,"
 	" note TEXT"
 	");",
+	/* 2 -> 3: the audit log. lib/audit.c chains the rows (each hash
+	 * covers the previous one) and checks the chain; the triggers only
+	 * stop accidental edits, the chain is what detects deliberate ones. */
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" object TEXT NOT NULL,"
+	" outcome TEXT NOT NULL,"
+	" detail TEXT NOT NULL,"
+	" prev_hash BLOB NOT NULL,"
+	" hash BLOB NOT NULL"
+	");"
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	" BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	" BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 };
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -125,6 +143,9 @@ enum cert_col {
 	"id, issuer_id, serial, status, subject, sans, not_before, not_after," \
 	" sha256, profile, requester, csr_sha256, der, created_at," \
 	" revoked_at, revoke_reason"
+
+#define AUDIT_COLUMNS \
+	"id, at, actor, action, object, outcome, detail, prev_hash, hash"
 
 enum store_stmt {
 	STMT_BEGIN,
@@ -157,6 +178,10 @@ enum store_stmt {
 	STMT_DISALLOW_REMOVE,
 	STMT_DISALLOW_LIST,
 	STMT_DISALLOW_GET,
+	STMT_AUDIT_LAST,
+	STMT_AUDIT_INSERT,
+	STMT_AUDIT_ALL,
+	STMT_AUDIT_FILTER,
 	STMT_MAX
 };
 
@@ -263,6 +288,20 @@ static const char *const store_sql[STMT_MAX] = {
 	    " ORDER BY identity",
 	[STMT_DISALLOW_GET] =
 	    "SELECT kind, note FROM disallow WHERE identity = ?1",
+	[STMT_AUDIT_LAST] =
+	    "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
+	[STMT_AUDIT_INSERT] =
+	    "INSERT INTO audit (id, at, actor, action, object, outcome,"
+	    " detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	    " ?8, ?9)",
+	[STMT_AUDIT_ALL] =
+	    "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id",
+	/* The last ?4 matching records (-1: all), oldest first. */
+	[STMT_AUDIT_FILTER] =
+	    "SELECT " AUDIT_COLUMNS " FROM (SELECT " AUDIT_COLUMNS
+	    " FROM audit WHERE (?1 IS NULL OR at >= ?1)"
+	    " AND (?2 IS NULL OR action = ?2) ORDER BY id DESC LIMIT ?3)"
+	    " ORDER BY id",
 };
 
 /* Which parts of a struct store_cert_filter are in use. */
@@ -1276,6 +1315,9 @@ struct group_op {
 	time_t			 now;
 	int64_t			*cert_id;
 	const struct store_cert	*cert;
+	int			(*then)(struct store *, void *,
+				    struct hsmca_err *);
+	void			*then_arg;
 	int			 done;
 	int			 ret;
 	struct hsmca_err	 err;
@@ -2360,13 +2402,18 @@ static int store_exec(struct store *st, const char *sql);
 static int
 group_apply(struct store *w, struct group_op *op)
 {
+	int ret;
+
 	switch (op->kind) {
 	case GROUP_RESERVE:
 		return store_reserve_serial(w, op->issuer_id, op->serial,
 		    op->profile, op->requester, op->csr_sha256, op->now,
 		    op->cert_id, &op->err);
 	case GROUP_COMPLETE:
-		return store_complete_cert(w, op->cert, &op->err);
+		ret = store_complete_cert(w, op->cert, &op->err);
+		if (ret == 0 && op->then != NULL)
+			ret = op->then(w, op->then_arg, &op->err);
+		return ret;
 	case GROUP_FAIL:
 		return store_fail_cert(w, *op->cert_id, &op->err);
 	}
@@ -2498,4 +2545,174 @@ static int
 store_exec(struct store *st, const char *sql)
 {
 	return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+int
+store_in_transaction(struct store *st)
+{
+	return st != NULL && st->in_tx;
+}
+
+int
+store_complete_cert_with(struct store *st, const struct store_cert *c,
+    int (*then)(struct store *, void *, struct hsmca_err *), void *arg,
+    struct hsmca_err *e)
+{
+	int own = 0, ret;
+
+	if (st->group != NULL && !st->in_tx) {
+		struct group_op op;
+
+		memset(&op, 0, sizeof(op));
+		op.kind = GROUP_COMPLETE;
+		op.cert = c;
+		op.then = then;
+		op.then_arg = arg;
+		return group_run(st->group, &op, e);
+	}
+	if ((ret = bulk_begin(st, &own, e)) != 0)
+		return ret;
+	ret = store_complete_cert(st, c, e);
+	if (ret == 0 && then != NULL)
+		ret = then(st, arg, e);
+	return bulk_end(st, own, ret, e);
+}
+
+/* ---- the audit log ---- */
+
+int
+store_audit_last(struct store *st, int64_t *id,
+    unsigned char hash[STORE_AUDIT_HASH_LEN], struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	*id = 0;
+	memset(hash, 0, STORE_AUDIT_HASH_LEN);
+	if ((s = stmt_get(st, STMT_AUDIT_LAST, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_step(s)) == SQLITE_DONE) {
+		ret = 0;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot read the audit log");
+		goto out;
+	}
+	*id = sqlite3_column_int64(s, 0);
+	if (sqlite3_column_bytes(s, 1) != STORE_AUDIT_HASH_LEN) {
+		ret = err_set(e, HSMCA_ERR_STORE, "store: %s: audit record %"
+		    PRId64 " is malformed; run `hsmca audit verify`", st->path,
+		    *id);
+		goto out;
+	}
+	memcpy(hash, sqlite3_column_blob(s, 1), STORE_AUDIT_HASH_LEN);
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_audit_insert(struct store *st, const struct store_audit *r,
+    struct hsmca_err *e)
+{
+	const char *text[] = { r->actor, r->action, r->object, r->outcome,
+	    r->detail };
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_AUDIT_INSERT, e)) == NULL)
+		goto out;
+	bind_int(s, 0, r->id, &rc);
+	bind_int(s, 1, r->at, &rc);
+	/* Empty strings stay empty strings: they are hashed as such. */
+	for (int i = 0; i < 5 && rc == SQLITE_OK; i++)
+		rc = sqlite3_bind_text(s, i + 3, text[i] != NULL ? text[i] :
+		    "", -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(s, 8, r->prev_hash,
+		    STORE_AUDIT_HASH_LEN, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(s, 9, r->hash, STORE_AUDIT_HASH_LEN,
+		    SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot append audit record %"
+		    PRId64, r->id);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+static const char *
+col_text0(sqlite3_stmt *s, int col)
+{
+	const unsigned char *v = sqlite3_column_text(s, col);
+
+	return v != NULL ? (const char *)v : "";
+}
+
+int
+store_audit_walk(struct store *st, const struct store_audit_filter *f,
+    int (*fn)(void *arg, const struct store_audit *r), void *arg,
+    size_t *count, struct hsmca_err *e)
+{
+	struct store_audit r;
+	sqlite3_stmt *s;
+	size_t n = 0;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if (count != NULL)
+		*count = 0;
+	if ((s = stmt_get(st, f == NULL ? STMT_AUDIT_ALL : STMT_AUDIT_FILTER,
+	    e)) == NULL)
+		goto out;
+	if (f != NULL) {
+		bind_opt_int(s, 0, f->since, &rc);
+		if (rc == SQLITE_OK)
+			rc = f->action == NULL ? sqlite3_bind_null(s, 2) :
+			    sqlite3_bind_text(s, 2, f->action, -1,
+			    SQLITE_STATIC);
+		bind_int(s, 2, f->limit > 0 ? f->limit : -1, &rc);
+		if (rc != SQLITE_OK) {
+			ret = store_sqlerr(e, rc, "cannot read the audit log");
+			goto out;
+		}
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.id = sqlite3_column_int64(s, 0);
+		r.at = (time_t)sqlite3_column_int64(s, 1);
+		r.actor = col_text0(s, 2);
+		r.action = col_text0(s, 3);
+		r.object = col_text0(s, 4);
+		r.outcome = col_text0(s, 5);
+		r.detail = col_text0(s, 6);
+		if (sqlite3_column_bytes(s, 7) == STORE_AUDIT_HASH_LEN &&
+		    sqlite3_column_bytes(s, 8) == STORE_AUDIT_HASH_LEN) {
+			memcpy(r.prev_hash, sqlite3_column_blob(s, 7),
+			    STORE_AUDIT_HASH_LEN);
+			memcpy(r.hash, sqlite3_column_blob(s, 8),
+			    STORE_AUDIT_HASH_LEN);
+		} else
+			r.malformed = 1;
+		n++;
+		if ((ret = fn(arg, &r)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot read the audit log");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (count != NULL)
+		*count = n;
+	stmt_release(s);
+	return ret;
 }

@@ -16,6 +16,7 @@ struct ca_ctx {
 	const struct config	*cfg;
 	struct store		*st;
 	struct hsm		*hsm;
+	const char		*actor;	/* who, for the audit log; NULL: "local" */
 };
 
 enum ca_init_mode {

@@ -56,7 +56,18 @@ int	issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	    struct hsmca_err *e);
 void	issue_result_free(struct issue_result *r);
 
-/* Sign a fully built certificate with signkey (in the token), then
+/* The steps every certificate goes through once its TBS is built (issuer,
+ * subject, key, validity and extensions set): a fresh serial, pre-sign
+ * lint against profile, the serial reserved durably, the HSM signature,
+ * verify-after-sign, the record and its audit entry committed together,
+ * release. csr_sha256 may be NULL (a certificate with no CSR). */
+int	issue_finish(struct hsm *h, struct store *st, struct issuer *iss,
+	    X509 *tbs, const struct profile *profile, const char *requester,
+	    const char *csr_sha256, time_t now, struct issue_result *out,
+	    struct hsmca_err *e);
+
+/* Sign a fully built certificate with signkey (in the token; h may be
+ * NULL for a software key, in tests), then
  * re-parse the DER and run the post-sign lint against issuer (NULL: the
  * certificate is self-signed). *out is the re-parsed certificate. */
 int	issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey,

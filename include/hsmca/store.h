@@ -12,7 +12,7 @@
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -268,6 +268,50 @@ void	store_disallow_free(struct store_disallow *v, size_t n);
  * if it is on the list, another code if the store cannot say. */
 int	store_disallow_check(struct store *st, const char *identity,
 	    struct hsmca_err *e);
+
+/* 1 between store_begin and store_commit/store_rollback. */
+int	store_in_transaction(struct store *st);
+
+/* store_complete_cert, then then(w, arg, e) on the connection that
+ * wrote, in the same transaction (the caller's, its own, or with group
+ * commit the write's savepoint): if then fails, the certificate is not
+ * completed either. lib/issue.c appends the audit record this way. */
+int	store_complete_cert_with(struct store *st, const struct store_cert *c,
+	    int (*then)(struct store *w, void *arg, struct hsmca_err *e),
+	    void *arg, struct hsmca_err *e);
+
+/* ---- the audit log: rows as stored; lib/audit.c chains and checks
+ * them (see audit.h) ---- */
+
+#define STORE_AUDIT_HASH_LEN	32
+
+/* Strings point into the store's row: valid only during a callback. */
+struct store_audit {
+	int64_t		 id;
+	time_t		 at;
+	const char	*actor, *action, *object, *outcome, *detail;
+	unsigned char	 prev_hash[STORE_AUDIT_HASH_LEN];
+	unsigned char	 hash[STORE_AUDIT_HASH_LEN];
+	int		 malformed;	/* a hash is not 32 bytes: both zero */
+};
+
+struct store_audit_filter {
+	time_t		 since;		/* 0: from the start */
+	const char	*action;	/* NULL: any */
+	int		 limit;		/* the last N matching; 0: all */
+};
+
+/* The last record's id and hash; 0 and 32 zero bytes if there is none. */
+int	store_audit_last(struct store *st, int64_t *id,
+	    unsigned char hash[STORE_AUDIT_HASH_LEN], struct hsmca_err *e);
+/* Insert r as it is, r->id included (HSMCA_ERR_EXISTS if taken). */
+int	store_audit_insert(struct store *st, const struct store_audit *r,
+	    struct hsmca_err *e);
+/* Call fn for each record in id order (f NULL: every record). A non-zero
+ * return from fn stops the walk and is returned. */
+int	store_audit_walk(struct store *st, const struct store_audit_filter *f,
+	    int (*fn)(void *arg, const struct store_audit *r), void *arg,
+	    size_t *count, struct hsmca_err *e);
 
 /* PRAGMA integrity_check: 0 if "ok". */
 int	store_integrity_check(struct store *st, struct hsmca_err *e);

@@ -215,7 +215,7 @@ run hsmca disallow list
 check "only the CN is left" test "$(grep -c 'dev-stolen-9' "$WORK/last.out")" -eq 1 -a "$(wc -l <"$WORK/last.out")" -eq 2
 
 check "the store passes PRAGMA integrity_check" test "$(db 'PRAGMA integrity_check')" = ok
-check "the store is at schema version 2" test "$(db 'PRAGMA user_version')" -eq 2
+check "the store is at schema version 3" test "$(db 'PRAGMA user_version')" -eq 3
 
 # ---- RSA keys, and the root's CRL ----
 new_ca rsa rsa-3072 rsa-2048

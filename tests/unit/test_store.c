@@ -234,7 +234,8 @@ test_schema_version(void **state)
 	    "(SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
 	    "ORDER BY name)");
 	assert_non_null(v);
-	assert_string_equal(v, "ca_generation,cert,cert_csr_sha256,"
+	assert_string_equal(v, "audit,audit_no_delete,audit_no_update,"
+	    "ca_generation,cert,cert_csr_sha256,"
 	    "cert_issuer_status,cert_not_after,cert_revoked,crl_state,"
 	    "disallow");
 	free(v);
@@ -1786,7 +1787,7 @@ test_migrate_from_v1(void **state)
 	fx->st = NULL;
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP INDEX cert_revoked;"
-	    " DROP TABLE crl_state; DROP TABLE disallow;"
+	    " DROP TABLE crl_state; DROP TABLE disallow; DROP TABLE audit;"
 	    " UPDATE cert SET status = 'revoked', revoked_at = 1767225601,"
 	    " revoke_reason = 1 WHERE serial = '01';"
 	    " PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
@@ -1797,7 +1798,7 @@ test_migrate_from_v1(void **state)
 	free(v);
 
 	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
-	assert_int_equal(store_schema_version(fx->st), 2);
+	assert_int_equal(store_schema_version(fx->st), STORE_SCHEMA_VERSION);
 	v = sql_text(fx->path, "SELECT count(*) FROM sqlite_master WHERE name"
 	    " IN ('cert_revoked', 'crl_state', 'disallow')");
 	assert_string_equal(v, "3");
