@@ -82,6 +82,10 @@ void	out_object(const struct cli *c, json_t *obj, const struct out_col *fields);
 /* Times as "YYYY-MM-DDTHH:MM:SSZ" strings. */
 json_t	*out_time(time_t t);
 
+/* The id of the generation a person named (id or thumbprint), or an
+ * exit code after printing why not. */
+int	cli_generation_id(struct cli *c, const char *ref, int64_t *id);
+
 /* Parse a decimal number in [min, max]; -1 with a message if it is not. */
 int	cli_number(struct cli *c, const char *what, const char *s,
 	    long long min, long long max, long long *out);

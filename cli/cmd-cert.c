@@ -68,7 +68,6 @@ cmd_cert_list(struct cli *c, int argc, char **argv)
 	};
 	struct store_cert_filter f;
 	struct store_cert *v = NULL;
-	struct store_generation g;
 	enum store_cert_status s;
 	size_t n = 0;
 	json_t *rows;
@@ -81,12 +80,9 @@ cmd_cert_list(struct cli *c, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'i':
-			memset(&g, 0, sizeof(g));
-			if ((ret = store_find_generation(c->st, optarg, &g,
-			    &c->err)) != 0)
-				return cli_error(c, ret);
-			f.issuer_id = g.id;
-			store_generation_free_fields(&g);
+			if ((ret = cli_generation_id(c, optarg,
+			    &f.issuer_id)) != CLI_EXIT_OK)
+				return ret;
 			break;
 		case 's':
 			if (strcmp(optarg, "expired") == 0) {
@@ -148,7 +144,6 @@ cmd_cert_show(struct cli *c, int argc, char **argv)
 		{ "revocation_reason", "Reason" }, { NULL, NULL }
 	};
 	struct store_cert r;
-	struct store_generation g;
 	char serial[SERIAL_HEX_MAX];
 	int64_t issuer = 0;
 	json_t *o;
@@ -157,12 +152,8 @@ cmd_cert_show(struct cli *c, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'i':
-			memset(&g, 0, sizeof(g));
-			if ((ret = store_find_generation(c->st, optarg, &g,
-			    &c->err)) != 0)
-				return cli_error(c, ret);
-			issuer = g.id;
-			store_generation_free_fields(&g);
+			if ((ret = cli_generation_id(c, optarg, &issuer)) != CLI_EXIT_OK)
+				return ret;
 			break;
 		case 'p':
 			pem = 1;

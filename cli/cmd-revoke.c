@@ -225,7 +225,6 @@ cmd_revoke(struct cli *c, int argc, char **argv)
 		{ "unhold", no_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct store_generation g;
 	struct serial_list list;
 	const char *reason_name = NULL, *serials = NULL;
 	char serial[SERIAL_HEX_MAX];
@@ -241,12 +240,8 @@ cmd_revoke(struct cli *c, int argc, char **argv)
 			reason_name = optarg;
 			break;
 		case 'i':
-			memset(&g, 0, sizeof(g));
-			if ((ret = store_find_generation(c->st, optarg, &g,
-			    &c->err)) != 0)
-				return cli_error(c, ret);
-			issuer = g.id;
-			store_generation_free_fields(&g);
+			if ((ret = cli_generation_id(c, optarg, &issuer)) != CLI_EXIT_OK)
+				return ret;
 			break;
 		case 's':
 			serials = optarg;

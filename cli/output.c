@@ -136,3 +136,17 @@ cli_number(struct cli *c, const char *what, const char *s, long long min,
 	*out = v;
 	return 0;
 }
+
+int
+cli_generation_id(struct cli *c, const char *ref, int64_t *id)
+{
+	struct store_generation g;
+	int ret;
+
+	memset(&g, 0, sizeof(g));
+	if ((ret = store_find_generation(c->st, ref, &g, &c->err)) != 0)
+		return cli_error(c, ret);
+	*id = g.id;
+	store_generation_free_fields(&g);
+	return CLI_EXIT_OK;
+}
