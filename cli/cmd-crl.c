@@ -51,7 +51,7 @@ cmd_crl(struct cli *c, int argc, char **argv)
 	size_t len = 0, pemlen = 0;
 	BIO *b = NULL;
 	long n;
-	int64_t secs = CRL_NEXT_UPDATE_DEFAULT;
+	int64_t secs = c->cfg->ca.crl_next_update;	/* [ca] crl-next-update */
 	json_t *o;
 	int ch, ret, as_der = 0;
 
@@ -159,7 +159,8 @@ const struct cli_cmd cmd_crl_table[] = {
 	  "                      active one)\n"
 	  "  -o, --out FILE      write to FILE instead of standard output\n"
 	  "  --der               DER instead of PEM\n"
-	  "  --next-update DUR   nextUpdate after thisUpdate (default 7d, at\n"
+	  "  --next-update DUR   nextUpdate after thisUpdate (default: the\n"
+	  "                      config's crl-next-update, 7d; at\n"
 	  "                      most 10d)\n"
 	  "Each CRL takes the generation's next CRL number; it lists every\n"
 	  "revoked certificate until the certificate expires.\n",

@@ -3,8 +3,8 @@
  * (/crl/GEN.crl). CRLs are signed on the signer (the token), never on the
  * event loop. A timer rebuilds a CRL when the store holds more revoked
  * certificates than it lists (a revocation by `hsmca revoke` shows up
- * within one tick, and a burst of them becomes one CRL), and when half of
- * its validity has passed. */
+ * within crl-delay, and a burst of them becomes one CRL), and when half of
+ * its validity (crl-next-update) has passed. */
 #include "config.h"
 
 #include <stdio.h>
@@ -20,8 +20,6 @@
 
 #include "hsmcad.h"
 #include "log.h"
-
-#define CRL_TICK_SECS	2
 
 static int64_t
 revoked_count(struct hsmcad *d, int64_t gen_id)
@@ -127,7 +125,9 @@ crl_tick(evutil_socket_t fd, short what, void *arg)
 int
 crl_serve_start(struct hsmcad *d, struct hsmca_err *e)
 {
-	struct timeval tv = { CRL_TICK_SECS, 0 };
+	/* [daemon] crl-delay: how soon a revocation reaches the CRL; every
+	 * revocation within one period shares a CRL. */
+	struct timeval tv = { (time_t)d->rt->cfg->daemon.crl_delay, 0 };
 
 	if ((d->crl_ev = event_new(d->base, -1, EV_PERSIST, crl_tick, d)) == NULL ||
 	    event_add(d->crl_ev, &tv) != 0)

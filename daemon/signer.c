@@ -224,8 +224,8 @@ signer_crl(struct signer *s, struct store *st, struct signer_job *job)
 	err_clear(&e);
 	if (store_get_generation(st, job->gen_id, &g, &e) != 0 ||
 	    issuer_open(s->hsm, st, &g, &job->rt->cfg->ca, &iss, &e) != 0 ||
-	    crl_build(s->hsm, st, iss, clock_now(), 0, &der, &len, &info,
-	    &e) != 0) {
+	    crl_build(s->hsm, st, iss, clock_now(),
+	    job->rt->cfg->ca.crl_next_update, &der, &len, &info, &e) != 0) {
 		job_fail(job, err_http_status(e.code), e.msg);
 		goto out;
 	}

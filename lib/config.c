@@ -38,6 +38,7 @@
  *	root-validity = 20y
  *	renew-before = 90d                         < validity
  *	activation-delay = 45d                     < renew-before
+ *	crl-next-update = 7d                       1h..10d
  *	crl-url = http://ca.example.com/crl/%g.crl http://, %g = generation id,
  *	                                           "" for no CRL distribution point
  *	ocsp-url = http://ca.example.com/ocsp      http://, "" for no OCSP
@@ -68,6 +69,7 @@
  *	timeout = 10s                              duration, 1s..1h
  *	max-connections = 1024                     1..100000
  *	retry-after = 30s                          duration, 1s..1h
+ *	crl-delay = 2s                             revocation to CRL, 1s..1h
  *	log = stderr                               stderr or syslog
  *	[est]                the default label; without any [est] section a
  *	                     file has this one with profile = device
@@ -158,6 +160,7 @@ enum key {
 	K_CA_ROOT_VALIDITY,
 	K_CA_RENEW_BEFORE,
 	K_CA_ACTIVATION_DELAY,
+	K_CA_CRL_NEXT_UPDATE,
 	K_CA_CRL_URL,
 	K_CA_OCSP_URL,
 	K_D_LISTEN,
@@ -173,6 +176,7 @@ enum key {
 	K_D_TIMEOUT,
 	K_D_MAX_CONNECTIONS,
 	K_D_RETRY_AFTER,
+	K_D_CRL_DELAY,
 	K_D_LOG,
 	/* From here on, keys of sections that repeat (profile, est): their
 	 * lines are forgotten at each section header. */
@@ -210,6 +214,7 @@ static const struct config_key {
 	[K_CA_ROOT_VALIDITY] =		{ SEC_CA, "root-validity" },
 	[K_CA_RENEW_BEFORE] =		{ SEC_CA, "renew-before" },
 	[K_CA_ACTIVATION_DELAY] =	{ SEC_CA, "activation-delay" },
+	[K_CA_CRL_NEXT_UPDATE] =	{ SEC_CA, "crl-next-update" },
 	[K_CA_CRL_URL] =		{ SEC_CA, "crl-url" },
 	[K_CA_OCSP_URL] =		{ SEC_CA, "ocsp-url" },
 	[K_D_LISTEN] =			{ SEC_DAEMON, "listen" },
@@ -225,6 +230,7 @@ static const struct config_key {
 	[K_D_TIMEOUT] =			{ SEC_DAEMON, "timeout" },
 	[K_D_MAX_CONNECTIONS] =		{ SEC_DAEMON, "max-connections" },
 	[K_D_RETRY_AFTER] =		{ SEC_DAEMON, "retry-after" },
+	[K_D_CRL_DELAY] =		{ SEC_DAEMON, "crl-delay" },
 	[K_D_LOG] =			{ SEC_DAEMON, "log" },
 	[K_P_VALIDITY] =		{ SEC_PROFILE, "validity" },
 	[K_P_BACKDATE] =		{ SEC_PROFILE, "backdate" },
@@ -427,6 +433,7 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 	cfg->ca.root_validity = 20 * (int64_t)YEAR;
 	cfg->ca.renew_before = 90 * DAY;
 	cfg->ca.activation_delay = 45 * DAY;
+	cfg->ca.crl_next_update = 7 * DAY;
 	/* The demo's names and loopback URLs only for the demo: a file that
 	 * leaves them out gets neutral names and no URLs, never a demo
 	 * value inside a production certificate. */
@@ -450,6 +457,7 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 	cfg->daemon.timeout = 10;
 	cfg->daemon.max_connections = 1024;
 	cfg->daemon.retry_after = 30;
+	cfg->daemon.crl_delay = 2;
 	if ((cfg->daemon.log = strdup("stderr")) == NULL ||
 	    (cfg->daemon.listen = strdup(home != NULL ? "127.0.0.1:8443" :
 	    "0.0.0.0:8443")) == NULL) {
@@ -1021,6 +1029,11 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 		return parse_dur(st, key, v, 1, &cfg->ca.renew_before);
 	case K_CA_ACTIVATION_DELAY:
 		return parse_dur(st, key, v, 0, &cfg->ca.activation_delay);
+	case K_CA_CRL_NEXT_UPDATE:
+		/* RFC 5280 leaves it open; relying parties cache a CRL until
+		 * nextUpdate, so a long one hides revocations: 1h to 10d. */
+		return parse_dur_range(st, key, v, 3600, 10 * DAY,
+		    &cfg->ca.crl_next_update) != 0 ? HSMCA_ERR_CONFIG : 0;
 	case K_CA_CRL_URL:
 	case K_CA_OCSP_URL:
 		if (*v == '\0' && !quoted)
@@ -1104,6 +1117,9 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 			return HSMCA_ERR_CONFIG;
 		d->retry_after = (int)secs;
 		return 0;
+	case K_D_CRL_DELAY:
+		return parse_dur_range(st, key, v, 1, 3600, &d->crl_delay) != 0 ?
+		    HSMCA_ERR_CONFIG : 0;
 	case K_D_LOG:
 		if (strcmp(v, "stderr") != 0 && strcmp(v, "syslog") != 0)
 			return perr(st, st->lineno, "log must be stderr or "
@@ -1699,6 +1715,7 @@ print_daemon(FILE *fp, const struct config_daemon *d)
 	print_dur(fp, "timeout", d->timeout);
 	print_int(fp, "max-connections", d->max_connections);
 	print_dur(fp, "retry-after", d->retry_after);
+	print_dur(fp, "crl-delay", d->crl_delay);
 	print_kv(fp, "log", d->log);
 }
 
@@ -1741,6 +1758,7 @@ config_print(const struct config *cfg, FILE *fp)
 	print_dur(fp, "root-validity", cfg->ca.root_validity);
 	print_dur(fp, "renew-before", cfg->ca.renew_before);
 	print_dur(fp, "activation-delay", cfg->ca.activation_delay);
+	print_dur(fp, "crl-next-update", cfg->ca.crl_next_update);
 	print_kv(fp, "crl-url", cfg->ca.crl_url);
 	print_kv(fp, "ocsp-url", cfg->ca.ocsp_url);
 

@@ -29,6 +29,7 @@ struct config_ca {
 	int64_t		 root_validity;
 	int64_t		 renew_before;
 	int64_t		 activation_delay;
+	int64_t		 crl_next_update;	/* seconds: CRL validity, at most 10d */
 	char		*crl_url;	/* "%g" is replaced by the generation id */
 	char		*ocsp_url;
 };
@@ -48,6 +49,7 @@ struct config_daemon {
 	int64_t	 timeout;		/* seconds: read, write, idle */
 	int	 max_connections;
 	int	 retry_after;		/* seconds, in 503 answers */
+	int64_t	 crl_delay;		/* seconds from a revocation to its CRL */
 	char	*log;			/* "stderr" or "syslog" */
 };
 

@@ -7,7 +7,7 @@
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
 
 est_setup dr
-sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
+sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0\ncrl-delay = 1s|; s|^\[ca\]|[ca]\ncrl-next-update = 2d|" "$CONF"
 hsmcad_start
 check "hsmcad listens for plain HTTP too (port $HTTP_PORT)" test -n "$HTTP_PORT"
 CRL_URL="http://127.0.0.1:$HTTP_PORT/crl/2.crl"
@@ -27,6 +27,9 @@ check "as application/pkix-crl" grep -qi "^Content-Type: application/pkix-crl" "
 expect_ok "it verifies with the issuing CA's key (openssl crl -verify)" \
 	openssl crl -in "$WORK/crl.pem" -noout -verify -CAfile "$WORK/chain.pem"
 first=$CRLNUM
+tu=$(date -d "$(openssl crl -in "$WORK/crl.pem" -noout -lastupdate | sed 's/.*=//')" +%s)
+nu=$(date -d "$(openssl crl -in "$WORK/crl.pem" -noout -nextupdate | sed 's/.*=//')" +%s)
+check "its nextUpdate follows [ca] crl-next-update (2d)" test $((nu - tu)) -eq 172800
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/crl/99.crl")
 check "an unknown generation is 404" test "$STATUS" = 404
 

@@ -652,6 +652,12 @@ static const struct refusal refusals[] = {
 	{ D "retry-after = 3601\n", 0, 8, "from 1s to 1h" },
 	{ D "retry-after = 1d\n", 0, 8, "from 1s to 1h" },
 	{ D "retry-after = soon\n", 0, 8, "bad duration" },
+	{ D "crl-delay = 0\n", 0, 8, "crl-delay: must be from 1s to 1h" },
+	{ D "crl-delay = 2h\n", 0, 8, "crl-delay: must be from 1s to 1h" },
+	{ BASE "[ca]\ncrl-next-update = 11d\n", 0, 8,
+	  "crl-next-update: must be from 1h to 10d" },
+	{ BASE "[ca]\ncrl-next-update = 30m\n", 0, 8,
+	  "crl-next-update: must be from 1h to 10d" },
 	{ D "log = file\n", 0, 8, "log must be stderr or syslog" },
 	{ D "log = Syslog\n", 0, 8, "stderr or syslog" },
 
