@@ -83,6 +83,7 @@ struct est_req {
 	const struct config_est	*label;
 	char			 path[128];
 	char			 who[512];
+	char			 actor[512];	/* for the audit log */
 };
 
 /* ---- answers ---- */
@@ -142,6 +143,19 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 	evhttp_send_reply(r->req, status, phrase, body);
 	evbuffer_free(body);
 	log_info("%s refused: %s", r->who, reason);
+	/* Refused enrollments and renewals go to the audit log (requests
+	 * for unknown paths do not: that is noise, not an event). */
+	if (r->op == EST_SIMPLEENROLL || r->op == EST_SIMPLEREENROLL ||
+	    r->op == EST_SERVERKEYGEN) {
+		char object[128], detail[700];
+
+		snprintf(object, sizeof(object), "est:%s/%s",
+		    r->label != NULL ? r->label->label : "",
+		    est_op_names[r->op]);
+		snprintf(detail, sizeof(detail), "%d %s", status, reason);
+		signer_audit_refusal(r->d->signer, r->actor[0] != '\0' ?
+		    r->actor : "est:-", object, detail);
+	}
 	est_done(r, status, NULL);
 }
 
@@ -488,6 +502,8 @@ est_enroll(struct est_req *r, int label_idx)
 	identify(r, label_idx, &id);
 	snprintf(r->who, sizeof(r->who), "client=%.400s id=%s",
 	    id.subject[0] ? id.subject : "-", est_id_names[id.kind]);
+	snprintf(r->actor, sizeof(r->actor), "est:%s:%.400s",
+	    est_id_names[id.kind], id.subject[0] ? id.subject : "-");
 	switch (id.kind) {
 	case EST_ID_NONE:
 		est_refuse(r, 401, "a client certificate is required");

@@ -43,6 +43,7 @@ enum signer_op {
 	SIGNER_RENEW,		/* renewal: same subject and SAN as the current cert */
 	SIGNER_SERVERKEYGEN,	/* enrollment with a key pair made here */
 	SIGNER_CRL,		/* build and sign the CRL of generation gen_id */
+	SIGNER_AUDIT,		/* append a refusal to the audit log */
 	SIGNER_OP_MAX
 };
 
@@ -86,6 +87,12 @@ int	signer_start(struct event_base *base, struct hsm *h, const char *store_path,
 	    int workers, struct signer **out, struct hsmca_err *e);
 /* Queue a job; its done callback runs later on the event loop. */
 void	signer_submit(struct signer *s, struct signer_job *job);
+/* Record a refused request in the audit log, off the event loop. At most
+ * SIGNER_AUDIT_BACKLOG wait at once; beyond that they are counted, and
+ * the count is recorded with the next one that fits. */
+#define SIGNER_AUDIT_BACKLOG	1024
+void	signer_audit_refusal(struct signer *s, const char *actor,
+	    const char *object, const char *detail);
 /* Jobs queued or running. */
 int	signer_pending(struct signer *s);
 /* (Re)load the active CA generation every worker signs with; on failure

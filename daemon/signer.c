@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "hsmca/audit.h"
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
 #include "hsmca/crl.h"
@@ -29,6 +30,8 @@ struct signer {
 	struct hsm		*hsm;
 	char			*store_path;
 	struct store_group	*group;		/* workers' writes share commits */
+	int			 audits;	/* refusals waiting to be recorded */
+	uint64_t		 audits_dropped;	/* over the backlog, not yet told */
 	pthread_t		*threads;
 	int			 nthreads;
 	pthread_mutex_t		 lock;
@@ -245,6 +248,72 @@ out:
 	store_generation_free_fields(&g);
 }
 
+/* SIGNER_AUDIT: a refused request, appended to the chain. */
+static void
+signer_audit(struct signer *s, struct store *st, struct signer_job *job)
+{
+	struct audit_event ev;
+	struct hsmca_err e;
+	char detail[AUDIT_DETAIL_MAX];
+	uint64_t dropped;
+
+	pthread_mutex_lock(&s->lock);
+	dropped = s->audits_dropped;
+	s->audits_dropped = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (dropped > 0)
+		snprintf(detail, sizeof(detail), "%s (and %llu refusals before "
+		    "it not recorded: the audit backlog was full)", job->reason,
+		    (unsigned long long)dropped);
+	else
+		snprintf(detail, sizeof(detail), "%s", job->reason);
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = job->requester;
+	ev.action = AUDIT_REFUSE;
+	ev.object = job->profile;
+	ev.outcome = AUDIT_REFUSED;
+	ev.detail = detail;
+	err_clear(&e);
+	if (audit_append(st, &ev, &e) != 0)
+		log_warnx("audit: a refusal was not recorded: %s", e.msg);
+	job->status = 200;
+}
+
+static void
+audit_done(struct signer_job *job, void *arg)
+{
+	signer_job_free(job);
+}
+
+void
+signer_audit_refusal(struct signer *s, const char *actor, const char *object,
+    const char *detail)
+{
+	struct signer_job *job;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->audits >= SIGNER_AUDIT_BACKLOG || s->stopping) {
+		s->audits_dropped++;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->audits++;
+	pthread_mutex_unlock(&s->lock);
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		pthread_mutex_lock(&s->lock);
+		s->audits--;
+		s->audits_dropped++;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	job->op = SIGNER_AUDIT;
+	snprintf(job->requester, sizeof(job->requester), "%s", actor);
+	snprintf(job->profile, sizeof(job->profile), "%s", object);
+	snprintf(job->reason, sizeof(job->reason), "%s", detail);
+	job->done = audit_done;
+	signer_submit(s, job);
+}
+
 static void *
 signer_worker(void *arg)
 {
@@ -275,6 +344,12 @@ signer_worker(void *arg)
 			job_fail(job, 503, "the certificate store is unavailable");
 		else if (job->op == SIGNER_CRL)
 			signer_crl(s, st, job);
+		else if (job->op == SIGNER_AUDIT) {
+			signer_audit(s, st, job);
+			pthread_mutex_lock(&s->lock);
+			s->audits--;
+			pthread_mutex_unlock(&s->lock);
+		}
 		else
 			signer_process(s, st, job);
 

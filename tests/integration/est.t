@@ -241,6 +241,21 @@ check "the reload did not log in to the token again" test "$(grep -c "logged in 
 est_post simpleenroll "$WORK/dev1e.b64" $ISSUED
 check "enrollment still works after the reload" test "$STATUS" = 200
 
+# Refused enrollments are in the audit log (recorded off the event loop,
+# so poll), with who was refused and why; the chain still verifies.
+i=0
+until [ "$(hsmca --json audit list --action refuse | jq length)" -ge 10 ] || [ $i -ge 100 ]; do
+	i=$((i + 1)); sleep 0.05
+done
+run hsmca --json audit list --action refuse
+check "refused enrollments are audit records ($(jq length "$WORK/last.out"))" \
+	test "$(jq length "$WORK/last.out")" -ge 10
+check "one names the CN mismatch and the bootstrap identity" \
+	test "$(jq '[.[] | select(.actor == "est:bootstrap:CN=dev-1" and (.detail | test("does not match")))] | length' "$WORK/last.out")" -ge 1
+check "one names the missing client certificate" \
+	test "$(jq '[.[] | select(.detail | test("401 a client certificate is required"))] | length' "$WORK/last.out")" -ge 1
+expect_ok "the audit chain verifies" hsmca audit verify
+
 # SIGTERM drains and exits cleanly.
 kill -TERM "$HSMCAD_PID"
 wait "$HSMCAD_PID"
