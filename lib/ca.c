@@ -97,7 +97,6 @@ ca_make_cert(struct ca_ctx *c, const char *subject, EVP_PKEY *pub,
 	X509_NAME *name = NULL;
 	ASN1_INTEGER *serial = NULL;
 	X509V3_CTX v3;
-	X509_EXTENSION *ext = NULL;
 	char hex[SERIAL_HEX_MAX], bc[64];
 	time_t nb = now - CA_BACKDATE, na = now + (time_t)validity;
 	int ret = HSMCA_ERR_INTERNAL;
@@ -139,19 +138,11 @@ ca_make_cert(struct ca_ctx *c, const char *subject, EVP_PKEY *pub,
 		snprintf(bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", pathlen);
 	else
 		snprintf(bc, sizeof(bc), "critical,CA:TRUE");
-	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-	    bc)) == NULL || !X509_add_ext(tbs, ext, -1)) {
-		err_set_ssl(e, ret, "basicConstraints");
-		goto out;
-	}
-	X509_EXTENSION_free(ext);
 	/* digitalSignature lets the CA key sign OCSP responses itself. */
-	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
-	    "critical,keyCertSign,cRLSign,digitalSignature")) == NULL ||
-	    !X509_add_ext(tbs, ext, -1)) {
-		err_set_ssl(e, ret, "keyUsage");
+	if ((ret = issue_add_ext(tbs, &v3, NID_basic_constraints, bc, e)) != 0 ||
+	    (ret = issue_add_ext(tbs, &v3, NID_key_usage,
+	    "critical,keyCertSign,cRLSign,digitalSignature", e)) != 0)
 		goto out;
-	}
 	if ((ret = issue_add_identifiers(tbs, issuer, NULL, NULL, e)) != 0)
 		goto out;
 	if ((ret = lint_presign(tbs, issuer != NULL ? issuer : tbs, NULL,
@@ -160,7 +151,6 @@ ca_make_cert(struct ca_ctx *c, const char *subject, EVP_PKEY *pub,
 	ret = issue_sign(c->hsm, tbs, signkey, keytype_digest_for(signkey),
 	    issuer, out, e);
 out:
-	X509_EXTENSION_free(ext);
 	X509_NAME_free(name);
 	ASN1_INTEGER_free(serial);
 	X509_free(tbs);

@@ -59,8 +59,8 @@ issue_san_string(const X509 *cert)
 	return s;
 }
 
-static int
-add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value,
+int
+issue_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value,
     struct hsmca_err *e)
 {
 	X509_EXTENSION *ext;
@@ -87,21 +87,22 @@ issue_add_identifiers(X509 *cert, const X509 *issuer, const char *crl_url,
 	/* X509V3_set_ctx takes a non-const issuer; it only reads it. */
 	X509V3_set_ctx(&ctx, issuer != NULL ? (X509 *)(uintptr_t)issuer :
 	    cert, cert, NULL, NULL, 0);
-	if ((ret = add_ext(cert, &ctx, NID_subject_key_identifier, "hash",
-	    e)) != 0)
+	if ((ret = issue_add_ext(cert, &ctx, NID_subject_key_identifier,
+	    "hash", e)) != 0)
 		return ret;
-	if (issuer != NULL && (ret = add_ext(cert, &ctx,
+	if (issuer != NULL && (ret = issue_add_ext(cert, &ctx,
 	    NID_authority_key_identifier, "keyid:always", e)) != 0)
 		return ret;
 	if (crl_url != NULL && *crl_url != '\0') {
 		snprintf(buf, sizeof(buf), "URI:%s", crl_url);
-		if ((ret = add_ext(cert, &ctx, NID_crl_distribution_points,
-		    buf, e)) != 0)
+		if ((ret = issue_add_ext(cert, &ctx,
+		    NID_crl_distribution_points, buf, e)) != 0)
 			return ret;
 	}
 	if (ocsp_url != NULL && *ocsp_url != '\0') {
 		snprintf(buf, sizeof(buf), "OCSP;URI:%s", ocsp_url);
-		if ((ret = add_ext(cert, &ctx, NID_info_access, buf, e)) != 0)
+		if ((ret = issue_add_ext(cert, &ctx, NID_info_access, buf,
+		    e)) != 0)
 			return ret;
 	}
 	return 0;

@@ -135,24 +135,6 @@ out:
 	return ret;
 }
 
-static int
-add_conf_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value,
-    struct hsmca_err *e)
-{
-	X509_EXTENSION *ext;
-	int ok;
-
-	if ((ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value)) == NULL)
-		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "extension %s",
-		    OBJ_nid2sn(nid));
-	ok = X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	if (!ok)
-		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "extension %s",
-		    OBJ_nid2sn(nid));
-	return 0;
-}
-
 int
 ocsp_responder_cert_make(struct hsm *h, X509 *issuer, EVP_PKEY *issuer_key,
     const EVP_MD *md, EVP_PKEY *responder_pub, const char *subject,
@@ -204,11 +186,11 @@ ocsp_responder_cert_make(struct hsm *h, X509 *issuer, EVP_PKEY *issuer_key,
 		goto out;
 	}
 	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	if ((ret = add_conf_ext(x, &ctx, NID_basic_constraints,
+	if ((ret = issue_add_ext(x, &ctx, NID_basic_constraints,
 	    "critical,CA:FALSE", e)) != 0 ||
-	    (ret = add_conf_ext(x, &ctx, NID_key_usage,
+	    (ret = issue_add_ext(x, &ctx, NID_key_usage,
 	    "critical,digitalSignature", e)) != 0 ||
-	    (ret = add_conf_ext(x, &ctx, NID_ext_key_usage, "OCSPSigning",
+	    (ret = issue_add_ext(x, &ctx, NID_ext_key_usage, "OCSPSigning",
 	    e)) != 0)
 		goto out;
 	/* RFC 6960 §4.2.2.2.1: relying parties need not check this

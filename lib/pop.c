@@ -81,7 +81,6 @@ pop_build(const struct issuer *iss, const struct pop_request *req,
 	X509 *tbs = NULL;
 	X509_NAME *name = NULL;
 	EVP_PKEY *key = NULL;
-	X509_EXTENSION *ext = NULL;
 	X509V3_CTX v3;
 	time_t inb, ina, nb, na;
 	int ret = HSMCA_ERR_INTERNAL;
@@ -118,18 +117,11 @@ pop_build(const struct issuer *iss, const struct pop_request *req,
 		goto out;
 	}
 	X509V3_set_ctx(&v3, NULL, tbs, NULL, NULL, 0);
-	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-	    "critical,CA:FALSE")) == NULL || !X509_add_ext(tbs, ext, -1)) {
-		err_set_ssl(e, ret, "basicConstraints");
+	if ((ret = issue_add_ext(tbs, &v3, NID_basic_constraints,
+	    "critical,CA:FALSE", e)) != 0 ||
+	    (ret = issue_add_ext(tbs, &v3, NID_key_usage,
+	    "critical,digitalSignature", e)) != 0)
 		goto out;
-	}
-	X509_EXTENSION_free(ext);
-	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
-	    "critical,digitalSignature")) == NULL ||
-	    !X509_add_ext(tbs, ext, -1)) {
-		err_set_ssl(e, ret, "keyUsage");
-		goto out;
-	}
 	/* No CRL or OCSP pointer: it lives two days and is only looked at
 	 * once, by the service that asked for it. */
 	if ((ret = issue_add_identifiers(tbs, iss->cert, NULL, NULL, e)) != 0)
@@ -138,7 +130,6 @@ pop_build(const struct issuer *iss, const struct pop_request *req,
 	tbs = NULL;
 	ret = 0;
 out:
-	X509_EXTENSION_free(ext);
 	X509_NAME_free(name);
 	EVP_PKEY_free(key);
 	X509_free(tbs);

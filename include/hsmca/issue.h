@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "hsmca/config.h"
 #include "hsmca/csr.h"
@@ -79,6 +80,11 @@ int	issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey,
  * given. */
 int	issue_add_identifiers(X509 *cert, const X509 *issuer,
 	    const char *crl_url, const char *ocsp_url, struct hsmca_err *e);
+
+/* Add one extension written in OpenSSL's config syntax ("critical,
+ * CA:FALSE") with ctx's issuer and subject. */
+int	issue_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value,
+	    struct hsmca_err *e);
 
 /* ASN1_TIME to time_t; -1 on error. */
 time_t	issue_asn1_time(const ASN1_TIME *t);
