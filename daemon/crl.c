@@ -160,6 +160,10 @@ crl_handle(struct evhttp_request *req, void *arg)
 	int status = 404;
 	const char *reason = "not found";
 
+	if (strncmp(uri, "/ocsp", 5) == 0 && (uri[5] == '\0' || uri[5] == '/')) {
+		ocsp_handle(req, arg);
+		return;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		status = 405;
 		reason = "GET only";

@@ -355,14 +355,16 @@ main(int argc, char *argv[])
 	https_socket = bind_listener(d.https, "EST (mutual TLS)",
 	    cfg->daemon.listen);
 	if (cfg->daemon.http_listen != NULL && *cfg->daemon.http_listen != '\0') {
-		/* Plain HTTP for relying parties: CRLs (RFC 5280 4.2.1.13). */
+		/* Plain HTTP for relying parties: CRLs (RFC 5280 4.2.1.13)
+		 * and OCSP (RFC 6960: POST bodies of one small request). */
 		if ((d.http = evhttp_new(d.base)) == NULL)
 			fatalx("libevent setup failed");
 		evhttp_set_timeout(d.http, (int)cfg->daemon.timeout);
-		evhttp_set_max_body_size(d.http, 0);
+		evhttp_set_max_body_size(d.http, OCSP_REQUEST_MAX_BYTES);
 		evhttp_set_max_headers_size(d.http,
 		    (ev_ssize_t)cfg->daemon.max_header_size);
-		evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET);
+		evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET |
+		    EVHTTP_REQ_POST);
 		evhttp_set_gencb(d.http, crl_handle, &d);
 		http_socket = bind_listener(d.http, "HTTP (CRL)",
 		    cfg->daemon.http_listen);
@@ -393,6 +395,8 @@ main(int argc, char *argv[])
 		log_warnx("no CA generation to issue with yet: %s", e.msg);
 	if (d.http != NULL && crl_serve_start(&d, &e) != 0)
 		fatalx("%s", e.msg);
+	if (d.http != NULL && ocsp_serve_start(&d, &e) != 0)
+		fatalx("%s", e.msg);
 
 	drop_privileges(cfg->daemon.user);
 	write_pidfile(cfg->daemon.pidfile);
@@ -413,6 +417,7 @@ main(int argc, char *argv[])
 		unlink(d.rt->cfg->daemon.pidfile);
 	signer_stop(d.signer);
 	crl_serve_stop(&d);
+	ocsp_serve_stop(&d);
 	if (d.drain_ev != NULL)
 		event_free(d.drain_ev);
 	event_free(ev_term);

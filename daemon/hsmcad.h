@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -15,6 +16,7 @@
 #include "hsmca/config.h"
 #include "hsmca/hsm.h"
 #include "hsmca/issue.h"
+#include "hsmca/ocsp.h"
 #include "hsmca/store.h"
 
 /* What is reloaded on SIGHUP, reference counted: a request keeps the
@@ -44,6 +46,8 @@ enum signer_op {
 	SIGNER_SERVERKEYGEN,	/* enrollment with a key pair made here */
 	SIGNER_CRL,		/* build and sign the CRL of generation gen_id */
 	SIGNER_AUDIT,		/* append a refusal to the audit log */
+	SIGNER_OCSP,		/* pre-sign OCSP responses missing, stale or due */
+	SIGNER_OCSP_UNKNOWN,	/* sign the response to a cache miss */
 	SIGNER_OP_MAX
 };
 
@@ -53,7 +57,8 @@ struct signer_job {
 	enum signer_op	 op;
 	struct runtime	*rt;
 	char		 profile[64];
-	int64_t		 gen_id;		/* SIGNER_CRL */
+	int64_t		 gen_id;		/* SIGNER_CRL, SIGNER_OCSP_UNKNOWN */
+	int		 id_nid;		/* SIGNER_OCSP_UNKNOWN: CertID hash */
 	char		 requester[512];	/* for the record and the log */
 	unsigned char	*csr_der;
 	size_t		 csr_len;
@@ -69,10 +74,12 @@ struct signer_job {
 	char		 reason[HSMCA_ERRMSG_MAX];
 	char		 serial[SERIAL_HEX_MAX];
 	unsigned char	*p7_der;		/* PKCS#7 certs-only with the certificate,
-						   or the DER CRL for SIGNER_CRL */
+						   the DER CRL for SIGNER_CRL, or the
+						   OCSPResponse for SIGNER_OCSP_UNKNOWN */
 	size_t		 p7_len;
 	time_t		 this_update, next_update;	/* SIGNER_CRL */
-	int64_t		 crl_number;
+	int64_t		 crl_number;		/* SIGNER_OCSP: responses signed */
+	int		 more;			/* SIGNER_OCSP: batch full, go on */
 	unsigned char	*key_der;		/* PKCS#8, serverkeygen only */
 	size_t		 key_len;
 	/* completion, called on the event loop */
@@ -100,6 +107,9 @@ int	signer_pending(struct signer *s);
 int	signer_set_issuer(struct signer *s, const struct config *cfg,
 	    struct hsmca_err *e);
 void	signer_stop(struct signer *s);
+/* The OCSP cache workers fill (after issuance, SIGNER_OCSP*); set once,
+ * before the loop runs. */
+void	signer_set_ocsp(struct signer *s, struct ocsp_cache *c);
 void	signer_job_free(struct signer_job *job);
 
 /* ---- the front ---- */
@@ -133,6 +143,14 @@ struct hsmcad {
 	struct crl_cache	*crls;
 	size_t			 ncrls;
 	struct event		*crl_ev;	/* rebuilds CRLs that need it */
+	struct ocsp_cache	*ocsp;		/* pre-signed OCSP responses */
+	struct event		*ocsp_ev;	/* pre-signs what needs it */
+	int			 ocsp_busy;	/* a SIGNER_OCSP job is out */
+	int			 ocsp_more;	/* it stopped at its batch size */
+	time_t			 ocsp_swept;
+	int64_t			 ocsp_valid_seen, ocsp_revoked_seen;
+	double			 ocsp_tokens;	/* signatures for misses */
+	struct timespec		 ocsp_refill;
 };
 
 /* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
@@ -143,6 +161,18 @@ struct bufferevent *tls_bevcb(struct event_base *base, void *arg);
 int	crl_serve_start(struct hsmcad *d, struct hsmca_err *e);
 void	crl_serve_stop(struct hsmcad *d);
 void	crl_handle(struct evhttp_request *req, void *arg);
+
+/* OCSP: pre-signed on the signer, answered from memory over plain HTTP
+ * at /ocsp (POST) and /ocsp/<base64> (GET). */
+int	ocsp_serve_start(struct hsmcad *d, struct hsmca_err *e);
+void	ocsp_serve_stop(struct hsmcad *d);
+void	ocsp_handle(struct evhttp_request *req, void *arg);
+/* On a signer worker: a SIGNER_OCSP or SIGNER_OCSP_UNKNOWN job, and the
+ * response of a certificate just issued by iss. */
+void	ocsp_job_run(struct hsm *h, struct store *st, struct ocsp_cache *c,
+	    struct signer_job *job);
+void	ocsp_issued(struct hsm *h, struct issuer *iss, struct ocsp_cache *c,
+	    const char *serial);
 
 /* EST endpoints. */
 void	est_handle(struct evhttp_request *req, void *arg);

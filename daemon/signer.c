@@ -43,6 +43,7 @@ struct signer {
 	pthread_rwlock_t	 issuer_lock;
 	struct issuer		*issuer;	/* NULL: no active generation */
 	char			 issuer_err[HSMCA_ERRMSG_MAX];
+	struct ocsp_cache	*ocsp;		/* NULL: no OCSP responder */
 };
 
 void
@@ -172,8 +173,9 @@ signer_process(struct signer *s, struct store *st, struct signer_job *job)
 	if (s->issuer == NULL) {
 		job_fail(job, 503, s->issuer_err);
 		ret = HSMCA_ERR_CA_STATE;
-	} else
-		ret = issue_certificate(s->hsm, st, s->issuer, &req, &res, &e);
+	} else if ((ret = issue_certificate(s->hsm, st, s->issuer, &req, &res,
+	    &e)) == 0)
+		ocsp_issued(s->hsm, s->issuer, s->ocsp, res.serial);
 	pthread_rwlock_unlock(&s->issuer_lock);
 	if (s->issuer == NULL && ret == HSMCA_ERR_CA_STATE)
 		goto out;
@@ -344,6 +346,9 @@ signer_worker(void *arg)
 			job_fail(job, 503, "the certificate store is unavailable");
 		else if (job->op == SIGNER_CRL)
 			signer_crl(s, st, job);
+		else if (job->op == SIGNER_OCSP ||
+		    job->op == SIGNER_OCSP_UNKNOWN)
+			ocsp_job_run(s->hsm, st, s->ocsp, job);
 		else if (job->op == SIGNER_AUDIT) {
 			signer_audit(s, st, job);
 			pthread_mutex_lock(&s->lock);
@@ -440,6 +445,14 @@ signer_start(struct event_base *base, struct hsm *h, const char *store_path,
 	}
 	*out = s;
 	return 0;
+}
+
+void
+signer_set_ocsp(struct signer *s, struct ocsp_cache *c)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ocsp = c;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void
