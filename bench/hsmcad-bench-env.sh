@@ -4,7 +4,8 @@
 # benchmarks. `start` prints shell assignments for eval: HSMCAD_URL,
 # HSMCAD_CERT, HSMCAD_KEY, HSMCAD_CACERT, HSMCAD_PID, HSMCAD_PORT.
 # Environment: BENCH_DIR (default /tmp/hsmca-bench), WORKERS (0: cores),
-# SESSIONS (4), TIMEOUT (10s), CA_KEY (ec-p256 | rsa-2048).
+# SESSIONS (4), TIMEOUT (10s), CA_KEY (ec-p256 | rsa-2048), HTTP (1: also the
+# plain HTTP listener for CRLs and OCSP; prints HSMCAD_HTTP_PORT).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 D=${BENCH_DIR:-/tmp/hsmca-bench}
@@ -41,6 +42,7 @@ tls-key = $D/server.key
 workers = ${WORKERS:-0}
 timeout = ${TIMEOUT:-10s}
 max-connections = 4096
+$(if [ "${HTTP:-0}" = 1 ]; then echo "http-listen = 127.0.0.1:0"; fi)
 pidfile = $D/hsmcad.pid
 [est]
 profile = device
@@ -71,6 +73,10 @@ until grep -q "ready:" "$D/hsmcad.log"; do
 done
 port=$(sed -n 's/.*EST (mutual TLS) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$D/hsmcad.log")
 echo "HSMCAD_PID=$pid HSMCAD_PORT=$port"
+if [ "${HTTP:-0}" = 1 ]; then
+	hport=$(sed -n 's/.*HTTP (CRL) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$D/hsmcad.log")
+	echo "HSMCAD_HTTP_PORT=$hport"
+fi
 echo "HSMCAD_URL=https://localhost:$port/.well-known/est/simpleenroll"
 echo "HSMCAD_CERT=$D/client.pem HSMCAD_KEY=$D/client.key HSMCAD_CACERT=$D/root.pem"
 echo "SOFTHSM2_CONF=$SOFTHSM2_CONF"
