@@ -14,11 +14,13 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -164,6 +166,42 @@ write_pidfile(const char *path)
 		fatalx("pidfile: %s", e.msg);
 }
 
+/* ---- systemd readiness (Type=notify), without libsystemd ---- */
+
+/* Send a state string to the socket systemd names in NOTIFY_SOCKET (a
+ * path, or "@name" in the abstract namespace). Nothing happens when it is
+ * not set; failures are logged, never fatal. */
+static void
+sd_notify_state(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || *path == '\0')
+		return;
+	if ((path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("NOTIFY_SOCKET %s: not a socket path", path);
+		return;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("sd_notify: socket");
+		return;
+	}
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	    (struct sockaddr *)&sun, len) == -1)
+		log_warn("sd_notify: %s", path);
+	close(fd);
+}
+
 /* ---- signals ---- */
 
 static void
@@ -193,6 +231,7 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	if (d->draining)
 		return;
 	d->draining = 1;
+	sd_notify_state("STOPPING=1");
 	log_info("%s: draining %d in-flight requests", sig == SIGTERM ?
 	    "SIGTERM" : "SIGINT", d->inflight);
 	if (https_socket != NULL) {
@@ -218,14 +257,17 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	struct runtime *rt;
 	struct hsmca_err e;
 
+	sd_notify_state("RELOADING=1");
 	log_info("SIGHUP: reloading %s", d->config_path ? d->config_path :
 	    "the built-in defaults");
 	if (config_load(d->config_path, &cfg, &e) != 0) {
 		log_warnx("reload refused, keeping the running config: %s", e.msg);
+		sd_notify_state("READY=1");
 		return;
 	}
 	if ((rt = runtime_build(cfg, d->st, &e)) == NULL) {
 		log_warnx("reload refused, keeping the running config: %s", e.msg);
+		sd_notify_state("READY=1");
 		return;
 	}
 	runtime_unref(d->rt);
@@ -234,6 +276,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		log_warnx("no CA generation to issue with: %s", e.msg);
 	log_info("reloaded: %zu profiles, %zu EST labels", rt->cfg->nprofiles,
 	    rt->cfg->nest);
+	sd_notify_state("READY=1");
 }
 
 /* -t: everything that can be checked without the token. */
@@ -410,6 +453,13 @@ main(int argc, char *argv[])
 		fatalx("signal events");
 	log_info("ready: %d signer workers, %zu EST labels", workers,
 	    cfg->nest);
+	{
+		char st[128];
+
+		snprintf(st, sizeof(st), "READY=1\nSTATUS=serving EST, %d "
+		    "signer workers\nMAINPID=%ld", workers, (long)getpid());
+		sd_notify_state(st);
+	}
 	event_base_dispatch(d.base);
 
 	log_info("exiting");
