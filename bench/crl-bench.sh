@@ -16,7 +16,8 @@
 #
 # usage: bench/crl-bench.sh [N]          (N default 1000000)
 # Environment:
-#   top_builddir    build tree holding cli/hsmca (default: .)
+#   top_builddir    build tree holding cli/hsmca (default: ./build, as
+#                   scripts/build.sh makes it, else .)
 #   SOFTHSM_MODULE  default /usr/lib/softhsm/libsofthsm2.so
 #   REVOKES=20      `hsmca revoke` commands timed at each size (mean)
 #   KEEP=1          keep the work directory
@@ -24,6 +25,9 @@ set -eu
 
 N=${1:-${N:-1000000}}
 REVOKES=${REVOKES:-20}
+if [ -z "${top_builddir:-}" ] && [ -x ./build/cli/hsmca ]; then
+	top_builddir=./build
+fi
 HSMCA=${top_builddir:-.}/cli/hsmca
 SOFTHSM_MODULE=${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 [ -x "$HSMCA" ] || { echo "$0: no $HSMCA (set top_builddir)" >&2; exit 2; }
@@ -195,22 +199,38 @@ crl_extensions = crl_ext
 authorityKeyIdentifier = keyid:always
 EOF
 
-# ---- the CRLs ----
-t0=$(ms)
-/usr/bin/time -f %M -o "$W/hsmca.rss" "$HSMCA" -c "$W/hsmca.conf" crl --ca $GEN --out "$W/hsmca.crl" >"$W/hsmca.out"
-t1=$(ms)
-t_hsmca=$((t1 - t0))
-t0=$(ms)
-/usr/bin/time -f %M -o "$W/ossl.rss" openssl ca -config "$W/ossl/ca.cnf" -gencrl -out "$W/ossl.crl" 2>"$W/ossl.err"
-t1=$(ms)
-t_ossl=$((t1 - t0))
+# ---- the CRLs: ROUNDS alternating runs of each side, medians ----
+ROUNDS=${ROUNDS:-5}
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+run_hsmca() {
+	t0=$(ms)
+	/usr/bin/time -f %M -o "$W/hsmca.rss" "$HSMCA" -c "$W/hsmca.conf" crl --ca $GEN --out "$W/hsmca.crl" >"$W/hsmca.out"
+	t1=$(ms)
+	echo $((t1 - t0)) >>"$W/t_hsmca"
+}
+run_ossl() {
+	t0=$(ms)
+	/usr/bin/time -f %M -o "$W/ossl.rss" openssl ca -config "$W/ossl/ca.cnf" -gencrl -out "$W/ossl.crl" 2>"$W/ossl.err"
+	t1=$(ms)
+	echo $((t1 - t0)) >>"$W/t_ossl"
+}
+: >"$W/t_hsmca"
+: >"$W/t_ossl"
+r=1
+while [ $r -le "$ROUNDS" ]; do
+	if [ $((r % 2)) -eq 1 ]; then run_hsmca; run_ossl; else run_ossl; run_hsmca; fi
+	echo "round $r: hsmca $(tail -1 "$W/t_hsmca") ms, openssl $(tail -1 "$W/t_ossl") ms"
+	r=$((r + 1))
+done
+t_hsmca=$(median <"$W/t_hsmca")
+t_ossl=$(median <"$W/t_ossl")
 grep -q " $total revoked" "$W/hsmca.out" || { echo "$0: hsmca crl did not list $total entries:" >&2; cat "$W/hsmca.out" >&2; exit 1; }
 hsmca ca download $GEN >"$W/ica.pem"
 openssl crl -in "$W/hsmca.crl" -noout -verify -CAfile "$W/ica.pem" 2>"$W/verify.err" || true
 grep -q "verify OK" "$W/verify.err" || { echo "$0: the hsmca CRL does not verify" >&2; exit 1; }
 
-echo "hsmca crl:           $t_hsmca ms, $(wc -c <"$W/hsmca.crl") bytes PEM, peak RSS $(cat "$W/hsmca.rss") KiB ($(cat "$W/hsmca.out" | sed 's/;.*//'))"
-echo "openssl ca -gencrl:  $t_ossl ms, $(wc -c <"$W/ossl.crl") bytes PEM, peak RSS $(cat "$W/ossl.rss") KiB"
+echo "hsmca crl (median of $ROUNDS):          $t_hsmca ms, $(wc -c <"$W/hsmca.crl") bytes PEM, peak RSS $(cat "$W/hsmca.rss") KiB ($(cat "$W/hsmca.out" | sed 's/;.*//'))"
+echo "openssl ca -gencrl (median of $ROUNDS): $t_ossl ms, $(wc -c <"$W/ossl.crl") bytes PEM, peak RSS $(cat "$W/ossl.rss") KiB"
 echo "one revocation, hsmca revoke (whole command, mean of $REVOKES): $rev_small us at ~1000 revoked, $rev_big us at $total revoked"
 echo "one revocation, store UPDATE (mean of 2000 in one transaction): $upd_small us at ~3000 revoked, $upd_big us at $total revoked"
 awk -v a="$t_hsmca" -v b="$t_ossl" -v c="$rev_big" -v d="$rev_small" -v f="$upd_big" -v g="$upd_small" -v n="$total" 'BEGIN {
