@@ -3,9 +3,12 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -170,6 +173,176 @@ out:
 	return ret;
 }
 
+ASN1_SEQUENCE(csr_spki) = {
+	ASN1_SIMPLE(struct csr_spki, algorithm, X509_ALGOR),
+	ASN1_SIMPLE(struct csr_spki, key, ASN1_BIT_STRING)
+} ASN1_SEQUENCE_END_name(struct csr_spki, csr_spki)
+
+/* PKCS#10 (RFC 2986) with the key left encoded: d2i_X509_REQ() would
+ * decode it through OpenSSL 3.0's generic decoder, which costs more than
+ * checking the request's signature. */
+struct csr_info {
+	ASN1_INTEGER		*version;
+	X509_NAME		*subject;
+	struct csr_spki		*spki;
+	STACK_OF(X509_ATTRIBUTE) *attributes;
+};
+
+struct csr_raw {
+	struct csr_info		*info;
+	X509_ALGOR		*algorithm;
+	ASN1_BIT_STRING		*signature;
+};
+
+ASN1_SEQUENCE(csr_info) = {
+	ASN1_SIMPLE(struct csr_info, version, ASN1_INTEGER),
+	ASN1_SIMPLE(struct csr_info, subject, X509_NAME),
+	ASN1_SIMPLE(struct csr_info, spki, csr_spki),
+	ASN1_IMP_SET_OF(struct csr_info, attributes, X509_ATTRIBUTE, 0)
+} static_ASN1_SEQUENCE_END_name(struct csr_info, csr_info)
+
+ASN1_SEQUENCE(csr_raw) = {
+	ASN1_SIMPLE(struct csr_raw, info, csr_info),
+	ASN1_SIMPLE(struct csr_raw, algorithm, X509_ALGOR),
+	ASN1_SIMPLE(struct csr_raw, signature, ASN1_BIT_STRING)
+} static_ASN1_SEQUENCE_END_name(struct csr_raw, csr_raw)
+
+/* The accepted curves' domain parameters, built once for the process:
+ * building a curve costs more than the rest of a key import. Only read
+ * afterwards, from any thread. */
+static const int csr_curve_nids[] = {
+	NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1
+};
+#define CSR_CURVES	(sizeof(csr_curve_nids) / sizeof(csr_curve_nids[0]))
+static EVP_PKEY *csr_curves[CSR_CURVES];
+static pthread_once_t csr_curves_once = PTHREAD_ONCE_INIT;
+
+static void
+csr_curves_init(void)
+{
+	OSSL_PARAM params[2];
+	EVP_PKEY_CTX *pctx;
+	size_t i;
+
+	for (i = 0; i < CSR_CURVES; i++) {
+		params[0] = OSSL_PARAM_construct_utf8_string(
+		    OSSL_PKEY_PARAM_GROUP_NAME,
+		    (char *)(uintptr_t)OBJ_nid2sn(csr_curve_nids[i]), 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if ((pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC",
+		    NULL)) == NULL)
+			continue;
+		if (EVP_PKEY_fromdata_init(pctx) <= 0 ||
+		    EVP_PKEY_fromdata(pctx, &csr_curves[i],
+		    EVP_PKEY_KEY_PARAMETERS, params) <= 0)
+			csr_curves[i] = NULL;
+		EVP_PKEY_CTX_free(pctx);
+	}
+}
+
+/* An EC public key on one of the accepted curves, straight from its
+ * point through the key manager (what the generic decoder ends up doing,
+ * without its search for a decoder). The point must lie on the curve. */
+static EVP_PKEY *
+csr_ec_key(int curve, const ASN1_BIT_STRING *point)
+{
+	EVP_PKEY *pk = NULL, *params = NULL;
+	size_t i;
+
+	(void)pthread_once(&csr_curves_once, csr_curves_init);
+	for (i = 0; i < CSR_CURVES; i++)
+		if (csr_curve_nids[i] == curve)
+			params = csr_curves[i];
+	if (params == NULL || (pk = EVP_PKEY_new()) == NULL)
+		return NULL;
+	if (!EVP_PKEY_copy_parameters(pk, params) ||
+	    !EVP_PKEY_set1_encoded_public_key(pk,
+	    ASN1_STRING_get0_data(point), (size_t)ASN1_STRING_length(point))) {
+		EVP_PKEY_free(pk);
+		return NULL;
+	}
+	return pk;
+}
+
+/*
+ * The common request, an EC key on P-256, P-384 or P-521, parsed without
+ * the generic key decoder: the fields are parsed with the key left
+ * encoded, the X509_REQ is built from them, and it must encode back to
+ * exactly the bytes received (so the request is DER, and what the
+ * signature check and the profile see is what was sent). 0: c->req and
+ * c->pubkey are set; -1: anything else, left to d2i_X509_REQ() and its
+ * error messages.
+ */
+static int
+csr_parse_ec(const unsigned char *der, long len, struct csr *c)
+{
+	const unsigned char *p = der;
+	const ASN1_OBJECT *obj;
+	const ASN1_BIT_STRING *point;
+	const void *pval;
+	struct csr_raw *raw = NULL;
+	struct csr_info *info;
+	X509_REQ *req = NULL;
+	EVP_PKEY *pk = NULL;
+	unsigned char *re = NULL, *bits = NULL;
+	int i, n, ptype, curve, ret = -1;
+
+	ERR_set_mark();
+	raw = (struct csr_raw *)ASN1_item_d2i(NULL, &p, len,
+	    ASN1_ITEM_rptr(csr_raw));
+	if (raw == NULL || p != der + len)
+		goto out;
+	info = raw->info;
+	X509_ALGOR_get0(&obj, &ptype, &pval, info->spki->algorithm);
+	if (OBJ_obj2nid(obj) != NID_X9_62_id_ecPublicKey ||
+	    ptype != V_ASN1_OBJECT)
+		goto out;
+	curve = OBJ_obj2nid(pval);
+	if (curve != NID_X9_62_prime256v1 && curve != NID_secp384r1 &&
+	    curve != NID_secp521r1)
+		goto out;
+	point = info->spki->key;
+	if ((n = ASN1_STRING_length(point)) <= 0 ||
+	    (bits = OPENSSL_memdup(ASN1_STRING_get0_data(point),
+	    (size_t)n)) == NULL)
+		goto out;
+	if ((req = X509_REQ_new()) == NULL ||
+	    !X509_REQ_set_version(req, ASN1_INTEGER_get(info->version)) ||
+	    !X509_REQ_set_subject_name(req, info->subject))
+		goto out;
+	/* set0 takes bits; the OIDs are OpenSSL's static ones. */
+	if (!X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req),
+	    OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+	    OBJ_nid2obj(curve), bits, n))
+		goto out;
+	bits = NULL;
+	for (i = 0; i < sk_X509_ATTRIBUTE_num(info->attributes); i++)
+		if (!X509_REQ_add1_attr(req,
+		    sk_X509_ATTRIBUTE_value(info->attributes, i)))
+			goto out;
+	if (!X509_REQ_set1_signature_algo(req, raw->algorithm))
+		goto out;
+	X509_REQ_set0_signature(req, raw->signature);
+	raw->signature = NULL;
+	if ((n = i2d_X509_REQ(req, &re)) != len ||
+	    memcmp(re, der, (size_t)n) != 0)
+		goto out;
+	if ((pk = csr_ec_key(curve, point)) == NULL)
+		goto out;
+	c->req = req;
+	c->pubkey = pk;
+	req = NULL;
+	ret = 0;
+out:
+	/* A refusal is for the generic parser to explain. */
+	ERR_pop_to_mark();
+	OPENSSL_free(re);
+	OPENSSL_free(bits);
+	X509_REQ_free(req);
+	ASN1_item_free((ASN1_VALUE *)raw, ASN1_ITEM_rptr(csr_raw));
+	return ret;
+}
+
 /* Parse exactly len bytes of DER, check everything, and fill *out. */
 static int
 csr_parse_der(const unsigned char *der, long len, struct csr **out,
@@ -184,25 +357,29 @@ csr_parse_der(const unsigned char *der, long len, struct csr **out,
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
-	if ((c->req = d2i_X509_REQ(NULL, &p, len)) == NULL) {
+	if (csr_parse_ec(der, len, c) == 0)
+		;
+	else if ((c->req = d2i_X509_REQ(NULL, &p, len)) == NULL) {
 		err_set_ssl(e, ret, "not a PKCS#10 request (expected DER "
 		    "or PEM)");
 		goto out;
-	}
-	if (p != der + len) {
+	} else if (p != der + len) {
 		err_set(e, ret, "not a PKCS#10 request: %ld bytes of trailing "
 		    "data after the request", (long)(der + len - p));
 		goto out;
-	}
-	/* The fingerprint names the request; BER that re-encodes to other
-	 * bytes would give one request two names. */
-	if ((n = i2d_X509_REQ(c->req, &re)) <= 0) {
-		err_set_ssl(e, ret, "not a PKCS#10 request: cannot re-encode");
-		goto out;
-	}
-	if (n != len || memcmp(re, der, (size_t)n) != 0) {
-		err_set(e, ret, "not a PKCS#10 request: not DER encoded");
-		goto out;
+	} else {
+		/* The fingerprint names the request; BER that re-encodes to
+		 * other bytes would give one request two names. */
+		if ((n = i2d_X509_REQ(c->req, &re)) <= 0) {
+			err_set_ssl(e, ret, "not a PKCS#10 request: cannot "
+			    "re-encode");
+			goto out;
+		}
+		if (n != len || memcmp(re, der, (size_t)n) != 0) {
+			err_set(e, ret, "not a PKCS#10 request: not DER "
+			    "encoded");
+			goto out;
+		}
 	}
 	if (X509_REQ_get_version(c->req) != X509_REQ_VERSION_1) {
 		err_set(e, ret, "not a PKCS#10 request: version %ld, "
@@ -211,7 +388,8 @@ csr_parse_der(const unsigned char *der, long len, struct csr **out,
 	}
 	if ((ret = csr_check_extensions(c->req, e)) != 0)
 		goto out;
-	if ((c->pubkey = X509_REQ_get_pubkey(c->req)) == NULL) {
+	if (c->pubkey == NULL &&
+	    (c->pubkey = X509_REQ_get_pubkey(c->req)) == NULL) {
 		ret = err_set_ssl(e, HSMCA_ERR_KEY_POLICY, "the request's "
 		    "public key is of an unknown type or malformed; %s",
 		    CSR_ACCEPTED);
@@ -239,6 +417,7 @@ csr_parse_der(const unsigned char *der, long len, struct csr **out,
 		goto out;
 	}
 	util_hex(c->fingerprint, sizeof(c->fingerprint), c->fingerprint_hex);
+	c->spki_pubkey = c->pubkey;
 	*out = c;
 	c = NULL;
 	ret = 0;
@@ -318,8 +497,9 @@ csr_parse(const void *buf, size_t len, struct csr **out, struct hsmca_err *e)
 }
 
 /* RFC 7030 §4.2.1: the body is base64 of the DER request. Line breaks
- * and whitespace are dropped; any other character outside the base64
- * alphabet, or padding anywhere but at the end, is refused. */
+ * (CR, LF), spaces and tabs are dropped, as OpenSSL's decoder (hsmcad's)
+ * drops them; any other character outside the base64 alphabet, or
+ * padding anywhere but at the end, is refused. */
 int
 csr_parse_base64(const void *buf, size_t len, struct csr **out,
     struct hsmca_err *e)
@@ -344,7 +524,9 @@ csr_parse_base64(const void *buf, size_t len, struct csr **out,
 		goto out;
 	}
 	for (i = 0; i < len; i++) {
-		if (isspace(in[i]))
+		/* Not isspace(): \v and \f are no base64 whitespace. */
+		if (in[i] == ' ' || in[i] == '\t' || in[i] == '\r' ||
+		    in[i] == '\n')
 			continue;
 		if (in[i] == '=') {
 			pad++;
@@ -393,6 +575,15 @@ csr_free(struct csr *c)
 	X509_REQ_free(c->req);
 	EVP_PKEY_free(c->pubkey);
 	free(c);
+}
+
+const X509_PUBKEY *
+csr_get0_spki(const struct csr *c)
+{
+	if (c == NULL || c->req == NULL || c->pubkey == NULL ||
+	    c->pubkey != c->spki_pubkey)
+		return NULL;
+	return X509_REQ_get_X509_PUBKEY(c->req);
 }
 
 int

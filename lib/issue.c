@@ -108,13 +108,17 @@ issue_add_identifiers(X509 *cert, const X509 *issuer, const char *crl_url,
 	return 0;
 }
 
-int
-issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey, const EVP_MD *md,
-    const X509 *issuer, X509 **out, struct hsmca_err *e)
+/* Sign tbs and encode it once: *der (len bytes, OPENSSL_free) is what
+ * the post-sign lint re-parsed and verified, and what tbs encodes to
+ * from now on. */
+static int
+issue_sign_der(struct hsm *h, X509 *tbs, EVP_PKEY *signkey,
+    const EVP_MD *md, const X509 *issuer, unsigned char **der, int *len,
+    struct hsmca_err *e)
 {
 	int ok, ret;
 
-	*out = NULL;
+	*der = NULL;
 	ERR_clear_error();
 	/* h NULL: a software key (tests), no session bound to respect. */
 	if (h != NULL)
@@ -124,11 +128,33 @@ issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey, const EVP_MD *md,
 		hsm_sign_leave(h);
 	if (ok <= 0)
 		return err_set_ssl(e, HSMCA_ERR_HSM, "the HSM did not sign");
-	/* The post-sign lint re-parses the DER this object encodes to and
-	 * verifies it as any relying party would: what is checked is byte
-	 * for byte what is released. */
-	if ((ret = lint_postsign(tbs, issuer != NULL ? issuer : tbs, e)) != 0)
+	if ((*len = i2d_X509(tbs, der)) <= 0)
+		return err_set_ssl(e, HSMCA_ERR_LINT, "lint: the signed "
+		    "certificate does not encode");
+	/* The post-sign lint re-parses this DER and verifies it as any
+	 * relying party would: what is checked is byte for byte what is
+	 * released. */
+	if ((ret = lint_postsign_der(*der, (size_t)*len,
+	    issuer != NULL ? issuer : tbs, e)) != 0) {
+		OPENSSL_free(*der);
+		*der = NULL;
 		return ret;
+	}
+	return 0;
+}
+
+int
+issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey, const EVP_MD *md,
+    const X509 *issuer, X509 **out, struct hsmca_err *e)
+{
+	unsigned char *der = NULL;
+	int len, ret;
+
+	*out = NULL;
+	if ((ret = issue_sign_der(h, tbs, signkey, md, issuer, &der, &len,
+	    e)) != 0)
+		return ret;
+	OPENSSL_free(der);
 	if (!X509_up_ref(tbs))
 		return err_set(e, HSMCA_ERR_INTERNAL, "X509_up_ref");
 	*out = tbs;
@@ -291,17 +317,18 @@ issue_audit(struct store *w, void *arg, struct hsmca_err *e)
 	return audit_append(w, &ev, e);
 }
 
-int
-issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
-    const struct profile *profile, const char *requester,
-    const char *csr_sha256, time_t now, struct issue_result *out,
-    struct hsmca_err *e)
+/* issue_finish, for a TBS whose subject key is key (NULL: the one tbs
+ * carries decoded; see lint_presign_key). */
+static int
+issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
+    X509 *tbs, const EVP_PKEY *key, const struct profile *profile,
+    const char *requester, const char *csr_sha256, time_t now,
+    struct issue_result *out, struct hsmca_err *e)
 {
-	X509 *signed_cert = NULL;
 	ASN1_INTEGER *serial = NULL;
 	char serial_hex[SERIAL_HEX_MAX];
 	struct store_cert rec;
-	unsigned char *der = NULL;
+	unsigned char *der = NULL, md[32];
 	int64_t cert_id = 0;
 	int len, ret = HSMCA_ERR_INTERNAL, reserved = 0;
 
@@ -321,8 +348,8 @@ issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
 		}
 		/* Lint before anything is recorded: a refused certificate
 		 * leaves no trace in the store. */
-		if (tries == 0 && (ret = lint_presign(tbs, iss->cert, profile,
-		    e)) != 0)
+		if (tries == 0 && (ret = lint_presign_key(tbs, key, iss->cert,
+		    profile, e)) != 0)
 			goto out;
 		ret = store_reserve_serial(st, iss->gen_id, serial_hex,
 		    profile->name, requester, csr_sha256, now, &cert_id, e);
@@ -333,8 +360,8 @@ issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
 		reserved = 1;
 	}
 
-	if ((ret = issue_sign(h, tbs, hsm_key_private(iss->key), iss->md,
-	    iss->cert, &signed_cert, e)) != 0)
+	if ((ret = issue_sign_der(h, tbs, hsm_key_private(iss->key), iss->md,
+	    iss->cert, &der, &len, e)) != 0)
 		goto fail;
 
 	/* The durable record and its audit entry, committed together before
@@ -343,10 +370,10 @@ issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
 	rec.issuer_id = iss->gen_id;
 	memcpy(rec.serial, serial_hex, sizeof(rec.serial));
 	rec.status = STORE_CERT_VALID;
-	rec.subject = util_name_string(X509_get_subject_name(signed_cert));
-	rec.sans = issue_san_string(signed_cert);
-	rec.not_before = issue_asn1_time(X509_get0_notBefore(signed_cert));
-	rec.not_after = issue_asn1_time(X509_get0_notAfter(signed_cert));
+	rec.subject = util_name_string(X509_get_subject_name(tbs));
+	rec.sans = issue_san_string(tbs);
+	rec.not_before = issue_asn1_time(X509_get0_notBefore(tbs));
+	rec.not_after = issue_asn1_time(X509_get0_notAfter(tbs));
 	rec.profile = profile->name;
 	rec.requester = (char *)(uintptr_t)requester;
 	if (csr_sha256 != NULL)
@@ -354,21 +381,26 @@ issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
 		    csr_sha256);
 	rec.created_at = now;
 	rec.revoke_reason = -1;
+	/* The thumbprint of the DER that was checked and is stored. */
 	if (rec.subject == NULL || rec.sans == NULL ||
-	    util_cert_sha256(signed_cert, rec.sha256) != 0 ||
-	    (len = i2d_X509(signed_cert, &der)) <= 0) {
+	    !EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL)) {
 		ret = err_set(e, HSMCA_ERR_INTERNAL,
 		    "cannot describe the signed certificate");
 		goto fail;
 	}
+	util_hex(md, sizeof(md), rec.sha256);
 	rec.der = der;
 	rec.der_len = (size_t)len;
 	if ((ret = store_complete_cert_with(st, &rec, issue_audit, &rec,
 	    e)) != 0)
 		goto fail;
 
-	out->cert = signed_cert;
-	signed_cert = NULL;
+	if (!X509_up_ref(tbs)) {
+		/* Recorded, but cannot be handed out. */
+		ret = err_set(e, HSMCA_ERR_INTERNAL, "X509_up_ref");
+		goto out;
+	}
+	out->cert = tbs;
 	memcpy(out->serial, serial_hex, sizeof(out->serial));
 	memcpy(out->sha256, rec.sha256, sizeof(out->sha256));
 	out->cert_id = cert_id;
@@ -382,8 +414,17 @@ out:
 	free(rec.sans);
 	OPENSSL_free(der);
 	ASN1_INTEGER_free(serial);
-	X509_free(signed_cert);
 	return ret;
+}
+
+int
+issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
+    const struct profile *profile, const char *requester,
+    const char *csr_sha256, time_t now, struct issue_result *out,
+    struct hsmca_err *e)
+{
+	return issue_finish_key(h, st, iss, tbs, NULL, profile, requester,
+	    csr_sha256, now, out, e);
 }
 
 int
@@ -391,6 +432,7 @@ issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
     const struct issue_request *req, struct issue_result *out,
     struct hsmca_err *e)
 {
+	const X509_PUBKEY *spki;
 	X509 *tbs = NULL;
 	int ret = HSMCA_ERR_INTERNAL;
 
@@ -401,9 +443,13 @@ issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
+	/* The CSR's key travels as the bytes it came in, when it is the
+	 * CSR's (X509_set_pubkey() would encode it again, and decode that). */
+	spki = csr_get0_spki(req->csr);
 	if (!X509_set_version(tbs, X509_VERSION_3) ||
 	    !X509_set_issuer_name(tbs, X509_get_subject_name(iss->cert)) ||
-	    !X509_set_pubkey(tbs, req->csr->pubkey)) {
+	    (spki != NULL ? util_copy_spki(X509_get_X509_PUBKEY(tbs),
+	    spki) != 0 : !X509_set_pubkey(tbs, req->csr->pubkey))) {
 		err_set_ssl(e, ret, "cannot build the certificate");
 		goto out;
 	}
@@ -413,8 +459,8 @@ issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	if ((ret = issue_add_identifiers(tbs, iss->cert, iss->crl_url,
 	    iss->ocsp_url, e)) != 0)
 		goto out;
-	ret = issue_finish(h, st, iss, tbs, req->profile, req->requester,
-	    req->csr->fingerprint_hex, req->now, out, e);
+	ret = issue_finish_key(h, st, iss, tbs, req->csr->pubkey, req->profile,
+	    req->requester, req->csr->fingerprint_hex, req->now, out, e);
 out:
 	X509_free(tbs);
 	return ret;

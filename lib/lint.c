@@ -2,6 +2,7 @@
  * signed DER before anyone sees it. Every failure names its check. */
 #include "config.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,7 +11,10 @@
 #include <time.h>
 
 #include <openssl/asn1.h>
+#include <openssl/asn1t.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -295,16 +299,16 @@ lint_validity(const X509 *cert, const X509 *issuer, struct hsmca_err *e)
 }
 
 static int
-lint_duplicates(const X509 *cert, struct hsmca_err *e)
+lint_duplicates(const STACK_OF(X509_EXTENSION) *exts, struct hsmca_err *e)
 {
 	const ASN1_OBJECT *a, *b;
 	char name[80];
-	int i, j, n = X509_get_ext_count(cert);
+	int i, j, n = X509v3_get_ext_count(exts);
 
 	for (i = 0; i < n; i++) {
-		a = X509_EXTENSION_get_object(X509_get_ext(cert, i));
+		a = X509_EXTENSION_get_object(X509v3_get_ext(exts, i));
 		for (j = i + 1; j < n; j++) {
-			b = X509_EXTENSION_get_object(X509_get_ext(cert, j));
+			b = X509_EXTENSION_get_object(X509v3_get_ext(exts, j));
 			if (OBJ_cmp(a, b) == 0)
 				return lint_fail(e, "duplicate extension %s",
 				    lint_objname(a, name, sizeof(name)));
@@ -316,8 +320,8 @@ lint_duplicates(const X509 *cert, struct hsmca_err *e)
 /* SKI present; AKI keyIdentifier equal to the issuer's SKI (a self-signed
  * certificate may leave AKI out, RFC 5280 §4.2.1.1). */
 static int
-lint_keyids(const X509 *cert, X509 *x, const X509 *issuer,
-    struct hsmca_err *e)
+lint_keyids(const X509 *cert, const EVP_PKEY *key, X509 *x,
+    const X509 *issuer, struct hsmca_err *e)
 {
 	const ASN1_OCTET_STRING *ski, *aki;
 	ASN1_OCTET_STRING *iski = NULL;
@@ -340,7 +344,7 @@ lint_keyids(const X509 *cert, X509 *x, const X509 *issuer,
 	}
 	self_signed = X509_NAME_cmp(X509_get_subject_name(cert),
 	    X509_get_subject_name(issuer)) == 0 &&
-	    EVP_PKEY_eq(X509_get0_pubkey(cert), X509_get0_pubkey(issuer)) == 1;
+	    EVP_PKEY_eq(key, X509_get0_pubkey(issuer)) == 1;
 	ERR_clear_error();
 	if ((aki = X509_get0_authority_key_id(x)) == NULL) {
 		if (!self_signed) {
@@ -499,9 +503,56 @@ out:
 	return ret;
 }
 
+/* key is of the algorithm, and for EC of the curve, that cert's
+ * SubjectPublicKeyInfo names. */
+static int
+lint_spki_names(const X509 *cert, const EVP_PKEY *key, struct hsmca_err *e)
+{
+	const ASN1_OBJECT *alg;
+	const void *pval;
+	X509_ALGOR *a;
+	char group[80];
+	int ptype, nid;
+
+	if (!X509_PUBKEY_get0_param(NULL, NULL, NULL, &a,
+	    X509_get_X509_PUBKEY(cert)))
+		return lint_fail(e, "subject public key is unreadable");
+	X509_ALGOR_get0(&alg, &ptype, &pval, a);
+	switch (EVP_PKEY_get_base_id(key)) {
+	case EVP_PKEY_EC:
+		if (!EVP_PKEY_get_utf8_string_param(key,
+		    OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL))
+			break;	/* the key policy says why */
+		if ((nid = OBJ_sn2nid(group)) == NID_undef)
+			nid = EC_curve_nist2nid(group);
+		if (OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey ||
+		    ptype != V_ASN1_OBJECT || OBJ_obj2nid(pval) != nid)
+			return lint_fail(e, "subject public key info does not "
+			    "name the EC curve %s of the key it carries",
+			    group);
+		break;
+	case EVP_PKEY_RSA:
+		if (OBJ_obj2nid(alg) != NID_rsaEncryption)
+			return lint_fail(e, "subject public key info does not "
+			    "name the RSA key it carries");
+		break;
+	default:
+		break;	/* refused by the key policy */
+	}
+	ERR_clear_error();
+	return 0;
+}
+
 int
 lint_presign(const X509 *cert, const X509 *issuer, const struct profile *p,
     struct hsmca_err *e)
+{
+	return lint_presign_key(cert, NULL, issuer, p, e);
+}
+
+int
+lint_presign_key(const X509 *cert, const EVP_PKEY *key, const X509 *issuer,
+    const struct profile *p, struct hsmca_err *e)
 {
 	struct hsmca_err ke;
 	const ASN1_BIT_STRING *iuid = NULL, *suid = NULL;
@@ -514,9 +565,13 @@ lint_presign(const X509 *cert, const X509 *issuer, const struct profile *p,
 		goto out;
 	}
 	if ((ret = lint_version_serial(cert, e)) != 0 ||
-	    (ret = lint_duplicates(cert, e)) != 0 ||
+	    (ret = lint_duplicates(X509_get0_extensions(cert), e)) != 0 ||
 	    (ret = lint_names(cert, issuer, e)) != 0 ||
 	    (ret = lint_validity(cert, issuer, e)) != 0)
+		goto out;
+	if (key == NULL)
+		key = X509_get0_pubkey(cert);
+	else if ((ret = lint_spki_names(cert, key, e)) != 0)
 		goto out;
 	ret = HSMCA_ERR_LINT;
 	X509_get0_uids(cert, &iuid, &suid);
@@ -535,7 +590,7 @@ lint_presign(const X509 *cert, const X509 *issuer, const struct profile *p,
 		    "another");
 		goto out;
 	}
-	if ((ret = lint_keyids(cert, x, issuer, e)) != 0 ||
+	if ((ret = lint_keyids(cert, key, x, issuer, e)) != 0 ||
 	    (ret = lint_basic_constraints(x, p, e)) != 0 ||
 	    (ret = lint_key_usage(cert, x, p, e)) != 0 ||
 	    (ret = lint_ext_key_usage(cert, x, p, e)) != 0)
@@ -548,7 +603,7 @@ lint_presign(const X509 *cert, const X509 *issuer, const struct profile *p,
 		goto out;
 	}
 	err_clear(&ke);
-	if (csr_check_key(X509_get0_pubkey(cert), &ke) != 0) {
+	if (csr_check_key(key, &ke) != 0) {
 		ret = lint_fail(e, "subject public key: %s", ke.msg);
 		goto out;
 	}
@@ -604,39 +659,103 @@ lint_sigalg(const X509_ALGOR *alg, const X509 *issuer, struct hsmca_err *e)
 	return 0;
 }
 
-int
-lint_postsign(const X509 *cert, const X509 *issuer, struct hsmca_err *e)
-{
-	const X509_ALGOR *tbs_alg, *alg;
-	const ASN1_BIT_STRING *sig;
-	const ASN1_OBJECT *o1, *o2;
-	const unsigned char *p;
-	unsigned char *der = NULL;
-	char n1[80], n2[80];
-	X509 *x = NULL;
-	int len, ret = HSMCA_ERR_LINT;
+/* The signed certificate as lint_postsign_der reads it back: RFC 5280's
+ * Certificate with the subject key left encoded (d2i_X509() would decode
+ * it through OpenSSL 3.0's generic decoder, at a higher cost than the
+ * verification). The TBSCertificate keeps the bytes it was parsed from,
+ * so the signature is checked on exactly those. */
+typedef struct lint_tbs {
+	ASN1_ENCODING		 enc;
+	ASN1_INTEGER		*version;
+	ASN1_INTEGER		*serial;
+	X509_ALGOR		*signature;
+	X509_NAME		*issuer;
+	X509_VAL		*validity;
+	X509_NAME		*subject;
+	struct csr_spki		*key;
+	ASN1_BIT_STRING		*issuer_uid;
+	ASN1_BIT_STRING		*subject_uid;
+	STACK_OF(X509_EXTENSION) *extensions;
+} LINT_TBS;
 
-	if (cert == NULL || issuer == NULL) {
+struct lint_cert {
+	LINT_TBS		*tbs;
+	X509_ALGOR		*algorithm;
+	ASN1_BIT_STRING		*signature;
+};
+
+ASN1_SEQUENCE_enc(LINT_TBS, enc, 0) = {
+	ASN1_EXP_OPT(LINT_TBS, version, ASN1_INTEGER, 0),
+	ASN1_SIMPLE(LINT_TBS, serial, ASN1_INTEGER),
+	ASN1_SIMPLE(LINT_TBS, signature, X509_ALGOR),
+	ASN1_SIMPLE(LINT_TBS, issuer, X509_NAME),
+	ASN1_SIMPLE(LINT_TBS, validity, X509_VAL),
+	ASN1_SIMPLE(LINT_TBS, subject, X509_NAME),
+	ASN1_SIMPLE(LINT_TBS, key, csr_spki),
+	ASN1_IMP_OPT(LINT_TBS, issuer_uid, ASN1_BIT_STRING, 1),
+	ASN1_IMP_OPT(LINT_TBS, subject_uid, ASN1_BIT_STRING, 2),
+	ASN1_EXP_SEQUENCE_OF_OPT(LINT_TBS, extensions, X509_EXTENSION, 3)
+} static_ASN1_SEQUENCE_END_ref(LINT_TBS, LINT_TBS)
+
+ASN1_SEQUENCE(lint_cert) = {
+	ASN1_SIMPLE(struct lint_cert, tbs, LINT_TBS),
+	ASN1_SIMPLE(struct lint_cert, algorithm, X509_ALGOR),
+	ASN1_SIMPLE(struct lint_cert, signature, ASN1_BIT_STRING)
+} static_ASN1_SEQUENCE_END_name(struct lint_cert, lint_cert)
+
+/* Every extension OpenSSL has a decoder for decodes. */
+static int
+lint_extensions_decode(const STACK_OF(X509_EXTENSION) *exts,
+    struct hsmca_err *e)
+{
+	const X509V3_EXT_METHOD *m;
+	X509_EXTENSION *ext;
+	char name[80];
+	void *val;
+	int i;
+
+	for (i = 0; i < X509v3_get_ext_count(exts); i++) {
+		ext = X509v3_get_ext(exts, i);
+		if ((m = X509V3_EXT_get(ext)) == NULL)
+			continue;
+		if ((val = X509V3_EXT_d2i(ext)) == NULL)
+			return lint_fail(e, "extension %s of the signed "
+			    "certificate does not decode", lint_objname(
+			    X509_EXTENSION_get_object(ext), name,
+			    sizeof(name)));
+		if (m->it != NULL)
+			ASN1_item_free(val, ASN1_ITEM_ptr(m->it));
+		else
+			m->ext_free(val);
+	}
+	return 0;
+}
+
+int
+lint_postsign_der(const unsigned char *der, size_t len, const X509 *issuer,
+    struct hsmca_err *e)
+{
+	const unsigned char *p = der;
+	const ASN1_OBJECT *o1, *o2;
+	struct lint_cert *x = NULL;
+	char n1[80], n2[80];
+	int ret = HSMCA_ERR_LINT;
+
+	if (der == NULL || len == 0 || len > LONG_MAX || issuer == NULL) {
 		ret = err_set(e, HSMCA_ERR_ARG, "lint: no certificate or "
 		    "no issuer");
 		goto out;
 	}
-	/* Check the bytes that are released, re-parsed as a verifier
-	 * will, not the object they were built from. */
-	if ((len = i2d_X509(cert, &der)) <= 0) {
-		lint_fail(e, "the signed certificate does not encode");
-		goto out;
-	}
-	p = der;
-	if ((x = d2i_X509(NULL, &p, len)) == NULL || p != der + len) {
+	/* Parsed as a verifier will, to the last byte. */
+	x = (struct lint_cert *)ASN1_item_d2i(NULL, &p, (long)len,
+	    ASN1_ITEM_rptr(lint_cert));
+	if (x == NULL || p != der + len) {
 		lint_fail(e, "the signed certificate does not parse back");
 		goto out;
 	}
-	tbs_alg = X509_get0_tbs_sigalg(x);
-	X509_get0_signature(&sig, &alg, x);
-	if (X509_ALGOR_cmp(tbs_alg, alg) != 0) {
-		X509_ALGOR_get0(&o1, NULL, NULL, tbs_alg);
-		X509_ALGOR_get0(&o2, NULL, NULL, alg);
+	if (X509_ALGOR_cmp(x->tbs->signature, x->algorithm) != 0) {
+		X509_ALGOR_get0(&o1, NULL, NULL, x->tbs->signature);
+		X509_ALGOR_get0(&o2, NULL, NULL, x->algorithm);
 		lint_fail(e, "tbsCertificate signature algorithm %s differs "
 		    "from the outer signatureAlgorithm %s; verifiers refuse "
 		    "such a certificate",
@@ -644,14 +763,12 @@ lint_postsign(const X509 *cert, const X509 *issuer, struct hsmca_err *e)
 		    lint_objname(o2, n2, sizeof(n2)));
 		goto out;
 	}
-	if ((ret = lint_sigalg(alg, issuer, e)) != 0)
+	if ((ret = lint_sigalg(x->algorithm, issuer, e)) != 0 ||
+	    (ret = lint_duplicates(x->tbs->extensions, e)) != 0 ||
+	    (ret = lint_extensions_decode(x->tbs->extensions, e)) != 0)
 		goto out;
-	if (X509_check_purpose(x, -1, 0) != 1) {
-		ret = lint_fail(e, "an extension of the signed certificate "
-		    "does not decode");
-		goto out;
-	}
-	if (X509_verify(x, X509_get0_pubkey(issuer)) != 1) {
+	if (ASN1_item_verify(ASN1_ITEM_rptr(LINT_TBS), x->algorithm,
+	    x->signature, x->tbs, X509_get0_pubkey(issuer)) != 1) {
 		ret = err_set(e, HSMCA_ERR_VERIFY, "verify-after-sign: the "
 		    "signature does not verify with the issuer's public key; "
 		    "check that the HSM key matches the CA certificate");
@@ -660,7 +777,22 @@ lint_postsign(const X509 *cert, const X509 *issuer, struct hsmca_err *e)
 	}
 	ret = 0;
 out:
+	ASN1_item_free((ASN1_VALUE *)x, ASN1_ITEM_rptr(lint_cert));
+	return ret;
+}
+
+int
+lint_postsign(const X509 *cert, const X509 *issuer, struct hsmca_err *e)
+{
+	unsigned char *der = NULL;
+	int len, ret;
+
+	if (cert == NULL || issuer == NULL)
+		return err_set(e, HSMCA_ERR_ARG, "lint: no certificate or "
+		    "no issuer");
+	if ((len = i2d_X509(cert, &der)) <= 0)
+		return lint_fail(e, "the signed certificate does not encode");
+	ret = lint_postsign_der(der, (size_t)len, issuer, e);
 	OPENSSL_free(der);
-	X509_free(x);
 	return ret;
 }

@@ -3,6 +3,7 @@
 #define HSMCA_CSR_H
 
 #include <stddef.h>
+#include <openssl/asn1.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -13,6 +14,8 @@
 struct csr {
 	X509_REQ	*req;
 	EVP_PKEY	*pubkey;	/* owned: the requester's public key */
+	/* The key req's SubjectPublicKeyInfo decoded to (not owned). */
+	EVP_PKEY	*spki_pubkey;
 	unsigned char	 fingerprint[32];	/* SHA-256 of the DER request */
 	char		 fingerprint_hex[65];
 };
@@ -31,6 +34,21 @@ void	csr_free(struct csr *c);
 /* The key policy: RSA >= 2048 bits with an odd public exponent in
  * [65537, 2^256); EC only on P-256, P-384, P-521; nothing else. */
 int	csr_check_key(const EVP_PKEY *pk, struct hsmca_err *e);
+
+/* The request's SubjectPublicKeyInfo, still encoded, when c->pubkey is
+ * the key it decoded to (NULL once a caller put another key there): a
+ * certificate can carry these bytes without encoding the key again. */
+const X509_PUBKEY *csr_get0_spki(const struct csr *c);
+
+/* A SubjectPublicKeyInfo with its key left encoded, for parsers that
+ * must not decode it: OpenSSL 3.0 decodes every key it meets inside a
+ * request or certificate through its generic decoder, at the cost of
+ * several signatures. */
+struct csr_spki {
+	X509_ALGOR	*algorithm;
+	ASN1_BIT_STRING	*key;
+};
+DECLARE_ASN1_ITEM(csr_spki)
 
 /* Does the request ask for basicConstraints cA=TRUE? 1 yes, 0 no. */
 int	csr_requests_ca(const struct csr *c);

@@ -37,7 +37,9 @@ struct issue_request {
 };
 
 struct issue_result {
-	X509	*cert;		/* the released certificate (caller frees) */
+	/* The released certificate (caller frees). Its subject key is
+	 * the CSR's bytes, not decoded: X509_get0_pubkey() gives NULL. */
+	X509	*cert;
 	char	 serial[SERIAL_HEX_MAX];
 	char	 sha256[UTIL_SHA256_HEX];
 	int64_t	 cert_id;	/* row in the store */
@@ -70,7 +72,8 @@ int	issue_finish(struct hsm *h, struct store *st, struct issuer *iss,
 /* Sign a fully built certificate with signkey (in the token; h may be
  * NULL for a software key, in tests), then
  * re-parse the DER and run the post-sign lint against issuer (NULL: the
- * certificate is self-signed). *out is the re-parsed certificate. */
+ * certificate is self-signed). *out is tbs, signed (a new reference),
+ * which encodes to exactly the DER that was checked. */
 int	issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey,
 	    const EVP_MD *md, const X509 *issuer, X509 **out,
 	    struct hsmca_err *e);

@@ -559,6 +559,68 @@ test_get_san(void **state)
 	free(der);
 }
 
+/* The EC requests parsed without the generic key decoder: the key is the
+ * one in the request, an off-curve point is refused, BER is refused, and
+ * the encoded SubjectPublicKeyInfo is offered only with its own key. */
+static void
+test_ec_spki(void **state)
+{
+	const X509_PUBKEY *spki;
+	const unsigned char *pk;
+	unsigned char *der, *point;
+	struct csr *c = NULL, copy;
+	struct hsmca_err e;
+	size_t len;
+	int pklen;
+
+	(void)state;
+	der = req_der(keys[K_P256], "DNS:a.example", 0, &len);
+	err_clear(&e);
+	assert_int_equal(csr_parse(der, len, &c, &e), 0);
+	assert_int_equal(EVP_PKEY_eq(c->pubkey, keys[K_P256]), 1);
+	assert_non_null(spki = csr_get0_spki(c));
+	assert_true(X509_PUBKEY_get0_param(NULL, &pk, &pklen, NULL,
+	    (X509_PUBKEY *)(uintptr_t)spki));
+	copy = *c;
+	copy.pubkey = keys[K_P384];
+	assert_null(csr_get0_spki(&copy));
+	/* The request re-encodes to the bytes it came from. */
+	{
+		unsigned char *re = NULL;
+		int n = i2d_X509_REQ(c->req, &re);
+
+		assert_int_equal(n, (int)len);
+		assert_memory_equal(re, der, len);
+		OPENSSL_free(re);
+	}
+
+	/* The last byte of the point changed: no longer on the curve. */
+	point = memmem(der, len, pk, (size_t)pklen);
+	assert_non_null(point);
+	point[pklen - 1] ^= 0x01;
+	csr_free(c);
+	c = NULL;
+	expect_refusal(der, len, HSMCA_ERR_KEY_POLICY, "malformed");
+	point[pklen - 1] ^= 0x01;
+
+	/* The outer SEQUENCE's length in a long form it does not need. */
+	{
+		unsigned char *ber = malloc(len + 1);
+
+		assert_non_null(ber);
+		/* Long form already (0x81 or 0x82): one more, zero, octet. */
+		assert_true(der[1] == 0x81 || der[1] == 0x82);
+		ber[0] = 0x30;
+		ber[1] = der[1] + 1;
+		ber[2] = 0x00;
+		memcpy(ber + 3, der + 2, len - 2);
+		expect_refusal(ber, len + 1, HSMCA_ERR_CSR_PARSE,
+		    "not DER encoded");
+		free(ber);
+	}
+	free(der);
+}
+
 int
 main(void)
 {
@@ -575,6 +637,7 @@ main(void)
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_requests_ca),
 		cmocka_unit_test(test_get_san),
+		cmocka_unit_test(test_ec_spki),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
