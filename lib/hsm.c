@@ -6,7 +6,19 @@
  * function list generates and imports keys with the attributes we insist
  * on (libp11 0.4.12 only generates RSA) and reads attributes back. The
  * module is initialized once, by libp11; our C_Initialize then reports
- * CKR_CRYPTOKI_ALREADY_INITIALIZED, which is expected. */
+ * CKR_CRYPTOKI_ALREADY_INITIALIZED, which is expected.
+ *
+ * Sessions: libp11 keeps the sessions it opened in a pool and reuses
+ * them, so the number it holds is the most it ever used at once. Every
+ * libp11 use is bracketed by hsm_sign_enter/leave, which let at most
+ * sessions - 1 threads in; raw PKCS#11 takes the last session, one
+ * thread at a time; it stays open, and holds the login. So the token
+ * never sees more than `sessions`.
+ *
+ * Faults: a failed signature or a session, login or device error marks
+ * the token failed; hsm_check() then refuses at once (and so does it
+ * while a signature hangs), until hsm_recover() has closed every
+ * session, listed the slots again, found the token and logged in. */
 #include "config.h"
 
 #include <ctype.h>
@@ -14,10 +26,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libp11.h>
@@ -36,6 +50,7 @@
 
 #define HSM_ID_LEN	16
 #define HSM_PIN_MAX	256
+#define HSM_SIGNERS_MAX	256
 
 struct hsm {
 	PKCS11_CTX		*ctx;
@@ -46,10 +61,23 @@ struct hsm {
 	CK_FUNCTION_LIST_PTR	 p11;
 	CK_SLOT_ID		 slot_id;
 	char			*token_label;
+	char			*token_uri;
+	char			*pin_source;
 	int			 sessions;
 	sem_t			 sign_sem;
 	int			 sem_ok;
+	CK_SESSION_HANDLE	 raw_s;		/* the one raw session */
+	pthread_mutex_t		 raw_lock;	/* its user */
+	pthread_mutex_t		 state_lock;	/* what follows */
+	int			 failed;	/* hsm_recover() must run */
+	char			 why[HSMCA_ERRMSG_MAX];
+	int64_t			 timeout_ms;	/* a signature longer hangs */
+	struct timespec		 since[HSM_SIGNERS_MAX];	/* 0: free */
+	unsigned int		 epoch;		/* recoveries so far */
 };
+
+/* Which of h->since the calling thread holds between enter and leave. */
+static __thread int sign_slot = -1;
 
 struct hsm_key {
 	EVP_PKEY	*priv;
@@ -79,8 +107,58 @@ ckr_name(CK_RV rv)
 	case CKR_FUNCTION_FAILED: return "CKR_FUNCTION_FAILED";
 	case CKR_GENERAL_ERROR: return "CKR_GENERAL_ERROR";
 	case CKR_DEVICE_MEMORY: return "CKR_DEVICE_MEMORY";
+	case CKR_DEVICE_REMOVED: return "CKR_DEVICE_REMOVED";
+	case CKR_SESSION_CLOSED: return "CKR_SESSION_CLOSED";
+	case CKR_CRYPTOKI_NOT_INITIALIZED: return "CKR_CRYPTOKI_NOT_INITIALIZED";
 	default: return "CKR_?";
 	}
+}
+
+/* ---- faults ---- */
+
+/* Return values that mean the token, its sessions or its login are
+ * gone, rather than a refusal of this one request. */
+static int
+ckr_is_fault(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_DEVICE_ERROR:
+	case CKR_DEVICE_REMOVED:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:
+	case CKR_USER_NOT_LOGGED_IN:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void hsm_fault(struct hsm *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Mark the token failed: hsm_check() refuses until hsm_recover(). */
+static void
+hsm_fault(struct hsm *h, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&h->state_lock);
+	if (!h->failed) {
+		va_start(ap, fmt);
+		vsnprintf(h->why, sizeof(h->why), fmt, ap);
+		va_end(ap);
+		h->failed = 1;
+	}
+	pthread_mutex_unlock(&h->state_lock);
+}
+
+static int64_t
+ms_since(const struct timespec *t0, const struct timespec *now)
+{
+	return (int64_t)(now->tv_sec - t0->tv_sec) * 1000 +
+	    (now->tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 /* ---- PKCS#11 URIs (RFC 7512) ---- */
@@ -364,26 +442,93 @@ raw_bind(struct hsm *h, const char *module, struct hsmca_err *e)
 	return 0;
 }
 
+/* List the slots, find the token h->token_uri names and log in: at
+ * opening, and again after a fault. */
+static int
+token_attach(struct hsm *h, struct hsmca_err *e)
+{
+	struct hsm_uri u;
+	char *pin = NULL;
+	CK_RV rv;
+	int ret = HSMCA_ERR_HSM_UNAVAILABLE;
+
+	if ((ret = hsm_uri_parse(h->token_uri, &u, e)) != 0)
+		return ret;
+	ret = HSMCA_ERR_HSM_UNAVAILABLE;
+	h->slot = NULL;
+	if (PKCS11_enumerate_slots(h->ctx, &h->slots, &h->nslots) != 0) {
+		err_set_ssl(e, ret, "cannot list the slots of the PKCS#11 "
+		    "module");
+		goto out;
+	}
+	for (unsigned int i = 0; i < h->nslots; i++) {
+		if (token_matches(h->slots[i].token, &u)) {
+			h->slot = &h->slots[i];
+			break;
+		}
+	}
+	if (h->slot == NULL) {
+		err_set(e, ret, "no token matching %s", h->token_uri);
+		goto out;
+	}
+	h->slot_id = PKCS11_get_slotid_from_slot(h->slot);
+	free(h->token_label);
+	if ((h->token_label = strdup(h->slot->token->label)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if ((ret = hsm_read_pin(h->pin_source, &pin, e)) != 0)
+		goto out;
+	/* The raw session, open as long as h is: it holds the login for
+	 * libp11's sessions too. Opened and logged in here rather than by
+	 * libp11, whose pool (0.4.12) waits forever for a session when
+	 * C_OpenSession fails: once this one opened, libp11's will. */
+	rv = h->p11->C_OpenSession(h->slot_id, CKF_SERIAL_SESSION |
+	    CKF_RW_SESSION, NULL, NULL, &h->raw_s);
+	if (rv != CKR_OK) {
+		h->raw_s = CK_INVALID_HANDLE;
+		ret = err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "C_OpenSession on "
+		    "token '%s': %s", h->token_label, ckr_name(rv));
+		goto out;
+	}
+	rv = h->p11->C_Login(h->raw_s, CKU_USER, (CK_UTF8CHAR *)pin,
+	    (CK_ULONG)strlen(pin));
+	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+		/* A refused PIN says so; a token that went away again is
+		 * only unavailable. */
+		ret = err_set(e, rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED ?
+		    HSMCA_ERR_PIN : HSMCA_ERR_HSM_UNAVAILABLE, "login to token "
+		    "'%s' refused: %s", h->token_label, ckr_name(rv));
+		h->p11->C_CloseSession(h->raw_s);
+		h->raw_s = CK_INVALID_HANDLE;
+		goto out;
+	}
+	ret = 0;
+out:
+	pin_free(pin);
+	hsm_uri_free(&u);
+	return ret;
+}
+
 int
 hsm_open(const struct config_hsm *cfg, struct hsm **out, struct hsmca_err *e)
 {
 	struct hsm *h = NULL;
-	struct hsm_uri u;
-	char *pin = NULL;
-	int ret = HSMCA_ERR_HSM_UNAVAILABLE, logged_in = 0;
+	int ret = HSMCA_ERR_HSM_UNAVAILABLE;
 
-	memset(&u, 0, sizeof(u));
 	*out = NULL;
 	if (cfg->module == NULL || *cfg->module == '\0')
 		return err_set(e, HSMCA_ERR_CONFIG, "no PKCS#11 module configured");
-	if ((ret = hsm_uri_parse(cfg->token, &u, e)) != 0)
-		goto out;
-	ret = HSMCA_ERR_HSM_UNAVAILABLE;
-	if ((h = calloc(1, sizeof(*h))) == NULL) {
-		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
-		goto out;
-	}
-	if ((h->ctx = PKCS11_CTX_new()) == NULL) {
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	pthread_mutex_init(&h->raw_lock, NULL);
+	pthread_mutex_init(&h->state_lock, NULL);
+	h->raw_s = CK_INVALID_HANDLE;
+	h->timeout_ms = HSM_TIMEOUT_MS;
+	if ((h->token_uri = strdup(cfg->token)) == NULL ||
+	    (cfg->pin_source != NULL &&
+	    (h->pin_source = strdup(cfg->pin_source)) == NULL) ||
+	    (h->ctx = PKCS11_CTX_new()) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
@@ -399,38 +544,16 @@ hsm_open(const struct config_hsm *cfg, struct hsm **out, struct hsmca_err *e)
 	}
 	if ((ret = raw_bind(h, cfg->module, e)) != 0)
 		goto out;
-	ret = HSMCA_ERR_HSM_UNAVAILABLE;
-	if (PKCS11_enumerate_slots(h->ctx, &h->slots, &h->nslots) != 0) {
-		err_set_ssl(e, ret, "cannot list the slots of %s", cfg->module);
+	if ((ret = token_attach(h, e)) != 0)
 		goto out;
-	}
-	for (unsigned int i = 0; i < h->nslots; i++) {
-		if (token_matches(h->slots[i].token, &u)) {
-			h->slot = &h->slots[i];
-			break;
-		}
-	}
-	if (h->slot == NULL) {
-		err_set(e, ret, "no token matching %s in %s", cfg->token,
-		    cfg->module);
-		goto out;
-	}
-	h->slot_id = PKCS11_get_slotid_from_slot(h->slot);
-	if ((h->token_label = strdup(h->slot->token->label)) == NULL) {
-		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
-		goto out;
-	}
-	if ((ret = hsm_read_pin(cfg->pin_source, &pin, e)) != 0)
-		goto out;
-	if (PKCS11_is_logged_in(h->slot, 0, &logged_in) != 0)
-		logged_in = 0;
-	if (!logged_in && PKCS11_login(h->slot, 0, pin) != 0) {
-		ret = err_set_ssl(e, HSMCA_ERR_PIN,
-		    "login to token '%s' refused", h->token_label);
-		goto out;
-	}
+	/* One session for raw PKCS#11, the others for libp11: two at
+	 * least. */
 	h->sessions = cfg->sessions > 0 ? cfg->sessions : 4;
-	if (sem_init(&h->sign_sem, 0, (unsigned int)h->sessions) != 0) {
+	if (h->sessions < 2)
+		h->sessions = 2;
+	if (h->sessions > HSM_SIGNERS_MAX)
+		h->sessions = HSM_SIGNERS_MAX;
+	if (sem_init(&h->sign_sem, 0, (unsigned int)(h->sessions - 1)) != 0) {
 		ret = err_set(e, HSMCA_ERR_INTERNAL, "sem_init: %s",
 		    strerror(errno));
 		goto out;
@@ -440,8 +563,6 @@ hsm_open(const struct config_hsm *cfg, struct hsm **out, struct hsmca_err *e)
 	h = NULL;
 	ret = 0;
 out:
-	pin_free(pin);
-	hsm_uri_free(&u);
 	hsm_close(h);
 	return ret;
 }
@@ -451,6 +572,8 @@ hsm_close(struct hsm *h)
 {
 	if (h == NULL)
 		return;
+	if (h->raw_s != CK_INVALID_HANDLE)
+		h->p11->C_CloseSession(h->raw_s);
 	if (h->slots != NULL)
 		PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
 	if (h->ctx != NULL) {
@@ -462,7 +585,11 @@ hsm_close(struct hsm *h)
 		dlclose(h->dl);
 	if (h->sem_ok)
 		sem_destroy(&h->sign_sem);
+	pthread_mutex_destroy(&h->raw_lock);
+	pthread_mutex_destroy(&h->state_lock);
 	free(h->token_label);
+	free(h->token_uri);
+	free(h->pin_source);
 	free(h);
 }
 
@@ -475,14 +602,128 @@ hsm_token_label(const struct hsm *h)
 void
 hsm_sign_enter(struct hsm *h)
 {
+	struct timespec now;
+
 	while (sem_wait(&h->sign_sem) == -1 && errno == EINTR)
 		;
+	/* Note when this signature started, for hsm_check(). */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&h->state_lock);
+	sign_slot = -1;
+	for (int i = 0; i < h->sessions && i < HSM_SIGNERS_MAX; i++)
+		if (h->since[i].tv_sec == 0 && h->since[i].tv_nsec == 0) {
+			h->since[i] = now;
+			sign_slot = i;
+			break;
+		}
+	pthread_mutex_unlock(&h->state_lock);
 }
 
 void
 hsm_sign_leave(struct hsm *h)
 {
+	unsigned long err = ERR_peek_last_error();
+	char buf[256];
+
+	pthread_mutex_lock(&h->state_lock);
+	if (sign_slot >= 0) {
+		h->since[sign_slot].tv_sec = 0;
+		h->since[sign_slot].tv_nsec = 0;
+		sign_slot = -1;
+	}
+	pthread_mutex_unlock(&h->state_lock);
 	sem_post(&h->sign_sem);
+	/* The callers clear OpenSSL's error queue before they sign: an
+	 * error now is the token's (libp11 reports the CKR_ value). */
+	if (err != 0) {
+		ERR_error_string_n(err, buf, sizeof(buf));
+		hsm_fault(h, "a signature failed (%s)", buf);
+	}
+}
+
+int
+hsm_check(struct hsm *h, struct hsmca_err *e)
+{
+	struct timespec now;
+	int64_t longest = 0;
+	int ret = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&h->state_lock);
+	if (h->failed)
+		ret = err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "the HSM is "
+		    "unavailable: %s", h->why);
+	else {
+		for (int i = 0; i < h->sessions && i < HSM_SIGNERS_MAX; i++)
+			if (h->since[i].tv_sec != 0 || h->since[i].tv_nsec != 0)
+				if (ms_since(&h->since[i], &now) > longest)
+					longest = ms_since(&h->since[i], &now);
+		if (longest > h->timeout_ms)
+			ret = err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "the HSM "
+			    "is not answering: a signature has been waiting "
+			    "for %lld ms", (long long)longest);
+	}
+	pthread_mutex_unlock(&h->state_lock);
+	return ret;
+}
+
+int
+hsm_failed(struct hsm *h)
+{
+	int failed;
+
+	pthread_mutex_lock(&h->state_lock);
+	failed = h->failed;
+	pthread_mutex_unlock(&h->state_lock);
+	return failed;
+}
+
+unsigned int
+hsm_epoch(struct hsm *h)
+{
+	unsigned int epoch;
+
+	pthread_mutex_lock(&h->state_lock);
+	epoch = h->epoch;
+	pthread_mutex_unlock(&h->state_lock);
+	return epoch;
+}
+
+int
+hsm_recover(struct hsm *h, struct hsmca_err *e)
+{
+	int ret;
+
+	/* Every session goes, libp11's pool with its dead handles too;
+	 * the token forgets the login with its last session. */
+	pthread_mutex_lock(&h->raw_lock);
+	(void)h->p11->C_CloseAllSessions(h->slot_id);
+	h->raw_s = CK_INVALID_HANDLE;
+	pthread_mutex_unlock(&h->raw_lock);
+	if (h->slots != NULL)
+		PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
+	h->slots = NULL;
+	h->nslots = 0;
+	h->slot = NULL;
+	ERR_clear_error();
+	if ((ret = token_attach(h, e)) != 0) {
+		if (h->slots != NULL)
+			PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
+		h->slots = NULL;
+		h->nslots = 0;
+		h->slot = NULL;
+		pthread_mutex_lock(&h->state_lock);
+		snprintf(h->why, sizeof(h->why), "%s", e != NULL ? e->msg :
+		    "recovery failed");
+		pthread_mutex_unlock(&h->state_lock);
+		return ret;
+	}
+	pthread_mutex_lock(&h->state_lock);
+	h->failed = 0;
+	h->why[0] = '\0';
+	h->epoch++;
+	pthread_mutex_unlock(&h->state_lock);
+	return 0;
 }
 
 /* ---- token initialization (demo and tests) ---- */
@@ -587,17 +828,28 @@ out:
 
 /* ---- raw PKCS#11 helpers ---- */
 
+/* The raw session, for one thread at a time (see the top of the file)
+ * until raw_close(). */
 static int
 raw_open(struct hsm *h, CK_SESSION_HANDLE *s, struct hsmca_err *e)
 {
-	CK_RV rv = h->p11->C_OpenSession(h->slot_id,
-	    CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, s);
-
-	if (rv != CKR_OK)
-		return err_set(e, rv == CKR_TOKEN_NOT_PRESENT ||
-		    rv == CKR_DEVICE_ERROR ? HSMCA_ERR_HSM_UNAVAILABLE :
-		    HSMCA_ERR_HSM, "C_OpenSession: %s", ckr_name(rv));
+	*s = CK_INVALID_HANDLE;
+	pthread_mutex_lock(&h->raw_lock);
+	if (h->slot == NULL || h->raw_s == CK_INVALID_HANDLE) {
+		pthread_mutex_unlock(&h->raw_lock);
+		return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "the token is not "
+		    "attached (recovering from a fault)");
+	}
+	*s = h->raw_s;
 	return 0;
+}
+
+static void
+raw_close(struct hsm *h, CK_SESSION_HANDLE s)
+{
+	if (s == CK_INVALID_HANDLE)
+		return;
+	pthread_mutex_unlock(&h->raw_lock);
 }
 
 static int
@@ -623,14 +875,16 @@ raw_find(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
 		tmpl[n].pValue = (void *)label;
 		tmpl[n++].ulValueLen = strlen(label);
 	}
-	if ((rv = h->p11->C_FindObjectsInit(s, tmpl, n)) != CKR_OK)
-		return err_set(e, HSMCA_ERR_HSM, "C_FindObjectsInit: %s",
-		    ckr_name(rv));
-	rv = h->p11->C_FindObjects(s, found, 2, &count);
-	h->p11->C_FindObjectsFinal(s);
-	if (rv != CKR_OK)
-		return err_set(e, HSMCA_ERR_HSM, "C_FindObjects: %s",
-		    ckr_name(rv));
+	if ((rv = h->p11->C_FindObjectsInit(s, tmpl, n)) == CKR_OK) {
+		rv = h->p11->C_FindObjects(s, found, 2, &count);
+		h->p11->C_FindObjectsFinal(s);
+	}
+	if (rv != CKR_OK) {
+		if (ckr_is_fault(rv))
+			hsm_fault(h, "C_FindObjects: %s", ckr_name(rv));
+		return err_set(e, ckr_is_fault(rv) ? HSMCA_ERR_HSM_UNAVAILABLE :
+		    HSMCA_ERR_HSM, "C_FindObjects: %s", ckr_name(rv));
+	}
 	if (count == 0)
 		return err_set(e, HSMCA_ERR_KEY_NOT_FOUND,
 		    "no %s key with that id/label in token '%s'",
@@ -758,22 +1012,39 @@ p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
 {
 	PKCS11_KEY *keys = NULL;
 	unsigned int n = 0;
+	int ret;
 
-	if (PKCS11_enumerate_keys(h->slot->token, &keys, &n) != 0)
-		return err_set_ssl(e, HSMCA_ERR_HSM,
-		    "cannot list the keys of token '%s'", h->token_label);
+	*out = NULL;
+	if (h->slot == NULL)
+		return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "the token is not "
+		    "attached (recovering from a fault)");
+	/* libp11 takes a session from its pool: count it like a signature. */
+	ERR_clear_error();
+	hsm_sign_enter(h);
+	if (PKCS11_enumerate_keys(h->slot->token, &keys, &n) != 0) {
+		if (ckr_is_fault(ERR_GET_REASON(ERR_peek_last_error())))
+			hsm_fault(h, "cannot list the keys: %s",
+			    ckr_name(ERR_GET_REASON(ERR_peek_last_error())));
+		ret = err_set_ssl(e, HSMCA_ERR_HSM, "cannot list the keys of "
+		    "token '%s'", h->token_label);
+		goto out;
+	}
+	ret = err_set(e, HSMCA_ERR_KEY_NOT_FOUND, "libp11 does not see the "
+	    "key in token '%s'", h->token_label);
 	for (unsigned int i = 0; i < n; i++) {
 		if (!keys[i].isPrivate || keys[i].id_len != id_len ||
 		    memcmp(keys[i].id, id, id_len) != 0)
 			continue;
 		if ((*out = PKCS11_get_private_key(&keys[i])) == NULL)
-			return err_set_ssl(e, HSMCA_ERR_HSM,
-			    "libp11 cannot use key %s", keys[i].label ?
-			    keys[i].label : "?");
-		return 0;
+			ret = err_set_ssl(e, HSMCA_ERR_HSM, "libp11 cannot use "
+			    "key %s", keys[i].label ? keys[i].label : "?");
+		else
+			ret = 0;
+		break;
 	}
-	return err_set(e, HSMCA_ERR_KEY_NOT_FOUND,
-	    "libp11 does not see the key in token '%s'", h->token_label);
+out:
+	hsm_sign_leave(h);
+	return ret;
 }
 
 /* Finish a struct hsm_key from a private and public object handle. */
@@ -913,8 +1184,7 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 	ret = 0;
 out:
 	OPENSSL_free(ecparams);
-	if (s != CK_INVALID_HANDLE)
-		h->p11->C_CloseSession(s);
+	raw_close(h, s);
 	return ret;
 }
 
@@ -1099,8 +1369,7 @@ out:
 	free(pub2);
 	OPENSSL_free(ecparams);
 	ASN1_OCTET_STRING_free(os);
-	if (s != CK_INVALID_HANDLE)
-		h->p11->C_CloseSession(s);
+	raw_close(h, s);
 	return ret;
 }
 
@@ -1145,8 +1414,7 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	ret = key_complete(h, s, priv, pub, out, e);
 out:
 	free(id);
-	if (s != CK_INVALID_HANDLE)
-		h->p11->C_CloseSession(s);
+	raw_close(h, s);
 	hsm_uri_free(&u);
 	return ret;
 }
@@ -1164,7 +1432,7 @@ hsm_destroy_key(struct hsm *h, struct hsm_key *k, struct hsmca_err *e)
 		h->p11->C_DestroyObject(s, o);
 	if (raw_find(h, s, CKO_PUBLIC_KEY, k->id, k->id_len, NULL, &o, NULL) == 0)
 		h->p11->C_DestroyObject(s, o);
-	h->p11->C_CloseSession(s);
+	raw_close(h, s);
 	return 0;
 }
 
@@ -1195,7 +1463,7 @@ hsm_key_info(struct hsm *h, const struct hsm_key *k, struct hsm_key_info *out,
 			ret = err_set(e, HSMCA_ERR_HSM,
 			    "C_GetAttributeValue: %s", ckr_name(rv));
 	}
-	h->p11->C_CloseSession(s);
+	raw_close(h, s);
 	out->token = v[0];
 	out->private_ = v[1];
 	out->sensitive = v[2];

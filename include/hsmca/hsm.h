@@ -65,10 +65,29 @@ EVP_PKEY	*hsm_key_public(const struct hsm_key *k);
 /* pkcs11:token=...;id=...;object=...;type=private */
 const char	*hsm_key_uri(const struct hsm_key *k);
 
-/* Bound the number of concurrent signatures to cfg->sessions: every
- * signature is bracketed by these two calls. */
+/* Bound the sessions open on the token to cfg->sessions (sessions - 1
+ * sign at once, one is for key lookups): every signature is bracketed by
+ * these two calls, after ERR_clear_error(). A signature that fails marks
+ * the token failed. */
 void	hsm_sign_enter(struct hsm *h);
 void	hsm_sign_leave(struct hsm *h);
+
+/* A signature running longer than this (ms) means the HSM hangs. */
+#define HSM_TIMEOUT_MS	1000
+
+/* 0 if the token can be used now; HSMCA_ERR_HSM_UNAVAILABLE and why if
+ * it failed and has not recovered, or a signature is hanging. Cheap:
+ * call it before every request. */
+int	hsm_check(struct hsm *h, struct hsmca_err *e);
+/* 1 if a fault was seen and hsm_recover() has not yet succeeded. */
+int	hsm_failed(struct hsm *h);
+/* Close every session, list the slots again, find the token, read the
+ * PIN and log in. The caller guarantees no other thread uses h and
+ * every struct hsm_key loaded from it was freed (load them again after:
+ * their object handles died with the login). */
+int	hsm_recover(struct hsm *h, struct hsmca_err *e);
+/* How many times hsm_recover() succeeded. */
+unsigned int	hsm_epoch(struct hsm *h);
 
 /* Parse an RFC 7512 URI. Fields are malloc'd or NULL; id is binary. */
 struct hsm_uri {
