@@ -116,6 +116,69 @@ static const char *const store_migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
 	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
 	" BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+	/* 3 -> 4: factory batches (hsmca batch sign). A batch is named by
+	 * the SHA-256 of its input; its certificates are found through their
+	 * CSR fingerprints (cert_csr_sha256), so a re-run finds what an
+	 * earlier, possibly killed, run issued. */
+	"CREATE TABLE batch ("
+	" id INTEGER PRIMARY KEY,"
+	" sha256 TEXT NOT NULL UNIQUE,"
+	" profile TEXT NOT NULL,"
+	" requester TEXT NOT NULL,"
+	" items INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" runs INTEGER NOT NULL DEFAULT 1,"
+	" finished_at INTEGER,"
+	" signed INTEGER,"
+	" refused INTEGER"
+	");",
+	/* 4 -> 5: signed checkpoints of the audit chain: the head's id and
+	 * hash, signed by a CA generation's key in the token (lib/audit.c
+	 * defines the bytes signed). Append-only like the log itself. */
+	"CREATE TABLE audit_checkpoint ("
+	" id INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL,"
+	" record_id INTEGER NOT NULL,"
+	" record_hash BLOB NOT NULL,"
+	" gen_id INTEGER NOT NULL REFERENCES ca_generation(id),"
+	" sig_alg TEXT NOT NULL,"
+	" signature BLOB NOT NULL"
+	");"
+	"CREATE TRIGGER audit_checkpoint_no_update BEFORE UPDATE"
+	" ON audit_checkpoint BEGIN SELECT RAISE(ABORT,"
+	" 'audit checkpoints are append-only'); END;"
+	"CREATE TRIGGER audit_checkpoint_no_delete BEFORE DELETE"
+	" ON audit_checkpoint BEGIN SELECT RAISE(ABORT,"
+	" 'audit checkpoints are append-only'); END;",
+	/* 5 -> 6: OCSP. ocsp_responder: the delegated responder
+	 * certificates of each generation (recorded in cert too, like every
+	 * certificate issued) and their key in the token. cert_change: a row
+	 * per change of a certificate's status or revocation, written by the
+	 * trigger whoever the writer is, so hsmcad re-signs what changed
+	 * without rescanning a million certificates; it deletes what it has
+	 * read. */
+	"CREATE TABLE ocsp_responder ("
+	" id INTEGER PRIMARY KEY,"
+	" issuer_id INTEGER NOT NULL REFERENCES ca_generation(id),"
+	" serial TEXT NOT NULL,"
+	" key_uri TEXT NOT NULL,"
+	" cert_der BLOB NOT NULL,"
+	" not_after INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" UNIQUE (issuer_id, serial)"
+	");"
+	/* AUTOINCREMENT: an id is never reused once its row is deleted,
+	 * or a reader's cursor would skip the changes that reuse it. */
+	"CREATE TABLE cert_change ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" cert_id INTEGER NOT NULL"
+	");"
+	"CREATE TRIGGER cert_change_status"
+	" AFTER UPDATE OF status, revoked_at, revoke_reason ON cert"
+	" WHEN old.status IS NOT new.status"
+	"  OR old.revoked_at IS NOT new.revoked_at"
+	"  OR old.revoke_reason IS NOT new.revoke_reason"
+	" BEGIN INSERT INTO cert_change (cert_id) VALUES (new.id); END;",
 };
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -146,6 +209,8 @@ enum cert_col {
 
 #define AUDIT_COLUMNS \
 	"id, at, actor, action, object, outcome, detail, prev_hash, hash"
+#define CKPT_COLUMNS \
+	"id, at, record_id, record_hash, gen_id, sig_alg, signature"
 
 enum store_stmt {
 	STMT_BEGIN,
@@ -167,6 +232,7 @@ enum store_stmt {
 	STMT_CERT_BY_ISSUER_SERIAL,
 	STMT_CERT_BY_SERIAL,
 	STMT_CERT_LOOKUP,
+	STMT_CERT_BY_CSR,
 	STMT_CERT_REVOKE,
 	STMT_CERT_UNHOLD,
 	STMT_CERT_REVOKE_ISSUER,
@@ -174,6 +240,12 @@ enum store_stmt {
 	STMT_REVOKED_LIST,
 	STMT_CRL_NEXT,
 	STMT_CRL_STATE,
+	STMT_OCSP_RESPONDER_ADD,
+	STMT_OCSP_RESPONDER_LATEST,
+	STMT_OCSP_WALK,
+	STMT_OCSP_CHANGES,
+	STMT_OCSP_CHANGES_FORGET,
+	STMT_OCSP_CHANGES_LAST,
 	STMT_DISALLOW_ADD,
 	STMT_DISALLOW_REMOVE,
 	STMT_DISALLOW_LIST,
@@ -182,6 +254,10 @@ enum store_stmt {
 	STMT_AUDIT_INSERT,
 	STMT_AUDIT_ALL,
 	STMT_AUDIT_FILTER,
+	STMT_AUDIT_AFTER,
+	STMT_CKPT_LAST,
+	STMT_CKPT_INSERT,
+	STMT_CKPT_SINCE,
 	STMT_MAX
 };
 
@@ -242,6 +318,9 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_CERT_LOOKUP] =
 	    "SELECT issuer_id, status, revoke_reason FROM cert"
 	    " WHERE serial = ?1 ORDER BY id",
+	[STMT_CERT_BY_CSR] =
+	    "SELECT " CERT_COLUMNS " FROM cert WHERE csr_sha256 = ?1"
+	    " ORDER BY id",
 	/* Revocation: ?1 issuer, ?2 serial, ?3 time, ?4 reason. A held
 	 * certificate (reason 6) is revoked for good by any other reason;
 	 * anything else already revoked is left as it is. */
@@ -278,6 +357,27 @@ static const char *const store_sql[STMT_MAX] = {
 	    " RETURNING number",
 	[STMT_CRL_STATE] =
 	    "SELECT number, this_update FROM crl_state WHERE issuer_id = ?1",
+	[STMT_OCSP_RESPONDER_ADD] =
+	    "INSERT INTO ocsp_responder (issuer_id, serial, key_uri, cert_der,"
+	    " not_after, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[STMT_OCSP_RESPONDER_LATEST] =
+	    "SELECT serial, key_uri, cert_der, not_after, created_at"
+	    " FROM ocsp_responder WHERE issuer_id = ?1"
+	    " ORDER BY not_after DESC, id DESC LIMIT 1",
+	/* By primary key: a range of ids, whatever the store's size. */
+	[STMT_OCSP_WALK] =
+	    "SELECT id, issuer_id, serial, status, not_after, revoked_at,"
+	    " revoke_reason FROM cert WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[STMT_OCSP_CHANGES] =
+	    "SELECT ch.id, c.id, c.issuer_id, c.serial, c.status, c.not_after,"
+	    " c.revoked_at, c.revoke_reason FROM cert_change ch"
+	    " JOIN cert c ON c.id = ch.cert_id WHERE ch.id > ?1"
+	    " ORDER BY ch.id LIMIT ?2",
+	[STMT_OCSP_CHANGES_FORGET] =
+	    "DELETE FROM cert_change WHERE id <= ?1",
+	[STMT_OCSP_CHANGES_LAST] =
+	    "SELECT coalesce((SELECT seq FROM sqlite_sequence"
+	    " WHERE name = 'cert_change'), 0)",
 	[STMT_DISALLOW_ADD] =
 	    "INSERT INTO disallow (identity, kind, added_at, note)"
 	    " VALUES (?1, ?2, ?3, ?4)",
@@ -296,12 +396,26 @@ static const char *const store_sql[STMT_MAX] = {
 	    " ?8, ?9)",
 	[STMT_AUDIT_ALL] =
 	    "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id",
-	/* The last ?4 matching records (-1: all), oldest first. */
+	/* The last ?3 matching records (-1: all) after id ?4, oldest
+	 * first. */
 	[STMT_AUDIT_FILTER] =
 	    "SELECT " AUDIT_COLUMNS " FROM (SELECT " AUDIT_COLUMNS
 	    " FROM audit WHERE (?1 IS NULL OR at >= ?1)"
-	    " AND (?2 IS NULL OR action = ?2) ORDER BY id DESC LIMIT ?3)"
-	    " ORDER BY id",
+	    " AND (?2 IS NULL OR action = ?2) AND id > ?4"
+	    " ORDER BY id DESC LIMIT ?3) ORDER BY id",
+	/* Only an id bound: one range scan, nothing sorted. */
+	[STMT_AUDIT_AFTER] =
+	    "SELECT " AUDIT_COLUMNS " FROM audit WHERE id > ?1 ORDER BY id",
+	[STMT_CKPT_LAST] =
+	    "SELECT id, record_id FROM audit_checkpoint ORDER BY id DESC"
+	    " LIMIT 1",
+	[STMT_CKPT_INSERT] =
+	    "INSERT INTO audit_checkpoint (id, at, record_id, record_hash,"
+	    " gen_id, sig_alg, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	/* The last ?2 checkpoints made at or after ?1, oldest first. */
+	[STMT_CKPT_SINCE] =
+	    "SELECT * FROM (SELECT " CKPT_COLUMNS " FROM audit_checkpoint"
+	    " WHERE at >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
 };
 
 /* Which parts of a struct store_cert_filter are in use. */
@@ -2663,26 +2777,35 @@ store_audit_walk(struct store *st, const struct store_audit_filter *f,
     size_t *count, struct hsmca_err *e)
 {
 	struct store_audit r;
+	enum store_stmt which;
 	sqlite3_stmt *s;
 	size_t n = 0;
 	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
 
 	if (count != NULL)
 		*count = 0;
-	if ((s = stmt_get(st, f == NULL ? STMT_AUDIT_ALL : STMT_AUDIT_FILTER,
-	    e)) == NULL)
+	if (f == NULL)
+		which = STMT_AUDIT_ALL;
+	else if (f->since == 0 && f->action == NULL && f->limit <= 0)
+		which = STMT_AUDIT_AFTER;
+	else
+		which = STMT_AUDIT_FILTER;
+	if ((s = stmt_get(st, which, e)) == NULL)
 		goto out;
-	if (f != NULL) {
+	if (which == STMT_AUDIT_AFTER)
+		bind_int(s, 0, f->after, &rc);
+	else if (which == STMT_AUDIT_FILTER) {
 		bind_opt_int(s, 0, f->since, &rc);
 		if (rc == SQLITE_OK)
 			rc = f->action == NULL ? sqlite3_bind_null(s, 2) :
 			    sqlite3_bind_text(s, 2, f->action, -1,
 			    SQLITE_STATIC);
 		bind_int(s, 2, f->limit > 0 ? f->limit : -1, &rc);
-		if (rc != SQLITE_OK) {
-			ret = store_sqlerr(e, rc, "cannot read the audit log");
-			goto out;
-		}
+		bind_int(s, 3, f->after, &rc);
+	}
+	if (rc != SQLITE_OK) {
+		ret = store_sqlerr(e, rc, "cannot read the audit log");
+		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		memset(&r, 0, sizeof(r));
@@ -2713,6 +2836,484 @@ store_audit_walk(struct store *st, const struct store_audit_filter *f,
 out:
 	if (count != NULL)
 		*count = n;
+	stmt_release(s);
+	return ret;
+}
+
+/* ---- signed audit checkpoints ---- */
+
+int
+store_checkpoint_last(struct store *st, int64_t *id, int64_t *record_id,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, ret = HSMCA_ERR_STORE;
+
+	*id = 0;
+	*record_id = 0;
+	if ((s = stmt_get(st, STMT_CKPT_LAST, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(s, 0);
+		*record_id = sqlite3_column_int64(s, 1);
+	} else if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot read the audit checkpoints");
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_checkpoint_insert(struct store *st, const struct store_checkpoint *cp,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_CKPT_INSERT, e)) == NULL)
+		goto out;
+	bind_int(s, 0, cp->id, &rc);
+	bind_int(s, 1, cp->at, &rc);
+	bind_int(s, 2, cp->record_id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(s, 4, cp->record_hash,
+		    STORE_AUDIT_HASH_LEN, SQLITE_STATIC);
+	bind_int(s, 4, cp->gen_id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(s, 6, cp->sig_alg, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(s, 7, cp->sig, (int)cp->sig_len,
+		    SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot record audit checkpoint %"
+		    PRId64, cp->id);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_checkpoint_walk(struct store *st, time_t since, int limit,
+    int (*fn)(void *arg, const struct store_checkpoint *cp), void *arg,
+    size_t *count, struct hsmca_err *e)
+{
+	struct store_checkpoint cp;
+	sqlite3_stmt *s;
+	size_t n = 0;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_CKPT_SINCE, e)) == NULL)
+		goto out;
+	bind_int(s, 0, since, &rc);
+	bind_int(s, 1, limit > 0 ? limit : -1, &rc);
+	if (rc != SQLITE_OK) {
+		ret = store_sqlerr(e, rc, "cannot read the audit checkpoints");
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&cp, 0, sizeof(cp));
+		cp.id = sqlite3_column_int64(s, 0);
+		cp.at = (time_t)sqlite3_column_int64(s, 1);
+		cp.record_id = sqlite3_column_int64(s, 2);
+		if (sqlite3_column_bytes(s, 3) == STORE_AUDIT_HASH_LEN)
+			memcpy(cp.record_hash, sqlite3_column_blob(s, 3),
+			    STORE_AUDIT_HASH_LEN);
+		else
+			cp.malformed = 1;
+		cp.gen_id = sqlite3_column_int64(s, 4);
+		cp.sig_alg = col_text0(s, 5);
+		cp.sig = sqlite3_column_blob(s, 6);
+		cp.sig_len = (size_t)sqlite3_column_bytes(s, 6);
+		n++;
+		if ((ret = fn(arg, &cp)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot read the audit checkpoints");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (count != NULL)
+		*count = n;
+	stmt_release(s);
+	return ret;
+}
+
+/* ---- factory batches ---- */
+
+void
+store_batch_free_fields(struct store_batch *b)
+{
+	if (b == NULL)
+		return;
+	free(b->profile);
+	free(b->requester);
+	memset(b, 0, sizeof(*b));
+}
+
+int
+store_batch_begin(struct store *st, const char *sha256, const char *profile,
+    const char *requester, int64_t items, time_t now, struct store_batch *out,
+    struct hsmca_err *e)
+{
+	/* One statement, so atomic on its own: a new batch, or one more run
+	 * of a known one. */
+	static const char sql[] =
+	    "INSERT INTO batch (sha256, profile, requester, items, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sha256) DO UPDATE"
+	    " SET runs = runs + 1 RETURNING id, profile, requester, items,"
+	    " created_at, runs, finished_at, signed, refused";
+	char hex[UTIL_SHA256_HEX];
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	memset(out, 0, sizeof(*out));
+	if (sha256 == NULL || thumbprint_normalize(sha256,
+	    UTIL_SHA256_HEX - 1, hex, sizeof(hex)) == -1 || profile == NULL ||
+	    *profile == '\0' || requester == NULL || items < 0)
+		return err_set(e, HSMCA_ERR_ARG, "store: malformed batch");
+	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) != SQLITE_OK) {
+		ret = store_sqlerr(e, rc, "cannot record the batch");
+		goto out;
+	}
+	rc = sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
+	bind_text(s, 1, profile, &rc);
+	bind_text(s, 2, requester, &rc);
+	bind_int(s, 3, items, &rc);
+	bind_int(s, 4, now, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot record the batch");
+		goto out;
+	}
+	out->id = sqlite3_column_int64(s, 0);
+	memcpy(out->sha256, hex, sizeof(out->sha256));
+	out->items = sqlite3_column_int64(s, 3);
+	out->created_at = (time_t)sqlite3_column_int64(s, 4);
+	out->runs = sqlite3_column_int64(s, 5);
+	out->finished_at = (time_t)sqlite3_column_int64(s, 6);
+	out->signed_ = sqlite3_column_int64(s, 7);
+	out->refused = sqlite3_column_int64(s, 8);
+	if (col_strdup(s, 1, &out->profile) == -1 ||
+	    col_strdup(s, 2, &out->requester) == -1) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	/* Step to the end so the statement (and its write) completes. */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot record the batch");
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(s);
+	if (ret != 0)
+		store_batch_free_fields(out);
+	return ret;
+}
+
+int
+store_batch_finish(struct store *st, int64_t id, time_t now, int64_t signed_,
+    int64_t refused, struct hsmca_err *e)
+{
+	static const char sql[] =
+	    "UPDATE batch SET finished_at = ?2, signed = ?3, refused = ?4"
+	    " WHERE id = ?1";
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) != SQLITE_OK) {
+		ret = store_sqlerr(e, rc, "cannot record the end of batch %"
+		    PRId64, id);
+		goto out;
+	}
+	bind_int(s, 0, id, &rc);
+	bind_int(s, 1, now, &rc);
+	bind_int(s, 2, signed_, &rc);
+	bind_int(s, 3, refused, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot record the end of batch %"
+		    PRId64, id);
+		goto out;
+	}
+	if (sqlite3_changes(st->db) == 0) {
+		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no batch %"
+		    PRId64, id);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int
+store_certs_by_csr(struct store *st, const char *csr_sha256,
+    struct store_cert **out, size_t *n, struct hsmca_err *e)
+{
+	struct store_cert *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	*out = NULL;
+	*n = 0;
+	if ((s = stmt_get(st, STMT_CERT_BY_CSR, e)) == NULL)
+		goto out;
+	bind_text(s, 0, csr_sha256, &rc);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 2 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = err_set(e, HSMCA_ERR_ALLOC,
+				    "out of memory");
+				goto out;
+			}
+			v = nv;
+		}
+		if ((ret = cert_from_row(st, s, &v[len], e)) != 0)
+			goto out;
+		len++;
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot look up the certificates of "
+		    "CSR %s", csr_sha256 != NULL ? csr_sha256 : "");
+		goto out;
+	}
+	*out = v;
+	*n = len;
+	v = NULL;
+	ret = 0;
+out:
+	stmt_release(s);
+	store_certs_free(v, len);
+	return ret;
+}
+
+/* ---- OCSP: delegated responders, and what hsmcad's responder reads ---- */
+
+int
+store_ocsp_responder_add(struct store *st,
+    const struct store_ocsp_responder *r, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_OCSP_RESPONDER_ADD, e)) == NULL)
+		goto out;
+	bind_int(s, 0, r->issuer_id, &rc);
+	bind_text(s, 1, r->serial, &rc);
+	bind_text(s, 2, r->key_uri, &rc);
+	bind_blob(s, 3, r->cert_der, r->cert_der_len, &rc);
+	bind_int(s, 4, r->not_after, &rc);
+	bind_int(s, 5, r->created_at, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot record the OCSP responder of "
+		    "CA generation %" PRId64, r->issuer_id);
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_ocsp_responder_latest(struct store *st, int64_t issuer_id,
+    struct store_ocsp_responder *out, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	memset(out, 0, sizeof(*out));
+	if ((s = stmt_get(st, STMT_OCSP_RESPONDER_LATEST, e)) == NULL)
+		goto out;
+	bind_int(s, 0, issuer_id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "CA generation %" PRId64
+		    " has no OCSP responder yet", issuer_id);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot read the OCSP responder of "
+		    "CA generation %" PRId64, issuer_id);
+		goto out;
+	}
+	out->issuer_id = issuer_id;
+	col_copy(s, 0, out->serial, sizeof(out->serial));
+	if (col_strdup(s, 1, &out->key_uri) != 0 ||
+	    col_blob(s, 2, &out->cert_der, &out->cert_der_len) != 0) {
+		store_ocsp_responder_free_fields(out);
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	out->not_after = (time_t)sqlite3_column_int64(s, 3);
+	out->created_at = (time_t)sqlite3_column_int64(s, 4);
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+void
+store_ocsp_responder_free_fields(struct store_ocsp_responder *r)
+{
+	free(r->key_uri);
+	free(r->cert_der);
+	r->key_uri = NULL;
+	r->cert_der = NULL;
+	r->cert_der_len = 0;
+}
+
+/* One row of STMT_OCSP_WALK or STMT_OCSP_CHANGES from column first. */
+static int
+cert_state_from_row(struct store *st, sqlite3_stmt *s, int first,
+    struct store_cert_state *c, struct hsmca_err *e)
+{
+	const char *status = (const char *)sqlite3_column_text(s, first + 3);
+
+	memset(c, 0, sizeof(*c));
+	c->id = sqlite3_column_int64(s, first);
+	c->issuer_id = sqlite3_column_int64(s, first + 1);
+	col_copy(s, first + 2, c->serial, sizeof(c->serial));
+	if (status == NULL ||
+	    store_cert_status_parse(status, &c->status) != 0)
+		return err_set(e, HSMCA_ERR_STORE, "store: %s: certificate %"
+		    PRId64 " has an unknown status", st->path, c->id);
+	c->not_after = (time_t)sqlite3_column_int64(s, first + 4);
+	c->revoked_at = (time_t)sqlite3_column_int64(s, first + 5);
+	c->revoke_reason = sqlite3_column_type(s, first + 6) == SQLITE_NULL ?
+	    -1 : sqlite3_column_int(s, first + 6);
+	return 0;
+}
+
+int
+store_ocsp_walk(struct store *st, int64_t after, size_t max,
+    int (*fn)(void *, const struct store_cert_state *), void *arg,
+    int64_t *last, size_t *count, struct hsmca_err *e)
+{
+	struct store_cert_state c;
+	sqlite3_stmt *s;
+	size_t n = 0;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	*last = after;
+	if ((s = stmt_get(st, STMT_OCSP_WALK, e)) == NULL)
+		goto out;
+	bind_int(s, 0, after, &rc);
+	bind_int(s, 1, max > INT64_MAX ? INT64_MAX : (int64_t)max, &rc);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((ret = cert_state_from_row(st, s, 0, &c, e)) != 0 ||
+		    (ret = fn(arg, &c)) != 0)
+			goto out;
+		*last = c.id;
+		n++;
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot walk the certificates");
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	if (count != NULL)
+		*count = n;
+	return ret;
+}
+
+int
+store_ocsp_changes(struct store *st, int64_t after, size_t max,
+    int (*fn)(void *, const struct store_cert_state *), void *arg,
+    int64_t *last, size_t *count, struct hsmca_err *e)
+{
+	struct store_cert_state c;
+	sqlite3_stmt *s;
+	size_t n = 0;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	*last = after;
+	if ((s = stmt_get(st, STMT_OCSP_CHANGES, e)) == NULL)
+		goto out;
+	bind_int(s, 0, after, &rc);
+	bind_int(s, 1, max > INT64_MAX ? INT64_MAX : (int64_t)max, &rc);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((ret = cert_state_from_row(st, s, 1, &c, e)) != 0 ||
+		    (ret = fn(arg, &c)) != 0)
+			goto out;
+		*last = sqlite3_column_int64(s, 0);
+		n++;
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot read the certificate changes");
+		goto out;
+	}
+	ret = 0;
+out:
+	stmt_release(s);
+	if (count != NULL)
+		*count = n;
+	return ret;
+}
+
+int
+store_ocsp_changes_last(struct store *st, int64_t *last, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	*last = 0;
+	if ((s = stmt_get(st, STMT_OCSP_CHANGES_LAST, e)) == NULL)
+		goto out;
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		ret = store_sqlerr(e, rc, "cannot read the certificate changes");
+		goto out;
+	}
+	*last = sqlite3_column_int64(s, 0);
+	ret = 0;
+out:
+	stmt_release(s);
+	return ret;
+}
+
+int
+store_ocsp_changes_forget(struct store *st, int64_t upto, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+
+	if ((s = stmt_get(st, STMT_OCSP_CHANGES_FORGET, e)) == NULL)
+		goto out;
+	bind_int(s, 0, upto, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot forget the certificate "
+		    "changes read");
+		goto out;
+	}
+	ret = 0;
+out:
 	stmt_release(s);
 	return ret;
 }

@@ -12,7 +12,7 @@
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 6
 
 struct store;
 
@@ -299,6 +299,7 @@ struct store_audit_filter {
 	time_t		 since;		/* 0: from the start */
 	const char	*action;	/* NULL: any */
 	int		 limit;		/* the last N matching; 0: all */
+	int64_t		 after;		/* only ids above it; 0: all */
 };
 
 /* The last record's id and hash; 0 and 32 zero bytes if there is none. */
@@ -313,7 +314,116 @@ int	store_audit_walk(struct store *st, const struct store_audit_filter *f,
 	    int (*fn)(void *arg, const struct store_audit *r), void *arg,
 	    size_t *count, struct hsmca_err *e);
 
+/* ---- signed checkpoints of the audit chain: rows as stored;
+ * lib/audit.c signs and checks them ---- */
+
+/* sig_alg and sig point into the store's row: valid only during a
+ * callback. */
+struct store_checkpoint {
+	int64_t			 id;
+	time_t			 at;
+	int64_t			 record_id;	/* the chain head it signs */
+	unsigned char		 record_hash[STORE_AUDIT_HASH_LEN];
+	int64_t			 gen_id;	/* whose key signed */
+	const char		*sig_alg;	/* "ecdsa-with-SHA256" ... */
+	const unsigned char	*sig;
+	size_t			 sig_len;
+	int			 malformed;	/* record_hash not 32 bytes */
+};
+
+/* The newest checkpoint's id and the record it names; 0 and 0 if none. */
+int	store_checkpoint_last(struct store *st, int64_t *id,
+	    int64_t *record_id, struct hsmca_err *e);
+/* Insert cp as it is, cp->id included (HSMCA_ERR_EXISTS if taken). */
+int	store_checkpoint_insert(struct store *st,
+	    const struct store_checkpoint *cp, struct hsmca_err *e);
+/* Call fn for the last limit (0: all) checkpoints made at or after since,
+ * in id order; a non-zero return from fn stops the walk and is returned. */
+int	store_checkpoint_walk(struct store *st, time_t since, int limit,
+	    int (*fn)(void *arg, const struct store_checkpoint *cp), void *arg,
+	    size_t *count, struct hsmca_err *e);
+
 /* PRAGMA integrity_check: 0 if "ok". */
 int	store_integrity_check(struct store *st, struct hsmca_err *e);
+
+/* ---- factory batches (hsmca batch sign) ---- */
+
+struct store_batch {
+	int64_t	 id;
+	char	 sha256[UTIL_SHA256_HEX];	/* of the batch's input */
+	char	*profile;
+	char	*requester;	/* who ran it first */
+	int64_t	 items;
+	time_t	 created_at;
+	int64_t	 runs;		/* 1 on the first run, one more per re-run */
+	time_t	 finished_at;	/* 0: no run has finished */
+	int64_t	 signed_;	/* as of the last run that finished */
+	int64_t	 refused;
+};
+
+/* Record the batch whose input hashes to sha256, or count one more run
+ * of it if it is known (out->runs > 1 then, with its first fields). */
+int	store_batch_begin(struct store *st, const char *sha256,
+	    const char *profile, const char *requester, int64_t items,
+	    time_t now, struct store_batch *out, struct hsmca_err *e);
+int	store_batch_finish(struct store *st, int64_t id, time_t now,
+	    int64_t signed_, int64_t refused, struct hsmca_err *e);
+void	store_batch_free_fields(struct store_batch *b);
+/* Every certificate row for a CSR fingerprint, whatever its status,
+ * oldest first (an indexed lookup). */
+int	store_certs_by_csr(struct store *st, const char *csr_sha256,
+	    struct store_cert **out, size_t *n, struct hsmca_err *e);
+
+/* ---- OCSP: delegated responder certificates, and what hsmcad's
+ * responder reads to follow the certificates ---- */
+
+/* A delegated OCSP responder certificate of a generation (also a row of
+ * cert, issued like any other) and its key in the token. */
+struct store_ocsp_responder {
+	int64_t		 issuer_id;
+	char		 serial[SERIAL_HEX_MAX];
+	char		*key_uri;
+	unsigned char	*cert_der;
+	size_t		 cert_der_len;
+	time_t		 not_after;
+	time_t		 created_at;
+};
+int	store_ocsp_responder_add(struct store *st,
+	    const struct store_ocsp_responder *r, struct hsmca_err *e);
+/* The generation's responder with the latest notAfter;
+ * HSMCA_ERR_NOT_FOUND if it has none. */
+int	store_ocsp_responder_latest(struct store *st, int64_t issuer_id,
+	    struct store_ocsp_responder *out, struct hsmca_err *e);
+void	store_ocsp_responder_free_fields(struct store_ocsp_responder *r);
+
+/* What an OCSP response says of a certificate. */
+struct store_cert_state {
+	int64_t			 id;
+	int64_t			 issuer_id;
+	char			 serial[SERIAL_HEX_MAX];
+	enum store_cert_status	 status;
+	time_t			 not_after;
+	time_t			 revoked_at;
+	int			 revoke_reason;	/* -1 if none */
+};
+/* Call fn for at most max certificates with id > after, in id order,
+ * whatever their status (one range of the primary key: the cost does
+ * not grow with the store). *last: the last id visited (after if none),
+ * where the next call starts. */
+int	store_ocsp_walk(struct store *st, int64_t after, size_t max,
+	    int (*fn)(void *arg, const struct store_cert_state *c), void *arg,
+	    int64_t *last, size_t *count, struct hsmca_err *e);
+/* The same for the certificates whose status, revocation time or reason
+ * changed (issued, revoked, held, lifted) after change number after, in
+ * the order of the changes; *last: the last change number read. */
+int	store_ocsp_changes(struct store *st, int64_t after, size_t max,
+	    int (*fn)(void *arg, const struct store_cert_state *c), void *arg,
+	    int64_t *last, size_t *count, struct hsmca_err *e);
+/* The latest change number (0: none). */
+int	store_ocsp_changes_last(struct store *st, int64_t *last,
+	    struct hsmca_err *e);
+/* Delete the changes up to upto, once read. */
+int	store_ocsp_changes_forget(struct store *st, int64_t upto,
+	    struct hsmca_err *e);
 
 #endif

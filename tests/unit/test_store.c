@@ -234,10 +234,12 @@ test_schema_version(void **state)
 	    "(SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
 	    "ORDER BY name)");
 	assert_non_null(v);
-	assert_string_equal(v, "audit,audit_no_delete,audit_no_update,"
-	    "ca_generation,cert,cert_csr_sha256,"
-	    "cert_issuer_status,cert_not_after,cert_revoked,crl_state,"
-	    "disallow");
+	assert_string_equal(v, "audit,audit_checkpoint,"
+	    "audit_checkpoint_no_delete,audit_checkpoint_no_update,"
+	    "audit_no_delete,audit_no_update,batch,"
+	    "ca_generation,cert,cert_change,cert_change_status,"
+	    "cert_csr_sha256,cert_issuer_status,cert_not_after,cert_revoked,"
+	    "crl_state,disallow,ocsp_responder");
 	free(v);
 }
 
@@ -1788,6 +1790,9 @@ test_migrate_from_v1(void **state)
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP INDEX cert_revoked;"
 	    " DROP TABLE crl_state; DROP TABLE disallow; DROP TABLE audit;"
+	    " DROP TABLE audit_checkpoint; DROP TABLE batch;"
+	    " DROP TABLE ocsp_responder; DROP TABLE cert_change;"
+	    " DROP TRIGGER cert_change_status;"
 	    " UPDATE cert SET status = 'revoked', revoked_at = 1767225601,"
 	    " revoke_reason = 1 WHERE serial = '01';"
 	    " PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
