@@ -11,8 +11,10 @@
 #                 token's CA key), whose index.txt lists the same serials
 #                 with the same status; it signs every response on the fly
 #                 and answers one request at a time (OSSL_MULTI=n for
-#                 `-multi n` processes); like hsmcad's, its responses carry
-#                 the responder's key id and no certificate. Its GET is at
+#                 `-multi n` processes); its responses carry the CA's key
+#                 id and no certificate (hsmcad's, with the default
+#                 ocsp-signer = responder, carry the delegated responder's
+#                 certificate: 748 bytes instead of 280). Its GET is at
 #                 /<base64> (it ignores any path), HTTP/1.0 without
 #                 keep-alive; it is driven by curl, not wrk (see run_curl).
 #   nginx         a static file the size of one hsmcad response at the same
@@ -27,7 +29,8 @@
 # usage: bench/ocsp-bench.sh
 # Environment: N (200 certificates), ROUNDS (5), DURATION (5s),
 #   CONNS (32), THREADS (2), OSSL_MULTI (1), KEEP=1 (keep the work
-#   directory), PERF=1 (perf top-like profile of hsmcad for 5 s).
+#   directory), PERF=1 (perf top-like profile of hsmcad for 5 s), BUILD
+#   (the build directory, default ./build, as for hsmcad-bench-env.sh).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 N=${N:-200}
@@ -71,7 +74,7 @@ urlenc() { base64 -w0 "$1" | sed 's|+|%2B|g; s|/|%2F|g; s|=|%3D|g'; }
 eval "$(BENCH_DIR=$W/hsmcad HTTP=1 "$top/bench/hsmcad-bench-env.sh" start)"
 export SOFTHSM2_CONF
 [ -n "$HSMCAD_HTTP_PORT" ] || { echo "$0: hsmcad has no HTTP listener" >&2; exit 1; }
-HSMCA="$top/build/cli/hsmca -c $W/hsmcad/hsmca.conf"
+HSMCA="${BUILD:-$top/build}/cli/hsmca -c $W/hsmcad/hsmca.conf"
 $HSMCA ca download 2 >"$W/gen2.pem"
 cat "$W/gen2.pem" "$W/hsmcad/root.pem" >"$W/chain.pem"
 "$top/bench/make-csrs.sh" "$N" "$W/csrs" >/dev/null

@@ -2,16 +2,25 @@
  * the plain HTTP listener, at /ocsp (POST) and /ocsp/<base64> (GET).
  * Requests are answered from the in-memory cache of pre-signed
  * responses (lib/ocsp.c) without touching the HSM. A timer on the loop
- * decides when to pre-sign; the signatures are made on the signer
- * workers (SIGNER_OCSP), which put them into the cache themselves (it
- * is thread-safe). A miss for one of our generations is signed on a
- * worker too (SIGNER_OCSP_UNKNOWN), at most OCSP_UNKNOWN_RATE a second.
+ * sends a SIGNER_OCSP job to the signer workers, which sign and put the
+ * responses into the cache themselves (it is thread-safe). A miss for
+ * one of our generations is signed on a worker too
+ * (SIGNER_OCSP_UNKNOWN), at most OCSP_UNKNOWN_RATE a second.
  *
- * This session the CA key of each generation signs its responses.
- * Delegated responder certificates (ocsp_responder_cert_make, a key per
- * generation in the token) come next, with their config and schema. */
+ * Each job does bounded work whatever the store holds: it reads the
+ * certificates whose status changed since the last job (the store's
+ * cert_change log: issued, revoked, held, lifted), then walks the next
+ * OCSP_WALK_ROWS certificates by id from where the last job stopped,
+ * signing what is missing, different or due, at most OCSP_BATCH.
+ *
+ * With [ca] ocsp-signer = responder, each generation's responses are
+ * signed by its delegated responder certificate: made on a worker the
+ * first time it is needed (its key generated in the token), recorded
+ * like any certificate, renewed OCSP_RESPONDER_RENEW_BEFORE before it
+ * expires, and kept in memory for every worker. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,44 +40,306 @@
 #include "hsmcad.h"
 #include "log.h"
 
-/* nextUpdate - thisUpdate; becomes [ca] ocsp-validity later. */
-#define OCSP_VALIDITY		((int64_t)86400)
-/* A response is re-signed once half its validity has passed. */
-#define OCSP_REFRESH		(OCSP_VALIDITY / 2)
 /* Signatures per SIGNER_OCSP job, so one job never runs for minutes;
  * the loop sends the next one as soon as it is back. */
 #define OCSP_BATCH		256
-/* How often the loop looks at the store, and a full sweep at least
- * this often (a change of revocation reason moves no count). */
+/* Certificate changes read, and certificates walked, per job. */
+#define OCSP_CHANGES_ROWS	4096
+#define OCSP_WALK_ROWS		20000
+/* How often the loop sends a job. */
 #define OCSP_TICK_SEC		2
-#define OCSP_SWEEP_SEC		60
 /* Signatures for cache misses (unknown serials), per second: random
  * serials must not be able to keep the HSM busy. */
 #define OCSP_UNKNOWN_RATE	50.0
 
-/* ---- on a signer worker ---- */
+/* ---- delegated responders, shared by the workers ---- */
+
+struct responder {
+	int64_t		 gen_id;
+	X509		*cert;
+	struct hsm_key	*key;
+	time_t		 not_after;
+};
+
+static pthread_mutex_t	 responders_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct responder	*responders;
+static size_t		 nresponders;
+/* [ca] ocsp-signer and ocsp-validity as the last job saw them (for
+ * ocsp_issued, which has no config at hand). */
+static _Atomic int	 responder_mode = CONFIG_OCSP_SIGNER_RESPONDER;
+static _Atomic int64_t	 current_validity = OCSP_VALIDITY_DEFAULT;
+
+static void	responders_free(void);
+
+void
+ocsp_forget_keys(void)
+{
+	responders_free();
+}
 
 static void
-signer_of(struct hsm *h, const struct issuer *iss, struct ocsp_signer *sg)
+responders_free(void)
+{
+	pthread_mutex_lock(&responders_lock);
+	for (size_t i = 0; i < nresponders; i++) {
+		X509_free(responders[i].cert);
+		hsm_key_free(responders[i].key);
+	}
+	free(responders);
+	responders = NULL;
+	nresponders = 0;
+	pthread_mutex_unlock(&responders_lock);
+}
+
+/* Keep r (its cert and key now the table's) for gen_id, replacing the
+ * one before; under responders_lock. */
+static int
+responder_keep(struct responder *r)
+{
+	struct responder *v;
+
+	for (size_t i = 0; i < nresponders; i++)
+		if (responders[i].gen_id == r->gen_id) {
+			/* The old key object may be the same token key: the
+			 * table owns one handle per entry. */
+			X509_free(responders[i].cert);
+			hsm_key_free(responders[i].key);
+			responders[i] = *r;
+			return 0;
+		}
+	if ((v = reallocarray(responders, nresponders + 1,
+	    sizeof(*v))) == NULL)
+		return -1;
+	responders = v;
+	responders[nresponders++] = *r;
+	return 0;
+}
+
+/* A new responder certificate for the generation of iss, for key (made
+ * now, or the generation's responder key already in the token): issued
+ * and recorded like every certificate (issue_finish: lint, serial
+ * reserved, HSM signature, verify, record and audit entry), then bound
+ * to the generation in ocsp_responder. *out: the certificate. */
+static int
+responder_issue(struct hsm *h, struct store *st, struct issuer *iss,
+    struct hsm_key *key, time_t now, X509 **out, struct hsmca_err *e)
+{
+	struct store_ocsp_responder row;
+	struct issue_result res;
+	struct profile prof;
+	EVP_PKEY *pub;		/* borrowed from key */
+	X509 *tbs = NULL;
+	unsigned char *der = NULL;
+	int len, ret;
+
+	*out = NULL;
+	memset(&res, 0, sizeof(res));
+	if ((pub = hsm_key_public(key)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_HSM, "the responder key's public "
+		    "half");
+		goto out;
+	}
+	ocsp_responder_profile(&prof);
+	if ((ret = ocsp_responder_tbs(iss->cert, pub, NULL, now, 0, &tbs,
+	    e)) != 0 ||
+	    (ret = issue_finish(h, st, iss, tbs, &prof, "hsmcad", NULL, now,
+	    &res, e)) != 0)
+		goto out;
+	if ((len = i2d_X509(res.cert, &der)) <= 0) {
+		ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "responder DER");
+		goto out;
+	}
+	memset(&row, 0, sizeof(row));
+	row.issuer_id = iss->gen_id;
+	memcpy(row.serial, res.serial, sizeof(row.serial));
+	row.key_uri = (char *)(uintptr_t)hsm_key_uri(key);
+	row.cert_der = der;
+	row.cert_der_len = (size_t)len;
+	row.not_after = issue_asn1_time(X509_get0_notAfter(res.cert));
+	row.created_at = now;
+	if ((ret = store_ocsp_responder_add(st, &row, e)) != 0)
+		goto out;
+	*out = res.cert;
+	res.cert = NULL;
+	ret = 0;
+out:
+	OPENSSL_free(der);
+	X509_free(tbs);
+	issue_result_free(&res);
+	return ret;
+}
+
+/* The responder of iss's generation, in r (borrowed from the table,
+ * valid while responders_lock is held): from memory, else from the
+ * store, else made now; renewed when less than
+ * OCSP_RESPONDER_RENEW_BEFORE is left and a new one would last longer.
+ * create 0: memory only (HSMCA_ERR_NOT_FOUND). Under responders_lock. */
+static int
+responder_get(struct hsm *h, struct store *st, struct issuer *iss,
+    const char *key_type, time_t now, int create, struct responder **r,
+    struct hsmca_err *e)
+{
+	struct store_ocsp_responder row;
+	struct responder fresh;
+	struct hsm_key *key = NULL;
+	enum key_type kt;
+	const unsigned char *p;
+	time_t ina = issue_asn1_time(X509_get0_notAfter(iss->cert));
+	char label[64];
+	size_t i;
+	int made = 0, ret;
+
+	*r = NULL;
+	memset(&row, 0, sizeof(row));
+	memset(&fresh, 0, sizeof(fresh));
+	for (i = 0; i < nresponders && responders[i].gen_id != iss->gen_id; i++)
+		;
+	if (i < nresponders && (responders[i].not_after - now >
+	    OCSP_RESPONDER_RENEW_BEFORE || responders[i].not_after >= ina ||
+	    !create) && responders[i].not_after > now) {
+		*r = &responders[i];
+		return 0;
+	}
+	if (!create)
+		return err_set(e, HSMCA_ERR_NOT_FOUND, "no OCSP responder in "
+		    "memory for CA generation %lld", (long long)iss->gen_id);
+
+	fresh.gen_id = iss->gen_id;
+	ret = store_ocsp_responder_latest(st, iss->gen_id, &row, e);
+	if (ret != 0 && ret != HSMCA_ERR_NOT_FOUND)
+		goto out;
+	if (ret == 0) {
+		if ((ret = hsm_load_key(h, row.key_uri, &key, e)) != 0)
+			goto out;
+		p = row.cert_der;
+		if ((fresh.cert = d2i_X509(NULL, &p,
+		    (long)row.cert_der_len)) == NULL) {
+			ret = err_set_ssl(e, HSMCA_ERR_STORE, "the recorded OCSP "
+			    "responder of CA generation %lld does not parse",
+			    (long long)iss->gen_id);
+			goto out;
+		}
+		fresh.not_after = row.not_after;
+	} else {
+		/* The first one: a key of the generation's type. */
+		if (key_type == NULL || keytype_parse(key_type, &kt) != 0)
+			kt = KEY_EC_P256;
+		snprintf(label, sizeof(label), "ocsp-gen%lld",
+		    (long long)iss->gen_id);
+		if ((ret = hsm_generate_key(h, kt, label, &key, e)) != 0)
+			goto out;
+		made = 1;
+	}
+	if (fresh.cert == NULL || (fresh.not_after - now <=
+	    OCSP_RESPONDER_RENEW_BEFORE && fresh.not_after < ina) ||
+	    fresh.not_after <= now) {
+		X509_free(fresh.cert);
+		fresh.cert = NULL;
+		if ((ret = responder_issue(h, st, iss, key, now, &fresh.cert,
+		    e)) != 0)
+			goto out;
+		fresh.not_after = issue_asn1_time(X509_get0_notAfter(
+		    fresh.cert));
+		log_info("OCSP: responder certificate for CA generation %lld "
+		    "issued, valid until %lld", (long long)iss->gen_id,
+		    (long long)fresh.not_after);
+		made = 0;	/* recorded: the key is kept */
+	}
+	fresh.key = key;
+	key = NULL;
+	if (responder_keep(&fresh) != 0) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		key = fresh.key;
+		goto out;
+	}
+	memset(&fresh, 0, sizeof(fresh));
+	for (i = 0; responders[i].gen_id != iss->gen_id; i++)
+		;
+	*r = &responders[i];
+	ret = 0;
+out:
+	if (key != NULL && made) {
+		struct hsmca_err e2;
+
+		hsm_destroy_key(h, key, &e2);	/* undo a key never used */
+	}
+	hsm_key_free(key);
+	X509_free(fresh.cert);
+	store_ocsp_responder_free_fields(&row);
+	return ret;
+}
+
+/* ---- on a signer worker ---- */
+
+/* Who signs for iss: its responder, or its own key. Under
+ * responders_lock when a responder is used (the caller holds it for as
+ * long as sg is in use). */
+static void
+signer_of(struct hsm *h, const struct issuer *iss,
+    const struct responder *r, struct ocsp_signer *sg)
 {
 	memset(sg, 0, sizeof(*sg));
 	sg->issuer = iss->cert;
-	sg->responder_cert = NULL;	/* the CA key signs (see above) */
-	sg->key = hsm_key_private(iss->key);
-	sg->md = iss->md;
 	sg->h = h;
+	if (r != NULL) {
+		sg->responder_cert = r->cert;
+		sg->key = hsm_key_private(r->key);
+		sg->md = keytype_digest_for(sg->key);
+	} else {
+		sg->responder_cert = NULL;
+		sg->key = hsm_key_private(iss->key);
+		sg->md = iss->md;
+	}
+}
+
+/* Set sg up for iss under mode; the lock is taken when a responder
+ * signs (*locked 1: release it once done). A responder that cannot be
+ * had leaves the CA key signing, with a warning. */
+static void
+signer_setup(struct hsm *h, struct store *st, struct issuer *iss,
+    const char *key_type, int mode, int create, struct ocsp_signer *sg,
+    int *locked)
+{
+	struct responder *r = NULL;
+	struct hsmca_err e;
+
+	*locked = 0;
+	if (mode == CONFIG_OCSP_SIGNER_RESPONDER) {
+		pthread_mutex_lock(&responders_lock);
+		err_clear(&e);
+		if (responder_get(h, st, iss, key_type, clock_now(), create, &r,
+		    &e) == 0)
+			*locked = 1;
+		else {
+			pthread_mutex_unlock(&responders_lock);
+			if (create)
+				log_warnx("OCSP: generation %lld: no responder "
+				    "certificate, its CA key signs: %s",
+				    (long long)iss->gen_id, e.msg);
+			r = NULL;
+		}
+	}
+	signer_of(h, iss, r, sg);
+}
+
+static void
+signer_release(int locked)
+{
+	if (locked)
+		pthread_mutex_unlock(&responders_lock);
 }
 
 static int
 sign_put(const struct ocsp_signer *sg, struct ocsp_cache *c,
     const struct store_cert *rec, const EVP_MD *id_md, time_t now,
-    unsigned char **keep, size_t *keep_len, struct hsmca_err *e)
+    int64_t validity, unsigned char **keep, size_t *keep_len,
+    struct hsmca_err *e)
 {
 	unsigned char *der = NULL;
 	size_t len = 0;
 	int ret;
 
-	ret = ocsp_presign(sg, rec, id_md, now, OCSP_VALIDITY, &der, &len, e);
+	ret = ocsp_presign(sg, rec, id_md, now, validity, &der, &len, e);
 	if (ret == 0)
 		ret = ocsp_cache_put(c, der, len, e);
 	if (ret == 0 && keep != NULL) {
@@ -78,68 +349,6 @@ sign_put(const struct ocsp_signer *sg, struct ocsp_cache *c,
 	}
 	OPENSSL_free(der);
 	return ret;
-}
-
-/* The certificate's response in the cache says what the store says:
- * the same status, and for a revocation the same time and reason. */
-static int
-cached_matches(struct ocsp_cache *c, X509 *issuer,
-    const struct store_cert *rec, time_t now)
-{
-	BIGNUM *bn = NULL;
-	ASN1_INTEGER *ai = NULL;
-	OCSP_CERTID *id = NULL;
-	OCSP_REQUEST *r = NULL;
-	OCSP_RESPONSE *resp = NULL;
-	OCSP_BASICRESP *bs = NULL;
-	OCSP_SINGLERESP *one;
-	ASN1_GENERALIZEDTIME *revtime = NULL;
-	unsigned char *req = NULL, *der = NULL;
-	const unsigned char *p;
-	struct ocsp_query q;
-	struct hsmca_err e;
-	size_t len = 0;
-	int n, found = 0, status, reason = -1, want_reason, match = 0;
-
-	if (!BN_hex2bn(&bn, rec->serial) ||
-	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
-	    (id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(issuer),
-	    X509_get0_pubkey_bitstr(issuer), ai)) == NULL ||
-	    (r = OCSP_REQUEST_new()) == NULL)
-		goto out;
-	if (OCSP_request_add0_id(r, id) == NULL)
-		goto out;
-	id = NULL;
-	if ((n = i2d_OCSP_REQUEST(r, &req)) <= 0 ||
-	    ocsp_answer(c, req, (size_t)n, now, &der, &len, &found, &q,
-	    &e) != 0 || !found)
-		goto out;
-	p = der;
-	if ((resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len)) == NULL ||
-	    (bs = OCSP_response_get1_basic(resp)) == NULL ||
-	    (one = OCSP_resp_get0(bs, 0)) == NULL)
-		goto out;
-	status = OCSP_single_get0_status(one, &reason, &revtime, NULL, NULL);
-	if (rec->status == STORE_CERT_VALID)
-		match = status == V_OCSP_CERTSTATUS_GOOD;
-	else if (rec->status == STORE_CERT_REVOKED) {
-		want_reason = rec->revoke_reason > 0 ? rec->revoke_reason :
-		    OCSP_REVOKED_STATUS_NOSTATUS;
-		match = status == V_OCSP_CERTSTATUS_REVOKED &&
-		    reason == want_reason && revtime != NULL &&
-		    ASN1_TIME_cmp_time_t(revtime, rec->revoked_at) == 0;
-	}
-out:
-	ERR_clear_error();
-	BN_free(bn);
-	ASN1_INTEGER_free(ai);
-	OCSP_CERTID_free(id);
-	OCSP_REQUEST_free(r);
-	OCSP_RESPONSE_free(resp);
-	OCSP_BASICRESP_free(bs);
-	OPENSSL_free(req);
-	OPENSSL_free(der);
-	return match;
 }
 
 static int
@@ -152,105 +361,183 @@ gen_serves(const struct store_generation *g, time_t now)
 	    st == STORE_GEN_REVOKED);
 }
 
-/* SIGNER_OCSP: register every generation that answers, then pre-sign
- * (at most OCSP_BATCH) the responses that are missing, differ from the
- * store, or are due. job->more: the budget ran out first. */
+/* One SIGNER_OCSP job: the generations that answer, their signers, and
+ * what is left of its budget. */
+struct presign {
+	struct hsm		*h;
+	struct ocsp_cache	*c;
+	struct store_generation	*gens;
+	size_t			 ngens;
+	struct issuer		**iss;		/* per gens[i]; NULL: not served */
+	struct ocsp_signer	*sg;
+	int			*locked;
+	time_t			 now;
+	int64_t			 validity;
+	size_t			 budget, signed_n;
+};
+
+#define PRESIGN_STOP	1	/* the budget is spent: stop the walk */
+
+/* A certificate of the walk or the change log: sign what the cache
+ * lacks or has wrong or due. */
+static int
+presign_one(void *arg, const struct store_cert_state *cs)
+{
+	struct presign *p = arg;
+	struct store_cert rec;
+	struct hsmca_err e;
+	size_t g;
+	int need, status;
+
+	if (cs->status != STORE_CERT_VALID && cs->status != STORE_CERT_REVOKED)
+		return 0;
+	if (cs->not_after < p->now)
+		return 0;	/* expired: RFC 6960 lets it lapse */
+	for (g = 0; g < p->ngens && p->gens[g].id != cs->issuer_id; g++)
+		;
+	if (g == p->ngens || p->iss[g] == NULL)
+		return 0;
+	status = cs->status == STORE_CERT_VALID ? V_OCSP_CERTSTATUS_GOOD :
+	    V_OCSP_CERTSTATUS_REVOKED;
+	need = ocsp_cache_needs(p->c, cs->issuer_id, cs->serial, status,
+	    cs->revoke_reason, cs->revoked_at, p->now + p->validity / 2);
+	if (need == 0)
+		return 0;
+	if (p->budget == 0)
+		return PRESIGN_STOP;
+	memset(&rec, 0, sizeof(rec));
+	rec.id = cs->id;
+	rec.issuer_id = cs->issuer_id;
+	memcpy(rec.serial, cs->serial, sizeof(rec.serial));
+	rec.status = cs->status;
+	rec.revoked_at = cs->revoked_at;
+	rec.revoke_reason = cs->revoke_reason;
+	for (int i = 0; i < 2; i++) {
+		if ((need & (i == 0 ? OCSP_NEED_SHA1 : OCSP_NEED_SHA256)) == 0)
+			continue;
+		p->budget = p->budget > 0 ? p->budget - 1 : 0;
+		err_clear(&e);
+		if (sign_put(&p->sg[g], p->c, &rec, i == 0 ? NULL :
+		    EVP_sha256(), p->now, p->validity, NULL, NULL, &e) != 0)
+			log_warnx("OCSP: serial %s: %s", cs->serial, e.msg);
+		else
+			p->signed_n++;
+	}
+	return 0;
+}
+
+/* SIGNER_OCSP: register every generation that answers (making its
+ * responder if it has none), then the changes, then the next stretch
+ * of the walk. job->more: the budget ran out first. */
 static void
 ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
     struct signer_job *job)
 {
-	struct store_generation *gens = NULL;
-	struct issuer **iss = NULL;
-	struct store_cert *certs = NULL, rec;
-	struct store_cert_filter f;
-	struct ocsp_due *due = NULL;
-	struct ocsp_signer sg;
+	const struct config_ca *ca = &job->rt->cfg->ca;
+	struct presign p;
 	struct hsmca_err e;
-	size_t ngens = 0, ncerts = 0, ndue = 0, budget = OCSP_BATCH, signed_n = 0;
-	time_t now = clock_now();
+	int64_t last;
+	size_t n = 0;
+	int ret;
 
+	memset(&p, 0, sizeof(p));
 	err_clear(&e);
-	if (store_list_generations(st, &gens, &ngens, &e) != 0 ||
-	    (ngens > 0 && (iss = calloc(ngens, sizeof(*iss))) == NULL))
+	p.h = h;
+	p.c = c;
+	p.now = clock_now();
+	p.validity = ca->ocsp_validity > 0 ? ca->ocsp_validity :
+	    OCSP_VALIDITY_DEFAULT;
+	p.budget = OCSP_BATCH;
+	responder_mode = ca->ocsp_signer;
+	current_validity = p.validity;
+	if (store_list_generations(st, &p.gens, &p.ngens, &e) != 0 ||
+	    (p.ngens > 0 && ((p.iss = calloc(p.ngens,
+	    sizeof(*p.iss))) == NULL || (p.sg = calloc(p.ngens,
+	    sizeof(*p.sg))) == NULL || (p.locked = calloc(p.ngens,
+	    sizeof(*p.locked))) == NULL))) {
+		if (e.msg[0] == '\0')
+			snprintf(e.msg, sizeof(e.msg), "out of memory");
 		goto fail;
-	for (size_t i = 0; i < ngens && budget > 0; i++) {
-		if (!gen_serves(&gens[i], now))
+	}
+	for (size_t i = 0; i < p.ngens; i++) {
+		if (!gen_serves(&p.gens[i], p.now))
 			continue;
-		if (issuer_open(h, st, &gens[i], &job->rt->cfg->ca, &iss[i],
-		    &e) != 0 ||
-		    ocsp_cache_add_issuer(c, gens[i].id, iss[i]->cert, &e) != 0) {
+		if (issuer_open(h, st, &p.gens[i], ca, &p.iss[i], &e) != 0 ||
+		    ocsp_cache_add_issuer(c, p.gens[i].id, p.iss[i]->cert,
+		    &e) != 0) {
 			log_warnx("OCSP: generation %lld: %s",
-			    (long long)gens[i].id, e.msg);
+			    (long long)p.gens[i].id, e.msg);
+			issuer_free(p.iss[i]);
+			p.iss[i] = NULL;
 			continue;
 		}
-		signer_of(h, iss[i], &sg);
-		memset(&f, 0, sizeof(f));
-		f.issuer_id = gens[i].id;
-		f.status = -1;
-		f.expired = 0;
-		f.now = now;
-		if (store_list_certs(st, &f, &certs, &ncerts, &e) != 0)
-			goto fail;
-		for (size_t k = 0; k < ncerts && budget > 0; k++) {
-			if ((certs[k].status != STORE_CERT_VALID &&
-			    certs[k].status != STORE_CERT_REVOKED) ||
-			    cached_matches(c, iss[i]->cert, &certs[k], now))
-				continue;
-			budget--;
-			if (sign_put(&sg, c, &certs[k], NULL, now, NULL, NULL,
-			    &e) != 0)
-				log_warnx("OCSP: serial %s: %s",
-				    certs[k].serial, e.msg);
-			else
-				signed_n++;
-		}
-		store_certs_free(certs, ncerts);
-		certs = NULL;
-		ncerts = 0;
+		/* Only one generation's responder lock at a time: make or
+		 * renew it now, take it again below per signature. */
+		signer_setup(h, st, p.iss[i], p.gens[i].key_type,
+		    ca->ocsp_signer, 1, &p.sg[i], &p.locked[i]);
+		signer_release(p.locked[i]);
+		p.locked[i] = 0;
 	}
-	/* Refresh what is due, for either CertID hash. An unknown is left
-	 * to lapse: the next request for it signs it again, rate-limited. */
-	if (budget > 0 && ocsp_cache_due(c, now + OCSP_REFRESH, budget, &due,
-	    &ndue, &e) == 0) {
-		for (size_t k = 0; k < ndue; k++) {
-			size_t g;
+	/* The responders are in memory now; hold the table while signing
+	 * (renewal by another worker waits for this job). */
+	if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
+		pthread_mutex_lock(&responders_lock);
+	for (size_t i = 0; i < p.ngens; i++) {
+		struct responder *r = NULL;
 
-			if (due[k].status == V_OCSP_CERTSTATUS_UNKNOWN)
-				continue;
-			for (g = 0; g < ngens && gens[g].id != due[k].gen_id; g++)
-				;
-			if (g == ngens || iss[g] == NULL)
-				continue;
-			memset(&rec, 0, sizeof(rec));
-			if (store_get_cert(st, due[k].gen_id, due[k].serial,
-			    &rec, &e) == 0) {
-				signer_of(h, iss[g], &sg);
-				budget--;
-				if (sign_put(&sg, c, &rec, due[k].id_nid ==
-				    NID_sha256 ? EVP_sha256() : NULL, now, NULL,
-				    NULL, &e) == 0)
-					signed_n++;
-				else
-					log_warnx("OCSP: serial %s: %s",
-					    rec.serial, e.msg);
-			}
-			store_cert_free_fields(&rec);
+		if (p.iss[i] == NULL)
+			continue;
+		if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER &&
+		    responder_get(h, st, p.iss[i], NULL, p.now, 0, &r,
+		    &e) != 0)
+			r = NULL;
+		signer_of(h, p.iss[i], r, &p.sg[i]);
+	}
+
+	ret = store_ocsp_changes(st, job->cursor[0], OCSP_CHANGES_ROWS,
+	    presign_one, &p, &last, &n, &e);
+	if (ret != 0 && ret != PRESIGN_STOP) {
+		if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
+			pthread_mutex_unlock(&responders_lock);
+		goto fail;
+	}
+	job->cursor[0] = last;
+	job->more = ret == PRESIGN_STOP || n == OCSP_CHANGES_ROWS;
+	if (!job->more) {
+		ret = store_ocsp_walk(st, job->cursor[1], OCSP_WALK_ROWS,
+		    presign_one, &p, &last, &n, &e);
+		if (ret != 0 && ret != PRESIGN_STOP) {
+			if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
+				pthread_mutex_unlock(&responders_lock);
+			goto fail;
+		}
+		job->cursor[1] = last;
+		job->more = ret == PRESIGN_STOP;
+		if (ret == 0 && n < OCSP_WALK_ROWS) {
+			job->cursor[1] = 0;	/* around again next time */
+			job->swept = 1;
 		}
 	}
-	job->more = budget == 0;
-	job->crl_number = (int64_t)signed_n;
+	if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
+		pthread_mutex_unlock(&responders_lock);
+	/* What was read of the change log is not needed again. */
+	if (job->cursor[0] > 0 &&
+	    store_ocsp_changes_forget(st, job->cursor[0], &e) != 0)
+		log_warnx("OCSP: %s", e.msg);
+	ocsp_cache_expire_unknowns(c, p.now);
+	job->crl_number = (int64_t)p.signed_n;
 	job->status = 200;
 	goto out;
 fail:
 	job->status = 500;
 	snprintf(job->reason, sizeof(job->reason), "%s", e.msg);
 out:
-	free(due);
-	store_certs_free(certs, ncerts);
-	for (size_t i = 0; iss != NULL && i < ngens; i++)
-		issuer_free(iss[i]);
-	free(iss);
-	store_generations_free(gens, ngens);
+	for (size_t i = 0; p.iss != NULL && i < p.ngens; i++)
+		issuer_free(p.iss[i]);
+	free(p.iss);
+	free(p.sg);
+	free(p.locked);
+	store_generations_free(p.gens, p.ngens);
 }
 
 /* SIGNER_OCSP_UNKNOWN: the response to a miss for (gen_id, serial):
@@ -260,6 +547,7 @@ static void
 ocsp_job_miss(struct hsm *h, struct store *st, struct ocsp_cache *c,
     struct signer_job *job)
 {
+	const struct config_ca *ca = &job->rt->cfg->ca;
 	struct store_generation g;
 	struct store_cert rec;
 	struct issuer *iss = NULL;
@@ -269,24 +557,28 @@ ocsp_job_miss(struct hsm *h, struct store *st, struct ocsp_cache *c,
 	unsigned char *der = NULL;
 	size_t len = 0;
 	time_t now = clock_now();
-	int ret;
+	int64_t validity = ca->ocsp_validity > 0 ? ca->ocsp_validity :
+	    OCSP_VALIDITY_DEFAULT;
+	int ret, locked = 0;
 
 	memset(&g, 0, sizeof(g));
 	memset(&rec, 0, sizeof(rec));
 	err_clear(&e);
 	if (store_get_generation(st, job->gen_id, &g, &e) != 0 ||
-	    issuer_open(h, st, &g, &job->rt->cfg->ca, &iss, &e) != 0 ||
+	    issuer_open(h, st, &g, ca, &iss, &e) != 0 ||
 	    ocsp_cache_add_issuer(c, g.id, iss->cert, &e) != 0)
 		goto fail;
-	signer_of(h, iss, &sg);
+	signer_setup(h, st, iss, g.key_type, ca->ocsp_signer, 1, &sg,
+	    &locked);
 	ret = store_get_cert(st, job->gen_id, job->serial, &rec, &e);
 	if (ret == 0 && (rec.status == STORE_CERT_VALID ||
 	    rec.status == STORE_CERT_REVOKED)) {
-		if (sign_put(&sg, c, &rec, id_md, now, &der, &len, &e) != 0)
+		if (sign_put(&sg, c, &rec, id_md, now, validity, &der, &len,
+		    &e) != 0)
 			goto fail;
 	} else if (ret == 0 || ret == HSMCA_ERR_NOT_FOUND) {
-		if (ocsp_unknown(&sg, job->serial, id_md, now, OCSP_VALIDITY,
-		    &der, &len, &e) != 0 || ocsp_cache_put(c, der, len, &e) != 0)
+		if (ocsp_unknown(&sg, job->serial, id_md, now, validity, &der,
+		    &len, &e) != 0 || ocsp_cache_put(c, der, len, &e) != 0)
 			goto fail;
 	} else
 		goto fail;
@@ -302,6 +594,7 @@ fail:
 	job->status = 500;
 	snprintf(job->reason, sizeof(job->reason), "%s", e.msg);
 out:
+	signer_release(locked);
 	OPENSSL_free(der);
 	issuer_free(iss);
 	store_cert_free_fields(&rec);
@@ -322,14 +615,18 @@ ocsp_job_run(struct hsm *h, struct store *st, struct ocsp_cache *c,
 }
 
 /* Right after issuance: the new certificate's response, one more
- * signature, so it is answered from memory at once. */
+ * signature, so it is answered from memory at once. The responder is
+ * used if it is in memory; making one is left to the next job (an
+ * enrollment does not wait for a key generation). */
 void
 ocsp_issued(struct hsm *h, struct issuer *iss, struct ocsp_cache *c,
     const char *serial)
 {
 	struct ocsp_signer sg;
 	struct store_cert rec;
+	struct responder *r = NULL;
 	struct hsmca_err e;
+	int locked = 0, mode = responder_mode;
 
 	if (c == NULL)
 		return;
@@ -338,11 +635,27 @@ ocsp_issued(struct hsm *h, struct issuer *iss, struct ocsp_cache *c,
 	snprintf(rec.serial, sizeof(rec.serial), "%s", serial);
 	rec.status = STORE_CERT_VALID;
 	rec.revoke_reason = -1;
-	signer_of(h, iss, &sg);
+	if (mode == CONFIG_OCSP_SIGNER_RESPONDER) {
+		/* A job holds the table while it signs: rather than wait,
+		 * leave this one to the next job (the change log has it). */
+		if (pthread_mutex_trylock(&responders_lock) != 0)
+			return;
+		if (responder_get(h, NULL, iss, NULL, clock_now(), 0, &r,
+		    &e) != 0) {
+			pthread_mutex_unlock(&responders_lock);
+			return;	/* the next job signs it with the responder */
+		}
+		locked = 1;
+		signer_of(h, iss, r, &sg);
+	} else
+		signer_of(h, iss, NULL, &sg);
+	/* The validity of the last job's config (a reload waits a tick). */
 	if (ocsp_cache_add_issuer(c, iss->gen_id, iss->cert, &e) != 0 ||
-	    sign_put(&sg, c, &rec, NULL, clock_now(), NULL, NULL, &e) != 0)
-		log_warnx("OCSP response for new serial %s (the next sweep "
+	    sign_put(&sg, c, &rec, NULL, clock_now(), current_validity, NULL,
+	    NULL, &e) != 0)
+		log_warnx("OCSP response for new serial %s (the next job "
 		    "retries): %s", serial, e.msg);
+	signer_release(locked);
 }
 
 /* ---- on the loop ---- */
@@ -357,46 +670,31 @@ presign_done(struct signer_job *job, void *arg)
 	d->ocsp_busy = 0;
 	if (job->status != 200)
 		log_warnx("OCSP pre-signing: %s", job->reason);
-	else if (job->crl_number > 0)
-		log_info("OCSP: %lld responses pre-signed, %zu held",
-		    (long long)job->crl_number, ocsp_cache_count(d->ocsp));
+	else {
+		if (job->crl_number > 0)
+			log_info("OCSP: %lld responses pre-signed, %zu held",
+			    (long long)job->crl_number,
+			    ocsp_cache_count(d->ocsp));
+		d->ocsp_changes_seen = job->cursor[0];
+		d->ocsp_walked = job->cursor[1];
+		if (job->swept)
+			d->ocsp_swept = clock_now();
+	}
 	d->ocsp_more = job->status == 200 && job->more;
 	signer_job_free(job);
 	if (d->ocsp_more)
 		ocsp_tick(-1, 0, d);
 }
 
-/* Certificates valid and revoked, over every generation: a change means
- * an issuance or a revocation the cache has not seen. */
-static void
-store_counts(struct hsmcad *d, int64_t *valid, int64_t *revoked)
-{
-	struct store_cert_filter f;
-
-	memset(&f, 0, sizeof(f));
-	f.expired = -1;
-	f.status = STORE_CERT_VALID;
-	if (store_count_certs(d->st, &f, valid, NULL) != 0)
-		*valid = -1;
-	f.status = STORE_CERT_REVOKED;
-	if (store_count_certs(d->st, &f, revoked, NULL) != 0)
-		*revoked = -1;
-}
-
+/* Every tick: a job, unless one is out. Its work is bounded (see the
+ * top), so the loop never looks at the store itself. */
 static void
 ocsp_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct hsmcad *d = arg;
 	struct signer_job *job;
-	int64_t valid = -1, revoked = -1;
-	time_t now = clock_now();
 
 	if (d->draining || d->ocsp_busy)
-		return;
-	store_counts(d, &valid, &revoked);
-	if (!d->ocsp_more && valid == d->ocsp_valid_seen &&
-	    revoked == d->ocsp_revoked_seen && valid >= 0 && revoked >= 0 &&
-	    now < d->ocsp_swept + OCSP_SWEEP_SEC)
 		return;
 	if ((job = calloc(1, sizeof(*job))) == NULL)
 		return;
@@ -404,10 +702,9 @@ ocsp_tick(evutil_socket_t fd, short what, void *arg)
 	job->rt = runtime_ref(d->rt);
 	job->done = presign_done;
 	job->arg = d;
+	job->cursor[0] = d->ocsp_changes_seen;
+	job->cursor[1] = d->ocsp_walked;
 	d->ocsp_busy = 1;
-	d->ocsp_valid_seen = valid;
-	d->ocsp_revoked_seen = revoked;
-	d->ocsp_swept = now;
 	signer_submit(d->signer, job);
 }
 
@@ -422,7 +719,10 @@ ocsp_serve_start(struct hsmcad *d, struct hsmca_err *e)
 	signer_set_ocsp(d->signer, d->ocsp);
 	d->ocsp_tokens = OCSP_UNKNOWN_RATE;
 	clock_gettime(CLOCK_MONOTONIC, &d->ocsp_refill);
-	d->ocsp_valid_seen = d->ocsp_revoked_seen = -1;
+	d->ocsp_changes_seen = 0;
+	d->ocsp_walked = 0;
+	current_validity = d->rt->cfg->ca.ocsp_validity;
+	responder_mode = d->rt->cfg->ca.ocsp_signer;
 	if ((d->ocsp_ev = event_new(d->base, -1, EV_PERSIST, ocsp_tick,
 	    d)) == NULL || event_add(d->ocsp_ev, &tv) != 0)
 		return err_set(e, HSMCA_ERR_INTERNAL, "OCSP timer");
@@ -439,6 +739,7 @@ ocsp_serve_stop(struct hsmcad *d)
 	d->ocsp_ev = NULL;
 	ocsp_cache_free(d->ocsp);
 	d->ocsp = NULL;
+	responders_free();
 }
 
 /* One token per signature for a miss, OCSP_UNKNOWN_RATE a second. */
@@ -584,6 +885,32 @@ answer(struct hsmcad *d, struct evhttp_request *req, const unsigned char *r,
 	signer_submit(d->signer, job);
 }
 
+int
+ocsp_get_request(const char *enc, unsigned char *buf, size_t size,
+    size_t *n)
+{
+	char *b64;
+	size_t blen;
+	int dn;
+
+	if ((b64 = evhttp_uridecode(enc, 0, &blen)) == NULL)
+		return OCSP_RESPONSE_STATUS_INTERNALERROR;
+	if (blen == 0 || blen % 4 != 0 || blen / 4 * 3 > size ||
+	    (dn = EVP_DecodeBlock(buf, (unsigned char *)b64,
+	    (int)blen)) < 0) {
+		free(b64);
+		return OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
+	}
+	/* EVP_DecodeBlock counts the padding as data. */
+	if (b64[blen - 1] == '=')
+		dn--;
+	if (b64[blen - 2] == '=')
+		dn--;
+	free(b64);
+	*n = (size_t)dn;
+	return 0;
+}
+
 /* POST /ocsp (application/ocsp-request) and GET /ocsp/<base64 DER,
  * URL-encoded> (RFC 6960 Appendix A). */
 void
@@ -594,9 +921,8 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *in;
 	unsigned char buf[OCSP_REQUEST_MAX_BYTES + 3];
-	char *b64 = NULL;
-	size_t n, blen;
-	int dn;
+	size_t n;
+	int status;
 
 	if (d->ocsp == NULL) {
 		plain(req, 404, "Not Found", "no OCSP responder");
@@ -623,27 +949,14 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 	}
 	if (cmd == EVHTTP_REQ_GET && strncmp(uri, "/ocsp/", 6) == 0) {
 		/* The whole rest is the request: base64 may hold '/'. */
-		if ((b64 = evhttp_uridecode(uri + 6, 0, &blen)) == NULL) {
-			reply_error(req, OCSP_RESPONSE_STATUS_INTERNALERROR,
-			    "internalError");
+		if ((status = ocsp_get_request(uri + 6, buf, sizeof(buf),
+		    &n)) != 0) {
+			reply_error(req, status, status ==
+			    OCSP_RESPONSE_STATUS_INTERNALERROR ?
+			    "internalError" : "malformedRequest");
 			return;
 		}
-		if (blen == 0 || blen % 4 != 0 ||
-		    blen / 4 * 3 > sizeof(buf) ||
-		    (dn = EVP_DecodeBlock(buf, (unsigned char *)b64,
-		    (int)blen)) < 0) {
-			free(b64);
-			reply_error(req, OCSP_RESPONSE_STATUS_MALFORMEDREQUEST,
-			    "malformedRequest");
-			return;
-		}
-		/* EVP_DecodeBlock counts the padding as data. */
-		if (b64[blen - 1] == '=')
-			dn--;
-		if (b64[blen - 2] == '=')
-			dn--;
-		free(b64);
-		answer(d, req, buf, (size_t)dn);
+		answer(d, req, buf, n);
 		return;
 	}
 	plain(req, 405, "Method Not Allowed",

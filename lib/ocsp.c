@@ -135,25 +135,33 @@ out:
 	return ret;
 }
 
-int
-ocsp_responder_cert_make(struct hsm *h, X509 *issuer, EVP_PKEY *issuer_key,
-    const EVP_MD *md, EVP_PKEY *responder_pub, const char *subject,
-    time_t now, int64_t validity, X509 **out, struct hsmca_err *e)
+void
+ocsp_responder_profile(struct profile *prof)
 {
-	struct profile prof;
+	memset(prof, 0, sizeof(*prof));
+	prof->name = (char *)OCSP_RESPONDER_PROFILE;
+	prof->key_usage = PROFILE_KU_DIGITAL_SIGNATURE;
+	prof->ext_key_usage = PROFILE_EKU_OCSP_SIGNING;
+	prof->is_ca = 0;
+	prof->pathlen = -1;
+}
+
+int
+ocsp_responder_tbs(X509 *issuer, EVP_PKEY *responder_pub,
+    const char *subject, time_t now, int64_t validity, X509 **out,
+    struct hsmca_err *e)
+{
 	X509 *x = NULL;
 	X509_NAME *name = NULL;
-	ASN1_INTEGER *serial = NULL;
 	ASN1_NULL *nocheck = NULL;
 	X509V3_CTX ctx;
-	char hex[SERIAL_HEX_MAX];
 	time_t nb, na, inb, ina;
 	int ret = HSMCA_ERR_INTERNAL;
 
 	*out = NULL;
-	if (issuer == NULL || issuer_key == NULL || responder_pub == NULL)
+	if (issuer == NULL || responder_pub == NULL)
 		return err_set(e, HSMCA_ERR_ARG, "OCSP responder certificate "
-		    "without an issuer, its key or a responder key");
+		    "without an issuer or a responder key");
 	if (validity == 0)
 		validity = OCSP_RESPONDER_VALIDITY_DEFAULT;
 	if (validity < 0 || validity > OCSP_RESPONDER_VALIDITY_MAX)
@@ -169,13 +177,11 @@ ocsp_responder_cert_make(struct hsm *h, X509 *issuer, EVP_PKEY *issuer_key,
 		return err_set(e, HSMCA_ERR_CA_STATE, "the issuer is not valid "
 		    "at this time: no OCSP responder certificate under it");
 
-	if ((ret = responder_subject(issuer, subject, &name, e)) != 0 ||
-	    (ret = serial_generate(&serial, hex, e)) != 0)
+	if ((ret = responder_subject(issuer, subject, &name, e)) != 0)
 		goto out;
 	ret = HSMCA_ERR_INTERNAL;
 	if ((x = X509_new()) == NULL ||
 	    !X509_set_version(x, X509_VERSION_3) ||
-	    !X509_set_serialNumber(x, serial) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(issuer)) ||
 	    !X509_set_subject_name(x, name) ||
 	    ASN1_TIME_set(X509_getm_notBefore(x), nb) == NULL ||
@@ -204,24 +210,48 @@ ocsp_responder_cert_make(struct hsm *h, X509 *issuer, EVP_PKEY *issuer_key,
 	}
 	if ((ret = issue_add_identifiers(x, issuer, NULL, NULL, e)) != 0)
 		goto out;
-
-	/* The checks every issued certificate passes, against what a
-	 * responder certificate must say. */
-	memset(&prof, 0, sizeof(prof));
-	prof.name = (char *)"ocsp-responder";
-	prof.key_usage = PROFILE_KU_DIGITAL_SIGNATURE;
-	prof.ext_key_usage = PROFILE_EKU_OCSP_SIGNING;
-	prof.is_ca = 0;
-	prof.pathlen = -1;
-	if ((ret = lint_presign(x, issuer, &prof, e)) != 0)
-		goto out;
-
-	ret = issue_sign(h, x, issuer_key, md, issuer, out, e);
+	*out = x;
+	x = NULL;
+	ret = 0;
 out:
 	X509_free(x);
 	X509_NAME_free(name);
-	ASN1_INTEGER_free(serial);
 	ASN1_NULL_free(nocheck);
+	return ret;
+}
+
+int
+ocsp_responder_cert_make(struct hsm *h, X509 *issuer, EVP_PKEY *issuer_key,
+    const EVP_MD *md, EVP_PKEY *responder_pub, const char *subject,
+    time_t now, int64_t validity, X509 **out, struct hsmca_err *e)
+{
+	struct profile prof;
+	X509 *x = NULL;
+	ASN1_INTEGER *serial = NULL;
+	char hex[SERIAL_HEX_MAX];
+	int ret;
+
+	*out = NULL;
+	if (issuer_key == NULL)
+		return err_set(e, HSMCA_ERR_ARG, "OCSP responder certificate "
+		    "without the issuer's key");
+	if ((ret = ocsp_responder_tbs(issuer, responder_pub, subject, now,
+	    validity, &x, e)) != 0 ||
+	    (ret = serial_generate(&serial, hex, e)) != 0)
+		goto out;
+	if (!X509_set_serialNumber(x, serial)) {
+		ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "serial");
+		goto out;
+	}
+	/* The checks every issued certificate passes, against what a
+	 * responder certificate must say. */
+	ocsp_responder_profile(&prof);
+	if ((ret = lint_presign(x, issuer, &prof, e)) != 0)
+		goto out;
+	ret = issue_sign(h, x, issuer_key, md, issuer, out, e);
+out:
+	X509_free(x);
+	ASN1_INTEGER_free(serial);
 	return ret;
 }
 
@@ -495,6 +525,8 @@ struct ocsp_entry {
 	uint64_t		 hash;
 	size_t			 issuer;	/* index into issuers */
 	int			 status;	/* V_OCSP_CERTSTATUS_* */
+	int			 reason;	/* revoked: OCSP_REVOKED_STATUS_* */
+	time_t			 revoked_at;
 	time_t			 this_update;	/* the latest put */
 	size_t			 serial_len;
 	unsigned char		 serial[OCSP_SERIAL_MAX_OCTETS];
@@ -506,6 +538,7 @@ struct ocsp_cache {
 	struct ocsp_entry	**buckets;
 	size_t			 nbuckets;	/* a power of two */
 	size_t			 count;
+	size_t			 unknowns;	/* entries of status unknown */
 	struct ocsp_issuer	*issuers;
 	size_t			 nissuers;
 };
@@ -732,11 +765,11 @@ ocsp_cache_put(struct ocsp_cache *c, const unsigned char *der, size_t len,
 	OCSP_RESPONSE *r = NULL;
 	OCSP_BASICRESP *bs = NULL;
 	OCSP_SINGLERESP *single;
-	ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL;
+	ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
 	struct ocsp_entry *en = NULL, *fresh = NULL;
 	struct ocsp_key k;
 	unsigned char *copy = NULL;
-	time_t tu, nu;
+	time_t tu, nu, rt = 0;
 	int status, reason, locked = 0, ret = HSMCA_ERR_ARG;
 
 	if (der == NULL || len == 0 || len > LONG_MAX ||
@@ -750,11 +783,12 @@ ocsp_cache_put(struct ocsp_cache *c, const unsigned char *der, size_t len,
 		goto out;
 	}
 	single = OCSP_resp_get0(bs, 0);
-	status = OCSP_single_get0_status(single, &reason, NULL, &thisupd,
+	status = OCSP_single_get0_status(single, &reason, &revtime, &thisupd,
 	    &nextupd);
 	if (status < 0 || thisupd == NULL || nextupd == NULL ||
 	    (tu = issue_asn1_time(thisupd)) == -1 ||
-	    (nu = issue_asn1_time(nextupd)) == -1) {
+	    (nu = issue_asn1_time(nextupd)) == -1 ||
+	    (revtime != NULL && (rt = issue_asn1_time(revtime)) == -1)) {
 		err_set(e, ret, "a pre-signed OCSP response needs thisUpdate "
 		    "and nextUpdate");
 		goto out;
@@ -773,7 +807,14 @@ ocsp_cache_put(struct ocsp_cache *c, const unsigned char *der, size_t len,
 		    "does not hold, or a CertID it does not answer");
 		goto out;
 	}
+	if (status != V_OCSP_CERTSTATUS_REVOKED)
+		reason = -1;
 	if ((en = cache_find(c, &k)) == NULL) {
+		if (status == V_OCSP_CERTSTATUS_UNKNOWN &&
+		    c->unknowns >= OCSP_UNKNOWN_MAX) {
+			ret = 0;	/* answered, not kept */
+			goto out;
+		}
 		en = fresh;
 		fresh = NULL;
 		en->hash = k.hash;
@@ -781,12 +822,17 @@ ocsp_cache_put(struct ocsp_cache *c, const unsigned char *der, size_t len,
 		en->serial_len = k.serial_len;
 		memcpy(en->serial, k.serial, k.serial_len);
 		en->status = status;
+		en->reason = reason;
+		en->revoked_at = rt;
 		en->this_update = tu;
 		en->next = c->buckets[k.hash & (c->nbuckets - 1)];
 		c->buckets[k.hash & (c->nbuckets - 1)] = en;
 		c->count++;
+		if (status == V_OCSP_CERTSTATUS_UNKNOWN)
+			c->unknowns++;
 		cache_grow(c);
-	} else if (status != en->status) {
+	} else if (status != en->status || reason != en->reason ||
+	    rt != en->revoked_at) {
 		/* A response signed before the status changed must not
 		 * undo the change it did not see. */
 		if (tu < en->this_update) {
@@ -798,7 +844,13 @@ ocsp_cache_put(struct ocsp_cache *c, const unsigned char *der, size_t len,
 			OPENSSL_free(en->slot[i].der);
 			memset(&en->slot[i], 0, sizeof(en->slot[i]));
 		}
+		if (en->status == V_OCSP_CERTSTATUS_UNKNOWN)
+			c->unknowns--;
+		if (status == V_OCSP_CERTSTATUS_UNKNOWN)
+			c->unknowns++;
 		en->status = status;
+		en->reason = reason;
+		en->revoked_at = rt;
 	}
 	if (tu > en->this_update)
 		en->this_update = tu;
@@ -827,6 +879,110 @@ ocsp_cache_count(struct ocsp_cache *c)
 	n = c->count;
 	pthread_rwlock_unlock(&c->lock);
 	return n;
+}
+
+size_t
+ocsp_cache_unknowns(struct ocsp_cache *c)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&c->lock);
+	n = c->unknowns;
+	pthread_rwlock_unlock(&c->lock);
+	return n;
+}
+
+size_t
+ocsp_cache_expire_unknowns(struct ocsp_cache *c, time_t now)
+{
+	struct ocsp_entry **pp, *en;
+	size_t dropped = 0;
+	int live;
+
+	pthread_rwlock_wrlock(&c->lock);
+	for (size_t b = 0; b < c->nbuckets && c->unknowns > 0; b++)
+		for (pp = &c->buckets[b]; (en = *pp) != NULL; ) {
+			live = 0;
+			for (int i = 0; i < OCSP_ID_HASH_MAX; i++)
+				if (en->slot[i].der != NULL &&
+				    en->slot[i].next_update > now)
+					live = 1;
+			if (en->status != V_OCSP_CERTSTATUS_UNKNOWN || live) {
+				pp = &en->next;
+				continue;
+			}
+			*pp = en->next;
+			entry_free(en);
+			c->count--;
+			c->unknowns--;
+			dropped++;
+		}
+	pthread_rwlock_unlock(&c->lock);
+	return dropped;
+}
+
+/* The canonical hex of a serial into the bytes of a key; -1 if it is
+ * not one. */
+static int
+serial_key(const char *hex, struct ocsp_key *k)
+{
+	size_t len = strlen(hex);
+	int hi, lo;
+
+	if (len == 0 || len % 2 != 0 || len / 2 > OCSP_SERIAL_MAX_OCTETS)
+		return -1;
+	k->serial_len = 0;
+	for (size_t i = 0; i < len; i += 2) {
+		hi = OPENSSL_hexchar2int((unsigned char)hex[i]);
+		lo = OPENSSL_hexchar2int((unsigned char)hex[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		k->serial[k->serial_len++] = (unsigned char)(hi << 4 | lo);
+	}
+	/* "00" is serial 0: no octets, as certid_key makes it. */
+	while (k->serial_len > 0 && k->serial[0] == 0) {
+		memmove(k->serial, k->serial + 1, --k->serial_len);
+	}
+	return 0;
+}
+
+int
+ocsp_cache_needs(struct ocsp_cache *c, int64_t gen_id, const char *serial,
+    int status, int reason, time_t revoked_at, time_t before)
+{
+	const struct ocsp_entry *en;
+	struct ocsp_key k;
+	size_t i;
+	int need = OCSP_NEED_SHA1;
+
+	memset(&k, 0, sizeof(k));
+	if (serial_key(serial, &k) != 0)
+		return 0;
+	if (status != V_OCSP_CERTSTATUS_REVOKED) {
+		reason = -1;
+		revoked_at = 0;
+	} else if (reason <= 0)
+		reason = OCSP_REVOKED_STATUS_NOSTATUS;	/* left out */
+	pthread_rwlock_rdlock(&c->lock);
+	for (i = 0; i < c->nissuers && c->issuers[i].gen_id != gen_id; i++)
+		;
+	if (i == c->nissuers)
+		goto out;
+	k.issuer = i;
+	k.hash = key_hash(i, k.serial, k.serial_len);
+	if ((en = cache_find(c, &k)) == NULL || en->status != status ||
+	    en->reason != reason || en->revoked_at != revoked_at)
+		goto out;
+	need = 0;
+	if (en->slot[OCSP_ID_SHA1].der == NULL ||
+	    en->slot[OCSP_ID_SHA1].next_update <= before)
+		need |= OCSP_NEED_SHA1;
+	if (en->slot[OCSP_ID_SHA256].der != NULL &&
+	    en->slot[OCSP_ID_SHA256].next_update <= before)
+		need |= OCSP_NEED_SHA256;
+out:
+	pthread_rwlock_unlock(&c->lock);
+	return need;
 }
 
 static void

@@ -14,6 +14,7 @@
 
 #include "hsmca/err.h"
 #include "hsmca/hsm.h"
+#include "hsmca/profile.h"
 #include "hsmca/serial.h"
 #include "hsmca/store.h"
 
@@ -41,6 +42,24 @@ struct ocsp_signer {
 	const EVP_MD	*md;	/* NULL for Ed25519 */
 	struct hsm	*h;	/* NULL for a software key (tests) */
 };
+
+/* Renew a responder certificate when less than this is left of it: more
+ * than the longest response it signs (OCSP_VALIDITY_MAX), so no response
+ * outlives the certificate that signed it. */
+#define OCSP_RESPONDER_RENEW_BEFORE	((int64_t)10 * 86400)
+
+/* Signed unknown responses the cache keeps at most: a client may ask for
+ * any number of random serials. Beyond it an unknown response is still
+ * answered, but not kept. */
+#define OCSP_UNKNOWN_MAX	10000
+
+/* The TBS of a delegated responder certificate (everything below but the
+ * serial), and the profile it is linted against: for issue_finish, which
+ * gives it a serial, records it and its audit entry. */
+int	ocsp_responder_tbs(X509 *issuer, EVP_PKEY *responder_pub,
+	    const char *subject, time_t now, int64_t validity, X509 **out,
+	    struct hsmca_err *e);
+void	ocsp_responder_profile(struct profile *prof);
 
 /* Build a delegated responder certificate for issuer's generation and
  * sign it with issuer_key (issue_sign: lint, verify-after-sign). The
@@ -83,6 +102,10 @@ int	ocsp_error(int status, unsigned char **der, size_t *len,
 /* Pre-signed responses keyed by (generation, serial), one per CertID
  * hash (SHA-1, SHA-256). One writer and any number of readers at once
  * (a rwlock); lookups are O(1). */
+/* The profile name a delegated responder's certificate is recorded with:
+ * hsmca's own, never one a device holds. */
+#define OCSP_RESPONDER_PROFILE	"ocsp-responder"
+
 struct ocsp_cache;
 
 int	ocsp_cache_new(struct ocsp_cache **out, struct hsmca_err *e);
@@ -98,8 +121,23 @@ int	ocsp_cache_add_issuer(struct ocsp_cache *c, int64_t gen_id,
  * ever served for one certificate. */
 int	ocsp_cache_put(struct ocsp_cache *c, const unsigned char *der,
 	    size_t len, struct hsmca_err *e);
-/* Entries (and responses) held. */
+/* Entries (and responses) held; of them, unknown. */
 size_t	ocsp_cache_count(struct ocsp_cache *c);
+size_t	ocsp_cache_unknowns(struct ocsp_cache *c);
+/* Drop the unknown entries whose every response has expired at now;
+ * returns how many. */
+size_t	ocsp_cache_expire_unknowns(struct ocsp_cache *c, time_t now);
+
+/* Which responses of a certificate need signing (OCSP_NEED_*): the
+ * SHA-1 one if it is missing, says another status, reason or revocation
+ * time than given, or its nextUpdate is at or before before; the
+ * SHA-256 one (made on demand) if it is held and due. The issuer must
+ * have been added. */
+#define OCSP_NEED_SHA1		0x01
+#define OCSP_NEED_SHA256	0x02
+int	ocsp_cache_needs(struct ocsp_cache *c, int64_t gen_id,
+	    const char *serial, int status, int reason, time_t revoked_at,
+	    time_t before);
 
 /* A response to refresh: its nextUpdate is near. */
 struct ocsp_due {

@@ -1,9 +1,12 @@
 #!/bin/sh
 # The OCSP responder in hsmcad, with `openssl ocsp` as the client: good,
-# revoked (reason and time) and unknown; malformed requests; POST and GET.
-# Responses are signed by the CA key (delegated responder certificates
-# come later). One CA generation only: a second one (hsmca ca import, as
-# in ca-external.t) is not tested yet.
+# revoked (reason and time) and unknown, for two generations; malformed
+# requests; POST and GET. First with delegated responder certificates
+# (the default, [ca] ocsp-signer = responder): one per generation, its
+# key generated in the token, included in every response and checked as
+# a relying party would; then hsmcad restarted with ocsp-signer = ca and
+# ocsp-validity = 8h. Last, the responder certificate is renewed when
+# its end is near (HSMCA_NOW).
 . "$top_srcdir/tests/integration/lib.sh"
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
 
@@ -47,7 +50,29 @@ ask() {
 }
 i=0; until ask good -cert "$WORK/dev1.pem" && grep -q ": good" "$WORK/good.ocsp" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
 check "the first certificate is good" grep -q "dev1.pem: good" "$WORK/good.ocsp"
-check "the response verifies against the chain (CA key signs)" grep -q "Response verify OK" "$WORK/good.ocsp"
+check "the response verifies against the chain" grep -q "Response verify OK" "$WORK/good.ocsp"
+# The delegated responder: a certificate in the response, issued by
+# generation 2, for OCSP signing only, with ocsp-nocheck.
+sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$WORK/good.ocsp" >"$WORK/responder.pem"
+check "the response carries a responder certificate" test -s "$WORK/responder.pem"
+openssl x509 -in "$WORK/responder.pem" -noout -text >"$WORK/responder.txt" 2>&1
+check "issued by generation 2" sh -c "openssl x509 -in '$WORK/responder.pem' -noout -issuer | grep -q 'hsmca Test Device CA ocsp'"
+check "for OCSP signing" grep -q "OCSP Signing" "$WORK/responder.txt"
+check "with id-pkix-ocsp-nocheck" grep -q "OCSP No Check" "$WORK/responder.txt"
+check "key usage digitalSignature only, critical" sh -c "grep -A1 'Key Usage: critical' '$WORK/responder.txt' | grep -qx ' *Digital Signature'"
+nb=$(date -d "$(openssl x509 -in "$WORK/responder.pem" -noout -startdate | sed 's/notBefore=//')" +%s)
+na=$(date -d "$(openssl x509 -in "$WORK/responder.pem" -noout -enddate | sed 's/notAfter=//')" +%s)
+check "valid 30 days" test $((na - nb)) -eq $((30 * 86400))
+check "openssl verify: the responder chains to the root (purpose ocsphelper)" \
+	openssl verify -purpose ocsphelper -CAfile "$CADIR/root.pem" -untrusted "$WORK/gen2.pem" "$WORK/responder.pem"
+cat "$WORK/responder.pem" "$WORK/gen2.pem" >"$WORK/responder-chain.pem"
+check "certtool verifies the responder chain to the root" sh -c "certtool --verify --load-ca-certificate '$CADIR/root.pem' --infile '$WORK/responder-chain.pem' </dev/null 2>&1 | grep -q 'Chain verification output: Verified'"
+check "the responder key is in the token, recorded with its certificate" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 2 AND key_uri LIKE '%object=ocsp-gen2%'")" = 1
+check "and the certificate issued like any other (profile ocsp-responder)" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE issuer_id = 2 AND profile = 'ocsp-responder' AND status = 'valid'")" = 1
+check "the responder key is a private, sensitive token object" \
+	sh -c "pkcs11-tool --module '$SOFTHSM_MODULE' --token-label ocsp --login --pin 'user-pin-ocsp' --list-objects --type privkey 2>/dev/null | grep -q 'label: *ocsp-gen2'"
 tu=$(date -d "$(sed -n 's/^ *This Update: //p' "$WORK/good.ocsp" | head -1)" +%s)
 nu=$(date -d "$(sed -n 's/^ *Next Update: //p' "$WORK/good.ocsp" | head -1)" +%s)
 check "its validity is one day" test $((nu - tu)) -eq 86400
@@ -69,6 +94,8 @@ openssl ocsp -issuer "$WORK/gen3.pem" -serial 0x0123abcd -url "$OCSP_URL" \
 	-CAfile "$WORK/chain3.pem" -resp_text >"$WORK/gen3.ocsp" 2>&1
 check "generation 3: a serial it never issued is unknown, verified" \
 	sh -c "grep -q '0x0123abcd: unknown' '$WORK/gen3.ocsp' && grep -q 'Response verify OK' '$WORK/gen3.ocsp'"
+check "generation 3 has a responder of its own" \
+	sh -c "sed -n '/BEGIN CERT/,/END CERT/p' '$WORK/gen3.ocsp' | openssl x509 -noout -issuer | grep -q 'Uploaded Intermediate'"
 serial1=$(openssl x509 -in "$WORK/dev1.pem" -noout -serial | sed 's/serial=//')
 openssl ocsp -issuer "$WORK/gen3.pem" -serial "0x$serial1" -url "$OCSP_URL" \
 	-CAfile "$WORK/chain3.pem" -resp_text >"$WORK/gen3b.ocsp" 2>&1
@@ -127,5 +154,55 @@ check "some signed ($(grep -c successful "$WORK/burst.txt")), the rest tryLater 
 
 check "the log shows pre-signing at work" grep -q "responses pre-signed" "$CADIR/hsmcad.log"
 check "hsmcad is still running" kill -0 "$HSMCAD_PID"
+hsmcad_stop
+
+# ---- the same questions, the CA key signing ----
+cp "$CONF" "$WORK/conf.orig"
+sed -i 's|^\[ca\]|[ca]\nocsp-validity = 1h|' "$CONF"
+expect_fail "ocsp-validity under 8h is refused" 1 "ocsp-validity" hsmca config check
+cp "$WORK/conf.orig" "$CONF"
+sed -i 's|^\[ca\]|[ca]\nocsp-signer = hsm|' "$CONF"
+expect_fail "ocsp-signer other than responder or ca is refused" 1 "ocsp-signer must be responder" hsmca config check
+cp "$WORK/conf.orig" "$CONF"
+sed -i 's|^\[ca\]|[ca]\nocsp-signer = ca\nocsp-validity = 8h|' "$CONF"
+hsmcad_start
+OCSP_URL="http://127.0.0.1:$HTTP_PORT/ocsp"
+i=0; until ask cgood -cert "$WORK/dev1.pem" && grep -q ": good" "$WORK/cgood.ocsp" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+check "CA key: the first certificate is good, verified" \
+	sh -c "grep -q 'dev1.pem: good' '$WORK/cgood.ocsp' && grep -q 'Response verify OK' '$WORK/cgood.ocsp'"
+check "with no certificate in the response" sh -c "! grep -q 'BEGIN CERTIFICATE' '$WORK/cgood.ocsp'"
+tu=$(date -d "$(sed -n 's/^ *This Update: //p' "$WORK/cgood.ocsp" | head -1)" +%s)
+nu=$(date -d "$(sed -n 's/^ *Next Update: //p' "$WORK/cgood.ocsp" | head -1)" +%s)
+check "valid 8 hours (ocsp-validity)" test $((nu - tu)) -eq 28800
+ask crev -cert "$WORK/dev2.pem"
+check "CA key: revoked, keyCompromise, verified" \
+	sh -c "grep -q 'dev2.pem: revoked' '$WORK/crev.ocsp' && grep -q 'Reason: keyCompromise' '$WORK/crev.ocsp' && grep -q 'Response verify OK' '$WORK/crev.ocsp'"
+ask cunknown -serial 0x0badc0de
+check "CA key: unknown, verified" \
+	sh -c "grep -q '0x0badc0de: unknown' '$WORK/cunknown.ocsp' && grep -q 'Response verify OK' '$WORK/cunknown.ocsp'"
+openssl ocsp -issuer "$WORK/gen3.pem" -serial 0x0badc0de -url "$OCSP_URL" \
+	-CAfile "$WORK/chain3.pem" -resp_text >"$WORK/cgen3.ocsp" 2>&1
+check "CA key: generation 3 answers, signed by its own key" \
+	sh -c "grep -q '0x0badc0de: unknown' '$WORK/cgen3.ocsp' && grep -q 'Response verify OK' '$WORK/cgen3.ocsp' && ! grep -q 'BEGIN CERT' '$WORK/cgen3.ocsp'"
+check "no responder was made in this mode" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM ocsp_responder")" = 2
+hsmcad_stop
+
+# ---- renewal: 25 days later 5 of the 30 are left, under the 10 that
+# trigger a new responder certificate for the same token key ----
+cp "$WORK/conf.orig" "$CONF"
+HSMCA_NOW=$(( $(date +%s) + 25 * 86400 )); export HSMCA_NOW
+hsmcad_start
+OCSP_URL="http://127.0.0.1:$HTTP_PORT/ocsp"
+i=0; until [ "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 2")" = 2 ] || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+check "25 days on, generation 2's responder is renewed" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 2")" = 2
+check "for the same key" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(DISTINCT key_uri) FROM ocsp_responder WHERE issuer_id = 2")" = 1
+openssl ocsp -issuer "$WORK/gen2.pem" -cert "$WORK/dev1.pem" -url "$OCSP_URL" -noverify -resp_text >"$WORK/renewed.ocsp" 2>&1
+sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$WORK/renewed.ocsp" >"$WORK/responder2.pem"
+check "responses now carry the new certificate" \
+	sh -c "test -s '$WORK/responder2.pem' && ! cmp -s '$WORK/responder.pem' '$WORK/responder2.pem'"
+unset HSMCA_NOW
 hsmcad_stop
 done_testing

@@ -147,6 +147,18 @@ build(struct fixture *fx, time_t now, int64_t next, struct crl_info *info)
 	crl = d2i_X509_CRL(NULL, &p, (long)len);
 	assert_non_null(crl);
 	assert_ptr_equal(p, der + len);
+	/* The DER is written by hand: it must be exactly what OpenSSL
+	 * writes for the CRL it parsed (re-encoded, not its cached copy). */
+	{
+		unsigned char *re = NULL;
+		int relen;
+
+		assert_true(i2d_re_X509_CRL_tbs(crl, NULL) > 0);
+		relen = i2d_X509_CRL(crl, &re);
+		assert_int_equal(relen, (int)len);
+		assert_memory_equal(re, der, len);
+		OPENSSL_free(re);
+	}
 	OPENSSL_free(der);
 	assert_int_equal(X509_CRL_get_version(crl), 1);	/* v2 */
 	assert_int_equal(X509_CRL_verify(crl, fx->key), 1);
@@ -552,6 +564,67 @@ test_reason_names(void **state)
 	assert_int_equal(crl_reason_parse(NULL, &r, &e), HSMCA_ERR_ARG);
 }
 
+/* What the hand-written DER must get right beyond the common case: an
+ * RSA key (its AlgorithmIdentifier carries NULL parameters), every
+ * reason, a revocation after 2049 (GeneralizedTime), serial 0 and
+ * serials whose top bit is set. build() compares every byte with
+ * OpenSSL's own encoding of what it parsed. */
+static void
+test_encoding_edges(void **state)
+{
+	struct fixture *fx = *state;
+	struct crl_info info;
+	struct crl_signer saved = fx->signer;
+	EVP_PKEY *saved_key = fx->key;
+	X509 *saved_ca = fx->ca;
+	static const char *const serials[] = {
+		"00", "80", "ff00", "7fffffffffffffffffffffffffffffffffffffff",
+		"8000000000000000000000000000000000000001", "01", "02", "03",
+		"04", "05", "06", "09", "0a"
+	};
+	static const int reasons[] = { 1, 2, 3, 4, 5, 6, 9, 10, 0, 1, 2, 3, 4 };
+	const time_t late = (time_t)2556144000;	/* 2051-01-01 */
+	EVP_PKEY *rsa = tu_keygen("rsa:2048");
+	X509 *ca = tu_make_ca(rsa, "CN=RSA CRL CA", T0, late + 3650 * DAY);
+	X509_CRL *crl;
+	const X509_ALGOR *alg = NULL;
+	const ASN1_OBJECT *obj;
+	int ptype = -1, n = (int)(sizeof(serials) / sizeof(serials[0]));
+
+	fx->signer.gen_id = gen_add(fx->st, ca, "CN=RSA CRL CA");
+	fx->signer.cert = ca;
+	fx->signer.key = rsa;
+	fx->key = rsa;
+	fx->ca = ca;
+	for (int i = 0; i < n; i++) {
+		cert_add(fx->st, fx->signer.gen_id, serials[i],
+		    late + 3650 * DAY);
+		revoke(fx->st, fx->signer.gen_id, serials[i], reasons[i],
+		    i % 2 == 0 ? T0 + DAY : late + i);
+	}
+	crl = build(fx, late + DAY, 0, &info);
+	assert_int_equal(info.entries, (size_t)n);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), n);
+	X509_CRL_get0_signature(crl, NULL, &alg);
+	X509_ALGOR_get0(&obj, &ptype, NULL, alg);
+	assert_int_equal(OBJ_obj2nid(obj), NID_sha256WithRSAEncryption);
+	assert_int_equal(ptype, V_ASN1_NULL);
+	for (int i = 0; i < n; i++) {
+		X509_REVOKED *r = sk_X509_REVOKED_value(
+		    X509_CRL_get_REVOKED(crl), i);
+		const ASN1_TIME *t = X509_REVOKED_get0_revocationDate(r);
+
+		assert_int_equal(ASN1_STRING_type(t), asn1_time(t) >= late ?
+		    V_ASN1_GENERALIZEDTIME : V_ASN1_UTCTIME);
+	}
+	X509_CRL_free(crl);
+	fx->signer = saved;
+	fx->key = saved_key;
+	fx->ca = saved_ca;
+	X509_free(ca);
+	EVP_PKEY_free(rsa);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -565,6 +638,7 @@ main(void)
 		T(test_wrong_key_not_released),
 		T(test_no_crl_sign),
 		T(test_many_in_order),
+		T(test_encoding_edges),
 		cmocka_unit_test(test_reason_names),
 	};
 

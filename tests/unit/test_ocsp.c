@@ -1176,6 +1176,212 @@ test_concurrent(void **state)
 	OPENSSL_free(req);
 }
 
+/* What the pre-signing walk asks the cache: nothing for a response that
+ * says what the store says and is not due; the SHA-1 one again when it
+ * is due, or the status, reason or time differ; the SHA-256 one only
+ * once a client asked for it. */
+static void
+test_cache_needs(void **state)
+{
+	struct fixture *fx = *state;
+	X509 *l1 = leaf_add(fx, fx->gen_a, fx->ca_a, fx->key_a, "0c0c01");
+	unsigned char *der;
+	size_t len;
+	time_t rev = fx->now - HOUR;
+
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "0c0c01",
+	    V_OCSP_CERTSTATUS_GOOD, -1, 0, fx->now), OCSP_NEED_SHA1);
+	der = presign(fx, &fx->sign_a, fx->gen_a, "0c0c01", NULL, fx->now,
+	    &len);
+	put(fx, der, len);
+	OPENSSL_free(der);
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "0c0c01",
+	    V_OCSP_CERTSTATUS_GOOD, -1, 0, fx->now), 0);
+	/* due: nextUpdate (a day on) at or before the horizon */
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "0c0c01",
+	    V_OCSP_CERTSTATUS_GOOD, -1, 0, fx->now + DAY), OCSP_NEED_SHA1);
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "0c0c01",
+	    V_OCSP_CERTSTATUS_REVOKED, CRL_REASON_KEY_COMPROMISE, rev,
+	    fx->now), OCSP_NEED_SHA1);
+	/* another generation, an issuer never added, not a serial */
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_b, "0c0c01",
+	    V_OCSP_CERTSTATUS_GOOD, -1, 0, fx->now), OCSP_NEED_SHA1);
+	assert_int_equal(ocsp_cache_needs(fx->cache, 999, "0c0c01",
+	    V_OCSP_CERTSTATUS_GOOD, -1, 0, fx->now), OCSP_NEED_SHA1);
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "xyz",
+	    V_OCSP_CERTSTATUS_GOOD, -1, 0, fx->now), 0);
+	der = presign(fx, &fx->sign_a, fx->gen_a, "0c0c01", EVP_sha256(),
+	    fx->now, &len);
+	put(fx, der, len);
+	OPENSSL_free(der);
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "0c0c01",
+	    V_OCSP_CERTSTATUS_GOOD, -1, 0, fx->now + DAY),
+	    OCSP_NEED_SHA1 | OCSP_NEED_SHA256);
+
+	/* Revoked with a reason and a time: the same ones match, a
+	 * changed reason (a hold made permanent) does not. */
+	cert_revoke(fx, fx->gen_a, "0c0c01", CRL_REASON_CERTIFICATE_HOLD, rev);
+	der = presign(fx, &fx->sign_a, fx->gen_a, "0c0c01", NULL, fx->now,
+	    &len);
+	put(fx, der, len);
+	OPENSSL_free(der);
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "0c0c01",
+	    V_OCSP_CERTSTATUS_REVOKED, CRL_REASON_CERTIFICATE_HOLD, rev,
+	    fx->now), 0);
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "0c0c01",
+	    V_OCSP_CERTSTATUS_REVOKED, CRL_REASON_KEY_COMPROMISE, rev,
+	    fx->now), OCSP_NEED_SHA1);
+	assert_int_equal(ocsp_cache_needs(fx->cache, fx->gen_a, "0c0c01",
+	    V_OCSP_CERTSTATUS_REVOKED, CRL_REASON_CERTIFICATE_HOLD, rev + 1,
+	    fx->now), OCSP_NEED_SHA1);
+	X509_free(l1);
+}
+
+/* Random serials cannot grow the cache without bound: past
+ * OCSP_UNKNOWN_MAX unknown responses are answered but not kept, and
+ * expired ones are dropped. Known certificates are kept regardless. */
+static void
+test_unknown_cap(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	X509 *l1;
+	unsigned char *der;
+	char serial[SERIAL_HEX_MAX];
+	size_t len, before = ocsp_cache_count(fx->cache);
+
+	for (int i = 0; i < OCSP_UNKNOWN_MAX + 20; i++) {
+		snprintf(serial, sizeof(serial), "7e%06x", i);
+		assert_int_equal(ocsp_unknown(&fx->sign_a, serial, NULL,
+		    fx->now, 0, &der, &len, &e), 0);
+		put(fx, der, len);
+		OPENSSL_free(der);
+	}
+	assert_int_equal(ocsp_cache_unknowns(fx->cache), OCSP_UNKNOWN_MAX);
+	assert_int_equal(ocsp_cache_count(fx->cache), before +
+	    OCSP_UNKNOWN_MAX);
+	l1 = leaf_add(fx, fx->gen_a, fx->ca_a, fx->key_a, "0c0c02");
+	der = presign(fx, &fx->sign_a, fx->gen_a, "0c0c02", NULL, fx->now,
+	    &len);
+	put(fx, der, len);
+	OPENSSL_free(der);
+	assert_int_equal(ocsp_cache_count(fx->cache), before +
+	    OCSP_UNKNOWN_MAX + 1);
+	/* Not yet expired: nothing dropped; a day on, every unknown. */
+	assert_int_equal(ocsp_cache_expire_unknowns(fx->cache, fx->now), 0);
+	assert_int_equal(ocsp_cache_expire_unknowns(fx->cache,
+	    fx->now + DAY), OCSP_UNKNOWN_MAX);
+	assert_int_equal(ocsp_cache_unknowns(fx->cache), 0);
+	assert_int_equal(ocsp_cache_count(fx->cache), before + 1);
+	X509_free(l1);
+}
+
+/* What hsmcad's pre-signing reads from the store: the change log (the
+ * trigger of schema 6 records issuance, revocation, hold and unhold),
+ * the walk by id in bounded steps, and the responder records. */
+struct seen {
+	char	serial[8][SERIAL_HEX_MAX];
+	int	status[8];
+	size_t	n;
+};
+
+static int
+seen_add(void *arg, const struct store_cert_state *c)
+{
+	struct seen *s = arg;
+
+	if (s->n < 8) {
+		memcpy(s->serial[s->n], c->serial, SERIAL_HEX_MAX);
+		s->status[s->n] = (int)c->status;
+	}
+	s->n++;
+	return 0;
+}
+
+static void
+test_store_changes(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	struct store_ocsp_responder r, got;
+	struct seen s;
+	int64_t last = 0, last2, start;
+	unsigned char der[] = { 0x30, 0x00 };
+	size_t n;
+	X509 *l1, *l2;
+
+	assert_int_equal(store_ocsp_changes_last(fx->st, &start, &e), 0);
+	l1 = leaf_add(fx, fx->gen_a, fx->ca_a, fx->key_a, "0d0d01");
+	l2 = leaf_add(fx, fx->gen_b, fx->ca_b, fx->key_b, "0d0d02");
+	cert_revoke(fx, fx->gen_a, "0d0d01", CRL_REASON_CERTIFICATE_HOLD,
+	    fx->now);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_ocsp_changes(fx->st, start, 100, seen_add, &s,
+	    &last, &n, &e), 0);
+	/* issued, issued, held: in that order, with their status now */
+	assert_int_equal(n, 3);
+	assert_string_equal(s.serial[0], "0d0d01");
+	assert_string_equal(s.serial[1], "0d0d02");
+	assert_string_equal(s.serial[2], "0d0d01");
+	assert_int_equal(s.status[2], STORE_CERT_REVOKED);
+	assert_int_equal(s.status[1], STORE_CERT_VALID);
+	/* bounded: one at a time, each call going on from the last */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_ocsp_changes(fx->st, start, 1, seen_add, &s,
+	    &last2, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_true(last2 > start && last2 < last);
+	/* read: forgotten, and nothing new */
+	assert_int_equal(store_ocsp_changes_forget(fx->st, last, &e), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_ocsp_changes(fx->st, 0, 100, seen_add, &s,
+	    &last2, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(last2, 0);
+	assert_int_equal(store_unhold_cert(fx->st, fx->gen_a, "0d0d01", &e),
+	    0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_ocsp_changes(fx->st, last, 100, seen_add, &s,
+	    &last2, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(s.status[0], STORE_CERT_VALID);
+
+	/* The walk: every certificate by id, max at a time. */
+	memset(&s, 0, sizeof(s));
+	last = 0;
+	do {
+		assert_int_equal(store_ocsp_walk(fx->st, last, 1, seen_add, &s,
+		    &last, &n, &e), 0);
+	} while (n == 1);
+	assert_true(s.n >= 2);
+
+	/* Responder records: the latest notAfter wins. */
+	assert_int_equal(store_ocsp_responder_latest(fx->st, fx->gen_a, &got,
+	    &e), HSMCA_ERR_NOT_FOUND);
+	memset(&r, 0, sizeof(r));
+	r.issuer_id = fx->gen_a;
+	snprintf(r.serial, sizeof(r.serial), "0e0e01");
+	r.key_uri = (char *)"pkcs11:token=t;object=ocsp-gen1";
+	r.cert_der = der;
+	r.cert_der_len = sizeof(der);
+	r.not_after = fx->now + DAY;
+	r.created_at = fx->now;
+	assert_int_equal(store_ocsp_responder_add(fx->st, &r, &e), 0);
+	snprintf(r.serial, sizeof(r.serial), "0e0e02");
+	r.not_after = fx->now + 2 * DAY;
+	assert_int_equal(store_ocsp_responder_add(fx->st, &r, &e), 0);
+	assert_int_not_equal(store_ocsp_responder_add(fx->st, &r, &e), 0);
+	assert_int_equal(store_ocsp_responder_latest(fx->st, fx->gen_a, &got,
+	    &e), 0);
+	assert_string_equal(got.serial, "0e0e02");
+	assert_string_equal(got.key_uri, r.key_uri);
+	assert_int_equal(got.cert_der_len, sizeof(der));
+	assert_int_equal(got.not_after, fx->now + 2 * DAY);
+	store_ocsp_responder_free_fields(&got);
+	X509_free(l1);
+	X509_free(l2);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -1193,6 +1399,9 @@ main(void)
 		T(test_malformed),
 		T(test_client_round_trip),
 		T(test_concurrent),
+		T(test_cache_needs),
+		T(test_unknown_cap),
+		T(test_store_changes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
