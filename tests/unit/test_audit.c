@@ -1,7 +1,10 @@
 /* test_audit.c: the hash-chained audit log, on real files: a chain
  * verifies; an edited, deleted, swapped or inserted record is found at
  * its id; concurrent appenders keep one chain; an issuance's record
- * commits or rolls back with the certificate. */
+ * commits or rolls back with the certificate. Signed checkpoints (with a
+ * software key: unit tests never need the HSM) catch records cut from
+ * the end and a chain rewritten from an edit on, and a checkpoint that was
+ * altered, forged or deleted. */
 #include "config.h"
 
 #include <pthread.h>
@@ -16,8 +19,11 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include <openssl/x509.h>
+
 #include "hsmca/audit.h"
 #include "hsmca/store.h"
+#include "hsmca/util.h"
 #include "testutil.h"
 
 #define T0	((time_t)1767225600)	/* 2026-01-01T00:00:00Z */
@@ -26,6 +32,7 @@ struct fixture {
 	char		*dir;
 	char		 path[512];
 	struct store	*st;
+	struct audit_signer as;		/* after with_signer() */
 };
 
 static int
@@ -48,6 +55,8 @@ teardown(void **state)
 	struct fixture *fx = *state;
 
 	store_close(fx->st);
+	EVP_PKEY_free(fx->as.key);
+	X509_free(fx->as.cert);
 	tu_rmtree(fx->dir);
 	free(fx->dir);
 	free(fx);
@@ -91,8 +100,11 @@ tamper(struct fixture *fx, const char *sql)
 	store_close(fx->st);
 	fx->st = NULL;
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
-	if (sqlite3_exec(db, "DROP TRIGGER audit_no_update;"
-	    " DROP TRIGGER audit_no_delete;", NULL, NULL, &msg) != SQLITE_OK ||
+	if (sqlite3_exec(db, "DROP TRIGGER IF EXISTS audit_no_update;"
+	    " DROP TRIGGER IF EXISTS audit_no_delete;"
+	    " DROP TRIGGER IF EXISTS audit_checkpoint_no_update;"
+	    " DROP TRIGGER IF EXISTS audit_checkpoint_no_delete;", NULL, NULL,
+	    &msg) != SQLITE_OK ||
 	    sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		fail_msg("%s", msg);
 	sqlite3_close(db);
@@ -103,34 +115,51 @@ tamper(struct fixture *fx, const char *sql)
 	}
 }
 
+/* audit_verify: its return, and res. */
+static int
+verify(struct fixture *fx, struct audit_verify_result *res)
+{
+	struct hsmca_err e = { 0 };
+	int ret;
+
+	ret = audit_verify(fx->st, res, &e);
+	if (ret == HSMCA_ERR_VERIFY)
+		assert_string_equal(e.msg, res->bad_record != 0 ?
+		    res->record_msg : res->checkpoint_msg);
+	return ret;
+}
+
 static void
 expect_bad(struct fixture *fx, int64_t id)
 {
-	struct hsmca_err e = { 0 };
-	int64_t bad = -1;
-	size_t n = 0;
+	struct audit_verify_result res;
 	char want[32];
 
-	assert_int_equal(audit_verify(fx->st, &n, &bad, &e), HSMCA_ERR_VERIFY);
-	assert_int_equal(bad, id);
+	assert_int_equal(verify(fx, &res), HSMCA_ERR_VERIFY);
+	assert_int_equal(res.bad_record, id);
 	snprintf(want, sizeof(want), "audit record %lld ", (long long)id);
-	assert_non_null(strstr(e.msg, want));
+	assert_non_null(strstr(res.record_msg, want));
+}
+
+static void
+expect_intact(struct fixture *fx, size_t records)
+{
+	struct audit_verify_result res;
+
+	assert_int_equal(verify(fx, &res), 0);
+	assert_int_equal(res.records, records);
+	assert_int_equal(res.bad_record, 0);
+	assert_int_equal(res.bad_checkpoint, 0);
 }
 
 static void
 test_chain_verifies(void **state)
 {
 	struct fixture *fx = *state;
-	struct hsmca_err e = { 0 };
-	size_t n = 0;
-	int64_t bad = -1;
 
-	assert_int_equal(audit_verify(fx->st, &n, &bad, &e), 0);
-	assert_int_equal(n, 0);
+	expect_intact(fx, 0);
 	append_n(fx, 100);
-	assert_int_equal(audit_verify(fx->st, &n, &bad, &e), 0);
-	assert_int_equal(n, 100);
-	assert_int_equal(bad, 0);
+	expect_intact(fx, 100);
 }
 
 static void
@@ -261,16 +290,13 @@ test_rollback(void **state)
 {
 	struct fixture *fx = *state;
 	struct hsmca_err e = { 0 };
-	size_t n = 0;
-	int64_t bad = -1;
 
 	append_n(fx, 2);
 	assert_int_equal(store_begin(fx->st, &e), 0);
 	append(fx->st, "cli:test", 3);
 	store_rollback(fx->st);
 	append(fx->st, "cli:test", 4);
-	assert_int_equal(audit_verify(fx->st, &n, &bad, &e), 0);
-	assert_int_equal(n, 3);
+	expect_intact(fx, 3);
 }
 
 static int
@@ -301,7 +327,7 @@ test_control_chars(void **state)
 	f.action = "refuse";
 	assert_int_equal(store_audit_walk(fx->st, &f, line_fn, NULL, NULL,
 	    &e), 0);
-	assert_int_equal(audit_verify(fx->st, NULL, NULL, &e), 0);
+	expect_intact(fx, 1);
 }
 
 struct walker {
@@ -348,6 +374,318 @@ test_filter(void **state)
 	assert_int_equal(w.ids[0], 18);
 }
 
+/* ---- signed checkpoints ---- */
+
+/* A CA generation in the store with a software key, as fx->as. */
+static void
+with_signer(struct fixture *fx)
+{
+	struct store_generation g;
+	struct hsmca_err e = { 0 };
+	unsigned char *der = NULL;
+	int len;
+
+	memset(&fx->as, 0, sizeof(fx->as));
+	fx->as.key = tu_keygen("ec:P-256");
+	fx->as.cert = tu_make_ca(fx->as.key, "CN=CA", T0, T0 + 86400 * 365);
+	fx->as.md = EVP_sha256();
+	assert_true((len = i2d_X509(fx->as.cert, &der)) > 0);
+	memset(&g, 0, sizeof(g));
+	g.kind = STORE_GEN_ISSUING;
+	g.status = STORE_GEN_ACTIVE;
+	g.subject = (char *)"CN=CA";
+	g.created_at = T0;
+	g.cert_der = der;
+	g.cert_der_len = (size_t)len;
+	assert_int_equal(store_insert_generation(fx->st, &g, &e), 0);
+	fx->as.gen_id = g.id;
+	OPENSSL_free(der);
+}
+
+/* A checkpoint made now: its id (0: none was needed). */
+static int64_t
+checkpoint(struct fixture *fx, int force)
+{
+	struct audit_checkpoint cp;
+	struct hsmca_err e = { 0 };
+
+	if (audit_checkpoint(fx->st, &fx->as, T0 + 1000, force, &cp, &e) != 0)
+		fail_msg("audit_checkpoint: %s", e.msg);
+	return cp.id;
+}
+
+static void
+expect_checkpoint_refused(struct fixture *fx, const char *why)
+{
+	struct audit_checkpoint cp;
+	struct hsmca_err e = { 0 };
+
+	assert_int_equal(audit_checkpoint(fx->st, &fx->as, T0 + 1000, 1, &cp,
+	    &e), HSMCA_ERR_VERIFY);
+	assert_int_equal(cp.id, 0);
+	if (strstr(e.msg, why) == NULL)
+		fail_msg("'%s' does not say '%s'", e.msg, why);
+}
+
+static void
+expect_bad_checkpoint(struct fixture *fx, int64_t id, int64_t record,
+    const char *why)
+{
+	struct audit_verify_result res;
+
+	assert_int_equal(verify(fx, &res), HSMCA_ERR_VERIFY);
+	assert_int_equal(res.bad_record, 0);
+	assert_int_equal(res.bad_checkpoint, id);
+	assert_int_equal(res.bad_checkpoint_record, record);
+	if (strstr(res.checkpoint_msg, why) == NULL)
+		fail_msg("'%s' does not say '%s'", res.checkpoint_msg, why);
+}
+
+static void
+test_checkpoint(void **state)
+{
+	struct fixture *fx = *state;
+	struct audit_verify_result res;
+	struct audit_checkpoint cp;
+	struct hsmca_err e = { 0 };
+
+	with_signer(fx);
+	assert_int_equal(audit_checkpoint(fx->st, &fx->as, T0, 1, &cp, &e),
+	    HSMCA_ERR_CA_STATE);	/* nothing to sign */
+	append_n(fx, 10);
+	assert_int_equal(audit_checkpoint(fx->st, &fx->as, T0 + 50, 0, &cp,
+	    &e), 0);
+	assert_int_equal(cp.id, 1);
+	assert_int_equal(cp.record_id, 10);
+	assert_int_equal(cp.at, T0 + 50);
+	assert_string_equal(cp.sig_alg, "ecdsa-with-SHA256");
+	assert_int_equal(checkpoint(fx, 0), 0);	/* the head did not move */
+	assert_int_equal(checkpoint(fx, 1), 2);	/* forced: it is re-signed */
+	append_n(fx, 5);
+	assert_int_equal(checkpoint(fx, 0), 3);
+	assert_int_equal(verify(fx, &res), 0);
+	assert_int_equal(res.records, 15);
+	assert_int_equal(res.checkpoints, 3);
+	assert_int_equal(res.signed_through, 15);
+	assert_int_equal(res.signed_at, T0 + 1000);
+	assert_int_equal(res.head, 15);
+}
+
+/* Records cut from the end: caught up to the last checkpoint only. */
+static void
+test_checkpoint_truncation(void **state)
+{
+	struct fixture *fx = *state;
+
+	with_signer(fx);
+	append_n(fx, 10);
+	assert_int_equal(checkpoint(fx, 0), 1);
+	append_n(fx, 5);
+	assert_int_equal(checkpoint(fx, 0), 2);
+	append_n(fx, 3);
+	tamper(fx, "DELETE FROM audit WHERE id > 12");
+	expect_bad_checkpoint(fx, 2, 15, "the log ends at record 12");
+	expect_checkpoint_refused(fx, "the log ends at record 12");
+}
+
+static void
+test_truncation_after_last_checkpoint(void **state)
+{
+	struct fixture *fx = *state;
+	struct audit_verify_result res;
+
+	with_signer(fx);
+	append_n(fx, 10);
+	assert_int_equal(checkpoint(fx, 0), 1);
+	append_n(fx, 5);
+	tamper(fx, "DELETE FROM audit WHERE id > 10");
+	/* Not detectable (audit.h says so): the chain up to the
+	 * checkpoint holds and nothing signed names records 11-15. */
+	assert_int_equal(verify(fx, &res), 0);
+	assert_int_equal(res.signed_through, 10);
+	assert_int_equal(res.head, 10);
+}
+
+/* An attacker who edits record 5 and re-hashes every record after it
+ * keeps the chain whole; the checkpoint no longer matches. */
+struct rec_copy {
+	struct store_audit	 r[32];
+	char			 detail[32][64];
+	char			 actor[32][64], object[32][64];
+	size_t			 n;
+};
+
+static int
+copy_fn(void *arg, const struct store_audit *r)
+{
+	struct rec_copy *rc = arg;
+
+	assert_true(rc->n < 32);
+	rc->r[rc->n] = *r;
+	snprintf(rc->detail[rc->n], 64, "%s", r->detail);
+	snprintf(rc->actor[rc->n], 64, "%s", r->actor);
+	snprintf(rc->object[rc->n], 64, "%s", r->object);
+	rc->r[rc->n].detail = rc->detail[rc->n];
+	rc->r[rc->n].actor = rc->actor[rc->n];
+	rc->r[rc->n].object = rc->object[rc->n];
+	rc->r[rc->n].action = rc->r[rc->n].id % 2 ? "revoke" : "issue";
+	rc->r[rc->n].outcome = "ok";
+	rc->n++;
+	return 0;
+}
+
+static void
+rewrite_from(struct fixture *fx, int64_t from)
+{
+	static struct rec_copy rc;
+	struct hsmca_err e = { 0 };
+	char sql[16384], hp[65], hh[65];
+	size_t off = 0;
+
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(store_audit_walk(fx->st, NULL, copy_fn, &rc, NULL,
+	    &e), 0);
+	for (size_t i = 0; i < rc.n; i++) {
+		struct store_audit *r = &rc.r[i];
+
+		if (r->id < from)
+			continue;
+		if (r->id == from)
+			snprintf(rc.detail[i], 64, "nothing happened");
+		else
+			memcpy(r->prev_hash, rc.r[i - 1].hash,
+			    sizeof(r->prev_hash));
+		assert_int_equal(audit_hash(r, r->hash), 0);
+		util_hex(r->prev_hash, 32, hp);
+		util_hex(r->hash, 32, hh);
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+		    "UPDATE audit SET detail = '%s', prev_hash = x'%s',"
+		    " hash = x'%s' WHERE id = %lld;", r->detail, hp, hh,
+		    (long long)r->id);
+		assert_true(off < sizeof(sql));
+	}
+	tamper(fx, sql);
+}
+
+/* Without a checkpoint, nothing can tell. */
+static void
+test_rewritten_chain_unsigned(void **state)
+{
+	struct fixture *fx = *state;
+
+	append_n(fx, 20);
+	rewrite_from(fx, 5);
+	expect_intact(fx, 20);
+}
+
+static void
+test_rewritten_chain(void **state)
+{
+	struct fixture *fx = *state;
+	struct audit_verify_result res;
+
+	with_signer(fx);
+	append_n(fx, 20);
+	assert_int_equal(checkpoint(fx, 0), 1);
+	append_n(fx, 2);
+	rewrite_from(fx, 5);
+	assert_int_equal(verify(fx, &res), HSMCA_ERR_VERIFY);
+	expect_bad_checkpoint(fx, 1, 20, "audit record 20 is not the one "
+	    "checkpoint 1 signed: the log up to it was rewritten");
+	expect_checkpoint_refused(fx, "record 21 does not follow record 20 as "
+	    "checkpoint 1 signed it: the log up to record 20 was rewritten");
+}
+
+static void
+test_checkpoint_altered(void **state)
+{
+	struct fixture *fx = *state;
+
+	with_signer(fx);
+	append_n(fx, 10);
+	assert_int_equal(checkpoint(fx, 0), 1);
+	append_n(fx, 10);
+	assert_int_equal(checkpoint(fx, 0), 2);
+	/* Its signature: the last byte of a DER ECDSA signature. */
+	tamper(fx, "UPDATE audit_checkpoint SET signature ="
+	    " substr(signature, 1, length(signature) - 1) ||"
+	    " x'00' WHERE id = 1 AND substr(signature, -1) != x'00';"
+	    " UPDATE audit_checkpoint SET signature ="
+	    " substr(signature, 1, length(signature) - 1) ||"
+	    " x'01' WHERE id = 1 AND substr(signature, -1) = x'00';");
+	expect_bad_checkpoint(fx, 1, 10, "checkpoint 1 was altered: its "
+	    "signature does not verify with CA generation 1's key");
+}
+
+static void
+test_checkpoint_hash_altered(void **state)
+{
+	struct fixture *fx = *state;
+
+	with_signer(fx);
+	append_n(fx, 10);
+	assert_int_equal(checkpoint(fx, 0), 1);
+	tamper(fx, "UPDATE audit_checkpoint SET record_hash ="
+	    " (SELECT hash FROM audit WHERE id = 9) WHERE id = 1");
+	expect_bad_checkpoint(fx, 1, 10, "its hash is not the record's and "
+	    "its signature does not verify");
+	/* Moved to another record, with that record's hash. */
+	tamper(fx, "UPDATE audit_checkpoint SET record_id = 9 WHERE id = 1");
+	expect_bad_checkpoint(fx, 1, 9, "checkpoint 1 was altered: its "
+	    "signature does not verify");
+}
+
+/* A forged checkpoint is never extended by a signed one. */
+static void
+test_checkpoint_forged(void **state)
+{
+	struct fixture *fx = *state;
+
+	with_signer(fx);
+	append_n(fx, 10);
+	assert_int_equal(checkpoint(fx, 0), 1);
+	append_n(fx, 2);
+	tamper(fx, "INSERT INTO audit_checkpoint SELECT 2, at + 1, 12,"
+	    " (SELECT hash FROM audit WHERE id = 12), gen_id, sig_alg,"
+	    " signature FROM audit_checkpoint WHERE id = 1");
+	expect_bad_checkpoint(fx, 2, 12, "checkpoint 2 was altered");
+	expect_checkpoint_refused(fx, "the last one, 2, does not verify");
+}
+
+static void
+test_checkpoint_deleted(void **state)
+{
+	struct fixture *fx = *state;
+
+	with_signer(fx);
+	for (int i = 1; i <= 3; i++) {
+		append_n(fx, 5);
+		assert_int_equal(checkpoint(fx, 0), i);
+	}
+	tamper(fx, "DELETE FROM audit_checkpoint WHERE id = 2");
+	expect_bad_checkpoint(fx, 3, 15, "checkpoint 3 follows checkpoint 1");
+	tamper(fx, "DELETE FROM audit_checkpoint WHERE id = 1");
+	expect_bad_checkpoint(fx, 3, 15, "checkpoints before it were deleted");
+}
+
+/* The triggers refuse edits made through SQL by mistake. */
+static void
+test_checkpoint_append_only(void **state)
+{
+	struct fixture *fx = *state;
+	sqlite3 *db = NULL;
+
+	with_signer(fx);
+	append_n(fx, 3);
+	assert_int_equal(checkpoint(fx, 0), 1);
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE audit_checkpoint SET"
+	    " record_id = 2", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM audit_checkpoint",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 /* ---- concurrent appenders, each with its own handle ---- */
 
 #define THREADS		4
@@ -355,6 +693,7 @@ test_filter(void **state)
 
 struct worker {
 	const char	*path;
+	const struct audit_signer *as;	/* checkpoints every 10 appends */
 	int		 n;
 	int		 ret;
 };
@@ -376,8 +715,16 @@ worker_run(void *arg)
 	ev.action = AUDIT_ISSUE;
 	ev.object = "serial:01";
 	ev.outcome = AUDIT_OK;
-	for (int i = 0; i < PER_THREAD && w->ret == 0; i++)
+	for (int i = 0; i < PER_THREAD && w->ret == 0; i++) {
+		struct audit_checkpoint cp;
+
 		w->ret = audit_append(st, &ev, &e);
+		if (w->ret == 0 && i % 10 == 9)
+			w->ret = audit_checkpoint(st, w->as, T0 + i, 0, &cp,
+			    &e);
+	}
+	if (w->ret != 0)
+		fprintf(stderr, "thread %d: %s\n", w->n, e.msg);
 	store_close(st);
 	return NULL;
 }
@@ -388,12 +735,12 @@ test_concurrent(void **state)
 	struct fixture *fx = *state;
 	struct worker w[THREADS];
 	pthread_t t[THREADS];
-	struct hsmca_err e = { 0 };
-	size_t n = 0;
-	int64_t bad = -1;
+	struct audit_verify_result res;
 
+	with_signer(fx);
 	for (int i = 0; i < THREADS; i++) {
 		w[i].path = fx->path;
+		w[i].as = &fx->as;
 		w[i].n = i;
 		w[i].ret = -1;
 		assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]),
@@ -403,8 +750,9 @@ test_concurrent(void **state)
 		assert_int_equal(pthread_join(t[i], NULL), 0);
 		assert_int_equal(w[i].ret, 0);
 	}
-	assert_int_equal(audit_verify(fx->st, &n, &bad, &e), 0);
-	assert_int_equal(n, THREADS * PER_THREAD);
+	assert_int_equal(verify(fx, &res), 0);
+	assert_int_equal(res.records, THREADS * PER_THREAD);
+	assert_true(res.checkpoints >= 2);
 }
 
 /* ---- issuance: the record commits with the certificate ---- */
@@ -463,8 +811,6 @@ test_issue_with_record(void **state)
 	struct store_generation g;
 	struct store_group *grp = NULL;
 	struct hsmca_err e = { 0 };
-	size_t n = 0;
-	int64_t bad = -1;
 
 	memset(&g, 0, sizeof(g));
 	g.kind = STORE_GEN_ISSUING;
@@ -483,8 +829,7 @@ test_issue_with_record(void **state)
 	store_set_group(fx->st, NULL);
 	store_group_close(grp);
 
-	assert_int_equal(audit_verify(fx->st, &n, &bad, &e), 0);
-	assert_int_equal(n, 2);
+	expect_intact(fx, 2);
 }
 
 static void
@@ -530,6 +875,26 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_control_chars, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_truncation,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_truncation_after_last_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewritten_chain_unsigned,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewritten_chain, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_altered, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_hash_altered,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_forged, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_deleted, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_append_only,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_issue_with_record, setup,
