@@ -1,9 +1,8 @@
 /* cmd-ca.c: hsmca ca init | import | import-cert | list | show | download |
- * pop */
+ * pop | rotate | activate | revoke | tick */
 #include "config.h"
 
 #include <getopt.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +14,8 @@
 #include <openssl/x509.h>
 
 #include "hsmca/clock.h"
+#include "hsmca/crl.h"
+#include "hsmca/ocsp.h"
 #include "hsmca/pop.h"
 #include "hsmca/util.h"
 
@@ -58,7 +59,19 @@ gen_json(const struct store_generation *g, time_t now)
 	json_object_set_new(o, "parent", g->parent_id ? json_integer(g->parent_id) :
 	    json_null());
 	json_object_set_new(o, "created", out_time(g->created_at));
-	json_object_set_new(o, "activated", out_time(g->activate_at));
+	/* activate_at: when it became active, or when it is to. */
+	if (g->status == STORE_GEN_INACTIVE || g->status == STORE_GEN_PENDING) {
+		json_object_set_new(o, "activated", json_null());
+		json_object_set_new(o, "activates", out_time(g->activate_at));
+	} else {
+		json_object_set_new(o, "activated", out_time(g->activate_at));
+		json_object_set_new(o, "activates", json_null());
+	}
+	if (g->status == STORE_GEN_REVOKED) {
+		json_object_set_new(o, "revoked", out_time(g->revoked_at));
+		json_object_set_new(o, "revocation_reason", g->revoke_reason ?
+		    json_string(g->revoke_reason) : json_null());
+	}
 	X509_free(x);
 	return o;
 }
@@ -125,12 +138,12 @@ cmd_ca_init(struct cli *c, int argc, char **argv)
 	if (c->json)
 		out_object(c, o, NULL);
 	else if (r.csr_pem != NULL)
-		printf("CA generation %lld created, pending: the key is in the "
+		fprintf(c->out, "CA generation %lld created, pending: the key is in the "
 		    "token; get %s signed by your root, then run\n"
 		    "  hsmca ca import-cert --cert SIGNED.pem\n",
 		    (long long)r.gen_id, csr_out);
 	else
-		printf("CA generation %lld created and active%s\n",
+		fprintf(c->out, "CA generation %lld created and active%s\n",
 		    (long long)r.gen_id, r.root_id ? " (signed by the root "
 		    "in the token)" : " (self-signed)");
 	json_decref(o);
@@ -174,7 +187,8 @@ cmd_ca_import_cert(struct cli *c, int argc, char **argv)
 	free(pem);
 	if (ret != 0)
 		return cli_error(c, ret);
-	printf("CA generation %lld now has its certificate\n", (long long)id);
+	fprintf(c->out, "CA generation %lld now has its certificate\n",
+	    (long long)id);
 	return CLI_EXIT_OK;
 }
 
@@ -224,7 +238,7 @@ cmd_ca_import(struct cli *c, int argc, char **argv)
 	free(pem);
 	if (ret != 0)
 		return cli_error(c, ret);
-	printf("CA generation %lld imported; its key is now in token '%s' "
+	fprintf(c->out, "CA generation %lld imported; its key is now in token '%s' "
 	    "(sensitive, not extractable). Destroy %s.\n", (long long)id,
 	    hsm_token_label(c->hsm), key);
 	return CLI_EXIT_OK;
@@ -233,7 +247,8 @@ cmd_ca_import(struct cli *c, int argc, char **argv)
 static const struct out_col gen_cols[] = {
 	{ "id", "ID" }, { "kind", "KIND" }, { "status", "STATUS" },
 	{ "not_before", "NOT BEFORE" }, { "not_after", "NOT AFTER" },
-	{ "sha1", "SHA-1" }, { "subject", "SUBJECT" }, { NULL, NULL }
+	{ "sha1", "SHA-1" }, { "sha256", "SHA-256" }, { "subject", "SUBJECT" },
+	{ NULL, NULL }
 };
 
 static const struct out_col gen_fields[] = {
@@ -245,7 +260,9 @@ static const struct out_col gen_fields[] = {
 	{ "sha1", "SHA-1 thumbprint" }, { "sha256", "SHA-256 thumbprint" },
 	{ "key_type", "Key type" }, { "key_uri", "Key" },
 	{ "parent", "Parent" }, { "created", "Created" },
-	{ "activated", "Activated" }, { NULL, NULL }
+	{ "activated", "Activated" }, { "activates", "Activates" },
+	{ "revoked", "Revoked" }, { "revocation_reason", "Reason" },
+	{ NULL, NULL }
 };
 
 static int
@@ -297,11 +314,37 @@ cmd_ca_show(struct cli *c, int argc, char **argv)
 		json_object_set_new(o, "pem", json_string(pem));
 	out_object(c, o, gen_fields);
 	if (with_pem && !c->json && pem != NULL)
-		fputs(pem, stdout);
+		fputs(pem, c->out);
 	free(pem);
 	json_decref(o);
 	store_generation_free_fields(&g);
 	return CLI_EXIT_OK;
+}
+
+/* The stored CSR of a generation made for an outside root, as PEM. */
+static int
+csr_pem(const struct store_generation *g, char **pem)
+{
+	const unsigned char *p = g->csr_der;
+	X509_REQ *req = NULL;
+	BIO *b = NULL;
+	char *data;
+	long n;
+	int ret = -1;
+
+	*pem = NULL;
+	if (p == NULL ||
+	    (req = d2i_X509_REQ(NULL, &p, (long)g->csr_der_len)) == NULL ||
+	    (b = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_X509_REQ(b, req))
+		goto out;
+	n = BIO_get_mem_data(b, &data);
+	if ((*pem = strndup(data, (size_t)n)) != NULL)
+		ret = 0;
+out:
+	BIO_free(b);
+	X509_REQ_free(req);
+	return ret;
 }
 
 static int
@@ -309,6 +352,7 @@ cmd_ca_download(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "chain", no_argument, NULL, 'c' },
+		{ "csr", no_argument, NULL, 'r' },
 		{ "der", no_argument, NULL, 'd' },
 		{ "out", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 }
@@ -316,7 +360,7 @@ cmd_ca_download(struct cli *c, int argc, char **argv)
 	struct store_generation g;
 	const char *out = NULL;
 	char *pem = NULL;
-	int ch, ret, chain = 0, der = 0;
+	int ch, ret, chain = 0, der = 0, csr = 0;
 
 	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		switch (ch) {
@@ -329,16 +373,26 @@ cmd_ca_download(struct cli *c, int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
+		case 'r':
+			csr = 1;
+			break;
 		default:
 			return cli_usage(&cmd_ca_table[5]);
 		}
 	}
-	if (optind + 1 != argc || (der && chain))
+	if (optind + 1 != argc || (der && chain) || (csr && (der || chain)))
 		return cli_usage(&cmd_ca_table[5]);
 	memset(&g, 0, sizeof(g));
 	if ((ret = store_find_generation(c->st, argv[optind], &g, &c->err)) != 0)
 		return cli_error(c, ret);
-	if (der) {
+	if (csr) {
+		if ((ret = csr_pem(&g, &pem)) != 0)
+			ret = cli_errorx(c, CLI_EXIT_FAIL, "generation %lld has "
+			    "no CSR: only one made for an outside root has",
+			    (long long)g.id);
+		else
+			ret = cli_write_output(c, out, pem, strlen(pem));
+	} else if (der) {
 		if (g.cert_der == NULL) {
 			store_generation_free_fields(&g);
 			return cli_errorx(c, CLI_EXIT_FAIL, "generation %lld has "
@@ -403,7 +457,6 @@ cmd_ca_pop(struct cli *c, int argc, char **argv)
 	struct store_generation g;
 	struct pop_request req;
 	struct issue_result res;
-	struct passwd *pw;
 	const char *out = NULL;
 	char requester[128], sha1[UTIL_SHA1_HEX], nb[32], na[32];
 	unsigned char *data = NULL;
@@ -446,9 +499,7 @@ cmd_ca_pop(struct cli *c, int argc, char **argv)
 	if ((ret = store_find_generation(c->st, argv[optind], &g,
 	    &c->err)) != 0)
 		return cli_error(c, ret);
-	pw = getpwuid(getuid());
-	snprintf(requester, sizeof(requester), "cli:%s",
-	    pw != NULL ? pw->pw_name : "?");
+	snprintf(requester, sizeof(requester), "%s", c->ca.actor);
 	req.requester = requester;
 	req.now = clock_now();
 	if ((ret = pop_issue(&c->ca, &g, &req, &res, &c->err)) != 0) {
@@ -493,7 +544,7 @@ cmd_ca_pop(struct cli *c, int argc, char **argv)
 		goto done;
 	/* With the certificate on standard output, the summary goes to
 	 * standard error so the output stays a clean PEM or DER. */
-	fprintf(out != NULL && strcmp(out, "-") != 0 ? stdout : stderr,
+	fprintf(out != NULL && strcmp(out, "-") != 0 ? c->out : c->errout,
 	    "proof of possession for CA generation %lld, CN=%s\n"
 	    "serial:     %s\nvalid:      %s .. %s\nSHA-1:      %s\n"
 	    "SHA-256:    %s\n", (long long)g.id, req.code, res.serial, nb, na,
@@ -504,6 +555,208 @@ done:
 	issue_result_free(&res);
 	store_generation_free_fields(&g);
 	return ret;
+}
+
+static int
+cmd_ca_rotate(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "csr-out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct ca_rotate_result r;
+	const char *csr_out = NULL;
+	char when[32];
+	json_t *o;
+	int ch, ret;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'o')
+			return cli_usage(&cmd_ca_table[7]);
+		csr_out = optarg;
+	}
+	if (optind != argc)
+		return cli_usage(&cmd_ca_table[7]);
+	if ((ret = ca_rotate(&c->ca, clock_now(), &r, &c->err)) != 0)
+		return cli_error(c, ret);
+	/* The generation is recorded with its CSR: if writing the file
+	 * fails, `ca download --csr` still has it. */
+	if (r.csr_pem != NULL && csr_out != NULL &&
+	    (ret = util_write_file_atomic(csr_out, r.csr_pem,
+	    strlen(r.csr_pem), 0644, &c->err)) != 0) {
+		fprintf(c->errout, "hsmca: CA generation %lld created, pending, "
+		    "but its CSR was not written: %s (`hsmca ca download --csr "
+		    "%lld` has it)\n", (long long)r.gen_id, c->err.msg,
+		    (long long)r.gen_id);
+		ca_rotate_result_free(&r);
+		return CLI_EXIT_FAIL;
+	}
+	if (c->json) {
+		o = json_object();
+		json_object_set_new(o, "generation", json_integer(r.gen_id));
+		json_object_set_new(o, "status", json_string(
+		    store_gen_status_name(r.status)));
+		json_object_set_new(o, "root", r.root_id ?
+		    json_integer(r.root_id) : json_null());
+		json_object_set_new(o, "activates", out_time(r.activate_at));
+		if (r.csr_pem != NULL)
+			json_object_set_new(o, "csr", json_string(r.csr_pem));
+		out_object(c, o, NULL);
+		json_decref(o);
+	} else if (r.status == STORE_GEN_PENDING)
+		fprintf(c->out, "CA generation %lld created, pending: the key is "
+		    "in the token; get %s signed by your root, then run\n"
+		    "  hsmca ca import-cert --gen %lld --cert SIGNED.pem\n",
+		    (long long)r.gen_id, csr_out != NULL ? csr_out :
+		    "its CSR (`hsmca ca download --csr`)", (long long)r.gen_id);
+	else
+		fprintf(c->out, "CA generation %lld created (%s), inactive; it "
+		    "becomes active at %s (`hsmca ca tick` or hsmcad), or with "
+		    "`hsmca ca activate %lld`\n", (long long)r.gen_id,
+		    r.root_id != 0 ? "signed by the root in the token" :
+		    "self-signed", clock_format(r.activate_at, when,
+		    sizeof(when)), (long long)r.gen_id);
+	ca_rotate_result_free(&r);
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_ca_activate(struct cli *c, int argc, char **argv)
+{
+	int64_t id, retired = 0;
+	json_t *o;
+	int ret, pop = 0;
+
+	if (argc != 2 || argv[1][0] == '-')
+		return cli_usage(&cmd_ca_table[8]);
+	if ((ret = cli_generation_id(c, argv[1], &id)) != CLI_EXIT_OK)
+		return ret;
+	if ((ret = ca_activate(&c->ca, id, clock_now(), &pop, &retired,
+	    &c->err)) != 0)
+		return cli_error(c, ret);
+	/* Done either way; relying parties that register a CA by proof of
+	 * possession (IoT Hub, DPS, AWS IoT) would refuse its devices. */
+	if (!pop)
+		fprintf(c->errout, "hsmca: warning: no proof of possession was "
+		    "ever issued for CA generation %lld: relying parties that "
+		    "verify CAs that way do not trust it yet (`hsmca ca pop "
+		    "%lld --code CODE`)\n", (long long)id, (long long)id);
+	if (c->json) {
+		o = json_object();
+		json_object_set_new(o, "generation", json_integer(id));
+		json_object_set_new(o, "retired", retired ?
+		    json_integer(retired) : json_null());
+		json_object_set_new(o, "pop_issued", json_boolean(pop));
+		out_object(c, o, NULL);
+		json_decref(o);
+	} else if (retired != 0)
+		fprintf(c->out, "CA generation %lld is active; generation %lld "
+		    "is retired (inactive: it still verifies, issues no more)\n",
+		    (long long)id, (long long)retired);
+	else
+		fprintf(c->out, "CA generation %lld is active\n", (long long)id);
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_ca_revoke(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct store_cert_filter f;
+	const char *reason_name = NULL;
+	int64_t id, valid = 0, responders = 0;
+	time_t now = clock_now();
+	json_t *o;
+	int ch, ret, reason = 0, was_active = 0;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'r')
+			return cli_usage(&cmd_ca_table[9]);
+		reason_name = optarg;
+	}
+	if (optind + 1 != argc || reason_name == NULL)
+		return cli_usage(&cmd_ca_table[9]);
+	if (crl_reason_parse(reason_name, &reason, &c->err) != 0)
+		return cli_errorx(c, CLI_EXIT_USAGE, "%s", c->err.msg);
+	if ((ret = cli_generation_id(c, argv[optind], &id)) != CLI_EXIT_OK)
+		return ret;
+	if ((ret = ca_revoke(&c->ca, id, reason, now, &was_active,
+	    &c->err)) != 0)
+		return cli_error(c, ret);
+	memset(&f, 0, sizeof(f));
+	f.issuer_id = id;
+	f.status = STORE_CERT_VALID;
+	f.expired = 0;
+	f.now = now;
+	if (store_count_certs(c->st, &f, &valid, &c->err) != 0)
+		valid = -1;
+	/* Its OCSP responder's certificate is hsmca's own: it goes on
+	 * answering for the generation and needs no reissuing. */
+	f.profile = OCSP_RESPONDER_PROFILE;
+	if (valid > 0 && store_count_certs(c->st, &f, &responders,
+	    &c->err) == 0)
+		valid -= responders;
+	if (c->json) {
+		o = json_object();
+		json_object_set_new(o, "generation", json_integer(id));
+		json_object_set_new(o, "reason", json_string(
+		    crl_reason_name(reason)));
+		json_object_set_new(o, "was_active", json_boolean(was_active));
+		json_object_set_new(o, "valid_certificates", valid >= 0 ?
+		    json_integer(valid) : json_null());
+		out_object(c, o, NULL);
+		json_decref(o);
+		return CLI_EXIT_OK;
+	}
+	fprintf(c->out, "CA generation %lld revoked (%s): nothing more is "
+	    "issued under it\n", (long long)id, crl_reason_name(reason));
+	if (valid > 0)
+		fprintf(c->out, "%lld certificates it issued are still valid "
+		    "and need reissuing: hsmca cert list --issuer %lld --status "
+		    "valid (those of profile %s are its OCSP responder's)\n",
+		    (long long)valid, (long long)id, OCSP_RESPONDER_PROFILE);
+	if (was_active)
+		fprintf(c->out, "it was the active generation: nothing is "
+		    "issued until another is activated (`hsmca ca activate "
+		    "GEN`, after `hsmca ca rotate` if there is none)\n");
+	return CLI_EXIT_OK;
+}
+
+static int
+cmd_ca_tick(struct cli *c, int argc, char **argv)
+{
+	struct ca_events ev;
+	json_t *rows, *o;
+	int ret;
+
+	if (argc != 1)
+		return cli_usage(&cmd_ca_table[10]);
+	ret = ca_rotation_tick(&c->ca, clock_now(), &ev, &c->err);
+	/* What changed before a failure did commit: show it either way. */
+	if (c->json) {
+		rows = json_array();
+		for (size_t i = 0; i < ev.n; i++) {
+			o = json_object();
+			json_object_set_new(o, "event", json_string(
+			    ca_event_kind_name(ev.ev[i].kind)));
+			json_object_set_new(o, "generation",
+			    json_integer(ev.ev[i].gen_id));
+			json_object_set_new(o, "message",
+			    json_string(ev.ev[i].msg));
+			json_array_append_new(rows, o);
+		}
+		out_list(c, rows, NULL);
+		json_decref(rows);
+	} else {
+		for (size_t i = 0; i < ev.n; i++)
+			fprintf(c->out, "%s\n", ev.ev[i].msg);
+		if (ev.n == 0 && ret == 0)
+			fprintf(c->out, "nothing to do\n");
+	}
+	return ret != 0 ? cli_error(c, ret) : CLI_EXIT_OK;
 }
 
 const struct cli_cmd cmd_ca_table[] = {
@@ -531,9 +784,10 @@ const struct cli_cmd cmd_ca_table[] = {
 	{ "ca", "show", "[--pem] ID|THUMBPRINT", "show one CA generation",
 	  "  --pem   also print the certificate\n",
 	  CLI_NEED_STORE, cmd_ca_show },
-	{ "ca", "download", "[--chain | --der] [--out FILE] ID|THUMBPRINT",
+	{ "ca", "download", "[--chain | --der | --csr] [--out FILE] ID|THUMBPRINT",
 	  "write a CA generation's certificate (PEM, or DER for .cer)",
 	  "  --chain          append the chain up to the root\n"
+	  "  --csr            the CSR of a generation made for an outside root\n"
 	  "  --der            DER instead of PEM\n"
 	  "  -o, --out FILE   write to FILE instead of standard output\n",
 	  CLI_NEED_STORE, cmd_ca_download },
@@ -547,5 +801,29 @@ const struct cli_cmd cmd_ca_table[] = {
 	  "The certificate is signed by the generation's key in the token and\n"
 	  "recorded in the store under profile \"pop\" (see `cert list`).\n",
 	  CLI_NEED_STORE | CLI_NEED_HSM, cmd_ca_pop },
+	{ "ca", "rotate", "[--csr-out FILE]",
+	  "create the next CA generation now, with a new key in the token",
+	  "  --csr-out FILE   with an outside root: write the new generation's\n"
+	  "                   CSR to FILE (`ca download --csr` has it too)\n"
+	  "Signed by the root when the root is in the token, self-signed if the\n"
+	  "CA is, else pending until `ca import-cert`. It stays inactive for\n"
+	  "[ca] activation-delay, then `ca tick` or hsmcad activates it.\n",
+	  CLI_NEED_STORE | CLI_NEED_HSM, cmd_ca_rotate },
+	{ "ca", "activate", "ID|THUMBPRINT",
+	  "make a CA generation the active one; the active one is retired",
+	  "Warns if no proof of possession was ever issued for it.\n",
+	  CLI_NEED_STORE, cmd_ca_activate },
+	{ "ca", "revoke", "--reason R ID|THUMBPRINT",
+	  "revoke a CA generation: nothing more is issued under it",
+	  "  --reason R   an RFC 5280 reason: keyCompromise, cACompromise,\n"
+	  "               superseded, cessationOfOperation ...\n"
+	  "`cert list --issuer ID --status valid` lists what to reissue.\n",
+	  CLI_NEED_STORE, cmd_ca_revoke },
+	{ "ca", "tick", "",
+	  "run one rotation step now, as hsmcad does on its timer (for cron)",
+	  "Activates a generation whose time has come and retires the one it\n"
+	  "replaces, marks expired generations, and creates the next one\n"
+	  "[ca] renew-before ahead of the active one's expiry.\n",
+	  CLI_NEED_STORE | CLI_NEED_HSM, cmd_ca_tick },
 	{ NULL, NULL, NULL, NULL, NULL, 0, NULL }
 };

@@ -188,7 +188,7 @@ cmd_cert_show(struct cli *c, int argc, char **argv)
 	}
 	out_object(c, o, fields);
 	if (pem && !c->json && json_object_get(o, "pem") != NULL)
-		fputs(json_string_value(json_object_get(o, "pem")), stdout);
+		fputs(json_string_value(json_object_get(o, "pem")), c->out);
 	json_decref(o);
 	store_cert_free_fields(&r);
 	return CLI_EXIT_OK;
@@ -199,6 +199,8 @@ const struct cli_cmd cmd_cert_table[] = {
 	  "list issued certificates",
 	  "  --issuer ID   only those of one CA generation (id or thumbprint)\n"
 	  "  --status S    valid, expired, revoked, reserved or failed\n"
+	  "                (--issuer GEN --status valid after `ca revoke GEN`:\n"
+	  "                every certificate to reissue)\n"
 	  "  --profile P   only those of one profile\n"
 	  "  --limit N     at most N rows\n",
 	  CLI_NEED_STORE, cmd_cert_list },

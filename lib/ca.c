@@ -1,6 +1,8 @@
-/* ca.c: CA generations: creation in the token, import, chains. */
+/* ca.c: CA generations: creation in the token, import, chains, and
+ * rotation (new generations, activation, retirement, expiry, revocation). */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "hsmca/audit.h"
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
+#include "hsmca/crl.h"
 #include "hsmca/lint.h"
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
@@ -544,7 +547,13 @@ ca_import_cert(struct ca_ctx *c, int64_t gen_id, const char *pem, time_t now,
 	g.chain_pem = chain;
 	chain = NULL;
 	g.status = active ? STORE_GEN_INACTIVE : STORE_GEN_ACTIVE;
-	g.activate_at = active ? 0 : now;
+	/* A generation `ca rotate` made (it has a planned activate_at)
+	 * waits activation-delay from now: only now can relying parties
+	 * register it. */
+	if (!active)
+		g.activate_at = now;
+	else if (g.activate_at != 0)
+		g.activate_at = now + (time_t)c->cfg->ca.activation_delay;
 	if ((ret = store_begin(c->st, e)) != 0)
 		goto out;
 	if ((ret = store_update_generation(c->st, &g, e)) != 0 ||
@@ -751,4 +760,593 @@ out:
 	X509_free(x);
 	BIO_free(b);
 	return ret;
+}
+
+/* ---- rotation ---- */
+
+static const char *const event_names[CA_EVENT_KIND_MAX] = {
+	[CA_EVENT_CREATED] = "created",
+	[CA_EVENT_PENDING] = "pending",
+	[CA_EVENT_ACTIVATED] = "activated",
+	[CA_EVENT_RETIRED] = "retired",
+	[CA_EVENT_EXPIRED] = "expired",
+};
+
+const char *
+ca_event_kind_name(enum ca_event_kind k)
+{
+	if ((unsigned)k >= CA_EVENT_KIND_MAX)
+		return "unknown";
+	return event_names[k];
+}
+
+static void event_add(struct ca_events *ev, enum ca_event_kind k,
+    int64_t gen_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+event_add(struct ca_events *ev, enum ca_event_kind k, int64_t gen_id,
+    const char *fmt, ...)
+{
+	struct ca_event *x;
+	va_list ap;
+
+	if (ev == NULL || ev->n >= CA_EVENTS_MAX)
+		return;
+	x = &ev->ev[ev->n++];
+	x->kind = k;
+	x->gen_id = gen_id;
+	va_start(ap, fmt);
+	vsnprintf(x->msg, sizeof(x->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* The stored active issuing generation, or -1. */
+static int
+active_of(const struct store_generation *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].kind == STORE_GEN_ISSUING &&
+		    v[i].status == STORE_GEN_ACTIVE)
+			return (int)i;
+	return -1;
+}
+
+static int
+index_of(const struct store_generation *v, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+/* A generation newer than gen_id waiting to take over: issuing, pending
+ * or inactive, not expired. -1 if none. */
+static int
+successor_of(const struct store_generation *v, size_t n, int64_t gen_id,
+    time_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		enum store_gen_status s = ca_effective_status(&v[i], now);
+
+		if (v[i].kind == STORE_GEN_ISSUING && v[i].id > gen_id &&
+		    (s == STORE_GEN_PENDING || s == STORE_GEN_INACTIVE))
+			return (int)i;
+	}
+	return -1;
+}
+
+static int
+successor_err(const struct store_generation *g, struct hsmca_err *e)
+{
+	char t[32];
+
+	if (g->status == STORE_GEN_PENDING)
+		return err_set(e, HSMCA_ERR_EXISTS, "CA generation %lld already "
+		    "waits to take over, for its certificate (`hsmca ca "
+		    "import-cert --gen %lld`); revoke it to start again",
+		    (long long)g->id, (long long)g->id);
+	if (g->activate_at != 0)
+		return err_set(e, HSMCA_ERR_EXISTS, "CA generation %lld already "
+		    "waits to take over, at %s (`hsmca ca activate %lld` for "
+		    "now)", (long long)g->id, clock_format(g->activate_at, t,
+		    sizeof(t)), (long long)g->id);
+	return err_set(e, HSMCA_ERR_EXISTS, "CA generation %lld, newer than "
+	    "the active one, is inactive: activate or revoke it first",
+	    (long long)g->id);
+}
+
+/* What a new generation grows from: the active one, else the newest
+ * issuing generation with a certificate. -1 if none. */
+static int
+template_of(const struct store_generation *v, size_t n)
+{
+	int t = active_of(v, n);
+
+	if (t >= 0)
+		return t;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].kind == STORE_GEN_ISSUING && v[i].cert_der != NULL &&
+		    (t < 0 || v[i].id > v[t].id))
+			t = (int)i;
+	return t;
+}
+
+enum rotate_mode {
+	ROTATE_ROOT,		/* the root in the token signs */
+	ROTATE_SELF_SIGNED,
+	ROTATE_EXTERNAL,	/* a CSR for the outside root */
+};
+
+/* The new generation is made the way t was: under t's root when that
+ * root is in the token (root filled in), self-signed if t is, else for
+ * an outside root. */
+static int
+rotate_mode(struct ca_ctx *c, const struct store_generation *t, time_t now,
+    enum rotate_mode *mode, struct store_generation *root,
+    struct hsmca_err *e)
+{
+	enum store_gen_status s;
+	int ret;
+
+	if (t->parent_id != 0) {
+		if ((ret = store_get_generation(c->st, t->parent_id, root,
+		    e)) != 0)
+			return ret;
+		s = ca_effective_status(root, now);
+		if (root->kind != STORE_GEN_ROOT || root->cert_der == NULL ||
+		    s != STORE_GEN_ACTIVE || now < root->not_before)
+			return err_set(e, HSMCA_ERR_CA_STATE, "root generation "
+			    "%lld is %s: it cannot sign a new generation",
+			    (long long)root->id, store_gen_status_name(s));
+		*mode = ROTATE_ROOT;
+	} else if (t->chain_pem == NULL && t->issuer != NULL &&
+	    t->subject != NULL && strcmp(t->issuer, t->subject) == 0)
+		*mode = ROTATE_SELF_SIGNED;
+	else
+		*mode = ROTATE_EXTERNAL;
+	return 0;
+}
+
+/* The next generation after the template, in the token and the store. */
+int
+ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
+    struct hsmca_err *e)
+{
+	const struct config_ca *cc = &c->cfg->ca;
+	struct store_generation *v = NULL, *w = NULL, root, g;
+	struct hsm_key *root_key = NULL, *key = NULL;
+	enum rotate_mode mode;
+	X509 *rootx = NULL, *cert = NULL;
+	const unsigned char *p;
+	size_t n = 0, nw = 0;
+	char label[96], extra[160], when[32];
+	int ret, t, s, in_tx = 0;
+	int64_t tmpl_id;
+
+	memset(out, 0, sizeof(*out));
+	memset(&root, 0, sizeof(root));
+	memset(&g, 0, sizeof(g));
+	if ((ret = store_list_generations(c->st, &v, &n, e)) != 0)
+		return ret;
+	if ((t = template_of(v, n)) < 0) {
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "there is no CA generation "
+		    "to rotate (`hsmca ca init` first)");
+		goto out;
+	}
+	tmpl_id = v[t].id;
+	if ((s = successor_of(v, n, tmpl_id, now)) >= 0) {
+		ret = successor_err(&v[s], e);
+		goto out;
+	}
+	if ((ret = rotate_mode(c, &v[t], now, &mode, &root, e)) != 0)
+		goto out;
+	if (mode == ROTATE_ROOT) {
+		p = root.cert_der;
+		if ((rootx = d2i_X509(NULL, &p, (long)root.cert_der_len)) == NULL) {
+			ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "root generation "
+			    "%lld: stored certificate unreadable",
+			    (long long)root.id);
+			goto out;
+		}
+		if ((ret = hsm_load_key(c->hsm, root.key_uri, &root_key,
+		    e)) != 0)
+			goto out;
+	}
+
+	key_label(label, sizeof(label), "ca", now);
+	if ((ret = hsm_generate_key(c->hsm, cc->key_type, label, &key, e)) != 0)
+		goto out;
+	g.kind = STORE_GEN_ISSUING;
+	g.key_uri = (char *)(uintptr_t)hsm_key_uri(key);
+	g.key_type = (char *)(uintptr_t)keytype_name(cc->key_type);
+	g.created_at = now;
+	switch (mode) {
+	case ROTATE_ROOT:
+		/* pathlen 1, as at ca init: edge-ca certificates sit below. */
+		ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
+		    hsm_key_private(root_key), rootx, cc->validity, 1, now,
+		    &cert, e);
+		g.parent_id = root.id;
+		break;
+	case ROTATE_SELF_SIGNED:
+		ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
+		    hsm_key_private(key), NULL, cc->validity, 1, now, &cert, e);
+		break;
+	case ROTATE_EXTERNAL:
+		ret = make_csr(c, cc->subject, key, &out->csr_pem, &g.csr_der,
+		    &g.csr_der_len, e);
+		g.status = STORE_GEN_PENDING;
+		/* The plan; ca_import_cert counts the delay from the import,
+		 * since relying parties cannot register a CSR. */
+		g.activate_at = now + (time_t)cc->activation_delay;
+		if (ret == 0 && (g.subject = strdup(cc->subject)) == NULL)
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		break;
+	}
+	if (ret != 0)
+		goto out;
+	if (cert != NULL) {
+		if ((ret = gen_fill_cert(&g, cert, e)) != 0)
+			goto out;
+		g.status = STORE_GEN_INACTIVE;
+		g.activate_at = now + (time_t)cc->activation_delay;
+	}
+
+	/* Another process (hsmcad's timer, cron's `ca tick`) may have made
+	 * a successor while the key was generated: look again, under the
+	 * write lock. */
+	if ((ret = store_begin(c->st, e)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((ret = store_list_generations(c->st, &w, &nw, e)) != 0)
+		goto out;
+	if ((s = successor_of(w, nw, tmpl_id, now)) >= 0) {
+		ret = successor_err(&w[s], e);
+		goto out;
+	}
+	if ((ret = store_insert_generation(c->st, &g, e)) != 0)
+		goto out;
+	if (g.status == STORE_GEN_PENDING)
+		snprintf(extra, sizeof(extra), ", successor of gen:%lld, CSR "
+		    "for an outside root", (long long)tmpl_id);
+	else
+		snprintf(extra, sizeof(extra), ", successor of gen:%lld%s, "
+		    "activates at %s", (long long)tmpl_id, mode == ROTATE_ROOT ?
+		    ", signed by the root" : ", self-signed",
+		    clock_format(g.activate_at, when, sizeof(when)));
+	if ((ret = ca_audit(c, AUDIT_CA_ROTATE, &g, extra, e)) != 0 ||
+	    (ret = store_commit(c->st, e)) != 0)
+		goto out;
+	in_tx = 0;
+	out->gen_id = g.id;
+	out->root_id = mode == ROTATE_ROOT ? root.id : 0;
+	out->status = g.status;
+	out->activate_at = g.status == STORE_GEN_PENDING ? 0 : g.activate_at;
+	ret = 0;
+out:
+	if (in_tx)
+		store_rollback(c->st);
+	if (ret != 0) {
+		if (key != NULL)
+			(void)hsm_destroy_key(c->hsm, key, NULL);
+		free(out->csr_pem);
+		out->csr_pem = NULL;
+	}
+	g.key_uri = NULL;
+	g.key_type = NULL;
+	store_generation_free_fields(&g);
+	store_generation_free_fields(&root);
+	store_generations_free(v, n);
+	store_generations_free(w, nw);
+	X509_free(rootx);
+	X509_free(cert);
+	hsm_key_free(root_key);
+	hsm_key_free(key);
+	return ret;
+}
+
+void
+ca_rotate_result_free(struct ca_rotate_result *r)
+{
+	free(r->csr_pem);
+	r->csr_pem = NULL;
+}
+
+struct pop_scan {
+	char	prefix[48];
+	int	seen;
+};
+
+static int
+pop_scan_cb(void *arg, const struct store_audit *r)
+{
+	struct pop_scan *ps = arg;
+
+	if (r->outcome != NULL && strcmp(r->outcome, "ok") == 0 &&
+	    r->detail != NULL &&
+	    strncmp(r->detail, ps->prefix, strlen(ps->prefix)) == 0) {
+		ps->seen = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether the audit log records a proof of possession issued under
+ * gen_id (lib/issue.c writes "generation N, profile pop, ..."). */
+static int
+pop_seen(struct ca_ctx *c, int64_t gen_id, int *seen, struct hsmca_err *e)
+{
+	struct store_audit_filter f;
+	struct pop_scan ps;
+	int ret;
+
+	memset(&f, 0, sizeof(f));
+	memset(&ps, 0, sizeof(ps));
+	f.action = audit_action_name(AUDIT_POP);
+	snprintf(ps.prefix, sizeof(ps.prefix), "generation %lld,",
+	    (long long)gen_id);
+	ret = store_audit_walk(c->st, &f, pop_scan_cb, &ps, NULL, e);
+	if (ret < 0)
+		return ret;
+	*seen = ps.seen;
+	return 0;
+}
+
+/* Retire v[a] (inactive, or expired if it has), then activate v[i]:
+ * both records and their audit entries in the caller's transaction. */
+static int
+switch_active(struct ca_ctx *c, struct store_generation *v, int a, int i,
+    time_t now, int pop, const char *why, struct ca_events *ev,
+    struct hsmca_err *e)
+{
+	char extra[160];
+	int ret;
+
+	if (a >= 0) {
+		v[a].status = v[a].not_after < now ? STORE_GEN_EXPIRED :
+		    STORE_GEN_INACTIVE;
+		/* 0: not scheduled, so it never comes back on its own. */
+		v[a].activate_at = 0;
+		snprintf(extra, sizeof(extra), ", retired: gen:%lld takes over",
+		    (long long)v[i].id);
+		if ((ret = store_update_generation(c->st, &v[a], e)) != 0 ||
+		    (ret = ca_audit(c, AUDIT_CA_ROTATE, &v[a], extra, e)) != 0)
+			return ret;
+		event_add(ev, CA_EVENT_RETIRED, v[a].id, "CA generation %lld "
+		    "retired (%s): it still verifies, generation %lld issues",
+		    (long long)v[a].id, store_gen_status_name(v[a].status),
+		    (long long)v[i].id);
+	}
+	v[i].status = STORE_GEN_ACTIVE;
+	v[i].activate_at = now;
+	snprintf(extra, sizeof(extra), "%s%s", why != NULL ? why : "",
+	    pop ? "" : ", no proof of possession was issued under it");
+	if ((ret = store_update_generation(c->st, &v[i], e)) != 0 ||
+	    (ret = ca_audit(c, AUDIT_CA_ACTIVATE, &v[i], extra, e)) != 0)
+		return ret;
+	event_add(ev, CA_EVENT_ACTIVATED, v[i].id, "CA generation %lld "
+	    "activated%s%s", (long long)v[i].id, why != NULL ? why : "",
+	    pop ? "" : " (no proof of possession was ever issued under it)");
+	return 0;
+}
+
+int
+ca_activate(struct ca_ctx *c, int64_t gen_id, time_t now, int *pop,
+    int64_t *retired, struct hsmca_err *e)
+{
+	struct store_generation *v = NULL;
+	enum store_gen_status s;
+	size_t n = 0;
+	int ret, i, a, in_tx = 0;
+
+	*pop = 0;
+	*retired = 0;
+	if ((ret = store_begin(c->st, e)) != 0)
+		return ret;
+	in_tx = 1;
+	if ((ret = store_list_generations(c->st, &v, &n, e)) != 0)
+		goto out;
+	if ((i = index_of(v, n, gen_id)) < 0) {
+		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "no CA generation %lld",
+		    (long long)gen_id);
+		goto out;
+	}
+	s = ca_effective_status(&v[i], now);
+	if (v[i].kind != STORE_GEN_ISSUING)
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %lld is a "
+		    "root: only issuing generations become active",
+		    (long long)gen_id);
+	else if (s == STORE_GEN_ACTIVE)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "CA generation %lld is "
+		    "already active", (long long)gen_id);
+	else if (s == STORE_GEN_PENDING)
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %lld has no "
+		    "certificate yet (`hsmca ca import-cert --gen %lld`)",
+		    (long long)gen_id, (long long)gen_id);
+	else if (s != STORE_GEN_INACTIVE)
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %lld is %s: "
+		    "it cannot become active", (long long)gen_id,
+		    store_gen_status_name(s));
+	else if (now < v[i].not_before)
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %lld is not "
+		    "valid yet; check the clock", (long long)gen_id);
+	if (ret != 0)
+		goto out;
+	if ((ret = pop_seen(c, gen_id, pop, e)) != 0)
+		goto out;
+	a = active_of(v, n);
+	if ((ret = switch_active(c, v, a, i, now, *pop, " by hand", NULL,
+	    e)) != 0 || (ret = store_commit(c->st, e)) != 0)
+		goto out;
+	in_tx = 0;
+	*retired = a >= 0 ? v[a].id : 0;
+out:
+	if (in_tx)
+		store_rollback(c->st);
+	store_generations_free(v, n);
+	return ret;
+}
+
+int
+ca_revoke(struct ca_ctx *c, int64_t gen_id, int reason, time_t now,
+    int *was_active, struct hsmca_err *e)
+{
+	struct store_generation g;
+	enum store_gen_status s;
+	char extra[64];
+	int ret, in_tx = 1;
+
+	*was_active = 0;
+	memset(&g, 0, sizeof(g));
+	if (reason < 0 || reason > STORE_REASON_MAX || reason == 7 ||
+	    reason == 8)
+		return err_set(e, HSMCA_ERR_ARG, "revocation reason %d is not "
+		    "one a CA certificate is revoked with", reason);
+	if ((ret = store_begin(c->st, e)) != 0)
+		return ret;
+	if ((ret = store_get_generation(c->st, gen_id, &g, e)) != 0)
+		goto out;
+	s = ca_effective_status(&g, now);
+	if (g.kind != STORE_GEN_ISSUING)
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %lld is a "
+		    "root: distrust it where it is installed instead",
+		    (long long)gen_id);
+	else if (s == STORE_GEN_REVOKED)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "CA generation %lld is "
+		    "already revoked", (long long)gen_id);
+	else if (s == STORE_GEN_EXPIRED)
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %lld has "
+		    "expired: nothing is issued or trusted under it anyway",
+		    (long long)gen_id);
+	if (ret != 0)
+		goto out;
+	*was_active = g.status == STORE_GEN_ACTIVE;
+	g.status = STORE_GEN_REVOKED;
+	g.activate_at = 0;
+	g.revoked_at = now;
+	free(g.revoke_reason);
+	if ((g.revoke_reason = strdup(crl_reason_name(reason))) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	snprintf(extra, sizeof(extra), ", reason %s", g.revoke_reason);
+	if ((ret = store_update_generation(c->st, &g, e)) != 0 ||
+	    (ret = ca_audit(c, AUDIT_CA_REVOKE, &g, extra, e)) != 0 ||
+	    (ret = store_commit(c->st, e)) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	if (in_tx)
+		store_rollback(c->st);
+	store_generation_free_fields(&g);
+	return ret;
+}
+
+/* Activations, retirements and expiries due at now, in one transaction. */
+static int
+tick_status(struct ca_ctx *c, time_t now, struct ca_events *ev,
+    struct hsmca_err *e)
+{
+	struct store_generation *v = NULL;
+	size_t n = 0;
+	char t[32];
+	int ret, a, due = -1, pop = 0, dead, in_tx = 1;
+
+	if ((ret = store_begin(c->st, e)) != 0)
+		return ret;
+	if ((ret = store_list_generations(c->st, &v, &n, e)) != 0)
+		goto out;
+	a = active_of(v, n);
+	/* An active generation that expired issues nothing: its successor
+	 * takes over at once rather than at its date. */
+	dead = a >= 0 && v[a].not_after < now;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].kind != STORE_GEN_ISSUING ||
+		    v[i].status != STORE_GEN_INACTIVE ||
+		    v[i].activate_at == 0 || v[i].cert_der == NULL ||
+		    now < v[i].not_before || v[i].not_after < now)
+			continue;
+		if ((v[i].activate_at <= now || dead) &&
+		    (due < 0 || v[i].id > v[due].id))
+			due = (int)i;
+	}
+	if (due >= 0) {
+		if ((ret = pop_seen(c, v[due].id, &pop, e)) != 0 ||
+		    (ret = switch_active(c, v, a, due, now, pop,
+		    v[due].activate_at > now ? ", early: the active generation "
+		    "expired" : NULL, ev, e)) != 0)
+			goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((v[i].status != STORE_GEN_ACTIVE &&
+		    v[i].status != STORE_GEN_INACTIVE) ||
+		    v[i].cert_der == NULL || v[i].not_after >= now)
+			continue;
+		v[i].status = STORE_GEN_EXPIRED;
+		if ((ret = store_update_generation(c->st, &v[i], e)) != 0 ||
+		    (ret = ca_audit(c, AUDIT_CA_ROTATE, &v[i], ", expired",
+		    e)) != 0)
+			goto out;
+		event_add(ev, CA_EVENT_EXPIRED, v[i].id, "CA %s generation "
+		    "%lld expired at %s", store_gen_kind_name(v[i].kind),
+		    (long long)v[i].id, clock_format(v[i].not_after, t,
+		    sizeof(t)));
+	}
+	if ((ret = store_commit(c->st, e)) != 0)
+		goto out;
+	in_tx = 0;
+out:
+	if (in_tx)
+		store_rollback(c->st);
+	store_generations_free(v, n);
+	return ret;
+}
+
+int
+ca_rotation_tick(struct ca_ctx *c, time_t now, struct ca_events *ev,
+    struct hsmca_err *e)
+{
+	struct store_generation *v = NULL;
+	struct ca_rotate_result r;
+	size_t n = 0;
+	char t[32];
+	int ret, a;
+
+	if (ev != NULL)
+		memset(ev, 0, sizeof(*ev));
+	if ((ret = tick_status(c, now, ev, e)) != 0)
+		return ret;
+	if ((ret = store_list_generations(c->st, &v, &n, e)) != 0)
+		return ret;
+	a = active_of(v, n);
+	if (a < 0 || v[a].cert_der == NULL ||
+	    now < v[a].not_after - (time_t)c->cfg->ca.renew_before ||
+	    successor_of(v, n, v[a].id, now) >= 0) {
+		store_generations_free(v, n);
+		return 0;
+	}
+	store_generations_free(v, n);
+	if ((ret = ca_rotate(c, now, &r, e)) != 0) {
+		/* Someone else made it meanwhile: nothing to do here. */
+		if (ret == HSMCA_ERR_EXISTS) {
+			err_clear(e);
+			return 0;
+		}
+		return ret;
+	}
+	if (r.status == STORE_GEN_PENDING)
+		event_add(ev, CA_EVENT_PENDING, r.gen_id, "CA generation %lld "
+		    "created, pending: get its CSR (`hsmca ca download --csr "
+		    "%lld`) signed by your root, then `hsmca ca import-cert "
+		    "--gen %lld`", (long long)r.gen_id, (long long)r.gen_id,
+		    (long long)r.gen_id);
+	else
+		event_add(ev, CA_EVENT_CREATED, r.gen_id, "CA generation %lld "
+		    "created (%s), inactive until %s", (long long)r.gen_id,
+		    r.root_id != 0 ? "signed by the root" : "self-signed",
+		    clock_format(r.activate_at, t, sizeof(t)));
+	ca_rotate_result_free(&r);
+	return 0;
 }

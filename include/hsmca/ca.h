@@ -65,4 +65,76 @@ int	ca_pem(struct ca_ctx *c, const struct store_generation *g,
 enum store_gen_status ca_effective_status(const struct store_generation *g,
 	    time_t now);
 
+/* ---- rotation ----
+ *
+ * The active generation A issues. renew_before ahead of A's notAfter a
+ * new generation N is created (key in the token; signed by the root in
+ * the token, self-signed like A, or pending for an outside root). N is
+ * inactive until activate_at (its creation plus activation_delay), then
+ * becomes active and A is retired: inactive, still in cacerts and still
+ * serving its CRL and OCSP until it expires. */
+
+/* What a rotation step did, one line each, for the caller to print or
+ * log. */
+enum ca_event_kind {
+	CA_EVENT_CREATED,	/* a new generation, inactive until activate_at */
+	CA_EVENT_PENDING,	/* a new generation waiting for an outside root */
+	CA_EVENT_ACTIVATED,
+	CA_EVENT_RETIRED,	/* active -> inactive: verifies, issues no more */
+	CA_EVENT_EXPIRED,
+	CA_EVENT_KIND_MAX
+};
+
+#define CA_EVENTS_MAX	16
+#define CA_EVENT_MSG	256
+
+struct ca_event {
+	enum ca_event_kind	 kind;
+	int64_t			 gen_id;
+	char			 msg[CA_EVENT_MSG];
+};
+
+struct ca_events {
+	size_t			 n;
+	struct ca_event		 ev[CA_EVENTS_MAX];
+};
+
+const char	*ca_event_kind_name(enum ca_event_kind k);
+
+struct ca_rotate_result {
+	int64_t			 gen_id;
+	int64_t			 root_id;	/* the root that signed it; 0: none */
+	enum store_gen_status	 status;	/* inactive, or pending */
+	time_t			 activate_at;	/* 0 while pending */
+	char			*csr_pem;	/* pending: for the outside root */
+};
+
+/* Create the next generation now, whatever the date: the successor of
+ * the active generation (or of the newest one, if none is active).
+ * HSMCA_ERR_EXISTS if a successor already waits. */
+int	ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
+	    struct hsmca_err *e);
+void	ca_rotate_result_free(struct ca_rotate_result *r);
+
+/* Make gen_id the active generation; the active one, if any, is retired
+ * (*retired its id, else 0). *pop_seen: 1 if the audit log records a
+ * proof of possession issued under gen_id. */
+int	ca_activate(struct ca_ctx *c, int64_t gen_id, time_t now,
+	    int *pop_seen, int64_t *retired, struct hsmca_err *e);
+
+/* Revoke an issuing generation (reason: an RFC 5280 CRLReason): nothing
+ * more is issued under it; its CRL and OCSP go on. *was_active: it was
+ * the active generation, so nothing issues until another is activated. */
+int	ca_revoke(struct ca_ctx *c, int64_t gen_id, int reason, time_t now,
+	    int *was_active, struct hsmca_err *e);
+
+/* One rotation step at now, what hsmcad runs on its timer and `hsmca ca
+ * tick` from cron: activate the generation whose activate_at has come
+ * (early if the active one has expired), retire the one it replaces,
+ * mark expired generations, and create the next generation once the
+ * active one is within renew_before of its notAfter. Safe to run from
+ * several processes at once. ev: what changed (may be NULL). */
+int	ca_rotation_tick(struct ca_ctx *c, time_t now, struct ca_events *ev,
+	    struct hsmca_err *e);
+
 #endif

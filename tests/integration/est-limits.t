@@ -16,7 +16,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$C
 	-subj "/CN=Factory" -days 10 -addext basicConstraints=critical,CA:TRUE \
 	-addext keyUsage=critical,keyCertSign -out "$CADIR/factory.pem" 2>/dev/null
 bootstrap_cert dev-1
-sqlite3 "$CADIR/hsmca.db" "UPDATE ca_generation SET status = 'inactive'"
+# Retired, not waiting: the rotation tick would activate a waiting one.
+sqlite3 "$CADIR/hsmca.db" "UPDATE ca_generation SET status = 'inactive', activate_at = NULL"
 cat >>"$CONF" <<EOC
 [daemon]
 listen = 127.0.0.1:0
