@@ -1,0 +1,1337 @@
+/* batch.c: factory batch signing.
+ *
+ *   load the list -> check every CSR (parallel) -> name the batch (SHA-256
+ *   of its input) -> sign the good ones (parallel, through a batch_signer)
+ *   -> DEVICE.crt and DEVICE.chain.pem as they come -> sync -> results.csv
+ *   (atomic) -> the batch's record
+ *
+ * Crash safety comes from the signer: local mode reserves every serial
+ * durably before the HSM signs and releases a certificate only once its
+ * record committed (lib/issue.c), and returns the recorded certificate of
+ * a CSR instead of signing it again. A run killed at any point is finished
+ * by running it again: files are rewritten from what the store holds, and
+ * results.csv only ever appears whole. */
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+
+#include "hsmca/audit.h"
+#include "hsmca/batch.h"
+#include "hsmca/clock.h"
+#include "hsmca/profile.h"
+#include "hsmca/store.h"
+
+#define BATCH_MANIFEST_MAX	(64 * 1024 * 1024)
+#define BATCH_LOCK		".hsmca-batch.lock"
+#define BATCH_RESULTS		"results.csv"
+
+static const char *const status_names[BATCH_STATUS_MAX] = {
+	[BATCH_PENDING] = "skipped",
+	[BATCH_ISSUED] = "issued",
+	[BATCH_EXISTING] = "existing",
+	[BATCH_REFUSED] = "refused",
+	[BATCH_FAILED] = "failed",
+};
+
+const char *
+batch_status_name(enum batch_status s)
+{
+	if ((unsigned)s >= BATCH_STATUS_MAX)
+		return "unknown";
+	return status_names[s];
+}
+
+int
+batch_is_refusal(int code)
+{
+	switch (code) {
+	case HSMCA_ERR_IO:
+	case HSMCA_ERR_CSR_PARSE:
+	case HSMCA_ERR_CSR_SIGNATURE:
+	case HSMCA_ERR_KEY_POLICY:
+	case HSMCA_ERR_PROFILE:
+	case HSMCA_ERR_POLICY:
+	case HSMCA_ERR_LINT:
+	case HSMCA_ERR_EXISTS:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static double
+batch_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the list of devices ---- */
+
+/* A device id names files in the output folder. */
+static int
+device_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > BATCH_DEVICE_MAX || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' &&
+		    *s != '-' && *s != '@' && *s != ':')
+			return 0;
+	return 1;
+}
+
+static int
+batch_add(struct batch *b, size_t *cap, const char *device, const char *path,
+    const struct profile *p, const char *where, struct hsmca_err *e)
+{
+	struct batch_item *nv, *it;
+
+	if (!device_id_ok(device))
+		return err_set(e, HSMCA_ERR_ARG, "%s: device id \"%.*s\" cannot "
+		    "name a file (letters, digits and . _ - @ : only, at most "
+		    "%d, not starting with . or -)", where, 64, device,
+		    BATCH_DEVICE_MAX);
+	if (b->nitems == *cap) {
+		*cap = *cap == 0 ? 256 : *cap * 2;
+		if ((nv = reallocarray(b->items, *cap, sizeof(*nv))) == NULL)
+			return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		b->items = nv;
+	}
+	it = &b->items[b->nitems];
+	memset(it, 0, sizeof(*it));
+	if ((it->device = strdup(device)) == NULL ||
+	    (it->path = strdup(path)) == NULL) {
+		free(it->device);
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	}
+	it->profile = p;
+	b->nitems++;
+	return 0;
+}
+
+static int
+has_csr_suffix(const char *name, size_t *stem)
+{
+	static const char *const sfx[] = { ".csr", ".pem", ".der", ".req" };
+	size_t n = strlen(name), k;
+
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		k = strlen(sfx[i]);
+		if (n > k && strcasecmp(name + n - k, sfx[i]) == 0) {
+			*stem = n - k;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+load_dir(struct batch *b, const struct batch_opts *o, struct hsmca_err *e)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	char **names = NULL, **nv, path[PATH_MAX], dev[BATCH_DEVICE_MAX + 2];
+	size_t n = 0, cap = 0, icap = 0, stem;
+	int ret = HSMCA_ERR_IO;
+
+	if ((d = opendir(o->in)) == NULL) {
+		err_set(e, ret, "%s: %s", o->in, strerror(errno));
+		goto out;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || !has_csr_suffix(de->d_name, &stem))
+			continue;
+		if (n == cap) {
+			cap = cap == 0 ? 256 : cap * 2;
+			if ((nv = reallocarray(names, cap, sizeof(*nv))) ==
+			    NULL) {
+				ret = err_set(e, HSMCA_ERR_ALLOC,
+				    "out of memory");
+				goto out;
+			}
+			names = nv;
+		}
+		if ((names[n] = strdup(de->d_name)) == NULL) {
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+		n++;
+	}
+	if (errno != 0) {
+		err_set(e, ret, "%s: %s", o->in, strerror(errno));
+		goto out;
+	}
+	/* In name order: the same folder is the same batch. */
+	if (n > 0)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		(void)has_csr_suffix(names[i], &stem);
+		if (stem > BATCH_DEVICE_MAX)
+			stem = BATCH_DEVICE_MAX + 1;
+		snprintf(dev, sizeof(dev), "%.*s", (int)stem, names[i]);
+		if (snprintf(path, sizeof(path), "%s/%s", o->in, names[i]) >=
+		    (int)sizeof(path)) {
+			ret = err_set(e, HSMCA_ERR_ARG, "%s/%s: path too long",
+			    o->in, names[i]);
+			goto out;
+		}
+		if ((ret = batch_add(b, &icap, dev, path, o->profile, path,
+		    e)) != 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (d != NULL)
+		closedir(d);
+	return ret;
+}
+
+/* Trim spaces around s in place. */
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* One manifest line: device, CSR path (relative to the manifest's
+ * folder) and profile name (NULL: the default). */
+static int
+manifest_entry(struct batch *b, size_t *icap, const struct batch_opts *o,
+    const char *base, const char *device, const char *csr,
+    const char *profile, const char *where, struct hsmca_err *e)
+{
+	const struct profile *p = o->profile;
+	char path[PATH_MAX];
+
+	if (device == NULL || *device == '\0' || csr == NULL || *csr == '\0')
+		return err_set(e, HSMCA_ERR_ARG, "%s: a device id and a CSR "
+		    "path are needed", where);
+	if (profile != NULL && *profile != '\0' &&
+	    (p = config_profile(o->cfg, profile)) == NULL)
+		return err_set(e, HSMCA_ERR_PROFILE, "%s: unknown profile "
+		    "'%.64s'", where, profile);
+	if (snprintf(path, sizeof(path), "%s%s", csr[0] == '/' ? "" : base,
+	    csr) >= (int)sizeof(path))
+		return err_set(e, HSMCA_ERR_ARG, "%s: path too long", where);
+	return batch_add(b, icap, device, path, p, where, e);
+}
+
+static int
+load_manifest(struct batch *b, const struct batch_opts *o,
+    struct hsmca_err *e)
+{
+	unsigned char *buf = NULL;
+	char *line, *next, *p, base[PATH_MAX], where[PATH_MAX + 32];
+	const char *slash;
+	size_t len = 0, icap = 0;
+	json_t *j = NULL;
+	json_error_t je;
+	int lineno = 0, jsonl = -1, ret;
+
+	if ((ret = util_read_file(o->in, BATCH_MANIFEST_MAX, &buf, &len,
+	    e)) != 0)
+		goto out;
+	slash = strrchr(o->in, '/');
+	snprintf(base, sizeof(base), "%.*s", slash != NULL ?
+	    (int)(slash - o->in + 1) : 0, o->in);
+	if (memchr(buf, '\0', len) != NULL) {
+		ret = err_set(e, HSMCA_ERR_ARG, "%s: not a text manifest",
+		    o->in);
+		goto out;
+	}
+	for (line = (char *)buf; line != NULL; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%d", o->in, lineno);
+		line = trim(line);
+		if (*line == '\0' || *line == '#')
+			continue;
+		/* The first line decides: JSON Lines or CSV. */
+		if (jsonl == -1)
+			jsonl = *line == '{';
+		if (jsonl) {
+			const char *dev, *csr, *prof;
+
+			json_decref(j);
+			if ((j = json_loads(line, 0, &je)) == NULL ||
+			    !json_is_object(j)) {
+				ret = err_set(e, HSMCA_ERR_ARG, "%s: not a JSON "
+				    "object", where);
+				goto out;
+			}
+			dev = json_string_value(json_object_get(j, "device"));
+			csr = json_string_value(json_object_get(j, "csr"));
+			prof = json_string_value(json_object_get(j, "profile"));
+			if ((ret = manifest_entry(b, &icap, o, base, dev, csr,
+			    prof, where, e)) != 0)
+				goto out;
+			continue;
+		}
+		{
+			char *f[3] = { NULL, NULL, NULL };
+			int nf = 0;
+
+			for (p = line; nf < 3; nf++) {
+				f[nf] = p;
+				if ((p = strchr(p, ',')) == NULL) {
+					nf++;
+					break;
+				}
+				*p++ = '\0';
+			}
+			if (p != NULL) {
+				ret = err_set(e, HSMCA_ERR_ARG, "%s: more than "
+				    "three fields (device,csr,profile)", where);
+				goto out;
+			}
+			for (int i = 0; i < nf; i++)
+				f[i] = trim(f[i]);
+			if (b->nitems == 0 && (strcasecmp(f[0], "device") == 0 ||
+			    strcasecmp(f[0], "device_id") == 0))
+				continue;	/* the header */
+			if ((ret = manifest_entry(b, &icap, o, base, f[0], f[1],
+			    f[2], where, e)) != 0)
+				goto out;
+		}
+	}
+	ret = 0;
+out:
+	json_decref(j);
+	free(buf);
+	return ret;
+}
+
+static int
+device_cmp(const void *a, const void *b)
+{
+	const struct batch_item *x = *(const struct batch_item *const *)a;
+	const struct batch_item *y = *(const struct batch_item *const *)b;
+
+	return strcmp(x->device, y->device);
+}
+
+int
+batch_load(struct batch **out, const struct batch_opts *o,
+    struct hsmca_err *e)
+{
+	struct batch *b;
+	struct batch_item **v = NULL;
+	struct stat sb;
+	int ret;
+
+	*out = NULL;
+	if (o->in == NULL || o->profile == NULL)
+		return err_set(e, HSMCA_ERR_ARG, "batch: no input or profile");
+	if (stat(o->in, &sb) == -1)
+		return err_set(e, HSMCA_ERR_IO, "%s: %s", o->in,
+		    strerror(errno));
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	if (S_ISDIR(sb.st_mode))
+		ret = load_dir(b, o, e);
+	else
+		ret = load_manifest(b, o, e);
+	if (ret != 0)
+		goto out;
+	if (b->nitems == 0) {
+		ret = err_set(e, HSMCA_ERR_ARG, "%s: no CSRs (a folder of "
+		    "*.csr, *.pem, *.der or *.req, or a manifest)", o->in);
+		goto out;
+	}
+	/* Each device once: its files would overwrite each other. */
+	if ((v = calloc(b->nitems, sizeof(*v))) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < b->nitems; i++)
+		v[i] = &b->items[i];
+	qsort(v, b->nitems, sizeof(*v), device_cmp);
+	for (size_t i = 1; i < b->nitems; i++)
+		if (strcmp(v[i - 1]->device, v[i]->device) == 0) {
+			ret = err_set(e, HSMCA_ERR_ARG, "%s: device %s is listed "
+			    "twice", o->in, v[i]->device);
+			goto out;
+		}
+	b->stats.items = b->nitems;
+	*out = b;
+	b = NULL;
+	ret = 0;
+out:
+	free(v);
+	batch_free(b);
+	return ret;
+}
+
+void
+batch_free(struct batch *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->nitems; i++) {
+		free(b->items[i].device);
+		free(b->items[i].path);
+		csr_free(b->items[i].csr);
+		free(b->items[i].reason);
+		free(b->items[i].cert_pem);
+	}
+	free(b->items);
+	free(b->chain_pem);
+	free(b);
+}
+
+/* ---- running it ---- */
+
+enum run_phase { PHASE_CHECK, PHASE_SIGN, PHASE_STOP };
+
+struct run {
+	struct batch		*b;
+	const struct batch_signer *sg;
+	const struct batch_opts	*o;
+	void			**workers;
+	int			 dirfd;		/* the output folder */
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cond;		/* phase changes, threads done */
+	enum run_phase		 phase;
+	size_t			 next;		/* next item to take */
+	int			 busy;		/* threads in the current phase */
+	int			 stop;		/* fail-fast: take no more */
+	int			 fatal;		/* first error that is not an item's */
+	struct hsmca_err	 fatal_err;
+	double			 t0, t_sign;
+};
+
+static void
+item_fail(struct run *r, struct batch_item *it, int code, const char *msg)
+{
+	free(it->reason);
+	it->reason = strdup(msg != NULL && *msg != '\0' ? msg :
+	    hsmca_strerror(code));
+	it->status = batch_is_refusal(code) ? BATCH_REFUSED : BATCH_FAILED;
+}
+
+/* Read, hash, parse and check one CSR (a worker, no lock held). */
+static void
+check_item(struct run *r, void *w, struct batch_item *it)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	struct hsmca_err e;
+	int ret;
+
+	err_clear(&e);
+	if ((ret = util_read_file(it->path, CSR_MAX_SIZE, &buf, &len,
+	    &e)) != 0) {
+		if (ret != HSMCA_ERR_ALLOC)
+			ret = HSMCA_ERR_IO;
+		goto out;
+	}
+	SHA256(buf, len, it->file_sha256);
+	if ((ret = csr_parse(buf, len, &it->csr, &e)) != 0 ||
+	    (ret = profile_check_csr(it->profile, it->csr, &e)) != 0)
+		goto out;
+	if (r->sg->check != NULL && (ret = r->sg->check(w, it, &e)) != 0)
+		goto out;
+out:
+	if (ret != 0) {
+		csr_free(it->csr);
+		it->csr = NULL;
+		item_fail(r, it, ret, e.msg);
+	}
+	free(buf);
+}
+
+static int
+write_all(int fd, const char *p, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Write a then b to name in the output folder: a temporary file renamed
+ * over it, so a reader (or a crash) sees the old file or the new one,
+ * never half of one. The fsync comes once for all of them, before
+ * results.csv. */
+static int
+write_out(struct run *r, const char *name, const char *a, size_t alen,
+    const char *b, size_t blen, struct hsmca_err *e)
+{
+	char tmp[BATCH_DEVICE_MAX + 32];
+	int fd, ret = HSMCA_ERR_IO;
+
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	if ((fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0644)) == -1)
+		return err_set(e, ret, "%s/%s: %s", r->o->out, tmp,
+		    strerror(errno));
+	if (write_all(fd, a, alen) == -1 || write_all(fd, b, blen) == -1) {
+		err_set(e, ret, "%s/%s: %s", r->o->out, tmp, strerror(errno));
+		close(fd);
+		goto out;
+	}
+	if (close(fd) == -1 || renameat(r->dirfd, tmp, r->dirfd, name) == -1) {
+		err_set(e, ret, "%s/%s: %s", r->o->out, name, strerror(errno));
+		goto out;
+	}
+	return 0;
+out:
+	(void)unlinkat(r->dirfd, tmp, 0);
+	return ret;
+}
+
+/* Sign one checked CSR and write its files (a worker, no lock held). */
+static void
+sign_item(struct run *r, void *w, struct batch_item *it)
+{
+	struct batch_cert c;
+	struct hsmca_err e;
+	char name[BATCH_DEVICE_MAX + 16];
+	size_t len;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	err_clear(&e);
+	if ((ret = r->sg->sign(w, it, &c, &e)) != 0) {
+		item_fail(r, it, ret, e.msg);
+		if (it->status == BATCH_REFUSED && r->sg->refused != NULL)
+			r->sg->refused(w, it);
+		return;
+	}
+	/* The certificate is recorded: from here on a failure to write it
+	 * out is the batch's, and a re-run writes it. */
+	memcpy(it->serial, c.serial, sizeof(it->serial));
+	memcpy(it->sha256, c.sha256, sizeof(it->sha256));
+	len = strlen(c.pem);
+	snprintf(name, sizeof(name), "%s.crt", it->device);
+	if ((ret = write_out(r, name, c.pem, len, NULL, 0, &e)) == 0) {
+		snprintf(name, sizeof(name), "%s.chain.pem", it->device);
+		ret = write_out(r, name, c.pem, len, r->b->chain_pem,
+		    strlen(r->b->chain_pem), &e);
+	}
+	if (ret != 0) {
+		item_fail(r, it, ret, e.msg);
+		it->status = BATCH_FAILED;
+	} else
+		it->status = c.status;
+	free(c.pem);
+}
+
+static void
+count_item(struct run *r, const struct batch_item *it)
+{
+	struct batch_stats *s = &r->b->stats;
+
+	switch (it->status) {
+	case BATCH_ISSUED:
+		s->issued++;
+		break;
+	case BATCH_EXISTING:
+		s->existing++;
+		break;
+	case BATCH_REFUSED:
+		s->refused++;
+		break;
+	case BATCH_FAILED:
+		s->failed++;
+		break;
+	default:
+		break;
+	}
+	if ((it->status == BATCH_REFUSED || it->status == BATCH_FAILED) &&
+	    r->o->item_done != NULL)
+		r->o->item_done(r->o->arg, it);
+	if (it->status == BATCH_REFUSED && r->o->fail_fast)
+		r->stop = 1;
+}
+
+struct worker_arg {
+	struct run	*r;
+	void		*w;
+};
+
+static void *
+batch_worker(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct run *r = wa->r;
+	struct batch_item *it;
+	enum run_phase phase;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		/* Wait for work of the current phase. */
+		while (r->phase != PHASE_STOP && (r->stop ||
+		    r->next >= r->b->nitems))
+			pthread_cond_wait(&r->cond, &r->mu);
+		if (r->phase == PHASE_STOP)
+			break;
+		phase = r->phase;
+		it = &r->b->items[r->next++];
+		if (phase == PHASE_SIGN && it->status != BATCH_PENDING)
+			continue;
+		r->busy++;
+		pthread_mutex_unlock(&r->mu);
+
+		if (phase == PHASE_CHECK)
+			check_item(r, wa->w, it);
+		else
+			sign_item(r, wa->w, it);
+
+		pthread_mutex_lock(&r->mu);
+		if (phase == PHASE_CHECK) {
+			r->b->stats.checked++;
+			if (it->status == BATCH_REFUSED ||
+			    it->status == BATCH_FAILED)
+				count_item(r, it);
+		} else
+			count_item(r, it);
+		r->busy--;
+		pthread_cond_broadcast(&r->cond);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* Wait, with r->mu held, until the current phase has no work left and
+ * no thread is busy with it; report progress every tick. */
+static void
+wait_phase(struct run *r)
+{
+	struct batch_stats snap;
+	struct timespec ts;
+	int tick = r->o->tick_ms > 0 ? r->o->tick_ms : 1000;
+
+	while (r->busy > 0 || (!r->stop && r->next < r->b->nitems)) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)tick * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		if (pthread_cond_timedwait(&r->cond, &r->mu, &ts) == 0)
+			continue;
+		if (r->o->progress == NULL)
+			continue;
+		snap = r->b->stats;
+		snap.elapsed = batch_clock() - r->t0;
+		snap.sign_elapsed = r->t_sign > 0 ? batch_clock() - r->t_sign :
+		    0;
+		pthread_mutex_unlock(&r->mu);
+		r->o->progress(r->o->arg, &snap);
+		pthread_mutex_lock(&r->mu);
+	}
+}
+
+static int
+fp_cmp(const void *a, const void *b)
+{
+	const struct batch_item *x = *(const struct batch_item *const *)a;
+	const struct batch_item *y = *(const struct batch_item *const *)b;
+	int c;
+
+	if (x->csr == NULL || y->csr == NULL)
+		return (x->csr == NULL) - (y->csr == NULL);
+	if ((c = memcmp(x->csr->fingerprint, y->csr->fingerprint,
+	    sizeof(x->csr->fingerprint))) != 0)
+		return c;
+	return x < y ? -1 : x > y;
+}
+
+/* One CSR, one certificate: a CSR listed for two devices is signed for
+ * the first only. */
+static int
+refuse_duplicates(struct run *r, struct hsmca_err *e)
+{
+	struct batch *b = r->b;
+	struct batch_item **v, *it;
+	char msg[256];
+
+	if ((v = calloc(b->nitems, sizeof(*v))) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	for (size_t i = 0; i < b->nitems; i++)
+		v[i] = &b->items[i];
+	qsort(v, b->nitems, sizeof(*v), fp_cmp);
+	for (size_t i = 1; i < b->nitems; i++) {
+		it = v[i];
+		if (it->csr == NULL || v[i - 1]->csr == NULL ||
+		    memcmp(it->csr->fingerprint, v[i - 1]->csr->fingerprint,
+		    sizeof(it->csr->fingerprint)) != 0)
+			continue;
+		snprintf(msg, sizeof(msg), "the same CSR as device %s: one "
+		    "certificate per CSR", v[i - 1]->device);
+		csr_free(it->csr);
+		it->csr = NULL;
+		item_fail(r, it, HSMCA_ERR_EXISTS, msg);
+		v[i] = v[i - 1];	/* later duplicates name the first */
+		count_item(r, it);
+	}
+	free(v);
+	return 0;
+}
+
+/* The batch's name: SHA-256 over each device, the SHA-256 of its CSR
+ * file and its profile, in input order. */
+static int
+batch_hash(struct batch *b, struct hsmca_err *e)
+{
+	EVP_MD_CTX *ctx;
+	unsigned char md[32];
+	char hex[65];
+	unsigned int mdlen = 0;
+	int ok;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for (size_t i = 0; ok && i < b->nitems; i++) {
+		util_hex(b->items[i].file_sha256, 32, hex);
+		ok = EVP_DigestUpdate(ctx, b->items[i].device,
+		    strlen(b->items[i].device) + 1) &&
+		    EVP_DigestUpdate(ctx, hex, sizeof(hex)) &&
+		    EVP_DigestUpdate(ctx, b->items[i].profile->name,
+		    strlen(b->items[i].profile->name)) &&
+		    EVP_DigestUpdate(ctx, "\n", 1);
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return err_set(e, HSMCA_ERR_INTERNAL, "batch: SHA-256 failed");
+	util_hex(md, 32, b->sha256);
+	return 0;
+}
+
+/* A CSV field: quoted when it holds a comma, a quote or a line break. */
+static int
+csv_field(FILE *fp, const char *s)
+{
+	if (s == NULL)
+		s = "";
+	if (strpbrk(s, ",\"\r\n") == NULL)
+		return fputs(s, fp);
+	fputc('"', fp);
+	for (; *s != '\0'; s++) {
+		if (*s == '"')
+			fputc('"', fp);
+		fputc(*s == '\n' || *s == '\r' ? ' ' : *s, fp);
+	}
+	return fputc('"', fp);
+}
+
+/* Every certificate file on disk, then results.csv in one piece. */
+static int
+write_results(struct run *r, struct hsmca_err *e)
+{
+	char path[PATH_MAX], *buf = NULL;
+	size_t len = 0;
+	FILE *fp;
+	int ret;
+
+#ifdef __linux__
+	if (syncfs(r->dirfd) == -1)
+		return err_set(e, HSMCA_ERR_IO, "%s: syncfs: %s", r->o->out,
+		    strerror(errno));
+#else
+	sync();
+#endif
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	fputs("device,serial,sha256,status,reason\n", fp);
+	for (size_t i = 0; i < r->b->nitems; i++) {
+		const struct batch_item *it = &r->b->items[i];
+
+		fprintf(fp, "%s,%s,%s,%s,", it->device, it->serial, it->sha256,
+		    batch_status_name(it->status));
+		csv_field(fp, it->reason);
+		fputc('\n', fp);
+	}
+	if (fclose(fp) != 0) {
+		free(buf);
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	}
+	if (snprintf(path, sizeof(path), "%s/%s", r->o->out, BATCH_RESULTS) >=
+	    (int)sizeof(path))
+		ret = err_set(e, HSMCA_ERR_ARG, "%s: path too long", r->o->out);
+	else
+		ret = util_write_file_atomic(path, buf, len, 0644, e);
+	free(buf);
+	return ret;
+}
+
+/* The output folder, created if needed and locked for this run. */
+static int
+open_out(const char *out, int *dirfd, int *lockfd, struct hsmca_err *e)
+{
+	*dirfd = *lockfd = -1;
+	if (mkdir(out, 0755) == -1 && errno != EEXIST)
+		return err_set(e, HSMCA_ERR_IO, "%s: %s", out, strerror(errno));
+	if ((*dirfd = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return err_set(e, HSMCA_ERR_IO, "%s: %s", out, strerror(errno));
+	if ((*lockfd = openat(*dirfd, BATCH_LOCK, O_RDWR | O_CREAT |
+	    O_CLOEXEC, 0644)) == -1)
+		return err_set(e, HSMCA_ERR_IO, "%s/%s: %s", out, BATCH_LOCK,
+		    strerror(errno));
+	if (flock(*lockfd, LOCK_EX | LOCK_NB) == -1)
+		return err_set(e, errno == EWOULDBLOCK ? HSMCA_ERR_EXISTS :
+		    HSMCA_ERR_IO, "%s: %s", out, errno == EWOULDBLOCK ?
+		    "another batch is writing to this folder" :
+		    strerror(errno));
+	return 0;
+}
+
+static void
+set_phase(struct run *r, enum run_phase p)
+{
+	r->phase = p;
+	r->next = 0;
+	pthread_cond_broadcast(&r->cond);
+}
+
+int
+batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
+    const struct batch_opts *o, struct hsmca_err *e)
+{
+	struct run r;
+	struct worker_arg *wa = NULL;
+	pthread_t *th = NULL;
+	char summary[512];
+	int nth = 0, lockfd = -1, outcome, ret = HSMCA_ERR_INTERNAL;
+
+	memset(&r, 0, sizeof(r));
+	r.b = b;
+	r.sg = sg;
+	r.o = o;
+	r.dirfd = -1;
+	r.t0 = batch_clock();
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cond, NULL);
+	if (o->jobs < 1 || o->out == NULL) {
+		ret = err_set(e, HSMCA_ERR_ARG, "batch: no jobs or no output");
+		goto out;
+	}
+	if ((ret = open_out(o->out, &r.dirfd, &lockfd, e)) != 0)
+		goto out;
+	if ((r.workers = calloc((size_t)o->jobs, sizeof(*r.workers))) == NULL ||
+	    (wa = calloc((size_t)o->jobs, sizeof(*wa))) == NULL ||
+	    (th = calloc((size_t)o->jobs, sizeof(*th))) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < o->jobs; i++)
+		if ((ret = sg->worker_open(ctx, &r.workers[i], e)) != 0)
+			goto out;
+
+	pthread_mutex_lock(&r.mu);
+	r.phase = PHASE_CHECK;
+	for (; nth < o->jobs; nth++) {
+		wa[nth].r = &r;
+		wa[nth].w = r.workers[nth];
+		if (pthread_create(&th[nth], NULL, batch_worker,
+		    &wa[nth]) != 0) {
+			pthread_mutex_unlock(&r.mu);
+			ret = err_set(e, HSMCA_ERR_INTERNAL, "pthread_create: "
+			    "%s", strerror(errno));
+			goto out;
+		}
+	}
+	wait_phase(&r);
+	pthread_mutex_unlock(&r.mu);
+
+	/* Every CSR is checked: name the batch, record it, sign. */
+	if ((ret = refuse_duplicates(&r, e)) != 0 ||
+	    (ret = batch_hash(b, e)) != 0 ||
+	    (ret = sg->begin(ctx, b->sha256, o->profile->name, b->nitems,
+	    &b->id, &b->chain_pem, e)) != 0)
+		goto out;
+	/* Refusals found while checking, now that the batch has a name. */
+	for (size_t i = 0; sg->refused != NULL && i < b->nitems; i++)
+		if (b->items[i].status == BATCH_REFUSED)
+			sg->refused(r.workers[0], &b->items[i]);
+
+	pthread_mutex_lock(&r.mu);
+	r.t_sign = batch_clock();
+	set_phase(&r, PHASE_SIGN);
+	if (!r.stop)
+		wait_phase(&r);
+	set_phase(&r, PHASE_STOP);
+	pthread_mutex_unlock(&r.mu);
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	nth = 0;
+	b->stopped = r.stop;
+	b->stats.elapsed = batch_clock() - r.t0;
+	b->stats.sign_elapsed = batch_clock() - r.t_sign;
+
+	if ((ret = write_results(&r, e)) != 0)
+		goto out;
+	outcome = b->stats.failed > 0 || b->stopped ? AUDIT_FAILED :
+	    b->stats.refused > 0 ? AUDIT_REFUSED : AUDIT_OK;
+	snprintf(summary, sizeof(summary), "batch sha256 %s, profile %s, %zu "
+	    "CSRs: %zu issued, %zu already issued, %zu refused, %zu failed%s",
+	    b->sha256, o->profile->name, b->nitems, b->stats.issued,
+	    b->stats.existing, b->stats.refused, b->stats.failed,
+	    b->stopped ? ", stopped at the first refusal" : "");
+	ret = sg->end(ctx, outcome, summary, b->stats.issued +
+	    b->stats.existing, b->stats.refused, e);
+out:
+	if (nth > 0) {
+		pthread_mutex_lock(&r.mu);
+		set_phase(&r, PHASE_STOP);
+		pthread_mutex_unlock(&r.mu);
+		for (int i = 0; i < nth; i++)
+			pthread_join(th[i], NULL);
+	}
+	for (int i = 0; r.workers != NULL && i < o->jobs; i++)
+		if (r.workers[i] != NULL)
+			sg->worker_close(r.workers[i]);
+	free(r.workers);
+	free(wa);
+	free(th);
+	if (lockfd != -1)
+		close(lockfd);
+	if (r.dirfd != -1)
+		close(r.dirfd);
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cond);
+	return ret;
+}
+
+/* ---- local mode: the HSM and the store of this machine ---- */
+
+struct batch_local {
+	struct hsm		*h;
+	struct issuer		*iss;
+	char			*store_path;
+	struct store		*st;		/* the batch's record, audit */
+	struct store_group	*group;		/* the workers' writes */
+	int			 lockfd;
+	char			 actor[128];
+	char			 requester[192];	/* actor and batch */
+	char			 tag[32];	/* " batch:ID" */
+	int64_t			 batch_id;
+};
+
+struct local_worker {
+	struct batch_local	*l;
+	struct store		*st;
+};
+
+int
+batch_local_open(struct hsm *h, const char *store_path, struct issuer *iss,
+    const char *actor, struct batch_local **out, struct hsmca_err *e)
+{
+	struct batch_local *l;
+	char lock[PATH_MAX];
+	int ret = HSMCA_ERR_ALLOC;
+
+	*out = NULL;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return err_set(e, ret, "out of memory");
+	l->lockfd = -1;
+	l->h = h;
+	l->iss = iss;
+	snprintf(l->actor, sizeof(l->actor), "%s", actor);
+	if ((l->store_path = strdup(store_path)) == NULL) {
+		err_set(e, ret, "out of memory");
+		goto out;
+	}
+	/* One batch at a time per store: a run trusts that a reservation
+	 * of its own batch left behind belongs to a run that died. */
+	if (snprintf(lock, sizeof(lock), "%s-batch.lock", store_path) >=
+	    (int)sizeof(lock)) {
+		ret = err_set(e, HSMCA_ERR_ARG, "%s: path too long",
+		    store_path);
+		goto out;
+	}
+	if ((l->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
+	    -1) {
+		ret = err_set(e, HSMCA_ERR_IO, "%s: %s", lock, strerror(errno));
+		goto out;
+	}
+	if (flock(l->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		ret = err_set(e, HSMCA_ERR_EXISTS, "another batch is signing "
+		    "with the store %s; wait for it to finish", store_path);
+		goto out;
+	}
+	if ((ret = store_open(store_path, &l->st, e)) != 0 ||
+	    (ret = store_group_open(store_path, &l->group, e)) != 0)
+		goto out;
+	*out = l;
+	l = NULL;
+	ret = 0;
+out:
+	batch_local_close(l);
+	return ret;
+}
+
+void
+batch_local_close(struct batch_local *l)
+{
+	if (l == NULL)
+		return;
+	store_group_close(l->group);
+	store_close(l->st);
+	if (l->lockfd != -1)
+		close(l->lockfd);
+	free(l->store_path);
+	free(l);
+}
+
+int
+batch_record_begin(struct store *st, struct issuer *iss, const char *sha256,
+    const char *profile, const char *actor, size_t items, int64_t *batch_id,
+    char **chain_pem, struct hsmca_err *e)
+{
+	struct store_batch sb;
+	BIO *bio = NULL;
+	char *data;
+	long n;
+	int ok, ret;
+
+	*chain_pem = NULL;
+	if ((ret = store_batch_begin(st, sha256, profile, actor,
+	    (int64_t)items, clock_now(), &sb, e)) != 0)
+		return ret;
+	*batch_id = sb.id;
+	store_batch_free_fields(&sb);
+
+	/* The chain every device gets after its certificate. */
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	ok = PEM_write_bio_X509(bio, iss->cert);
+	for (int i = 0; ok && i < sk_X509_num(iss->chain); i++)
+		ok = PEM_write_bio_X509(bio, sk_X509_value(iss->chain, i));
+	n = BIO_get_mem_data(bio, &data);
+	if (ok && (*chain_pem = strndup(data, (size_t)n)) == NULL)
+		ok = 0;
+	BIO_free(bio);
+	if (!ok)
+		return err_set(e, HSMCA_ERR_INTERNAL, "cannot encode the CA "
+		    "chain");
+	return 0;
+}
+
+static int
+local_begin(void *ctx, const char *sha256, const char *profile, size_t items,
+    int64_t *batch_id, char **chain_pem, struct hsmca_err *e)
+{
+	struct batch_local *l = ctx;
+	int ret;
+
+	if ((ret = batch_record_begin(l->st, l->iss, sha256, profile, l->actor,
+	    items, batch_id, chain_pem, e)) != 0)
+		return ret;
+	l->batch_id = *batch_id;
+	snprintf(l->tag, sizeof(l->tag), " batch:%" PRId64, l->batch_id);
+	snprintf(l->requester, sizeof(l->requester), "%s%s", l->actor, l->tag);
+	return 0;
+}
+
+static int
+local_worker_open(void *ctx, void **out, struct hsmca_err *e)
+{
+	struct batch_local *l = ctx;
+	struct local_worker *w;
+	int ret;
+
+	*out = NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	w->l = l;
+	if ((ret = store_open(l->store_path, &w->st, e)) != 0) {
+		free(w);
+		return ret;
+	}
+	store_set_group(w->st, l->group);
+	*out = w;
+	return 0;
+}
+
+static void
+local_worker_close(void *arg)
+{
+	struct local_worker *w = arg;
+
+	store_close(w->st);
+	free(w);
+}
+
+/* A device on the disallow list gets no certificate, here as in EST. */
+int
+batch_check_csr(struct store *st, const struct csr *csr, struct hsmca_err *e)
+{
+	char cn[256];
+
+	if (X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(csr->req),
+	    NID_commonName, cn, sizeof(cn)) < 0)
+		return 0;
+	return store_disallow_check(st, cn, e);
+}
+
+static int
+local_check(void *arg, const struct batch_item *it, struct hsmca_err *e)
+{
+	struct local_worker *w = arg;
+
+	return batch_check_csr(w->st, it->csr, e);
+}
+
+static int
+der_to_pem(const unsigned char *der, size_t len, char **out,
+    struct hsmca_err *e)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----\n";
+	static const char end[] = "-----END CERTIFICATE-----\n";
+	char *b64 = NULL;
+	size_t n = 0;
+	int ret;
+
+	*out = NULL;
+	if ((ret = util_b64_encode(der, len, &b64, &n, e)) != 0)
+		return ret;
+	if ((*out = malloc(sizeof(begin) + n + sizeof(end))) == NULL) {
+		free(b64);
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	}
+	memcpy(*out, begin, sizeof(begin) - 1);
+	memcpy(*out + sizeof(begin) - 1, b64, n);
+	memcpy(*out + sizeof(begin) - 1 + n, end, sizeof(end));
+	free(b64);
+	return 0;
+}
+
+/* What the store holds for this CSR: 1 and *found if a certificate was
+ * issued for it, 0 if none. With tag, a reservation this batch left
+ * behind (a run that died between reserving and recording) is marked
+ * failed: its serial is never used again. */
+static int
+batch_lookup(struct store *st, const char *tag, const struct csr *csr,
+    struct store_cert *found, struct hsmca_err *e)
+{
+	struct store_cert *v = NULL;
+	size_t n = 0, tlen = tag != NULL ? strlen(tag) : 0, rlen;
+	int ret, have = 0;
+
+	memset(found, 0, sizeof(*found));
+	if ((ret = store_certs_by_csr(st, csr->fingerprint_hex, &v, &n,
+	    e)) != 0)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		if (tag != NULL && v[i].status == STORE_CERT_RESERVED &&
+		    v[i].requester != NULL &&
+		    (rlen = strlen(v[i].requester)) >= tlen &&
+		    strcmp(v[i].requester + rlen - tlen, tag) == 0) {
+			if ((ret = store_fail_cert(st, v[i].id, e)) != 0)
+				goto out;
+			continue;
+		}
+		if (!have && (v[i].status == STORE_CERT_VALID ||
+		    v[i].status == STORE_CERT_REVOKED)) {
+			*found = v[i];
+			memset(&v[i], 0, sizeof(v[i]));
+			have = 1;
+		}
+	}
+	ret = have;
+out:
+	store_certs_free(v, n);
+	return ret;
+}
+
+int
+batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
+    const char *requester, const char *stale_tag, const struct csr *csr,
+    const struct profile *profile, struct batch_cert *out,
+    struct hsmca_err *e)
+{
+	struct issue_request req;
+	struct issue_result res;
+	struct store_cert prev;
+	unsigned char *der = NULL;
+	int len, ret;
+
+	memset(out, 0, sizeof(*out));
+	memset(&res, 0, sizeof(res));
+	if ((ret = batch_lookup(st, stale_tag, csr, &prev, e)) < 0)
+		return ret;
+	if (ret == 1) {
+		if (prev.status == STORE_CERT_REVOKED)
+			ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already "
+			    "had certificate serial %s, now revoked: a new "
+			    "key and CSR are needed", prev.serial);
+		else if (prev.profile == NULL ||
+		    strcmp(prev.profile, profile->name) != 0)
+			ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already "
+			    "has certificate serial %s from profile %s",
+			    prev.serial, prev.profile != NULL ? prev.profile :
+			    "(none)");
+		else if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem,
+		    e)) == 0) {
+			out->status = BATCH_EXISTING;
+			memcpy(out->serial, prev.serial, sizeof(out->serial));
+			memcpy(out->sha256, prev.sha256, sizeof(out->sha256));
+		}
+		store_cert_free_fields(&prev);
+		return ret;
+	}
+
+	/* The issuance path every certificate takes (lib/issue.c). */
+	memset(&req, 0, sizeof(req));
+	req.csr = csr;
+	req.profile = profile;
+	req.requester = requester;
+	req.now = clock_now();
+	if ((ret = issue_certificate(h, st, iss, &req, &res, e)) != 0)
+		goto out;
+	if ((len = i2d_X509(res.cert, &der)) <= 0) {
+		ret = err_set(e, HSMCA_ERR_INTERNAL, "cannot encode "
+		    "certificate serial %s (it is recorded)", res.serial);
+		goto out;
+	}
+	if ((ret = der_to_pem(der, (size_t)len, &out->pem, e)) != 0)
+		goto out;
+	out->status = BATCH_ISSUED;
+	memcpy(out->serial, res.serial, sizeof(out->serial));
+	memcpy(out->sha256, res.sha256, sizeof(out->sha256));
+out:
+	OPENSSL_free(der);
+	issue_result_free(&res);
+	return ret;
+}
+
+static int
+local_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
+    struct hsmca_err *e)
+{
+	struct local_worker *w = arg;
+	struct batch_local *l = w->l;
+
+	return batch_sign_csr(l->h, w->st, l->iss, l->requester, l->tag,
+	    it->csr, it->profile, out, e);
+}
+
+/* A refused CSR, in the audit log under the batch's name. */
+void
+batch_record_refused(struct store *st, const char *requester,
+    int64_t batch_id, const char *device, const char *reason)
+{
+	struct audit_event ev;
+	char object[BATCH_DEVICE_MAX + 48];
+
+	snprintf(object, sizeof(object), "batch:%" PRId64 " device:%s",
+	    batch_id, device);
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = requester;
+	ev.action = AUDIT_REFUSE;
+	ev.object = object;
+	ev.outcome = AUDIT_REFUSED;
+	ev.detail = reason;
+	/* Best effort: the refusal is also in results.csv. */
+	(void)audit_append(st, &ev, NULL);
+}
+
+static void
+local_refused(void *arg, const struct batch_item *it)
+{
+	struct local_worker *w = arg;
+
+	batch_record_refused(w->st, w->l->requester, w->l->batch_id,
+	    it->device, it->reason);
+}
+
+/* The batch's own record and audit entry, committed together. */
+int
+batch_record_end(struct store *st, int64_t batch_id, const char *actor,
+    int outcome, const char *summary, size_t signed_, size_t refused,
+    struct hsmca_err *e)
+{
+	struct audit_event ev;
+	char object[32];
+	int ret;
+
+	snprintf(object, sizeof(object), "batch:%" PRId64, batch_id);
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = actor;
+	ev.action = AUDIT_ISSUE;
+	ev.object = object;
+	ev.outcome = (enum audit_outcome)outcome;
+	ev.detail = summary;
+	if ((ret = store_begin(st, e)) != 0)
+		return ret;
+	if ((ret = store_batch_finish(st, batch_id, clock_now(),
+	    (int64_t)signed_, (int64_t)refused, e)) != 0 ||
+	    (ret = audit_append(st, &ev, e)) != 0 ||
+	    (ret = store_commit(st, e)) != 0) {
+		store_rollback(st);
+		return ret;
+	}
+	return 0;
+}
+
+static int
+local_end(void *ctx, int outcome, const char *summary, size_t signed_,
+    size_t refused, struct hsmca_err *e)
+{
+	struct batch_local *l = ctx;
+
+	return batch_record_end(l->st, l->batch_id, l->actor, outcome, summary,
+	    signed_, refused, e);
+}
+
+const struct batch_signer batch_local_signer = {
+	.name = "local",
+	.begin = local_begin,
+	.worker_open = local_worker_open,
+	.check = local_check,
+	.sign = local_sign,
+	.refused = local_refused,
+	.worker_close = local_worker_close,
+	.end = local_end,
+};
