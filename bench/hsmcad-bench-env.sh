@@ -5,12 +5,16 @@
 # HSMCAD_CERT, HSMCAD_KEY, HSMCAD_CACERT, HSMCAD_PID, HSMCAD_PORT.
 # Environment: BENCH_DIR (default /tmp/hsmca-bench), WORKERS (0: cores),
 # SESSIONS (4), TIMEOUT (10s), CA_KEY (ec-p256 | rsa-2048), HTTP (1: also the
-# plain HTTP listener for CRLs and OCSP; prints HSMCAD_HTTP_PORT).
+# plain HTTP listener for CRLs and OCSP; prints HSMCAD_HTTP_PORT), ADMIN (1:
+# also the admin API, the client certificate an operator; prints
+# HSMCAD_ADMIN_PORT and HSMCAD_ADMIN_URL), BUILD (the
+# build directory holding cli/hsmca and daemon/hsmcad; default ./build).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 D=${BENCH_DIR:-/tmp/hsmca-bench}
-HSMCA="$top/build/cli/hsmca"
-HSMCAD="$top/build/daemon/hsmcad"
+BUILD=${BUILD:-$top/build}
+HSMCA="$BUILD/cli/hsmca"
+HSMCAD="$BUILD/daemon/hsmcad"
 
 if [ "${1:-start}" = stop ]; then
 	[ -f "$D/hsmcad.pid" ] && kill "$(cat "$D/hsmcad.pid")" 2>/dev/null || true
@@ -44,6 +48,7 @@ timeout = ${TIMEOUT:-10s}
 max-connections = 4096
 $(if [ "${HTTP:-0}" = 1 ]; then echo "http-listen = 127.0.0.1:0"; fi)
 pidfile = $D/hsmcad.pid
+$(if [ "${ADMIN:-0}" = 1 ]; then printf '[admin]\nlisten = 127.0.0.1:0\nclient-ca = %s/factory.pem\noperators = CN=bench-client\n' "$D"; fi)
 [est]
 profile = device
 bootstrap-ca = $D/factory.pem
@@ -76,6 +81,10 @@ echo "HSMCAD_PID=$pid HSMCAD_PORT=$port"
 if [ "${HTTP:-0}" = 1 ]; then
 	hport=$(sed -n 's/.*HTTP (CRL) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$D/hsmcad.log")
 	echo "HSMCAD_HTTP_PORT=$hport"
+fi
+if [ "${ADMIN:-0}" = 1 ]; then
+	aport=$(sed -n 's/.*admin API (mutual TLS) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$D/hsmcad.log")
+	echo "HSMCAD_ADMIN_PORT=$aport HSMCAD_ADMIN_URL=https://localhost:$aport"
 fi
 echo "HSMCAD_URL=https://localhost:$port/.well-known/est/simpleenroll"
 echo "HSMCAD_CERT=$D/client.pem HSMCAD_KEY=$D/client.key HSMCAD_CACERT=$D/root.pem"

@@ -138,7 +138,7 @@ cmd_crl(struct cli *c, int argc, char **argv)
 		out_object(c, o, NULL);
 		json_decref(o);
 	} else if (out != NULL)
-		printf("CRL %lld of CA generation %lld: %zu revoked, this update "
+		fprintf(c->out, "CRL %lld of CA generation %lld: %zu revoked, this update "
 		    "%s, next update %s; written to %s\n",
 		    (long long)info.number, (long long)g.id, info.entries,
 		    clock_format(info.this_update, t1, sizeof(t1)),

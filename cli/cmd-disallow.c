@@ -67,7 +67,7 @@ cmd_disallow_add(struct cli *c, int argc, char **argv)
 		out_object(c, o, NULL);
 		json_decref(o);
 	} else
-		printf("%s %s %s\n", kind == STORE_DISALLOW_CN ? "device CN" :
+		fprintf(c->out, "%s %s %s\n", kind == STORE_DISALLOW_CN ? "device CN" :
 		    "certificate fingerprint", id, already ? "was already "
 		    "disallowed (nothing changed)" : "may no longer enroll");
 	return CLI_EXIT_OK;
@@ -98,7 +98,7 @@ cmd_disallow_remove(struct cli *c, int argc, char **argv)
 		return cli_error(c, ret);
 	}
 	if (!c->json)
-		printf("%s removed from the disallow list\n", argv[1]);
+		fprintf(c->out, "%s removed from the disallow list\n", argv[1]);
 	return CLI_EXIT_OK;
 }
 

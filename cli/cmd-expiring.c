@@ -201,7 +201,7 @@ cmd_expiring(struct cli *c, int argc, char **argv)
 	else {
 		char buf[32];
 
-		printf("nothing expires before %s\n",
+		fprintf(c->out, "nothing expires before %s\n",
 		    clock_format(limit, buf, sizeof(buf)));
 	}
 	json_decref(arr);

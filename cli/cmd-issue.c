@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <getopt.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +55,6 @@ cmd_issue(struct cli *c, int argc, char **argv)
 	struct issuer *iss = NULL;
 	struct issue_request req;
 	struct issue_result res;
-	struct passwd *pw;
 	char requester[128], *pem = NULL;
 	json_t *o;
 	int ch, ret, with_chain = 0;
@@ -89,16 +87,15 @@ cmd_issue(struct cli *c, int argc, char **argv)
 		    profile_name);
 		goto out;
 	}
-	if ((ret = util_read_file(csr_path, CSR_MAX_SIZE, &buf, &len,
-	    &c->err)) != 0 ||
-	    (ret = csr_parse(buf, len, &csr, &c->err)) != 0 ||
+	if ((ret = cli_read_input(c, csr_path, CSR_MAX_SIZE, &buf,
+	    &len)) != CLI_EXIT_OK)
+		goto out;
+	if ((ret = csr_parse(buf, len, &csr, &c->err)) != 0 ||
 	    (ret = ca_open_active(&c->ca, &iss, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
-	pw = getpwuid(getuid());
-	snprintf(requester, sizeof(requester), "cli:%s",
-	    pw != NULL ? pw->pw_name : "?");
+	snprintf(requester, sizeof(requester), "%s", c->ca.actor);
 	req.csr = csr;
 	req.requester = requester;
 	req.now = clock_now();
@@ -131,7 +128,7 @@ cmd_issue(struct cli *c, int argc, char **argv)
 	if (c->json)
 		out_object(c, o, NULL);
 	else
-		printf("issued serial %s (generation %lld) to %s\n", res.serial,
+		fprintf(c->out, "issued serial %s (generation %lld) to %s\n", res.serial,
 		    (long long)iss->gen_id, out);
 	json_decref(o);
 	ret = CLI_EXIT_OK;

@@ -15,6 +15,8 @@
 
 #include "cli.h"
 
+#define SERIALS_FILE_MAX	(32 * 1024 * 1024)
+
 /* A file of serials, one per line; blank lines and '#' comments are
  * skipped. Any other line that is not a serial refuses the whole file. */
 struct serial_list {
@@ -35,13 +37,29 @@ static int
 serial_list_read(struct cli *c, const char *path, struct serial_list *l)
 {
 	FILE *fp;
+	unsigned char *buf = NULL;
 	char *line = NULL, *p, *end;
-	size_t linecap = 0, lineno = 0;
+	size_t linecap = 0, lineno = 0, len = 0;
 	void *nv;
 	int ret = CLI_EXIT_USAGE;
 
 	memset(l, 0, sizeof(*l));
-	if (strcmp(path, "-") == 0)
+	if (c->remote) {
+		/* The file the client sent, read from memory. */
+		if ((ret = cli_read_input(c, path, SERIALS_FILE_MAX, &buf,
+		    &len)) != CLI_EXIT_OK)
+			return ret;
+		if (len == 0) {
+			free(buf);
+			return cli_errorx(c, CLI_EXIT_USAGE, "%s holds no "
+			    "serial number", path);
+		}
+		if ((fp = fmemopen(buf, len, "r")) == NULL) {
+			free(buf);
+			return cli_errorx(c, CLI_EXIT_FAIL, "out of memory");
+		}
+		ret = CLI_EXIT_USAGE;
+	} else if (strcmp(path, "-") == 0)
 		fp = stdin;
 	else if ((fp = fopen(path, "r")) == NULL)
 		return cli_errorx(c, CLI_EXIT_FAIL, "cannot read %s: %s", path,
@@ -94,6 +112,7 @@ out:
 	free(line);
 	if (fp != stdin)
 		fclose(fp);
+	free(buf);
 	if (ret != CLI_EXIT_OK)
 		serial_list_free(l);
 	return ret;
@@ -128,11 +147,11 @@ report_one(struct cli *c, int64_t issuer, const char *serial, int already,
 		out_object(c, o, NULL);
 		json_decref(o);
 	} else if (unhold)
-		printf("lifted the hold on certificate %s of CA generation "
+		fprintf(c->out, "lifted the hold on certificate %s of CA generation "
 		    "%lld: it is valid again\n", r.serial,
 		    (long long)r.issuer_id);
 	else
-		printf("%s certificate %s of CA generation %lld: %s, %s%s\n",
+		fprintf(c->out, "%s certificate %s of CA generation %lld: %s, %s%s\n",
 		    already ? "already revoked:" : "revoked", r.serial,
 		    (long long)r.issuer_id, crl_reason_name(r.revoke_reason),
 		    clock_format(r.revoked_at, when, sizeof(when)),
@@ -164,13 +183,14 @@ report_bulk(struct cli *c, int64_t issuer, size_t listed, size_t revoked,
 		json_decref(o);
 		return;
 	}
-	printf("revoked %zu certificate%s", revoked, revoked == 1 ? "" : "s");
+	fprintf(c->out, "revoked %zu certificate%s", revoked, revoked == 1 ? "" : "s");
 	if (issuer != 0)
-		printf(" of CA generation %lld", (long long)issuer);
-	printf(" (%s); %zu already revoked", crl_reason_name(reason), already);
+		fprintf(c->out, " of CA generation %lld", (long long)issuer);
+	fprintf(c->out, " (%s); %zu already revoked", crl_reason_name(reason),
+	    already);
 	if (listed != 0)
-		printf("; %zu listed", listed);
-	printf("\n");
+		fprintf(c->out, "; %zu listed", listed);
+	fputc('\n', c->out);
 }
 
 /* Record what a revocation changed, in its transaction, and commit
@@ -321,7 +341,7 @@ cmd_revoke(struct cli *c, int argc, char **argv)
 		    AUDIT_OK : AUDIT_UNCHANGED, detail);
 		if (ret != 0) {
 			serial_list_free(&list);
-			fprintf(stderr, "hsmca: nothing was revoked\n");
+			fprintf(c->errout, "hsmca: nothing was revoked\n");
 			return cli_error(c, ret);
 		}
 		report_bulk(c, issuer, list.n, revoked, already, reason);

@@ -14,6 +14,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,13 +43,20 @@ struct est_client {
 	char		 host[256];	/* without brackets */
 	char		 port[8];
 	char		 prefix[128];	/* EST_PREFIX [label/] */
+	size_t		 body_max;	/* EST_BODY_MAX unless set */
 	int		 host_is_ip;
+	int		 keepalive;	/* keep the connection for the next */
+	struct est_conn	*kc;		/* the kept connection, or NULL */
+	int		 kfd;
 };
 
 /* A buffered reader over one TLS connection. */
 struct est_conn {
 	SSL		*ssl;
 	const char	*peer;
+	size_t		 body_max;
+	int		 must_close;	/* the server closes after this reply */
+	char		 peerbuf[300];
 	unsigned char	 buf[8192];
 	size_t		 off, len;
 };
@@ -176,6 +185,7 @@ est_client_new(const char *server, const char *label, const char *cacert,
 	*out = NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	c->kfd = -1;
 	if ((ret = parse_server(c, server, e)) != 0 ||
 	    (ret = set_label(c, label, e)) != 0)
 		goto out;
@@ -186,9 +196,11 @@ est_client_new(const char *server, const char *label, const char *cacert,
 	}
 	SSL_CTX_set_default_passwd_cb(c->ctx, no_passphrase);
 	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-	if (SSL_CTX_load_verify_file(c->ctx, cacert) != 1) {
+	if (cacert == NULL ? SSL_CTX_set_default_verify_paths(c->ctx) != 1 :
+	    SSL_CTX_load_verify_file(c->ctx, cacert) != 1) {
 		ret = err_set_ssl(e, HSMCA_ERR_ARG, "%s: no trust anchors "
-		    "for the server", cacert);
+		    "for the server", cacert != NULL ? cacert :
+		    "the system's trust store");
 		goto out;
 	}
 	/* The injectable clock decides validity here as everywhere. */
@@ -209,13 +221,34 @@ out:
 	return ret;
 }
 
+static void
+conn_drop(struct est_client *c)
+{
+	if (c->kc == NULL)
+		return;
+	SSL_free(c->kc->ssl);
+	OPENSSL_cleanse(c->kc->buf, sizeof(c->kc->buf));
+	free(c->kc);
+	c->kc = NULL;
+	if (c->kfd != -1)
+		close(c->kfd);
+	c->kfd = -1;
+}
+
 void
 est_client_free(struct est_client *c)
 {
 	if (c == NULL)
 		return;
+	conn_drop(c);
 	SSL_CTX_free(c->ctx);
 	free(c);
+}
+
+void
+est_client_keepalive(struct est_client *c)
+{
+	c->keepalive = 1;
 }
 
 /* ---- one connection ---- */
@@ -232,7 +265,7 @@ conn_connect(struct est_client *c, const char *peer, int *fdp,
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	struct timeval tv = { EST_TIMEOUT_SECS, 0 };
-	int fd = -1, gai, saved = 0;
+	int fd = -1, gai, saved = 0, one = 1;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -247,9 +280,13 @@ conn_connect(struct est_client *c, const char *peer, int *fdp,
 			saved = errno;
 			continue;
 		}
+		/* A request is its header and body in two writes: without
+		 * TCP_NODELAY the second waits for the server's delayed ACK. */
 		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
 		    sizeof(tv)) == 0 && setsockopt(fd, SOL_SOCKET,
 		    SO_SNDTIMEO, &tv, sizeof(tv)) == 0 &&
+		    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one)) == 0 &&
 		    connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
 		saved = errno;
@@ -360,22 +397,22 @@ conn_line(struct est_conn *k, char *line, size_t max, size_t *total,
 }
 
 static int
-body_grow(struct est_reply *r, size_t *cap, size_t need, const char *peer,
+body_grow(struct est_conn *k, struct est_reply *r, size_t *cap, size_t need,
     struct hsmca_err *e)
 {
 	unsigned char *nb;
 	size_t ncap;
 
-	if (need > EST_BODY_MAX)
+	if (need > k->body_max)
 		return err_set(e, HSMCA_ERR_IO, "the reply from %s is larger "
-		    "than %d bytes", peer, EST_BODY_MAX);
+		    "than %zu bytes", k->peer, k->body_max);
 	if (need + 1 <= *cap)
 		return 0;
 	ncap = *cap == 0 ? 4096 : *cap;
 	while (ncap < need + 1)
 		ncap *= 2;
-	if (ncap > EST_BODY_MAX + 1)
-		ncap = EST_BODY_MAX + 1;
+	if (ncap > k->body_max + 1)
+		ncap = k->body_max + 1;
 	/* Not realloc: the body may be a private key; wipe the old copy. */
 	if ((nb = malloc(ncap)) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
@@ -408,7 +445,7 @@ conn_body(struct est_conn *k, struct est_reply *r, size_t *cap, size_t n,
 		take = k->len - k->off;
 		if (!until_close && take > n)
 			take = n;
-		if ((ret = body_grow(r, cap, r->len + take, k->peer, e)) != 0)
+		if ((ret = body_grow(k, r, cap, r->len + take, e)) != 0)
 			return ret;
 		memcpy(r->body + r->len, k->buf + k->off, take);
 		r->len += take;
@@ -436,8 +473,8 @@ conn_chunked(struct est_conn *k, struct est_reply *r, size_t *cap,
 		    *end != ' '))
 			return err_set(e, HSMCA_ERR_IO, "%s sent a bad chunk "
 			    "size", k->peer);
-		if (n > EST_BODY_MAX || r->len + n > EST_BODY_MAX)
-			return body_grow(r, cap, EST_BODY_MAX + 1, k->peer, e);
+		if (n > k->body_max || r->len + n > k->body_max)
+			return body_grow(k, r, cap, k->body_max + 1, e);
 		if (n == 0)
 			break;
 		if ((ret = conn_body(k, r, cap, (size_t)n, 0, e)) != 0 ||
@@ -526,6 +563,9 @@ conn_reply(struct est_conn *k, struct est_reply *r, struct hsmca_err *e)
 				clen = n;
 			} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
 				chunked = strcasestr(v, "chunked") != NULL;
+			} else if (strcasecmp(line, "Connection") == 0) {
+				if (strcasestr(v, "close") != NULL)
+					k->must_close = 1;
 			} else if (strcasecmp(line, "Content-Type") == 0) {
 				copy_value(r->ctype, sizeof(r->ctype), v);
 			} else if (strcasecmp(line,
@@ -540,15 +580,17 @@ conn_reply(struct est_conn *k, struct est_reply *r, struct hsmca_err *e)
 	else if (chunked)
 		ret = conn_chunked(k, r, &cap, &hdrbytes, e);
 	else if (clen >= 0) {
-		if (clen > EST_BODY_MAX)
+		if ((unsigned long long)clen > k->body_max)
 			return err_set(e, HSMCA_ERR_IO, "the reply from %s is "
-			    "larger than %d bytes", k->peer, EST_BODY_MAX);
+			    "larger than %zu bytes", k->peer, k->body_max);
 		ret = conn_body(k, r, &cap, (size_t)clen, 0, e);
-	} else
+	} else {
+		k->must_close = 1;
 		ret = conn_body(k, r, &cap, 0, 1, e);
+	}
 	if (ret != 0)
 		return ret;
-	if ((ret = body_grow(r, &cap, r->len, k->peer, e)) != 0)
+	if ((ret = body_grow(k, r, &cap, r->len, e)) != 0)
 		return ret;
 	r->body[r->len] = '\0';
 	return 0;
@@ -574,29 +616,71 @@ conn_write(struct est_conn *k, const void *data, size_t len,
 	return 0;
 }
 
+/* A TLS connection to the server, its name or address checked. */
+static int
+conn_open(struct est_client *c, struct est_conn *k, int *fdp,
+    struct hsmca_err *e)
+{
+	int rc, ret;
+
+	if ((ret = conn_connect(c, k->peer, fdp, e)) != 0)
+		return ret;
+	ret = HSMCA_ERR_IO;
+	if ((k->ssl = SSL_new(c->ctx)) == NULL || !SSL_set_fd(k->ssl, *fdp))
+		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "cannot set up TLS");
+	if (c->host_is_ip) {
+		if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl),
+		    c->host))
+			return err_set_ssl(e, ret, "cannot check the server's "
+			    "address");
+	} else {
+		SSL_set_hostflags(k->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (!SSL_set_tlsext_host_name(k->ssl, c->host) ||
+		    !SSL_set1_host(k->ssl, c->host))
+			return err_set_ssl(e, ret, "cannot check the server's "
+			    "name");
+	}
+	ERR_clear_error();
+	errno = 0;
+	if ((rc = SSL_connect(k->ssl)) != 1)
+		return tls_failed(k, rc, "TLS handshake with", e);
+	return 0;
+}
+
 int
 est_client_request(struct est_client *c, const char *method, const char *op,
     const char *ctype, const void *body, size_t len, struct est_reply *r,
     struct hsmca_err *e)
 {
-	struct est_conn k;
-	char peer[300], head[1024];
-	int fd = -1, n, rc, ret = HSMCA_ERR_IO;
+	struct est_conn *k = NULL;
+	char head[1024];
+	int fd = -1, n, ret = HSMCA_ERR_IO, reused = 0;
 
-	memset(r, 0, sizeof(*r));
-	memset(&k, 0, sizeof(k));
+	memset(r, 0, sizeof(r[0]));
 	/* A server that closes early must not kill us with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(peer, sizeof(peer), "%s%s%s:%s", c->host_is_ip &&
-	    strchr(c->host, ':') ? "[" : "", c->host, c->host_is_ip &&
-	    strchr(c->host, ':') ? "]" : "", c->port);
-	k.peer = peer;
+	if (c->keepalive && c->kc != NULL) {
+		k = c->kc;
+		fd = c->kfd;
+		c->kc = NULL;
+		c->kfd = -1;
+		reused = 1;
+	} else {
+		if ((k = calloc(1, sizeof(*k))) == NULL)
+			return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		snprintf(k->peerbuf, sizeof(k->peerbuf), "%s%s%s:%s",
+		    c->host_is_ip && strchr(c->host, ':') ? "[" : "", c->host,
+		    c->host_is_ip && strchr(c->host, ':') ? "]" : "", c->port);
+		k->peer = k->peerbuf;
+		k->body_max = c->body_max != 0 ? c->body_max : EST_BODY_MAX;
+	}
+	k->must_close = 0;
 	n = snprintf(head, sizeof(head), "%s %s%s HTTP/1.1\r\n"
 	    "Host: %s\r\n"
 	    "User-Agent: hsmca/%s\r\n"
 	    "Accept: */*\r\n"
-	    "Connection: close\r\n", method, c->prefix, op, peer,
-	    PACKAGE_VERSION);
+	    "Connection: %s\r\n", method, c->prefix, op, k->peer,
+	    PACKAGE_VERSION, c->keepalive ? "keep-alive" : "close");
 	if (body != NULL && n > 0 && (size_t)n < sizeof(head))
 		n += snprintf(head + n, sizeof(head) - (size_t)n,
 		    "Content-Type: %s\r\n"
@@ -607,48 +691,57 @@ est_client_request(struct est_client *c, const char *method, const char *op,
 		ret = err_set(e, HSMCA_ERR_ARG, "request header too long");
 		goto out;
 	}
-	if ((ret = conn_connect(c, peer, &fd, e)) != 0)
-		goto out;
-	ret = HSMCA_ERR_IO;
-	if ((k.ssl = SSL_new(c->ctx)) == NULL || !SSL_set_fd(k.ssl, fd)) {
-		ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "cannot set up TLS");
-		goto out;
-	}
-	if (c->host_is_ip) {
-		if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k.ssl),
-		    c->host)) {
-			err_set_ssl(e, ret, "cannot check the server's address");
+	for (;;) {
+		if (k->ssl == NULL && (ret = conn_open(c, k, &fd, e)) != 0)
 			goto out;
-		}
-	} else {
-		SSL_set_hostflags(k.ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		if (!SSL_set_tlsext_host_name(k.ssl, c->host) ||
-		    !SSL_set1_host(k.ssl, c->host)) {
-			err_set_ssl(e, ret, "cannot check the server's name");
+		if ((ret = conn_write(k, head, (size_t)n, e)) == 0 &&
+		    (body == NULL || (ret = conn_write(k, body, len, e)) == 0) &&
+		    (ret = conn_reply(k, r, e)) == 0)
+			break;
+		/* A kept connection the server closed meanwhile: once more
+		 * on a new one, when nothing of a reply came. */
+		if (!reused || r->status != 0)
 			goto out;
-		}
+		reused = 0;
+		est_reply_free(r);
+		memset(r, 0, sizeof(r[0]));
+		SSL_free(k->ssl);
+		k->ssl = NULL;
+		k->off = k->len = 0;
+		close(fd);
+		fd = -1;
 	}
-	ERR_clear_error();
-	errno = 0;
-	if ((rc = SSL_connect(k.ssl)) != 1) {
-		ret = tls_failed(&k, rc, "TLS handshake with", e);
-		goto out;
-	}
-	if ((ret = conn_write(&k, head, (size_t)n, e)) != 0 ||
-	    (body != NULL && (ret = conn_write(&k, body, len, e)) != 0) ||
-	    (ret = conn_reply(&k, r, e)) != 0)
-		goto out;
-	(void)SSL_shutdown(k.ssl);
+	if (c->keepalive && !k->must_close) {
+		c->kc = k;
+		c->kfd = fd;
+		k = NULL;
+		fd = -1;
+	} else
+		(void)SSL_shutdown(k->ssl);
 	ret = 0;
 out:
 	if (ret != 0)
 		est_reply_free(r);
-	SSL_free(k.ssl);
+	if (k != NULL) {
+		SSL_free(k->ssl);
+		OPENSSL_cleanse(k->buf, sizeof(k->buf));
+		free(k);
+	}
 	if (fd != -1)
 		close(fd);
-	OPENSSL_cleanse(k.buf, sizeof(k.buf));
 	ERR_clear_error();
 	return ret;
+}
+
+int
+est_client_set_path(struct est_client *c, const char *prefix, size_t body_max,
+    struct hsmca_err *e)
+{
+	if (strlen(prefix) >= sizeof(c->prefix) || prefix[0] != '/')
+		return err_set(e, HSMCA_ERR_ARG, "bad path prefix");
+	snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
+	c->body_max = body_max;
+	return 0;
 }
 
 void

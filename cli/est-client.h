@@ -29,6 +29,10 @@ int	est_client_new(const char *server, const char *label,
 	    const char *cacert, const char *cert, const char *key,
 	    struct est_client **out, struct hsmca_err *e);
 void	est_client_free(struct est_client *c);
+/* Keep the connection open for the next request (HTTP/1.1 keep-alive),
+ * reconnecting when the server closed it meanwhile. One request at a
+ * time per client. */
+void	est_client_keepalive(struct est_client *c);
 
 /* One request on a fresh connection to PREFIX/op; body may be NULL for
  * GET. Fails only on transport errors: any HTTP status is a reply. */
@@ -36,6 +40,11 @@ int	est_client_request(struct est_client *c, const char *method,
 	    const char *op, const char *ctype, const void *body, size_t len,
 	    struct est_reply *r, struct hsmca_err *e);
 void	est_reply_free(struct est_reply *r);
+
+/* Requests go to PREFIX op rather than the EST paths (the admin API), and
+ * replies may be up to body_max bytes. */
+int	est_client_set_path(struct est_client *c, const char *prefix,
+	    size_t body_max, struct hsmca_err *e);
 
 /* A refusal as "server refused (STATUS): its one-line reason" into e. */
 int	est_reply_refusal(const struct est_reply *r, struct hsmca_err *e);

@@ -1,42 +1,26 @@
 /* main.c: hsmca, the operator's tool. Global options, then a command
- * looked up in the command tables; each command parses its own options. */
+ * looked up in the command tables (cli.c); each command parses its own
+ * options. With --server (or [remote] server in the config) the command
+ * line goes to hsmcad's admin API instead, which runs the same command
+ * and sends back what it printed. */
 #include "config.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
-#include "hsmca/clock.h"
-
 #include "cli.h"
-
-static const struct cli_cmd *const cmd_tables[] = {
-	cmd_token_table,
-	cmd_ca_table,
-	cmd_issue_table,
-	cmd_cert_table,
-	cmd_config_table,
-	cmd_est_table,
-	cmd_revoke_table,
-	cmd_crl_table,
-	cmd_disallow_table,
-	cmd_audit_table,
-	cmd_expiring_table,
-	NULL
-};
 
 static void
 usage_all(FILE *fp)
 {
-	fprintf(fp, "usage: hsmca [-c CONFIG] [--json] COMMAND [ARGS]\n\n"
+	fprintf(fp, "usage: hsmca [-c CONFIG] [--json] [--server URL --cert FILE "
+	    "--key FILE\n             [--cacert FILE]] COMMAND [ARGS]\n\n"
 	    "Commands:\n");
-	for (size_t t = 0; cmd_tables[t] != NULL; t++)
-		for (const struct cli_cmd *cmd = cmd_tables[t];
+	for (size_t t = 0; cli_cmd_tables[t] != NULL; t++)
+		for (const struct cli_cmd *cmd = cli_cmd_tables[t];
 		    cmd->name != NULL; cmd++) {
 			char name[64];
 
@@ -49,158 +33,42 @@ usage_all(FILE *fp)
 	    "  -c, --config FILE  configuration (default: $HSMCA_CONFIG, then\n"
 	    "                     %s/hsmca/hsmca.conf, then the demo defaults)\n"
 	    "  --json             JSON output for scripts\n"
+	    "  --server URL       run the command through hsmcad's admin API\n"
+	    "                     (default: [remote] server in the configuration)\n"
+	    "  --cert FILE        the operator's certificate (PEM, with chain)\n"
+	    "  --key FILE         its key (unencrypted PEM)\n"
+	    "  --cacert FILE      trust for the server (default: the system's)\n"
 	    "  -h, --help         this help; `hsmca COMMAND --help` for one command\n"
 	    "  -V, --version      print the version\n"
 	    "\nExit status: 0 success, 1 refused or failed, 2 usage error,\n"
-	    "3 not found, 4 HSM unavailable or login refused, 5 store error.\n",
+	    "3 not found, 4 HSM unavailable or login refused, 5 store error,\n"
+	    "6 refused by the admin API (role or identity).\n",
 	    SYSCONFDIR);
-}
-
-int
-cli_usage(const struct cli_cmd *cmd)
-{
-	fprintf(stderr, "usage: hsmca %s%s%s %s\n", cmd->group ? cmd->group : "",
-	    cmd->group ? " " : "", cmd->name, cmd->args ? cmd->args : "");
-	return CLI_EXIT_USAGE;
-}
-
-static void
-help_cmd(const struct cli_cmd *cmd)
-{
-	printf("usage: hsmca %s%s%s %s\n\n%s\n", cmd->group ? cmd->group : "",
-	    cmd->group ? " " : "", cmd->name, cmd->args ? cmd->args : "",
-	    cmd->summary);
-	if (cmd->help != NULL)
-		printf("\n%s", cmd->help);
-}
-
-int
-cli_exit_code(int errcode)
-{
-	switch (errcode) {
-	case HSMCA_OK:
-		return CLI_EXIT_OK;
-	case HSMCA_ERR_NOT_FOUND:
-	case HSMCA_ERR_PROFILE:
-		return CLI_EXIT_NOT_FOUND;
-	case HSMCA_ERR_HSM_UNAVAILABLE:
-	case HSMCA_ERR_PIN:
-	case HSMCA_ERR_HSM:
-	case HSMCA_ERR_KEY_NOT_FOUND:
-		return CLI_EXIT_HSM;
-	case HSMCA_ERR_STORE:
-		return CLI_EXIT_STORE;
-	default:
-		return CLI_EXIT_FAIL;
-	}
-}
-
-int
-cli_error(struct cli *c, int code)
-{
-	fprintf(stderr, "hsmca: %s\n", c->err.msg[0] != '\0' ? c->err.msg :
-	    hsmca_strerror(code));
-	return cli_exit_code(code);
-}
-
-int
-cli_errorx(struct cli *c, int exit_code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("hsmca: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return exit_code;
-}
-
-int
-cli_open(struct cli *c, unsigned int needs)
-{
-	int ret;
-
-	if (needs & CLI_NO_CONFIG)
-		return CLI_EXIT_OK;
-	if (c->cfg == NULL) {
-		const char *path = c->config_path;
-		char dflt[512];
-
-		if (path == NULL && (path = getenv("HSMCA_CONFIG")) != NULL &&
-		    *path == '\0')
-			return cli_errorx(c, CLI_EXIT_USAGE,
-			    "HSMCA_CONFIG is set but empty");
-		if (path == NULL) {
-			snprintf(dflt, sizeof(dflt), "%s/hsmca/hsmca.conf",
-			    SYSCONFDIR);
-			/* If it exists it is the config, readable or not:
-			 * never fall back to the demo defaults silently. */
-			if (access(dflt, F_OK) == 0)
-				path = dflt;
-		}
-		if ((ret = config_load(path, &c->cfg, &c->err)) != 0)
-			return cli_error(c, ret);
-	}
-	if ((needs & CLI_NEED_STORE) && c->st == NULL &&
-	    (ret = store_open(c->cfg->store.path, &c->st, &c->err)) != 0)
-		return cli_error(c, ret);
-	if ((needs & CLI_NEED_HSM) && c->hsm == NULL &&
-	    (ret = hsm_open(&c->cfg->hsm, &c->hsm, &c->err)) != 0)
-		return cli_error(c, ret);
-	c->ca.cfg = c->cfg;
-	c->ca.st = c->st;
-	c->ca.hsm = c->hsm;
-	c->ca.actor = cli_actor();
-	return CLI_EXIT_OK;
-}
-
-static const struct cli_cmd *
-find_cmd(int argc, char **argv, int *consumed)
-{
-	for (size_t t = 0; cmd_tables[t] != NULL; t++)
-		for (const struct cli_cmd *cmd = cmd_tables[t];
-		    cmd->name != NULL; cmd++) {
-			if (cmd->group == NULL) {
-				if (strcmp(argv[0], cmd->name) == 0) {
-					*consumed = 1;
-					return cmd;
-				}
-			} else if (argc >= 2 && strcmp(argv[0], cmd->group) == 0 &&
-			    strcmp(argv[1], cmd->name) == 0) {
-				*consumed = 2;
-				return cmd;
-			}
-		}
-	return NULL;
-}
-
-static int
-group_known(const char *name)
-{
-	for (size_t t = 0; cmd_tables[t] != NULL; t++)
-		for (const struct cli_cmd *cmd = cmd_tables[t];
-		    cmd->name != NULL; cmd++)
-			if (cmd->group != NULL && strcmp(cmd->group, name) == 0)
-				return 1;
-	return 0;
 }
 
 int
 main(int argc, char *argv[])
 {
+	enum { O_SERVER = 256, O_CERT, O_KEY, O_CACERT };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "server", required_argument, NULL, O_SERVER },
+		{ "cert", required_argument, NULL, O_CERT },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "cacert", required_argument, NULL, O_CACERT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
+	const char *server = NULL, *cert = NULL, *key = NULL, *cacert = NULL;
 	struct cli c;
 	const struct cli_cmd *cmd;
 	int ch, consumed = 0, ret;
 
 	memset(&c, 0, sizeof(c));
+	c.out = stdout;
+	c.errout = stderr;
 	/* Stop at the first non-option: the rest belongs to the command. */
 	while ((ch = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (ch) {
@@ -209,6 +77,18 @@ main(int argc, char *argv[])
 			break;
 		case 'j':
 			c.json = 1;
+			break;
+		case O_SERVER:
+			server = optarg;
+			break;
+		case O_CERT:
+			cert = optarg;
+			break;
+		case O_KEY:
+			key = optarg;
+			break;
+		case O_CACERT:
+			cacert = optarg;
 			break;
 		case 'h':
 			usage_all(stdout);
@@ -227,8 +107,8 @@ main(int argc, char *argv[])
 		usage_all(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	if ((cmd = find_cmd(argc, argv, &consumed)) == NULL) {
-		if (group_known(argv[0]))
+	if ((cmd = cli_find_cmd(argc, argv, &consumed)) == NULL) {
+		if (cli_group_known(argv[0]))
 			fprintf(stderr, "hsmca: unknown %s command '%s' (see "
 			    "hsmca --help)\n", argv[0], argc > 1 ? argv[1] : "");
 		else
@@ -236,17 +116,64 @@ main(int argc, char *argv[])
 			    "hsmca --help)\n", argv[0]);
 		return CLI_EXIT_USAGE;
 	}
-	argc -= consumed - 1;
-	argv += consumed - 1;
-	for (int i = 1; i < argc; i++) {
+	for (int i = consumed; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			help_cmd(cmd);
+			cli_help_cmd(stdout, cmd);
 			return CLI_EXIT_OK;
 		}
 	}
-	if ((ret = cli_open(&c, cmd->needs)) != CLI_EXIT_OK)
+	if (server == NULL && (cert != NULL || key != NULL || cacert != NULL)) {
+		fprintf(stderr, "hsmca: --cert, --key and --cacert go with "
+		    "--server\n");
+		return CLI_EXIT_USAGE;
+	}
+	/* A device-side command never goes to the admin API; with [remote]
+	 * in the config, the commands that may run remotely go there and
+	 * the others (config check ...) run here. */
+	if (server == NULL && !(cmd->needs & CLI_NO_CONFIG)) {
+		enum config_role role;
+		const char *files;
+
+		if ((ret = cli_open(&c, 0)) != CLI_EXIT_OK)
+			goto out;
+		if (c.cfg->remote.server != NULL &&
+		    !cli_remote_rule(cmd, &role, &files) &&
+		    !(cmd->needs & CLI_SELF_REMOTE) &&
+		    c.cfg->hsm.module == NULL &&
+		    (cmd->group == NULL || strcmp(cmd->group, "config") != 0)) {
+			ret = cli_errorx(&c, CLI_EXIT_USAGE, "%s%s%s runs only "
+			    "on the appliance; %s has only [remote]",
+			    cmd->group != NULL ? cmd->group : "",
+			    cmd->group != NULL ? " " : "", cmd->name,
+			    c.cfg->path != NULL ? c.cfg->path : "the "
+			    "configuration");
+			goto out;
+		}
+		if (c.cfg->remote.server != NULL &&
+		    (cli_remote_rule(cmd, &role, &files) ||
+		    (cmd->needs & CLI_SELF_REMOTE))) {
+			server = c.cfg->remote.server;
+			cert = c.cfg->remote.cert;
+			key = c.cfg->remote.key;
+			cacert = c.cfg->remote.ca;
+		}
+	}
+	if (server != NULL && (cmd->needs & CLI_SELF_REMOTE)) {
+		/* The command speaks to the admin API itself. */
+		c.server = server;
+		c.server_cert = cert;
+		c.server_key = key;
+		c.server_ca = cacert;
+	} else if (server != NULL) {
+		ret = cli_remote_main(&c, server, cert, key, cacert, argc, argv);
+		goto out;
+	}
+	argc -= consumed - 1;
+	argv += consumed - 1;
+	if ((ret = cli_open(&c, c.server != NULL ? CLI_REMOTE_NEEDS(cmd->needs) :
+	    cmd->needs)) != CLI_EXIT_OK)
 		goto out;
 	optind = 0;	/* glibc: reinitialize getopt for the command */
 	ret = cmd->fn(&c, argc, argv);

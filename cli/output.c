@@ -50,8 +50,8 @@ out_list(const struct cli *c, json_t *rows, const struct out_col *cols)
 	json_t *row;
 
 	if (c->json) {
-		json_dumpf(rows, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		fputc('\n', stdout);
+		json_dumpf(rows, c->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', c->out);
 		return;
 	}
 	while (cols[ncols].key != NULL && ncols < 32)
@@ -67,11 +67,11 @@ out_list(const struct cli *c, json_t *rows, const struct out_col *cols)
 				width[j] = w;
 		}
 	for (j = 0; j < ncols; j++)
-		printf("%-*s%s", j + 1 < ncols ? (int)width[j] : 0,
+		fprintf(c->out, "%-*s%s", j + 1 < ncols ? (int)width[j] : 0,
 		    cols[j].title, j + 1 < ncols ? "  " : "\n");
 	json_array_foreach(rows, i, row)
 		for (j = 0; j < ncols; j++)
-			printf("%-*s%s", j + 1 < ncols ? (int)width[j] : 0,
+			fprintf(c->out, "%-*s%s", j + 1 < ncols ? (int)width[j] : 0,
 			    cell(json_object_get(row, cols[j].key), buf,
 			    sizeof(buf)), j + 1 < ncols ? "  " : "\n");
 }
@@ -83,8 +83,8 @@ out_object(const struct cli *c, json_t *obj, const struct out_col *fields)
 	char buf[64];
 
 	if (c->json) {
-		json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		fputc('\n', stdout);
+		json_dumpf(obj, c->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', c->out);
 		return;
 	}
 	for (size_t j = 0; fields[j].key != NULL; j++)
@@ -95,28 +95,10 @@ out_object(const struct cli *c, json_t *obj, const struct out_col *fields)
 
 		if (v == NULL)
 			continue;
-		printf("%s:%*s %s\n", fields[j].title,
+		fprintf(c->out, "%s:%*s %s\n", fields[j].title,
 		    (int)(w - strlen(fields[j].title)), "",
 		    cell(v, buf, sizeof(buf)));
 	}
-}
-
-int
-cli_write_output(struct cli *c, const char *path, const void *data,
-    size_t len)
-{
-	int ret;
-
-	if (path == NULL || strcmp(path, "-") == 0) {
-		if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
-			return cli_errorx(c, CLI_EXIT_FAIL,
-			    "cannot write to standard output");
-		return CLI_EXIT_OK;
-	}
-	if ((ret = util_write_file_atomic(path, data, len, 0644,
-	    &c->err)) != 0)
-		return cli_error(c, ret);
-	return CLI_EXIT_OK;
 }
 
 int

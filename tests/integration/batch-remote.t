@@ -1,0 +1,134 @@
+#!/bin/sh
+# hsmca batch sign --server: a factory station signs a batch through
+# hsmcad's admin API over mutual TLS. The results are those of local
+# mode: the same refusals with the same reasons, certificates that
+# verify, and a re-run, remote or local, returns the certificates already
+# issued and issues nothing new; a run killed with SIGKILL finishes on
+# the next. Only an operator may sign.
+. "$top_srcdir/tests/integration/lib.sh"
+
+command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
+command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
+
+est_setup brm
+hsmca ca download 2 >"$WORK/ica.pem"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$CADIR/opca.key" -subj "/CN=Operators CA" -days 100 \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+	-out "$CADIR/opca.pem" 2>/dev/null
+bootstrap_cert line-1 "$CADIR/opca"
+bootstrap_cert audrey "$CADIR/opca"
+cat >>"$CONF" <<EOC
+
+[admin]
+listen = 127.0.0.1:0
+client-ca = $CADIR/opca.pem
+operators = CN=line-1
+auditors = CN=audrey
+EOC
+hsmcad_start
+[ -n "$ADMIN_PORT" ] || bail "no admin listener"
+cat >"$WORK/station.conf" <<EOC
+[remote]
+server = https://localhost:$ADMIN_PORT
+cert = $WORK/line-1.boot.pem
+key = $WORK/line-1.boot.key
+ca = $CADIR/root.pem
+EOC
+
+# field FILE DEVICE COLUMN: a column of a results.csv (2 serial,
+# 3 sha256, 4 status, 5 reason).
+field() {
+	awk -F, -v d="$2" -v c="$3" '$1 == d { print $c }' "$1"
+}
+
+IN=$WORK/in
+mkdir -p "$IN"
+i=1
+while [ $i -le 24 ]; do
+	make_csr "dev-$i" ec:P-256 "/CN=dev-$i" 2>/dev/null
+	cp "$WORK/dev-$i.csr" "$IN/dev-$i.csr"
+	i=$((i + 1))
+done
+echo "not a CSR" >"$IN/garbage.csr"
+make_csr weak rsa:1024 "/CN=weak" 2>/dev/null
+cp "$WORK/weak.csr" "$IN/weak.csr"
+make_csr banned ec:P-256 "/CN=banned" 2>/dev/null
+cp "$WORK/banned.csr" "$IN/banned.csr"
+hsmca disallow add banned >/dev/null || bail "disallow"
+
+# ---- roles ----
+ROWS0=$(count_rows)
+expect_fail "an auditor may not sign a batch (exit 6)" 6 "needs the operator role" \
+	"$HSMCA" --server "https://localhost:$ADMIN_PORT" --cert "$WORK/audrey.boot.pem" \
+	--key "$WORK/audrey.boot.key" --cacert "$CADIR/root.pem" \
+	batch sign --in "$IN" --out "$WORK/denied" --profile device
+check "... and nothing was issued" test "$(count_rows)" -eq "$ROWS0"
+
+# ---- the first run, remote ----
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$IN" --out "$WORK/r1" --profile device --jobs 4
+check "remote run: some refused, exit 7" test "$RC" -eq 7
+check "... 27 CSRs, 24 signed, 3 refused" \
+	grep -q "27 CSRs, 24 signed (24 new, 0 already issued), 3 refused, 0 failed" "$WORK/last.out"
+check "... a bad CSR refused with its reason" \
+	sh -c "[ '$(field "$WORK/r1/results.csv" garbage 4)' = refused ] && grep -q '^hsmca: garbage: refused: .*PKCS#10' '$WORK/last.err'"
+check "... a weak key refused with its reason" grep -q "^hsmca: weak: refused: .*1024" "$WORK/last.err"
+check "... a disallowed device refused by the appliance" grep -q "^hsmca: banned: refused: .*disallow" "$WORK/last.err"
+check "... 24 new certificates in the appliance's store" test $(( $(count_rows) - ROWS0 )) -eq 24
+run openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/ica.pem" "$WORK/r1/dev-7.crt"
+check "... dev-7.crt verifies with openssl" grep -q ': OK' "$WORK/last.out"
+cat "$WORK/r1/dev-7.chain.pem" "$CADIR/root.pem" >"$WORK/v.chain"
+run certtool --verify-chain --infile "$WORK/v.chain"
+check "... dev-7.chain.pem with certtool" grep -q 'Chain verification output: Verified' "$WORK/last.out"
+S7=$(field "$WORK/r1/results.csv" dev-7 2)
+check "... recorded with the station's operator as requester" \
+	sh -c "sqlite3 '$CADIR/hsmca.db' \"SELECT requester FROM cert WHERE serial = '$S7'\" | grep -q '^admin:CN=line-1 .* batch:[0-9]'"
+check "... and the CSR's fingerprint" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT csr_sha256 FROM cert WHERE serial = '$S7'")" = \
+	"$(openssl req -in "$WORK/dev-7.csr" -outform DER | sha256sum | cut -d' ' -f1)"
+
+# ---- a re-run, remote, then local: nothing new, the same certificates ----
+ROWS1=$(count_rows)
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$IN" --out "$WORK/r2" --profile device
+check "remote re-run: 24 already issued, nothing new" \
+	grep -q "27 CSRs, 24 signed (0 new, 24 already issued), 3 refused" "$WORK/last.out"
+check "... no row added" test "$(count_rows)" -eq "$ROWS1"
+run hsmca batch sign --in "$IN" --out "$WORK/l1" --profile device
+check "local re-run of the remote batch: 24 already issued" \
+	grep -q "27 CSRs, 24 signed (0 new, 24 already issued), 3 refused" "$WORK/last.out"
+check "... no row added" test "$(count_rows)" -eq "$ROWS1"
+cut -d, -f1-3,5 "$WORK/r1/results.csv" >"$WORK/r1.cut"
+cut -d, -f1-3,5 "$WORK/l1/results.csv" >"$WORK/l1.cut"
+check "remote and local: the same devices, serials, fingerprints and reasons" \
+	cmp -s "$WORK/r1.cut" "$WORK/l1.cut"
+check "... the same certificate files" cmp -s "$WORK/r1/dev-7.crt" "$WORK/l1/dev-7.crt"
+
+# ---- killed with SIGKILL, then resumed ----
+i=1
+mkdir -p "$WORK/in2"
+while [ $i -le 60 ]; do
+	make_csr "k-$i" ec:P-256 "/CN=k-$i" 2>/dev/null
+	cp "$WORK/k-$i.csr" "$WORK/in2/k-$i.csr"
+	i=$((i + 1))
+done
+"$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in2" --out "$WORK/r3" \
+	--profile device --jobs 2 >/dev/null 2>&1 &
+pid=$!
+n=0
+until [ "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE subject LIKE 'CN=k-%'")" -ge 5 ] || [ $n -ge 200 ]; do
+	sleep 0.05
+	n=$((n + 1))
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in2" --out "$WORK/r3" --profile device --jobs 2
+check "after kill -9 the same command finishes the batch" \
+	sh -c "[ '$RC' = 0 ] && grep -q '60 CSRs, 60 signed' '$WORK/last.out'"
+check "... no CSR has two certificates" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM (SELECT csr_sha256 FROM cert WHERE status = 'valid' AND csr_sha256 IS NOT NULL GROUP BY csr_sha256 HAVING count(*) > 1)")" -eq 0
+check "... every output certificate is in the store" \
+	sh -c "for f in '$WORK'/r3/*.crt; do s=\$(openssl x509 -in \"\$f\" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//'); [ \"\$(sqlite3 '$CADIR/hsmca.db' \"SELECT status FROM cert WHERE serial = '\$s'\")\" = valid ] || exit 1; done"
+check "... and the store is sound" test "$(sqlite3 "$CADIR/hsmca.db" 'PRAGMA integrity_check')" = ok
+expect_ok "the audit log verifies" hsmca audit verify
+
+done_testing
