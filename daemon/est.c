@@ -31,6 +31,7 @@
 
 #include "hsmcad.h"
 #include "log.h"
+#include "metrics.h"
 
 #define EST_PREFIX	"/.well-known/est/"
 #define EST_BOUNDARY	"hsmca-est-boundary-7f3a"
@@ -84,7 +85,13 @@ struct est_req {
 	char			 path[128];
 	char			 who[512];
 	char			 actor[512];	/* for the audit log */
+	struct signer_job	*job;		/* at the signer, not yet answered */
+	struct event		*deadline;	/* the signer's answer is late */
 };
+
+/* How long the front waits for the signer before it answers 503: past
+ * the time the signer itself calls a hanging HSM unavailable. */
+#define EST_SIGNER_DEADLINE_MS	(HSM_TIMEOUT_MS + 500)
 
 /* ---- answers ---- */
 
@@ -93,6 +100,10 @@ est_done(struct est_req *r, int status, const char *serial)
 {
 	struct hsmcad *d = r->d;
 
+	if (r->op == EST_SIMPLEENROLL || r->op == EST_SIMPLEREENROLL ||
+	    r->op == EST_SERVERKEYGEN)
+		metrics_request(r->label != NULL ? r->label->profile : NULL,
+		    status);
 	log_info("%s %s %s %d%s%s", r->who, evhttp_request_get_command(r->req) ==
 	    EVHTTP_REQ_GET ? "GET" : "POST", r->path, status,
 	    serial != NULL ? " serial " : "", serial != NULL ? serial : "");
@@ -184,8 +195,8 @@ est_send_b64(struct est_req *r, const char *ctype, const unsigned char *der,
 
 /* ---- who is asking ---- */
 
-static SSL *
-request_ssl(struct evhttp_request *req)
+SSL *
+tls_request_ssl(struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev;
@@ -196,10 +207,8 @@ request_ssl(struct evhttp_request *req)
 	return bufferevent_openssl_get_ssl(bev);
 }
 
-/* Verify cert against trust at the injectable clock; on success *chain
- * holds the verified chain (leaf first). */
-static int
-verify_chain(X509_STORE *trust, X509 *cert, STACK_OF(X509) *untrusted,
+int
+tls_verify_chain(X509_STORE *trust, X509 *cert, STACK_OF(X509) *untrusted,
     STACK_OF(X509) **chain, char *reason, size_t rlen)
 {
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -280,7 +289,7 @@ id_cache_get(SSL *ssl, struct runtime *rt, int label_idx, time_t now,
 	c->rt = rt;
 	c->at = now;
 	c->label_idx = label_idx;
-	if (verify_chain(rt->ca_trust, cert, untrusted, &chain, c->why,
+	if (tls_verify_chain(rt->ca_trust, cert, untrusted, &chain, c->why,
 	    sizeof(c->why)) && sk_X509_num(chain) >= 2 &&
 	    util_cert_sha1(sk_X509_value(chain, 1), c->ca_issuer_sha1) == 0)
 		c->ca_ok = 1;
@@ -289,7 +298,7 @@ id_cache_get(SSL *ssl, struct runtime *rt, int label_idx, time_t now,
 	 * explicitly (its bootstrap-ca names hsmca's CA) to enroll for a
 	 * different profile. */
 	if (label_idx >= 0 && rt->bootstrap[label_idx] != NULL &&
-	    verify_chain(rt->bootstrap[label_idx], cert, untrusted, NULL,
+	    tls_verify_chain(rt->bootstrap[label_idx], cert, untrusted, NULL,
 	    c->ca_ok ? NULL : c->why, c->ca_ok ? 0 : sizeof(c->why)))
 		c->boot_ok = 1;
 	log_debug("client chain verified: hsmca %s, label bootstrap %s",
@@ -300,7 +309,7 @@ id_cache_get(SSL *ssl, struct runtime *rt, int label_idx, time_t now,
 static void
 identify(struct est_req *r, int label_idx, struct est_identity *id)
 {
-	SSL *ssl = request_ssl(r->req);
+	SSL *ssl = tls_request_ssl(r->req);
 	struct est_id_cache *c;
 	struct store_generation g;
 	char serial[SERIAL_HEX_MAX];
@@ -420,6 +429,18 @@ est_job_done(struct signer_job *job, void *arg)
 	struct est_req *r = arg;
 	int ok = 1;
 
+	if (r == NULL) {
+		/* Answered 503 at the deadline; whatever came of it, the
+		 * client was not given it. */
+		if (job->status == 200)
+			log_warnx("certificate %s was issued after its request "
+			    "was answered 503 (the HSM was slow)", job->serial);
+		signer_job_free(job);
+		return;
+	}
+	event_free(r->deadline);
+	r->deadline = NULL;
+	r->job = NULL;
 	if (job->status != 200) {
 		est_refuse(r, job->status, "%s", job->reason);
 		signer_job_free(job);
@@ -468,15 +489,30 @@ est_job_done(struct signer_job *job, void *arg)
 	signer_job_free(job);
 }
 
-static int
-content_type_is(struct evhttp_request *req, const char *want)
+int
+est_content_type_is(const char *ct, const char *want)
 {
-	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Content-Type");
 	size_t n = strlen(want);
 
 	return ct != NULL && strncasecmp(ct, want, n) == 0 &&
 	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* The signer did not answer in time (a hanging HSM, or a queue behind
+ * one): 503 now. The job stays the signer's; if it has not started it
+ * never will, and its answer is dropped when it comes. */
+static void
+est_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct est_req *r = arg;
+
+	atomic_store(&r->job->abandoned, 1);
+	r->job->arg = NULL;
+	r->job = NULL;
+	event_free(r->deadline);
+	r->deadline = NULL;
+	est_refuse(r, 503, "the HSM did not answer within %d ms",
+	    EST_SIGNER_DEADLINE_MS);
 }
 
 static void
@@ -490,7 +526,9 @@ est_enroll(struct est_req *r, int label_idx)
 	size_t len = evbuffer_get_length(in), derlen = 0;
 	int n;
 
-	if (!content_type_is(r->req, "application/pkcs10")) {
+	if (!est_content_type_is(evhttp_find_header(
+	    evhttp_request_get_input_headers(r->req), "Content-Type"),
+	    "application/pkcs10")) {
 		est_refuse(r, 415, "Content-Type must be application/pkcs10");
 		return;
 	}
@@ -597,6 +635,13 @@ est_enroll(struct est_req *r, int label_idx)
 	}
 	job->done = est_job_done;
 	job->arg = r;
+	if ((r->deadline = evtimer_new(r->d->base, est_deadline_cb, r)) != NULL) {
+		struct timeval tv = { EST_SIGNER_DEADLINE_MS / 1000,
+		    (EST_SIGNER_DEADLINE_MS % 1000) * 1000 };
+
+		evtimer_add(r->deadline, &tv);
+	}
+	r->job = job;
 	signer_submit(r->d->signer, job);
 	job = NULL;
 out:
@@ -607,16 +652,56 @@ out:
 
 /* ---- dispatch ---- */
 
+int
+est_route(const struct config *cfg, const char *path, int *label_idx,
+    int *op, char *why, size_t whylen)
+{
+	const char *rest, *slash;
+	char label[72];
+
+	*label_idx = -1;
+	*op = EST_OP_MAX;
+	if (strncmp(path, EST_PREFIX, strlen(EST_PREFIX)) != 0) {
+		snprintf(why, whylen, "not an EST path (%s...)", EST_PREFIX);
+		return 404;
+	}
+	rest = path + strlen(EST_PREFIX);
+	label[0] = '\0';
+	if ((slash = strchr(rest, '/')) != NULL) {
+		if ((size_t)(slash - rest) >= sizeof(label)) {
+			snprintf(why, whylen, "unknown EST label");
+			return 404;
+		}
+		snprintf(label, sizeof(label), "%.*s", (int)(slash - rest), rest);
+		rest = slash + 1;
+	}
+	for (size_t i = 0; i < cfg->nest; i++)
+		if (strcmp(cfg->est[i].label, label) == 0)
+			*label_idx = (int)i;
+	if (*label_idx < 0) {
+		snprintf(why, whylen, "unknown EST label '%s'", label);
+		return 404;
+	}
+	for (int i = 0; i < EST_OP_MAX; i++)
+		if (strcmp(rest, est_op_names[i]) == 0)
+			*op = i;
+	if (*op == EST_OP_MAX) {
+		snprintf(why, whylen, "unknown EST operation '%s'", rest);
+		return 404;
+	}
+	return 0;
+}
+
 void
 est_handle(struct evhttp_request *req, void *arg)
 {
 	struct hsmcad *d = arg;
 	struct est_req *r;
-	const char *uri = evhttp_request_get_uri(req), *rest, *slash;
+	const char *uri = evhttp_request_get_uri(req);
 	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
 	struct evkeyval *kv;
-	char label[72];
-	int nhdr = 0, label_idx = -1;
+	char why[256];
+	int nhdr = 0, label_idx = -1, op, status;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
@@ -642,36 +727,15 @@ est_handle(struct evhttp_request *req, void *arg)
 		    r->rt->cfg->daemon.max_headers);
 		return;
 	}
-	if (strncmp(r->path, EST_PREFIX, strlen(EST_PREFIX)) != 0) {
-		est_refuse(r, 404, "not an EST path (%s...)", EST_PREFIX);
+	status = est_route(r->rt->cfg, r->path, &label_idx, &op, why,
+	    sizeof(why));
+	if (label_idx >= 0)
+		r->label = &r->rt->cfg->est[label_idx];
+	if (status != 0) {
+		est_refuse(r, status, "%s", why);
 		return;
 	}
-	rest = r->path + strlen(EST_PREFIX);
-	label[0] = '\0';
-	if ((slash = strchr(rest, '/')) != NULL) {
-		if ((size_t)(slash - rest) >= sizeof(label)) {
-			est_refuse(r, 404, "unknown EST label");
-			return;
-		}
-		snprintf(label, sizeof(label), "%.*s", (int)(slash - rest), rest);
-		rest = slash + 1;
-	}
-	for (size_t i = 0; i < r->rt->cfg->nest; i++)
-		if (strcmp(r->rt->cfg->est[i].label, label) == 0) {
-			r->label = &r->rt->cfg->est[i];
-			label_idx = (int)i;
-		}
-	if (r->label == NULL) {
-		est_refuse(r, 404, "unknown EST label '%s'", label);
-		return;
-	}
-	for (int i = 0; i < EST_OP_MAX; i++)
-		if (strcmp(rest, est_op_names[i]) == 0)
-			r->op = (enum est_op)i;
-	if (r->op == EST_OP_MAX) {
-		est_refuse(r, 404, "unknown EST operation '%s'", rest);
-		return;
-	}
+	r->op = (enum est_op)op;
 	if ((r->op <= EST_CSRATTRS) != (cmd == EVHTTP_REQ_GET)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 		    r->op <= EST_CSRATTRS ? "GET" : "POST");

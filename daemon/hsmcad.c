@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
@@ -108,6 +109,16 @@ bind_listener(struct evhttp *http, const char *what, const char *addr)
 		fatalx("%s: bad address %s", what, addr);
 	if ((bs = evhttp_bind_socket_with_handle(http, host, port)) == NULL)
 		fatal("%s: cannot listen on %s", what, addr);
+	/* Answers are small and come one at a time per connection: Nagle's
+	 * algorithm would hold each one back for the client's delayed ACK
+	 * (40 ms on Linux). Accepted sockets inherit the option. */
+	{
+		int one = 1;
+
+		if (setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP,
+		    TCP_NODELAY, &one, sizeof(one)) == -1)
+			log_warn("%s: TCP_NODELAY", what);
+	}
 	/* With port 0 the kernel chose one: say which. */
 	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss,
 	    &slen) == 0) {
@@ -220,7 +231,11 @@ drain_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static struct evhttp_bound_socket *https_socket, *http_socket;
+static struct evhttp_bound_socket *https_socket, *http_socket, *admin_socket;
+
+/* The request bodies of the admin API: a command line and the files it
+ * reads (a list of serials to revoke, a CSR). */
+#define ADMIN_BODY_MAX	(48 * 1024 * 1024)
 
 static void
 on_sigterm(evutil_socket_t sig, short what, void *arg)
@@ -234,6 +249,7 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	sd_notify_state("STOPPING=1");
 	log_info("%s: draining %d in-flight requests", sig == SIGTERM ?
 	    "SIGTERM" : "SIGINT", d->inflight);
+	checkpoint_now(d);	/* the last records, signed before exit */
 	if (https_socket != NULL) {
 		evhttp_del_accept_socket(d->https, https_socket);
 		https_socket = NULL;
@@ -241,6 +257,10 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	if (http_socket != NULL) {
 		evhttp_del_accept_socket(d->http, http_socket);
 		http_socket = NULL;
+	}
+	if (admin_socket != NULL) {
+		evhttp_del_accept_socket(d->admin, admin_socket);
+		admin_socket = NULL;
 	}
 	if ((d->drain_ev = event_new(d->base, -1, EV_PERSIST, drain_tick,
 	    d)) == NULL)
@@ -413,6 +433,22 @@ main(int argc, char *argv[])
 		    cfg->daemon.http_listen);
 	}
 
+	if (cfg->admin.listen != NULL) {
+		/* Operators: the same TLS context, trust checked per request
+		 * against [admin] client-ca. */
+		if ((d.admin = evhttp_new(d.base)) == NULL)
+			fatalx("libevent setup failed");
+		evhttp_set_timeout(d.admin, (int)cfg->daemon.timeout);
+		evhttp_set_max_body_size(d.admin, ADMIN_BODY_MAX);
+		evhttp_set_max_headers_size(d.admin,
+		    (ev_ssize_t)cfg->daemon.max_header_size);
+		evhttp_set_allowed_methods(d.admin, EVHTTP_REQ_GET |
+		    EVHTTP_REQ_POST);
+		evhttp_set_gencb(d.admin, admin_handle, &d);
+		admin_socket = bind_listener(d.admin, "admin API (mutual TLS)",
+		    cfg->admin.listen);
+	}
+
 	if (hsm_open(&cfg->hsm, &d.hsm, &e) != 0)
 		fatalx("%s", e.msg);
 	log_info("logged in to token '%s'", hsm_token_label(d.hsm));
@@ -427,6 +463,8 @@ main(int argc, char *argv[])
 	if ((d.ssl = tls_server_ctx(&d, &e)) == NULL)
 		fatalx("%s", e.msg);
 	evhttp_set_bevcb(d.https, tls_bevcb, &d);
+	if (d.admin != NULL)
+		evhttp_set_bevcb(d.admin, tls_bevcb, &d);
 	workers = cfg->daemon.workers > 0 ? cfg->daemon.workers :
 	    (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (workers < 1)
@@ -436,9 +474,15 @@ main(int argc, char *argv[])
 		fatalx("%s", e.msg);
 	if (signer_set_issuer(d.signer, cfg, &e) != 0)
 		log_warnx("no CA generation to issue with yet: %s", e.msg);
+	if (strncmp(cfg->daemon.tls_key, "pkcs11:", 7) == 0)
+		signer_tls_key_in_token(d.signer);
 	if (d.http != NULL && crl_serve_start(&d, &e) != 0)
 		fatalx("%s", e.msg);
 	if (d.http != NULL && ocsp_serve_start(&d, &e) != 0)
+		fatalx("%s", e.msg);
+	if (checkpoint_start(&d, &e) != 0)
+		fatalx("%s", e.msg);
+	if (rotation_start(&d, &e) != 0)
 		fatalx("%s", e.msg);
 
 	drop_privileges(cfg->daemon.user);
@@ -468,6 +512,8 @@ main(int argc, char *argv[])
 	signer_stop(d.signer);
 	crl_serve_stop(&d);
 	ocsp_serve_stop(&d);
+	checkpoint_stop(&d);
+	rotation_stop(&d);
 	if (d.drain_ev != NULL)
 		event_free(d.drain_ev);
 	event_free(ev_term);
@@ -476,6 +522,8 @@ main(int argc, char *argv[])
 	evhttp_free(d.https);
 	if (d.http != NULL)
 		evhttp_free(d.http);
+	if (d.admin != NULL)
+		evhttp_free(d.admin);
 	SSL_CTX_free(d.ssl);
 	hsm_close(d.hsm);
 	store_close(d.st);

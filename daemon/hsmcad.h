@@ -26,6 +26,7 @@ struct runtime {
 	struct config		*cfg;
 	X509_STORE		*ca_trust;	/* hsmca's own generations and roots */
 	X509_STORE		**bootstrap;	/* per cfg->est[i]; NULL: none */
+	X509_STORE		*admin_trust;	/* [admin] client-ca; NULL: none */
 	STACK_OF(X509)		*cacerts;	/* every certificate a device may need */
 	unsigned char		*cacerts_p7;	/* PKCS#7 certs-only, DER */
 	size_t			 cacerts_p7_len;
@@ -34,6 +35,10 @@ struct runtime {
 /* Build a runtime from a parsed config (which it then owns, also on
  * failure) and the generations in the store. */
 struct runtime	*runtime_build(struct config *cfg, struct store *st,
+		    struct hsmca_err *e);
+/* The same config (a copy) with the generations as the store has them
+ * now: after a generation was created or changed status. */
+struct runtime	*runtime_rebuild(const struct runtime *rt, struct store *st,
 		    struct hsmca_err *e);
 struct runtime	*runtime_ref(struct runtime *rt);
 void		 runtime_unref(struct runtime *rt);
@@ -48,6 +53,10 @@ enum signer_op {
 	SIGNER_AUDIT,		/* append a refusal to the audit log */
 	SIGNER_OCSP,		/* pre-sign OCSP responses missing, stale or due */
 	SIGNER_OCSP_UNKNOWN,	/* sign the response to a cache miss */
+	SIGNER_CHECKPOINT,	/* sign the audit chain's head if it moved */
+	SIGNER_ADMIN,		/* run an admin API command line */
+	SIGNER_BATCH,		/* a step of a remote factory batch */
+	SIGNER_ROTATE,		/* one CA rotation step (daemon/rotation.c) */
 	SIGNER_OP_MAX
 };
 
@@ -80,11 +89,17 @@ struct signer_job {
 	time_t		 this_update, next_update;	/* SIGNER_CRL */
 	int64_t		 crl_number;		/* SIGNER_OCSP: responses signed */
 	int		 more;			/* SIGNER_OCSP: batch full, go on */
+	int64_t		 cursor[2];		/* SIGNER_OCSP: changes read, cert
+						   id walked (in and out) */
+	int		 swept;			/* SIGNER_OCSP: the walk wrapped */
 	unsigned char	*key_der;		/* PKCS#8, serverkeygen only */
 	size_t		 key_len;
 	/* completion, called on the event loop */
 	void		(*done)(struct signer_job *, void *);
 	void		*arg;
+	atomic_int	 abandoned;		/* the front answered already */
+	void		*admin;			/* SIGNER_ADMIN: its call */
+	struct ca_events *events;		/* SIGNER_ROTATE: what changed */
 	struct signer_job *next;
 };
 
@@ -110,6 +125,9 @@ void	signer_stop(struct signer *s);
 /* The OCSP cache workers fill (after issuance, SIGNER_OCSP*); set once,
  * before the loop runs. */
 void	signer_set_ocsp(struct signer *s, struct ocsp_cache *c);
+/* tls-key is a key in the token: after an HSM fault the daemon exits
+ * rather than re-open the token under the TLS context. */
+void	signer_tls_key_in_token(struct signer *s);
 void	signer_job_free(struct signer_job *job);
 
 /* ---- the front ---- */
@@ -132,6 +150,7 @@ struct hsmcad {
 	struct event_base	*base;
 	struct evhttp		*https;
 	struct evhttp		*http;
+	struct evhttp		*admin;		/* operators: JSON over mutual TLS */
 	SSL_CTX			*ssl;
 	struct store		*st;		/* read-only lookups on the loop */
 	struct hsm		*hsm;
@@ -148,14 +167,26 @@ struct hsmcad {
 	int			 ocsp_busy;	/* a SIGNER_OCSP job is out */
 	int			 ocsp_more;	/* it stopped at its batch size */
 	time_t			 ocsp_swept;
-	int64_t			 ocsp_valid_seen, ocsp_revoked_seen;
+	int64_t			 ocsp_changes_seen;	/* cert_change cursor */
+	int64_t			 ocsp_walked;	/* the sweep's cert id cursor */
 	double			 ocsp_tokens;	/* signatures for misses */
 	struct timespec		 ocsp_refill;
+	struct event		*checkpoint_ev;	/* signs the audit chain's head */
+	int			 checkpoint_busy;	/* a SIGNER_CHECKPOINT job is out */
+	struct rotation		*rotation;	/* daemon/rotation.c */
 };
 
 /* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
 SSL_CTX	*tls_server_ctx(struct hsmcad *d, struct hsmca_err *e);
 struct bufferevent *tls_bevcb(struct event_base *base, void *arg);
+/* The TLS connection a request came on (NULL: plain HTTP). */
+SSL	*tls_request_ssl(struct evhttp_request *req);
+/* Verify cert against trust at the injectable clock: 1 if it holds, and
+ * *chain (if chain is not NULL) the verified chain, leaf first; 0 with
+ * the reason. */
+int	tls_verify_chain(X509_STORE *trust, X509 *cert,
+	    STACK_OF(X509) *untrusted, STACK_OF(X509) **chain, char *reason,
+	    size_t rlen);
 
 /* CRLs: built on the signer, served over plain HTTP at /crl/GEN.crl. */
 int	crl_serve_start(struct hsmcad *d, struct hsmca_err *e);
@@ -166,7 +197,16 @@ void	crl_handle(struct evhttp_request *req, void *arg);
  * at /ocsp (POST) and /ocsp/<base64> (GET). */
 int	ocsp_serve_start(struct hsmcad *d, struct hsmca_err *e);
 void	ocsp_serve_stop(struct hsmcad *d);
+/* Drop the responder keys loaded from the token (the signer, before it
+ * re-opens the token after a fault): they are loaded again when next
+ * needed. */
+void	ocsp_forget_keys(void);
 void	ocsp_handle(struct evhttp_request *req, void *arg);
+/* The DER request of GET /ocsp/<enc> (enc: URL-encoded base64) into buf
+ * (size bytes), *n its length: 0, or the OCSP error status to answer
+ * (malformedRequest, internalError). Pure: tests/fuzz calls it. */
+int	ocsp_get_request(const char *enc, unsigned char *buf, size_t size,
+	    size_t *n);
 /* On a signer worker: a SIGNER_OCSP or SIGNER_OCSP_UNKNOWN job, and the
  * response of a certificate just issued by iss. */
 void	ocsp_job_run(struct hsm *h, struct store *st, struct ocsp_cache *c,
@@ -174,8 +214,52 @@ void	ocsp_job_run(struct hsm *h, struct store *st, struct ocsp_cache *c,
 void	ocsp_issued(struct hsm *h, struct issuer *iss, struct ocsp_cache *c,
 	    const char *serial);
 
+/* Signed audit checkpoints: every [daemon] audit-checkpoint-interval,
+ * and once more when hsmcad stops, a SIGNER_CHECKPOINT job signs the
+ * chain's head if records were appended since the last checkpoint. */
+int	checkpoint_start(struct hsmcad *d, struct hsmca_err *e);
+void	checkpoint_now(struct hsmcad *d);
+void	checkpoint_stop(struct hsmcad *d);
+/* On a signer worker: the SIGNER_CHECKPOINT job, with the active
+ * generation's key (NULL: none, the job fails). */
+void	checkpoint_job_run(struct hsm *h, struct store *st,
+	    struct issuer *iss, struct signer_job *job);
+
+/* The admin API (admin.c): the operators' listener; admin_job_run runs
+ * a SIGNER_ADMIN job's command line on a signer worker. */
+void	admin_handle(struct evhttp_request *req, void *arg);
+/* A POST /api/v1/run body: 0 and its parts (references the caller
+ * drops), or 400 with why. Pure: tests/fuzz calls it. */
+struct admin_request {
+	struct json_t	*argv;		/* array of strings */
+	struct json_t	*files;		/* {"@in:N": base64} or NULL */
+	int		 json;
+};
+int	admin_parse_request(const char *body, size_t len,
+	    struct admin_request *out, char *why, size_t wlen);
+void	admin_job_run(struct hsm *h, struct store *st, struct signer_job *job);
+void	admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
+	    struct signer_job *job);
+
+/* CA rotation (SIGNER_ROTATE on a timer) and the expiry watch; cacerts
+ * and the signer's issuer follow every change of the generations. */
+int	rotation_start(struct hsmcad *d, struct hsmca_err *e);
+void	rotation_stop(struct hsmcad *d);
+/* Look at the generations now rather than at the next poll (an admin
+ * command changed them): cacerts and the issuer follow at once. */
+void	rotation_check_now(struct hsmcad *d);
+void	rotation_job_run(struct hsm *h, struct store *st,
+	    struct signer_job *job);
+
 /* EST endpoints. */
 void	est_handle(struct evhttp_request *req, void *arg);
+/* The label (index into cfg->est) and operation a request path names:
+ * 0, or the HTTP status of the refusal with its reason in why. Pure, as
+ * the next one: tests/fuzz calls both. */
+int	est_route(const struct config *cfg, const char *path, int *label_idx,
+	    int *op, char *why, size_t whylen);
+/* Is the Content-Type header ct (NULL: absent) want, parameters allowed? */
+int	est_content_type_is(const char *ct, const char *want);
 
 /* PKCS#7 certs-only, DER. */
 int	est_certs_only(STACK_OF(X509) *certs, unsigned char **der, size_t *len);

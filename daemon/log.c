@@ -66,6 +66,7 @@ name(const char *fmt, ...) \
 
 LOGFN(log_info, LOG_INFO, 1)
 LOGFN(log_warnx, LOG_WARNING, 1)
+LOGFN(log_errorx, LOG_ERR, 1)
 LOGFN(log_debug, LOG_DEBUG, log_verbose)
 
 void

@@ -3,6 +3,7 @@
  * label's bootstrap trust, and the cacerts answer. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,36 @@ x509_cmp(const X509 *const *a, const X509 *const *b)
 }
 
 struct runtime *
+runtime_rebuild(const struct runtime *rt, struct store *st,
+    struct hsmca_err *e)
+{
+	struct config *cfg = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *fp;
+	int ok;
+
+	/* A copy of the running config, not the file again: a rotation
+	 * must not pick up a half-edited file (that is SIGHUP's job). The
+	 * normalized form parses back to an equal config. */
+	if ((fp = open_memstream(&text, &len)) == NULL) {
+		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		return NULL;
+	}
+	ok = config_print(rt->cfg, fp) == 0;
+	if (fclose(fp) != 0 || !ok) {
+		free(text);
+		err_set(e, HSMCA_ERR_INTERNAL, "cannot copy the running config");
+		return NULL;
+	}
+	ok = config_parse(text, len, rt->cfg->path, &cfg, e) == 0;
+	free(text);
+	if (!ok)
+		return NULL;
+	return runtime_build(cfg, st, e);
+}
+
+struct runtime *
 runtime_ref(struct runtime *rt)
 {
 	atomic_fetch_add(&rt->refs, 1);
@@ -64,6 +95,7 @@ runtime_unref(struct runtime *rt)
 		X509_STORE_free(rt->bootstrap[i]);
 	free(rt->bootstrap);
 	X509_STORE_free(rt->ca_trust);
+	X509_STORE_free(rt->admin_trust);
 	sk_X509_pop_free(rt->cacerts, X509_free);
 	free(rt->cacerts_p7);
 	config_free(rt->cfg);
@@ -121,6 +153,13 @@ runtime_build(struct config *cfg, struct store *st, struct hsmca_err *e)
 			    "label '%s' is unreadable", f, cfg->est[i].label);
 			goto fail;
 		}
+	}
+	if (cfg->admin.client_ca != NULL &&
+	    ((rt->admin_trust = X509_STORE_new()) == NULL ||
+	    X509_STORE_load_file(rt->admin_trust, cfg->admin.client_ca) != 1)) {
+		err_set_ssl(e, HSMCA_ERR_CONFIG, "[admin] client-ca %s is "
+		    "unreadable", cfg->admin.client_ca);
+		goto fail;
 	}
 	if (store_list_generations(st, &v, &n, e) != 0)
 		goto fail;

@@ -23,6 +23,7 @@
 
 #include "hsmcad.h"
 #include "log.h"
+#include "metrics.h"
 
 struct signer {
 	struct event_base	*base;
@@ -44,6 +45,17 @@ struct signer {
 	struct issuer		*issuer;	/* NULL: no active generation */
 	char			 issuer_err[HSMCA_ERRMSG_MAX];
 	struct ocsp_cache	*ocsp;		/* NULL: no OCSP responder */
+	/* HSM faults: every job that may touch the token holds hsm_lock
+	 * shared; the recovery thread takes it exclusive, never waiting. */
+	pthread_rwlock_t	 hsm_lock;
+	pthread_t		 recovery;
+	int			 recovery_ok;
+	pthread_cond_t		 recovery_cond;
+	struct issuer		*keyless;	/* its key lost to a fault */
+	char			*keyless_uri;	/* and where to find it again */
+	int			 hsm_down_logged;
+	unsigned int		 recover_tries;	/* since the last success */
+	int			 tls_key_in_token;
 };
 
 void
@@ -59,6 +71,7 @@ signer_job_free(struct signer_job *job)
 	free(job->p7_der);
 	if (job->key_der != NULL)
 		util_freezero(job->key_der, job->key_len);
+	free(job->events);
 	free(job);
 }
 
@@ -173,9 +186,19 @@ signer_process(struct signer *s, struct store *st, struct signer_job *job)
 	if (s->issuer == NULL) {
 		job_fail(job, 503, s->issuer_err);
 		ret = HSMCA_ERR_CA_STATE;
-	} else if ((ret = issue_certificate(s->hsm, st, s->issuer, &req, &res,
-	    &e)) == 0)
-		ocsp_issued(s->hsm, s->issuer, s->ocsp, res.serial);
+	} else {
+		struct timespec t0, t1;
+
+		metrics_sign_begin();
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ret = issue_certificate(s->hsm, st, s->issuer, &req, &res, &e);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_sign_end((double)(t1.tv_sec - t0.tv_sec) +
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+		    ret == HSMCA_ERR_HSM || ret == HSMCA_ERR_HSM_UNAVAILABLE);
+		if (ret == 0)
+			ocsp_issued(s->hsm, s->issuer, s->ocsp, res.serial);
+	}
 	pthread_rwlock_unlock(&s->issuer_lock);
 	if (s->issuer == NULL && ret == HSMCA_ERR_CA_STATE)
 		goto out;
@@ -316,6 +339,133 @@ signer_audit_refusal(struct signer *s, const char *actor, const char *object,
 	signer_submit(s, job);
 }
 
+/* An enrollment while the token is failing or hanging, or one the front
+ * gave up on: answered 503 before anything is reserved or signed. */
+static int
+signer_hsm_refuse(struct signer *s, struct signer_job *job)
+{
+	struct hsmca_err e;
+
+	if (job->op != SIGNER_ENROLL && job->op != SIGNER_RENEW &&
+	    job->op != SIGNER_SERVERKEYGEN)
+		return 0;
+	if (atomic_load(&job->abandoned)) {
+		job_fail(job, 503, "the request was answered before it was "
+		    "signed");
+		return 1;
+	}
+	err_clear(&e);
+	if (hsm_check(s->hsm, &e) != 0) {
+		job_fail(job, 503, e.msg);
+		pthread_mutex_lock(&s->lock);
+		if (!s->hsm_down_logged)
+			log_warnx("signer: %s", e.msg);
+		s->hsm_down_logged = 1;
+		pthread_mutex_unlock(&s->lock);
+		return 1;
+	}
+	return 0;
+}
+
+/* With no job in the token: close every session, log in again, load the
+ * issuer's key again (its handle died with the login). */
+static void
+signer_recover(struct signer *s)
+{
+	struct hsmca_err e;
+	struct issuer *iss;
+	int ret = 0;
+
+	if (pthread_rwlock_trywrlock(&s->hsm_lock) != 0)
+		return;		/* a job is still inside: a hanging call */
+	pthread_rwlock_wrlock(&s->issuer_lock);
+	err_clear(&e);
+	if ((iss = s->issuer) != NULL) {
+		/* A reload (SIGHUP) since the last try: this one now. */
+		issuer_free(s->keyless);
+		s->keyless = iss;
+		s->issuer = NULL;
+		snprintf(s->issuer_err, sizeof(s->issuer_err), "the HSM is "
+		    "recovering from a fault");
+		free(s->keyless_uri);
+		if ((s->keyless_uri = strdup(hsm_key_uri(iss->key))) == NULL)
+			ret = err_set(&e, HSMCA_ERR_ALLOC, "out of memory");
+		hsm_key_free(iss->key);
+		iss->key = NULL;
+	}
+	if (ret == 0 && hsm_failed(s->hsm) && s->tls_key_in_token)
+		/* The TLS context holds that key: a new login would leave it
+		 * pointing at freed objects. A restart is the safe way. */
+		fatalx("the HSM failed and the TLS key (tls-key) lives in it: "
+		    "exiting so that a restart logs in afresh");
+	if (ret == 0 && hsm_failed(s->hsm)) {
+		/* Every key object of the old login goes with it. */
+		ocsp_forget_keys();
+	}
+	if (ret == 0 && hsm_failed(s->hsm) &&
+	    (ret = hsm_recover(s->hsm, &e)) == 0)
+		log_info("signer: the HSM is back: sessions re-opened, logged "
+		    "in again (recovery %u)", hsm_epoch(s->hsm));
+	if (ret == 0 && (iss = s->keyless) != NULL &&
+	    (ret = hsm_load_key(s->hsm, s->keyless_uri, &iss->key, &e)) == 0) {
+		s->issuer = iss;
+		s->keyless = NULL;
+		free(s->keyless_uri);
+		s->keyless_uri = NULL;
+	}
+	if (ret == HSMCA_ERR_ALLOC || (ret != 0 && !hsm_failed(s->hsm))) {
+		/* Not the token: give up until the next reload. */
+		snprintf(s->issuer_err, sizeof(s->issuer_err), "the CA key "
+		    "was not found again after an HSM fault: %.400s", e.msg);
+		issuer_free(s->keyless);
+		s->keyless = NULL;
+	}
+	/* The first failed try, then one in 40 (10 s): not a flood. */
+	if (ret != 0 && s->recover_tries++ % 40 == 0)
+		log_warnx("signer: the HSM is still unavailable: %s", e.msg);
+	if (ret == 0) {
+		s->recover_tries = 0;
+		pthread_mutex_lock(&s->lock);
+		s->hsm_down_logged = 0;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_rwlock_unlock(&s->issuer_lock);
+	pthread_rwlock_unlock(&s->hsm_lock);
+}
+
+/* Retries the token every SIGNER_RECOVER_MS while it is failing. */
+#define SIGNER_RECOVER_MS	250
+
+static void *
+signer_recovery(void *arg)
+{
+	struct signer *s = arg;
+	struct timespec ts;
+	int again;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += SIGNER_RECOVER_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&s->recovery_cond, &s->lock, &ts);
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		pthread_rwlock_rdlock(&s->issuer_lock);
+		again = s->keyless != NULL;
+		pthread_rwlock_unlock(&s->issuer_lock);
+		if (again || hsm_failed(s->hsm))
+			signer_recover(s);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
 static void *
 signer_worker(void *arg)
 {
@@ -323,6 +473,7 @@ signer_worker(void *arg)
 	struct store *st = NULL;
 	struct signer_job *job;
 	struct hsmca_err e;
+	int hsm_job, failed;
 
 	if (store_open(s->store_path, &st, &e) != 0)
 		log_warnx("signer: %s", e.msg);
@@ -342,13 +493,32 @@ signer_worker(void *arg)
 			s->queue_tail = NULL;
 		pthread_mutex_unlock(&s->lock);
 
+		hsm_job = job->op != SIGNER_AUDIT;
+		if (hsm_job)
+			pthread_rwlock_rdlock(&s->hsm_lock);
 		if (st == NULL)
 			job_fail(job, 503, "the certificate store is unavailable");
+		else if (signer_hsm_refuse(s, job))
+			;
 		else if (job->op == SIGNER_CRL)
 			signer_crl(s, st, job);
 		else if (job->op == SIGNER_OCSP ||
 		    job->op == SIGNER_OCSP_UNKNOWN)
 			ocsp_job_run(s->hsm, st, s->ocsp, job);
+		else if (job->op == SIGNER_CHECKPOINT) {
+			pthread_rwlock_rdlock(&s->issuer_lock);
+			checkpoint_job_run(s->hsm, st, s->issuer, job);
+			pthread_rwlock_unlock(&s->issuer_lock);
+		}
+		else if (job->op == SIGNER_ADMIN)
+			admin_job_run(s->hsm, st, job);
+		else if (job->op == SIGNER_BATCH) {
+			pthread_rwlock_rdlock(&s->issuer_lock);
+			admin_batch_run(s->hsm, st, s->issuer, job);
+			pthread_rwlock_unlock(&s->issuer_lock);
+		}
+		else if (job->op == SIGNER_ROTATE)
+			rotation_job_run(s->hsm, st, job);
 		else if (job->op == SIGNER_AUDIT) {
 			signer_audit(s, st, job);
 			pthread_mutex_lock(&s->lock);
@@ -357,10 +527,16 @@ signer_worker(void *arg)
 		}
 		else
 			signer_process(s, st, job);
+		if (hsm_job)
+			pthread_rwlock_unlock(&s->hsm_lock);
+		/* A fault: recover now rather than at the next tick. */
+		failed = hsm_job && hsm_failed(s->hsm);
 
 		pthread_mutex_lock(&s->lock);
 		job->next = s->done;
 		s->done = job;
+		if (failed)
+			pthread_cond_signal(&s->recovery_cond);
 		pthread_mutex_unlock(&s->lock);
 		event_active(s->done_ev, EV_READ, 0);
 	}
@@ -405,6 +581,8 @@ signer_set_issuer(struct signer *s, const struct config *cfg,
 	ctx.cfg = cfg;
 	ctx.st = st;
 	ctx.hsm = s->hsm;
+	/* Not while the recovery thread has the token to itself. */
+	pthread_rwlock_rdlock(&s->hsm_lock);
 	ret = ca_open_active(&ctx, &iss, e);
 	pthread_rwlock_wrlock(&s->issuer_lock);
 	old = s->issuer;
@@ -413,6 +591,7 @@ signer_set_issuer(struct signer *s, const struct config *cfg,
 		snprintf(s->issuer_err, sizeof(s->issuer_err), "%s", e->msg);
 	pthread_rwlock_unlock(&s->issuer_lock);
 	issuer_free(old);
+	pthread_rwlock_unlock(&s->hsm_lock);
 	store_close(st);
 	return ret;
 }
@@ -433,6 +612,8 @@ signer_start(struct event_base *base, struct hsm *h, const char *store_path,
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	pthread_rwlock_init(&s->issuer_lock, NULL);
+	pthread_rwlock_init(&s->hsm_lock, NULL);
+	pthread_cond_init(&s->recovery_cond, NULL);
 	snprintf(s->issuer_err, sizeof(s->issuer_err), "no active CA generation");
 	if ((s->done_ev = event_new(base, -1, 0, signer_done_cb, s)) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "event_new");
@@ -443,8 +624,17 @@ signer_start(struct event_base *base, struct hsm *h, const char *store_path,
 			return err_set(e, HSMCA_ERR_INTERNAL, "pthread_create");
 		s->nthreads++;
 	}
+	if (pthread_create(&s->recovery, NULL, signer_recovery, s) != 0)
+		return err_set(e, HSMCA_ERR_INTERNAL, "pthread_create");
+	s->recovery_ok = 1;
 	*out = s;
 	return 0;
+}
+
+void
+signer_tls_key_in_token(struct signer *s)
+{
+	s->tls_key_in_token = 1;
 }
 
 void
@@ -489,9 +679,12 @@ signer_stop(struct signer *s)
 	pthread_mutex_lock(&s->lock);
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->cond);
+	pthread_cond_broadcast(&s->recovery_cond);
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
+	if (s->recovery_ok)
+		pthread_join(s->recovery, NULL);
 	/* Answers the loop will never deliver now (it has stopped). */
 	while (s->done != NULL) {
 		struct signer_job *next = s->done->next;
@@ -504,6 +697,10 @@ signer_stop(struct signer *s)
 	issuer_free(s->issuer);
 	store_group_close(s->group);
 	pthread_rwlock_destroy(&s->issuer_lock);
+	pthread_rwlock_destroy(&s->hsm_lock);
+	pthread_cond_destroy(&s->recovery_cond);
+	issuer_free(s->keyless);
+	free(s->keyless_uri);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	free(s->threads);

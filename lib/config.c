@@ -42,6 +42,8 @@
  *	crl-url = http://ca.example.com/crl/%g.crl http://, %g = generation id,
  *	                                           "" for no CRL distribution point
  *	ocsp-url = http://ca.example.com/ocsp      http://, "" for no OCSP
+ *	ocsp-signer = responder                    responder or ca
+ *	ocsp-validity = 1d                         8h..7d
  *	[profile device]     overrides the built-in "device"; a new name adds
  *	                     a profile that starts as an empty leaf profile
  *	validity = 365d                            > 0
@@ -70,7 +72,20 @@
  *	max-connections = 1024                     1..100000
  *	retry-after = 30s                          duration, 1s..1h
  *	crl-delay = 2s                             revocation to CRL, 1s..1h
+ *	audit-checkpoint-interval = 1h             1s..7d
  *	log = stderr                               stderr or syslog
+ *	[admin]              the operators' listener (hsmcad); every key optional
+ *	listen = none                              HOST:PORT (JSON over mutual TLS)
+ *	client-ca = /etc/hsmca/operator-ca.pem     operators' CA, required with listen
+ *	admins = CN=alice, sha256:HEX              identities with each role: a
+ *	operators = CN=factory-1                   client certificate's CN=... or
+ *	auditors = none                            sha256: fingerprint, or none
+ *	[remote]             the CLI against an admin listener; with it, a file
+ *	                     needs no [hsm] or [store]
+ *	server = https://ca.example.com:8444       https:// URL or none
+ *	cert = /etc/hsmca/operator.pem             the operator's certificate
+ *	key = /etc/hsmca/operator.key              and key (unencrypted PEM)
+ *	ca = /etc/hsmca/server-ca.pem              trust for the server, or none
  *	[est]                the default label; without any [est] section a
  *	                     file has this one with profile = device
  *	profile = device                           required; a profile that
@@ -92,6 +107,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -130,6 +146,8 @@ enum section {
 	SEC_STORE,
 	SEC_CA,
 	SEC_DAEMON,
+	SEC_ADMIN,
+	SEC_REMOTE,
 	SEC_PROFILE,
 	SEC_EST,
 	SEC_MAX
@@ -141,6 +159,8 @@ static const char *const section_names[SEC_MAX] = {
 	[SEC_STORE] = "store",
 	[SEC_CA] = "ca",
 	[SEC_DAEMON] = "daemon",
+	[SEC_ADMIN] = "admin",
+	[SEC_REMOTE] = "remote",
 	[SEC_PROFILE] = "profile",
 	[SEC_EST] = "est",
 };
@@ -163,6 +183,8 @@ enum key {
 	K_CA_CRL_NEXT_UPDATE,
 	K_CA_CRL_URL,
 	K_CA_OCSP_URL,
+	K_CA_OCSP_SIGNER,
+	K_CA_OCSP_VALIDITY,
 	K_D_LISTEN,
 	K_D_HTTP_LISTEN,
 	K_D_TLS_CERT,
@@ -177,7 +199,17 @@ enum key {
 	K_D_MAX_CONNECTIONS,
 	K_D_RETRY_AFTER,
 	K_D_CRL_DELAY,
+	K_D_AUDIT_CHECKPOINT_INTERVAL,
 	K_D_LOG,
+	K_A_LISTEN,
+	K_A_CLIENT_CA,
+	K_A_ADMINS,
+	K_A_OPERATORS,
+	K_A_AUDITORS,
+	K_R_SERVER,
+	K_R_CERT,
+	K_R_KEY,
+	K_R_CA,
 	/* From here on, keys of sections that repeat (profile, est): their
 	 * lines are forgotten at each section header. */
 	K_P_VALIDITY,
@@ -217,6 +249,8 @@ static const struct config_key {
 	[K_CA_CRL_NEXT_UPDATE] =	{ SEC_CA, "crl-next-update" },
 	[K_CA_CRL_URL] =		{ SEC_CA, "crl-url" },
 	[K_CA_OCSP_URL] =		{ SEC_CA, "ocsp-url" },
+	[K_CA_OCSP_SIGNER] =		{ SEC_CA, "ocsp-signer" },
+	[K_CA_OCSP_VALIDITY] =		{ SEC_CA, "ocsp-validity" },
 	[K_D_LISTEN] =			{ SEC_DAEMON, "listen" },
 	[K_D_HTTP_LISTEN] =		{ SEC_DAEMON, "http-listen" },
 	[K_D_TLS_CERT] =		{ SEC_DAEMON, "tls-cert" },
@@ -231,7 +265,18 @@ static const struct config_key {
 	[K_D_MAX_CONNECTIONS] =		{ SEC_DAEMON, "max-connections" },
 	[K_D_RETRY_AFTER] =		{ SEC_DAEMON, "retry-after" },
 	[K_D_CRL_DELAY] =		{ SEC_DAEMON, "crl-delay" },
+	[K_D_AUDIT_CHECKPOINT_INTERVAL] = { SEC_DAEMON,
+					    "audit-checkpoint-interval" },
 	[K_D_LOG] =			{ SEC_DAEMON, "log" },
+	[K_A_LISTEN] =			{ SEC_ADMIN, "listen" },
+	[K_A_CLIENT_CA] =		{ SEC_ADMIN, "client-ca" },
+	[K_A_ADMINS] =			{ SEC_ADMIN, "admins" },
+	[K_A_OPERATORS] =		{ SEC_ADMIN, "operators" },
+	[K_A_AUDITORS] =		{ SEC_ADMIN, "auditors" },
+	[K_R_SERVER] =			{ SEC_REMOTE, "server" },
+	[K_R_CERT] =			{ SEC_REMOTE, "cert" },
+	[K_R_KEY] =			{ SEC_REMOTE, "key" },
+	[K_R_CA] =			{ SEC_REMOTE, "ca" },
 	[K_P_VALIDITY] =		{ SEC_PROFILE, "validity" },
 	[K_P_BACKDATE] =		{ SEC_PROFILE, "backdate" },
 	[K_P_KEY_USAGE] =		{ SEC_PROFILE, "key-usage" },
@@ -434,6 +479,8 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 	cfg->ca.renew_before = 90 * DAY;
 	cfg->ca.activation_delay = 45 * DAY;
 	cfg->ca.crl_next_update = 7 * DAY;
+	cfg->ca.ocsp_signer = CONFIG_OCSP_SIGNER_RESPONDER;
+	cfg->ca.ocsp_validity = DAY;
 	/* The demo's names and loopback URLs only for the demo: a file that
 	 * leaves them out gets neutral names and no URLs, never a demo
 	 * value inside a production certificate. */
@@ -458,6 +505,7 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 	cfg->daemon.max_connections = 1024;
 	cfg->daemon.retry_after = 30;
 	cfg->daemon.crl_delay = 2;
+	cfg->daemon.audit_checkpoint_interval = 3600;
 	if ((cfg->daemon.log = strdup("stderr")) == NULL ||
 	    (cfg->daemon.listen = strdup(home != NULL ? "127.0.0.1:8443" :
 	    "0.0.0.0:8443")) == NULL) {
@@ -524,6 +572,14 @@ config_free(struct config *cfg)
 	free(cfg->daemon.user);
 	free(cfg->daemon.pidfile);
 	free(cfg->daemon.log);
+	free(cfg->admin.listen);
+	free(cfg->admin.client_ca);
+	for (int i = 0; i < CONFIG_ROLE_MAX; i++)
+		free(cfg->admin.roles[i]);
+	free(cfg->remote.server);
+	free(cfg->remote.cert);
+	free(cfg->remote.key);
+	free(cfg->remote.ca);
 	for (size_t i = 0; i < cfg->nprofiles; i++)
 		profile_free_fields(&cfg->profiles[i]);
 	free(cfg->profiles);
@@ -546,6 +602,36 @@ config_profile(const struct config *cfg, const char *name)
 		    strcmp(cfg->profiles[i].name, name) == 0)
 			return &cfg->profiles[i];
 	return NULL;
+}
+
+enum config_role
+config_admin_role(const struct config *cfg, const char *cn,
+    const char *sha256)
+{
+	char buf[CONFIG_LINE_MAX + 1], *item, *save = NULL;
+
+	for (int r = 0; r < CONFIG_ROLE_MAX; r++) {
+		if (cfg->admin.roles[r] == NULL)
+			continue;
+		snprintf(buf, sizeof(buf), "%s", cfg->admin.roles[r]);
+		for (item = strtok_r(buf, ",", &save); item != NULL;
+		    item = strtok_r(NULL, ",", &save)) {
+			char *end;
+
+			while (*item == ' ' || *item == '\t')
+				item++;
+			end = item + strlen(item);
+			while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+				*--end = '\0';
+			if (cn != NULL && strncmp(item, "CN=", 3) == 0 &&
+			    strcmp(item + 3, cn) == 0)
+				return (enum config_role)r;
+			if (sha256 != NULL && strncmp(item, "sha256:", 7) == 0 &&
+			    strcasecmp(item + 7, sha256) == 0)
+				return (enum config_role)r;
+		}
+	}
+	return CONFIG_ROLE_NONE;
 }
 
 const struct config_est *
@@ -961,6 +1047,44 @@ set_optional(char **dst, const char *v, struct hsmca_err *e)
 	return set_string(dst, v, e);
 }
 
+/* A role's identities: "CN=name" or "sha256:" and 64 hex digits, comma
+ * separated, or none. Kept as given; config_admin_role() matches. */
+static int
+set_identities(struct parse *st, const char *key, const char *v, char **dst)
+{
+	char buf[CONFIG_LINE_MAX + 1], *item, *save = NULL;
+	size_t n = 0;
+
+	if (strcmp(v, "none") == 0)
+		return set_optional(dst, v, st->e);
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (item = strtok_r(buf, ",", &save); item != NULL;
+	    item = strtok_r(NULL, ",", &save)) {
+		char *end;
+
+		while (*item == ' ' || *item == '\t')
+			item++;
+		end = item + strlen(item);
+		while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (strncmp(item, "CN=", 3) == 0 && item[3] != '\0' &&
+		    strlen(item) <= 3 + 64) {
+			n++;
+			continue;
+		}
+		if (strncmp(item, "sha256:", 7) == 0 && strlen(item) == 7 + 64 &&
+		    strspn(item + 7, "0123456789abcdefABCDEF") == 64) {
+			n++;
+			continue;
+		}
+		return perr(st, st->lineno, "%s: \"%.80s\" is not an identity "
+		    "(CN=NAME or sha256:FINGERPRINT)", key, item);
+	}
+	if (n == 0)
+		return perr(st, st->lineno, "%s needs an identity or none", key);
+	return set_string(dst, v, st->e);
+}
+
 /* ---- keys ---- */
 
 static int
@@ -1043,6 +1167,22 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 			return HSMCA_ERR_CONFIG;
 		return set_string(k == K_CA_CRL_URL ? &cfg->ca.crl_url :
 		    &cfg->ca.ocsp_url, v, st->e);
+	case K_CA_OCSP_SIGNER:
+		if (strcmp(v, "responder") == 0)
+			cfg->ca.ocsp_signer = CONFIG_OCSP_SIGNER_RESPONDER;
+		else if (strcmp(v, "ca") == 0)
+			cfg->ca.ocsp_signer = CONFIG_OCSP_SIGNER_CA;
+		else
+			return perr(st, st->lineno, "%s must be responder (a "
+			    "delegated responder certificate per generation) "
+			    "or ca (the generation's own key), not '%s'", key,
+			    v);
+		return 0;
+	case K_CA_OCSP_VALIDITY:
+		/* RFC 6960 leaves it open; a response is believed until its
+		 * nextUpdate, so a long one hides a revocation: 8h to 7d. */
+		return parse_dur_range(st, key, v, 8 * 3600, 7 * DAY,
+		    &cfg->ca.ocsp_validity) != 0 ? HSMCA_ERR_CONFIG : 0;
 	case K_D_LISTEN:
 		if (check_hostport(st, key, v) != 0)
 			return HSMCA_ERR_CONFIG;
@@ -1120,11 +1260,38 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 	case K_D_CRL_DELAY:
 		return parse_dur_range(st, key, v, 1, 3600, &d->crl_delay) != 0 ?
 		    HSMCA_ERR_CONFIG : 0;
+	case K_D_AUDIT_CHECKPOINT_INTERVAL:
+		return parse_dur_range(st, key, v, 1, 7 * DAY,
+		    &d->audit_checkpoint_interval) != 0 ? HSMCA_ERR_CONFIG : 0;
 	case K_D_LOG:
 		if (strcmp(v, "stderr") != 0 && strcmp(v, "syslog") != 0)
 			return perr(st, st->lineno, "log must be stderr or "
 			    "syslog");
 		return set_string(&d->log, v, st->e);
+	case K_A_LISTEN:
+		if (strcmp(v, "none") != 0 && check_hostport(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_optional(&cfg->admin.listen, v, st->e);
+	case K_A_CLIENT_CA:
+	case K_R_CERT:
+	case K_R_KEY:
+	case K_R_CA:
+		if (strcmp(v, "none") != 0 && check_abs_path(st, key, v) != 0)
+			return HSMCA_ERR_CONFIG;
+		return set_optional(k == K_A_CLIENT_CA ? &cfg->admin.client_ca :
+		    k == K_R_CERT ? &cfg->remote.cert : k == K_R_KEY ?
+		    &cfg->remote.key : &cfg->remote.ca, v, st->e);
+	case K_A_ADMINS:
+	case K_A_OPERATORS:
+	case K_A_AUDITORS:
+		return set_identities(st, key, v, &cfg->admin.roles[k ==
+		    K_A_ADMINS ? CONFIG_ROLE_ADMIN : k == K_A_OPERATORS ?
+		    CONFIG_ROLE_OPERATOR : CONFIG_ROLE_AUDITOR]);
+	case K_R_SERVER:
+		if (strcmp(v, "none") != 0 && strncmp(v, "https://", 8) != 0)
+			return perr(st, st->lineno, "server must be an https:// "
+			    "URL or none");
+		return set_optional(&cfg->remote.server, v, st->e);
 	case K_E_PROFILE:
 		if (!valid_profile_name(v))
 			return perr(st, st->lineno, "profile: bad profile name "
@@ -1333,8 +1500,9 @@ parse_header(struct parse *st, char *s)
 		    "[est LABEL], one label without spaces");
 	if (i == SEC_MAX || (i != SEC_PROFILE && i != SEC_EST && w2 != NULL))
 		return perr(st, st->lineno, "unknown section [%.64s%s%.64s] "
-		    "(hsm, store, ca, daemon, profile NAME or est [LABEL])", w1,
-		    w2 != NULL ? " " : "", w2 != NULL ? w2 : "");
+		    "(hsm, store, ca, daemon, admin, remote, profile NAME or "
+		    "est [LABEL])", w1, w2 != NULL ? " " : "",
+		    w2 != NULL ? w2 : "");
 	memset(st->keyline + K_P_VALIDITY, 0,
 	    (K_MAX - K_P_VALIDITY) * sizeof(st->keyline[0]));
 	st->sec = (enum section)i;
@@ -1461,6 +1629,18 @@ parse_finish(struct parse *st)
 
 	if ((ret = profile_finish(st)) != 0 || (ret = est_finish(st)) != 0)
 		return ret;
+	if (cfg->admin.listen != NULL && cfg->admin.client_ca == NULL)
+		return perr(st, st->secline[SEC_ADMIN], "[admin] listen needs "
+		    "client-ca (the CA of the operators' certificates)");
+	if (cfg->remote.server != NULL && (cfg->remote.cert == NULL ||
+	    cfg->remote.key == NULL))
+		return perr(st, st->secline[SEC_REMOTE], "[remote] server needs "
+		    "cert and key (the operator's certificate and key)");
+	/* A factory station's or an operator's file: only [remote], with
+	 * a server. */
+	if (cfg->remote.server != NULL && st->secline[SEC_HSM] == 0 &&
+	    st->secline[SEC_STORE] == 0)
+		return 0;
 	if (st->secline[SEC_HSM] == 0)
 		return perr(st, eof, "missing section [hsm] (module, token and "
 		    "pin-source are required)");
@@ -1716,7 +1896,33 @@ print_daemon(FILE *fp, const struct config_daemon *d)
 	print_int(fp, "max-connections", d->max_connections);
 	print_dur(fp, "retry-after", d->retry_after);
 	print_dur(fp, "crl-delay", d->crl_delay);
+	print_dur(fp, "audit-checkpoint-interval",
+	    d->audit_checkpoint_interval);
 	print_kv(fp, "log", d->log);
+}
+
+static void
+print_admin(FILE *fp, const struct config_admin *a)
+{
+	fputs("\n[admin]\n", fp);
+	print_kv(fp, "listen", a->listen ? a->listen : "none");
+	print_kv(fp, "client-ca", a->client_ca ? a->client_ca : "none");
+	print_kv(fp, "admins", a->roles[CONFIG_ROLE_ADMIN] ?
+	    a->roles[CONFIG_ROLE_ADMIN] : "none");
+	print_kv(fp, "operators", a->roles[CONFIG_ROLE_OPERATOR] ?
+	    a->roles[CONFIG_ROLE_OPERATOR] : "none");
+	print_kv(fp, "auditors", a->roles[CONFIG_ROLE_AUDITOR] ?
+	    a->roles[CONFIG_ROLE_AUDITOR] : "none");
+}
+
+static void
+print_remote(FILE *fp, const struct config_remote *r)
+{
+	fputs("\n[remote]\n", fp);
+	print_kv(fp, "server", r->server ? r->server : "none");
+	print_kv(fp, "cert", r->cert ? r->cert : "none");
+	print_kv(fp, "key", r->key ? r->key : "none");
+	print_kv(fp, "ca", r->ca ? r->ca : "none");
 }
 
 static void
@@ -1739,17 +1945,23 @@ config_print(const struct config *cfg, FILE *fp)
 
 	if (cfg == NULL || fp == NULL)
 		return HSMCA_ERR_ARG;
-	fputs("[hsm]\n", fp);
-	print_kv(fp, "module", cfg->hsm.module);
-	print_kv(fp, "token", cfg->hsm.token);
-	print_kv(fp, "pin-source", cfg->hsm.pin_source);
-	snprintf(buf, sizeof(buf), "%d", cfg->hsm.sessions);
-	print_kv(fp, "sessions", buf);
+	/* A file with [remote] and neither [hsm] nor [store] reads back
+	 * without them. */
+	if (cfg->remote.server == NULL || cfg->hsm.module != NULL ||
+	    cfg->store.path != NULL) {
+		fputs("[hsm]\n", fp);
+		print_kv(fp, "module", cfg->hsm.module);
+		print_kv(fp, "token", cfg->hsm.token);
+		print_kv(fp, "pin-source", cfg->hsm.pin_source);
+		snprintf(buf, sizeof(buf), "%d", cfg->hsm.sessions);
+		print_kv(fp, "sessions", buf);
 
-	fputs("\n[store]\n", fp);
-	print_kv(fp, "path", cfg->store.path);
+		fputs("\n[store]\n", fp);
+		print_kv(fp, "path", cfg->store.path);
+		fputc('\n', fp);
+	}
 
-	fputs("\n[ca]\n", fp);
+	fputs("[ca]\n", fp);
 	print_kv(fp, "subject", cfg->ca.subject);
 	print_kv(fp, "key-type", keytype_name(cfg->ca.key_type));
 	print_dur(fp, "validity", cfg->ca.validity);
@@ -1761,8 +1973,13 @@ config_print(const struct config *cfg, FILE *fp)
 	print_dur(fp, "crl-next-update", cfg->ca.crl_next_update);
 	print_kv(fp, "crl-url", cfg->ca.crl_url);
 	print_kv(fp, "ocsp-url", cfg->ca.ocsp_url);
+	print_kv(fp, "ocsp-signer", cfg->ca.ocsp_signer ==
+	    CONFIG_OCSP_SIGNER_CA ? "ca" : "responder");
+	print_dur(fp, "ocsp-validity", cfg->ca.ocsp_validity);
 
 	print_daemon(fp, &cfg->daemon);
+	print_admin(fp, &cfg->admin);
+	print_remote(fp, &cfg->remote);
 	for (size_t i = 0; i < cfg->nprofiles; i++)
 		print_profile(fp, &cfg->profiles[i]);
 	for (size_t i = 0; i < cfg->nest; i++)

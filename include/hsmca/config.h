@@ -32,7 +32,13 @@ struct config_ca {
 	int64_t		 crl_next_update;	/* seconds: CRL validity, at most 10d */
 	char		*crl_url;	/* "%g" is replaced by the generation id */
 	char		*ocsp_url;
+	int		 ocsp_signer;	/* CONFIG_OCSP_SIGNER_* */
+	int64_t		 ocsp_validity;	/* seconds: nextUpdate - thisUpdate */
 };
+
+/* Who signs a generation's OCSP responses ([ca] ocsp-signer). */
+#define CONFIG_OCSP_SIGNER_RESPONDER	0	/* a delegated responder certificate */
+#define CONFIG_OCSP_SIGNER_CA		1	/* the generation's own key */
 
 /* hsmcad, the daemon. */
 struct config_daemon {
@@ -50,7 +56,35 @@ struct config_daemon {
 	int	 max_connections;
 	int	 retry_after;		/* seconds, in 503 answers */
 	int64_t	 crl_delay;		/* seconds from a revocation to its CRL */
+	int64_t	 audit_checkpoint_interval;	/* seconds between signed
+						   audit checkpoints */
 	char	*log;			/* "stderr" or "syslog" */
+};
+
+/* Operators' roles on the admin listener, most powerful first: admin
+ * does everything, operator issues, revokes and makes proofs of
+ * possession, auditor reads. */
+enum config_role {
+	CONFIG_ROLE_ADMIN,
+	CONFIG_ROLE_OPERATOR,
+	CONFIG_ROLE_AUDITOR,
+	CONFIG_ROLE_MAX,
+	CONFIG_ROLE_NONE = CONFIG_ROLE_MAX
+};
+
+/* hsmcad's admin listener: JSON over mutual TLS. */
+struct config_admin {
+	char	*listen;		/* "HOST:PORT"; NULL: none */
+	char	*client_ca;		/* PEM: operators' CA certificates */
+	char	*roles[CONFIG_ROLE_MAX];	/* "CN=x, sha256:HEX"; NULL: none */
+};
+
+/* The CLI against an admin listener. */
+struct config_remote {
+	char	*server;		/* https://host:port; NULL: local */
+	char	*cert;			/* operator certificate (PEM, with chain) */
+	char	*key;			/* its key (PEM) */
+	char	*ca;			/* trust for the server; NULL: system */
 };
 
 /* An EST label: /.well-known/est/LABEL/ ("" is the default, no label). */
@@ -68,6 +102,8 @@ struct config {
 	struct config_store	 store;
 	struct config_ca	 ca;
 	struct config_daemon	 daemon;
+	struct config_admin	 admin;
+	struct config_remote	 remote;
 	struct profile		*profiles;
 	size_t			 nprofiles;
 	struct config_est	*est;
@@ -89,6 +125,10 @@ int	config_print(const struct config *cfg, FILE *fp);
 
 const struct profile *config_profile(const struct config *cfg,
 	    const char *name);
+/* The most powerful role a client certificate has (by its subject CN or
+ * its SHA-256 fingerprint in hex), or CONFIG_ROLE_NONE. */
+enum config_role config_admin_role(const struct config *cfg, const char *cn,
+	    const char *sha256);
 /* The EST label ("" for the default); NULL if not configured. */
 const struct config_est *config_est_label(const struct config *cfg,
 	    const char *label);

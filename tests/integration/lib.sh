@@ -250,6 +250,7 @@ hsmcad_start() {
 	done
 	URL="https://localhost:$PORT/.well-known/est"
 	HTTP_PORT=$(sed -n 's/.*HTTP (CRL) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$CADIR/hsmcad.log")
+	ADMIN_PORT=$(sed -n 's/.*admin API (mutual TLS) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$CADIR/hsmcad.log")
 	if ! grep -q "ready:" "$CADIR/hsmcad.log"; then
 		sed 's/^/# hsmcad: /' "$CADIR/hsmcad.log"
 		bail "hsmcad did not start"

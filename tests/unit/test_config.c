@@ -504,6 +504,16 @@ struct refusal {
 
 static const struct refusal refusals[] = {
 	{ BASE "[foo]\n", 0, 7, "unknown section [foo]" },
+	{ BASE "[admin]\nlisten = 127.0.0.1:8444\n", 0, 7,
+	    "[admin] listen needs client-ca" },
+	{ BASE "[admin]\nadmins = alice\n", 0, 8, "is not an identity" },
+	{ BASE "[admin]\nauditors = sha256:abc\n", 0, 8, "is not an identity" },
+	{ BASE "[admin]\noperators = ,\n", 0, 8, "needs an identity" },
+	{ BASE "[remote]\nserver = http://x:1\n", 0, 8, "https:// URL" },
+	{ BASE "[remote]\nserver = https://x:1\n", 0, 7,
+	    "[remote] server needs cert and key" },
+	{ "[remote]\nserver = https://x:1\ncert = c.pem\n", 0, 3,
+	    "absolute path" },
 	{ BASE "[hsm extra]\n", 0, 7, "unknown section" },
 	{ BASE "[profile]\n", 0, 7, "needs a name" },
 	{ BASE "[profile a b]\n", 0, 7, "[profile NAME]" },
@@ -730,6 +740,49 @@ test_refusals(void **state)
 	}
 }
 
+/* Roles by CN or fingerprint, the most powerful first; a file with only
+ * [remote] needs no [hsm] or [store]. */
+static void
+test_admin_roles(void **state)
+{
+	static const char fp[] = "ab12ab12ab12ab12ab12ab12ab12ab12"
+	    "ab12ab12ab12ab12ab12ab12ab12ab12";
+	static const char text[] = BASE "[admin]\nlisten = 127.0.0.1:1\n"
+	    "client-ca = /ops.pem\nadmins = CN=alice, sha256:"
+	    "AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12\n"
+	    "operators = CN=bob,CN=alice\nauditors = CN=carol\n";
+	static const char remote[] = "[remote]\nserver = https://ca:8444\n"
+	    "cert = /op.pem\nkey = /op.key\n";
+	struct hsmca_err e;
+	struct config *cfg = NULL;
+
+	(void)state;
+	assert_int_equal(config_parse(text, strlen(text), "t.conf", &cfg, &e),
+	    0);
+	assert_int_equal(config_admin_role(cfg, "alice", NULL),
+	    CONFIG_ROLE_ADMIN);
+	assert_int_equal(config_admin_role(cfg, "bob", NULL),
+	    CONFIG_ROLE_OPERATOR);
+	assert_int_equal(config_admin_role(cfg, "carol", NULL),
+	    CONFIG_ROLE_AUDITOR);
+	assert_int_equal(config_admin_role(cfg, "mallory", NULL),
+	    CONFIG_ROLE_NONE);
+	assert_int_equal(config_admin_role(cfg, "Alice", NULL),
+	    CONFIG_ROLE_NONE);
+	assert_int_equal(config_admin_role(cfg, NULL, fp), CONFIG_ROLE_ADMIN);
+	assert_int_equal(config_admin_role(cfg, "mallory", fp),
+	    CONFIG_ROLE_ADMIN);
+	assert_int_equal(config_admin_role(cfg, NULL, NULL), CONFIG_ROLE_NONE);
+	config_free(cfg);
+	cfg = NULL;
+	assert_int_equal(config_parse(remote, strlen(remote), "r.conf", &cfg,
+	    &e), 0);
+	assert_string_equal(cfg->remote.server, "https://ca:8444");
+	assert_null(cfg->store.path);
+	assert_null(cfg->admin.listen);
+	config_free(cfg);
+}
+
 /* 4096 bytes is the longest line; one more is refused. */
 static void
 test_long_line(void **state)
@@ -796,6 +849,7 @@ main(void)
 		cmocka_unit_test(test_daemon_est),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_admin_roles),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_load_errors),
 	};
