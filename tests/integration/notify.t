@@ -22,7 +22,12 @@ check "with MAINPID=$HSMCAD_PID" grep -q "MAINPID=$HSMCAD_PID" "$WORK/notify.log
 check "and a STATUS line" grep -q "STATUS=serving EST" "$WORK/notify.log"
 kill -HUP "$HSMCAD_PID"
 check "RELOADING=1 on SIGHUP" wait_for "^RELOADING=1"
-check "then READY=1 again" sh -c "awk '/^RELOADING=1/ { r = 1 } r && /^READY=1\$/ { ok = 1 } END { exit !ok }' '$WORK/notify.log'"
+# READY=1 follows once the reload is done: poll for it, never a blind sleep.
+ready_again() {
+	awk '/^RELOADING=1/ { r = 1 } r && /^READY=1$/ { ok = 1 } END { exit !ok }' "$WORK/notify.log"
+}
+i=0; until ready_again || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+check "then READY=1 again" ready_again
 kill -TERM "$HSMCAD_PID"
 wait "$HSMCAD_PID"
 HSMCAD_PID=
