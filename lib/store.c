@@ -3206,8 +3206,12 @@ cert_state_from_row(struct store *st, sqlite3_stmt *s, int first,
 	return 0;
 }
 
-int
-store_ocsp_walk(struct store *st, int64_t after, size_t max,
+/* The rows of a cursor statement (after, max) as certificate states from
+ * column first; *last: the id the next call starts after (the certificate's
+ * id, or column 0 when the state starts after it). */
+static int
+ocsp_cursor(struct store *st, enum store_stmt id, int first, const char *what,
+    int64_t after, size_t max,
     int (*fn)(void *, const struct store_cert_state *), void *arg,
     int64_t *last, size_t *count, struct hsmca_err *e)
 {
@@ -3217,20 +3221,20 @@ store_ocsp_walk(struct store *st, int64_t after, size_t max,
 	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
 
 	*last = after;
-	if ((s = stmt_get(st, STMT_OCSP_WALK, e)) == NULL)
+	if ((s = stmt_get(st, id, e)) == NULL)
 		goto out;
 	bind_int(s, 0, after, &rc);
 	bind_int(s, 1, max > INT64_MAX ? INT64_MAX : (int64_t)max, &rc);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((ret = cert_state_from_row(st, s, 0, &c, e)) != 0 ||
+		if ((ret = cert_state_from_row(st, s, first, &c, e)) != 0 ||
 		    (ret = fn(arg, &c)) != 0)
 			goto out;
-		*last = c.id;
+		*last = first > 0 ? sqlite3_column_int64(s, 0) : c.id;
 		n++;
 		rc = SQLITE_OK;
 	}
 	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot walk the certificates");
+		ret = store_sqlerr(e, rc, "cannot %s", what);
 		goto out;
 	}
 	ret = 0;
@@ -3242,38 +3246,22 @@ out:
 }
 
 int
+store_ocsp_walk(struct store *st, int64_t after, size_t max,
+    int (*fn)(void *, const struct store_cert_state *), void *arg,
+    int64_t *last, size_t *count, struct hsmca_err *e)
+{
+	return ocsp_cursor(st, STMT_OCSP_WALK, 0, "walk the certificates",
+	    after, max, fn, arg, last, count, e);
+}
+
+int
 store_ocsp_changes(struct store *st, int64_t after, size_t max,
     int (*fn)(void *, const struct store_cert_state *), void *arg,
     int64_t *last, size_t *count, struct hsmca_err *e)
 {
-	struct store_cert_state c;
-	sqlite3_stmt *s;
-	size_t n = 0;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
-
-	*last = after;
-	if ((s = stmt_get(st, STMT_OCSP_CHANGES, e)) == NULL)
-		goto out;
-	bind_int(s, 0, after, &rc);
-	bind_int(s, 1, max > INT64_MAX ? INT64_MAX : (int64_t)max, &rc);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((ret = cert_state_from_row(st, s, 1, &c, e)) != 0 ||
-		    (ret = fn(arg, &c)) != 0)
-			goto out;
-		*last = sqlite3_column_int64(s, 0);
-		n++;
-		rc = SQLITE_OK;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot read the certificate changes");
-		goto out;
-	}
-	ret = 0;
-out:
-	stmt_release(s);
-	if (count != NULL)
-		*count = n;
-	return ret;
+	return ocsp_cursor(st, STMT_OCSP_CHANGES, 1,
+	    "read the certificate changes", after, max, fn, arg, last, count,
+	    e);
 }
 
 int
