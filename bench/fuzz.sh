@@ -12,7 +12,7 @@
 #
 # usage: bench/fuzz.sh [SECONDS [TARGET...]]
 #   SECONDS  per target, default 60
-#   TARGET   csr est ocsp config (default: all)
+#   TARGET   csr est ocsp config admin ipc (default: all)
 # Environment:
 #   FUZZ_BUILD  build directory (default /tmp/hsmca-fuzz-build)
 #   FUZZ_WORK   corpus and artifacts (default /tmp/hsmca-fuzz-work)
@@ -22,7 +22,7 @@ set -eu
 
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-csr est ocsp config admin}
+targets=${*:-csr est ocsp config admin ipc}
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-/tmp/hsmca-fuzz-build}
 work=${FUZZ_WORK:-/tmp/hsmca-fuzz-work}

@@ -56,6 +56,7 @@ struct admin_call {
 	int			 json;
 	int			 changes_ca;	/* reload generations after */
 	int			 batch_step;	/* SIGNER_BATCH: enum batch_step */
+	struct tls_conn		*conn;		/* held until the answer */
 	json_t			*body;		/* SIGNER_BATCH: the request */
 	json_t			*reply;
 };
@@ -262,7 +263,7 @@ admin_refuse(struct hsmcad *d, struct evhttp_request *req, int status,
 {
 	log_info("admin %s %s: %d %s", actor[0] != '\0' ? actor : "-", what,
 	    status, why);
-	signer_audit_refusal(d->signer, actor[0] != '\0' ? actor :
+	link_audit_refusal(d->link, actor[0] != '\0' ? actor :
 	    "admin:unidentified", what, why);
 	admin_reply_error(req, status, why);
 }
@@ -514,11 +515,111 @@ out:
 static void
 admin_call_free(struct admin_call *call)
 {
+	tls_conn_release(call->conn);
 	json_decref(call->body);
 	json_decref(call->argv);
 	json_decref(call->files_in);
 	json_decref(call->reply);
 	free(call);
+}
+
+/* ---- the call on the wire (privsep) ---- */
+
+char *
+admin_call_pack(const void *admin)
+{
+	const struct admin_call *call = admin;
+	json_t *o;
+	char *s;
+
+	if ((o = json_pack("{s:i, s:s, s:O?, s:O?, s:b, s:i, s:O?}", "role",
+	    (int)call->role, "actor", call->actor, "argv", call->argv,
+	    "files", call->files_in, "json", call->json, "step",
+	    call->batch_step, "body", call->body)) == NULL)
+		return NULL;
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+/* The signer re-checks the shape of what the front parsed: argv is an
+ * array of bounded strings, the role and step are known ones. */
+void *
+admin_call_unpack(const unsigned char *json, size_t len)
+{
+	struct admin_call *call;
+	json_t *o, *argv = NULL, *files = NULL, *body = NULL, *v;
+	const char *actor;
+	int role, jsonout, step;
+	size_t i;
+
+	if ((o = json_loadb((const char *)json, len, JSON_REJECT_DUPLICATES,
+	    NULL)) == NULL)
+		return NULL;
+	if (json_unpack(o, "{s:i, s:s, s?o, s?o, s:b, s:i, s?o}", "role",
+	    &role, "actor", &actor, "argv", &argv, "files", &files, "json",
+	    &jsonout, "step", &step, "body", &body) != 0)
+		goto bad;
+	/* What the front had not is sent as null. */
+	if (json_is_null(argv))
+		argv = NULL;
+	if (json_is_null(files))
+		files = NULL;
+	if (json_is_null(body))
+		body = NULL;
+	if (role < 0 || role >= CONFIG_ROLE_MAX ||
+	    step < 0 || step >= BS_MAX || strlen(actor) >= 300 ||
+	    (argv != NULL && (!json_is_array(argv) ||
+	    json_array_size(argv) > ADMIN_ARGV_MAX)) ||
+	    (files != NULL && !json_is_object(files)) ||
+	    (body != NULL && !json_is_object(body)) ||
+	    (argv == NULL && body == NULL) ||
+	    (call = calloc(1, sizeof(*call))) == NULL)
+		goto bad;
+	json_array_foreach(argv, i, v)
+		if (!json_is_string(v) || strlen(json_string_value(v)) >=
+		    ADMIN_ARG_MAX) {
+			free(call);
+			json_decref(o);
+			return NULL;
+		}
+	call->role = (enum config_role)role;
+	snprintf(call->actor, sizeof(call->actor), "%s", actor);
+	call->argv = json_incref(argv);
+	call->files_in = json_incref(files);
+	call->json = jsonout;
+	call->batch_step = step;
+	call->body = json_incref(body);
+	json_decref(o);
+	return call;
+bad:
+	json_decref(o);
+	return NULL;
+}
+
+char *
+admin_reply_pack(const void *admin)
+{
+	const struct admin_call *call = admin;
+
+	return call->reply != NULL ? json_dumps(call->reply, JSON_COMPACT) :
+	    NULL;
+}
+
+int
+admin_reply_unpack(void *admin, const unsigned char *json, size_t len)
+{
+	struct admin_call *call = admin;
+
+	json_decref(call->reply);
+	call->reply = json_loadb((const char *)json, len, 0, NULL);
+	return call->reply != NULL && json_is_object(call->reply) ? 0 : -1;
+}
+
+void
+admin_call_drop(void *admin)
+{
+	admin_call_free(admin);
 }
 
 static void
@@ -707,13 +808,14 @@ admin_run(struct hsmcad *d, struct evhttp_request *req, enum config_role role,
 		admin_call_free(call);
 		return;
 	}
+	call->conn = tls_conn_hold(req);
 	job->op = SIGNER_ADMIN;
 	job->rt = runtime_ref(d->rt);
 	job->admin = call;
 	job->done = admin_job_done;
 	job->arg = call;
 	d->inflight++;
-	signer_submit(d->signer, job);
+	link_submit(d->link, job);
 }
 
 static void
@@ -765,13 +867,14 @@ admin_batch(struct hsmcad *d, struct evhttp_request *req,
 		free(job);
 		return;
 	}
+	call->conn = tls_conn_hold(req);
 	job->op = SIGNER_BATCH;
 	job->rt = runtime_ref(d->rt);
 	job->admin = call;
 	job->done = admin_job_done;
 	job->arg = call;
 	d->inflight++;
-	signer_submit(d->signer, job);
+	link_submit(d->link, job);
 }
 
 void
@@ -786,6 +889,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
+	tls_conn_served(req);
 	if (d->draining) {
 		admin_reply_error(req, 503, "shutting down");
 		return;

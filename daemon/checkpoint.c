@@ -33,7 +33,7 @@ checkpoint_now(struct hsmcad *d)
 {
 	struct signer_job *job;
 
-	if (d->signer == NULL || d->checkpoint_busy)
+	if (d->link == NULL || d->checkpoint_busy)
 		return;
 	if ((job = calloc(1, sizeof(*job))) == NULL) {
 		log_warnx("audit checkpoint: out of memory");
@@ -43,7 +43,7 @@ checkpoint_now(struct hsmcad *d)
 	job->done = checkpoint_done;
 	job->arg = d;
 	d->checkpoint_busy = 1;
-	signer_submit(d->signer, job);
+	link_submit(d->link, job);
 }
 
 static void

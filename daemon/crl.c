@@ -117,7 +117,7 @@ crl_tick(evutil_socket_t fd, short what, void *arg)
 		job->arg = d;
 		c->building = 1;
 		c->revoked_want = revoked;
-		signer_submit(d->signer, job);
+		link_submit(d->link, job);
 	}
 	store_generations_free(v, n);
 }

@@ -86,6 +86,7 @@ struct est_req {
 	char			 who[512];
 	char			 actor[512];	/* for the audit log */
 	struct signer_job	*job;		/* at the signer, not yet answered */
+	struct tls_conn		*conn;		/* held until the answer */
 	struct event		*deadline;	/* the signer's answer is late */
 };
 
@@ -108,6 +109,7 @@ est_done(struct est_req *r, int status, const char *serial)
 	    EVHTTP_REQ_GET ? "GET" : "POST", r->path, status,
 	    serial != NULL ? " serial " : "", serial != NULL ? serial : "");
 	runtime_unref(r->rt);
+	tls_conn_release(r->conn);
 	free(r);
 	d->inflight--;
 }
@@ -164,7 +166,7 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 		    r->label != NULL ? r->label->label : "",
 		    est_op_names[r->op]);
 		snprintf(detail, sizeof(detail), "%d %s", status, reason);
-		signer_audit_refusal(r->d->signer, r->actor[0] != '\0' ?
+		link_audit_refusal(r->d->link, r->actor[0] != '\0' ?
 		    r->actor : "est:-", object, detail);
 	}
 	est_done(r, status, NULL);
@@ -506,7 +508,7 @@ est_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct est_req *r = arg;
 
-	atomic_store(&r->job->abandoned, 1);
+	link_abandon(r->d->link, r->job);
 	r->job->arg = NULL;
 	r->job = NULL;
 	event_free(r->deadline);
@@ -642,7 +644,7 @@ est_enroll(struct est_req *r, int label_idx)
 		evtimer_add(r->deadline, &tv);
 	}
 	r->job = job;
-	signer_submit(r->d->signer, job);
+	link_submit(r->d->link, job);
 	job = NULL;
 out:
 	signer_job_free(job);
@@ -711,6 +713,7 @@ est_handle(struct evhttp_request *req, void *arg)
 	d->inflight++;
 	r->d = d;
 	r->req = req;
+	r->conn = tls_conn_hold(req);
 	r->rt = runtime_ref(d->rt);
 	r->op = EST_OP_MAX;
 	snprintf(r->who, sizeof(r->who), "client=-");

@@ -1,8 +1,13 @@
-/* hsmcad.c: the daemon. Reads the config, binds its port, logs in to the
- * HSM, starts the signer workers, drops root and serves EST over mutual
- * TLS on a libevent loop. SIGTERM drains in-flight requests and exits;
- * SIGHUP reloads profiles, labels and trust without dropping the HSM
- * login. */
+/* hsmcad.c: the daemon's parent and its front process.
+ *
+ * The parent reads the config, binds the ports, creates the socketpairs
+ * and starts two processes: the signer (signerd.c: the PKCS#11 module,
+ * the PIN, the sessions, the store's writes) and the front (here: TLS,
+ * HTTP, EST, the admin API, CRL and OCSP serving, on a libevent loop,
+ * unprivileged, with no PKCS#11 handle and a read-only store). Then it
+ * drops root too and only relays signals (SIGTERM drains, SIGHUP
+ * reloads) and readiness to systemd; when either child ends, the daemon
+ * ends with it: nothing is restarted silently. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -20,6 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,7 +44,9 @@
 #include "hsmca/util.h"
 
 #include "hsmcad.h"
+#include "ipc.h"
 #include "log.h"
+#include "sandbox.h"
 
 #define DRAIN_TICK_MS	50
 
@@ -96,39 +107,48 @@ split_hostport(const char *s, char *host, size_t hlen, unsigned short *port)
 	return 0;
 }
 
-static struct evhttp_bound_socket *
-bind_listener(struct evhttp *http, const char *what, const char *addr)
+/* The parent: a listening TCP socket on addr, for the front to accept
+ * on. Says which port (with port 0 the kernel chose one). */
+static int
+listen_socket(const char *what, const char *addr)
 {
-	struct evhttp_bound_socket *bs;
+	struct addrinfo hints, *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t slen = sizeof(ss);
-	char host[256], shown[300];
+	char host[256], portstr[8], shown[300], ip[INET6_ADDRSTRLEN] = "?";
 	unsigned short port;
+	int fd, one = 1, rc;
 
 	if (split_hostport(addr, host, sizeof(host), &port) != 0)
 		fatalx("%s: bad address %s", what, addr);
-	if ((bs = evhttp_bind_socket_with_handle(http, host, port)) == NULL)
-		fatal("%s: cannot listen on %s", what, addr);
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(*host != '\0' ? host : NULL, portstr, &hints,
+	    &res)) != 0)
+		fatalx("%s: %s: %s", what, addr, gai_strerror(rc));
+	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, res->ai_protocol)) == -1)
+		fatal("%s: socket", what);
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* Answers are small and come one at a time per connection: Nagle's
 	 * algorithm would hold each one back for the client's delayed ACK
 	 * (40 ms on Linux). Accepted sockets inherit the option. */
-	{
-		int one = 1;
-
-		if (setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP,
-		    TCP_NODELAY, &one, sizeof(one)) == -1)
-			log_warn("%s: TCP_NODELAY", what);
-	}
-	/* With port 0 the kernel chose one: say which. */
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss,
-	    &slen) == 0) {
-		char ip[INET6_ADDRSTRLEN] = "?";
-
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("%s: TCP_NODELAY", what);
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, SOMAXCONN) == -1)
+		fatal("%s: cannot listen on %s", what, addr);
+	freeaddrinfo(res);
+	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0) {
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
 
 			inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-			snprintf(shown, sizeof(shown), "%s:%u", ip, ntohs(in->sin_port));
+			snprintf(shown, sizeof(shown), "%s:%u", ip,
+			    ntohs(in->sin_port));
 		} else {
 			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 
@@ -138,11 +158,11 @@ bind_listener(struct evhttp *http, const char *what, const char *addr)
 		}
 		log_info("%s listening on %s", what, shown);
 	}
-	return bs;
+	return fd;
 }
 
-static void
-drop_privileges(const char *user)
+void
+daemon_drop_privileges(const char *user)
 {
 	struct passwd *pw;
 
@@ -213,7 +233,18 @@ sd_notify_state(const char *state)
 	close(fd);
 }
 
-/* ---- signals ---- */
+/* ---- the front: signals ---- */
+
+/* The front tells the parent, which tells systemd (Type=notify only
+ * listens to the main process). */
+static int status_fd = -1;
+
+static void
+front_status(char c)
+{
+	if (status_fd != -1 && write(status_fd, &c, 1) != 1)
+		log_warn("status to the parent");
+}
 
 static void
 drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -222,7 +253,7 @@ drain_tick(evutil_socket_t fd, short what, void *arg)
 	static int ticks;
 
 	ticks++;
-	if ((d->inflight == 0 && signer_pending(d->signer) == 0) ||
+	if ((d->inflight == 0 && link_pending(d->link) == 0) ||
 	    ticks * DRAIN_TICK_MS > d->rt->cfg->daemon.timeout * 1000) {
 		if (d->inflight != 0)
 			log_warnx("drain: %d requests still open after %llds",
@@ -246,7 +277,7 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	if (d->draining)
 		return;
 	d->draining = 1;
-	sd_notify_state("STOPPING=1");
+	front_status('S');
 	log_info("%s: draining %d in-flight requests", sig == SIGTERM ?
 	    "SIGTERM" : "SIGINT", d->inflight);
 	checkpoint_now(d);	/* the last records, signed before exit */
@@ -277,26 +308,27 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	struct runtime *rt;
 	struct hsmca_err e;
 
-	sd_notify_state("RELOADING=1");
+	front_status('L');
 	log_info("SIGHUP: reloading %s", d->config_path ? d->config_path :
 	    "the built-in defaults");
 	if (config_load(d->config_path, &cfg, &e) != 0) {
 		log_warnx("reload refused, keeping the running config: %s", e.msg);
-		sd_notify_state("READY=1");
+		front_status('R');
 		return;
 	}
 	if ((rt = runtime_build(cfg, d->st, &e)) == NULL) {
 		log_warnx("reload refused, keeping the running config: %s", e.msg);
-		sd_notify_state("READY=1");
+		front_status('R');
 		return;
 	}
 	runtime_unref(d->rt);
 	d->rt = rt;
-	if (signer_set_issuer(d->signer, rt->cfg, &e) != 0)
-		log_warnx("no CA generation to issue with: %s", e.msg);
+	/* The signer loads the same file and the generations again; jobs
+	 * sent after this see it. */
+	link_set_issuer(d->link, 1);
 	log_info("reloaded: %zu profiles, %zu EST labels", rt->cfg->nprofiles,
 	    rt->cfg->nest);
-	sd_notify_state("READY=1");
+	front_status('R');
 }
 
 /* -t: everything that can be checked without the token. */
@@ -346,16 +378,304 @@ check_config(const char *path)
 	return ok ? 0 : 1;
 }
 
+/* The listening sockets the parent made for the front. */
+struct listeners {
+	int	https, http, admin;
+};
+
+/* In the processes that do not accept on them. */
+static void
+listeners_close(struct listeners *ls)
+{
+	close(ls->https);
+	if (ls->http != -1)
+		close(ls->http);
+	if (ls->admin != -1)
+		close(ls->admin);
+}
+
+static struct evhttp *
+front_http(struct hsmcad *d, size_t max_body, void (*cb)(struct
+    evhttp_request *, void *))
+{
+	const struct config_daemon *dc = &d->rt->cfg->daemon;
+	struct evhttp *http;
+
+	if ((http = evhttp_new(d->base)) == NULL)
+		fatalx("libevent setup failed");
+	evhttp_set_timeout(http, (int)dc->timeout);
+	evhttp_set_max_body_size(http, (ev_ssize_t)max_body);
+	evhttp_set_max_headers_size(http, (ev_ssize_t)dc->max_header_size);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_gencb(http, cb, d);
+	return http;
+}
+
+static struct evhttp_bound_socket *
+front_accept(struct evhttp *http, int fd)
+{
+	struct evhttp_bound_socket *bs;
+
+	if ((bs = evhttp_accept_socket_with_handle(http, fd)) == NULL)
+		fatalx("cannot accept on an inherited socket");
+	return bs;
+}
+
+/* The front process: never returns. */
+static void __attribute__((noreturn))
+front_main(struct hsmcad *d, struct config *cfg, struct listeners *ls,
+    int fd, int keyfd, pid_t parent)
+{
+	struct event *ev_term, *ev_int, *ev_hup;
+	struct hsmca_err e;
+	unsigned char hello[512];
+	char why[128], token[256];
+	struct ipc_rd r;
+	size_t len;
+	uint32_t workers;
+
+	(void)prctl(PR_SET_NAME, "hsmcad-front", 0, 0, 0);
+
+	/* The signer has logged in and opened (migrated) the store. */
+	if (ipc_recv_one(fd, IPC_HELLO, hello, sizeof(hello), &len, why,
+	    sizeof(why)) != 0)
+		fatalx("the signer did not start: %s", why);
+	ipcr_init(&r, hello, len);
+	workers = ipcr_u32(&r);
+	ipcr_str(&r, token, sizeof(token));
+	if (ipcr_end(&r) != 0)
+		fatalx("the signer's hello does not parse");
+
+	if (store_open_readonly(cfg->store.path, &d->st, &e) != 0)
+		fatalx("%s", e.msg);
+	if ((d->rt = runtime_build(cfg, d->st, &e)) == NULL)
+		fatalx("%s", e.msg);
+	cfg = d->rt->cfg;
+	if (evthread_use_pthreads() != 0)
+		fatalx("evthread_use_pthreads");
+	if ((d->base = event_base_new()) == NULL)
+		fatalx("libevent setup failed");
+	if ((d->link = link_new(d, fd)) == NULL)
+		fatalx("signer channel setup failed");
+	d->keyop_fd = keyfd;
+
+	d->https = front_http(d, cfg->daemon.max_body, est_handle);
+	https_socket = front_accept(d->https, ls->https);
+	if (ls->http != -1) {
+		/* Plain HTTP for relying parties: CRLs (RFC 5280 4.2.1.13)
+		 * and OCSP (RFC 6960: POST bodies of one small request). */
+		d->http = front_http(d, OCSP_REQUEST_MAX_BYTES, crl_handle);
+		evhttp_set_bevcb(d->http, tls_plain_bevcb, d);
+		http_socket = front_accept(d->http, ls->http);
+	}
+	if (ls->admin != -1) {
+		/* Operators: the same TLS context, trust checked per request
+		 * against [admin] client-ca. */
+		d->admin = front_http(d, ADMIN_BODY_MAX, admin_handle);
+		admin_socket = front_accept(d->admin, ls->admin);
+	}
+	if (getenv("HSMCA_NOW") != NULL)
+		log_warnx("HSMCA_NOW is set: every date decision uses %s, not "
+		    "the system clock (tests only)", getenv("HSMCA_NOW"));
+	if ((d->ssl = tls_server_ctx(d, &e)) == NULL)
+		fatalx("%s", e.msg);
+	evhttp_set_bevcb(d->https, tls_bevcb, d);
+	if (d->admin != NULL)
+		evhttp_set_bevcb(d->admin, tls_bevcb, d);
+
+	/* Files read (the TLS key, trust): root is not needed any more. */
+	daemon_drop_privileges(cfg->daemon.user);
+	/* Set after the drop (a change of credentials clears it): when
+	 * the parent goes, drain and go too. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) == -1 ||
+	    getppid() != parent)
+		fatalx("the parent is gone");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("PR_SET_DUMPABLE");
+	if (d->http != NULL && crl_serve_start(d, &e) != 0)
+		fatalx("%s", e.msg);
+	if (d->http != NULL && ocsp_serve_start(d, &e) != 0)
+		fatalx("%s", e.msg);
+	if (checkpoint_start(d, &e) != 0)
+		fatalx("%s", e.msg);
+	if (rotation_start(d, &e) != 0)
+		fatalx("%s", e.msg);
+
+	ev_term = evsignal_new(d->base, SIGTERM, on_sigterm, d);
+	ev_int = evsignal_new(d->base, SIGINT, on_sigterm, d);
+	ev_hup = evsignal_new(d->base, SIGHUP, on_sighup, d);
+	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
+	    event_add(ev_term, NULL) || event_add(ev_int, NULL) ||
+	    event_add(ev_hup, NULL))
+		fatalx("signal events");
+	/* From here on the front only serves (sandbox.c). */
+	if (sandbox_front(&e) != 0)
+		fatalx("%s", e.msg);
+	log_info("ready: %u signer workers, %zu EST labels", workers,
+	    cfg->nest);
+	front_status('R');
+	event_base_dispatch(d->base);
+
+	log_debug("front: exiting");
+	crl_serve_stop(d);
+	ocsp_serve_stop(d);
+	checkpoint_stop(d);
+	rotation_stop(d);
+	if (d->drain_ev != NULL)
+		event_free(d->drain_ev);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	evhttp_free(d->https);
+	if (d->http != NULL)
+		evhttp_free(d->http);
+	if (d->admin != NULL)
+		evhttp_free(d->admin);
+	SSL_CTX_free(d->ssl);
+	/* Closing the channel tells the signer to finish and exit. */
+	link_free(d->link);
+	store_close(d->st);
+	runtime_unref(d->rt);
+	event_base_free(d->base);
+	exit(0);
+}
+
+/* ---- the parent ---- */
+
+/* A PIN given in the environment: the signer keeps it (to log in again
+ * after an HSM fault); the parent wipes its copy before it forks the
+ * front. */
+void
+daemon_forget_env_pin(const struct config *cfg)
+{
+	char *v;
+
+	if (cfg->hsm.pin_source == NULL ||
+	    strncmp(cfg->hsm.pin_source, "env:", 4) != 0 ||
+	    (v = getenv(cfg->hsm.pin_source + 4)) == NULL)
+		return;
+	explicit_bzero(v, strlen(v));
+	unsetenv(cfg->hsm.pin_source + 4);
+}
+
+static const char *
+exit_text(int status, char *buf, size_t len)
+{
+	if ((WIFEXITED(status) && WEXITSTATUS(status) ==
+	    SANDBOX_EXIT_VIOLATION) || (WIFSIGNALED(status) &&
+	    WTERMSIG(status) == SIGSYS))
+		snprintf(buf, len, "was stopped by its sandbox: a system call "
+		    "it may not make (status %d; its stderr names the call)",
+		    status);
+	else if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "ended (status %d)", status);
+	return buf;
+}
+
+/* Relay signals to the front and its readiness to systemd until both
+ * children are gone: 0 if both ended cleanly. */
+static int
+parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
+{
+	struct pollfd pfd[2];
+	struct signalfd_siginfo si;
+	char c, st[128], buf[128];
+	int sfd, status, ret = 0, stopping = 0, ready = 0;
+	pid_t pid;
+
+	if ((sfd = signalfd(-1, set, SFD_CLOEXEC)) == -1)
+		fatal("signalfd");
+	pfd[0].fd = sfd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = status_rd;
+	pfd[1].events = POLLIN;
+	while (front != -1 || signer != -1) {
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		if (pfd[1].revents & (POLLIN | POLLHUP)) {
+			if (read(status_rd, &c, 1) != 1)
+				pfd[1].fd = -1;		/* the front is gone */
+			else if (c == 'R' && !ready) {
+				snprintf(st, sizeof(st), "READY=1\nSTATUS="
+				    "serving EST\nMAINPID=%ld", (long)getpid());
+				sd_notify_state(st);
+				ready = 1;
+			} else if (c == 'R')
+				sd_notify_state("READY=1");	/* reloaded */
+			else if (c == 'L')
+				sd_notify_state("RELOADING=1");
+			else if (c == 'S')
+				sd_notify_state("STOPPING=1");
+		}
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		if (read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			stopping = 1;
+			/* FALLTHROUGH */
+		case SIGHUP:
+			if (front != -1)
+				(void)kill(front, (int)si.ssi_signo == SIGINT ?
+				    SIGTERM : (int)si.ssi_signo);
+			break;
+		case SIGCHLD:
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				int clean = WIFEXITED(status) &&
+				    WEXITSTATUS(status) == 0;
+
+				if (pid == front) {
+					front = -1;
+					if (!clean || !stopping) {
+						log_warnx("the front process %s",
+						    exit_text(status, buf,
+						    sizeof(buf)));
+						ret = 1;
+					}
+				} else if (pid == signer) {
+					signer = -1;
+					if (!clean || !stopping) {
+						log_warnx("the signer process %s",
+						    exit_text(status, buf,
+						    sizeof(buf)));
+						ret = 1;
+					}
+				}
+			}
+			/* The signer without a front has nothing to do: its
+			 * channel closed, it finishes and exits. A front
+			 * without a signer exits on its own (fatal). */
+			break;
+		}
+	}
+	close(sfd);
+	return ret;
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct hsmcad d;
 	struct config *cfg = NULL;
+	struct store *st = NULL;
 	struct hsmca_err e;
-	struct event *ev_term, *ev_int, *ev_hup;
+	struct listeners ls = { -1, -1, -1 };
 	const char *arg_config = NULL;
 	char abspath[PATH_MAX];
-	int ch, detach = 0, test = 0, verbose = 0, workers;
+	sigset_t set, oset;
+	pid_t signer, front, parent;
+	int ch, detach = 0, test = 0, verbose = 0, ret;
+	int sp[2], kp[2] = { -1, -1 }, status[2];
 
 	while ((ch = getopt(argc, argv, "c:dtv")) != -1) {
 		switch (ch) {
@@ -378,6 +698,7 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		usage();
 	memset(&d, 0, sizeof(d));
+	d.keyop_fd = -1;
 	d.config_path = config_path(arg_config);
 	/* daemon() changes to /: a relative path would not reload. */
 	if (d.config_path != NULL && d.config_path[0] != '/' &&
@@ -389,145 +710,84 @@ main(int argc, char *argv[])
 	log_init(0, verbose);
 	if (config_load(d.config_path, &cfg, &e) != 0)
 		fatalx("%s", e.msg);
+	if (cfg->daemon.tls_cert == NULL || cfg->daemon.tls_key == NULL)
+		fatalx("[daemon] tls-cert and tls-key are required");
 	signal(SIGPIPE, SIG_IGN);
-	/* Detach before any PKCS#11 state exists: a child must never use
-	 * sessions it inherited across fork. */
+	/* Detach before any PKCS#11 state exists (only the signer ever has
+	 * any, after the fork). */
 	if (detach || (cfg->daemon.log != NULL &&
 	    strcmp(cfg->daemon.log, "syslog") == 0))
 		log_init(1, verbose);
 	if (detach && daemon(0, 0) == -1)
 		fatal("daemon");
 
-	if (store_open(cfg->store.path, &d.st, &e) != 0)
+	/* Create or migrate the store once, here: the front opens it
+	 * read-only. */
+	if (store_open(cfg->store.path, &st, &e) != 0)
 		fatalx("%s", e.msg);
-	if ((d.rt = runtime_build(cfg, d.st, &e)) == NULL)
-		fatalx("%s", e.msg);
-	cfg = d.rt->cfg;
+	store_close(st);
 
-	if (evthread_use_pthreads() != 0)
-		fatalx("evthread_use_pthreads");
-	if ((d.base = event_base_new()) == NULL ||
-	    (d.https = evhttp_new(d.base)) == NULL)
-		fatalx("libevent setup failed");
-	evhttp_set_timeout(d.https, (int)cfg->daemon.timeout);
-	evhttp_set_max_body_size(d.https, (ev_ssize_t)cfg->daemon.max_body);
-	evhttp_set_max_headers_size(d.https,
-	    (ev_ssize_t)cfg->daemon.max_header_size);
-	evhttp_set_allowed_methods(d.https, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
-	evhttp_set_gencb(d.https, est_handle, &d);
-	https_socket = bind_listener(d.https, "EST (mutual TLS)",
-	    cfg->daemon.listen);
-	if (cfg->daemon.http_listen != NULL && *cfg->daemon.http_listen != '\0') {
-		/* Plain HTTP for relying parties: CRLs (RFC 5280 4.2.1.13)
-		 * and OCSP (RFC 6960: POST bodies of one small request). */
-		if ((d.http = evhttp_new(d.base)) == NULL)
-			fatalx("libevent setup failed");
-		evhttp_set_timeout(d.http, (int)cfg->daemon.timeout);
-		evhttp_set_max_body_size(d.http, OCSP_REQUEST_MAX_BYTES);
-		evhttp_set_max_headers_size(d.http,
-		    (ev_ssize_t)cfg->daemon.max_header_size);
-		evhttp_set_allowed_methods(d.http, EVHTTP_REQ_GET |
-		    EVHTTP_REQ_POST);
-		evhttp_set_gencb(d.http, crl_handle, &d);
-		http_socket = bind_listener(d.http, "HTTP (CRL)",
-		    cfg->daemon.http_listen);
-	}
-
-	if (cfg->admin.listen != NULL) {
-		/* Operators: the same TLS context, trust checked per request
-		 * against [admin] client-ca. */
-		if ((d.admin = evhttp_new(d.base)) == NULL)
-			fatalx("libevent setup failed");
-		evhttp_set_timeout(d.admin, (int)cfg->daemon.timeout);
-		evhttp_set_max_body_size(d.admin, ADMIN_BODY_MAX);
-		evhttp_set_max_headers_size(d.admin,
-		    (ev_ssize_t)cfg->daemon.max_header_size);
-		evhttp_set_allowed_methods(d.admin, EVHTTP_REQ_GET |
-		    EVHTTP_REQ_POST);
-		evhttp_set_gencb(d.admin, admin_handle, &d);
-		admin_socket = bind_listener(d.admin, "admin API (mutual TLS)",
+	ls.https = listen_socket("EST (mutual TLS)", cfg->daemon.listen);
+	if (cfg->daemon.http_listen != NULL && *cfg->daemon.http_listen != '\0')
+		ls.http = listen_socket("HTTP (CRL)", cfg->daemon.http_listen);
+	if (cfg->admin.listen != NULL)
+		ls.admin = listen_socket("admin API (mutual TLS)",
 		    cfg->admin.listen);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1 ||
+	    (strncmp(cfg->daemon.tls_key, "pkcs11:", 7) == 0 &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, kp) == -1) ||
+	    pipe2(status, O_CLOEXEC) == -1)
+		fatal("socketpair");
+
+	/* Signals wait for the parent's loop; the children restore them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, &oset) == -1)
+		fatal("sigprocmask");
+	parent = getpid();
+
+	if ((signer = fork()) == -1)
+		fatal("fork");
+	if (signer == 0) {
+		sigprocmask(SIG_SETMASK, &oset, NULL);
+		close(sp[0]);
+		if (kp[0] != -1)
+			close(kp[0]);
+		close(status[0]);
+		close(status[1]);
+		listeners_close(&ls);
+		signerd_main(d.config_path, cfg, sp[1], kp[1]);
 	}
+	close(sp[1]);
+	if (kp[1] != -1)
+		close(kp[1]);
+	daemon_forget_env_pin(cfg);
 
-	if (hsm_open(&cfg->hsm, &d.hsm, &e) != 0)
-		fatalx("%s", e.msg);
-	log_info("logged in to token '%s'", hsm_token_label(d.hsm));
-	/* The PIN is no longer needed: do not leave it in the environment
-	 * of this process (hsm_open wiped its own copy). */
-	if (cfg->hsm.pin_source != NULL &&
-	    strncmp(cfg->hsm.pin_source, "env:", 4) == 0)
-		unsetenv(cfg->hsm.pin_source + 4);
-	if (getenv("HSMCA_NOW") != NULL)
-		log_warnx("HSMCA_NOW is set: every date decision uses %s, not "
-		    "the system clock (tests only)", getenv("HSMCA_NOW"));
-	if ((d.ssl = tls_server_ctx(&d, &e)) == NULL)
-		fatalx("%s", e.msg);
-	evhttp_set_bevcb(d.https, tls_bevcb, &d);
-	if (d.admin != NULL)
-		evhttp_set_bevcb(d.admin, tls_bevcb, &d);
-	workers = cfg->daemon.workers > 0 ? cfg->daemon.workers :
-	    (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (workers < 1)
-		workers = 1;
-	if (signer_start(d.base, d.hsm, cfg->store.path, workers, &d.signer,
-	    &e) != 0)
-		fatalx("%s", e.msg);
-	if (signer_set_issuer(d.signer, cfg, &e) != 0)
-		log_warnx("no CA generation to issue with yet: %s", e.msg);
-	if (strncmp(cfg->daemon.tls_key, "pkcs11:", 7) == 0)
-		signer_tls_key_in_token(d.signer);
-	if (d.http != NULL && crl_serve_start(&d, &e) != 0)
-		fatalx("%s", e.msg);
-	if (d.http != NULL && ocsp_serve_start(&d, &e) != 0)
-		fatalx("%s", e.msg);
-	if (checkpoint_start(&d, &e) != 0)
-		fatalx("%s", e.msg);
-	if (rotation_start(&d, &e) != 0)
-		fatalx("%s", e.msg);
+	if ((front = fork()) == -1)
+		fatal("fork");
+	if (front == 0) {
+		sigprocmask(SIG_SETMASK, &oset, NULL);
+		close(status[0]);
+		status_fd = status[1];
+		front_main(&d, cfg, &ls, sp[0], kp[0], parent);
+	}
+	close(sp[0]);
+	if (kp[0] != -1)
+		close(kp[0]);
+	close(status[1]);
+	listeners_close(&ls);
 
-	drop_privileges(cfg->daemon.user);
+	(void)prctl(PR_SET_NAME, "hsmcad-parent", 0, 0, 0);
+	daemon_drop_privileges(cfg->daemon.user);
 	write_pidfile(cfg->daemon.pidfile);
-
-	ev_term = evsignal_new(d.base, SIGTERM, on_sigterm, &d);
-	ev_int = evsignal_new(d.base, SIGINT, on_sigterm, &d);
-	ev_hup = evsignal_new(d.base, SIGHUP, on_sighup, &d);
-	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
-	    event_add(ev_term, NULL) || event_add(ev_int, NULL) ||
-	    event_add(ev_hup, NULL))
-		fatalx("signal events");
-	log_info("ready: %d signer workers, %zu EST labels", workers,
-	    cfg->nest);
-	{
-		char st[128];
-
-		snprintf(st, sizeof(st), "READY=1\nSTATUS=serving EST, %d "
-		    "signer workers\nMAINPID=%ld", workers, (long)getpid());
-		sd_notify_state(st);
-	}
-	event_base_dispatch(d.base);
-
+	ret = parent_loop(front, signer, status[0], &set);
 	log_info("exiting");
-	if (d.rt->cfg->daemon.pidfile != NULL)
-		unlink(d.rt->cfg->daemon.pidfile);
-	signer_stop(d.signer);
-	crl_serve_stop(&d);
-	ocsp_serve_stop(&d);
-	checkpoint_stop(&d);
-	rotation_stop(&d);
-	if (d.drain_ev != NULL)
-		event_free(d.drain_ev);
-	event_free(ev_term);
-	event_free(ev_int);
-	event_free(ev_hup);
-	evhttp_free(d.https);
-	if (d.http != NULL)
-		evhttp_free(d.http);
-	if (d.admin != NULL)
-		evhttp_free(d.admin);
-	SSL_CTX_free(d.ssl);
-	hsm_close(d.hsm);
-	store_close(d.st);
-	runtime_unref(d.rt);
-	event_base_free(d.base);
-	return 0;
+	if (cfg->daemon.pidfile != NULL)
+		unlink(cfg->daemon.pidfile);
+	close(status[0]);
+	config_free(cfg);
+	return ret;
 }

@@ -57,6 +57,7 @@ enum signer_op {
 	SIGNER_ADMIN,		/* run an admin API command line */
 	SIGNER_BATCH,		/* a step of a remote factory batch */
 	SIGNER_ROTATE,		/* one CA rotation step (daemon/rotation.c) */
+	SIGNER_TLS_SIGN,	/* a TLS handshake signature with tls-key */
 	SIGNER_OP_MAX
 };
 
@@ -100,8 +101,20 @@ struct signer_job {
 	atomic_int	 abandoned;		/* the front answered already */
 	void		*admin;			/* SIGNER_ADMIN: its call */
 	struct ca_events *events;		/* SIGNER_ROTATE: what changed */
+	uint64_t	 ipc_id;		/* its id between the processes */
+	struct signer_job *ipc_next;		/* signerd.c: jobs in flight */
 	struct signer_job *next;
 };
+
+/* The wire form of a job (privsep, daemon/ipc.h): the request the front
+ * sends, and the answer the signer sends back. Unpacking checks every
+ * bound: NULL or -1 when the message is not a job of this shape. */
+struct ipc_buf;
+struct ipc_rd;
+void	signer_job_pack(const struct signer_job *job, struct ipc_buf *b);
+struct signer_job *signer_job_unpack(struct ipc_rd *r);
+void	signer_answer_pack(const struct signer_job *job, struct ipc_buf *b);
+int	signer_answer_unpack(struct signer_job *job, struct ipc_rd *r);
 
 struct signer;
 
@@ -125,10 +138,49 @@ void	signer_stop(struct signer *s);
 /* The OCSP cache workers fill (after issuance, SIGNER_OCSP*); set once,
  * before the loop runs. */
 void	signer_set_ocsp(struct signer *s, struct ocsp_cache *c);
-/* tls-key is a key in the token: after an HSM fault the daemon exits
- * rather than re-open the token under the TLS context. */
-void	signer_tls_key_in_token(struct signer *s);
+/* tls-key is a key in the token (uri): SIGNER_TLS_SIGN jobs sign the
+ * front's handshakes with it. */
+int	signer_set_tls_key(struct signer *s, const char *uri,
+	    struct hsmca_err *e);
 void	signer_job_free(struct signer_job *job);
+
+/* ---- the front's end of the signer (link.c) ----
+ * The signer runs in its own process; the front reaches it through
+ * these, which mirror the signer's own API: a job's done callback runs on
+ * the front's loop when the signer's answer arrives. */
+struct link;
+struct hsmcad;
+
+struct link	*link_new(struct hsmcad *d, int fd);
+void	link_free(struct link *l);
+void	link_submit(struct link *l, struct signer_job *job);
+/* The front answered the job's request already (503 at its deadline):
+ * the signer drops it if it has not begun. */
+void	link_abandon(struct link *l, struct signer_job *job);
+void	link_audit_refusal(struct link *l, const char *actor,
+	    const char *object, const char *detail);
+/* Jobs sent and not yet answered. */
+int	link_pending(struct link *l);
+/* The generations changed (or, reload set, the config: SIGHUP): the
+ * signer rebuilds what it issues with. */
+void	link_set_issuer(struct link *l, int reload);
+/* GET /metrics: the signer's counters, then metrics_reply. */
+void	link_metrics(struct link *l, struct evhttp_request *req);
+
+/* The signer process (signerd.c): never returns. fd is its end of the
+ * front's channel, keyfd of the TLS key channel (-1: none). */
+void	signerd_main(const char *config_path, struct config *cfg, int fd,
+	    int keyfd) __attribute__((noreturn));
+/* The front's TLS key when tls-key names a key in the token: a key whose
+ * signatures are made by the signer over keyfd (keyop.c). */
+EVP_PKEY *keyop_front_key(int keyfd, X509 *cert, struct hsmca_err *e);
+/* In the signer: answer the front's key operations on keyfd. */
+int	keyop_serve(struct event_base *base, struct signer *s, int keyfd,
+	    struct hsmca_err *e);
+
+/* Shared by the processes (hsmcad.c). */
+void	daemon_drop_privileges(const char *user);
+void	daemon_forget_env_pin(const struct config *cfg);
 
 /* ---- the front ---- */
 
@@ -152,9 +204,10 @@ struct hsmcad {
 	struct evhttp		*http;
 	struct evhttp		*admin;		/* operators: JSON over mutual TLS */
 	SSL_CTX			*ssl;
-	struct store		*st;		/* read-only lookups on the loop */
-	struct hsm		*hsm;
-	struct signer		*signer;
+	struct store		*st;		/* read-only: the front writes nothing */
+	struct link		*link;		/* to the signer process */
+	int			 keyop_fd;	/* tls-key in the token: its
+						   signatures, from the signer */
 	int			 nconn;		/* open TLS connections */
 	int			 inflight;	/* requests not yet answered */
 	int			 draining;
@@ -179,6 +232,17 @@ struct hsmcad {
 /* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
 SSL_CTX	*tls_server_ctx(struct hsmcad *d, struct hsmca_err *e);
 struct bufferevent *tls_bevcb(struct event_base *base, void *arg);
+/* The plain HTTP listener's connections (CRL, OCSP): no TLS, the same
+ * request deadline. */
+struct bufferevent *tls_plain_bevcb(struct event_base *base, void *arg);
+/* The request deadline of a connection (tls.c): a request must arrive
+ * whole within `timeout` of its first byte. A handler may say its request
+ * is complete (tls_conn_served); one answered later holds the connection
+ * until its answer (tls_conn_hold ... tls_conn_release). */
+struct tls_conn;
+void	tls_conn_served(struct evhttp_request *req);
+struct tls_conn *tls_conn_hold(struct evhttp_request *req);
+void	tls_conn_release(struct tls_conn *c);
 /* The TLS connection a request came on (NULL: plain HTTP). */
 SSL	*tls_request_ssl(struct evhttp_request *req);
 /* Verify cert against trust at the injectable clock: 1 if it holds, and
@@ -213,6 +277,18 @@ void	ocsp_job_run(struct hsm *h, struct store *st, struct ocsp_cache *c,
 	    struct signer_job *job);
 void	ocsp_issued(struct hsm *h, struct issuer *iss, struct ocsp_cache *c,
 	    const char *serial);
+/* In the signer: every response and issuer the workers put in their
+ * cache is also handed to m (which sends it to the front's copy). */
+struct ocsp_mirror {
+	void	(*issuer)(int64_t gen_id, X509 *issuer, void *arg);
+	void	(*put)(const unsigned char *der, size_t len, void *arg);
+	void	(*expire)(time_t now, void *arg);
+	void	*arg;
+};
+void	ocsp_set_mirror(const struct ocsp_mirror *m);
+/* The responder mode and validity of cfg, for responses signed before
+ * the first pre-signing job. */
+void	ocsp_configure(const struct config *cfg);
 
 /* Signed audit checkpoints: every [daemon] audit-checkpoint-interval,
  * and once more when hsmcad stops, a SIGNER_CHECKPOINT job signs the
@@ -238,6 +314,16 @@ struct admin_request {
 int	admin_parse_request(const char *body, size_t len,
 	    struct admin_request *out, char *why, size_t wlen);
 void	admin_job_run(struct hsm *h, struct store *st, struct signer_job *job);
+/* A SIGNER_ADMIN or SIGNER_BATCH job's call on the wire: the front packs
+ * what the operator asked (JSON text, malloc'd), the signer unpacks it
+ * into a call that has no HTTP request, packs its reply, and the front
+ * takes the reply into its own call. */
+char	*admin_call_pack(const void *admin);
+void	*admin_call_unpack(const unsigned char *json, size_t len);
+char	*admin_reply_pack(const void *admin);
+int	 admin_reply_unpack(void *admin, const unsigned char *json,
+	    size_t len);
+void	 admin_call_drop(void *admin);
 void	admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 	    struct signer_job *job);
 

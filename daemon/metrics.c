@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "hsmca/clock.h"
 
 #include "hsmcad.h"
+#include "ipc.h"
 #include "metrics.h"
 
 #define METRICS_PROFILES	32
@@ -269,7 +271,51 @@ revocation(struct hsmcad *d, struct evbuffer *b, time_t now)
 }
 
 void
+metrics_signer_pack(struct ipc_buf *b)
+{
+	pthread_mutex_lock(&m.lock);
+	for (size_t i = 0; i < NBUCKETS; i++)
+		ipcb_i64(b, (int64_t)m.sign_bucket[i]);
+	ipcb_i64(b, (int64_t)m.sign_count);
+	ipcb_i64(b, (int64_t)(m.sign_sum * 1e6));
+	ipcb_i64(b, (int64_t)m.hsm_errors);
+	ipcb_i64(b, m.signing);
+	pthread_mutex_unlock(&m.lock);
+}
+
+int
+metrics_signer_unpack(struct ipc_rd *r)
+{
+	uint64_t bucket[NBUCKETS], count, errors;
+	double sum;
+	int64_t signing;
+
+	for (size_t i = 0; i < NBUCKETS; i++)
+		bucket[i] = (uint64_t)ipcr_i64(r);
+	count = (uint64_t)ipcr_i64(r);
+	sum = (double)ipcr_i64(r) / 1e6;
+	errors = (uint64_t)ipcr_i64(r);
+	signing = ipcr_i64(r);
+	if (ipcr_end(r) != 0 || signing < 0 || signing > INT32_MAX)
+		return -1;
+	pthread_mutex_lock(&m.lock);
+	memcpy(m.sign_bucket, bucket, sizeof(bucket));
+	m.sign_count = count;
+	m.sign_sum = sum;
+	m.hsm_errors = errors;
+	m.signing = (int)signing;
+	pthread_mutex_unlock(&m.lock);
+	return 0;
+}
+
+void
 metrics_handle(struct hsmcad *d, struct evhttp_request *req)
+{
+	link_metrics(d->link, req);
+}
+
+void
+metrics_reply(struct hsmcad *d, struct evhttp_request *req)
 {
 	struct evbuffer *b = evbuffer_new();
 	time_t now = clock_now();

@@ -11,7 +11,15 @@ void	metrics_request(const char *profile, int status);
 /* Around one issuance on a signer worker. */
 void	metrics_sign_begin(void);
 void	metrics_sign_end(double seconds, int hsm_error);
-/* On the loop: answer GET /metrics. */
+/* On the loop: answer GET /metrics (the signer's counters are asked
+ * for first: metrics_reply answers once they are in). */
 void	metrics_handle(struct hsmcad *d, struct evhttp_request *req);
+void	metrics_reply(struct hsmcad *d, struct evhttp_request *req);
+/* The signer's counters on the wire: packed in the signer process,
+ * unpacked in the front (0, or -1 if they do not parse). */
+struct ipc_buf;
+struct ipc_rd;
+void	metrics_signer_pack(struct ipc_buf *b);
+int	metrics_signer_unpack(struct ipc_rd *r);
 
 #endif

@@ -329,6 +329,55 @@ signer_release(int locked)
 		pthread_mutex_unlock(&responders_lock);
 }
 
+/* The cache the workers fill; with privilege separation the front
+ * serves from a copy of it, kept up to date through the mirror. */
+static struct ocsp_mirror mirror;
+
+void
+ocsp_set_mirror(const struct ocsp_mirror *m)
+{
+	mirror = *m;
+}
+
+void
+ocsp_configure(const struct config *cfg)
+{
+	responder_mode = cfg->ca.ocsp_signer;
+	current_validity = cfg->ca.ocsp_validity > 0 ? cfg->ca.ocsp_validity :
+	    OCSP_VALIDITY_DEFAULT;
+}
+
+static int
+cache_add_issuer(struct ocsp_cache *c, int64_t gen_id, X509 *issuer,
+    struct hsmca_err *e)
+{
+	int ret;
+
+	if ((ret = ocsp_cache_add_issuer(c, gen_id, issuer, e)) == 0 &&
+	    mirror.issuer != NULL)
+		mirror.issuer(gen_id, issuer, mirror.arg);
+	return ret;
+}
+
+static int
+cache_put(struct ocsp_cache *c, const unsigned char *der, size_t len,
+    struct hsmca_err *e)
+{
+	int ret;
+
+	if ((ret = ocsp_cache_put(c, der, len, e)) == 0 && mirror.put != NULL)
+		mirror.put(der, len, mirror.arg);
+	return ret;
+}
+
+static size_t
+cache_expire(struct ocsp_cache *c, time_t now)
+{
+	if (mirror.expire != NULL)
+		mirror.expire(now, mirror.arg);
+	return ocsp_cache_expire_unknowns(c, now);
+}
+
 static int
 sign_put(const struct ocsp_signer *sg, struct ocsp_cache *c,
     const struct store_cert *rec, const EVP_MD *id_md, time_t now,
@@ -341,7 +390,7 @@ sign_put(const struct ocsp_signer *sg, struct ocsp_cache *c,
 
 	ret = ocsp_presign(sg, rec, id_md, now, validity, &der, &len, e);
 	if (ret == 0)
-		ret = ocsp_cache_put(c, der, len, e);
+		ret = cache_put(c, der, len, e);
 	if (ret == 0 && keep != NULL) {
 		*keep = der;
 		*keep_len = len;
@@ -463,7 +512,7 @@ ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
 		if (!gen_serves(&p.gens[i], p.now))
 			continue;
 		if (issuer_open(h, st, &p.gens[i], ca, &p.iss[i], &e) != 0 ||
-		    ocsp_cache_add_issuer(c, p.gens[i].id, p.iss[i]->cert,
+		    cache_add_issuer(c, p.gens[i].id, p.iss[i]->cert,
 		    &e) != 0) {
 			log_warnx("OCSP: generation %lld: %s",
 			    (long long)p.gens[i].id, e.msg);
@@ -524,7 +573,7 @@ ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
 	if (job->cursor[0] > 0 &&
 	    store_ocsp_changes_forget(st, job->cursor[0], &e) != 0)
 		log_warnx("OCSP: %s", e.msg);
-	ocsp_cache_expire_unknowns(c, p.now);
+	cache_expire(c, p.now);
 	job->crl_number = (int64_t)p.signed_n;
 	job->status = 200;
 	goto out;
@@ -566,7 +615,7 @@ ocsp_job_miss(struct hsm *h, struct store *st, struct ocsp_cache *c,
 	err_clear(&e);
 	if (store_get_generation(st, job->gen_id, &g, &e) != 0 ||
 	    issuer_open(h, st, &g, ca, &iss, &e) != 0 ||
-	    ocsp_cache_add_issuer(c, g.id, iss->cert, &e) != 0)
+	    cache_add_issuer(c, g.id, iss->cert, &e) != 0)
 		goto fail;
 	signer_setup(h, st, iss, g.key_type, ca->ocsp_signer, 1, &sg,
 	    &locked);
@@ -578,7 +627,7 @@ ocsp_job_miss(struct hsm *h, struct store *st, struct ocsp_cache *c,
 			goto fail;
 	} else if (ret == 0 || ret == HSMCA_ERR_NOT_FOUND) {
 		if (ocsp_unknown(&sg, job->serial, id_md, now, validity, &der,
-		    &len, &e) != 0 || ocsp_cache_put(c, der, len, &e) != 0)
+		    &len, &e) != 0 || cache_put(c, der, len, &e) != 0)
 			goto fail;
 	} else
 		goto fail;
@@ -650,7 +699,7 @@ ocsp_issued(struct hsm *h, struct issuer *iss, struct ocsp_cache *c,
 	} else
 		signer_of(h, iss, NULL, &sg);
 	/* The validity of the last job's config (a reload waits a tick). */
-	if (ocsp_cache_add_issuer(c, iss->gen_id, iss->cert, &e) != 0 ||
+	if (cache_add_issuer(c, iss->gen_id, iss->cert, &e) != 0 ||
 	    sign_put(&sg, c, &rec, NULL, clock_now(), current_validity, NULL,
 	    NULL, &e) != 0)
 		log_warnx("OCSP response for new serial %s (the next job "
@@ -705,7 +754,7 @@ ocsp_tick(evutil_socket_t fd, short what, void *arg)
 	job->cursor[0] = d->ocsp_changes_seen;
 	job->cursor[1] = d->ocsp_walked;
 	d->ocsp_busy = 1;
-	signer_submit(d->signer, job);
+	link_submit(d->link, job);
 }
 
 int
@@ -716,13 +765,10 @@ ocsp_serve_start(struct hsmcad *d, struct hsmca_err *e)
 
 	if ((ret = ocsp_cache_new(&d->ocsp, e)) != 0)
 		return ret;
-	signer_set_ocsp(d->signer, d->ocsp);
 	d->ocsp_tokens = OCSP_UNKNOWN_RATE;
 	clock_gettime(CLOCK_MONOTONIC, &d->ocsp_refill);
 	d->ocsp_changes_seen = 0;
 	d->ocsp_walked = 0;
-	current_validity = d->rt->cfg->ca.ocsp_validity;
-	responder_mode = d->rt->cfg->ca.ocsp_signer;
 	if ((d->ocsp_ev = event_new(d->base, -1, EV_PERSIST, ocsp_tick,
 	    d)) == NULL || event_add(d->ocsp_ev, &tv) != 0)
 		return err_set(e, HSMCA_ERR_INTERNAL, "OCSP timer");
@@ -882,7 +928,7 @@ answer(struct hsmcad *d, struct evhttp_request *req, const unsigned char *r,
 	job->done = miss_done;
 	job->arg = w;
 	d->inflight++;
-	signer_submit(d->signer, job);
+	link_submit(d->link, job);
 }
 
 int

@@ -111,8 +111,7 @@ rotation_reload(struct hsmcad *d, const struct store_generation *v, size_t n)
 	}
 	runtime_unref(d->rt);
 	d->rt = rt;
-	if (signer_set_issuer(d->signer, rt->cfg, &e) != 0)
-		log_errorx("error: no CA generation to issue with: %s", e.msg);
+	link_set_issuer(d->link, 0);
 	for (size_t i = 0; i < n; i++)
 		if (v[i].kind == STORE_GEN_ISSUING &&
 		    v[i].status == STORE_GEN_ACTIVE)
@@ -279,7 +278,7 @@ rotation_submit(struct hsmcad *d)
 	job->done = rotation_done;
 	job->arg = d;
 	r->busy = 1;
-	signer_submit(d->signer, job);
+	link_submit(d->link, job);
 }
 
 static void

@@ -22,6 +22,7 @@
 #include "hsmca/issue.h"
 
 #include "hsmcad.h"
+#include "ipc.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -55,7 +56,12 @@ struct signer {
 	char			*keyless_uri;	/* and where to find it again */
 	int			 hsm_down_logged;
 	unsigned int		 recover_tries;	/* since the last success */
-	int			 tls_key_in_token;
+	/* tls-key in the token: the front's TLS handshakes sign with it
+	 * here (SIGNER_TLS_SIGN); loaded when first needed, and again
+	 * after a fault. */
+	char			*tls_uri;
+	struct hsm_key		*tls_key;
+	pthread_mutex_t		 tls_lock;
 };
 
 void
@@ -73,6 +79,155 @@ signer_job_free(struct signer_job *job)
 		util_freezero(job->key_der, job->key_len);
 	free(job->events);
 	free(job);
+}
+
+static void	signer_tls_sign(struct signer *, struct signer_job *);
+
+/* ---- the wire form of a job (privsep) ---- */
+
+/* Bounds of what a job carries: a CSR is refused beyond CSR_MAX_SIZE by
+ * the front already; names are DER subjects and SANs; a TLS signature's
+ * input is a digest or one RSA block. */
+#define WIRE_CSR_MAX	(16U * 1024 * 1024)
+#define WIRE_NAME_MAX	(64U * 1024)
+
+void
+signer_job_pack(const struct signer_job *job, struct ipc_buf *b)
+{
+	char *admin = NULL;
+
+	ipcb_u32(b, (uint32_t)job->op);
+	ipcb_str(b, job->profile);
+	ipcb_i64(b, job->gen_id);
+	ipcb_i64(b, job->id_nid);
+	ipcb_str(b, job->requester);
+	ipcb_bytes(b, job->csr_der, job->csr_len);
+	ipcb_str(b, job->id_cn);
+	ipcb_u32(b, (uint32_t)job->cn_match);
+	ipcb_bytes(b, job->renew_subject, job->renew_subject_len);
+	ipcb_bytes(b, job->renew_san, job->renew_san_len);
+	ipcb_str(b, job->serial);
+	ipcb_i64(b, job->cursor[0]);
+	ipcb_i64(b, job->cursor[1]);
+	if ((job->op == SIGNER_ADMIN || job->op == SIGNER_BATCH) &&
+	    (admin = admin_call_pack(job->admin)) == NULL)
+		b->failed = 1;
+	ipcb_str(b, admin);
+	free(admin);
+}
+
+struct signer_job *
+signer_job_unpack(struct ipc_rd *r)
+{
+	struct signer_job *job;
+	const unsigned char *admin;
+	size_t alen;
+	uint32_t op;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		return NULL;
+	op = ipcr_u32(r);
+	ipcr_str(r, job->profile, sizeof(job->profile));
+	job->gen_id = ipcr_i64(r);
+	job->id_nid = (int)ipcr_i64(r);
+	ipcr_str(r, job->requester, sizeof(job->requester));
+	ipcr_bytes(r, &job->csr_der, &job->csr_len, WIRE_CSR_MAX);
+	ipcr_str(r, job->id_cn, sizeof(job->id_cn));
+	job->cn_match = ipcr_u32(r) != 0;
+	ipcr_bytes(r, &job->renew_subject, &job->renew_subject_len,
+	    WIRE_NAME_MAX);
+	ipcr_bytes(r, &job->renew_san, &job->renew_san_len, WIRE_NAME_MAX);
+	ipcr_str(r, job->serial, sizeof(job->serial));
+	job->cursor[0] = ipcr_i64(r);
+	job->cursor[1] = ipcr_i64(r);
+	admin = ipcr_view(r, &alen, IPC_BODY_MAX);
+	/* What the signer itself sends (refusals, its own timers) never
+	 * comes from the front, nor a TLS key operation: those come over
+	 * keyop.c's channel, with its bounds. */
+	if (ipcr_end(r) != 0 || op == SIGNER_AUDIT || op == SIGNER_TLS_SIGN ||
+	    op >= SIGNER_OP_MAX)
+		goto bad;
+	job->op = (enum signer_op)op;
+	if ((job->op == SIGNER_ADMIN || job->op == SIGNER_BATCH) &&
+	    (job->admin = admin_call_unpack(admin, alen)) == NULL)
+		goto bad;
+	return job;
+bad:
+	signer_job_free(job);
+	return NULL;
+}
+
+void
+signer_answer_pack(const struct signer_job *job, struct ipc_buf *b)
+{
+	char *reply = NULL;
+	size_t nev = job->events != NULL ? job->events->n : 0;
+
+	ipcb_u32(b, (uint32_t)job->status);
+	ipcb_str(b, job->reason);
+	ipcb_str(b, job->serial);
+	ipcb_bytes(b, job->p7_der, job->p7_len);
+	ipcb_i64(b, job->this_update);
+	ipcb_i64(b, job->next_update);
+	ipcb_i64(b, job->crl_number);
+	ipcb_u32(b, (uint32_t)job->more);
+	ipcb_i64(b, job->cursor[0]);
+	ipcb_i64(b, job->cursor[1]);
+	ipcb_u32(b, (uint32_t)job->swept);
+	ipcb_bytes(b, job->key_der, job->key_len);
+	ipcb_u32(b, (uint32_t)nev);
+	for (size_t i = 0; i < nev; i++) {
+		ipcb_u32(b, (uint32_t)job->events->ev[i].kind);
+		ipcb_i64(b, job->events->ev[i].gen_id);
+		ipcb_str(b, job->events->ev[i].msg);
+	}
+	if ((job->op == SIGNER_ADMIN || job->op == SIGNER_BATCH) &&
+	    job->admin != NULL)
+		reply = admin_reply_pack(job->admin);
+	ipcb_str(b, reply);
+	free(reply);
+}
+
+int
+signer_answer_unpack(struct signer_job *job, struct ipc_rd *r)
+{
+	const unsigned char *reply;
+	size_t rlen;
+	uint32_t nev;
+
+	job->status = (int)ipcr_u32(r);
+	ipcr_str(r, job->reason, sizeof(job->reason));
+	ipcr_str(r, job->serial, sizeof(job->serial));
+	ipcr_bytes(r, &job->p7_der, &job->p7_len, IPC_BODY_MAX);
+	job->this_update = (time_t)ipcr_i64(r);
+	job->next_update = (time_t)ipcr_i64(r);
+	job->crl_number = ipcr_i64(r);
+	job->more = ipcr_u32(r) != 0;
+	job->cursor[0] = ipcr_i64(r);
+	job->cursor[1] = ipcr_i64(r);
+	job->swept = ipcr_u32(r) != 0;
+	ipcr_bytes(r, &job->key_der, &job->key_len, WIRE_NAME_MAX);
+	if ((nev = ipcr_u32(r)) > CA_EVENTS_MAX)
+		return -1;
+	if (nev > 0) {
+		if ((job->events = calloc(1, sizeof(*job->events))) == NULL)
+			return -1;
+		job->events->n = nev;
+		for (uint32_t i = 0; i < nev; i++) {
+			job->events->ev[i].kind = (enum ca_event_kind)ipcr_u32(r);
+			job->events->ev[i].gen_id = ipcr_i64(r);
+			ipcr_str(r, job->events->ev[i].msg,
+			    sizeof(job->events->ev[i].msg));
+		}
+	}
+	reply = ipcr_view(r, &rlen, IPC_BODY_MAX);
+	if (ipcr_end(r) != 0 || job->status < 100 || job->status > 599)
+		return -1;
+	if ((job->op == SIGNER_ADMIN || job->op == SIGNER_BATCH) && rlen > 0 &&
+	    job->admin != NULL && admin_reply_unpack(job->admin, reply,
+	    rlen) != 0)
+		return -1;
+	return 0;
 }
 
 static void
@@ -393,14 +548,13 @@ signer_recover(struct signer *s)
 		hsm_key_free(iss->key);
 		iss->key = NULL;
 	}
-	if (ret == 0 && hsm_failed(s->hsm) && s->tls_key_in_token)
-		/* The TLS context holds that key: a new login would leave it
-		 * pointing at freed objects. A restart is the safe way. */
-		fatalx("the HSM failed and the TLS key (tls-key) lives in it: "
-		    "exiting so that a restart logs in afresh");
 	if (ret == 0 && hsm_failed(s->hsm)) {
 		/* Every key object of the old login goes with it. */
 		ocsp_forget_keys();
+		pthread_mutex_lock(&s->tls_lock);
+		hsm_key_free(s->tls_key);
+		s->tls_key = NULL;
+		pthread_mutex_unlock(&s->tls_lock);
 	}
 	if (ret == 0 && hsm_failed(s->hsm) &&
 	    (ret = hsm_recover(s->hsm, &e)) == 0)
@@ -519,6 +673,8 @@ signer_worker(void *arg)
 		}
 		else if (job->op == SIGNER_ROTATE)
 			rotation_job_run(s->hsm, st, job);
+		else if (job->op == SIGNER_TLS_SIGN)
+			signer_tls_sign(s, job);
 		else if (job->op == SIGNER_AUDIT) {
 			signer_audit(s, st, job);
 			pthread_mutex_lock(&s->lock);
@@ -614,6 +770,7 @@ signer_start(struct event_base *base, struct hsm *h, const char *store_path,
 	pthread_rwlock_init(&s->issuer_lock, NULL);
 	pthread_rwlock_init(&s->hsm_lock, NULL);
 	pthread_cond_init(&s->recovery_cond, NULL);
+	pthread_mutex_init(&s->tls_lock, NULL);
 	snprintf(s->issuer_err, sizeof(s->issuer_err), "no active CA generation");
 	if ((s->done_ev = event_new(base, -1, 0, signer_done_cb, s)) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "event_new");
@@ -631,10 +788,56 @@ signer_start(struct event_base *base, struct hsm *h, const char *store_path,
 	return 0;
 }
 
-void
-signer_tls_key_in_token(struct signer *s)
+int
+signer_set_tls_key(struct signer *s, const char *uri, struct hsmca_err *e)
 {
-	s->tls_key_in_token = 1;
+	free(s->tls_uri);
+	if ((s->tls_uri = strdup(uri)) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	return 0;
+}
+
+/* SIGNER_TLS_SIGN: the input is a digest (EC) or a block that the
+ * padding id_nid (RSA_*_PADDING) applies to, as the front's key method
+ * was handed it; the answer is the signature. */
+static void
+signer_tls_sign(struct signer *s, struct signer_job *job)
+{
+	struct hsmca_err e;
+	EVP_PKEY_CTX *ctx = NULL;
+	unsigned char *sig = NULL;
+	size_t siglen = 0;
+
+	err_clear(&e);
+	pthread_mutex_lock(&s->tls_lock);
+	if (s->tls_key == NULL && (s->tls_uri == NULL ||
+	    hsm_load_key(s->hsm, s->tls_uri, &s->tls_key, &e) != 0)) {
+		pthread_mutex_unlock(&s->tls_lock);
+		job_fail(job, 503, s->tls_uri == NULL ? "tls-key is not in "
+		    "the token" : e.msg);
+		return;
+	}
+	hsm_sign_enter(s->hsm);
+	if ((ctx = EVP_PKEY_CTX_new(hsm_key_private(s->tls_key), NULL)) == NULL ||
+	    EVP_PKEY_sign_init(ctx) <= 0 ||
+	    (EVP_PKEY_get_base_id(hsm_key_private(s->tls_key)) == EVP_PKEY_RSA &&
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, job->id_nid) <= 0) ||
+	    EVP_PKEY_sign(ctx, NULL, &siglen, job->csr_der, job->csr_len) <= 0 ||
+	    (sig = malloc(siglen)) == NULL ||
+	    EVP_PKEY_sign(ctx, sig, &siglen, job->csr_der, job->csr_len) <= 0) {
+		hsm_sign_leave(s->hsm);
+		pthread_mutex_unlock(&s->tls_lock);
+		free(sig);
+		EVP_PKEY_CTX_free(ctx);
+		job_fail(job, 503, "the TLS key could not sign");
+		return;
+	}
+	hsm_sign_leave(s->hsm);
+	pthread_mutex_unlock(&s->tls_lock);
+	EVP_PKEY_CTX_free(ctx);
+	job->p7_der = sig;
+	job->p7_len = siglen;
+	job->status = 200;
 }
 
 void
@@ -701,6 +904,9 @@ signer_stop(struct signer *s)
 	pthread_cond_destroy(&s->recovery_cond);
 	issuer_free(s->keyless);
 	free(s->keyless_uri);
+	hsm_key_free(s->tls_key);
+	free(s->tls_uri);
+	pthread_mutex_destroy(&s->tls_lock);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	free(s->threads);

@@ -6,10 +6,16 @@
  * rather than an opaque TLS alert. */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -19,19 +25,195 @@
 #include "log.h"
 
 static int conn_index = -1;
+static struct hsmcad *plain_daemon;	/* tls_plain_bevcb's, for the timeout */
 
-/* Count open TLS connections: +1 when one is accepted, -1 when its SSL
- * object goes away, whether or not it ever sent a request. (evhttp's
- * timeout covers the handshake too: a client that never finishes it is
- * dropped like an idle one.) */
+/*
+ * One accepted connection. evhttp's timeout is an idle timeout: a client
+ * that sends a byte now and then never trips it (slowloris: headers, a
+ * body or a TLS handshake dribbled a byte at a time). So a connection also
+ * has a request deadline: a request must arrive whole within `timeout` of
+ * its first byte, and a TLS connection must finish its handshake and first
+ * request within `timeout` of being accepted; otherwise its socket is shut
+ * down and evhttp frees its side. evhttp has no callback for either event,
+ * so the connection's buffers tell: bytes added to the input while no
+ * request is being timed start the clock, bytes added to the output (the
+ * answer) stop it. A request being answered is never timed out: evhttp
+ * reads nothing while it answers, and est.c and admin.c hold the
+ * connection (tls_conn_hold) while the signer works, so the struct
+ * outlives its bufferevent when the client leaves first.
+ *
+ * TLS connections: allocated with the bufferevent, gone with the SSL object
+ * (conn_free_cb). Plain HTTP: allocated at the first byte (a connection that
+ * sends nothing meets evhttp's idle timeout), gone with evhttp's connection
+ * (its close callback).
+ */
+struct tls_conn {
+	struct hsmcad		*d;
+	struct bufferevent	*bev;		/* NULL: the connection is gone */
+	struct event		*deadline;
+	struct evbuffer_cb_entry *in_cb, *out_cb;
+	int			 busy;		/* requests being answered */
+};
+
+static void
+conn_deadline_arm(struct tls_conn *c)
+{
+	struct timeval tv = { (time_t)c->d->rt->cfg->daemon.timeout, 0 };
+
+	evtimer_add(c->deadline, &tv);
+}
+
+static void
+conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tls_conn *c = arg;
+	evutil_socket_t sock;
+
+	/* Reading is off while evhttp answers a request. */
+	if (c->busy > 0 || !(bufferevent_get_enabled(c->bev) & EV_READ)) {
+		conn_deadline_arm(c);
+		return;
+	}
+	/* Shut the socket down rather than free anything: evhttp sees the
+	 * connection end and frees its own state (and so ours). */
+	if ((sock = bufferevent_getfd(c->bev)) != -1) {
+		log_debug("dropping a connection that sent no complete request "
+		    "within the timeout");
+		(void)shutdown(sock, SHUT_RDWR);
+	}
+}
+
+/* The first byte of a request starts its clock. */
+static void
+conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct tls_conn *c = arg;
+
+	if (info->n_added > 0 && !evtimer_pending(c->deadline, NULL))
+		conn_deadline_arm(c);
+}
+
+/* A request arrived whole: stop its clock, and start the next one's if
+ * its first bytes came along (pipelined). */
+static void
+conn_request_done(struct tls_conn *c)
+{
+	evtimer_del(c->deadline);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		conn_deadline_arm(c);
+}
+
+static void
+conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct tls_conn *c = arg;
+
+	if (info->n_added > 0)
+		conn_request_done(c);
+}
+
+static struct tls_conn *
+conn_new(struct hsmcad *d, struct event_base *base)
+{
+	struct tls_conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->d = d;
+	if ((c->deadline = evtimer_new(base, conn_deadline_cb, c)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int
+conn_attach(struct tls_conn *c, struct bufferevent *bev)
+{
+	c->bev = bev;
+	if ((c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev),
+	    conn_input_cb, c)) == NULL ||
+	    (c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev),
+	    conn_output_cb, c)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* The connection is gone: nothing may call back into c any more. */
+static void
+conn_detach(struct tls_conn *c)
+{
+	if (c->bev != NULL) {
+		if (c->in_cb != NULL)
+			evbuffer_remove_cb_entry(bufferevent_get_input(c->bev),
+			    c->in_cb);
+		if (c->out_cb != NULL)
+			evbuffer_remove_cb_entry(bufferevent_get_output(c->bev),
+			    c->out_cb);
+		c->bev = NULL;
+	}
+	if (c->deadline != NULL) {
+		event_free(c->deadline);
+		c->deadline = NULL;
+	}
+}
+
+/* A TLS connection's SSL object goes away (with its bufferevent, or when
+ * tls_bevcb fails): count it out, and free c unless a request holds it. */
 static void
 conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
     void *argp)
 {
-	struct hsmcad *d = ptr;
+	struct tls_conn *c = ptr;
 
-	if (d != NULL)
-		d->nconn--;
+	if (c == NULL)
+		return;
+	c->d->nconn--;
+	conn_detach(c);
+	if (c->busy == 0)
+		free(c);
+}
+
+static struct tls_conn *
+conn_of(struct evhttp_request *req)
+{
+	SSL *ssl = tls_request_ssl(req);
+
+	return ssl != NULL && conn_index != -1 ?
+	    SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+void
+tls_conn_served(struct evhttp_request *req)
+{
+	struct tls_conn *c = conn_of(req);
+
+	if (c != NULL && c->bev != NULL)
+		conn_request_done(c);
+}
+
+struct tls_conn *
+tls_conn_hold(struct evhttp_request *req)
+{
+	struct tls_conn *c = conn_of(req);
+
+	if (c != NULL) {
+		if (c->bev != NULL)
+			conn_request_done(c);
+		c->busy++;
+	}
+	return c;
+}
+
+void
+tls_conn_release(struct tls_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (--c->busy == 0 && c->bev == NULL)
+		free(c);
 }
 
 static int
@@ -57,7 +239,7 @@ tls_server_ctx(struct hsmcad *d, struct hsmca_err *e)
 {
 	const struct config_daemon *dc = &d->rt->cfg->daemon;
 	SSL_CTX *ctx = NULL;
-	struct hsm_key *key = NULL;
+	EVP_PKEY *key = NULL;
 
 	if (conn_index == -1)
 		conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
@@ -83,10 +265,12 @@ tls_server_ctx(struct hsmcad *d, struct hsmca_err *e)
 		goto out;
 	}
 	if (strncmp(dc->tls_key, "pkcs11:", 7) == 0) {
-		/* The server key may live in the token too. */
-		if (hsm_load_key(d->hsm, dc->tls_key, &key, e) != 0)
+		/* The server key may live in the token too: the signer
+		 * process makes its signatures. */
+		if ((key = keyop_front_key(d->keyop_fd,
+		    SSL_CTX_get0_certificate(ctx), e)) == NULL)
 			goto out;
-		if (!SSL_CTX_use_PrivateKey(ctx, hsm_key_private(key))) {
+		if (!SSL_CTX_use_PrivateKey(ctx, key)) {
 			err_set_ssl(e, HSMCA_ERR_CONFIG, "tls-key %s", dc->tls_key);
 			goto out;
 		}
@@ -106,12 +290,12 @@ tls_server_ctx(struct hsmcad *d, struct hsmca_err *e)
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, d);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"hsmcad", 6);
 	/* The SSL_CTX holds its own reference to the key. */
-	hsm_key_free(key);
+	EVP_PKEY_free(key);
 	return ctx;
 fail:
 	err_set_ssl(e, HSMCA_ERR_INTERNAL, "TLS setup");
 out:
-	hsm_key_free(key);
+	EVP_PKEY_free(key);
 	SSL_CTX_free(ctx);
 	return NULL;
 }
@@ -121,15 +305,87 @@ tls_bevcb(struct event_base *base, void *arg)
 {
 	struct hsmcad *d = arg;
 	struct bufferevent *bev;
+	struct tls_conn *c;
 	SSL *ssl;
 
-	if ((ssl = SSL_new(d->ssl)) == NULL)
+	if ((c = conn_new(d, base)) == NULL)
 		return NULL;
+	if ((ssl = SSL_new(d->ssl)) == NULL) {
+		conn_detach(c);
+		free(c);
+		return NULL;
+	}
 	d->nconn++;
-	SSL_set_ex_data(ssl, conn_index, d);	/* counted down by SSL_free */
+	/* From here c goes with the SSL object (conn_free_cb). */
+	SSL_set_ex_data(ssl, conn_index, c);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
+	if (bev == NULL) {
 		SSL_free(ssl);
+		return NULL;
+	}
+	if (conn_attach(c, bev) == -1) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	/* The handshake and the first request. */
+	conn_deadline_arm(c);
+	return bev;
+}
+
+/* evhttp frees a plain connection c had a deadline on. */
+static void
+plain_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct tls_conn *c = arg;
+
+	conn_detach(c);
+	free(c);
+}
+
+/* The first bytes of a plain connection: from now on it has a deadline. */
+static void
+plain_first_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct bufferevent *bev = arg;
+	struct evhttp_connection *evcon;
+	bufferevent_event_cb eventcb = NULL;
+	void *cbarg = NULL;
+	struct tls_conn *c;
+
+	if (info->n_added == 0)
+		return;
+	evbuffer_remove_cb(buf, plain_first_input, bev);
+	/* evhttp owns the bufferevent's callbacks, and their argument is
+	 * its connection: the one way to learn when it goes. */
+	bufferevent_getcb(bev, NULL, NULL, &eventcb, &cbarg);
+	if (eventcb == NULL || (evcon = cbarg) == NULL)
+		return;
+	if ((c = conn_new(plain_daemon, bufferevent_get_base(bev))) == NULL)
+		return;
+	if (conn_attach(c, bev) == -1) {
+		conn_detach(c);
+		free(c);
+		return;
+	}
+	evhttp_connection_set_closecb(evcon, plain_closed, c);
+	conn_deadline_arm(c);
+}
+
+struct bufferevent *
+tls_plain_bevcb(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev;
+
+	plain_daemon = arg;
+	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE))
+	    == NULL)
+		return NULL;
+	if (evbuffer_add_cb(bufferevent_get_input(bev), plain_first_input,
+	    bev) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
 	return bev;
 }

@@ -719,6 +719,9 @@ serial_is_canonical(const char *s)
 
 /* ---- open, migrate, close ---- */
 
+static int	store_open_mode(const char *, int, struct store **,
+		    struct hsmca_err *);
+
 /* The file's schema version, refused if this build cannot read it. */
 static int
 schema_version(struct store *st, int *version, struct hsmca_err *e)
@@ -836,8 +839,11 @@ store_configure(struct store *st, int memory, struct hsmca_err *e)
 		    mode == NULL ? "unknown" : mode);
 		goto out;
 	}
+	/* Statement journals (group commit's savepoints) in memory: as
+	 * files in /var/tmp, each transaction created and deleted some. */
 	if ((rc = sqlite3_exec(st->db, "PRAGMA synchronous = FULL;"
-	    " PRAGMA foreign_keys = ON;", NULL, NULL, NULL)) != SQLITE_OK) {
+	    " PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;", NULL,
+	    NULL, NULL)) != SQLITE_OK) {
 		store_sqlerr(e, rc, "cannot configure %s", st->path);
 		goto out;
 	}
@@ -850,8 +856,24 @@ out:
 int
 store_open(const char *path, struct store **out, struct hsmca_err *e)
 {
+	return store_open_mode(path, 0, out, e);
+}
+
+/* hsmcad's front: it reads what the signer writes, and can write
+ * nothing (the connection is read-only, whatever the file's mode). */
+int
+store_open_readonly(const char *path, struct store **out,
+    struct hsmca_err *e)
+{
+	return store_open_mode(path, 1, out, e);
+}
+
+static int
+store_open_mode(const char *path, int readonly, struct store **out,
+    struct hsmca_err *e)
+{
 	struct store *st = NULL;
-	int fd = -1, rc, memory, ret = HSMCA_ERR_STORE;
+	int fd = -1, rc, memory, version, ret = HSMCA_ERR_STORE;
 
 	if (path == NULL || *path == '\0' || out == NULL)
 		return err_set(e, HSMCA_ERR_ARG, "store: no database path");
@@ -867,7 +889,7 @@ store_open(const char *path, struct store **out, struct hsmca_err *e)
 	 * one: closing any descriptor of a file drops every POSIX lock this
 	 * process holds on it, including those of its other SQLite
 	 * connections, and another process would then take the WAL away. */
-	if (!memory) {
+	if (!memory && !readonly) {
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd == -1 && errno != EEXIST) {
 			ret = err_set(e, HSMCA_ERR_IO, "store: cannot open "
@@ -877,8 +899,9 @@ store_open(const char *path, struct store **out, struct hsmca_err *e)
 		if (fd != -1)
 			close(fd);
 	}
-	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &st->db, (readonly ? SQLITE_OPEN_READONLY :
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX,
+	    NULL);
 	if (rc != SQLITE_OK) {
 		if (st->db == NULL)
 			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
@@ -887,8 +910,16 @@ store_open(const char *path, struct store **out, struct hsmca_err *e)
 			    path, sqlite3_errmsg(st->db));
 		goto out;
 	}
-	if ((ret = store_configure(st, memory, e)) != 0 ||
-	    (ret = store_migrate(st, e)) != 0)
+	if ((ret = store_configure(st, memory, e)) != 0)
+		goto out;
+	if (!readonly)
+		ret = store_migrate(st, e);
+	else if ((ret = schema_version(st, &version, e)) == 0 &&
+	    version != STORE_SCHEMA_VERSION)
+		ret = err_set(e, HSMCA_ERR_STORE, "store: %s has schema version "
+		    "%d, not yet %d (open it read-write once to migrate)",
+		    path, version, STORE_SCHEMA_VERSION);
+	if (ret != 0)
 		goto out;
 	*out = st;
 	st = NULL;
@@ -1419,7 +1450,7 @@ out:
 }
 
 /* Group commit (see below): a write waiting for a shared commit. */
-enum group_kind { GROUP_RESERVE, GROUP_COMPLETE, GROUP_FAIL };
+enum group_kind { GROUP_RESERVE, GROUP_COMPLETE, GROUP_FAIL, GROUP_CALL };
 
 /* One write waiting for a commit; lives on its caller's stack. */
 struct group_op {
@@ -2530,6 +2561,8 @@ group_apply(struct store *w, struct group_op *op)
 		return ret;
 	case GROUP_FAIL:
 		return store_fail_cert(w, *op->cert_id, &op->err);
+	case GROUP_CALL:
+		return op->then(w, op->then_arg, &op->err);
 	}
 	return err_set(&op->err, HSMCA_ERR_INTERNAL, "store: bad group op");
 }
@@ -2689,6 +2722,28 @@ store_complete_cert_with(struct store *st, const struct store_cert *c,
 	ret = store_complete_cert(st, c, e);
 	if (ret == 0 && then != NULL)
 		ret = then(st, arg, e);
+	return bulk_end(st, own, ret, e);
+}
+
+int
+store_write_with(struct store *st,
+    int (*fn)(struct store *, void *, struct hsmca_err *), void *arg,
+    struct hsmca_err *e)
+{
+	int own = 0, ret;
+
+	if (st->group != NULL && !st->in_tx) {
+		struct group_op op;
+
+		memset(&op, 0, sizeof(op));
+		op.kind = GROUP_CALL;
+		op.then = fn;
+		op.then_arg = arg;
+		return group_run(st->group, &op, e);
+	}
+	if ((ret = bulk_begin(st, &own, e)) != 0)
+		return ret;
+	ret = fn(st, arg, e);
 	return bulk_end(st, own, ret, e);
 }
 

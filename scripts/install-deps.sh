@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential autoconf autoconf-archive automake libtool pkg-config
 libssl-dev openssl
 libp11-dev libp11-kit-dev libengine-pkcs11-openssl opensc softhsm2
-libevent-dev libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev
+libevent-dev libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libseccomp-dev
 gnutls-bin curl ca-certificates jq iproute2"
 
 missing=""

@@ -100,6 +100,10 @@ int		 store_cert_status_parse(const char *s, enum store_cert_status *out);
 /* Open (creating if needed) and migrate to STORE_SCHEMA_VERSION. A store
  * written by a newer version is refused. */
 int	store_open(const char *path, struct store **out, struct hsmca_err *e);
+/* The same file, read-only and not migrated (refused unless it is at
+ * STORE_SCHEMA_VERSION): every write through it fails. */
+int	store_open_readonly(const char *path, struct store **out,
+	    struct hsmca_err *e);
 void	store_close(struct store *st);
 int	store_schema_version(struct store *st);
 
@@ -169,6 +173,14 @@ int	store_group_open(const char *path, struct store_group **out,
 void	store_group_close(struct store_group *g);
 /* Route st's certificate writes through g (NULL: back to its own). */
 void	store_set_group(struct store *st, struct store_group *g);
+/* fn(w, arg, e) in one transaction: several writes that commit together
+ * or not at all. With a group, w is the group's connection and fn runs in
+ * a savepoint of the group's next commit, with the other threads' writes
+ * (a failing fn is rolled back alone); otherwise w is st, in st's
+ * transaction or one of its own. */
+int	store_write_with(struct store *st,
+	    int (*fn)(struct store *w, void *arg, struct hsmca_err *e),
+	    void *arg, struct hsmca_err *e);
 /* Transactions committed and writes carried, for tests and metrics. */
 void	store_group_stats(struct store_group *g, uint64_t *commits,
 	    uint64_t *writes);

@@ -1,0 +1,399 @@
+/* ipc.c: framed messages between hsmcad's processes. A message is a
+ * header (type, body length, id; host byte order: both ends are the same
+ * binary on the same machine) and a body of fields, each a fixed-size
+ * integer or a length-prefixed byte string. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "hsmca/util.h"
+
+#include "ipc.h"
+
+struct ipc_hdr {
+	uint32_t	type;
+	uint32_t	len;
+	uint64_t	id;
+};
+
+struct ipc {
+	struct bufferevent	*bev;
+	ipc_msg_cb		*msg;
+	ipc_end_cb		*end;
+	void			*arg;
+	int			 ended;
+};
+
+/* ---- bodies ---- */
+
+static void
+put(struct ipc_buf *b, const void *p, size_t n)
+{
+	unsigned char *np;
+	size_t cap;
+
+	if (b->failed || n == 0)
+		return;
+	if (n > IPC_BODY_MAX || b->len + n > IPC_BODY_MAX) {
+		b->failed = 1;
+		return;
+	}
+	if (b->len + n > b->cap) {
+		cap = b->cap != 0 ? b->cap : 256;
+		while (cap < b->len + n)
+			cap *= 2;
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+void
+ipcb_u32(struct ipc_buf *b, uint32_t v)
+{
+	put(b, &v, sizeof(v));
+}
+
+void
+ipcb_i64(struct ipc_buf *b, int64_t v)
+{
+	put(b, &v, sizeof(v));
+}
+
+void
+ipcb_bytes(struct ipc_buf *b, const void *p, size_t len)
+{
+	if (len > UINT32_MAX) {
+		b->failed = 1;
+		return;
+	}
+	ipcb_u32(b, (uint32_t)len);
+	put(b, p, len);
+}
+
+void
+ipcb_str(struct ipc_buf *b, const char *s)
+{
+	ipcb_bytes(b, s, s != NULL ? strlen(s) : 0);
+}
+
+void
+ipcb_free(struct ipc_buf *b)
+{
+	/* Bodies carry keys (serverkeygen) and PINs never: wipe anyway. */
+	if (b->p != NULL)
+		util_freezero(b->p, b->cap);
+	memset(b, 0, sizeof(*b));
+}
+
+static const unsigned char *
+take(struct ipc_rd *r, size_t n)
+{
+	const unsigned char *p;
+
+	if (r->bad || n > r->len - r->off) {
+		r->bad = 1;
+		return NULL;
+	}
+	p = r->p + r->off;
+	r->off += n;
+	return p;
+}
+
+void
+ipcr_init(struct ipc_rd *r, const void *p, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	r->p = p;
+	r->len = len;
+}
+
+uint32_t
+ipcr_u32(struct ipc_rd *r)
+{
+	const unsigned char *p = take(r, sizeof(uint32_t));
+	uint32_t v = 0;
+
+	if (p != NULL)
+		memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+int64_t
+ipcr_i64(struct ipc_rd *r)
+{
+	const unsigned char *p = take(r, sizeof(int64_t));
+	int64_t v = 0;
+
+	if (p != NULL)
+		memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+const unsigned char *
+ipcr_view(struct ipc_rd *r, size_t *len, size_t max)
+{
+	uint32_t n = ipcr_u32(r);
+	const unsigned char *p;
+
+	*len = 0;
+	if (r->bad || n > max) {
+		r->bad = 1;
+		return NULL;
+	}
+	if ((p = take(r, n)) == NULL)
+		return NULL;
+	*len = n;
+	return p;
+}
+
+void
+ipcr_str(struct ipc_rd *r, char *dst, size_t size)
+{
+	const unsigned char *p;
+	size_t n;
+
+	dst[0] = '\0';
+	if ((p = ipcr_view(r, &n, size - 1)) == NULL)
+		return;
+	if (memchr(p, '\0', n) != NULL) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(dst, p, n);
+	dst[n] = '\0';
+}
+
+void
+ipcr_bytes(struct ipc_rd *r, unsigned char **out, size_t *len, size_t max)
+{
+	const unsigned char *p;
+	size_t n;
+
+	*out = NULL;
+	*len = 0;
+	if ((p = ipcr_view(r, &n, max)) == NULL || n == 0)
+		return;
+	if ((*out = malloc(n)) == NULL) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(*out, p, n);
+	*len = n;
+}
+
+int
+ipcr_end(struct ipc_rd *r)
+{
+	return r->bad || r->off != r->len ? -1 : 0;
+}
+
+/* ---- channels ---- */
+
+static void
+ipc_ended(struct ipc *c, const char *why)
+{
+	if (c->ended)
+		return;
+	c->ended = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	c->end(c, why, c->arg);
+}
+
+static void
+ipc_readcb(struct bufferevent *bev, void *arg)
+{
+	struct ipc *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct ipc_hdr h;
+	struct ipc_rd r;
+
+	while (!c->ended && evbuffer_get_length(in) >= sizeof(h)) {
+		evbuffer_copyout(in, &h, sizeof(h));
+		if (h.type == 0 || h.type >= IPC_TYPE_MAX ||
+		    h.len > IPC_BODY_MAX) {
+			ipc_ended(c, "a message that is not one");
+			return;
+		}
+		if (evbuffer_get_length(in) < sizeof(h) + h.len) {
+			/* Wait for the rest, and no more than the rest. */
+			bufferevent_setwatermark(bev, EV_READ,
+			    sizeof(h) + h.len, 0);
+			return;
+		}
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		evbuffer_drain(in, sizeof(h));
+		memset(&r, 0, sizeof(r));
+		r.len = h.len;
+		if (h.len > 0 && (r.p = evbuffer_pullup(in, h.len)) == NULL) {
+			ipc_ended(c, "out of memory");
+			return;
+		}
+		c->msg(c, h.type, h.id, &r, c->arg);
+		evbuffer_drain(in, h.len);
+	}
+}
+
+static void
+ipc_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct ipc *c = arg;
+
+	if (what & BEV_EVENT_EOF)
+		ipc_ended(c, "closed");
+	else if (what & BEV_EVENT_ERROR)
+		ipc_ended(c, strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+struct ipc *
+ipc_new(struct event_base *base, int fd, ipc_msg_cb *msg, ipc_end_cb *end,
+    void *arg)
+{
+	struct ipc *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if (evutil_make_socket_nonblocking(fd) != 0 ||
+	    (c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_THREADSAFE)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->msg = msg;
+	c->end = end;
+	c->arg = arg;
+	bufferevent_setcb(c->bev, ipc_readcb, NULL, ipc_eventcb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return c;
+}
+
+int
+ipc_send(struct ipc *c, uint32_t type, uint64_t id, const struct ipc_buf *b)
+{
+	struct evbuffer *out;
+	struct ipc_hdr h;
+	int ret;
+
+	if (b != NULL && b->failed)
+		return -1;
+	memset(&h, 0, sizeof(h));
+	h.type = type;
+	h.len = b != NULL ? (uint32_t)b->len : 0;
+	h.id = id;
+	bufferevent_lock(c->bev);
+	out = bufferevent_get_output(c->bev);
+	/* Header and body together, or neither. */
+	ret = evbuffer_expand(out, sizeof(h) + h.len) == 0 &&
+	    evbuffer_add(out, &h, sizeof(h)) == 0 &&
+	    (h.len == 0 || evbuffer_add(out, b->p, h.len) == 0) ? 0 : -1;
+	bufferevent_unlock(c->bev);
+	return ret;
+}
+
+size_t
+ipc_backlog(struct ipc *c)
+{
+	size_t n;
+
+	bufferevent_lock(c->bev);
+	n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	bufferevent_unlock(c->bev);
+	return n;
+}
+
+void
+ipc_free(struct ipc *c)
+{
+	if (c == NULL)
+		return;
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* ---- one message, blocking ---- */
+
+static int
+read_full(int fd, void *p, size_t n)
+{
+	unsigned char *q = p;
+	ssize_t r;
+
+	while (n > 0) {
+		if ((r = read(fd, q, n)) == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		q += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int
+write_full(int fd, const void *p, size_t n)
+{
+	const unsigned char *q = p;
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, q, n)) == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+ipc_recv_one(int fd, uint32_t want, unsigned char *buf, size_t max,
+    size_t *len, char *why, size_t wlen)
+{
+	struct ipc_hdr h;
+
+	if (read_full(fd, &h, sizeof(h)) != 0) {
+		snprintf(why, wlen, "the channel closed");
+		return -1;
+	}
+	if (h.type != want || h.len > max) {
+		snprintf(why, wlen, "an unexpected message (type %u, %u bytes)",
+		    h.type, h.len);
+		return -1;
+	}
+	if (read_full(fd, buf, h.len) != 0) {
+		snprintf(why, wlen, "the channel closed");
+		return -1;
+	}
+	*len = h.len;
+	return 0;
+}
+
+int
+ipc_send_one(int fd, uint32_t type, const struct ipc_buf *b)
+{
+	struct ipc_hdr h;
+
+	if (b != NULL && b->failed)
+		return -1;
+	memset(&h, 0, sizeof(h));
+	h.type = type;
+	h.len = b != NULL ? (uint32_t)b->len : 0;
+	if (write_full(fd, &h, sizeof(h)) != 0 ||
+	    (h.len > 0 && write_full(fd, b->p, h.len) != 0))
+		return -1;
+	return 0;
+}
