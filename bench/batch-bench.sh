@@ -20,7 +20,8 @@
 # usage: bench/batch-bench.sh [N]        (N default 10000)
 # Environment: top_builddir (default ./build), SOFTHSM_MODULE, JOBS (hsmca
 # --jobs; default its own), ROUNDS (default 1; medians over rounds),
-# CSR_DIR (CSRs kept between runs, default /tmp/hsmca-bench-csrs), KEEP=1.
+# CSR_DIR (CSRs kept between runs, default /tmp/hsmca-bench-csrs), KEEP=1,
+# KEYTYPES (default "ec-p256 rsa-2048").
 set -eu
 
 N=${1:-${N:-10000}}
@@ -129,11 +130,19 @@ EOF
 	KEYURI="$uri;pin-source=file:$D/ossl/pin"
 }
 
+# Each round writes into a fresh folder and the previous round's files are
+# only deleted at the end: on ext4 without a journal (these machines) a
+# new inode skips every inode freed in the last 30 s of its group
+# (recently_deleted()), so deleting thousands of files just before a
+# round made the next one's file creations, either side's, quadratic.
+retire() { [ ! -e "$1" ] || mv "$1" "$W/trash/$(basename "$1").$(date +%s%N)"; }
+mkdir -p "$W/trash"
+
 # run_hsmca KEYTYPE: certificates/s of one `hsmca batch sign` (a fresh store
 # state: the certificates of the previous round are deleted first).
 run_hsmca() {
 	sqlite3 "$D/hsmca.db" "DELETE FROM cert; DELETE FROM batch;"
-	rm -rf "$D/out"
+	retire "$D/out"
 	t0=$(ms)
 	# shellcheck disable=SC2086
 	"$HSMCA" -c "$D/hsmca.conf" batch sign --in "$W/in" --out "$D/out" \
@@ -145,7 +154,8 @@ run_hsmca() {
 
 run_openssl() {
 	: >"$D/ossl/index.txt"
-	rm -f "$D/ossl/certs"/*
+	retire "$D/ossl/certs"
+	mkdir "$D/ossl/certs"
 	t0=$(ms)
 	# shellcheck disable=SC2046
 	OPENSSL_CONF=$D/ossl/engine.cnf openssl ca -config "$D/ossl/ca.cnf" -batch -notext \
@@ -165,7 +175,7 @@ speed_verify() {
 }
 
 summary=""
-for kt in ec-p256 rsa-2048; do
+for kt in ${KEYTYPES:-ec-p256 rsa-2048}; do
 	setup "$kt"
 	: >"$D/h"; : >"$D/o"
 	r=0
@@ -186,7 +196,7 @@ for kt in ec-p256 rsa-2048; do
 	echo "$kt: C_Sign $sign1/s on 1 thread, $signn/s on $CORES; verify/s per core: P-256 $vec, CA key $vca; ceiling $ceil/s"
 	if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
 		sqlite3 "$D/hsmca.db" "DELETE FROM cert; DELETE FROM batch;"
-		rm -rf "$D/out"
+		retire "$D/out"
 		perf record -q -g -o "$W/perf.$kt" "$HSMCA" -c "$D/hsmca.conf" batch sign --in "$W/in" \
 			--out "$D/out" --profile device >/dev/null 2>&1 || true
 		echo "$kt: where hsmca's time goes (perf, self time by library, then by symbol):"

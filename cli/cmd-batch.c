@@ -15,8 +15,8 @@
 
 /* Progress lines when stderr is not a terminal: one every this many. */
 #define BATCH_LINE_SECS	10
-/* Default --jobs, per core (docs/benchmarks.md: 2 jobs ran at a third of
- * the rate of 8 on 2 cores). */
+/* Default --jobs, per core (docs/benchmarks.md: with chunked commits,
+ * 4 to 16 jobs on 2 cores ran alike). */
 #define BATCH_JOBS_PER_CORE	4
 
 struct batch_ui {
@@ -100,9 +100,9 @@ cmd_batch_sign(struct cli *c, int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	memset(&ui, 0, sizeof(ui));
-	/* Each job spends most of a certificate waiting for its two durable
-	 * commits, not on a core: more jobs than cores keep the cores busy
-	 * and give group commit more writes per fsync. */
+	/* Each job waits for its chunk's two durable commits, not on a
+	 * core: more jobs than cores keep the cores busy and give group
+	 * commit more chunks per fsync. */
 	jobs = sysconf(_SC_NPROCESSORS_ONLN);
 	o.jobs = BATCH_JOBS_PER_CORE * (jobs > 0 ? (int)jobs : 1);
 	while ((ch = getopt_long(argc, argv, "i:o:p:j:", opts, NULL)) != -1) {

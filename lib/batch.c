@@ -43,6 +43,11 @@
 #define BATCH_MANIFEST_MAX	(64 * 1024 * 1024)
 #define BATCH_LOCK		".hsmca-batch.lock"
 #define BATCH_RESULTS		"results.csv"
+/* Items a worker signs at once when its signer can (local mode: one
+ * commit reserves their serials, one records them); smaller for small
+ * batches, so that every worker gets some. */
+#define BATCH_CHUNK_MAX		32
+#define BATCH_CHUNKS_PER_JOB	8
 
 static const char *const status_names[BATCH_STATUS_MAX] = {
 	[BATCH_PENDING] = "skipped",
@@ -439,6 +444,11 @@ struct run {
 	int			 fatal;		/* first error that is not an item's */
 	struct hsmca_err	 fatal_err;
 	double			 t0, t_sign;
+	/* Signed items whose files the calling thread writes: one writer,
+	 * so the workers never queue on the folder's lock. */
+	size_t			*wq;
+	size_t			 wq_head, wq_tail;
+	size_t			 chunk;		/* items a worker signs at once */
 };
 
 static void
@@ -498,72 +508,134 @@ write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Write a then b to name in the output folder: a temporary file renamed
- * over it, so a reader (or a crash) sees the old file or the new one,
- * never half of one. The fsync comes once for all of them, before
- * results.csv. */
+/* 1 if the file fd holds exactly a then b, 0 if it is empty, -1 if it
+ * holds something else. */
+static int
+same_content(int fd, const char *a, size_t alen, const char *b, size_t blen)
+{
+	struct stat sb;
+	char buf[8192];
+	size_t n = alen + blen;
+	ssize_t got;
+
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode))
+		return -1;
+	if (sb.st_size == 0)
+		return 0;
+	if ((uintmax_t)sb.st_size != (uintmax_t)n || n > sizeof(buf))
+		return -1;
+	got = pread(fd, buf, n, 0);
+	return got == (ssize_t)n && memcmp(buf, a, alen) == 0 &&
+	    memcmp(buf + alen, b, blen) == 0 ? 1 : -1;
+}
+
+/* Write a then b to name in the output folder, in place: no temporary
+ * and rename, which doubled the folder's work per file. A file that
+ * already says exactly this (a re-run) is left alone. A crash may leave
+ * a file half written, but never with a results.csv that lists it:
+ * results.csv is removed before the first file is touched and written
+ * again only after every file is synced (batch_run). */
 static int
 write_out(struct run *r, const char *name, const char *a, size_t alen,
     const char *b, size_t blen, struct hsmca_err *e)
 {
-	char tmp[BATCH_DEVICE_MAX + 32];
-	int fd, ret = HSMCA_ERR_IO;
+	int fd, same, ret = HSMCA_ERR_IO;
 
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	if ((fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0644)) == -1)
-		return err_set(e, ret, "%s/%s: %s", r->o->out, tmp,
+	if ((fd = openat(r->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) == -1)
+		return err_set(e, ret, "%s/%s: %s", r->o->out, name,
 		    strerror(errno));
-	if (write_all(fd, a, alen) == -1 || write_all(fd, b, blen) == -1) {
-		err_set(e, ret, "%s/%s: %s", r->o->out, tmp, strerror(errno));
+	/* Truncate only what holds something: ext4 flushes a file
+	 * truncated to zero when it is closed. */
+	if ((same = same_content(fd, a, alen, b, blen)) == 1) {
 		close(fd);
-		goto out;
+		return 0;
 	}
-	if (close(fd) == -1 || renameat(r->dirfd, tmp, r->dirfd, name) == -1) {
+	if ((same == -1 && ftruncate(fd, 0) == -1) ||
+	    write_all(fd, a, alen) == -1 || write_all(fd, b, blen) == -1) {
 		err_set(e, ret, "%s/%s: %s", r->o->out, name, strerror(errno));
-		goto out;
+		close(fd);
+		return ret;
 	}
+	if (close(fd) == -1)
+		return err_set(e, ret, "%s/%s: %s", r->o->out, name,
+		    strerror(errno));
 	return 0;
-out:
-	(void)unlinkat(r->dirfd, tmp, 0);
-	return ret;
 }
 
-/* Sign one checked CSR and write its files (a worker, no lock held). */
+/* A worker's chunk of items to sign and their results. */
+struct chunk {
+	struct batch_item	**items;
+	struct batch_cert	*certs;
+	int			*rets;
+	struct hsmca_err	*errs;
+	size_t			 n;
+};
+
+/* Sign the chunk's checked CSRs (a worker, no lock held): all at once
+ * when the signer can, one by one otherwise. rets[i] 0: signed, its
+ * certificate in items[i]->cert_pem for the writer. */
 static void
-sign_item(struct run *r, void *w, struct batch_item *it)
+sign_items(struct run *r, void *w, struct chunk *ck)
 {
-	struct batch_cert c;
+	struct batch_item *it;
+	struct batch_cert *c;
+	size_t i;
+
+	for (i = 0; i < ck->n; i++) {
+		memset(&ck->certs[i], 0, sizeof(ck->certs[i]));
+		err_clear(&ck->errs[i]);
+	}
+	if (ck->n > 1 && r->sg->sign_chunk != NULL)
+		r->sg->sign_chunk(w, ck->items, ck->n, ck->certs, ck->rets,
+		    ck->errs);
+	else
+		for (i = 0; i < ck->n; i++)
+			ck->rets[i] = r->sg->sign(w, ck->items[i],
+			    &ck->certs[i], &ck->errs[i]);
+	for (i = 0; i < ck->n; i++) {
+		it = ck->items[i];
+		c = &ck->certs[i];
+		if (ck->rets[i] != 0) {
+			item_fail(r, it, ck->rets[i], ck->errs[i].msg);
+			if (it->status == BATCH_REFUSED &&
+			    r->sg->refused != NULL)
+				r->sg->refused(w, it);
+			free(c->pem);
+			continue;
+		}
+		/* The certificate is recorded: from here on a failure to
+		 * write it out is the batch's, and a re-run writes it. */
+		memcpy(it->serial, c->serial, sizeof(it->serial));
+		memcpy(it->sha256, c->sha256, sizeof(it->sha256));
+		it->cert_pem = c->pem;
+		it->status = c->status;
+	}
+}
+
+/* Write a signed item's DEVICE.crt and DEVICE.chain.pem (the calling
+ * thread, no lock held). */
+static void
+write_item(struct run *r, struct batch_item *it)
+{
 	struct hsmca_err e;
 	char name[BATCH_DEVICE_MAX + 16];
-	size_t len;
+	size_t len = strlen(it->cert_pem);
 	int ret;
 
-	memset(&c, 0, sizeof(c));
 	err_clear(&e);
-	if ((ret = r->sg->sign(w, it, &c, &e)) != 0) {
-		item_fail(r, it, ret, e.msg);
-		if (it->status == BATCH_REFUSED && r->sg->refused != NULL)
-			r->sg->refused(w, it);
-		return;
-	}
-	/* The certificate is recorded: from here on a failure to write it
-	 * out is the batch's, and a re-run writes it. */
-	memcpy(it->serial, c.serial, sizeof(it->serial));
-	memcpy(it->sha256, c.sha256, sizeof(it->sha256));
-	len = strlen(c.pem);
 	snprintf(name, sizeof(name), "%s.crt", it->device);
-	if ((ret = write_out(r, name, c.pem, len, NULL, 0, &e)) == 0) {
+	if ((ret = write_out(r, name, it->cert_pem, len, "", 0, &e)) == 0) {
 		snprintf(name, sizeof(name), "%s.chain.pem", it->device);
-		ret = write_out(r, name, c.pem, len, r->b->chain_pem,
+		ret = write_out(r, name, it->cert_pem, len, r->b->chain_pem,
 		    strlen(r->b->chain_pem), &e);
 	}
 	if (ret != 0) {
 		item_fail(r, it, ret, e.msg);
 		it->status = BATCH_FAILED;
-	} else
-		it->status = c.status;
-	free(c.pem);
+	}
+	free(it->cert_pem);
+	it->cert_pem = NULL;
 }
 
 static void
@@ -597,6 +669,7 @@ count_item(struct run *r, const struct batch_item *it)
 struct worker_arg {
 	struct run	*r;
 	void		*w;
+	struct chunk	 ck;
 };
 
 static void *
@@ -604,8 +677,8 @@ batch_worker(void *arg)
 {
 	struct worker_arg *wa = arg;
 	struct run *r = wa->r;
+	struct chunk *ck = &wa->ck;
 	struct batch_item *it;
-	enum run_phase phase;
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
@@ -615,26 +688,40 @@ batch_worker(void *arg)
 			pthread_cond_wait(&r->cond, &r->mu);
 		if (r->phase == PHASE_STOP)
 			break;
-		phase = r->phase;
-		it = &r->b->items[r->next++];
-		if (phase == PHASE_SIGN && it->status != BATCH_PENDING)
-			continue;
-		r->busy++;
-		pthread_mutex_unlock(&r->mu);
-
-		if (phase == PHASE_CHECK)
+		if (r->phase == PHASE_CHECK) {
+			it = &r->b->items[r->next++];
+			r->busy++;
+			pthread_mutex_unlock(&r->mu);
 			check_item(r, wa->w, it);
-		else
-			sign_item(r, wa->w, it);
-
-		pthread_mutex_lock(&r->mu);
-		if (phase == PHASE_CHECK) {
+			pthread_mutex_lock(&r->mu);
 			r->b->stats.checked++;
 			if (it->status == BATCH_REFUSED ||
 			    it->status == BATCH_FAILED)
 				count_item(r, it);
-		} else
-			count_item(r, it);
+			r->busy--;
+			pthread_cond_broadcast(&r->cond);
+			continue;
+		}
+		/* The next chunk of items still to sign. */
+		for (ck->n = 0; ck->n < r->chunk && r->next < r->b->nitems;) {
+			it = &r->b->items[r->next++];
+			if (it->status == BATCH_PENDING)
+				ck->items[ck->n++] = it;
+		}
+		if (ck->n == 0)
+			continue;
+		r->busy++;
+		pthread_mutex_unlock(&r->mu);
+		sign_items(r, wa->w, ck);
+		pthread_mutex_lock(&r->mu);
+		for (size_t i = 0; i < ck->n; i++) {
+			it = ck->items[i];
+			if (ck->rets[i] == 0)
+				r->wq[r->wq_tail++] = (size_t)(it -
+				    r->b->items);
+			else
+				count_item(r, it);
+		}
 		r->busy--;
 		pthread_cond_broadcast(&r->cond);
 	}
@@ -642,28 +729,40 @@ batch_worker(void *arg)
 	return NULL;
 }
 
-/* Wait, with r->mu held, until the current phase has no work left and
- * no thread is busy with it; report progress every tick. */
+/* Wait, with r->mu held, until the current phase has no work left, no
+ * thread is busy with it and every signed item's files are written
+ * (here, by the calling thread); report progress every tick. */
 static void
 wait_phase(struct run *r)
 {
 	struct batch_stats snap;
+	struct batch_item *it;
 	struct timespec ts;
+	double now, last = batch_clock();
 	int tick = r->o->tick_ms > 0 ? r->o->tick_ms : 1000;
 
-	while (r->busy > 0 || (!r->stop && r->next < r->b->nitems)) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)tick * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		if (pthread_cond_timedwait(&r->cond, &r->mu, &ts) == 0)
+	while (r->busy > 0 || r->wq_head != r->wq_tail ||
+	    (!r->stop && r->next < r->b->nitems)) {
+		if (r->wq_head != r->wq_tail) {
+			it = &r->b->items[r->wq[r->wq_head++]];
+			pthread_mutex_unlock(&r->mu);
+			write_item(r, it);
+			pthread_mutex_lock(&r->mu);
+			count_item(r, it);
+		} else {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)tick * 1000000L;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			(void)pthread_cond_timedwait(&r->cond, &r->mu, &ts);
+		}
+		if (r->o->progress == NULL ||
+		    (now = batch_clock()) - last < tick / 1000.0)
 			continue;
-		if (r->o->progress == NULL)
-			continue;
+		last = now;
 		snap = r->b->stats;
-		snap.elapsed = batch_clock() - r->t0;
-		snap.sign_elapsed = r->t_sign > 0 ? batch_clock() - r->t_sign :
-		    0;
+		snap.elapsed = now - r->t0;
+		snap.sign_elapsed = r->t_sign > 0 ? now - r->t_sign : 0;
 		pthread_mutex_unlock(&r->mu);
 		r->o->progress(r->o->arg, &snap);
 		pthread_mutex_lock(&r->mu);
@@ -805,6 +904,21 @@ write_results(struct run *r, struct hsmca_err *e)
 	return ret;
 }
 
+/* results.csv says that every file it lists is whole and on disk: it
+ * goes, durably, before this run writes a file in place, and comes back
+ * once they are synced. */
+static int
+drop_results(struct run *r, struct hsmca_err *e)
+{
+	if (unlinkat(r->dirfd, BATCH_RESULTS, 0) == -1)
+		return errno == ENOENT ? 0 : err_set(e, HSMCA_ERR_IO,
+		    "%s/%s: %s", r->o->out, BATCH_RESULTS, strerror(errno));
+	if (fsync(r->dirfd) == -1)
+		return err_set(e, HSMCA_ERR_IO, "%s: fsync: %s", r->o->out,
+		    strerror(errno));
+	return 0;
+}
+
 /* The output folder, created if needed and locked for this run. */
 static int
 open_out(const char *out, int *dirfd, int *lockfd, struct hsmca_err *e)
@@ -859,14 +973,34 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 	if ((ret = open_out(o->out, &r.dirfd, &lockfd, e)) != 0)
 		goto out;
 	if ((r.workers = calloc((size_t)o->jobs, sizeof(*r.workers))) == NULL ||
+	    (r.wq = calloc(b->nitems, sizeof(*r.wq))) == NULL ||
 	    (wa = calloc((size_t)o->jobs, sizeof(*wa))) == NULL ||
 	    (th = calloc((size_t)o->jobs, sizeof(*th))) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < o->jobs; i++)
+	/* --fail-fast: one at a time, so nothing is signed after a
+	 * refusal. */
+	r.chunk = b->nitems / ((size_t)o->jobs * BATCH_CHUNKS_PER_JOB);
+	if (r.chunk > BATCH_CHUNK_MAX)
+		r.chunk = BATCH_CHUNK_MAX;
+	if (r.chunk < 1 || o->fail_fast || sg->sign_chunk == NULL)
+		r.chunk = 1;
+	for (int i = 0; i < o->jobs; i++) {
 		if ((ret = sg->worker_open(ctx, &r.workers[i], e)) != 0)
 			goto out;
+		if ((wa[i].ck.items = calloc(r.chunk,
+		    sizeof(*wa[i].ck.items))) == NULL ||
+		    (wa[i].ck.certs = calloc(r.chunk,
+		    sizeof(*wa[i].ck.certs))) == NULL ||
+		    (wa[i].ck.rets = calloc(r.chunk,
+		    sizeof(*wa[i].ck.rets))) == NULL ||
+		    (wa[i].ck.errs = calloc(r.chunk,
+		    sizeof(*wa[i].ck.errs))) == NULL) {
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+	}
 
 	pthread_mutex_lock(&r.mu);
 	r.phase = PHASE_CHECK;
@@ -894,6 +1028,8 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 	for (size_t i = 0; sg->refused != NULL && i < b->nitems; i++)
 		if (b->items[i].status == BATCH_REFUSED)
 			sg->refused(r.workers[0], &b->items[i]);
+	if ((ret = drop_results(&r, e)) != 0)
+		goto out;
 
 	pthread_mutex_lock(&r.mu);
 	r.t_sign = batch_clock();
@@ -932,6 +1068,13 @@ out:
 		if (r.workers[i] != NULL)
 			sg->worker_close(r.workers[i]);
 	free(r.workers);
+	free(r.wq);
+	for (int i = 0; wa != NULL && i < o->jobs; i++) {
+		free(wa[i].ck.items);
+		free(wa[i].ck.certs);
+		free(wa[i].ck.rets);
+		free(wa[i].ck.errs);
+	}
 	free(wa);
 	free(th);
 	if (lockfd != -1)
@@ -1185,6 +1328,61 @@ out:
 	return ret;
 }
 
+/* The certificate already issued for csr: 1 and *out (EXISTING) if
+ * there is one to return, 0 if none, a refusal if it cannot be
+ * returned (revoked, another profile). */
+static int
+batch_existing(struct store *st, const char *stale_tag, const struct csr *csr,
+    const struct profile *profile, struct batch_cert *out,
+    struct hsmca_err *e)
+{
+	struct store_cert prev;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((ret = batch_lookup(st, stale_tag, csr, &prev, e)) != 1)
+		return ret;
+	if (prev.status == STORE_CERT_REVOKED)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already had "
+		    "certificate serial %s, now revoked: a new key and CSR "
+		    "are needed", prev.serial);
+	else if (prev.profile == NULL ||
+	    strcmp(prev.profile, profile->name) != 0)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already has "
+		    "certificate serial %s from profile %s", prev.serial,
+		    prev.profile != NULL ? prev.profile : "(none)");
+	else if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem,
+	    e)) == 0) {
+		out->status = BATCH_EXISTING;
+		memcpy(out->serial, prev.serial, sizeof(out->serial));
+		memcpy(out->sha256, prev.sha256, sizeof(out->sha256));
+		ret = 1;
+	}
+	store_cert_free_fields(&prev);
+	return ret;
+}
+
+/* A certificate just issued, as the batch hands it out. */
+static int
+batch_issued(const struct issue_result *res, struct batch_cert *out,
+    struct hsmca_err *e)
+{
+	unsigned char *der = NULL;
+	int len, ret;
+
+	if ((len = i2d_X509(res->cert, &der)) <= 0)
+		return err_set(e, HSMCA_ERR_INTERNAL, "cannot encode "
+		    "certificate serial %s (it is recorded)", res->serial);
+	ret = der_to_pem(der, (size_t)len, &out->pem, e);
+	OPENSSL_free(der);
+	if (ret != 0)
+		return ret;
+	out->status = BATCH_ISSUED;
+	memcpy(out->serial, res->serial, sizeof(out->serial));
+	memcpy(out->sha256, res->sha256, sizeof(out->sha256));
+	return 0;
+}
+
 int
 batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
     const char *requester, const char *stale_tag, const struct csr *csr,
@@ -1193,34 +1391,11 @@ batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 {
 	struct issue_request req;
 	struct issue_result res;
-	struct store_cert prev;
-	unsigned char *der = NULL;
-	int len, ret;
+	int ret;
 
-	memset(out, 0, sizeof(*out));
 	memset(&res, 0, sizeof(res));
-	if ((ret = batch_lookup(st, stale_tag, csr, &prev, e)) < 0)
-		return ret;
-	if (ret == 1) {
-		if (prev.status == STORE_CERT_REVOKED)
-			ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already "
-			    "had certificate serial %s, now revoked: a new "
-			    "key and CSR are needed", prev.serial);
-		else if (prev.profile == NULL ||
-		    strcmp(prev.profile, profile->name) != 0)
-			ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already "
-			    "has certificate serial %s from profile %s",
-			    prev.serial, prev.profile != NULL ? prev.profile :
-			    "(none)");
-		else if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem,
-		    e)) == 0) {
-			out->status = BATCH_EXISTING;
-			memcpy(out->serial, prev.serial, sizeof(out->serial));
-			memcpy(out->sha256, prev.sha256, sizeof(out->sha256));
-		}
-		store_cert_free_fields(&prev);
-		return ret;
-	}
+	if ((ret = batch_existing(st, stale_tag, csr, profile, out, e)) != 0)
+		return ret == 1 ? 0 : ret;
 
 	/* The issuance path every certificate takes (lib/issue.c). */
 	memset(&req, 0, sizeof(req));
@@ -1228,20 +1403,8 @@ batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	req.profile = profile;
 	req.requester = requester;
 	req.now = clock_now();
-	if ((ret = issue_certificate(h, st, iss, &req, &res, e)) != 0)
-		goto out;
-	if ((len = i2d_X509(res.cert, &der)) <= 0) {
-		ret = err_set(e, HSMCA_ERR_INTERNAL, "cannot encode "
-		    "certificate serial %s (it is recorded)", res.serial);
-		goto out;
-	}
-	if ((ret = der_to_pem(der, (size_t)len, &out->pem, e)) != 0)
-		goto out;
-	out->status = BATCH_ISSUED;
-	memcpy(out->serial, res.serial, sizeof(out->serial));
-	memcpy(out->sha256, res.sha256, sizeof(out->sha256));
-out:
-	OPENSSL_free(der);
+	if ((ret = issue_certificate(h, st, iss, &req, &res, e)) == 0)
+		ret = batch_issued(&res, out, e);
 	issue_result_free(&res);
 	return ret;
 }
@@ -1255,6 +1418,65 @@ local_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
 
 	return batch_sign_csr(l->h, w->st, l->iss, l->requester, l->tag,
 	    it->csr, it->profile, out, e);
+}
+
+/* Several CSRs: each looked up as batch_sign_csr does, the new ones
+ * issued together (lib/issue.c issue_certificates). */
+static void
+local_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
+    struct batch_cert *out, int *rets, struct hsmca_err *errs)
+{
+	struct local_worker *w = arg;
+	struct batch_local *l = w->l;
+	struct issue_request *reqs;
+	struct issue_result *res;
+	struct hsmca_err *nerrs;
+	size_t *idx, k = 0, i, j;
+	int *nrets;
+	time_t now = clock_now();
+
+	reqs = calloc(n, sizeof(*reqs));
+	res = calloc(n, sizeof(*res));
+	nerrs = calloc(n, sizeof(*nerrs));
+	idx = calloc(n, sizeof(*idx));
+	nrets = calloc(n, sizeof(*nrets));
+	if (reqs == NULL || res == NULL || nerrs == NULL || idx == NULL ||
+	    nrets == NULL) {
+		for (i = 0; i < n; i++)
+			rets[i] = err_set(&errs[i], HSMCA_ERR_ALLOC,
+			    "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if ((rets[i] = batch_existing(w->st, l->tag, items[i]->csr,
+		    items[i]->profile, &out[i], &errs[i])) != 0) {
+			if (rets[i] == 1)
+				rets[i] = 0;
+			continue;
+		}
+		reqs[k].csr = items[i]->csr;
+		reqs[k].profile = items[i]->profile;
+		reqs[k].requester = l->requester;
+		reqs[k].now = now;
+		idx[k++] = i;
+	}
+	if (k > 0)
+		(void)issue_certificates(l->h, w->st, l->iss, reqs, k, res,
+		    nrets, nerrs);
+	for (j = 0; j < k; j++) {
+		i = idx[j];
+		if ((rets[i] = nrets[j]) != 0)
+			errs[i] = nerrs[j];
+		else
+			rets[i] = batch_issued(&res[j], &out[i], &errs[i]);
+		issue_result_free(&res[j]);
+	}
+out:
+	free(reqs);
+	free(res);
+	free(nerrs);
+	free(idx);
+	free(nrets);
 }
 
 /* A refused CSR, in the audit log under the batch's name. */
@@ -1331,6 +1553,7 @@ const struct batch_signer batch_local_signer = {
 	.worker_open = local_worker_open,
 	.check = local_check,
 	.sign = local_sign,
+	.sign_chunk = local_sign_chunk,
 	.refused = local_refused,
 	.worker_close = local_worker_close,
 	.end = local_end,

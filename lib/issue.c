@@ -317,6 +317,45 @@ issue_audit(struct store *w, void *arg, struct hsmca_err *e)
 	return audit_append(w, &ev, e);
 }
 
+/* The record of a signed certificate: tbs as signed, der its encoding
+ * (borrowed by rec), cert_id its reserved row. Free rec->subject and
+ * rec->sans. */
+static int
+issue_describe(const struct issuer *iss, X509 *tbs, const unsigned char *der,
+    int len, int64_t cert_id, const char *serial_hex,
+    const struct profile *profile, const char *requester,
+    const char *csr_sha256, time_t now, struct store_cert *rec,
+    struct hsmca_err *e)
+{
+	unsigned char md[32];
+
+	memset(rec, 0, sizeof(*rec));
+	rec->id = cert_id;
+	rec->issuer_id = iss->gen_id;
+	snprintf(rec->serial, sizeof(rec->serial), "%s", serial_hex);
+	rec->status = STORE_CERT_VALID;
+	rec->subject = util_name_string(X509_get_subject_name(tbs));
+	rec->sans = issue_san_string(tbs);
+	rec->not_before = issue_asn1_time(X509_get0_notBefore(tbs));
+	rec->not_after = issue_asn1_time(X509_get0_notAfter(tbs));
+	rec->profile = profile->name;
+	rec->requester = (char *)(uintptr_t)requester;
+	if (csr_sha256 != NULL)
+		snprintf(rec->csr_sha256, sizeof(rec->csr_sha256), "%s",
+		    csr_sha256);
+	rec->created_at = now;
+	rec->revoke_reason = -1;
+	/* The thumbprint of the DER that was checked and is stored. */
+	if (rec->subject == NULL || rec->sans == NULL ||
+	    !EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL))
+		return err_set(e, HSMCA_ERR_INTERNAL,
+		    "cannot describe the signed certificate");
+	util_hex(md, sizeof(md), rec->sha256);
+	rec->der = (unsigned char *)(uintptr_t)der;
+	rec->der_len = (size_t)len;
+	return 0;
+}
+
 /* issue_finish, for a TBS whose subject key is key (NULL: the one tbs
  * carries decoded; see lint_presign_key). */
 static int
@@ -328,7 +367,7 @@ issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
 	ASN1_INTEGER *serial = NULL;
 	char serial_hex[SERIAL_HEX_MAX];
 	struct store_cert rec;
-	unsigned char *der = NULL, md[32];
+	unsigned char *der = NULL;
 	int64_t cert_id = 0;
 	int len, ret = HSMCA_ERR_INTERNAL, reserved = 0;
 
@@ -366,32 +405,9 @@ issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
 
 	/* The durable record and its audit entry, committed together before
 	 * anyone sees the result. */
-	rec.id = cert_id;
-	rec.issuer_id = iss->gen_id;
-	memcpy(rec.serial, serial_hex, sizeof(rec.serial));
-	rec.status = STORE_CERT_VALID;
-	rec.subject = util_name_string(X509_get_subject_name(tbs));
-	rec.sans = issue_san_string(tbs);
-	rec.not_before = issue_asn1_time(X509_get0_notBefore(tbs));
-	rec.not_after = issue_asn1_time(X509_get0_notAfter(tbs));
-	rec.profile = profile->name;
-	rec.requester = (char *)(uintptr_t)requester;
-	if (csr_sha256 != NULL)
-		snprintf(rec.csr_sha256, sizeof(rec.csr_sha256), "%s",
-		    csr_sha256);
-	rec.created_at = now;
-	rec.revoke_reason = -1;
-	/* The thumbprint of the DER that was checked and is stored. */
-	if (rec.subject == NULL || rec.sans == NULL ||
-	    !EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL)) {
-		ret = err_set(e, HSMCA_ERR_INTERNAL,
-		    "cannot describe the signed certificate");
-		goto fail;
-	}
-	util_hex(md, sizeof(md), rec.sha256);
-	rec.der = der;
-	rec.der_len = (size_t)len;
-	if ((ret = store_complete_cert_with(st, &rec, issue_audit, &rec,
+	if ((ret = issue_describe(iss, tbs, der, len, cert_id, serial_hex,
+	    profile, requester, csr_sha256, now, &rec, e)) != 0 ||
+	    (ret = store_complete_cert_with(st, &rec, issue_audit, &rec,
 	    e)) != 0)
 		goto fail;
 
@@ -427,18 +443,18 @@ issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
 	    csr_sha256, now, out, e);
 }
 
-int
-issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
-    const struct issue_request *req, struct issue_result *out,
+/* Build the TBSCertificate of req (*out, caller frees): the profile
+ * decides, the CSR only contributes its key and the names the profile
+ * allows. */
+static int
+issue_build(struct issuer *iss, const struct issue_request *req, X509 **out,
     struct hsmca_err *e)
 {
 	const X509_PUBKEY *spki;
 	X509 *tbs = NULL;
 	int ret = HSMCA_ERR_INTERNAL;
 
-	memset(out, 0, sizeof(*out));
-	/* Build the TBSCertificate: the profile decides, the CSR only
-	 * contributes its key and the names the profile allows. */
+	*out = NULL;
 	if ((tbs = X509_new()) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
@@ -459,9 +475,226 @@ issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	if ((ret = issue_add_identifiers(tbs, iss->cert, iss->crl_url,
 	    iss->ocsp_url, e)) != 0)
 		goto out;
+	*out = tbs;
+	tbs = NULL;
+	ret = 0;
+out:
+	X509_free(tbs);
+	return ret;
+}
+
+int
+issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
+    const struct issue_request *req, struct issue_result *out,
+    struct hsmca_err *e)
+{
+	X509 *tbs = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((ret = issue_build(iss, req, &tbs, e)) != 0)
+		goto out;
 	ret = issue_finish_key(h, st, iss, tbs, req->csr->pubkey, req->profile,
 	    req->requester, req->csr->fingerprint_hex, req->now, out, e);
 out:
 	X509_free(tbs);
+	return ret;
+}
+
+/* ---- several certificates at once ---- */
+
+/* One certificate of issue_certificates on its way. */
+struct issue_slot {
+	X509		*tbs;
+	ASN1_INTEGER	*serial;
+	char		 serial_hex[SERIAL_HEX_MAX];
+	int64_t		 cert_id;
+	int		 reserved;
+	unsigned char	*der;
+	int		 len;
+	struct store_cert rec;
+};
+
+/* A fresh serial for slot v. */
+static int
+issue_slot_serial(struct issue_slot *v, struct hsmca_err *e)
+{
+	int ret;
+
+	ASN1_INTEGER_free(v->serial);
+	v->serial = NULL;
+	if ((ret = serial_generate(&v->serial, v->serial_hex, e)) != 0)
+		return ret;
+	if (!X509_set_serialNumber(v->tbs, v->serial))
+		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "serial");
+	return 0;
+}
+
+/* The certificates of one issue_certificates call. */
+struct issue_chunk {
+	struct issuer			*iss;
+	const struct issue_request	*reqs;
+	struct issue_slot		*v;
+	size_t				 n;
+	int				*rets;
+	struct hsmca_err		*errs;
+};
+
+/* Reserve the serial of every slot still good, in w's transaction. A
+ * slot that cannot be reserved fails alone. */
+static int
+issue_reserve_slots(struct store *w, void *arg, struct hsmca_err *e)
+{
+	struct issue_chunk *c = arg;
+	const struct issue_request *q;
+	struct issue_slot *v;
+
+	(void)e;
+	for (size_t i = 0; i < c->n; i++) {
+		q = &c->reqs[i];
+		v = &c->v[i];
+		for (int tries = 0; c->rets[i] == 0; tries++) {
+			c->rets[i] = store_reserve_serial(w, c->iss->gen_id,
+			    v->serial_hex, q->profile->name, q->requester,
+			    q->csr->fingerprint_hex, q->now, &v->cert_id,
+			    &c->errs[i]);
+			if (c->rets[i] != HSMCA_ERR_EXISTS ||
+			    tries + 1 >= ISSUE_SERIAL_TRIES)
+				break;
+			err_clear(&c->errs[i]);
+			c->rets[i] = issue_slot_serial(v, &c->errs[i]);
+		}
+		v->reserved = c->rets[i] == 0;
+	}
+	return 0;
+}
+
+/* The records of the slots signed (rets[i] 0) with their audit entries,
+ * and the failures of the others reserved, in w's transaction: all or
+ * nothing. */
+static int
+issue_record_slots(struct store *w, void *arg, struct hsmca_err *e)
+{
+	struct issue_chunk *c = arg;
+	struct issue_slot *v;
+	int ret;
+
+	for (size_t i = 0; i < c->n; i++) {
+		v = &c->v[i];
+		if (!v->reserved)
+			continue;
+		if (c->rets[i] == 0)
+			ret = store_complete_cert_with(w, &v->rec, issue_audit,
+			    &v->rec, e);
+		else
+			ret = store_fail_cert(w, v->cert_id, e);
+		if (ret != 0)
+			return ret;
+	}
+	return 0;
+}
+
+int
+issue_certificates(struct hsm *h, struct store *st, struct issuer *iss,
+    const struct issue_request *reqs, size_t n, struct issue_result *outs,
+    int *rets, struct hsmca_err *errs)
+{
+	struct issue_chunk c;
+	struct issue_slot *v;
+	struct hsmca_err e;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		memset(&outs[i], 0, sizeof(outs[i]));
+		err_clear(&errs[i]);
+		rets[i] = HSMCA_ERR_ALLOC;
+	}
+	if ((v = calloc(n, sizeof(*v))) == NULL) {
+		for (i = 0; i < n; i++)
+			err_set(&errs[i], HSMCA_ERR_ALLOC, "out of memory");
+		return HSMCA_ERR_ALLOC;
+	}
+	/* Built, given a serial and linted, each as issue_certificate does:
+	 * a refused certificate leaves no trace in the store. */
+	for (i = 0; i < n; i++)
+		if ((rets[i] = issue_build(iss, &reqs[i], &v[i].tbs,
+		    &errs[i])) == 0 &&
+		    (rets[i] = issue_slot_serial(&v[i], &errs[i])) == 0)
+			rets[i] = lint_presign_key(v[i].tbs,
+			    reqs[i].csr->pubkey, iss->cert, reqs[i].profile,
+			    &errs[i]);
+
+	/* Every serial reserved in one commit (with st's group, the same
+	 * commit as other threads' writes) before the HSM signs. */
+	c.iss = iss;
+	c.reqs = reqs;
+	c.v = v;
+	c.n = n;
+	c.rets = rets;
+	c.errs = errs;
+	err_clear(&e);
+	if ((ret = store_write_with(st, issue_reserve_slots, &c, &e)) != 0)
+		goto fail_all;
+
+	/* Signed and verified one by one, then described for the store. */
+	for (i = 0; i < n; i++)
+		if (v[i].reserved &&
+		    (rets[i] = issue_sign_der(h, v[i].tbs,
+		    hsm_key_private(iss->key), iss->md, iss->cert, &v[i].der,
+		    &v[i].len, &errs[i])) == 0)
+			rets[i] = issue_describe(iss, v[i].tbs, v[i].der,
+			    v[i].len, v[i].cert_id, v[i].serial_hex,
+			    reqs[i].profile, reqs[i].requester,
+			    reqs[i].csr->fingerprint_hex, reqs[i].now,
+			    &v[i].rec, &errs[i]);
+
+	/* Every record and its audit entry in one commit; if that fails,
+	 * each on its own, so one bad record does not take the others. */
+	if (store_write_with(st, issue_record_slots, &c, &e) != 0)
+		for (i = 0; i < n; i++) {
+			if (!v[i].reserved)
+				continue;
+			if (rets[i] == 0)
+				rets[i] = store_complete_cert_with(st,
+				    &v[i].rec, issue_audit, &v[i].rec,
+				    &errs[i]);
+			/* The serial stays burnt. */
+			if (rets[i] != 0)
+				(void)store_fail_cert(st, v[i].cert_id, NULL);
+		}
+
+	for (i = 0; i < n; i++) {
+		if (rets[i] != 0)
+			continue;
+		if (!X509_up_ref(v[i].tbs)) {
+			rets[i] = err_set(&errs[i], HSMCA_ERR_INTERNAL,
+			    "X509_up_ref");
+			continue;
+		}
+		outs[i].cert = v[i].tbs;
+		memcpy(outs[i].serial, v[i].serial_hex,
+		    sizeof(outs[i].serial));
+		memcpy(outs[i].sha256, v[i].rec.sha256,
+		    sizeof(outs[i].sha256));
+		outs[i].cert_id = v[i].cert_id;
+	}
+	ret = 0;
+	goto out;
+fail_all:
+	for (i = 0; i < n; i++)
+		if (rets[i] == 0) {
+			rets[i] = ret;
+			errs[i] = e;
+		}
+out:
+	for (i = 0; i < n; i++) {
+		free(v[i].rec.subject);
+		free(v[i].rec.sans);
+		OPENSSL_free(v[i].der);
+		ASN1_INTEGER_free(v[i].serial);
+		X509_free(v[i].tbs);
+	}
+	free(v);
 	return ret;
 }

@@ -74,6 +74,12 @@ struct batch_signer {
 		    struct hsmca_err *e);
 	int	(*sign)(void *worker, const struct batch_item *it,
 		    struct batch_cert *out, struct hsmca_err *e);
+	/* Optional: sign n CSRs at once, each as sign would (local mode
+	 * reserves their serials in one commit and records them in one);
+	 * rets[i], out[i] and errs[i] are each one's result. */
+	void	(*sign_chunk)(void *worker, struct batch_item *const *items,
+		    size_t n, struct batch_cert *out, int *rets,
+		    struct hsmca_err *errs);
 	/* A refusal, for the audit log (NULL: not recorded). */
 	void	(*refused)(void *worker, const struct batch_item *it);
 	void	(*worker_close)(void *worker);
@@ -138,10 +144,13 @@ int	batch_load(struct batch **out, const struct batch_opts *o,
 void	batch_free(struct batch *b);
 
 /* Check every CSR, then sign the good ones with signer over o->jobs
- * threads, writing DEVICE.crt and DEVICE.chain.pem into o->out as they
- * come, then results.csv (atomically, after every certificate file is
- * on disk). Returns 0 when the batch ran to its end, whatever the
- * items' status (see b->stats); a negative code if it could not. */
+ * threads (a chunk at a time when the signer has sign_chunk and
+ * o->fail_fast is off), the calling thread writing DEVICE.crt and
+ * DEVICE.chain.pem into o->out in place as they come, then results.csv
+ * (removed before the first file is written; written atomically after
+ * every certificate file is on disk). Returns 0 when the batch ran to
+ * its end, whatever the items' status (see b->stats); a negative code
+ * if it could not. */
 int	batch_run(struct batch *b, const struct batch_signer *signer,
 	    void *ctx, const struct batch_opts *o, struct hsmca_err *e);
 

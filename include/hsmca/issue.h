@@ -59,6 +59,17 @@ int	issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	    struct hsmca_err *e);
 void	issue_result_free(struct issue_result *r);
 
+/* Issue n certificates as issue_certificate would each, in fewer
+ * commits: every serial reserved in one transaction on st before the
+ * HSM signs, every record and its audit entry committed in one after.
+ * rets[i], errs[i] and outs[i] are each one's result. Returns 0, or a
+ * negative code when the reservations could not be committed (then
+ * every rets[i] says so and nothing was signed). st's writes must not
+ * be in a transaction of the caller's. */
+int	issue_certificates(struct hsm *h, struct store *st,
+	    struct issuer *iss, const struct issue_request *reqs, size_t n,
+	    struct issue_result *outs, int *rets, struct hsmca_err *errs);
+
 /* The steps every certificate goes through once its TBS is built (issuer,
  * subject, key, validity and extensions set): a fresh serial, pre-sign
  * lint against profile, the serial reserved durably, the HSM signature,
