@@ -600,7 +600,11 @@ parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
 				continue;
 			fatal("poll");
 		}
-		if (pfd[1].revents & (POLLIN | POLLHUP)) {
+		if (pfd[0].revents & (POLLERR | POLLNVAL))
+			fatalx("signalfd failed");
+		if (pfd[1].revents & (POLLERR | POLLNVAL))
+			pfd[1].fd = -1;
+		else if (pfd[1].revents & (POLLIN | POLLHUP)) {
 			if (read(status_rd, &c, 1) != 1)
 				pfd[1].fd = -1;		/* the front is gone */
 			else if (c == 'R' && !ready) {
