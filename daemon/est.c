@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -23,6 +24,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "hsmca/clock.h"
@@ -252,12 +254,34 @@ identity_free(struct est_identity *id)
 struct est_id_cache {
 	struct runtime	*rt;		/* the trust it was verified against */
 	time_t		 at;
+	time_t		 not_after;	/* the client certificate's */
 	int		 ca_ok;		/* chains to hsmca's generations */
 	char		 ca_issuer_sha1[UTIL_SHA1_HEX];
 	int		 label_idx;	/* bootstrap verified for this label */
 	int		 boot_ok;
 	char		 why[128];
 };
+
+/*
+ * The same results across connections, so a device that reconnects (or a
+ * fleet behind one factory CA, one TLS handshake per request) does not
+ * have its chain verified again: keyed by the SHA-256 of the certificate
+ * and the chain it presented, for one label, against one runtime (a
+ * reload empties it). Direct-mapped, EST_ID_SHARED_SLOTS entries: a
+ * collision replaces the older entry. Only what the chain verification
+ * found is kept; whether an issued certificate is still valid is asked
+ * of the store on every request.
+ */
+#define EST_ID_SHARED_SLOTS	4096
+
+struct est_id_shared {
+	unsigned char		 key[SHA256_DIGEST_LENGTH];
+	struct est_id_cache	 id;	/* id.rt NULL: an empty slot */
+};
+
+static struct est_id_shared *id_shared;
+static struct runtime *id_shared_rt;	/* referenced: no reuse of its address */
+static EVP_MD *id_shared_md;
 
 static int id_cache_index = -1;
 
@@ -268,29 +292,83 @@ id_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 	free(ptr);
 }
 
-static struct est_id_cache *
-id_cache_get(SSL *ssl, struct runtime *rt, int label_idx, time_t now,
-    X509 *cert, STACK_OF(X509) *untrusted)
+/* The key of a client chain as presented, for a label. */
+static int
+id_shared_key(X509 *cert, STACK_OF(X509) *untrusted, int label_idx,
+    unsigned char key[SHA256_DIGEST_LENGTH])
 {
-	struct est_id_cache *c;
-	STACK_OF(X509) *chain = NULL;
+	EVP_MD_CTX *md = NULL;
+	unsigned char *der = NULL;
+	X509 *x;
+	int i, n, ret = -1;
 
-	if (id_cache_index == -1)
-		id_cache_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
-		    id_cache_free);
-	if ((c = SSL_get_ex_data(ssl, id_cache_index)) != NULL &&
-	    c->rt == rt && c->label_idx == label_idx &&
-	    now - c->at < EST_ID_CACHE_SECS && now >= c->at)
-		return c;
-	if (c == NULL) {
-		if ((c = calloc(1, sizeof(*c))) == NULL)
-			return NULL;
-		SSL_set_ex_data(ssl, id_cache_index, c);
+	if (id_shared_md == NULL &&
+	    (id_shared_md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		return -1;
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    !EVP_DigestInit_ex(md, id_shared_md, NULL) ||
+	    !EVP_DigestUpdate(md, &label_idx, sizeof(label_idx)))
+		goto out;
+	/* The leaf, then the chain (which usually starts with the leaf). */
+	for (i = -1; i < sk_X509_num(untrusted); i++) {
+		x = i < 0 ? cert : sk_X509_value(untrusted, i);
+		if ((n = i2d_X509(x, &der)) <= 0 ||
+		    !EVP_DigestUpdate(md, &n, sizeof(n)) ||
+		    !EVP_DigestUpdate(md, der, (size_t)n))
+			goto out;
+		OPENSSL_free(der);
+		der = NULL;
 	}
+	if (!EVP_DigestFinal_ex(md, key, NULL))
+		goto out;
+	ret = 0;
+out:
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(md);
+	return ret;
+}
+
+/* The slot for key under runtime rt; NULL when out of memory. A reload
+ * (another runtime) empties the table first. */
+static struct est_id_shared *
+id_shared_slot(struct runtime *rt, const unsigned char *key)
+{
+	size_t i;
+
+	if (id_shared == NULL && (id_shared = calloc(EST_ID_SHARED_SLOTS,
+	    sizeof(*id_shared))) == NULL)
+		return NULL;
+	if (id_shared_rt != rt) {
+		memset(id_shared, 0, EST_ID_SHARED_SLOTS * sizeof(*id_shared));
+		if (id_shared_rt != NULL)
+			runtime_unref(id_shared_rt);
+		id_shared_rt = runtime_ref(rt);
+	}
+	i = ((size_t)key[0] << 8 | key[1]) % EST_ID_SHARED_SLOTS;
+	return &id_shared[i];
+}
+
+static int
+id_cache_fresh(const struct est_id_cache *c, struct runtime *rt,
+    int label_idx, time_t now)
+{
+	return c->rt == rt && c->label_idx == label_idx && now >= c->at &&
+	    now - c->at < EST_ID_CACHE_SECS && now <= c->not_after;
+}
+
+static void
+id_cache_verify(struct est_id_cache *c, struct runtime *rt, int label_idx,
+    time_t now, X509 *cert, STACK_OF(X509) *untrusted)
+{
+	STACK_OF(X509) *chain = NULL;
+	struct tm tm;
+
 	memset(c, 0, sizeof(*c));
 	c->rt = rt;
 	c->at = now;
 	c->label_idx = label_idx;
+	c->not_after = ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) ?
+	    timegm(&tm) : now;
 	if (tls_verify_chain(rt->ca_trust, cert, untrusted, &chain, c->why,
 	    sizeof(c->why)) && sk_X509_num(chain) >= 2 &&
 	    util_cert_sha1(sk_X509_value(chain, 1), c->ca_issuer_sha1) == 0)
@@ -305,6 +383,39 @@ id_cache_get(SSL *ssl, struct runtime *rt, int label_idx, time_t now,
 		c->boot_ok = 1;
 	log_debug("client chain verified: hsmca %s, label bootstrap %s",
 	    c->ca_ok ? "yes" : "no", c->boot_ok ? "yes" : "no");
+}
+
+static struct est_id_cache *
+id_cache_get(SSL *ssl, struct runtime *rt, int label_idx, time_t now,
+    X509 *cert, STACK_OF(X509) *untrusted)
+{
+	struct est_id_cache *c;
+	struct est_id_shared *s = NULL;
+	unsigned char key[SHA256_DIGEST_LENGTH];
+
+	if (id_cache_index == -1)
+		id_cache_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    id_cache_free);
+	if ((c = SSL_get_ex_data(ssl, id_cache_index)) != NULL &&
+	    id_cache_fresh(c, rt, label_idx, now))
+		return c;
+	if (c == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return NULL;
+		SSL_set_ex_data(ssl, id_cache_index, c);
+	}
+	if (id_shared_key(cert, untrusted, label_idx, key) == 0)
+		s = id_shared_slot(rt, key);
+	if (s != NULL && memcmp(s->key, key, sizeof(key)) == 0 &&
+	    id_cache_fresh(&s->id, rt, label_idx, now)) {
+		*c = s->id;
+		return c;
+	}
+	id_cache_verify(c, rt, label_idx, now, cert, untrusted);
+	if (s != NULL) {
+		memcpy(s->key, key, sizeof(key));
+		s->id = *c;
+	}
 	return c;
 }
 
