@@ -2,9 +2,11 @@
  * batch through hsmcad's admin API. The steps are lib/batch.c's local
  * ones, run by the daemon for the operator (POST /api/v1/batch/STEP);
  * every worker keeps its own mutual TLS connection alive, so --jobs
- * requests are in flight at once. The appliance checks every CSR again
- * and answers with the certificate already issued for it when there is
- * one, so a re-run finishes a batch here as in local mode. */
+ * requests are in flight at once, each signing a chunk of up to
+ * BATCH_CHUNK_MAX CSRs. The appliance checks every CSR again when it
+ * signs it (so a separate check call is made only for --fail-fast) and
+ * answers with the certificate already issued for it when there is one,
+ * so a re-run finishes a batch here as in local mode. */
 #include "config.h"
 
 #include <stdio.h>
@@ -212,22 +214,17 @@ remote_check(void *arg, const struct batch_item *it, struct hsmca_err *e)
 	return ret;
 }
 
+/* One CSR's answer to sign: its certificate, or its refusal. */
 static int
-remote_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
+remote_cert(json_t *rep, const struct batch_item *it, struct batch_cert *out,
     struct hsmca_err *e)
 {
-	struct remote_worker *w = arg;
-	json_t *req, *rep = NULL;
 	const char *status, *serial, *sha256, *pem;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if ((req = csr_json(it, w->r->batch_id, e)) == NULL)
-		return e->code;
-	ret = remote_call(w->ec, "sign", req, &rep, NULL, e);
-	json_decref(req);
-	if (ret != 0 || (ret = remote_outcome(rep, e)) != 0)
-		goto out;
+	if ((ret = remote_outcome(rep, e)) != 0)
+		return ret;
 	status = json_string_value(json_object_get(rep, "status"));
 	serial = json_string_value(json_object_get(rep, "serial"));
 	sha256 = json_string_value(json_object_get(rep, "sha256"));
@@ -235,22 +232,97 @@ remote_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
 	if (serial == NULL || sha256 == NULL || pem == NULL ||
 	    strlen(serial) >= sizeof(out->serial) ||
 	    strlen(sha256) >= sizeof(out->sha256) ||
-	    (strcmp(status, "issued") != 0 && strcmp(status, "existing") != 0)) {
-		ret = err_set(e, HSMCA_ERR_IO, "the answer to batch sign for "
+	    (strcmp(status, "issued") != 0 && strcmp(status, "existing") != 0))
+		return err_set(e, HSMCA_ERR_IO, "the answer to batch sign for "
 		    "%s is incomplete", it->device);
-		goto out;
-	}
-	if ((out->pem = strdup(pem)) == NULL) {
-		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
-		goto out;
-	}
+	if ((out->pem = strdup(pem)) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 	out->status = strcmp(status, "existing") == 0 ? BATCH_EXISTING :
 	    BATCH_ISSUED;
 	snprintf(out->serial, sizeof(out->serial), "%s", serial);
 	snprintf(out->sha256, sizeof(out->sha256), "%s", sha256);
-out:
+	return 0;
+}
+
+static int
+remote_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
+    struct hsmca_err *e)
+{
+	struct remote_worker *w = arg;
+	json_t *req, *rep = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((req = csr_json(it, w->r->batch_id, e)) == NULL)
+		return e->code;
+	ret = remote_call(w->ec, "sign", req, &rep, NULL, e);
+	json_decref(req);
+	if (ret == 0)
+		ret = remote_cert(rep, it, out, e);
 	json_decref(rep);
 	return ret;
+}
+
+/* Up to BATCH_CHUNK_MAX CSRs in one request ("csrs"), signed together
+ * on the appliance; one result each, in order. */
+static void
+remote_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
+    struct batch_cert *out, int *rets, struct hsmca_err *errs)
+{
+	struct remote_worker *w = arg;
+	struct hsmca_err e;
+	json_t *req = NULL, *a, *o, *rep = NULL, *res;
+	size_t i;
+	int ret = 0;
+
+	err_clear(&e);
+	for (i = 0; i < n; i++)
+		memset(&out[i], 0, sizeof(out[i]));
+	if (n > BATCH_CHUNK_MAX) {
+		ret = err_set(&e, HSMCA_ERR_INTERNAL, "chunk of %zu CSRs", n);
+		goto out;
+	}
+	if ((req = json_pack("{s:I, s:s, s:[]}", "batch",
+	    (json_int_t)w->r->batch_id, "profile", items[0]->profile->name,
+	    "csrs")) == NULL) {
+		ret = err_set(&e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	a = json_object_get(req, "csrs");
+	for (i = 0; i < n; i++) {
+		if ((o = csr_json(items[i], w->r->batch_id, &e)) == NULL) {
+			ret = e.code;
+			goto out;
+		}
+		json_object_del(o, "batch");
+		if (json_array_append_new(a, o) != 0) {
+			ret = err_set(&e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
+	}
+	if ((ret = remote_call(w->ec, "sign", req, &rep, NULL, &e)) != 0)
+		goto out;
+	res = json_object_get(rep, "results");
+	if (!json_is_array(res) || json_array_size(res) != n) {
+		ret = err_set(&e, HSMCA_ERR_IO, "the answer to batch sign has "
+		    "no results for its %zu CSRs", n);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		err_clear(&errs[i]);
+		rets[i] = remote_cert(json_array_get(res, i), items[i],
+		    &out[i], &errs[i]);
+	}
+out:
+	/* The request as a whole failed: so did each of its CSRs. */
+	for (i = 0; ret != 0 && i < n; i++) {
+		free(out[i].pem);
+		memset(&out[i], 0, sizeof(out[i]));
+		rets[i] = ret;
+		errs[i] = e;
+	}
+	json_decref(req);
+	json_decref(rep);
 }
 
 static void
@@ -293,6 +365,8 @@ static const struct batch_signer batch_remote_signer = {
 	.worker_open = remote_worker_open,
 	.check = remote_check,
 	.sign = remote_sign,
+	.sign_chunk = remote_sign_chunk,
+	.sign_checks = 1,
 	.refused = remote_refused,
 	.worker_close = remote_worker_close,
 	.end = remote_end,

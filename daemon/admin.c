@@ -379,6 +379,152 @@ batch_outcome(int code, const char *reason)
 	    hsmca_strerror(code));
 }
 
+/* The reply to one CSR signed, or its refusal. */
+static json_t *
+batch_signed(int code, const struct batch_cert *bc, const char *reason)
+{
+	if (code != 0)
+		return batch_outcome(code, reason);
+	return json_pack("{s:s, s:s, s:s, s:s}", "status",
+	    bc->status == BATCH_EXISTING ? "existing" : "issued",
+	    "serial", bc->serial, "sha256", bc->sha256, "pem", bc->pem);
+}
+
+/* sign with "csrs": [{"device", "csr", "profile"?}, ...]: each checked
+ * as one CSR would be, the good ones signed together (batch_sign_csrs);
+ * {"results": [...]}, one per CSR in order, as the one-CSR answer. */
+static void
+admin_batch_sign_many(struct hsm *h, struct store *st, struct issuer *iss,
+    struct signer_job *job, const struct profile *dflt,
+    const char *requester)
+{
+	struct admin_call *call = job->admin;
+	json_t *a = json_object_get(call->body, "csrs"), *o, *res = NULL, *v;
+	const struct csr **good = NULL;
+	const struct profile **gp = NULL;
+	struct csr **csrs = NULL;
+	struct batch_cert *bc = NULL;
+	struct hsmca_err *errs = NULL, e;
+	unsigned char *der;
+	const char *s;
+	size_t n = json_array_size(a), k = 0, i, derlen;
+	int *rets = NULL, *idx = NULL, ret;
+
+	if (n == 0 || n > BATCH_CHUNK_MAX) {
+		snprintf(job->reason, sizeof(job->reason), "\"csrs\": 1 to %d "
+		    "CSRs", BATCH_CHUNK_MAX);
+		return;
+	}
+	csrs = calloc(n, sizeof(*csrs));
+	good = calloc(n, sizeof(*good));
+	gp = calloc(n, sizeof(*gp));
+	bc = calloc(n, sizeof(*bc));
+	errs = calloc(n, sizeof(*errs));
+	rets = calloc(n, sizeof(*rets));
+	idx = calloc(n, sizeof(*idx));
+	if (csrs == NULL || good == NULL || gp == NULL || bc == NULL ||
+	    errs == NULL || rets == NULL || idx == NULL ||
+	    (res = json_array()) == NULL) {
+		job->status = 503;
+		snprintf(job->reason, sizeof(job->reason), "out of memory");
+		goto out;
+	}
+	/* Every entry well formed, or the request is refused whole. */
+	for (i = 0; i < n; i++) {
+		o = json_array_get(a, i);
+		gp[i] = dflt;
+		if (json_is_object(o) && (s = body_string(o, "profile",
+		    64)) != NULL && (gp[i] = config_profile(job->rt->cfg,
+		    s)) == NULL) {
+			snprintf(job->reason, sizeof(job->reason), "unknown "
+			    "profile '%.64s'", s);
+			goto out;
+		}
+		if (!json_is_object(o) || gp[i] == NULL ||
+		    body_string(o, "csr", 0) == NULL) {
+			snprintf(job->reason, sizeof(job->reason), "expected "
+			    "\"profile\" and \"csr\" (base64 DER) in "
+			    "\"csrs\" entry %zu", i);
+			goto out;
+		}
+	}
+	/* Everything the station checked, checked again here. */
+	for (i = 0; i < n; i++) {
+		s = body_string(json_array_get(a, i), "csr", 0);
+		der = NULL;
+		err_clear(&e);
+		if ((ret = util_b64_decode((const unsigned char *)s,
+		    strlen(s), &der, &derlen, &e)) == 0 &&
+		    (ret = csr_parse(der, derlen, &csrs[i], &e)) == 0 &&
+		    (ret = profile_check_csr(gp[i], csrs[i], &e)) == 0)
+			ret = batch_check_csr(st, csrs[i], &e);
+		free(der);
+		if (ret != 0) {
+			rets[i] = ret;
+			errs[i] = e;
+			continue;
+		}
+		good[k] = csrs[i];
+		gp[k] = gp[i];
+		idx[k++] = (int)i;
+	}
+	if (k > 0 && iss == NULL) {
+		for (i = 0; i < k; i++)
+			rets[idx[i]] = err_set(&errs[idx[i]],
+			    HSMCA_ERR_HSM_UNAVAILABLE, "no active CA "
+			    "generation to sign with");
+	} else if (k > 0) {
+		struct batch_cert *kbc = NULL;
+		struct hsmca_err *kerrs = NULL;
+		int *krets = NULL;
+
+		kbc = calloc(k, sizeof(*kbc));
+		kerrs = calloc(k, sizeof(*kerrs));
+		krets = calloc(k, sizeof(*krets));
+		if (kbc == NULL || kerrs == NULL || krets == NULL) {
+			for (i = 0; i < k; i++)
+				rets[idx[i]] = err_set(&errs[idx[i]],
+				    HSMCA_ERR_ALLOC, "out of memory");
+		} else {
+			(void)batch_sign_csrs(h, st, iss, requester, NULL,
+			    good, gp, k, kbc, krets, kerrs);
+			for (i = 0; i < k; i++) {
+				rets[idx[i]] = krets[i];
+				errs[idx[i]] = kerrs[i];
+				bc[idx[i]] = kbc[i];
+			}
+		}
+		free(kbc);
+		free(kerrs);
+		free(krets);
+	}
+	for (i = 0; i < n; i++) {
+		if ((v = batch_signed(rets[i], &bc[i], errs[i].msg)) == NULL ||
+		    json_array_append_new(res, v) != 0) {
+			job->status = 503;
+			snprintf(job->reason, sizeof(job->reason), "out of "
+			    "memory");
+			goto out;
+		}
+	}
+	if ((call->reply = json_pack("{s:o}", "results", res)) != NULL)
+		res = NULL;
+	job->status = call->reply != NULL ? 200 : 503;
+out:
+	json_decref(res);
+	for (i = 0; csrs != NULL && i < n; i++)
+		csr_free(csrs[i]);
+	for (i = 0; bc != NULL && i < n; i++)
+		free(bc[i].pem);
+	free(csrs);
+	free(good);
+	free(gp);
+	free(bc);
+	free(errs);
+	free(rets);
+	free(idx);
+}
+
 void
 admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
     struct signer_job *job)
@@ -412,6 +558,11 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 	}
 	snprintf(requester, sizeof(requester), "%s batch:%lld", call->actor,
 	    (long long)id);
+	if (call->batch_step == BS_SIGN && json_object_get(b, "csrs") !=
+	    NULL) {
+		admin_batch_sign_many(h, st, iss, job, p, requester);
+		return;
+	}
 	if (call->batch_step == BS_CHECK || call->batch_step == BS_SIGN) {
 		if (p == NULL || (s = body_string(b, "csr", 0)) == NULL ||
 		    util_b64_decode((const unsigned char *)s, strlen(s), &der,
@@ -460,14 +611,9 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 			    "no active CA generation to sign with");
 			break;
 		}
-		if ((ret = batch_sign_csr(h, st, iss, requester, NULL, csr, p,
-		    &bc, &e)) != 0) {
-			call->reply = batch_outcome(ret, e.msg);
-			break;
-		}
-		call->reply = json_pack("{s:s, s:s, s:s, s:s}", "status",
-		    bc.status == BATCH_EXISTING ? "existing" : "issued",
-		    "serial", bc.serial, "sha256", bc.sha256, "pem", bc.pem);
+		ret = batch_sign_csr(h, st, iss, requester, NULL, csr, p,
+		    &bc, &e);
+		call->reply = batch_signed(ret, &bc, e.msg);
 		break;
 	case BS_REFUSED:
 		if ((device = body_string(b, "device", BATCH_DEVICE_MAX)) ==

@@ -43,10 +43,10 @@
 #define BATCH_MANIFEST_MAX	(64 * 1024 * 1024)
 #define BATCH_LOCK		".hsmca-batch.lock"
 #define BATCH_RESULTS		"results.csv"
-/* Items a worker signs at once when its signer can (local mode: one
- * commit reserves their serials, one records them); smaller for small
- * batches, so that every worker gets some. */
-#define BATCH_CHUNK_MAX		32
+/* Chunks per worker: a chunk (at most BATCH_CHUNK_MAX items, signed
+ * at once when the signer can: local mode reserves their serials in one
+ * commit, records them in one) is smaller for small batches, so that
+ * every worker gets some. */
 #define BATCH_CHUNKS_PER_JOB	8
 
 static const char *const status_names[BATCH_STATUS_MAX] = {
@@ -480,7 +480,10 @@ check_item(struct run *r, void *w, struct batch_item *it)
 	if ((ret = csr_parse(buf, len, &it->csr, &e)) != 0 ||
 	    (ret = profile_check_csr(it->profile, it->csr, &e)) != 0)
 		goto out;
-	if (r->sg->check != NULL && (ret = r->sg->check(w, it, &e)) != 0)
+	/* A signer that checks again when it signs is asked only when a
+	 * refusal must stop the batch before anything is signed. */
+	if (r->sg->check != NULL && (!r->sg->sign_checks ||
+	    r->o->fail_fast) && (ret = r->sg->check(w, it, &e)) != 0)
 		goto out;
 out:
 	if (ret != 0) {
@@ -1420,19 +1423,17 @@ local_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
 	    it->csr, it->profile, out, e);
 }
 
-/* Several CSRs: each looked up as batch_sign_csr does, the new ones
- * issued together (lib/issue.c issue_certificates). */
-static void
-local_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
-    struct batch_cert *out, int *rets, struct hsmca_err *errs)
+int
+batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
+    const char *requester, const char *stale_tag,
+    const struct csr *const *csrs, const struct profile *const *profiles,
+    size_t n, struct batch_cert *out, int *rets, struct hsmca_err *errs)
 {
-	struct local_worker *w = arg;
-	struct batch_local *l = w->l;
 	struct issue_request *reqs;
 	struct issue_result *res;
 	struct hsmca_err *nerrs;
 	size_t *idx, k = 0, i, j;
-	int *nrets;
+	int *nrets, *dup;
 	time_t now = clock_now();
 
 	reqs = calloc(n, sizeof(*reqs));
@@ -1440,29 +1441,39 @@ local_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
 	nerrs = calloc(n, sizeof(*nerrs));
 	idx = calloc(n, sizeof(*idx));
 	nrets = calloc(n, sizeof(*nrets));
+	dup = calloc(n, sizeof(*dup));
 	if (reqs == NULL || res == NULL || nerrs == NULL || idx == NULL ||
-	    nrets == NULL) {
+	    nrets == NULL || dup == NULL) {
 		for (i = 0; i < n; i++)
 			rets[i] = err_set(&errs[i], HSMCA_ERR_ALLOC,
 			    "out of memory");
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if ((rets[i] = batch_existing(w->st, l->tag, items[i]->csr,
-		    items[i]->profile, &out[i], &errs[i])) != 0) {
+		memset(&out[i], 0, sizeof(out[i]));
+		err_clear(&errs[i]);
+		/* The same CSR twice: the later one after the first is
+		 * recorded, so it gets the first one's certificate. */
+		for (j = 0; j < i && !dup[i]; j++)
+			dup[i] = strcmp(csrs[j]->fingerprint_hex,
+			    csrs[i]->fingerprint_hex) == 0;
+		if (dup[i])
+			continue;
+		if ((rets[i] = batch_existing(st, stale_tag, csrs[i],
+		    profiles[i], &out[i], &errs[i])) != 0) {
 			if (rets[i] == 1)
 				rets[i] = 0;
 			continue;
 		}
-		reqs[k].csr = items[i]->csr;
-		reqs[k].profile = items[i]->profile;
-		reqs[k].requester = l->requester;
+		reqs[k].csr = csrs[i];
+		reqs[k].profile = profiles[i];
+		reqs[k].requester = requester;
 		reqs[k].now = now;
 		idx[k++] = i;
 	}
 	if (k > 0)
-		(void)issue_certificates(l->h, w->st, l->iss, reqs, k, res,
-		    nrets, nerrs);
+		(void)issue_certificates(h, st, iss, reqs, k, res, nrets,
+		    nerrs);
 	for (j = 0; j < k; j++) {
 		i = idx[j];
 		if ((rets[i] = nrets[j]) != 0)
@@ -1471,12 +1482,50 @@ local_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
 			rets[i] = batch_issued(&res[j], &out[i], &errs[i]);
 		issue_result_free(&res[j]);
 	}
+	for (i = 0; i < n; i++)
+		if (dup[i])
+			rets[i] = batch_sign_csr(h, st, iss, requester,
+			    stale_tag, csrs[i], profiles[i], &out[i],
+			    &errs[i]);
 out:
 	free(reqs);
 	free(res);
 	free(nerrs);
 	free(idx);
 	free(nrets);
+	free(dup);
+	return 0;
+}
+
+/* Several CSRs: each looked up as batch_sign_csr does, the new ones
+ * issued together (lib/issue.c issue_certificates). */
+static void
+local_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
+    struct batch_cert *out, int *rets, struct hsmca_err *errs)
+{
+	struct local_worker *w = arg;
+	struct batch_local *l = w->l;
+	const struct csr **csrs;
+	const struct profile **profiles;
+	size_t i;
+
+	csrs = calloc(n, sizeof(*csrs));
+	profiles = calloc(n, sizeof(*profiles));
+	if (csrs == NULL || profiles == NULL) {
+		for (i = 0; i < n; i++)
+			rets[i] = err_set(&errs[i], HSMCA_ERR_ALLOC,
+			    "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		csrs[i] = items[i]->csr;
+		profiles[i] = items[i]->profile;
+	}
+	(void)batch_sign_csrs(l->h, w->st, l->iss, l->requester, l->tag,
+	    csrs, profiles, n, out, rets, errs);
+out:
+	free(csrs);
+	free(profiles);
 }
 
 /* A refused CSR, in the audit log under the batch's name. */

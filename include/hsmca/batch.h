@@ -25,6 +25,7 @@
 #include "hsmca/util.h"
 
 #define BATCH_DEVICE_MAX	128	/* longest device id */
+#define BATCH_CHUNK_MAX		32	/* CSRs signed at once, per request */
 
 enum batch_status {
 	BATCH_PENDING,		/* not signed yet */
@@ -80,6 +81,10 @@ struct batch_signer {
 	void	(*sign_chunk)(void *worker, struct batch_item *const *items,
 		    size_t n, struct batch_cert *out, int *rets,
 		    struct hsmca_err *errs);
+	/* sign and sign_chunk check each CSR again as check does (remote
+	 * mode: the appliance does): unless fail-fast, check is not called
+	 * first, a refusal comes back from signing instead. */
+	int		 sign_checks;
 	/* A refusal, for the audit log (NULL: not recorded). */
 	void	(*refused)(void *worker, const struct batch_item *it);
 	void	(*worker_close)(void *worker);
@@ -179,6 +184,16 @@ int	batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	    const char *requester, const char *stale_tag,
 	    const struct csr *csr, const struct profile *profile,
 	    struct batch_cert *out, struct hsmca_err *e);
+/* n CSRs at once, each as batch_sign_csr would (existing ones
+ * returned, the new ones issued together by issue_certificates: their
+ * serials reserved in one commit, their records in one); a CSR given
+ * twice gets one certificate. rets[i], out[i] and errs[i] are each
+ * one's result; returns 0. */
+int	batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
+	    const char *requester, const char *stale_tag,
+	    const struct csr *const *csrs,
+	    const struct profile *const *profiles, size_t n,
+	    struct batch_cert *out, int *rets, struct hsmca_err *errs);
 void	batch_record_refused(struct store *st, const char *requester,
 	    int64_t batch_id, const char *device, const char *reason);
 int	batch_record_end(struct store *st, int64_t batch_id,

@@ -103,6 +103,74 @@ check "remote and local: the same devices, serials, fingerprints and reasons" \
 	cmp -s "$WORK/r1.cut" "$WORK/l1.cut"
 check "... the same certificate files" cmp -s "$WORK/r1/dev-7.crt" "$WORK/l1/dev-7.crt"
 
+# ---- --fail-fast: the appliance's refusal stops the batch first ----
+mkdir -p "$WORK/ff"
+for n in ff-1 ff-2 ff-3; do
+	make_csr "$n" ec:P-256 "/CN=$n" 2>/dev/null
+	cp "$WORK/$n.csr" "$WORK/ff/"
+done
+cp "$WORK/banned.csr" "$WORK/ff/"
+ROWS3=$(count_rows)
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/ff" --out "$WORK/rff" --profile device --fail-fast
+check "remote --fail-fast: a disallowed device stops it (exit 1)" \
+	sh -c "[ '$RC' = 1 ] && grep -q '^hsmca: banned: refused: .*disallow' '$WORK/last.err'"
+check "... nothing signed" test "$(count_rows)" -eq "$ROWS3"
+
+# ---- several CSRs in one sign request, good and bad mixed ----
+command -v jq >/dev/null 2>&1 || bail "jq not installed"
+# bapi STEP BODY: POST /api/v1/batch/STEP as line-1; body in last.out,
+# status in STATUS.
+bapi() {
+	STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" \
+		--cert "$WORK/line-1.boot.pem" --key "$WORK/line-1.boot.key" \
+		-H 'Content-Type: application/json' --data-binary "$2" \
+		"https://localhost:$ADMIN_PORT/api/v1/batch/$1")
+}
+b64() { openssl req -in "$1" -outform DER | base64 -w0; }
+for n in m-1 m-2; do
+	make_csr "$n" ec:P-256 "/CN=$n" 2>/dev/null
+done
+bapi begin '{"sha256": "'"$(printf multi | sha256sum | cut -d' ' -f1)"'", "profile": "device", "items": 6}'
+BID=$(jq -r .batch "$WORK/last.out")
+ROWS2=$(count_rows)
+MULTI='{"batch": '"$BID"', "profile": "device", "csrs": [
+ {"device": "m-1", "csr": "'"$(b64 "$WORK/m-1.csr")"'"},
+ {"device": "garbage", "csr": "bm90IGEgQ1NS"},
+ {"device": "weak", "csr": "'"$(b64 "$WORK/weak.csr")"'"},
+ {"device": "m-2", "csr": "'"$(b64 "$WORK/m-2.csr")"'"},
+ {"device": "banned", "csr": "'"$(b64 "$WORK/banned.csr")"'"},
+ {"device": "m-1 again", "csr": "'"$(b64 "$WORK/m-1.csr")"'"}]}'
+bapi sign "$MULTI"
+check "one request, six CSRs: six results in order" \
+	test "$STATUS $(jq -r '[.results[].status] | join(" ")' "$WORK/last.out")" = \
+	"200 issued refused refused issued refused existing"
+check "... the bad ones refused with their reasons" \
+	sh -c "jq -r '.results[1,2,4].reason' '$WORK/last.out' | tr '\n' '|' | grep -q 'PKCS#10.*|.*1024.*|.*disallow'"
+check "... the same CSR twice: one certificate" \
+	test "$(jq -r '.results[0].serial' "$WORK/last.out")" = "$(jq -r '.results[5].serial' "$WORK/last.out")"
+check "... two new rows in the store" test $(( $(count_rows) - ROWS2 )) -eq 2
+jq -c '[.results[] | [.status, .serial]]' "$WORK/last.out" >"$WORK/multi1.json"
+jq -r '.results[0].pem' "$WORK/last.out" >"$WORK/m-1.crt"
+run openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/ica.pem" "$WORK/m-1.crt"
+check "... m-1's certificate verifies with openssl" grep -q ': OK' "$WORK/last.out"
+check "... and is the one recorded for its CSR" \
+	test "$(openssl x509 -in "$WORK/m-1.crt" -outform DER | sha256sum | cut -d' ' -f1)" = \
+	"$(sqlite3 "$CADIR/hsmca.db" "SELECT sha256 FROM cert WHERE csr_sha256 = '$(openssl req -in "$WORK/m-1.csr" -outform DER | sha256sum | cut -d' ' -f1)'")"
+bapi sign "$MULTI"
+check "the same request again: already issued, nothing new" \
+	test "$STATUS $(jq -r '[.results[].status] | join(" ")' "$WORK/last.out")" = \
+	"200 existing refused refused existing refused existing"
+check "... the same serials" test "$(jq -c '[.results[] | .serial]' "$WORK/last.out")" = \
+	"$(jq -c '[.[] | .[1]]' "$WORK/multi1.json")"
+check "... no row added" test "$(count_rows)" -eq $(( ROWS2 + 2 ))
+bapi sign '{"batch": '"$BID"', "profile": "device", "csrs": [{"device": "x", "csr": "'"$(b64 "$WORK/m-2.csr")"'"}, 7]}'
+check "a malformed entry refuses the whole request (400)" \
+	sh -c "[ '$STATUS' = 400 ] && grep -q 'entry 1' '$WORK/last.out'"
+bapi sign '{"batch": '"$BID"', "profile": "device", "csrs": ['"$(i=0; while [ $i -le 32 ]; do printf '{"csr": "AA=="},'; i=$((i + 1)); done)"'{"csr": "AA=="}]}'
+check "more than 32 CSRs in one request: refused (400)" \
+	sh -c "[ '$STATUS' = 400 ] && grep -q '1 to 32' '$WORK/last.out'"
+check "... no row added" test "$(count_rows)" -eq $(( ROWS2 + 2 ))
+
 # ---- killed with SIGKILL, then resumed ----
 i=1
 mkdir -p "$WORK/in2"

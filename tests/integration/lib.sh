@@ -239,7 +239,9 @@ hsmcad_start() {
 	HSMCAD_PID=$!
 	PORT=
 	i=0
-	while [ $i -lt 200 ]; do
+	# 30 s at most: three processes under a sanitizer on a loaded machine
+	# take a while; a daemon that died ends the wait at once.
+	while [ $i -lt 600 ]; do
 		PORT=$(sed -n 's/.*EST (mutual TLS) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$CADIR/hsmcad.log")
 		if [ -n "$PORT" ] && grep -q "ready:" "$CADIR/hsmcad.log"; then
 			break
@@ -253,6 +255,12 @@ hsmcad_start() {
 	ADMIN_PORT=$(sed -n 's/.*admin API (mutual TLS) listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$CADIR/hsmcad.log")
 	if ! grep -q "ready:" "$CADIR/hsmcad.log"; then
 		sed 's/^/# hsmcad: /' "$CADIR/hsmcad.log"
+		# Still running (hung) or gone: what each process was doing.
+		for p in $HSMCAD_PID $(pgrep -P "$HSMCAD_PID" 2>/dev/null); do
+			echo "# process $p: $(cat /proc/$p/comm 2>/dev/null || echo gone)" \
+				"$(awk '/^State:/ { print $2, $3 }' /proc/$p/status 2>/dev/null)" \
+				"wchan $(cat /proc/$p/wchan 2>/dev/null)"
+		done
 		bail "hsmcad did not start"
 	fi
 	# Poll until it answers, never a blind sleep.
