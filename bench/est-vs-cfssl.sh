@@ -106,16 +106,8 @@ while [ "$i" -le "$ROUNDS" ]; do
 done
 
 # median SIDE FIELD: the median of one numeric field over the rounds.
-median() {
-	awk -v side="$1" -v f="$2" '$1 == side {
-		for (i = 2; i <= NF; i++)
-			if (index($i, f "=") == 1) {
-				v = substr($i, length(f) + 2); sub(/[^0-9.].*$/, "", v)
-				print v
-			}
-	}' "$results" | sort -g | awk '{ a[NR] = $1 }
-	    END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
+. "$here/lib.sh"
+median() { field_median "$results" "$1" "$2"; }
 
 for side in hsmcad cfssl; do
 	echo "median $side: rate=$(median "$side" rate)/s p50=$(median "$side" p50)ms p99=$(median "$side" p99)ms"

@@ -128,8 +128,6 @@ void	signer_submit(struct signer *s, struct signer_job *job);
 #define SIGNER_AUDIT_BACKLOG	1024
 void	signer_audit_refusal(struct signer *s, const char *actor,
 	    const char *object, const char *detail);
-/* Jobs queued or running. */
-int	signer_pending(struct signer *s);
 /* (Re)load the active CA generation every worker signs with; on failure
  * jobs are answered 503 with the reason until the next load. */
 int	signer_set_issuer(struct signer *s, const struct config *cfg,

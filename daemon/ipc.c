@@ -303,16 +303,6 @@ ipc_send(struct ipc *c, uint32_t type, uint64_t id, const struct ipc_buf *b)
 	return ret;
 }
 
-size_t
-ipc_backlog(struct ipc *c)
-{
-	size_t n;
-
-	bufferevent_lock(c->bev);
-	n = evbuffer_get_length(bufferevent_get_output(c->bev));
-	bufferevent_unlock(c->bev);
-	return n;
-}
 
 void
 ipc_free(struct ipc *c)

@@ -90,8 +90,6 @@ struct ipc	*ipc_new(struct event_base *base, int fd, ipc_msg_cb *msg,
 /* Queue a message: 0, or -1 (out of memory, or b->failed). */
 int	ipc_send(struct ipc *c, uint32_t type, uint64_t id,
 	    const struct ipc_buf *b);
-/* Bytes queued and not yet written. */
-size_t	ipc_backlog(struct ipc *c);
 void	ipc_free(struct ipc *c);
 
 /* Before a channel exists: wait for one message of type want on fd and

@@ -188,14 +188,27 @@ link_free(struct link *l)
 	free(l);
 }
 
-/* A job that cannot be sent is answered at once, as the signer would
- * answer it unavailable. */
 static void
-link_fail(struct signer_job *job, const char *reason)
+link_fail_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct signer_job *job = arg;
+
+	job->done(job, job->arg);
+}
+
+/* A job that cannot be sent is answered unavailable, as the signer
+ * would, from the loop: never from inside link_submit, whose callers
+ * (like signer_submit's) go on using what done may free. */
+static void
+link_fail(struct link *l, struct signer_job *job, const char *reason)
+{
+	struct timeval now = { 0, 0 };
+
 	job->status = 503;
 	snprintf(job->reason, sizeof(job->reason), "%s", reason);
-	job->done(job, job->arg);
+	if (event_base_once(l->d->base, -1, EV_TIMEOUT, link_fail_cb, job,
+	    &now) != 0)
+		fatalx("link: cannot answer a job");
 }
 
 void
@@ -209,14 +222,14 @@ link_submit(struct link *l, struct signer_job *job)
 	signer_job_pack(job, &b);
 	if (b.failed) {
 		ipcb_free(&b);
-		link_fail(job, "the request is too large for the signer");
+		link_fail(l, job, "the request is too large for the signer");
 		return;
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL ||
 	    ipc_send(l->ipc, IPC_JOB, job->ipc_id, &b) != 0) {
 		free(w);
 		ipcb_free(&b);
-		link_fail(job, "out of memory");
+		link_fail(l, job, "out of memory");
 		return;
 	}
 	ipcb_free(&b);

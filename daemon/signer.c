@@ -863,16 +863,6 @@ signer_submit(struct signer *s, struct signer_job *job)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int
-signer_pending(struct signer *s)
-{
-	int n;
-
-	pthread_mutex_lock(&s->lock);
-	n = s->pending;
-	pthread_mutex_unlock(&s->lock);
-	return n;
-}
 
 void
 signer_stop(struct signer *s)
