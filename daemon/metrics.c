@@ -54,6 +54,7 @@ static struct {
 	size_t		 nprofiles;
 	uint64_t	 sign_bucket[NBUCKETS];
 	uint64_t	 sign_count;
+	uint64_t	 sign_passes;
 	double		 sign_sum;
 	uint64_t	 hsm_errors;
 	int		 signing;
@@ -124,13 +125,16 @@ metrics_sign_begin(void)
 }
 
 void
-metrics_sign_end(double seconds, int hsm_error)
+metrics_sign_end(double seconds, const int *hsm_error, size_t n)
 {
 	pthread_mutex_lock(&m.lock);
 	m.signing--;
-	if (hsm_error)
-		m.hsm_errors++;
-	else {
+	m.sign_passes++;
+	for (size_t i = 0; i < n; i++) {
+		if (hsm_error[i]) {
+			m.hsm_errors++;
+			continue;
+		}
 		for (size_t b = 0; b < NBUCKETS; b++)
 			if (seconds <= buckets[b])
 				m.sign_bucket[b]++;
@@ -183,8 +187,8 @@ counters(struct evbuffer *b)
 			    (unsigned long long)m.refused[i][r]);
 		}
 	evbuffer_add_printf(b, "# HELP hsmca_signing_seconds Time to issue "
-	    "one certificate on a signer worker (lint, HSM signature, "
-	    "verification, durable record).\n"
+	    "a certificate on a signer worker (lint, HSM signature, "
+	    "verification, durable record), its whole signing pass.\n"
 	    "# TYPE hsmca_signing_seconds histogram\n");
 	for (size_t i = 0; i < NBUCKETS; i++)
 		evbuffer_add_printf(b, "hsmca_signing_seconds_bucket{le=\"%g\"} "
@@ -194,6 +198,12 @@ counters(struct evbuffer *b)
 	    "hsmca_signing_seconds_count %llu\n",
 	    (unsigned long long)m.sign_count, m.sign_sum,
 	    (unsigned long long)m.sign_count);
+	evbuffer_add_printf(b, "# HELP hsmca_signing_passes_total Signer "
+	    "passes: enrollments waiting together are issued in one pass, "
+	    "their serials reserved in one commit and their records written "
+	    "in one.\n# TYPE hsmca_signing_passes_total counter\n"
+	    "hsmca_signing_passes_total %llu\n",
+	    (unsigned long long)m.sign_passes);
 	evbuffer_add_printf(b, "# HELP hsmca_hsm_sessions_in_use HSM sessions "
 	    "signing right now.\n# TYPE hsmca_hsm_sessions_in_use gauge\n"
 	    "hsmca_hsm_sessions_in_use %d\n", m.signing);
@@ -277,6 +287,7 @@ metrics_signer_pack(struct ipc_buf *b)
 	for (size_t i = 0; i < NBUCKETS; i++)
 		ipcb_i64(b, (int64_t)m.sign_bucket[i]);
 	ipcb_i64(b, (int64_t)m.sign_count);
+	ipcb_i64(b, (int64_t)m.sign_passes);
 	ipcb_i64(b, (int64_t)(m.sign_sum * 1e6));
 	ipcb_i64(b, (int64_t)m.hsm_errors);
 	ipcb_i64(b, m.signing);
@@ -286,13 +297,14 @@ metrics_signer_pack(struct ipc_buf *b)
 int
 metrics_signer_unpack(struct ipc_rd *r)
 {
-	uint64_t bucket[NBUCKETS], count, errors;
+	uint64_t bucket[NBUCKETS], count, passes, errors;
 	double sum;
 	int64_t signing;
 
 	for (size_t i = 0; i < NBUCKETS; i++)
 		bucket[i] = (uint64_t)ipcr_i64(r);
 	count = (uint64_t)ipcr_i64(r);
+	passes = (uint64_t)ipcr_i64(r);
 	sum = (double)ipcr_i64(r) / 1e6;
 	errors = (uint64_t)ipcr_i64(r);
 	signing = ipcr_i64(r);
@@ -301,6 +313,7 @@ metrics_signer_unpack(struct ipc_rd *r)
 	pthread_mutex_lock(&m.lock);
 	memcpy(m.sign_bucket, bucket, sizeof(bucket));
 	m.sign_count = count;
+	m.sign_passes = passes;
 	m.sign_sum = sum;
 	m.hsm_errors = errors;
 	m.signing = (int)signing;

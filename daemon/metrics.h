@@ -8,9 +8,11 @@ struct evhttp_request;
 /* An EST enrollment answered: 200 counts as issued under profile,
  * anything else as refused for the reason its status names. */
 void	metrics_request(const char *profile, int status);
-/* Around one issuance on a signer worker. */
+/* Around one signing pass of a signer worker: the n issuances it made
+ * together, each of which took seconds (hsm_error[i]: failed in the
+ * HSM). */
 void	metrics_sign_begin(void);
-void	metrics_sign_end(double seconds, int hsm_error);
+void	metrics_sign_end(double seconds, const int *hsm_error, size_t n);
 /* On the loop: answer GET /metrics (the signer's counters are asked
  * for first: metrics_reply answers once they are in). */
 void	metrics_handle(struct hsmcad *d, struct evhttp_request *req);

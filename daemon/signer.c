@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "hsmca/audit.h"
+#include "hsmca/batch.h"
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
 #include "hsmca/crl.h"
@@ -39,6 +40,8 @@ struct signer {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
 	struct signer_job	*queue, *queue_tail;
+	int			 queued;	/* jobs in queue */
+	int			 idle;		/* workers waiting for one */
 	struct signer_job	*done;
 	int			 pending;
 	int			 stopping;
@@ -294,85 +297,84 @@ check_cn(struct signer_job *job, const struct csr *csr)
 	return 0;
 }
 
-static void
-signer_process(struct signer *s, struct store *st, struct signer_job *job)
-{
-	struct csr *csr = NULL, keyed;
-	struct issue_request req;
-	struct issue_result res;
-	struct hsmca_err e;
-	EVP_PKEY *newkey = NULL;
-	STACK_OF(X509) *one = NULL;
-	PKCS8_PRIV_KEY_INFO *p8 = NULL;
-	unsigned char *der = NULL;
-	int len, ret;
+/* One enrollment of a chunk on its way through a worker. */
+struct enrollment {
+	struct signer_job	*job;
+	struct csr		*csr, keyed;
+	EVP_PKEY		*newkey;	/* SIGNER_SERVERKEYGEN */
+	struct issue_request	 req;
+};
 
-	memset(&res, 0, sizeof(res));
+static int
+is_enrollment(const struct signer_job *job)
+{
+	return job->op == SIGNER_ENROLL || job->op == SIGNER_RENEW ||
+	    job->op == SIGNER_SERVERKEYGEN;
+}
+
+/* Everything an enrollment needs before it is signed: the CSR parsed
+ * again, the label's profile, the CN and renewal rules, the key pair of
+ * a server-side key generation. -1: refused (job says why). */
+static int
+enroll_prepare(struct signer_job *job, struct enrollment *en)
+{
+	struct hsmca_err e;
+
+	en->job = job;
 	err_clear(&e);
-	if ((ret = csr_parse(job->csr_der, job->csr_len, &csr, &e)) != 0) {
+	if (csr_parse(job->csr_der, job->csr_len, &en->csr, &e) != 0) {
 		job_fail(job, 400, e.msg);
-		goto out;
+		return -1;
 	}
-	memset(&req, 0, sizeof(req));
-	if ((req.profile = config_profile(job->rt->cfg, job->profile)) == NULL) {
+	if ((en->req.profile = config_profile(job->rt->cfg,
+	    job->profile)) == NULL) {
 		job_fail(job, 500, "the label's profile is not configured");
-		goto out;
+		return -1;
 	}
-	if (job->cn_match && check_cn(job, csr) != 0)
-		goto out;
-	if (job->op == SIGNER_RENEW && check_renewal(job, csr) != 0)
-		goto out;
-	req.csr = csr;
+	if (job->cn_match && check_cn(job, en->csr) != 0)
+		return -1;
+	if (job->op == SIGNER_RENEW && check_renewal(job, en->csr) != 0)
+		return -1;
+	en->req.csr = en->csr;
 	if (job->op == SIGNER_SERVERKEYGEN) {
 		/* The key pair is made here and travels back with the
 		 * certificate (RFC 7030 4.4): a software key by nature. */
-		if ((newkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL) {
+		if ((en->newkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC",
+		    "P-256")) == NULL) {
 			job_fail(job, 500, "key generation failed");
-			goto out;
+			return -1;
 		}
-		keyed = *csr;
-		keyed.pubkey = newkey;
-		req.csr = &keyed;
+		en->keyed = *en->csr;
+		en->keyed.pubkey = en->newkey;
+		en->req.csr = &en->keyed;
 	}
-	req.requester = job->requester;
-	req.now = clock_now();
+	en->req.requester = job->requester;
+	en->req.now = clock_now();
+	return 0;
+}
 
-	pthread_rwlock_rdlock(&s->issuer_lock);
-	if (s->issuer == NULL) {
-		job_fail(job, 503, s->issuer_err);
-		ret = HSMCA_ERR_CA_STATE;
-	} else {
-		struct timespec t0, t1;
+/* The answer of a recorded enrollment, built here from the object in
+ * hand: re-parsing the DER on the event loop would cost more than the
+ * signature. */
+static void
+enroll_answer(struct enrollment *en, const struct issue_result *res)
+{
+	struct signer_job *job = en->job;
+	STACK_OF(X509) *one = NULL;
+	PKCS8_PRIV_KEY_INFO *p8 = NULL;
+	unsigned char *der = NULL;
+	int len;
 
-		metrics_sign_begin();
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		ret = issue_certificate(s->hsm, st, s->issuer, &req, &res, &e);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		metrics_sign_end((double)(t1.tv_sec - t0.tv_sec) +
-		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-		    ret == HSMCA_ERR_HSM || ret == HSMCA_ERR_HSM_UNAVAILABLE);
-		if (ret == 0)
-			ocsp_issued(s->hsm, s->issuer, s->ocsp, res.serial);
-	}
-	pthread_rwlock_unlock(&s->issuer_lock);
-	if (s->issuer == NULL && ret == HSMCA_ERR_CA_STATE)
-		goto out;
-	if (ret != 0) {
-		job_fail(job, err_http_status(ret), e.msg);
-		goto out;
-	}
-	/* The answer is built here, from the object in hand: re-parsing the
-	 * DER on the event loop would cost more than the signature. */
-	memcpy(job->serial, res.serial, sizeof(job->serial));
-	if ((one = sk_X509_new_null()) == NULL || !sk_X509_push(one, res.cert) ||
+	memcpy(job->serial, res->serial, sizeof(job->serial));
+	if ((one = sk_X509_new_null()) == NULL || !sk_X509_push(one, res->cert) ||
 	    est_certs_only(one, &job->p7_der, &job->p7_len) != 0) {
 		job_fail(job, 500, "cannot encode the answer (the certificate "
 		    "is recorded)");
 		goto out;
 	}
-	if (newkey != NULL) {
+	if (en->newkey != NULL) {
 		/* RFC 7030 4.4.2: application/pkcs8, a PrivateKeyInfo. */
-		if ((p8 = EVP_PKEY2PKCS8(newkey)) == NULL ||
+		if ((p8 = EVP_PKEY2PKCS8(en->newkey)) == NULL ||
 		    (len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der)) <= 0 ||
 		    (job->key_der = malloc((size_t)len)) == NULL) {
 			job_fail(job, 500, "cannot encode the key");
@@ -387,9 +389,75 @@ out:
 	sk_X509_free(one);	/* the certificate itself belongs to res */
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	OPENSSL_free(der);
-	EVP_PKEY_free(newkey);
-	issue_result_free(&res);
-	csr_free(csr);
+}
+
+/* Enrollments taken from the queue together (at most BATCH_CHUNK_MAX):
+ * each is checked on its own, then those still good are issued by one
+ * issue_certificates call, so their serials are reserved in one commit
+ * and their records written in one. A refusal is a refusal of that
+ * job alone and leaves nothing in the store. */
+static void
+signer_process(struct signer *s, struct store *st, struct signer_job **jobs,
+    size_t n)
+{
+	struct enrollment en[BATCH_CHUNK_MAX];
+	struct issue_request reqs[BATCH_CHUNK_MAX];
+	struct issue_result res[BATCH_CHUNK_MAX];
+	struct hsmca_err errs[BATCH_CHUNK_MAX];
+	int rets[BATCH_CHUNK_MAX], hsm_error[BATCH_CHUNK_MAX];
+	size_t at[BATCH_CHUNK_MAX], m = 0, i;
+
+	memset(en, 0, sizeof(en));
+	memset(res, 0, sizeof(res));
+	for (i = 0; i < n; i++)
+		if (enroll_prepare(jobs[i], &en[i]) == 0) {
+			reqs[m] = en[i].req;
+			at[m++] = i;
+		}
+	if (m == 0)
+		goto out;
+
+	pthread_rwlock_rdlock(&s->issuer_lock);
+	if (s->issuer == NULL) {
+		for (i = 0; i < m; i++)
+			job_fail(jobs[at[i]], 503, s->issuer_err);
+	} else {
+		struct timespec t0, t1;
+		double secs;
+
+		metrics_sign_begin();
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		(void)issue_certificates(s->hsm, st, s->issuer, reqs, m, res,
+		    rets, errs);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		/* Each enrollment waited for the whole chunk. */
+		secs = (double)(t1.tv_sec - t0.tv_sec) +
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		for (i = 0; i < m; i++)
+			hsm_error[i] = rets[i] == HSMCA_ERR_HSM ||
+			    rets[i] == HSMCA_ERR_HSM_UNAVAILABLE;
+		metrics_sign_end(secs, hsm_error, m);
+		for (i = 0; i < m; i++) {
+			if (rets[i] == 0)
+				ocsp_issued(s->hsm, s->issuer, s->ocsp,
+				    res[i].serial);
+		}
+		for (i = 0; i < m; i++) {
+			if (rets[i] != 0)
+				job_fail(jobs[at[i]], err_http_status(rets[i]),
+				    errs[i].msg);
+			else
+				enroll_answer(&en[at[i]], &res[i]);
+		}
+	}
+	pthread_rwlock_unlock(&s->issuer_lock);
+out:
+	for (i = 0; i < m; i++)
+		issue_result_free(&res[i]);
+	for (i = 0; i < n; i++) {
+		EVP_PKEY_free(en[i].newkey);
+		csr_free(en[i].csr);
+	}
 }
 
 /* SIGNER_CRL: the generation's CRL, signed with its key in the token. */
@@ -625,9 +693,10 @@ signer_worker(void *arg)
 {
 	struct signer *s = arg;
 	struct store *st = NULL;
-	struct signer_job *job;
+	struct signer_job *job, *chunk[BATCH_CHUNK_MAX], *take[BATCH_CHUNK_MAX];
 	struct hsmca_err e;
-	int hsm_job, failed;
+	size_t nchunk, n, i;
+	int hsm_job, failed, share;
 
 	if (store_open(s->store_path, &st, &e) != 0)
 		log_warnx("signer: %s", e.msg);
@@ -635,25 +704,47 @@ signer_worker(void *arg)
 		store_set_group(st, s->group);
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
+		s->idle++;
 		while ((job = s->queue) == NULL && !s->stopping)
 			pthread_cond_wait(&s->cond, &s->lock);
 		if (job == NULL) {
 			/* Stopping, and the queue is drained. */
+			s->idle--;
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
-		s->queue = job->next;
+		/* Enrollments at the head of the queue go together, this
+		 * worker taking its share of them with the idle ones. */
+		nchunk = 0;
+		share = (s->queued + s->idle - 1) / s->idle;
+		if (share > BATCH_CHUNK_MAX)
+			share = BATCH_CHUNK_MAX;
+		do {
+			s->queue = job->next;
+			s->queued--;
+			chunk[nchunk++] = job;
+		} while (is_enrollment(job) && nchunk < (size_t)share &&
+		    (job = s->queue) != NULL && is_enrollment(job));
+		job = chunk[0];
 		if (s->queue == NULL)
 			s->queue_tail = NULL;
+		s->idle--;
 		pthread_mutex_unlock(&s->lock);
 
 		hsm_job = job->op != SIGNER_AUDIT;
 		if (hsm_job)
 			pthread_rwlock_rdlock(&s->hsm_lock);
 		if (st == NULL)
-			job_fail(job, 503, "the certificate store is unavailable");
-		else if (signer_hsm_refuse(s, job))
-			;
+			for (i = 0; i < nchunk; i++)
+				job_fail(chunk[i], 503,
+				    "the certificate store is unavailable");
+		else if (is_enrollment(job)) {
+			for (i = 0, n = 0; i < nchunk; i++)
+				if (!signer_hsm_refuse(s, chunk[i]))
+					take[n++] = chunk[i];
+			if (n > 0)
+				signer_process(s, st, take, n);
+		}
 		else if (job->op == SIGNER_CRL)
 			signer_crl(s, st, job);
 		else if (job->op == SIGNER_OCSP ||
@@ -682,15 +773,17 @@ signer_worker(void *arg)
 			pthread_mutex_unlock(&s->lock);
 		}
 		else
-			signer_process(s, st, job);
+			job_fail(job, 500, "unknown signer job");
 		if (hsm_job)
 			pthread_rwlock_unlock(&s->hsm_lock);
 		/* A fault: recover now rather than at the next tick. */
 		failed = hsm_job && hsm_failed(s->hsm);
 
 		pthread_mutex_lock(&s->lock);
-		job->next = s->done;
-		s->done = job;
+		for (i = 0; i < nchunk; i++) {
+			chunk[i]->next = s->done;
+			s->done = chunk[i];
+		}
 		if (failed)
 			pthread_cond_signal(&s->recovery_cond);
 		pthread_mutex_unlock(&s->lock);
@@ -858,6 +951,7 @@ signer_submit(struct signer *s, struct signer_job *job)
 	else
 		s->queue = job;
 	s->queue_tail = job;
+	s->queued++;
 	s->pending++;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);

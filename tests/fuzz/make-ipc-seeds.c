@@ -502,13 +502,14 @@ calls(void)
 static void
 metrics(void)
 {
+	static const int ok[1] = { 0 }, failed[2] = { 1, 0 };
 	struct ipc_buf b;
 	int64_t v = -1;
 
 	metrics_sign_begin();
-	metrics_sign_end(0.004, 0);
+	metrics_sign_end(0.004, ok, 1);
 	metrics_sign_begin();
-	metrics_sign_end(0.250, 1);
+	metrics_sign_end(0.250, failed, 2);
 	metrics_sign_begin();
 	memset(&b, 0, sizeof(b));
 	metrics_signer_pack(&b);
@@ -517,7 +518,7 @@ metrics(void)
 	memcpy(b.p + b.len - sizeof(v), &v, sizeof(v));
 	seed_buf("metrics-bad-signing", M_METRICS, &b);
 	ipcb_free(&b);
-	metrics_sign_end(0.001, 0);
+	metrics_sign_end(0.001, ok, 1);
 }
 
 static void
