@@ -293,12 +293,22 @@ tls_server_ctx(struct hsmcad *d, struct hsmca_err *e)
 	SSL_CTX_set_verify_depth(ctx, 8);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, d);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"hsmcad", 6);
-	/* One TLS 1.3 session ticket, not OpenSSL's default two: OpenSSL
-	 * 3.0 makes each by encoding the session, decoding it again (the
-	 * client's certificate and its key too) and encrypting it, about a
-	 * sixth of the front's CPU per full handshake. One is enough for a
-	 * client that resumes. */
-	SSL_CTX_set_num_tickets(ctx, 1);
+	/* Resumption only when asked for (session-tickets), and then by
+	 * ticket: OpenSSL 3.0 makes each ticket by encoding the session,
+	 * decoding it again (the client's certificate and its key too) and
+	 * encrypting it, about a sixth of the front's CPU per full
+	 * handshake, and the client pays as much to keep it; devices that
+	 * reconnect days apart never use one. One ticket is enough for a
+	 * client that resumes. No session cache: libevent frees a
+	 * connection without a close_notify, which drops its session from
+	 * the cache anyway. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (dc->session_tickets)
+		SSL_CTX_set_num_tickets(ctx, 1);
+	else {
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	}
 	/* The SSL_CTX holds its own reference to the key. */
 	EVP_PKEY_free(key);
 	return ctx;

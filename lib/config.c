@@ -197,6 +197,7 @@ enum key {
 	K_D_MAX_HEADERS,
 	K_D_TIMEOUT,
 	K_D_MAX_CONNECTIONS,
+	K_D_SESSION_TICKETS,
 	K_D_RETRY_AFTER,
 	K_D_CRL_DELAY,
 	K_D_AUDIT_CHECKPOINT_INTERVAL,
@@ -263,6 +264,7 @@ static const struct config_key {
 	[K_D_MAX_HEADERS] =		{ SEC_DAEMON, "max-headers" },
 	[K_D_TIMEOUT] =			{ SEC_DAEMON, "timeout" },
 	[K_D_MAX_CONNECTIONS] =		{ SEC_DAEMON, "max-connections" },
+	[K_D_SESSION_TICKETS] =		{ SEC_DAEMON, "session-tickets" },
 	[K_D_RETRY_AFTER] =		{ SEC_DAEMON, "retry-after" },
 	[K_D_CRL_DELAY] =		{ SEC_DAEMON, "crl-delay" },
 	[K_D_AUDIT_CHECKPOINT_INTERVAL] = { SEC_DAEMON,
@@ -1251,6 +1253,11 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 			return perr(st, st->lineno, "max-connections must be a "
 			    "number from 1 to %d", CONFIG_CONNECTIONS_MAX);
 		return 0;
+	case K_D_SESSION_TICKETS:
+		if (parse_bool(v, &d->session_tickets) == -1)
+			return perr(st, st->lineno, "session-tickets must be "
+			    "true or false");
+		return 0;
 	case K_D_RETRY_AFTER:
 		if (parse_dur_range(st, key, v, 1, CONFIG_RETRY_AFTER_MAX,
 		    &secs) != 0)
@@ -1894,6 +1901,7 @@ print_daemon(FILE *fp, const struct config_daemon *d)
 	print_int(fp, "max-headers", d->max_headers);
 	print_dur(fp, "timeout", d->timeout);
 	print_int(fp, "max-connections", d->max_connections);
+	print_kv(fp, "session-tickets", d->session_tickets ? "true" : "false");
 	print_dur(fp, "retry-after", d->retry_after);
 	print_dur(fp, "crl-delay", d->crl_delay);
 	print_dur(fp, "audit-checkpoint-interval",

@@ -54,6 +54,7 @@ struct config_daemon {
 	int	 max_headers;		/* header lines */
 	int64_t	 timeout;		/* seconds: read, write, idle */
 	int	 max_connections;
+	int	 session_tickets;	/* TLS 1.3 tickets, TLS 1.2 ones */
 	int	 retry_after;		/* seconds, in 503 answers */
 	int64_t	 crl_delay;		/* seconds from a revocation to its CRL */
 	int64_t	 audit_checkpoint_interval;	/* seconds between signed

@@ -7,6 +7,8 @@
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
 
 est_setup idcache
+# Tickets are off by default; this test resumes TLS 1.3 sessions.
+sed -i 's/^max-body = .*/&\nsession-tickets = true/' "$CONF"
 hsmcad_start
 ok "hsmcad starts and answers on port $PORT"
 hsmca ca download 2 >"$WORK/ica.pem"
@@ -83,5 +85,23 @@ csr_b64 edge1 ec:P-256 "/CN=edge-1 device CA"
 # shellcheck disable=SC2086
 est_post edge/simpleenroll "$WORK/edge1.b64" $BOOT
 check "the same certificate for the label that still trusts it: 200 ($STATUS)" test "$STATUS" = 200
+
+# The default, session-tickets off: no ticket, no resumption, on TLS 1.3
+# or TLS 1.2.
+hsmcad_stop
+sed -i -e '/^session-tickets = true$/d' \
+	-e "s|^bootstrap-ca = $WORK/other.pem|bootstrap-ca = $CADIR/factory.pem|" "$CONF"
+hsmcad_start
+s_post -cert "$WORK/dev-1.boot.pem" -key "$WORK/dev-1.boot.key"
+check "tickets off: a TLS 1.3 enrollment answers 200" \
+	sh -c "grep -q '^New, TLSv1.3' '$WORK/s.out' && grep -q 'HTTP/1.1 200' '$WORK/s.out'"
+check "... and no session ticket came with it" \
+	sh -c "! grep -q 'Session Ticket' '$WORK/s.out'"
+s_post -tls1_2 -cert "$WORK/dev-1.boot.pem" -key "$WORK/dev-1.boot.key" -sess_out "$WORK/sess12.pem"
+check "a TLS 1.2 enrollment answers 200, with no ticket" \
+	sh -c "grep -q '^New, TLSv1.2' '$WORK/s.out' && grep -q 'HTTP/1.1 200' '$WORK/s.out' &&
+		! grep -q 'TLS session ticket:' '$WORK/s.out'"
+check "... and nothing to resume (s_client keeps no session)" \
+	test ! -s "$WORK/sess12.pem"
 
 done_testing

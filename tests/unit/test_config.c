@@ -658,6 +658,8 @@ static const struct refusal refusals[] = {
 	{ D "max-connections = 0\n", 0, 8, "max-connections must be a number "
 	    "from 1 to 100000" },
 	{ D "max-connections = 100001\n", 0, 8, "from 1 to 100000" },
+	{ D "session-tickets = 1\n", 0, 8, "session-tickets must be true or "
+	    "false" },
 	{ D "retry-after = 0\n", 0, 8, "retry-after: must be from 1s to 1h" },
 	{ D "retry-after = 3601\n", 0, 8, "from 1s to 1h" },
 	{ D "retry-after = 1d\n", 0, 8, "from 1s to 1h" },
