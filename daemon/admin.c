@@ -129,7 +129,7 @@ admin_id_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 static struct admin_id_cache *
 admin_id_get(struct hsmcad *d, SSL *ssl, X509 *cert)
 {
-	STACK_OF(X509) *untrusted = SSL_get_peer_cert_chain(ssl), *chain = NULL;
+	STACK_OF(X509) *untrusted = tls_peer_chain(ssl), *chain = NULL;
 	struct admin_id_cache *c;
 	time_t now = clock_now();
 	X509_NAME *subj;

@@ -300,7 +300,7 @@ id_shared_key(X509 *cert, STACK_OF(X509) *untrusted, int label_idx,
 	EVP_MD_CTX *md = NULL;
 	unsigned char *der = NULL;
 	X509 *x;
-	int i, n, ret = -1;
+	int i, n, nchain, ret = -1;
 
 	if (id_shared_md == NULL &&
 	    (id_shared_md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
@@ -309,8 +309,11 @@ id_shared_key(X509 *cert, STACK_OF(X509) *untrusted, int label_idx,
 	    !EVP_DigestInit_ex(md, id_shared_md, NULL) ||
 	    !EVP_DigestUpdate(md, &label_idx, sizeof(label_idx)))
 		goto out;
-	/* The leaf, then the chain (which usually starts with the leaf). */
-	for (i = -1; i < sk_X509_num(untrusted); i++) {
+	/* The leaf, then the intermediates sent, if any: a resumed session
+	 * may have none (sk_X509_num(NULL) is -1), and the leaf must name
+	 * the slot all the same. */
+	nchain = untrusted != NULL ? sk_X509_num(untrusted) : 0;
+	for (i = -1; i < nchain; i++) {
 		x = i < 0 ? cert : sk_X509_value(untrusted, i);
 		if ((n = i2d_X509(x, &der)) <= 0 ||
 		    !EVP_DigestUpdate(md, &n, sizeof(n)) ||
@@ -441,7 +444,7 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 		free(subj);
 	}
 	if ((c = id_cache_get(ssl, r->rt, label_idx, clock_now(), id->cert,
-	    SSL_get_peer_cert_chain(ssl))) == NULL) {
+	    tls_peer_chain(ssl))) == NULL) {
 		id->kind = EST_ID_UNTRUSTED;
 		snprintf(id->reason, sizeof(id->reason), "out of memory");
 		return;

@@ -243,6 +243,9 @@ struct tls_conn *tls_conn_hold(struct evhttp_request *req);
 void	tls_conn_release(struct tls_conn *c);
 /* The TLS connection a request came on (NULL: plain HTTP). */
 SSL	*tls_request_ssl(struct evhttp_request *req);
+/* The intermediates the client sent (not its own certificate), also
+ * when it resumed a session: then they come from the ticket. */
+STACK_OF(X509) *tls_peer_chain(SSL *ssl);
 /* Verify cert against trust at the injectable clock: 1 if it holds, and
  * *chain (if chain is not NULL) the verified chain, leaf first; 0 with
  * the reason. */

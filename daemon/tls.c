@@ -25,6 +25,14 @@
 #include "log.h"
 
 static int conn_index = -1;
+static int chain_index = -1;	/* a resumed session's intermediates */
+
+/* What a session ticket carries besides the session: the intermediate
+ * certificates the client sent in its full handshake, DER one after the
+ * other. OpenSSL keeps only the client's own certificate in a session, so
+ * a device whose certificate chains through an intermediate would be
+ * refused once it resumed. */
+#define TICKET_CHAIN_MAX	8192
 static struct hsmcad *plain_daemon;	/* tls_plain_bevcb's, for the timeout */
 
 /*
@@ -216,6 +224,92 @@ tls_conn_release(struct tls_conn *c)
 		free(c);
 }
 
+static void
+chain_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	sk_X509_pop_free(ptr, X509_free);
+}
+
+STACK_OF(X509) *
+tls_peer_chain(SSL *ssl)
+{
+	STACK_OF(X509) *c = NULL;
+
+	if (chain_index != -1 && SSL_session_reused(ssl))
+		c = SSL_get_ex_data(ssl, chain_index);
+	return c != NULL ? c : SSL_get_peer_cert_chain(ssl);
+}
+
+/* A ticket is being made: it carries the client's intermediates, as sent
+ * in the full handshake (or as the resumed session's ticket had them). A
+ * chain over TICKET_CHAIN_MAX travels without them: that client resumes
+ * to a refusal and makes a full handshake. */
+static int
+ticket_gen_cb(SSL *ssl, void *arg)
+{
+	STACK_OF(X509) *chain = tls_peer_chain(ssl);
+	unsigned char buf[TICKET_CHAIN_MAX], *p;
+	size_t len = 0;
+	int i, n;
+
+	(void)arg;
+	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+		if ((n = i2d_X509(sk_X509_value(chain, i), NULL)) <= 0 ||
+		    (size_t)n > sizeof(buf) - len) {
+			len = 0;
+			break;
+		}
+		p = buf + len;
+		(void)i2d_X509(sk_X509_value(chain, i), &p);
+		len += (size_t)n;
+	}
+	return SSL_SESSION_set1_ticket_appdata(SSL_get0_session(ssl), buf, len);
+}
+
+/* A ticket came back, decrypted and authenticated with our own ticket
+ * key: its intermediates go with the connection (tls_peer_chain). A
+ * ticket whose chain does not parse is ignored: a full handshake. */
+static SSL_TICKET_RETURN
+ticket_dec_cb(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname,
+    size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+	STACK_OF(X509) *chain = NULL;
+	const unsigned char *p, *end;
+	void *data = NULL;
+	size_t len = 0;
+	X509 *x;
+
+	(void)keyname;
+	(void)keyname_len;
+	(void)arg;
+	if (status == SSL_TICKET_FATAL_ERR_MALLOC ||
+	    status == SSL_TICKET_FATAL_ERR_OTHER)
+		return SSL_TICKET_RETURN_ABORT;
+	if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	if (SSL_SESSION_get0_ticket_appdata(ss, &data, &len) && len > 0) {
+		if ((chain = sk_X509_new_null()) == NULL)
+			return SSL_TICKET_RETURN_IGNORE_RENEW;
+		for (p = data, end = p + len; p < end; ) {
+			if ((x = d2i_X509(NULL, &p, end - p)) == NULL ||
+			    !sk_X509_push(chain, x)) {
+				X509_free(x);
+				sk_X509_pop_free(chain, X509_free);
+				ERR_clear_error();
+				return SSL_TICKET_RETURN_IGNORE_RENEW;
+			}
+		}
+		sk_X509_pop_free(SSL_get_ex_data(ssl, chain_index), X509_free);
+		if (!SSL_set_ex_data(ssl, chain_index, chain)) {
+			sk_X509_pop_free(chain, X509_free);
+			return SSL_TICKET_RETURN_IGNORE_RENEW;
+		}
+	}
+	return status == SSL_TICKET_SUCCESS_RENEW ?
+	    SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
+}
+
 /* The handshake takes any client chain without building or verifying
  * it: est.c and admin.c verify it against the trust of the endpoint asked
  * (and remember the result across connections), so verifying it here too
@@ -248,6 +342,9 @@ tls_server_ctx(struct hsmcad *d, struct hsmca_err *e)
 	if (conn_index == -1)
 		conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
 		    conn_free_cb);
+	if (chain_index == -1)
+		chain_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    chain_free_cb);
 	if (dc->tls_cert == NULL || dc->tls_key == NULL) {
 		err_set(e, HSMCA_ERR_CONFIG, "[daemon] tls-cert and tls-key "
 		    "are required");
@@ -303,9 +400,12 @@ tls_server_ctx(struct hsmcad *d, struct hsmca_err *e)
 	 * connection without a close_notify, which drops its session from
 	 * the cache anyway. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	if (dc->session_tickets)
+	if (dc->session_tickets) {
 		SSL_CTX_set_num_tickets(ctx, 1);
-	else {
+		if (!SSL_CTX_set_session_ticket_cb(ctx, ticket_gen_cb,
+		    ticket_dec_cb, NULL))
+			goto fail;
+	} else {
 		SSL_CTX_set_num_tickets(ctx, 0);
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	}

@@ -28,7 +28,7 @@ check "the same bootstrap certificate on a new connection: 200 ($STATUS)" test "
 # keeps its identity: the session carries its certificate.
 s_post() {
 	{ printf 'POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/pkcs10\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' \
-		"$(wc -c <"$WORK/dev1.b64")"; cat "$WORK/dev1.b64"; sleep 1; } |
+		"$(wc -c <"$WORK/${S_BODY:-dev1}.b64")"; cat "$WORK/${S_BODY:-dev1}.b64"; sleep 1; } |
 		openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$CADIR/root.pem" -ign_eof "$@" >"$WORK/s.out" 2>&1
 }
 s_post -cert "$WORK/dev-1.boot.pem" -key "$WORK/dev-1.boot.key" -sess_out "$WORK/sess.pem"
@@ -37,6 +37,44 @@ check "a full handshake with openssl s_client enrolls: 200" \
 check "a session ticket came with it" test -s "$WORK/sess.pem"
 s_post -sess_in "$WORK/sess.pem"
 check "the resumed session, no certificate sent, keeps the identity: 200" \
+	sh -c "grep -q '^Reused, TLSv1.3' '$WORK/s.out' && grep -q 'HTTP/1.1 200' '$WORK/s.out'"
+
+# What one client's resumed session proved says nothing of another's: a
+# stranger (a self-signed certificate the handshake accepts, the label
+# does not) resuming right after dev-1 resumed is still a stranger.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/mallory.key" \
+	-subj "/CN=mallory" -days 10 -out "$WORK/mallory.pem" 2>/dev/null
+csr_b64 mallory-req ec:P-256 "/CN=mallory"
+S_BODY=mallory-req s_post -cert "$WORK/mallory.pem" -key "$WORK/mallory.key" -sess_out "$WORK/sessm.pem"
+check "a self-signed client certificate: 403, not trusted" \
+	sh -c "grep -q 'HTTP/1.1 403' '$WORK/s.out' && grep -q 'not trusted' '$WORK/s.out'"
+s_post -sess_in "$WORK/sess.pem"
+check "dev-1 resumes again: 200" \
+	sh -c "grep -q '^Reused, TLSv1.3' '$WORK/s.out' && grep -q 'HTTP/1.1 200' '$WORK/s.out'"
+rows=$(count_rows)
+S_BODY=mallory-req s_post -sess_in "$WORK/sessm.pem"
+check "the stranger resumes its own session: still 403, not trusted" \
+	sh -c "grep -q '^Reused, TLSv1.3' '$WORK/s.out' && grep -q 'HTTP/1.1 403' '$WORK/s.out' &&
+		grep -q 'not trusted' '$WORK/s.out'"
+check "nothing was issued to it" test "$(count_rows)" -eq "$rows"
+
+# A factory certificate under an intermediate (the label trusts only the
+# factory's root): the client sends the intermediate in its full
+# handshake, and the ticket carries it, since OpenSSL keeps only the
+# client's own certificate in a session.
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n' >"$WORK/ca.ext"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/fint.key" \
+	-subj "/CN=Factory Intermediate" -out "$WORK/fint.csr" 2>/dev/null
+openssl x509 -req -in "$WORK/fint.csr" -CA "$CADIR/factory.pem" -CAkey "$CADIR/factory.key" \
+	-CAcreateserial -days 30 -extfile "$WORK/ca.ext" -out "$WORK/fint.pem" 2>/dev/null
+bootstrap_cert dev-1i "$WORK/fint"
+csr_b64 dev1i ec:P-256 "/CN=dev-1i"
+S_BODY=dev1i s_post -cert "$WORK/dev-1i.boot.pem" -key "$WORK/dev-1i.boot.key" \
+	-cert_chain "$WORK/fint.pem" -sess_out "$WORK/sessi.pem"
+check "a certificate under a factory intermediate, the chain sent: 200" \
+	sh -c "grep -q '^New, TLSv1.3' '$WORK/s.out' && grep -q 'HTTP/1.1 200' '$WORK/s.out'"
+S_BODY=dev1i s_post -sess_in "$WORK/sessi.pem"
+check "its resumed session, nothing sent, is still trusted: 200 (the ticket has the intermediate)" \
 	sh -c "grep -q '^Reused, TLSv1.3' '$WORK/s.out' && grep -q 'HTTP/1.1 200' '$WORK/s.out'"
 
 # An issued certificate renews twice (remembered after the first), then
