@@ -522,16 +522,13 @@ store_cert_status_parse(const char *s, enum store_cert_status *out)
 /* ---- errors ---- */
 
 /* Map an SQLite result to a code and fill "store: <what>: <reason>". */
-static int __attribute__((format(printf, 3, 4)))
-store_sqlerr(struct hsmca_err *e, int rc, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 0)))
+store_vsqlerr(struct hsmca_err *e, int rc, const char *fmt, va_list ap)
 {
 	char what[HSMCA_ERRMSG_MAX];
-	va_list ap;
 	int code;
 
-	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
 	switch (rc) {
 	case SQLITE_NOMEM:
 		code = HSMCA_ERR_ALLOC;
@@ -553,6 +550,18 @@ store_sqlerr(struct hsmca_err *e, int rc, const char *fmt, ...)
 	}
 	/* errstr, not errmsg: the generic reason never quotes SQL. */
 	return err_set(e, code, "store: %s: %s", what, sqlite3_errstr(rc));
+}
+
+static int __attribute__((format(printf, 3, 4)))
+store_sqlerr(struct hsmca_err *e, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = store_vsqlerr(e, rc, fmt, ap);
+	va_end(ap);
+	return ret;
 }
 
 /* ---- statements ---- */
@@ -590,6 +599,153 @@ stmt_release(sqlite3_stmt *s)
 		return;
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
+}
+
+/* Step s unless binding it failed: rc is the result of the binding. */
+static int
+stmt_step(sqlite3_stmt *s, int rc)
+{
+	return rc == SQLITE_OK ? sqlite3_step(s) : rc;
+}
+
+/* Run a bound statement that returns no row, and release it: SQLITE_DONE
+ * or the error, *changes (if not NULL) the rows it changed. */
+static int
+stmt_run(struct store *st, sqlite3_stmt *s, int rc, int *changes)
+{
+	rc = stmt_step(s, rc);
+	if (changes != NULL)
+		*changes = rc == SQLITE_DONE ? sqlite3_changes(st->db) : 0;
+	stmt_release(s);
+	return rc;
+}
+
+/* Run a bound query of one row, read its first column into *v (left alone
+ * without a row), and release it: SQLITE_ROW or what stepping returned. */
+static int
+stmt_int64(sqlite3_stmt *s, int rc, int64_t *v)
+{
+	if ((rc = stmt_step(s, rc)) == SQLITE_ROW)
+		*v = sqlite3_column_int64(s, 0);
+	stmt_release(s);
+	return rc;
+}
+
+/* Step a bound statement to its end, handing each row to row(); rc is the
+ * result of binding it. 0, row()'s error, or the SQLite error explained by
+ * fmt. Releases s. */
+static int __attribute__((format(printf, 7, 0)))
+stmt_veach(struct store *st, sqlite3_stmt *s, int rc,
+    int (*row)(struct store *, sqlite3_stmt *, void *, struct hsmca_err *),
+    void *arg, struct hsmca_err *e, const char *fmt, va_list ap)
+{
+	int ret;
+
+	while ((rc = stmt_step(s, rc)) == SQLITE_ROW) {
+		if ((ret = row(st, s, arg, e)) != 0)
+			goto out;
+		rc = SQLITE_OK;
+	}
+	ret = rc == SQLITE_DONE ? 0 : store_vsqlerr(e, rc, fmt, ap);
+out:
+	stmt_release(s);
+	return ret;
+}
+
+static int __attribute__((format(printf, 7, 8)))
+stmt_each(struct store *st, sqlite3_stmt *s, int rc,
+    int (*row)(struct store *, sqlite3_stmt *, void *, struct hsmca_err *),
+    void *arg, struct hsmca_err *e, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = stmt_veach(st, s, rc, row, arg, e, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* A walk handing rows to a caller's function: the function, its argument,
+ * the rows handed so far; for certificate states also the column each
+ * state starts at and where the id to start after next time goes. */
+struct walk {
+	union {
+		int	(*revoked)(void *, const struct store_revoked *);
+		int	(*audit)(void *, const struct store_audit *);
+		int	(*checkpoint)(void *,
+			    const struct store_checkpoint *);
+		int	(*cert_state)(void *,
+			    const struct store_cert_state *);
+	}		 fn;
+	void		*arg;
+	size_t		 n;
+	int		 first;
+	int64_t		*last;
+};
+
+/* How stmt_collect reads rows of one type: from_row fills one element (and
+ * frees what it took if it fails), free_all frees an array of them. */
+struct row_type {
+	size_t	  size;
+	int	(*from_row)(struct store *, sqlite3_stmt *, void *,
+		    struct hsmca_err *);
+	void	(*free_all)(void *, size_t);
+};
+
+/* An array being filled by stmt_collect. */
+struct row_array {
+	const struct row_type	*type;
+	char			*v;
+	size_t			 len, cap, first;
+};
+
+static int
+row_array_add(struct store *st, sqlite3_stmt *s, void *arg,
+    struct hsmca_err *e)
+{
+	struct row_array *a = arg;
+	void *nv;
+	size_t cap;
+	int ret;
+
+	if (a->len == a->cap) {
+		cap = a->cap == 0 ? a->first : a->cap * 2;
+		if ((nv = reallocarray(a->v, cap, a->type->size)) == NULL)
+			return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		a->v = nv;
+		a->cap = cap;
+	}
+	if ((ret = a->type->from_row(st, s, a->v + a->len * a->type->size,
+	    e)) != 0)
+		return ret;
+	a->len++;
+	return 0;
+}
+
+/* Every row of a bound statement as an array in *out and *n, set only on
+ * success; first is the array's first size, rc the result of binding s.
+ * Releases s. */
+static int __attribute__((format(printf, 9, 10)))
+stmt_collect(struct store *st, sqlite3_stmt *s, int rc,
+    const struct row_type *type, size_t first, void **out, size_t *n,
+    struct hsmca_err *e, const char *fmt, ...)
+{
+	struct row_array a = { type, NULL, 0, 0, first };
+
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = stmt_veach(st, s, rc, row_array_add, &a, e, fmt, ap);
+	va_end(ap);
+	if (ret != 0) {
+		type->free_all(a.v, a.len);
+		return ret;
+	}
+	*out = a.v;
+	*n = a.len;
+	return 0;
 }
 
 /* Bind helpers: each does nothing once *rc holds an error. Empty strings,
@@ -1039,6 +1195,13 @@ store_generation_free_fields(struct store_generation *g)
 	memset(g, 0, sizeof(*g));
 }
 
+/* store_generations_free, for stmt_collect. */
+static void
+gens_free(void *v, size_t n)
+{
+	store_generations_free(v, n);
+}
+
 void
 store_generations_free(struct store_generation *v, size_t n)
 {
@@ -1049,10 +1212,12 @@ store_generations_free(struct store_generation *v, size_t n)
 	free(v);
 }
 
+/* One row of a generation query into g (a struct store_generation). */
 static int
-gen_from_row(struct store *st, sqlite3_stmt *s, struct store_generation *g,
+gen_from_row(struct store *st, sqlite3_stmt *s, void *row,
     struct hsmca_err *e)
 {
+	struct store_generation *g = row;
 	int kind, status, ret = HSMCA_ERR_STORE;
 
 	memset(g, 0, sizeof(*g));
@@ -1340,44 +1505,25 @@ out:
 	return ret;
 }
 
+static const struct row_type gen_rows = {
+	sizeof(struct store_generation), gen_from_row, gens_free
+};
+
 int
 store_list_generations(struct store *st, struct store_generation **out,
     size_t *n, struct hsmca_err *e)
 {
-	struct store_generation *v = NULL, *nv;
-	size_t len = 0, cap = 0;
 	sqlite3_stmt *s;
-	int rc, ret = HSMCA_ERR_STORE;
+	void *v;
+	int ret;
 
 	*out = NULL;
 	*n = 0;
 	if ((s = stmt_get(st, STMT_GEN_LIST, e)) == NULL)
-		goto out;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
-				ret = err_set(e, HSMCA_ERR_ALLOC,
-				    "out of memory");
-				goto out;
-			}
-			v = nv;
-		}
-		if ((ret = gen_from_row(st, s, &v[len], e)) != 0)
-			goto out;
-		len++;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot list CA generations");
-		goto out;
-	}
-	*out = v;
-	*n = len;
-	v = NULL;
-	ret = 0;
-out:
-	stmt_release(s);
-	store_generations_free(v, len);
+		return HSMCA_ERR_STORE;
+	if ((ret = stmt_collect(st, s, SQLITE_OK, &gen_rows, 8, &v, n, e,
+	    "cannot list CA generations")) == 0)
+		*out = v;
 	return ret;
 }
 
@@ -1397,6 +1543,13 @@ store_cert_free_fields(struct store_cert *c)
 	c->revoke_reason = -1;
 }
 
+/* store_certs_free, for stmt_collect. */
+static void
+certs_free(void *v, size_t n)
+{
+	store_certs_free(v, n);
+}
+
 void
 store_certs_free(struct store_cert *v, size_t n)
 {
@@ -1407,10 +1560,12 @@ store_certs_free(struct store_cert *v, size_t n)
 	free(v);
 }
 
+/* One row of a certificate query into c (a struct store_cert). */
 static int
-cert_from_row(struct store *st, sqlite3_stmt *s, struct store_cert *c,
+cert_from_row(struct store *st, sqlite3_stmt *s, void *row,
     struct hsmca_err *e)
 {
+	struct store_cert *c = row;
 	int status, ret = HSMCA_ERR_STORE;
 
 	memset(c, 0, sizeof(*c));
@@ -1485,67 +1640,48 @@ store_reserve_serial(struct store *st, int64_t issuer_id, const char *serial,
     const char *profile, const char *requester, const char *csr_sha256,
     time_t now, int64_t *cert_id, struct hsmca_err *e)
 {
-	sqlite3_stmt *s = NULL;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK;
 
 	if (st->group != NULL && !st->in_tx) {
-		struct group_op op;
+		struct group_op op = { .kind = GROUP_RESERVE,
+		    .issuer_id = issuer_id, .serial = serial,
+		    .profile = profile, .requester = requester,
+		    .csr_sha256 = csr_sha256, .now = now, .cert_id = cert_id };
 
-		memset(&op, 0, sizeof(op));
-		op.kind = GROUP_RESERVE;
-		op.issuer_id = issuer_id;
-		op.serial = serial;
-		op.profile = profile;
-		op.requester = requester;
-		op.csr_sha256 = csr_sha256;
-		op.now = now;
-		op.cert_id = cert_id;
 		return group_run(st->group, &op, e);
 	}
 
-	if (serial == NULL || !serial_is_canonical(serial)) {
-		ret = err_set(e, HSMCA_ERR_ARG, "store: \"%s\" is not a "
+	if (serial == NULL || !serial_is_canonical(serial))
+		return err_set(e, HSMCA_ERR_ARG, "store: \"%s\" is not a "
 		    "serial in canonical form", serial == NULL ? "" : serial);
-		goto out;
-	}
-	if (issuer_id <= 0) {
-		ret = err_set(e, HSMCA_ERR_ARG, "store: serial %s reserved "
+	if (issuer_id <= 0)
+		return err_set(e, HSMCA_ERR_ARG, "store: serial %s reserved "
 		    "without an issuer", serial);
-		goto out;
-	}
 	if ((s = stmt_get(st, STMT_CERT_RESERVE, e)) == NULL)
-		goto out;
+		return HSMCA_ERR_STORE;
 	bind_int(s, CC_ISSUER_ID, issuer_id, &rc);
 	bind_text(s, CC_SERIAL, serial, &rc);
 	bind_text(s, CC_PROFILE, profile, &rc);
 	bind_text(s, CC_REQUESTER, requester, &rc);
 	bind_text(s, CC_CSR_SHA256, csr_sha256, &rc);
 	bind_int(s, CC_CREATED_AT, now, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	switch (rc) {
+	switch (rc = stmt_run(st, s, rc, NULL)) {
 	case SQLITE_DONE:
 		break;
 	case SQLITE_CONSTRAINT_UNIQUE:
-		ret = err_set(e, HSMCA_ERR_EXISTS, "store: serial %s is "
+		return err_set(e, HSMCA_ERR_EXISTS, "store: serial %s is "
 		    "already used by CA generation %" PRId64, serial,
 		    issuer_id);
-		goto out;
 	case SQLITE_CONSTRAINT_FOREIGNKEY:
-		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: cannot reserve "
+		return err_set(e, HSMCA_ERR_NOT_FOUND, "store: cannot reserve "
 		    "serial %s: no CA generation %" PRId64, serial, issuer_id);
-		goto out;
 	default:
-		ret = store_sqlerr(e, rc, "cannot reserve serial %s",
-		    serial);
-		goto out;
+		return store_sqlerr(e, rc, "cannot reserve serial %s", serial);
 	}
 	if (cert_id != NULL)
 		*cert_id = sqlite3_last_insert_rowid(st->db);
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+	return 0;
 }
 
 /* Say why an update of certificate id touched no row. */
@@ -1559,9 +1695,7 @@ cert_state_err(struct store *st, int64_t id, const char *verb,
 
 	if ((s = stmt_get(st, STMT_CERT_STATE, e)) == NULL)
 		goto out;
-	if ((rc = sqlite3_bind_int64(s, 1, id)) == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
+	if ((rc = stmt_step(s, sqlite3_bind_int64(s, 1, id))) == SQLITE_DONE) {
 		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: cannot %s "
 		    "certificate %" PRId64 ": no such reservation", verb, id);
 		goto out;
@@ -1593,25 +1727,20 @@ int
 store_complete_cert(struct store *st, const struct store_cert *c,
     struct hsmca_err *e)
 {
-	sqlite3_stmt *s = NULL;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK, changes;
 
 	if (st->group != NULL && !st->in_tx) {
-		struct group_op op;
+		struct group_op op = { .kind = GROUP_COMPLETE, .cert = c };
 
-		memset(&op, 0, sizeof(op));
-		op.kind = GROUP_COMPLETE;
-		op.cert = c;
 		return group_run(st->group, &op, e);
 	}
 
-	if (c->der == NULL || c->der_len == 0) {
-		ret = err_set(e, HSMCA_ERR_ARG, "store: certificate %" PRId64
+	if (c->der == NULL || c->der_len == 0)
+		return err_set(e, HSMCA_ERR_ARG, "store: certificate %" PRId64
 		    " completed without its DER", c->id);
-		goto out;
-	}
 	if ((s = stmt_get(st, STMT_CERT_COMPLETE, e)) == NULL)
-		goto out;
+		return HSMCA_ERR_STORE;
 	bind_int(s, CC_ID, c->id, &rc);
 	bind_opt_int(s, CC_ISSUER_ID, c->issuer_id, &rc);
 	bind_text(s, CC_SERIAL, c->serial, &rc);
@@ -1625,57 +1754,57 @@ store_complete_cert(struct store *st, const struct store_cert *c,
 	bind_text(s, CC_CSR_SHA256, c->csr_sha256, &rc);
 	bind_blob(s, CC_DER, c->der, c->der_len, &rc);
 	bind_opt_int(s, CC_CREATED_AT, c->created_at, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot record certificate %"
+	if ((rc = stmt_run(st, s, rc, &changes)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot record certificate %"
 		    PRId64, c->id);
-		goto out;
-	}
-	if (sqlite3_changes(st->db) == 0) {
-		stmt_release(s);
-		ret = cert_state_err(st, c->id, "complete", e);
-		goto out;
-	}
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+	if (changes == 0)
+		return cert_state_err(st, c->id, "complete", e);
+	return 0;
 }
 
 int
 store_fail_cert(struct store *st, int64_t cert_id, struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
-	int rc, ret = HSMCA_ERR_STORE;
+	int rc = SQLITE_OK, changes;
 
 	if (st->group != NULL && !st->in_tx) {
-		struct group_op op;
+		struct group_op op = { .kind = GROUP_FAIL,
+		    .cert_id = &cert_id };
 
-		memset(&op, 0, sizeof(op));
-		op.kind = GROUP_FAIL;
-		op.cert_id = &cert_id;
 		return group_run(st->group, &op, e);
 	}
 
 	if ((s = stmt_get(st, STMT_CERT_FAIL, e)) == NULL)
-		goto out;
-	if ((rc = sqlite3_bind_int64(s, 1, cert_id)) == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot mark certificate %"
+		return HSMCA_ERR_STORE;
+	bind_int(s, 0, cert_id, &rc);
+	if ((rc = stmt_run(st, s, rc, &changes)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot mark certificate %"
 		    PRId64 " failed", cert_id);
-		goto out;
-	}
-	if (sqlite3_changes(st->db) == 0) {
-		stmt_release(s);
-		ret = cert_state_err(st, cert_id, "fail", e);
-		goto out;
-	}
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+	if (changes == 0)
+		return cert_state_err(st, cert_id, "fail", e);
+	return 0;
+}
+
+/* No certificate with serial (from issuer_id, unless it is 0). */
+static int
+cert_missing(const char *serial, int64_t issuer_id, struct hsmca_err *e)
+{
+	if (issuer_id != 0)
+		return err_set(e, HSMCA_ERR_NOT_FOUND, "store: no certificate "
+		    "with serial %s from CA generation %" PRId64, serial,
+		    issuer_id);
+	return err_set(e, HSMCA_ERR_NOT_FOUND, "store: no certificate with "
+	    "serial %s", serial);
+}
+
+/* Serial looked up without an issuer, and generations a and b issued it. */
+static int
+cert_ambiguous(const char *serial, int64_t a, int64_t b, struct hsmca_err *e)
+{
+	return err_set(e, HSMCA_ERR_EXISTS, "store: serial %s is ambiguous: "
+	    "CA generations %" PRId64 " and %" PRId64 " both issued it; name "
+	    "the issuer", serial, a, b);
 }
 
 int
@@ -1697,16 +1826,8 @@ store_get_cert(struct store *st, int64_t issuer_id, const char *serial,
 		bind_text(s, 1, serial, &rc);
 	} else
 		bind_text(s, 0, serial, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		if (issuer_id != 0)
-			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no "
-			    "certificate with serial %s from CA generation %"
-			    PRId64, serial, issuer_id);
-		else
-			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no "
-			    "certificate with serial %s", serial);
+	if ((rc = stmt_step(s, rc)) == SQLITE_DONE) {
+		ret = cert_missing(serial, issuer_id, e);
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
@@ -1718,11 +1839,8 @@ store_get_cert(struct store *st, int64_t issuer_id, const char *serial,
 		goto out;
 	if (issuer_id == 0 && (rc = sqlite3_step(s)) != SQLITE_DONE) {
 		if (rc == SQLITE_ROW)
-			ret = err_set(e, HSMCA_ERR_EXISTS, "store: serial %s "
-			    "is ambiguous: CA generations %" PRId64 " and %"
-			    PRId64 " both issued it; name the issuer", serial,
-			    out->issuer_id,
-			    (int64_t)sqlite3_column_int64(s, CC_ISSUER_ID));
+			ret = cert_ambiguous(serial, out->issuer_id,
+			    (int64_t)sqlite3_column_int64(s, CC_ISSUER_ID), e);
 		else
 			ret = store_sqlerr(e, rc, "cannot read certificate "
 			    "%s", serial);
@@ -1829,44 +1947,25 @@ filter_stmt(struct store *st, enum filter_query q,
 	return 0;
 }
 
+static const struct row_type cert_rows = {
+	sizeof(struct store_cert), cert_from_row, certs_free
+};
+
 int
 store_list_certs(struct store *st, const struct store_cert_filter *f,
     struct store_cert **out, size_t *n, struct hsmca_err *e)
 {
-	struct store_cert *v = NULL, *nv;
-	size_t len = 0, cap = 0;
 	sqlite3_stmt *s;
-	int rc, ret = HSMCA_ERR_STORE;
+	void *v;
+	int ret;
 
 	*out = NULL;
 	*n = 0;
 	if ((ret = filter_stmt(st, FILTER_LIST, f, &s, e)) != 0)
-		goto out;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
-				ret = err_set(e, HSMCA_ERR_ALLOC,
-				    "out of memory");
-				goto out;
-			}
-			v = nv;
-		}
-		if ((ret = cert_from_row(st, s, &v[len], e)) != 0)
-			goto out;
-		len++;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot list certificates");
-		goto out;
-	}
-	*out = v;
-	*n = len;
-	v = NULL;
-	ret = 0;
-out:
-	stmt_release(s);
-	store_certs_free(v, len);
+		return ret;
+	if ((ret = stmt_collect(st, s, SQLITE_OK, &cert_rows, 16, &v, n, e,
+	    "cannot list certificates")) == 0)
+		*out = v;
 	return ret;
 }
 
@@ -1875,20 +1974,14 @@ store_count_certs(struct store *st, const struct store_cert_filter *f,
     int64_t *count, struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
-	int rc, ret = HSMCA_ERR_STORE;
+	int rc, ret;
 
 	*count = 0;
 	if ((ret = filter_stmt(st, FILTER_COUNT, f, &s, e)) != 0)
-		goto out;
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		ret = store_sqlerr(e, rc, "cannot count certificates");
-		goto out;
-	}
-	*count = sqlite3_column_int64(s, 0);
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+		return ret;
+	if ((rc = stmt_int64(s, SQLITE_OK, count)) != SQLITE_ROW)
+		return store_sqlerr(e, rc, "cannot count certificates");
+	return 0;
 }
 
 int
@@ -1977,10 +2070,7 @@ cert_lookup(struct store *st, int64_t issuer_id, const char *serial,
 			continue;
 		}
 		if (found) {
-			ret = err_set(e, HSMCA_ERR_EXISTS, "store: serial %s "
-			    "is ambiguous: CA generations %" PRId64 " and %"
-			    PRId64 " both issued it; name the issuer", serial,
-			    out->issuer_id, id);
+			ret = cert_ambiguous(serial, out->issuer_id, id, e);
 			goto out;
 		}
 		if (name_parse(cert_status_names, STORE_CERT_STATUS_MAX,
@@ -2005,13 +2095,8 @@ cert_lookup(struct store *st, int64_t issuer_id, const char *serial,
 			    "%s was not issued by CA generation %" PRId64
 			    " (generation %" PRId64 " issued it)", serial,
 			    issuer_id, other);
-		else if (issuer_id != 0)
-			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no "
-			    "certificate with serial %s from CA generation %"
-			    PRId64, serial, issuer_id);
 		else
-			ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no "
-			    "certificate with serial %s", serial);
+			ret = cert_missing(serial, issuer_id, e);
 		goto out;
 	}
 	ret = 0;
@@ -2020,15 +2105,20 @@ out:
 	return ret;
 }
 
-/* Run a bound single-row UPDATE; its count of changed rows, or -1. */
+/* *issuer_id, or when it is 0 the one generation that issued serial. */
 static int
-stmt_update(struct store *st, sqlite3_stmt *s, int rc, int *changes)
+cert_issuer(struct store *st, const char *serial, int64_t *issuer_id,
+    struct hsmca_err *e)
 {
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	*changes = rc == SQLITE_DONE ? sqlite3_changes(st->db) : 0;
-	stmt_release(s);
-	return rc;
+	struct cert_state cs;
+	int ret;
+
+	if (*issuer_id != 0)
+		return 0;
+	if ((ret = cert_lookup(st, 0, serial, &cs, e)) != 0)
+		return ret;
+	*issuer_id = cs.issuer_id;
+	return 0;
 }
 
 /* One revocation: one indexed UPDATE, and a look at the row only when
@@ -2042,18 +2132,15 @@ revoke_one(struct store *st, int64_t issuer_id, const char *serial,
 	int rc = SQLITE_OK, changes, ret;
 
 	*already = 0;
-	if (issuer_id == 0) {
-		if ((ret = cert_lookup(st, 0, serial, &cs, e)) != 0)
-			return ret;
-		issuer_id = cs.issuer_id;
-	}
+	if ((ret = cert_issuer(st, serial, &issuer_id, e)) != 0)
+		return ret;
 	if ((s = stmt_get(st, STMT_CERT_REVOKE, e)) == NULL)
 		return HSMCA_ERR_STORE;
 	bind_int(s, 0, issuer_id, &rc);
 	bind_text(s, 1, serial, &rc);
 	bind_int(s, 2, when, &rc);
 	bind_int(s, 3, reason, &rc);
-	if ((rc = stmt_update(st, s, rc, &changes)) != SQLITE_DONE)
+	if ((rc = stmt_run(st, s, rc, &changes)) != SQLITE_DONE)
 		return store_sqlerr(e, rc, "cannot revoke certificate %s",
 		    serial);
 	if (changes > 0)
@@ -2101,16 +2188,14 @@ store_unhold_cert(struct store *st, int64_t issuer_id, const char *serial,
 	if (serial == NULL || !serial_is_canonical(serial))
 		return err_set(e, HSMCA_ERR_ARG, "store: \"%s\" is not a "
 		    "serial in canonical form", serial == NULL ? "" : serial);
-	if (issuer_id == 0) {
-		if ((ret = cert_lookup(st, 0, serial, &cs, e)) != 0)
-			return ret;
-		issuer_id = cs.issuer_id;
-	}
+	if ((ret = cert_issuer(st, serial, &issuer_id, e)) != 0)
+		return ret;
 	if ((s = stmt_get(st, STMT_CERT_UNHOLD, e)) == NULL)
+
 		return HSMCA_ERR_STORE;
 	bind_int(s, 0, issuer_id, &rc);
 	bind_text(s, 1, serial, &rc);
-	if ((rc = stmt_update(st, s, rc, &changes)) != SQLITE_DONE)
+	if ((rc = stmt_run(st, s, rc, &changes)) != SQLITE_DONE)
 		return store_sqlerr(e, rc, "cannot lift the hold on "
 		    "certificate %s", serial);
 	if (changes > 0)
@@ -2216,10 +2301,7 @@ store_revoke_issuer(struct store *st, int64_t issuer_id, int reason,
 		goto out;
 	bind_int(s, 0, issuer_id, &rc);
 	bind_int(s, 3, reason, &rc);
-	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		kept = sqlite3_column_int64(s, 0);
-	stmt_release(s);
-	if (rc != SQLITE_ROW) {
+	if ((rc = stmt_int64(s, rc, &kept)) != SQLITE_ROW) {
 		ret = store_sqlerr(e, rc, "cannot count the revoked "
 		    "certificates of CA generation %" PRId64, issuer_id);
 		goto out;
@@ -2230,7 +2312,7 @@ store_revoke_issuer(struct store *st, int64_t issuer_id, int reason,
 	bind_int(s, 0, issuer_id, &rc);
 	bind_int(s, 2, when, &rc);
 	bind_int(s, 3, reason, &rc);
-	if ((rc = stmt_update(st, s, rc, &changes)) != SQLITE_DONE) {
+	if ((rc = stmt_run(st, s, rc, &changes)) != SQLITE_DONE) {
 		ret = store_sqlerr(e, rc, "cannot revoke the certificates of "
 		    "CA generation %" PRId64, issuer_id);
 		goto out;
@@ -2246,14 +2328,30 @@ out:
 	return 0;
 }
 
+static int
+revoked_row(struct store *st, sqlite3_stmt *s, void *arg,
+    struct hsmca_err *e)
+{
+	struct walk *w = arg;
+	struct store_revoked r;
+
+	if ((r.serial = (const char *)sqlite3_column_text(s, 0)) == NULL)
+		return err_set(e, HSMCA_ERR_STORE, "store: %s: a revoked "
+		    "certificate without a serial", st->path);
+	r.revoked_at = (time_t)sqlite3_column_int64(s, 1);
+	r.reason = sqlite3_column_int(s, 2);
+	r.not_after = (time_t)sqlite3_column_int64(s, 3);
+	w->n++;
+	return w->fn.revoked(w->arg, &r);
+}
+
 int
 store_list_revoked(struct store *st, int64_t issuer_id, time_t now,
     int (*fn)(void *, const struct store_revoked *), void *arg,
     size_t *count, struct hsmca_err *e)
 {
-	struct store_revoked r;
+	struct walk w = { .fn.revoked = fn, .arg = arg };
 	sqlite3_stmt *s;
-	size_t n = 0;
 	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
 
 	if ((s = stmt_get(st, STMT_REVOKED_LIST, e)) == NULL)
@@ -2261,33 +2359,15 @@ store_list_revoked(struct store *st, int64_t issuer_id, time_t now,
 	bind_int(s, 0, issuer_id, &rc);
 	bind_int(s, 1, now, &rc);
 	if (rc != SQLITE_OK) {
+		stmt_release(s);
 		ret = store_sqlerr(e, rc, "cannot list revoked certificates");
 		goto out;
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((r.serial = (const char *)sqlite3_column_text(s, 0)) ==
-		    NULL) {
-			ret = err_set(e, HSMCA_ERR_STORE, "store: %s: a "
-			    "revoked certificate without a serial", st->path);
-			goto out;
-		}
-		r.revoked_at = (time_t)sqlite3_column_int64(s, 1);
-		r.reason = sqlite3_column_int(s, 2);
-		r.not_after = (time_t)sqlite3_column_int64(s, 3);
-		n++;
-		if ((ret = fn(arg, &r)) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot list the revoked "
-		    "certificates of CA generation %" PRId64, issuer_id);
-		goto out;
-	}
-	ret = 0;
+	ret = stmt_each(st, s, SQLITE_OK, revoked_row, &w, e, "cannot list "
+	    "the revoked certificates of CA generation %" PRId64, issuer_id);
 out:
-	stmt_release(s);
 	if (count != NULL)
-		*count = n;
+		*count = w.n;
 	return ret;
 }
 
@@ -2303,7 +2383,7 @@ store_next_crl_number(struct store *st, int64_t issuer_id,
 		goto out;
 	bind_int(s, 0, issuer_id, &rc);
 	bind_int(s, 1, this_update, &rc);
-	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+	if ((rc = stmt_step(s, rc)) == SQLITE_ROW) {
 		*number = sqlite3_column_int64(s, 0);
 		rc = sqlite3_step(s);
 	}
@@ -2336,9 +2416,7 @@ store_crl_state(struct store *st, int64_t issuer_id, int64_t *number,
 	if ((s = stmt_get(st, STMT_CRL_STATE, e)) == NULL)
 		goto out;
 	bind_int(s, 0, issuer_id, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((rc = stmt_step(s, rc)) == SQLITE_ROW) {
 		*number = sqlite3_column_int64(s, 0);
 		*this_update = (time_t)sqlite3_column_int64(s, 1);
 	} else if (rc != SQLITE_DONE) {
@@ -2407,9 +2485,7 @@ store_disallow_add(struct store *st, const char *identity, const char *note,
 	bind_text(s, 1, disallow_kind_names[kind], &rc);
 	bind_int(s, 2, now > 0 ? now : clock_now(), &rc);
 	bind_text(s, 3, note, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	stmt_release(s);
+	rc = stmt_run(st, s, rc, NULL);
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY ||
 	    rc == SQLITE_CONSTRAINT_UNIQUE)
 		return err_set(e, HSMCA_ERR_EXISTS, "store: %s is already on "
@@ -2434,7 +2510,7 @@ store_disallow_remove(struct store *st, const char *identity,
 	if ((s = stmt_get(st, STMT_DISALLOW_REMOVE, e)) == NULL)
 		return HSMCA_ERR_STORE;
 	bind_text(s, 0, id, &rc);
-	if ((rc = stmt_update(st, s, rc, &changes)) != SQLITE_DONE)
+	if ((rc = stmt_run(st, s, rc, &changes)) != SQLITE_DONE)
 		return store_sqlerr(e, rc, "cannot remove %s from the disallow "
 		    "list", id);
 	if (changes == 0)
@@ -2455,56 +2531,56 @@ store_disallow_free(struct store_disallow *v, size_t n)
 	free(v);
 }
 
+/* store_disallow_free, for stmt_collect. */
+static void
+disallows_free(void *v, size_t n)
+{
+	store_disallow_free(v, n);
+}
+
+/* One row of STMT_DISALLOW_LIST into d (a struct store_disallow). */
+static int
+disallow_from_row(struct store *st, sqlite3_stmt *s, void *row,
+    struct hsmca_err *e)
+{
+	struct store_disallow *d = row;
+	int kind;
+
+	memset(d, 0, sizeof(*d));
+	if (name_parse(disallow_kind_names, STORE_DISALLOW_KIND_MAX,
+	    (const char *)sqlite3_column_text(s, 1), &kind) != 0)
+		return err_set(e, HSMCA_ERR_STORE, "store: %s: a malformed "
+		    "disallow entry", st->path);
+	d->kind = (enum store_disallow_kind)kind;
+	d->added_at = (time_t)sqlite3_column_int64(s, 2);
+	if (col_strdup(s, 0, &d->identity) == -1 ||
+	    col_strdup(s, 3, &d->note) == -1) {
+		free(d->identity);
+		free(d->note);
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	}
+	return 0;
+}
+
+static const struct row_type disallow_rows = {
+	sizeof(struct store_disallow), disallow_from_row, disallows_free
+};
+
 int
 store_disallow_list(struct store *st, struct store_disallow **out, size_t *n,
     struct hsmca_err *e)
 {
-	struct store_disallow *v = NULL, *nv;
-	size_t len = 0, cap = 0;
 	sqlite3_stmt *s;
-	int rc, kind, ret = HSMCA_ERR_STORE;
+	void *v;
+	int ret;
 
 	*out = NULL;
 	*n = 0;
 	if ((s = stmt_get(st, STMT_DISALLOW_LIST, e)) == NULL)
-		goto out;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
-				ret = err_set(e, HSMCA_ERR_ALLOC,
-				    "out of memory");
-				goto out;
-			}
-			v = nv;
-		}
-		memset(&v[len], 0, sizeof(v[len]));
-		if (name_parse(disallow_kind_names, STORE_DISALLOW_KIND_MAX,
-		    (const char *)sqlite3_column_text(s, 1), &kind) != 0) {
-			ret = err_set(e, HSMCA_ERR_STORE, "store: %s: a "
-			    "malformed disallow entry", st->path);
-			goto out;
-		}
-		v[len].kind = (enum store_disallow_kind)kind;
-		v[len].added_at = (time_t)sqlite3_column_int64(s, 2);
-		len++;
-		if (col_strdup(s, 0, &v[len - 1].identity) == -1 ||
-		    col_strdup(s, 3, &v[len - 1].note) == -1) {
-			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot list the disallow list");
-		goto out;
-	}
-	*out = v;
-	*n = len;
-	v = NULL;
-	ret = 0;
-out:
-	stmt_release(s);
-	store_disallow_free(v, len);
+		return HSMCA_ERR_STORE;
+	if ((ret = stmt_collect(st, s, SQLITE_OK, &disallow_rows, 16, &v, n, e,
+	    "cannot list the disallow list")) == 0)
+		*out = v;
 	return ret;
 }
 
@@ -2523,9 +2599,7 @@ store_disallow_check(struct store *st, const char *identity,
 	if ((s = stmt_get(st, STMT_DISALLOW_GET, e)) == NULL)
 		return HSMCA_ERR_STORE;
 	bind_text(s, 0, id, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((rc = stmt_step(s, rc)) == SQLITE_ROW) {
 		note = (const char *)sqlite3_column_text(s, 1);
 		ret = err_set(e, HSMCA_ERR_POLICY, "%s %s is disallowed%s%s%s",
 		    kind == STORE_DISALLOW_CN ? "device" : "certificate", id,
@@ -2700,29 +2774,36 @@ store_in_transaction(struct store *st)
 	return st != NULL && st->in_tx;
 }
 
-int
-store_complete_cert_with(struct store *st, const struct store_cert *c,
+/* Complete c (GROUP_COMPLETE), then call then() if any: in one transaction,
+ * the group's shared commit when st has a group and no transaction open. */
+static int
+write_with(struct store *st, enum group_kind kind, const struct store_cert *c,
     int (*then)(struct store *, void *, struct hsmca_err *), void *arg,
     struct hsmca_err *e)
 {
 	int own = 0, ret;
 
 	if (st->group != NULL && !st->in_tx) {
-		struct group_op op;
+		struct group_op op = { .kind = kind, .cert = c, .then = then,
+		    .then_arg = arg };
 
-		memset(&op, 0, sizeof(op));
-		op.kind = GROUP_COMPLETE;
-		op.cert = c;
-		op.then = then;
-		op.then_arg = arg;
 		return group_run(st->group, &op, e);
 	}
 	if ((ret = bulk_begin(st, &own, e)) != 0)
 		return ret;
-	ret = store_complete_cert(st, c, e);
+	ret = kind == GROUP_COMPLETE ? store_complete_cert(st, c, e) : 0;
+
 	if (ret == 0 && then != NULL)
 		ret = then(st, arg, e);
 	return bulk_end(st, own, ret, e);
+}
+
+int
+store_complete_cert_with(struct store *st, const struct store_cert *c,
+    int (*then)(struct store *, void *, struct hsmca_err *), void *arg,
+    struct hsmca_err *e)
+{
+	return write_with(st, GROUP_COMPLETE, c, then, arg, e);
 }
 
 int
@@ -2730,22 +2811,9 @@ store_write_with(struct store *st,
     int (*fn)(struct store *, void *, struct hsmca_err *), void *arg,
     struct hsmca_err *e)
 {
-	int own = 0, ret;
-
-	if (st->group != NULL && !st->in_tx) {
-		struct group_op op;
-
-		memset(&op, 0, sizeof(op));
-		op.kind = GROUP_CALL;
-		op.then = fn;
-		op.then_arg = arg;
-		return group_run(st->group, &op, e);
-	}
-	if ((ret = bulk_begin(st, &own, e)) != 0)
-		return ret;
-	ret = fn(st, arg, e);
-	return bulk_end(st, own, ret, e);
+	return write_with(st, GROUP_CALL, NULL, fn, arg, e);
 }
+
 
 /* ---- the audit log ---- */
 
@@ -2789,10 +2857,10 @@ store_audit_insert(struct store *st, const struct store_audit *r,
 	const char *text[] = { r->actor, r->action, r->object, r->outcome,
 	    r->detail };
 	sqlite3_stmt *s;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	int rc = SQLITE_OK;
 
 	if ((s = stmt_get(st, STMT_AUDIT_INSERT, e)) == NULL)
-		goto out;
+		return HSMCA_ERR_STORE;
 	bind_int(s, 0, r->id, &rc);
 	bind_int(s, 1, r->at, &rc);
 	/* Empty strings stay empty strings: they are hashed as such. */
@@ -2805,17 +2873,10 @@ store_audit_insert(struct store *st, const struct store_audit *r,
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_blob(s, 9, r->hash, STORE_AUDIT_HASH_LEN,
 		    SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot append audit record %"
+	if ((rc = stmt_run(st, s, rc, NULL)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot append audit record %"
 		    PRId64, r->id);
-		goto out;
-	}
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+	return 0;
 }
 
 static const char *
@@ -2826,15 +2887,40 @@ col_text0(sqlite3_stmt *s, int col)
 	return v != NULL ? (const char *)v : "";
 }
 
+static int
+audit_row(struct store *st, sqlite3_stmt *s, void *arg,
+    struct hsmca_err *e)
+{
+	struct walk *w = arg;
+	struct store_audit r;
+
+	memset(&r, 0, sizeof(r));
+	r.id = sqlite3_column_int64(s, 0);
+	r.at = (time_t)sqlite3_column_int64(s, 1);
+	r.actor = col_text0(s, 2);
+	r.action = col_text0(s, 3);
+	r.object = col_text0(s, 4);
+	r.outcome = col_text0(s, 5);
+	r.detail = col_text0(s, 6);
+	if (sqlite3_column_bytes(s, 7) == STORE_AUDIT_HASH_LEN &&
+	    sqlite3_column_bytes(s, 8) == STORE_AUDIT_HASH_LEN) {
+		memcpy(r.prev_hash, sqlite3_column_blob(s, 7),
+		    STORE_AUDIT_HASH_LEN);
+		memcpy(r.hash, sqlite3_column_blob(s, 8), STORE_AUDIT_HASH_LEN);
+	} else
+		r.malformed = 1;
+	w->n++;
+	return w->fn.audit(w->arg, &r);
+}
+
 int
 store_audit_walk(struct store *st, const struct store_audit_filter *f,
     int (*fn)(void *arg, const struct store_audit *r), void *arg,
     size_t *count, struct hsmca_err *e)
 {
-	struct store_audit r;
+	struct walk w = { .fn.audit = fn, .arg = arg };
 	enum store_stmt which;
 	sqlite3_stmt *s;
-	size_t n = 0;
 	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
 
 	if (count != NULL)
@@ -2858,40 +2944,11 @@ store_audit_walk(struct store *st, const struct store_audit_filter *f,
 		bind_int(s, 2, f->limit > 0 ? f->limit : -1, &rc);
 		bind_int(s, 3, f->after, &rc);
 	}
-	if (rc != SQLITE_OK) {
-		ret = store_sqlerr(e, rc, "cannot read the audit log");
-		goto out;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&r, 0, sizeof(r));
-		r.id = sqlite3_column_int64(s, 0);
-		r.at = (time_t)sqlite3_column_int64(s, 1);
-		r.actor = col_text0(s, 2);
-		r.action = col_text0(s, 3);
-		r.object = col_text0(s, 4);
-		r.outcome = col_text0(s, 5);
-		r.detail = col_text0(s, 6);
-		if (sqlite3_column_bytes(s, 7) == STORE_AUDIT_HASH_LEN &&
-		    sqlite3_column_bytes(s, 8) == STORE_AUDIT_HASH_LEN) {
-			memcpy(r.prev_hash, sqlite3_column_blob(s, 7),
-			    STORE_AUDIT_HASH_LEN);
-			memcpy(r.hash, sqlite3_column_blob(s, 8),
-			    STORE_AUDIT_HASH_LEN);
-		} else
-			r.malformed = 1;
-		n++;
-		if ((ret = fn(arg, &r)) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot read the audit log");
-		goto out;
-	}
-	ret = 0;
+	ret = stmt_each(st, s, rc, audit_row, &w, e,
+	    "cannot read the audit log");
 out:
 	if (count != NULL)
-		*count = n;
-	stmt_release(s);
+		*count = w.n;
 	return ret;
 }
 
@@ -2926,10 +2983,10 @@ store_checkpoint_insert(struct store *st, const struct store_checkpoint *cp,
     struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	int rc = SQLITE_OK;
 
 	if ((s = stmt_get(st, STMT_CKPT_INSERT, e)) == NULL)
-		goto out;
+		return HSMCA_ERR_STORE;
 	bind_int(s, 0, cp->id, &rc);
 	bind_int(s, 1, cp->at, &rc);
 	bind_int(s, 2, cp->record_id, &rc);
@@ -2942,17 +2999,34 @@ store_checkpoint_insert(struct store *st, const struct store_checkpoint *cp,
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_blob(s, 7, cp->sig, (int)cp->sig_len,
 		    SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot record audit checkpoint %"
+	if ((rc = stmt_run(st, s, rc, NULL)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot record audit checkpoint %"
 		    PRId64, cp->id);
-		goto out;
-	}
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+	return 0;
+}
+
+static int
+checkpoint_row(struct store *st, sqlite3_stmt *s, void *arg,
+    struct hsmca_err *e)
+{
+	struct walk *w = arg;
+	struct store_checkpoint cp;
+
+	memset(&cp, 0, sizeof(cp));
+	cp.id = sqlite3_column_int64(s, 0);
+	cp.at = (time_t)sqlite3_column_int64(s, 1);
+	cp.record_id = sqlite3_column_int64(s, 2);
+	if (sqlite3_column_bytes(s, 3) == STORE_AUDIT_HASH_LEN)
+		memcpy(cp.record_hash, sqlite3_column_blob(s, 3),
+		    STORE_AUDIT_HASH_LEN);
+	else
+		cp.malformed = 1;
+	cp.gen_id = sqlite3_column_int64(s, 4);
+	cp.sig_alg = col_text0(s, 5);
+	cp.sig = sqlite3_column_blob(s, 6);
+	cp.sig_len = (size_t)sqlite3_column_bytes(s, 6);
+	w->n++;
+	return w->fn.checkpoint(w->arg, &cp);
 }
 
 int
@@ -2960,48 +3034,22 @@ store_checkpoint_walk(struct store *st, time_t since, int limit,
     int (*fn)(void *arg, const struct store_checkpoint *cp), void *arg,
     size_t *count, struct hsmca_err *e)
 {
-	struct store_checkpoint cp;
+	struct walk w = { .fn.checkpoint = fn, .arg = arg };
 	sqlite3_stmt *s;
-	size_t n = 0;
 	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
 
 	if ((s = stmt_get(st, STMT_CKPT_SINCE, e)) == NULL)
 		goto out;
 	bind_int(s, 0, since, &rc);
 	bind_int(s, 1, limit > 0 ? limit : -1, &rc);
-	if (rc != SQLITE_OK) {
-		ret = store_sqlerr(e, rc, "cannot read the audit checkpoints");
-		goto out;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&cp, 0, sizeof(cp));
-		cp.id = sqlite3_column_int64(s, 0);
-		cp.at = (time_t)sqlite3_column_int64(s, 1);
-		cp.record_id = sqlite3_column_int64(s, 2);
-		if (sqlite3_column_bytes(s, 3) == STORE_AUDIT_HASH_LEN)
-			memcpy(cp.record_hash, sqlite3_column_blob(s, 3),
-			    STORE_AUDIT_HASH_LEN);
-		else
-			cp.malformed = 1;
-		cp.gen_id = sqlite3_column_int64(s, 4);
-		cp.sig_alg = col_text0(s, 5);
-		cp.sig = sqlite3_column_blob(s, 6);
-		cp.sig_len = (size_t)sqlite3_column_bytes(s, 6);
-		n++;
-		if ((ret = fn(arg, &cp)) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot read the audit checkpoints");
-		goto out;
-	}
-	ret = 0;
+	ret = stmt_each(st, s, rc, checkpoint_row, &w, e,
+	    "cannot read the audit checkpoints");
 out:
 	if (count != NULL)
-		*count = n;
-	stmt_release(s);
+		*count = w.n;
 	return ret;
 }
+
 
 /* ---- factory batches ---- */
 
@@ -3045,9 +3093,7 @@ store_batch_begin(struct store *st, const char *sha256, const char *profile,
 	bind_text(s, 2, requester, &rc);
 	bind_int(s, 3, items, &rc);
 	bind_int(s, 4, now, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
+	if ((rc = stmt_step(s, rc)) != SQLITE_ROW) {
 		ret = store_sqlerr(e, rc, "cannot record the batch");
 		goto out;
 	}
@@ -3087,76 +3133,44 @@ store_batch_finish(struct store *st, int64_t id, time_t now, int64_t signed_,
 	    "UPDATE batch SET finished_at = ?2, signed = ?3, refused = ?4"
 	    " WHERE id = ?1";
 	sqlite3_stmt *s = NULL;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	int rc, changes = 0, ret = 0;
 
-	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) != SQLITE_OK) {
+	if ((rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL)) == SQLITE_OK) {
+		bind_int(s, 0, id, &rc);
+		bind_int(s, 1, now, &rc);
+		bind_int(s, 2, signed_, &rc);
+		bind_int(s, 3, refused, &rc);
+		rc = stmt_run(st, s, rc, &changes);
+	}
+	if (rc != SQLITE_DONE)
 		ret = store_sqlerr(e, rc, "cannot record the end of batch %"
 		    PRId64, id);
-		goto out;
-	}
-	bind_int(s, 0, id, &rc);
-	bind_int(s, 1, now, &rc);
-	bind_int(s, 2, signed_, &rc);
-	bind_int(s, 3, refused, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot record the end of batch %"
-		    PRId64, id);
-		goto out;
-	}
-	if (sqlite3_changes(st->db) == 0) {
+	else if (changes == 0)
 		ret = err_set(e, HSMCA_ERR_NOT_FOUND, "store: no batch %"
 		    PRId64, id);
-		goto out;
-	}
-	ret = 0;
-out:
 	sqlite3_finalize(s);
 	return ret;
 }
+
+
 
 int
 store_certs_by_csr(struct store *st, const char *csr_sha256,
     struct store_cert **out, size_t *n, struct hsmca_err *e)
 {
-	struct store_cert *v = NULL, *nv;
-	size_t len = 0, cap = 0;
 	sqlite3_stmt *s;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	void *v;
+	int rc = SQLITE_OK, ret;
 
 	*out = NULL;
 	*n = 0;
 	if ((s = stmt_get(st, STMT_CERT_BY_CSR, e)) == NULL)
-		goto out;
+		return HSMCA_ERR_STORE;
 	bind_text(s, 0, csr_sha256, &rc);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap == 0 ? 2 : cap * 2;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
-				ret = err_set(e, HSMCA_ERR_ALLOC,
-				    "out of memory");
-				goto out;
-			}
-			v = nv;
-		}
-		if ((ret = cert_from_row(st, s, &v[len], e)) != 0)
-			goto out;
-		len++;
-		rc = SQLITE_OK;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot look up the certificates of "
-		    "CSR %s", csr_sha256 != NULL ? csr_sha256 : "");
-		goto out;
-	}
-	*out = v;
-	*n = len;
-	v = NULL;
-	ret = 0;
-out:
-	stmt_release(s);
-	store_certs_free(v, len);
+	if ((ret = stmt_collect(st, s, rc, &cert_rows, 2, &v, n, e,
+	    "cannot look up the certificates of CSR %s",
+	    csr_sha256 != NULL ? csr_sha256 : "")) == 0)
+		*out = v;
 	return ret;
 }
 
@@ -3167,27 +3181,20 @@ store_ocsp_responder_add(struct store *st,
     const struct store_ocsp_responder *r, struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	int rc = SQLITE_OK;
 
 	if ((s = stmt_get(st, STMT_OCSP_RESPONDER_ADD, e)) == NULL)
-		goto out;
+		return HSMCA_ERR_STORE;
 	bind_int(s, 0, r->issuer_id, &rc);
 	bind_text(s, 1, r->serial, &rc);
 	bind_text(s, 2, r->key_uri, &rc);
 	bind_blob(s, 3, r->cert_der, r->cert_der_len, &rc);
 	bind_int(s, 4, r->not_after, &rc);
 	bind_int(s, 5, r->created_at, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot record the OCSP responder of "
-		    "CA generation %" PRId64, r->issuer_id);
-		goto out;
-	}
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+	if ((rc = stmt_run(st, s, rc, NULL)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot record the OCSP responder "
+		    "of CA generation %" PRId64, r->issuer_id);
+	return 0;
 }
 
 int
@@ -3261,6 +3268,21 @@ cert_state_from_row(struct store *st, sqlite3_stmt *s, int first,
 	return 0;
 }
 
+static int
+ocsp_row(struct store *st, sqlite3_stmt *s, void *arg, struct hsmca_err *e)
+{
+	struct walk *w = arg;
+	struct store_cert_state c;
+	int ret;
+
+	if ((ret = cert_state_from_row(st, s, w->first, &c, e)) != 0 ||
+	    (ret = w->fn.cert_state(w->arg, &c)) != 0)
+		return ret;
+	*w->last = w->first > 0 ? sqlite3_column_int64(s, 0) : c.id;
+	w->n++;
+	return 0;
+}
+
 /* The rows of a cursor statement (after, max) as certificate states from
  * column first; *last: the id the next call starts after (the certificate's
  * id, or column 0 when the state starts after it). */
@@ -3270,9 +3292,9 @@ ocsp_cursor(struct store *st, enum store_stmt id, int first, const char *what,
     int (*fn)(void *, const struct store_cert_state *), void *arg,
     int64_t *last, size_t *count, struct hsmca_err *e)
 {
-	struct store_cert_state c;
+	struct walk w = { .fn.cert_state = fn, .arg = arg,
+	    .first = first, .last = last };
 	sqlite3_stmt *s;
-	size_t n = 0;
 	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
 
 	*last = after;
@@ -3280,25 +3302,13 @@ ocsp_cursor(struct store *st, enum store_stmt id, int first, const char *what,
 		goto out;
 	bind_int(s, 0, after, &rc);
 	bind_int(s, 1, max > INT64_MAX ? INT64_MAX : (int64_t)max, &rc);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((ret = cert_state_from_row(st, s, first, &c, e)) != 0 ||
-		    (ret = fn(arg, &c)) != 0)
-			goto out;
-		*last = first > 0 ? sqlite3_column_int64(s, 0) : c.id;
-		n++;
-		rc = SQLITE_OK;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot %s", what);
-		goto out;
-	}
-	ret = 0;
+	ret = stmt_each(st, s, rc, ocsp_row, &w, e, "cannot %s", what);
 out:
-	stmt_release(s);
 	if (count != NULL)
-		*count = n;
+		*count = w.n;
 	return ret;
 }
+
 
 int
 store_ocsp_walk(struct store *st, int64_t after, size_t max,
@@ -3323,40 +3333,29 @@ int
 store_ocsp_changes_last(struct store *st, int64_t *last, struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	int rc;
 
 	*last = 0;
 	if ((s = stmt_get(st, STMT_OCSP_CHANGES_LAST, e)) == NULL)
-		goto out;
-	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-		ret = store_sqlerr(e, rc, "cannot read the certificate changes");
-		goto out;
-	}
-	*last = sqlite3_column_int64(s, 0);
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+		return HSMCA_ERR_STORE;
+	if ((rc = stmt_int64(s, SQLITE_OK, last)) != SQLITE_ROW)
+		return store_sqlerr(e, rc, "cannot read the certificate "
+		    "changes");
+
+	return 0;
 }
 
 int
 store_ocsp_changes_forget(struct store *st, int64_t upto, struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
-	int rc = SQLITE_OK, ret = HSMCA_ERR_STORE;
+	int rc = SQLITE_OK;
 
 	if ((s = stmt_get(st, STMT_OCSP_CHANGES_FORGET, e)) == NULL)
-		goto out;
+		return HSMCA_ERR_STORE;
 	bind_int(s, 0, upto, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
-		ret = store_sqlerr(e, rc, "cannot forget the certificate "
+	if ((rc = stmt_run(st, s, rc, NULL)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot forget the certificate "
 		    "changes read");
-		goto out;
-	}
-	ret = 0;
-out:
-	stmt_release(s);
-	return ret;
+	return 0;
 }
