@@ -307,6 +307,20 @@ out:
 	return ret;
 }
 
+/* Write v at p, percent-encoding what would end or confuse an attribute;
+ * return the end. p has room for 3 * strlen(v). */
+static char *
+pct_encode(char *p, const char *v)
+{
+	for (const char *t = v; *t != '\0'; t++) {
+		if (strchr(";?%/=&# ", *t) != NULL || (unsigned char)*t < 0x20)
+			p += sprintf(p, "%%%02X", (unsigned char)*t);
+		else
+			*p++ = *t;
+	}
+	return p;
+}
+
 /* Build pkcs11:token=...;id=%..;object=...;type=private */
 static char *
 uri_make(const char *token, const unsigned char *id, size_t id_len,
@@ -319,24 +333,13 @@ uri_make(const char *token, const unsigned char *id, size_t id_len,
 		return NULL;
 	p = s;
 	p += sprintf(p, "pkcs11:token=");
-	for (const char *t = token; *t != '\0'; t++) {
-		if (strchr(";?%/=&# ", *t) != NULL || (unsigned char)*t < 0x20)
-			p += sprintf(p, "%%%02X", (unsigned char)*t);
-		else
-			*p++ = *t;
-	}
+	p = pct_encode(p, token);
 	p += sprintf(p, ";id=");
 	for (size_t i = 0; i < id_len; i++)
 		p += sprintf(p, "%%%02X", id[i]);
 	if (label != NULL) {
 		p += sprintf(p, ";object=");
-		for (const char *t = label; *t != '\0'; t++) {
-			if (strchr(";?%/=&# ", *t) != NULL ||
-			    (unsigned char)*t < 0x20)
-				p += sprintf(p, "%%%02X", (unsigned char)*t);
-			else
-				*p++ = *t;
-		}
+		p = pct_encode(p, label);
 	}
 	sprintf(p, ";type=private");
 	return s;
@@ -567,6 +570,17 @@ out:
 	return ret;
 }
 
+/* Forget the slot list and the token found in it. */
+static void
+slots_release(struct hsm *h)
+{
+	if (h->slots != NULL)
+		PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
+	h->slots = NULL;
+	h->nslots = 0;
+	h->slot = NULL;
+}
+
 void
 hsm_close(struct hsm *h)
 {
@@ -574,8 +588,7 @@ hsm_close(struct hsm *h)
 		return;
 	if (h->raw_s != CK_INVALID_HANDLE)
 		h->p11->C_CloseSession(h->raw_s);
-	if (h->slots != NULL)
-		PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
+	slots_release(h);
 	if (h->ctx != NULL) {
 		PKCS11_CTX_unload(h->ctx);
 		PKCS11_CTX_free(h->ctx);
@@ -700,18 +713,10 @@ hsm_recover(struct hsm *h, struct hsmca_err *e)
 	(void)h->p11->C_CloseAllSessions(h->slot_id);
 	h->raw_s = CK_INVALID_HANDLE;
 	pthread_mutex_unlock(&h->raw_lock);
-	if (h->slots != NULL)
-		PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
-	h->slots = NULL;
-	h->nslots = 0;
-	h->slot = NULL;
+	slots_release(h);
 	ERR_clear_error();
 	if ((ret = token_attach(h, e)) != 0) {
-		if (h->slots != NULL)
-			PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
-		h->slots = NULL;
-		h->nslots = 0;
-		h->slot = NULL;
+		slots_release(h);
 		pthread_mutex_lock(&h->state_lock);
 		snprintf(h->why, sizeof(h->why), "%s", e != NULL ? e->msg :
 		    "recovery failed");
@@ -1098,6 +1103,74 @@ out:
 #define ATTR(t, n, ty, v, l) do { t[n].type = (ty); t[n].pValue = (void *)(v); \
 	t[n].ulValueLen = (l); n++; } while (0)
 
+/* Template values: the token only reads them. */
+static const CK_BBOOL ck_true = CK_TRUE, ck_false = CK_FALSE;
+
+/* The two templates of a new key pair, for C_GenerateKeyPair and
+ * C_CreateObject alike: sized for an imported RSA key, the largest. */
+struct key_tmpl {
+	unsigned char	id[HSM_ID_LEN];
+	CK_ATTRIBUTE	priv[24];
+	CK_ATTRIBUTE	pub[12];
+	CK_ULONG	npriv;
+	CK_ULONG	npub;
+};
+
+/* Start the templates with what every CA key gets, generated or imported:
+ * a private key that stays in the token (sensitive, never extractable)
+ * and only signs, a public key that verifies, both under a new random
+ * CKA_ID and the given CKA_LABEL. An import (kt not NULL) also names
+ * each object's class and *kt, its key type, which C_GenerateKeyPair
+ * infers. The caller adds the key's own values; label and kt must
+ * outlive t. */
+static int
+key_tmpl_init(struct key_tmpl *t, const char *label, const CK_KEY_TYPE *kt,
+    struct hsmca_err *e)
+{
+	static const CK_OBJECT_CLASS privc = CKO_PRIVATE_KEY;
+	static const CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY;
+
+	memset(t, 0, sizeof(*t));
+	if (RAND_bytes(t->id, sizeof(t->id)) != 1)
+		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "RAND_bytes");
+	if (kt != NULL) {
+		ATTR(t->pub, t->npub, CKA_CLASS, &pubc, sizeof(pubc));
+		ATTR(t->pub, t->npub, CKA_KEY_TYPE, kt, sizeof(*kt));
+		ATTR(t->priv, t->npriv, CKA_CLASS, &privc, sizeof(privc));
+		ATTR(t->priv, t->npriv, CKA_KEY_TYPE, kt, sizeof(*kt));
+	}
+	ATTR(t->pub, t->npub, CKA_TOKEN, &ck_true, sizeof(ck_true));
+	ATTR(t->pub, t->npub, CKA_VERIFY, &ck_true, sizeof(ck_true));
+	ATTR(t->pub, t->npub, CKA_ID, t->id, sizeof(t->id));
+	ATTR(t->pub, t->npub, CKA_LABEL, label, strlen(label));
+	ATTR(t->priv, t->npriv, CKA_TOKEN, &ck_true, sizeof(ck_true));
+	ATTR(t->priv, t->npriv, CKA_PRIVATE, &ck_true, sizeof(ck_true));
+	ATTR(t->priv, t->npriv, CKA_SENSITIVE, &ck_true, sizeof(ck_true));
+	ATTR(t->priv, t->npriv, CKA_EXTRACTABLE, &ck_false, sizeof(ck_false));
+	ATTR(t->priv, t->npriv, CKA_SIGN, &ck_true, sizeof(ck_true));
+	ATTR(t->priv, t->npriv, CKA_DECRYPT, &ck_false, sizeof(ck_false));
+	ATTR(t->priv, t->npriv, CKA_DERIVE, &ck_false, sizeof(ck_false));
+	ATTR(t->priv, t->npriv, CKA_UNWRAP, &ck_false, sizeof(ck_false));
+	ATTR(t->priv, t->npriv, CKA_ID, t->id, sizeof(t->id));
+	ATTR(t->priv, t->npriv, CKA_LABEL, label, strlen(label));
+	return 0;
+}
+
+/* Finish a key pair just made in the token, or destroy both halves so a
+ * failure leaves nothing behind. */
+static int
+key_adopt(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
+    CK_OBJECT_HANDLE pub, struct hsm_key **out, struct hsmca_err *e)
+{
+	int ret;
+
+	if ((ret = key_complete(h, s, priv, pub, out, e)) != 0) {
+		h->p11->C_DestroyObject(s, priv);
+		h->p11->C_DestroyObject(s, pub);
+	}
+	return ret;
+}
+
 static int
 curve_params(int nid, unsigned char **der, int *len)
 {
@@ -1113,37 +1186,20 @@ int
 hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
     struct hsm_key **out, struct hsmca_err *e)
 {
-	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = 0;
 	CK_BYTE pubexp[] = { 0x01, 0x00, 0x01 };
-	unsigned char id[HSM_ID_LEN];
 	unsigned char *ecparams = NULL;
 	int ecparams_len = 0;
 	CK_MECHANISM mech = { 0, NULL, 0 };
+	struct key_tmpl t;
 	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
 	CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
-	CK_ATTRIBUTE pubt[8], privt[12];
-	CK_ULONG npub = 0, npriv = 0;
 	CK_RV rv;
 	int ret = HSMCA_ERR_HSM;
 
 	*out = NULL;
-	if (RAND_bytes(id, sizeof(id)) != 1)
-		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "RAND_bytes");
-	ATTR(pubt, npub, CKA_TOKEN, &yes, sizeof(yes));
-	ATTR(pubt, npub, CKA_VERIFY, &yes, sizeof(yes));
-	ATTR(pubt, npub, CKA_ID, id, sizeof(id));
-	ATTR(pubt, npub, CKA_LABEL, label, strlen(label));
-	ATTR(privt, npriv, CKA_TOKEN, &yes, sizeof(yes));
-	ATTR(privt, npriv, CKA_PRIVATE, &yes, sizeof(yes));
-	ATTR(privt, npriv, CKA_SENSITIVE, &yes, sizeof(yes));
-	ATTR(privt, npriv, CKA_EXTRACTABLE, &no, sizeof(no));
-	ATTR(privt, npriv, CKA_SIGN, &yes, sizeof(yes));
-	ATTR(privt, npriv, CKA_DECRYPT, &no, sizeof(no));
-	ATTR(privt, npriv, CKA_DERIVE, &no, sizeof(no));
-	ATTR(privt, npriv, CKA_UNWRAP, &no, sizeof(no));
-	ATTR(privt, npriv, CKA_ID, id, sizeof(id));
-	ATTR(privt, npriv, CKA_LABEL, label, strlen(label));
+	if ((ret = key_tmpl_init(&t, label, NULL, e)) != 0)
+		return ret;
 	switch (type) {
 	case KEY_EC_P256:
 	case KEY_EC_P384:
@@ -1153,14 +1209,15 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 			goto out;
 		}
 		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
-		ATTR(pubt, npub, CKA_EC_PARAMS, ecparams, (CK_ULONG)ecparams_len);
+		ATTR(t.pub, t.npub, CKA_EC_PARAMS, ecparams,
+		    (CK_ULONG)ecparams_len);
 		break;
 	case KEY_RSA_2048:
 	case KEY_RSA_3072:
 		bits = type == KEY_RSA_2048 ? 2048 : 3072;
 		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
-		ATTR(pubt, npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
-		ATTR(pubt, npub, CKA_PUBLIC_EXPONENT, pubexp, sizeof(pubexp));
+		ATTR(t.pub, t.npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
+		ATTR(t.pub, t.npub, CKA_PUBLIC_EXPONENT, pubexp, sizeof(pubexp));
 		break;
 	default:
 		ret = err_set(e, HSMCA_ERR_ARG, "unknown key type");
@@ -1169,19 +1226,14 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 	if ((ret = raw_open(h, &s, e)) != 0)
 		goto out;
 	ret = HSMCA_ERR_HSM;
-	rv = h->p11->C_GenerateKeyPair(s, &mech, pubt, npub, privt, npriv,
-	    &pub, &priv);
+	rv = h->p11->C_GenerateKeyPair(s, &mech, t.pub, t.npub, t.priv,
+	    t.npriv, &pub, &priv);
 	if (rv != CKR_OK) {
 		err_set(e, ret, "C_GenerateKeyPair (%s) in token '%s': %s",
 		    keytype_name(type), h->token_label, ckr_name(rv));
 		goto out;
 	}
-	if ((ret = key_complete(h, s, priv, pub, out, e)) != 0) {
-		h->p11->C_DestroyObject(s, priv);
-		h->p11->C_DestroyObject(s, pub);
-		goto out;
-	}
-	ret = 0;
+	ret = key_adopt(h, s, priv, pub, out, e);
 out:
 	OPENSSL_free(ecparams);
 	raw_close(h, s);
@@ -1214,12 +1266,8 @@ int
 hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
     struct hsm_key **out, struct hsmca_err *e)
 {
-	CK_OBJECT_CLASS privc = CKO_PRIVATE_KEY, pubc = CKO_PUBLIC_KEY;
-	CK_KEY_TYPE kt;
-	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	unsigned char id[HSM_ID_LEN];
-	CK_ATTRIBUTE privt[24], pubt[12];
-	CK_ULONG npriv = 0, npub = 0;
+	CK_KEY_TYPE kt = 0;
+	struct key_tmpl t;
 	unsigned char *secret[8] = { NULL };
 	CK_ULONG secret_len[8] = { 0 };
 	unsigned char *pub1 = NULL, *pub2 = NULL, *ecparams = NULL;
@@ -1233,26 +1281,8 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 	int ret = HSMCA_ERR_HSM;
 
 	*out = NULL;
-	if (RAND_bytes(id, sizeof(id)) != 1)
-		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "RAND_bytes");
-	ATTR(privt, npriv, CKA_CLASS, &privc, sizeof(privc));
-	ATTR(privt, npriv, CKA_KEY_TYPE, &kt, sizeof(kt));
-	ATTR(privt, npriv, CKA_TOKEN, &yes, sizeof(yes));
-	ATTR(privt, npriv, CKA_PRIVATE, &yes, sizeof(yes));
-	ATTR(privt, npriv, CKA_SENSITIVE, &yes, sizeof(yes));
-	ATTR(privt, npriv, CKA_EXTRACTABLE, &no, sizeof(no));
-	ATTR(privt, npriv, CKA_SIGN, &yes, sizeof(yes));
-	ATTR(privt, npriv, CKA_DECRYPT, &no, sizeof(no));
-	ATTR(privt, npriv, CKA_UNWRAP, &no, sizeof(no));
-	ATTR(privt, npriv, CKA_DERIVE, &no, sizeof(no));
-	ATTR(privt, npriv, CKA_ID, id, sizeof(id));
-	ATTR(privt, npriv, CKA_LABEL, label, strlen(label));
-	ATTR(pubt, npub, CKA_CLASS, &pubc, sizeof(pubc));
-	ATTR(pubt, npub, CKA_KEY_TYPE, &kt, sizeof(kt));
-	ATTR(pubt, npub, CKA_TOKEN, &yes, sizeof(yes));
-	ATTR(pubt, npub, CKA_VERIFY, &yes, sizeof(yes));
-	ATTR(pubt, npub, CKA_ID, id, sizeof(id));
-	ATTR(pubt, npub, CKA_LABEL, label, strlen(label));
+	if ((ret = key_tmpl_init(&t, label, &kt, e)) != 0)
+		return ret;
 
 	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC) {
 		char group[64];
@@ -1279,8 +1309,9 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 			    "cannot read the EC private key");
 			goto out;
 		}
-		ATTR(privt, npriv, CKA_EC_PARAMS, ecparams, (CK_ULONG)ecparams_len);
-		ATTR(privt, npriv, CKA_VALUE, secret[nsecret],
+		ATTR(t.priv, t.npriv, CKA_EC_PARAMS, ecparams,
+		    (CK_ULONG)ecparams_len);
+		ATTR(t.priv, t.npriv, CKA_VALUE, secret[nsecret],
 		    secret_len[nsecret]);
 		nsecret++;
 		EVP_PKEY_set_utf8_string_param(pk,
@@ -1294,8 +1325,9 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 			    "cannot read the EC public key");
 			goto out;
 		}
-		ATTR(pubt, npub, CKA_EC_PARAMS, ecparams, (CK_ULONG)ecparams_len);
-		ATTR(pubt, npub, CKA_EC_POINT, pub1, l1);
+		ATTR(t.pub, t.npub, CKA_EC_PARAMS, ecparams,
+		    (CK_ULONG)ecparams_len);
+		ATTR(t.pub, t.npub, CKA_EC_POINT, pub1, l1);
 	} else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA) {
 		static const struct { const char *name; CK_ATTRIBUTE_TYPE type; }
 		    rsa[] = {
@@ -1320,10 +1352,10 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 			    "cannot read the RSA public key");
 			goto out;
 		}
-		ATTR(privt, npriv, CKA_MODULUS, pub1, l1);
-		ATTR(privt, npriv, CKA_PUBLIC_EXPONENT, pub2, l2);
-		ATTR(pubt, npub, CKA_MODULUS, pub1, l1);
-		ATTR(pubt, npub, CKA_PUBLIC_EXPONENT, pub2, l2);
+		ATTR(t.priv, t.npriv, CKA_MODULUS, pub1, l1);
+		ATTR(t.priv, t.npriv, CKA_PUBLIC_EXPONENT, pub2, l2);
+		ATTR(t.pub, t.npub, CKA_MODULUS, pub1, l1);
+		ATTR(t.pub, t.npub, CKA_PUBLIC_EXPONENT, pub2, l2);
 		for (size_t i = 0; i < sizeof(rsa) / sizeof(rsa[0]); i++) {
 			if ((secret[nsecret] = bn_param(pk, rsa[i].name, 0,
 			    &secret_len[nsecret])) == NULL) {
@@ -1331,7 +1363,7 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 				    "RSA private key lacks CRT parameters");
 				goto out;
 			}
-			ATTR(privt, npriv, rsa[i].type, secret[nsecret],
+			ATTR(t.priv, t.npriv, rsa[i].type, secret[nsecret],
 			    secret_len[nsecret]);
 			nsecret++;
 		}
@@ -1344,21 +1376,16 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 	if ((ret = raw_open(h, &s, e)) != 0)
 		goto out;
 	ret = HSMCA_ERR_HSM;
-	if ((rv = h->p11->C_CreateObject(s, privt, npriv, &priv)) != CKR_OK) {
+	if ((rv = h->p11->C_CreateObject(s, t.priv, t.npriv, &priv)) != CKR_OK) {
 		err_set(e, ret, "C_CreateObject (private key): %s", ckr_name(rv));
 		goto out;
 	}
-	if ((rv = h->p11->C_CreateObject(s, pubt, npub, &pub)) != CKR_OK) {
+	if ((rv = h->p11->C_CreateObject(s, t.pub, t.npub, &pub)) != CKR_OK) {
 		err_set(e, ret, "C_CreateObject (public key): %s", ckr_name(rv));
 		h->p11->C_DestroyObject(s, priv);
 		goto out;
 	}
-	if ((ret = key_complete(h, s, priv, pub, out, e)) != 0) {
-		h->p11->C_DestroyObject(s, priv);
-		h->p11->C_DestroyObject(s, pub);
-		goto out;
-	}
-	ret = 0;
+	ret = key_adopt(h, s, priv, pub, out, e);
 out:
 	for (size_t i = 0; i < nsecret; i++)
 		util_freezero(secret[i], secret_len[i]);
