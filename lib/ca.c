@@ -56,6 +56,39 @@ ca_effective_status(const struct store_generation *g, time_t now)
 	return g->status;
 }
 
+/* What a memory BIO holds, as a string (malloc'd; NULL if out of memory). */
+static char *
+bio_string(BIO *b)
+{
+	char *data;
+	long n;
+
+	n = BIO_get_mem_data(b, &data);
+	return strndup(data, (size_t)n);
+}
+
+/* The certificate of a stored generation; NULL if it has none or it
+ * does not decode. */
+static X509 *
+gen_x509(const struct store_generation *g)
+{
+	const unsigned char *p = g->cert_der;
+
+	if (p == NULL)
+		return NULL;
+	return d2i_X509(NULL, &p, (long)g->cert_der_len);
+}
+
+/* Free the fields of a generation whose key_uri and key_type point
+ * into a key object and static names (issuing_new). */
+static void
+gen_free_borrowed(struct store_generation *g)
+{
+	g->key_uri = NULL;
+	g->key_type = NULL;
+	store_generation_free_fields(g);
+}
+
 /* Fill the certificate fields of a generation record from cert. */
 static int
 gen_fill_cert(struct store_generation *g, const X509 *cert,
@@ -204,8 +237,6 @@ make_csr(struct ca_ctx *c, const char *subject, struct hsm_key *k,
 	X509_NAME *name = NULL;
 	BIO *b = NULL;
 	unsigned char *d = NULL;
-	char *data;
-	long n;
 	int len, ok, ret;
 
 	if ((ret = util_parse_name(subject, &name, e)) != 0)
@@ -228,8 +259,7 @@ make_csr(struct ca_ctx *c, const char *subject, struct hsm_key *k,
 	    !PEM_write_bio_X509_REQ(b, req) ||
 	    (len = i2d_X509_REQ(req, &d)) <= 0)
 		goto out;
-	n = BIO_get_mem_data(b, &data);
-	if ((*pem = strndup(data, (size_t)n)) == NULL ||
+	if ((*pem = bio_string(b)) == NULL ||
 	    (*der = malloc((size_t)len)) == NULL)
 		goto out;
 	memcpy(*der, d, (size_t)len);
@@ -245,14 +275,79 @@ out:
 	return ret;
 }
 
+/* How a new issuing generation gets its certificate. */
+enum issuing_signer {
+	SIGNER_ROOT,		/* the root in the token signs */
+	SIGNER_SELF,		/* self-signed */
+	SIGNER_EXTERNAL,	/* a CSR for an outside root */
+};
+
+/* A new issuing generation: its key in the token (*key, which the caller
+ * destroys on failure) and g filled in with its certificate, signed by
+ * root_key under rootx or by itself, or with its CSR (*csr_pem) and
+ * pending. Other statuses and dates are the caller's; g's key_uri and
+ * key_type are borrowed (gen_free_borrowed). */
+static int
+issuing_new(struct ca_ctx *c, enum issuing_signer how,
+    struct hsm_key *root_key, const X509 *rootx, time_t now,
+    struct hsm_key **key, struct store_generation *g, char **csr_pem,
+    struct hsmca_err *e)
+{
+	const struct config_ca *cc = &c->cfg->ca;
+	X509 *cert = NULL;
+	char label[96];
+	int ret;
+
+	key_label(label, sizeof(label), "ca", now);
+	if ((ret = hsm_generate_key(c->hsm, cc->key_type, label, key, e)) != 0)
+		return ret;
+	g->kind = STORE_GEN_ISSUING;
+	g->key_uri = (char *)(uintptr_t)hsm_key_uri(*key);
+	g->key_type = (char *)(uintptr_t)keytype_name(cc->key_type);
+	g->created_at = now;
+	if (how == SIGNER_EXTERNAL) {
+		if ((ret = make_csr(c, cc->subject, *key, csr_pem, &g->csr_der,
+		    &g->csr_der_len, e)) != 0)
+			return ret;
+		g->status = STORE_GEN_PENDING;
+		if ((g->subject = strdup(cc->subject)) == NULL)
+			return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		return 0;
+	}
+	/* pathlen 1: edge-ca certificates (pathlen 0) sit below. */
+	if (how == SIGNER_ROOT)
+		ret = ca_make_cert(c, cc->subject, hsm_key_public(*key),
+		    hsm_key_private(root_key), rootx, cc->validity, 1, now,
+		    &cert, e);
+	else
+		ret = ca_make_cert(c, cc->subject, hsm_key_public(*key),
+		    hsm_key_private(*key), NULL, cc->validity, 1, now, &cert, e);
+	if (ret == 0)
+		ret = gen_fill_cert(g, cert, e);
+	X509_free(cert);
+	return ret;
+}
+
+/* After a failed issuing_new or a failure to record its generation:
+ * the new key leaves the token again, and its CSR is not handed out. */
+static void
+issuing_undo(struct ca_ctx *c, struct hsm_key *key, char **csr_pem)
+{
+	if (key != NULL)
+		(void)hsm_destroy_key(c->hsm, key, NULL);
+	free(*csr_pem);
+	*csr_pem = NULL;
+}
+
 int
 ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
     struct ca_init_result *out, struct hsmca_err *e)
 {
 	const struct config_ca *cc = &c->cfg->ca;
 	struct hsm_key *root_key = NULL, *key = NULL;
-	X509 *root = NULL, *cert = NULL;
+	X509 *root = NULL;
 	struct store_generation rg, g;
+	enum issuing_signer how;
 	char label[96];
 	int ret, in_tx = 0;
 
@@ -261,6 +356,19 @@ ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
 	memset(&g, 0, sizeof(g));
 	if ((ret = existing_issuing(c, e)) != 0)
 		return ret;
+	switch (mode) {
+	case CA_INIT_ROOT_IN_HSM:
+		how = SIGNER_ROOT;
+		break;
+	case CA_INIT_SELF_SIGNED:
+		how = SIGNER_SELF;
+		break;
+	case CA_INIT_EXTERNAL:
+		how = SIGNER_EXTERNAL;
+		break;
+	default:
+		return err_set(e, HSMCA_ERR_ARG, "unknown init mode");
+	}
 
 	/* Keys and certificates first; the store records them in one
 	 * transaction; on any failure the new keys leave the token again. */
@@ -274,45 +382,10 @@ ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
 		    cc->root_validity, -1, now, &root, e)) != 0)
 			goto out;
 	}
-	key_label(label, sizeof(label), "ca", now);
-	if ((ret = hsm_generate_key(c->hsm, cc->key_type, label, &key, e)) != 0)
+	if ((ret = issuing_new(c, how, root_key, root, now, &key, &g,
+	    &out->csr_pem, e)) != 0)
 		goto out;
-
-	g.kind = STORE_GEN_ISSUING;
-	g.key_uri = (char *)(uintptr_t)hsm_key_uri(key);
-	g.key_type = (char *)(uintptr_t)keytype_name(cc->key_type);
-	g.created_at = now;
-	switch (mode) {
-	case CA_INIT_ROOT_IN_HSM:
-		/* pathlen 1: edge-ca certificates (pathlen 0) sit below. */
-		if ((ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
-		    hsm_key_private(root_key), root, cc->validity, 1, now,
-		    &cert, e)) != 0)
-			goto out;
-		break;
-	case CA_INIT_SELF_SIGNED:
-		if ((ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
-		    hsm_key_private(key), NULL, cc->validity, 1, now, &cert,
-		    e)) != 0)
-			goto out;
-		break;
-	case CA_INIT_EXTERNAL:
-		if ((ret = make_csr(c, cc->subject, key, &out->csr_pem,
-		    &g.csr_der, &g.csr_der_len, e)) != 0)
-			goto out;
-		g.status = STORE_GEN_PENDING;
-		if ((g.subject = strdup(cc->subject)) == NULL) {
-			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
-			goto out;
-		}
-		break;
-	default:
-		ret = err_set(e, HSMCA_ERR_ARG, "unknown init mode");
-		goto out;
-	}
-	if (cert != NULL) {
-		if ((ret = gen_fill_cert(&g, cert, e)) != 0)
-			goto out;
+	if (how != SIGNER_EXTERNAL) {
 		g.status = STORE_GEN_ACTIVE;
 		g.activate_at = now;
 	}
@@ -351,20 +424,13 @@ out:
 	if (in_tx)
 		store_rollback(c->st);
 	if (ret != 0) {
-		if (key != NULL)
-			(void)hsm_destroy_key(c->hsm, key, NULL);
+		issuing_undo(c, key, &out->csr_pem);
 		if (root_key != NULL)
 			(void)hsm_destroy_key(c->hsm, root_key, NULL);
-		free(out->csr_pem);
-		out->csr_pem = NULL;
 	}
-	/* key_uri and key_type point into key objects and static names. */
-	rg.key_uri = g.key_uri = NULL;
-	rg.key_type = g.key_type = NULL;
-	store_generation_free_fields(&rg);
-	store_generation_free_fields(&g);
+	gen_free_borrowed(&rg);
+	gen_free_borrowed(&g);
 	X509_free(root);
-	X509_free(cert);
 	hsm_key_free(root_key);
 	hsm_key_free(key);
 	return ret;
@@ -414,8 +480,6 @@ check_ca_chain(const X509 *cert, STACK_OF(X509) *all, time_t now,
 	X509_STORE_CTX *xc = NULL;
 	STACK_OF(X509) *untrusted = NULL;
 	BIO *b = NULL;
-	char *data;
-	long n;
 	int ret = HSMCA_ERR_ARG, nroots = 0;
 
 	*chain_pem = NULL;
@@ -461,8 +525,7 @@ check_ca_chain(const X509 *cert, STACK_OF(X509) *all, time_t now,
 		    X509_STORE_CTX_get_error(xc)));
 		goto out;
 	}
-	n = BIO_get_mem_data(b, &data);
-	if ((*chain_pem = strndup(data, (size_t)n)) == NULL) {
+	if ((*chain_pem = bio_string(b)) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
@@ -715,18 +778,13 @@ ca_pem(struct ca_ctx *c, const struct store_generation *g, int with_chain,
 {
 	BIO *b = NULL;
 	X509 *x = NULL;
-	const unsigned char *p;
-	char *data;
-	long n;
 	int ret = HSMCA_ERR_INTERNAL;
 
 	*pem = NULL;
 	if (g->cert_der == NULL)
 		return err_set(e, HSMCA_ERR_CA_STATE, "generation %lld has no "
 		    "certificate yet", (long long)g->id);
-	p = g->cert_der;
-	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    (x = d2i_X509(NULL, &p, (long)g->cert_der_len)) == NULL ||
+	if ((b = BIO_new(BIO_s_mem())) == NULL || (x = gen_x509(g)) == NULL ||
 	    !PEM_write_bio_X509(b, x))
 		goto out;
 	if (with_chain && g->parent_id != 0) {
@@ -737,9 +795,7 @@ ca_pem(struct ca_ctx *c, const struct store_generation *g, int with_chain,
 		if ((ret = store_get_generation(c->st, g->parent_id, &parent,
 		    e)) != 0)
 			goto out;
-		p = parent.cert_der;
-		px = p != NULL ? d2i_X509(NULL, &p,
-		    (long)parent.cert_der_len) : NULL;
+		px = gen_x509(&parent);
 		store_generation_free_fields(&parent);
 		ret = HSMCA_ERR_INTERNAL;
 		if (px == NULL || !PEM_write_bio_X509(b, px)) {
@@ -749,8 +805,7 @@ ca_pem(struct ca_ctx *c, const struct store_generation *g, int with_chain,
 		X509_free(px);
 	} else if (with_chain && g->chain_pem != NULL)
 		BIO_puts(b, g->chain_pem);
-	n = BIO_get_mem_data(b, &data);
-	if ((*pem = strndup(data, (size_t)n)) == NULL)
+	if ((*pem = bio_string(b)) == NULL)
 		goto out;
 	ret = 0;
 out:
@@ -873,18 +928,12 @@ template_of(const struct store_generation *v, size_t n)
 	return t;
 }
 
-enum rotate_mode {
-	ROTATE_ROOT,		/* the root in the token signs */
-	ROTATE_SELF_SIGNED,
-	ROTATE_EXTERNAL,	/* a CSR for the outside root */
-};
-
 /* The new generation is made the way t was: under t's root when that
  * root is in the token (root filled in), self-signed if t is, else for
  * an outside root. */
 static int
 rotate_mode(struct ca_ctx *c, const struct store_generation *t, time_t now,
-    enum rotate_mode *mode, struct store_generation *root,
+    enum issuing_signer *mode, struct store_generation *root,
     struct hsmca_err *e)
 {
 	enum store_gen_status s;
@@ -900,12 +949,12 @@ rotate_mode(struct ca_ctx *c, const struct store_generation *t, time_t now,
 			return err_set(e, HSMCA_ERR_CA_STATE, "root generation "
 			    "%lld is %s: it cannot sign a new generation",
 			    (long long)root->id, store_gen_status_name(s));
-		*mode = ROTATE_ROOT;
+		*mode = SIGNER_ROOT;
 	} else if (t->chain_pem == NULL && t->issuer != NULL &&
 	    t->subject != NULL && strcmp(t->issuer, t->subject) == 0)
-		*mode = ROTATE_SELF_SIGNED;
+		*mode = SIGNER_SELF;
 	else
-		*mode = ROTATE_EXTERNAL;
+		*mode = SIGNER_EXTERNAL;
 	return 0;
 }
 
@@ -917,11 +966,10 @@ ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
 	const struct config_ca *cc = &c->cfg->ca;
 	struct store_generation *v = NULL, *w = NULL, root, g;
 	struct hsm_key *root_key = NULL, *key = NULL;
-	enum rotate_mode mode;
-	X509 *rootx = NULL, *cert = NULL;
-	const unsigned char *p;
+	enum issuing_signer mode;
+	X509 *rootx = NULL;
 	size_t n = 0, nw = 0;
-	char label[96], extra[160], when[32];
+	char extra[160], when[32];
 	int ret, t, s, in_tx = 0;
 	int64_t tmpl_id;
 
@@ -942,9 +990,8 @@ ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
 	}
 	if ((ret = rotate_mode(c, &v[t], now, &mode, &root, e)) != 0)
 		goto out;
-	if (mode == ROTATE_ROOT) {
-		p = root.cert_der;
-		if ((rootx = d2i_X509(NULL, &p, (long)root.cert_der_len)) == NULL) {
+	if (mode == SIGNER_ROOT) {
+		if ((rootx = gen_x509(&root)) == NULL) {
 			ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "root generation "
 			    "%lld: stored certificate unreadable",
 			    (long long)root.id);
@@ -955,44 +1002,16 @@ ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
 			goto out;
 	}
 
-	key_label(label, sizeof(label), "ca", now);
-	if ((ret = hsm_generate_key(c->hsm, cc->key_type, label, &key, e)) != 0)
+	if ((ret = issuing_new(c, mode, root_key, rootx, now, &key, &g,
+	    &out->csr_pem, e)) != 0)
 		goto out;
-	g.kind = STORE_GEN_ISSUING;
-	g.key_uri = (char *)(uintptr_t)hsm_key_uri(key);
-	g.key_type = (char *)(uintptr_t)keytype_name(cc->key_type);
-	g.created_at = now;
-	switch (mode) {
-	case ROTATE_ROOT:
-		/* pathlen 1, as at ca init: edge-ca certificates sit below. */
-		ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
-		    hsm_key_private(root_key), rootx, cc->validity, 1, now,
-		    &cert, e);
+	if (mode == SIGNER_ROOT)
 		g.parent_id = root.id;
-		break;
-	case ROTATE_SELF_SIGNED:
-		ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
-		    hsm_key_private(key), NULL, cc->validity, 1, now, &cert, e);
-		break;
-	case ROTATE_EXTERNAL:
-		ret = make_csr(c, cc->subject, key, &out->csr_pem, &g.csr_der,
-		    &g.csr_der_len, e);
-		g.status = STORE_GEN_PENDING;
-		/* The plan; ca_import_cert counts the delay from the import,
-		 * since relying parties cannot register a CSR. */
-		g.activate_at = now + (time_t)cc->activation_delay;
-		if (ret == 0 && (g.subject = strdup(cc->subject)) == NULL)
-			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
-		break;
-	}
-	if (ret != 0)
-		goto out;
-	if (cert != NULL) {
-		if ((ret = gen_fill_cert(&g, cert, e)) != 0)
-			goto out;
+	if (mode != SIGNER_EXTERNAL)
 		g.status = STORE_GEN_INACTIVE;
-		g.activate_at = now + (time_t)cc->activation_delay;
-	}
+	/* For a CSR, the plan; ca_import_cert counts the delay from the
+	 * import, since relying parties cannot register a CSR. */
+	g.activate_at = now + (time_t)cc->activation_delay;
 
 	/* Another process (hsmcad's timer, cron's `ca tick`) may have made
 	 * a successor while the key was generated: look again, under the
@@ -1013,7 +1032,7 @@ ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
 		    "for an outside root", (long long)tmpl_id);
 	else
 		snprintf(extra, sizeof(extra), ", successor of gen:%lld%s, "
-		    "activates at %s", (long long)tmpl_id, mode == ROTATE_ROOT ?
+		    "activates at %s", (long long)tmpl_id, mode == SIGNER_ROOT ?
 		    ", signed by the root" : ", self-signed",
 		    clock_format(g.activate_at, when, sizeof(when)));
 	if ((ret = ca_audit(c, AUDIT_CA_ROTATE, &g, extra, e)) != 0 ||
@@ -1021,27 +1040,20 @@ ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
 		goto out;
 	in_tx = 0;
 	out->gen_id = g.id;
-	out->root_id = mode == ROTATE_ROOT ? root.id : 0;
+	out->root_id = mode == SIGNER_ROOT ? root.id : 0;
 	out->status = g.status;
 	out->activate_at = g.status == STORE_GEN_PENDING ? 0 : g.activate_at;
 	ret = 0;
 out:
 	if (in_tx)
 		store_rollback(c->st);
-	if (ret != 0) {
-		if (key != NULL)
-			(void)hsm_destroy_key(c->hsm, key, NULL);
-		free(out->csr_pem);
-		out->csr_pem = NULL;
-	}
-	g.key_uri = NULL;
-	g.key_type = NULL;
-	store_generation_free_fields(&g);
+	if (ret != 0)
+		issuing_undo(c, key, &out->csr_pem);
+	gen_free_borrowed(&g);
 	store_generation_free_fields(&root);
 	store_generations_free(v, n);
 	store_generations_free(w, nw);
 	X509_free(rootx);
-	X509_free(cert);
 	hsm_key_free(root_key);
 	hsm_key_free(key);
 	return ret;

@@ -369,6 +369,14 @@ config_add_profile(struct config *cfg, struct profile *p,
 	return 0;
 }
 
+static void
+est_free_fields(struct config_est *est)
+{
+	free(est->label);
+	free(est->profile);
+	free(est->bootstrap_ca);
+}
+
 /* Append an EST label; profile and bootstrap may be NULL. */
 static int
 config_add_est(struct config *cfg, const char *label, const char *profile,
@@ -390,9 +398,7 @@ config_add_est(struct config *cfg, const char *label, const char *profile,
 	cfg->est[cfg->nest++] = n;
 	return 0;
  fail:
-	free(n.label);
-	free(n.profile);
-	free(n.bootstrap_ca);
+	est_free_fields(&n);
 	return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 }
 
@@ -585,11 +591,8 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->nprofiles; i++)
 		profile_free_fields(&cfg->profiles[i]);
 	free(cfg->profiles);
-	for (size_t i = 0; i < cfg->nest; i++) {
-		free(cfg->est[i].label);
-		free(cfg->est[i].profile);
-		free(cfg->est[i].bootstrap_ca);
-	}
+	for (size_t i = 0; i < cfg->nest; i++)
+		est_free_fields(&cfg->est[i]);
 	free(cfg->est);
 	free(cfg);
 }
@@ -606,30 +609,73 @@ config_profile(const struct config *cfg, const char *name)
 	return NULL;
 }
 
+/* The next item of a comma-separated list in buf (NULL: go on after the
+ * last one), spaces and tabs trimmed; NULL at the end. Like strtok_r,
+ * it passes over empty items between commas. */
+static char *
+list_next(char *buf, char **save)
+{
+	char *item, *end;
+
+	if ((item = strtok_r(buf, ",", save)) == NULL)
+		return NULL;
+	while (*item == ' ' || *item == '\t')
+		item++;
+	end = item + strlen(item);
+	while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	return item;
+}
+
+/* The first item of list v, copied into buf for list_next to go on. */
+static char *
+list_first(const char *v, char *buf, size_t len, char **save)
+{
+	snprintf(buf, len, "%s", v);
+	return list_next(buf, save);
+}
+
+enum identity {
+	ID_INVALID,
+	ID_CN,		/* a client certificate's subject CN */
+	ID_SHA256,	/* its fingerprint */
+};
+
+/* One item of a role list: "CN=name" (name at most 64 characters) or
+ * "sha256:" and 64 hex digits. *rest: the name or the fingerprint. */
+static enum identity
+identity_parse(const char *item, const char **rest)
+{
+	if (strncmp(item, "CN=", 3) == 0 && item[3] != '\0' &&
+	    strlen(item) <= 3 + 64) {
+		*rest = item + 3;
+		return ID_CN;
+	}
+	if (strncmp(item, "sha256:", 7) == 0 && strlen(item) == 7 + 64 &&
+	    strspn(item + 7, "0123456789abcdefABCDEF") == 64) {
+		*rest = item + 7;
+		return ID_SHA256;
+	}
+	return ID_INVALID;
+}
+
 enum config_role
 config_admin_role(const struct config *cfg, const char *cn,
     const char *sha256)
 {
 	char buf[CONFIG_LINE_MAX + 1], *item, *save = NULL;
+	const char *id;
+	enum identity kind;
 
 	for (int r = 0; r < CONFIG_ROLE_MAX; r++) {
 		if (cfg->admin.roles[r] == NULL)
 			continue;
-		snprintf(buf, sizeof(buf), "%s", cfg->admin.roles[r]);
-		for (item = strtok_r(buf, ",", &save); item != NULL;
-		    item = strtok_r(NULL, ",", &save)) {
-			char *end;
-
-			while (*item == ' ' || *item == '\t')
-				item++;
-			end = item + strlen(item);
-			while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
-				*--end = '\0';
-			if (cn != NULL && strncmp(item, "CN=", 3) == 0 &&
-			    strcmp(item + 3, cn) == 0)
-				return (enum config_role)r;
-			if (sha256 != NULL && strncmp(item, "sha256:", 7) == 0 &&
-			    strcasecmp(item + 7, sha256) == 0)
+		for (item = list_first(cfg->admin.roles[r], buf, sizeof(buf),
+		    &save); item != NULL; item = list_next(NULL, &save)) {
+			kind = identity_parse(item, &id);
+			if ((kind == ID_CN && cn != NULL && strcmp(id, cn) == 0) ||
+			    (kind == ID_SHA256 && sha256 != NULL &&
+			    strcasecmp(id, sha256) == 0))
 				return (enum config_role)r;
 		}
 	}
@@ -703,23 +749,17 @@ static int
 parse_list(struct parse *st, const char *key, const char *v,
     int (*lookup)(const char *, unsigned int *), unsigned int *out)
 {
-	char buf[CONFIG_LINE_MAX + 1], *tok, *save = NULL, *end;
+	char buf[CONFIG_LINE_MAX + 1], *tok, *save = NULL;
 	unsigned int mask = 0, bit;
 
 	if (strcmp(v, "none") == 0) {
 		*out = 0;
 		return 0;
 	}
-	snprintf(buf, sizeof(buf), "%s", v);
-	if (buf[0] == ',' || (*buf != '\0' && buf[strlen(buf) - 1] == ','))
+	if (v[0] == ',' || (*v != '\0' && v[strlen(v) - 1] == ','))
 		return perr(st, st->lineno, "%s: empty name in list", key);
-	for (tok = strtok_r(buf, ",", &save); tok != NULL;
-	    tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ' || *tok == '\t')
-			tok++;
-		end = tok + strlen(tok);
-		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
+	for (tok = list_first(v, buf, sizeof(buf), &save); tok != NULL;
+	    tok = list_next(NULL, &save)) {
 		if (*tok == '\0')
 			return perr(st, st->lineno, "%s: empty name in list",
 			    key);
@@ -873,18 +913,26 @@ check_pin_source(struct parse *st, const char *v)
 	    "env:NAME (the PIN never goes in this file)");
 }
 
+/* 1 to max letters, digits, '.', '_' or '-'. */
 static int
-valid_profile_name(const char *s)
+valid_name(const char *s, size_t max)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > CONFIG_PROFILE_NAME_MAX || !isalnum((unsigned char)*s))
+	if (n == 0 || n > max)
 		return 0;
 	for (; *s != '\0'; s++)
 		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' &&
 		    *s != '-')
 			return 0;
 	return 1;
+}
+
+static int
+valid_profile_name(const char *s)
+{
+	return isalnum((unsigned char)*s) &&
+	    valid_name(s, CONFIG_PROFILE_NAME_MAX);
 }
 
 /* "HOST:PORT" or "[IPv6]:PORT", port 0..65535 (0: the kernel chooses, for tests). HOST is a name or an
@@ -945,6 +993,19 @@ check_hostport(struct parse *st, const char *key, const char *v)
 	    "or an IPv4 address)", key, v);
 }
 
+/* A byte count in the largest exact unit: 64k, 16m, 1000. */
+static const char *
+format_size(int64_t n, char *buf, size_t len)
+{
+	if (n != 0 && n % MIB == 0)
+		snprintf(buf, len, "%" PRId64 "m", n / MIB);
+	else if (n != 0 && n % KIB == 0)
+		snprintf(buf, len, "%" PRId64 "k", n / KIB);
+	else
+		snprintf(buf, len, "%" PRId64, n);
+	return buf;
+}
+
 /* A byte count: N, Nk or Nm (1024-based), within [lo, hi]. */
 static int
 parse_size(const char *v, int64_t lo, int64_t hi, int64_t *out)
@@ -995,30 +1056,14 @@ parse_dur_range(struct parse *st, const char *key, const char *v,
 static int
 valid_user(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > CONFIG_USER_MAX || *s == '-')
-		return 0;
-	for (; *s != '\0'; s++)
-		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' &&
-		    *s != '-')
-			return 0;
-	return 1;
+	return *s != '-' && valid_name(s, CONFIG_USER_MAX);
 }
 
 /* An EST label is a URL path segment after /.well-known/est/. */
 static int
 valid_est_label(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > CONFIG_EST_LABEL_MAX)
-		return 0;
-	for (; *s != '\0'; s++)
-		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' &&
-		    *s != '-')
-			return 0;
-	return 1;
+	return valid_name(s, CONFIG_EST_LABEL_MAX);
 }
 
 /* Labels a client would read as something else: a path step, or an EST
@@ -1049,38 +1094,67 @@ set_optional(char **dst, const char *v, struct hsmca_err *e)
 	return set_string(dst, v, e);
 }
 
+/* "none", or a value that check accepts. */
+static int
+set_optional_checked(struct parse *st, const char *key, const char *v,
+    int (*check)(struct parse *, const char *, const char *), char **dst)
+{
+	if (strcmp(v, "none") != 0 && check(st, key, v) != 0)
+		return HSMCA_ERR_CONFIG;
+	return set_optional(dst, v, st->e);
+}
+
+static int
+set_bool(struct parse *st, const char *key, const char *v, int *dst)
+{
+	if (parse_bool(v, dst) == -1)
+		return perr(st, st->lineno, "%s must be true, false, yes or no",
+		    key);
+	return 0;
+}
+
+static int
+set_int(struct parse *st, const char *key, const char *v, int lo, int hi,
+    int *dst)
+{
+	if (parse_int(v, lo, hi, dst) == -1)
+		return perr(st, st->lineno, "%s must be a number from %d to %d",
+		    key, lo, hi);
+	return 0;
+}
+
+static int
+set_size(struct parse *st, const char *key, const char *v, int64_t lo,
+    int64_t hi, int64_t *dst)
+{
+	char b1[32], b2[32];
+
+	if (parse_size(v, lo, hi, dst) == -1)
+		return perr(st, st->lineno, "%s must be a size from %s to %s "
+		    "(bytes, or with a k or m suffix)", key,
+		    format_size(lo, b1, sizeof(b1)),
+		    format_size(hi, b2, sizeof(b2)));
+	return 0;
+}
+
 /* A role's identities: "CN=name" or "sha256:" and 64 hex digits, comma
  * separated, or none. Kept as given; config_admin_role() matches. */
 static int
 set_identities(struct parse *st, const char *key, const char *v, char **dst)
 {
 	char buf[CONFIG_LINE_MAX + 1], *item, *save = NULL;
+	const char *id;
 	size_t n = 0;
 
 	if (strcmp(v, "none") == 0)
 		return set_optional(dst, v, st->e);
-	snprintf(buf, sizeof(buf), "%s", v);
-	for (item = strtok_r(buf, ",", &save); item != NULL;
-	    item = strtok_r(NULL, ",", &save)) {
-		char *end;
-
-		while (*item == ' ' || *item == '\t')
-			item++;
-		end = item + strlen(item);
-		while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
-		if (strncmp(item, "CN=", 3) == 0 && item[3] != '\0' &&
-		    strlen(item) <= 3 + 64) {
-			n++;
-			continue;
-		}
-		if (strncmp(item, "sha256:", 7) == 0 && strlen(item) == 7 + 64 &&
-		    strspn(item + 7, "0123456789abcdefABCDEF") == 64) {
-			n++;
-			continue;
-		}
-		return perr(st, st->lineno, "%s: \"%.80s\" is not an identity "
-		    "(CN=NAME or sha256:FINGERPRINT)", key, item);
+	for (item = list_first(v, buf, sizeof(buf), &save); item != NULL;
+	    item = list_next(NULL, &save)) {
+		if (identity_parse(item, &id) == ID_INVALID)
+			return perr(st, st->lineno, "%s: \"%.80s\" is not an "
+			    "identity (CN=NAME or sha256:FINGERPRINT)", key,
+			    item);
+		n++;
 	}
 	if (n == 0)
 		return perr(st, st->lineno, "%s needs an identity or none", key);
@@ -1099,7 +1173,7 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 	const char *key = config_keys[k].name;
 	enum key_type kt;
 	int64_t secs;
-	int b, n;
+	int n;
 
 	/* Only the URLs (no CDP, no AIA OCSP) and http-listen may be empty. */
 	if (*v == '\0' && k != K_CA_CRL_URL && k != K_CA_OCSP_URL &&
@@ -1121,11 +1195,8 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 			return HSMCA_ERR_CONFIG;
 		return set_string(&cfg->hsm.pin_source, v, st->e);
 	case K_HSM_SESSIONS:
-		if (parse_int(v, 1, CONFIG_SESSIONS_MAX, &n) == -1)
-			return perr(st, st->lineno, "sessions must be a number "
-			    "from 1 to %d", CONFIG_SESSIONS_MAX);
-		cfg->hsm.sessions = n;
-		return 0;
+		return set_int(st, key, v, 1, CONFIG_SESSIONS_MAX,
+		    &cfg->hsm.sessions);
 	case K_STORE_PATH:
 		if (check_abs_path(st, key, v) != 0)
 			return HSMCA_ERR_CONFIG;
@@ -1159,7 +1230,7 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 		/* RFC 5280 leaves it open; relying parties cache a CRL until
 		 * nextUpdate, so a long one hides revocations: 1h to 10d. */
 		return parse_dur_range(st, key, v, 3600, 10 * DAY,
-		    &cfg->ca.crl_next_update) != 0 ? HSMCA_ERR_CONFIG : 0;
+		    &cfg->ca.crl_next_update);
 	case K_CA_CRL_URL:
 	case K_CA_OCSP_URL:
 		if (*v == '\0' && !quoted)
@@ -1184,7 +1255,7 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 		/* RFC 6960 leaves it open; a response is believed until its
 		 * nextUpdate, so a long one hides a revocation: 8h to 7d. */
 		return parse_dur_range(st, key, v, 8 * 3600, 7 * DAY,
-		    &cfg->ca.ocsp_validity) != 0 ? HSMCA_ERR_CONFIG : 0;
+		    &cfg->ca.ocsp_validity);
 	case K_D_LISTEN:
 		if (check_hostport(st, key, v) != 0)
 			return HSMCA_ERR_CONFIG;
@@ -1193,29 +1264,22 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 		if (*v == '\0' && !quoted)
 			return perr(st, st->lineno, "%s needs a value (none or "
 			    "\"\" for none)", key);
-		if (*v == '\0')
-			v = "none";
-		if (strcmp(v, "none") != 0 && check_hostport(st, key, v) != 0)
-			return HSMCA_ERR_CONFIG;
-		return set_optional(&d->http_listen, v, st->e);
+		return set_optional_checked(st, key, *v == '\0' ? "none" : v,
+		    check_hostport, &d->http_listen);
 	case K_D_TLS_CERT:
 	case K_D_PIDFILE:
-		if (strcmp(v, "none") != 0 && check_abs_path(st, key, v) != 0)
-			return HSMCA_ERR_CONFIG;
-		return set_optional(k == K_D_TLS_CERT ? &d->tls_cert :
-		    &d->pidfile, v, st->e);
+		return set_optional_checked(st, key, v, check_abs_path,
+		    k == K_D_TLS_CERT ? &d->tls_cert : &d->pidfile);
 	case K_D_TLS_KEY:
-		if (strncmp(v, "pkcs11:", 7) == 0) {
-			if (v[7] == '\0')
-				return perr(st, st->lineno, "tls-key: empty "
-				    "PKCS#11 URI");
-			if (strstr(v, "pin-value") != NULL)
-				return perr(st, st->lineno, "tls-key: no "
-				    "pin-value: the PIN never goes in this file");
-		} else if (strcmp(v, "none") != 0 &&
-		    check_abs_path(st, key, v) != 0)
-			return HSMCA_ERR_CONFIG;
-		return set_optional(&d->tls_key, v, st->e);
+		if (strncmp(v, "pkcs11:", 7) != 0)
+			return set_optional_checked(st, key, v, check_abs_path,
+			    &d->tls_key);
+		if (v[7] == '\0')
+			return perr(st, st->lineno, "tls-key: empty PKCS#11 URI");
+		if (strstr(v, "pin-value") != NULL)
+			return perr(st, st->lineno, "tls-key: no pin-value: the "
+			    "PIN never goes in this file");
+		return set_string(&d->tls_key, v, st->e);
 	case K_D_WORKERS:
 		if (parse_int(v, 0, CONFIG_WORKERS_MAX, &n) == -1)
 			return perr(st, st->lineno, "workers must be a number "
@@ -1229,30 +1293,18 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 			    "%d)", v, CONFIG_USER_MAX);
 		return set_optional(&d->user, v, st->e);
 	case K_D_MAX_BODY:
-		if (parse_size(v, KIB, 16 * MIB, &d->max_body) == -1)
-			return perr(st, st->lineno, "max-body must be a size "
-			    "from 1k to 16m (bytes, or with a k or m suffix)");
-		return 0;
+		return set_size(st, key, v, KIB, 16 * MIB, &d->max_body);
 	case K_D_MAX_HEADER_SIZE:
-		if (parse_size(v, KIB, MIB, &d->max_header_size) == -1)
-			return perr(st, st->lineno, "max-header-size must be a "
-			    "size from 1k to 1m (bytes, or with a k or m "
-			    "suffix)");
-		return 0;
+		return set_size(st, key, v, KIB, MIB, &d->max_header_size);
 	case K_D_MAX_HEADERS:
-		if (parse_int(v, 1, CONFIG_HEADERS_MAX, &d->max_headers) == -1)
-			return perr(st, st->lineno, "max-headers must be a "
-			    "number from 1 to %d", CONFIG_HEADERS_MAX);
-		return 0;
+		return set_int(st, key, v, 1, CONFIG_HEADERS_MAX,
+		    &d->max_headers);
 	case K_D_TIMEOUT:
 		return parse_dur_range(st, key, v, 1, CONFIG_TIMEOUT_MAX,
 		    &d->timeout);
 	case K_D_MAX_CONNECTIONS:
-		if (parse_int(v, 1, CONFIG_CONNECTIONS_MAX,
-		    &d->max_connections) == -1)
-			return perr(st, st->lineno, "max-connections must be a "
-			    "number from 1 to %d", CONFIG_CONNECTIONS_MAX);
-		return 0;
+		return set_int(st, key, v, 1, CONFIG_CONNECTIONS_MAX,
+		    &d->max_connections);
 	case K_D_SESSION_TICKETS:
 		if (parse_bool(v, &d->session_tickets) == -1)
 			return perr(st, st->lineno, "session-tickets must be "
@@ -1265,29 +1317,26 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 		d->retry_after = (int)secs;
 		return 0;
 	case K_D_CRL_DELAY:
-		return parse_dur_range(st, key, v, 1, 3600, &d->crl_delay) != 0 ?
-		    HSMCA_ERR_CONFIG : 0;
+		return parse_dur_range(st, key, v, 1, 3600, &d->crl_delay);
 	case K_D_AUDIT_CHECKPOINT_INTERVAL:
 		return parse_dur_range(st, key, v, 1, 7 * DAY,
-		    &d->audit_checkpoint_interval) != 0 ? HSMCA_ERR_CONFIG : 0;
+		    &d->audit_checkpoint_interval);
 	case K_D_LOG:
 		if (strcmp(v, "stderr") != 0 && strcmp(v, "syslog") != 0)
 			return perr(st, st->lineno, "log must be stderr or "
 			    "syslog");
 		return set_string(&d->log, v, st->e);
 	case K_A_LISTEN:
-		if (strcmp(v, "none") != 0 && check_hostport(st, key, v) != 0)
-			return HSMCA_ERR_CONFIG;
-		return set_optional(&cfg->admin.listen, v, st->e);
+		return set_optional_checked(st, key, v, check_hostport,
+		    &cfg->admin.listen);
 	case K_A_CLIENT_CA:
 	case K_R_CERT:
 	case K_R_KEY:
 	case K_R_CA:
-		if (strcmp(v, "none") != 0 && check_abs_path(st, key, v) != 0)
-			return HSMCA_ERR_CONFIG;
-		return set_optional(k == K_A_CLIENT_CA ? &cfg->admin.client_ca :
+		return set_optional_checked(st, key, v, check_abs_path,
+		    k == K_A_CLIENT_CA ? &cfg->admin.client_ca :
 		    k == K_R_CERT ? &cfg->remote.cert : k == K_R_KEY ?
-		    &cfg->remote.key : &cfg->remote.ca, v, st->e);
+		    &cfg->remote.key : &cfg->remote.ca);
 	case K_A_ADMINS:
 	case K_A_OPERATORS:
 	case K_A_AUDITORS:
@@ -1306,19 +1355,12 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 		st->est_profline[st->esti] = st->lineno;
 		return set_string(&est->profile, v, st->e);
 	case K_E_BOOTSTRAP_CA:
-		if (strcmp(v, "none") != 0 && check_abs_path(st, key, v) != 0)
-			return HSMCA_ERR_CONFIG;
-		return set_optional(&est->bootstrap_ca, v, st->e);
+		return set_optional_checked(st, key, v, check_abs_path,
+		    &est->bootstrap_ca);
 	case K_E_CN_MATCH:
-		if (parse_bool(v, &b) == -1)
-			goto badbool;
-		est->cn_match = b;
-		return 0;
+		return set_bool(st, key, v, &est->cn_match);
 	case K_E_SERVERKEYGEN:
-		if (parse_bool(v, &b) == -1)
-			goto badbool;
-		est->serverkeygen = b;
-		return 0;
+		return set_bool(st, key, v, &est->serverkeygen);
 	case K_P_VALIDITY:
 		return parse_dur(st, key, v, 1, &p->validity);
 	case K_P_BACKDATE:
@@ -1337,10 +1379,7 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 		return parse_list(st, key, v, profile_eku_parse,
 		    &p->ext_key_usage);
 	case K_P_CA:
-		if (parse_bool(v, &b) == -1)
-			goto badbool;
-		p->is_ca = b;
-		return 0;
+		return set_bool(st, key, v, &p->is_ca);
 	case K_P_PATHLEN:
 		if (strcmp(v, "none") == 0)
 			p->pathlen = -1;
@@ -1352,24 +1391,16 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 		return parse_list(st, key, v, profile_subj_parse,
 		    &p->subject_allowed);
 	case K_P_REQUIRE_CN:
-		if (parse_bool(v, &b) == -1)
-			goto badbool;
-		p->require_cn = b;
-		return 0;
+		return set_bool(st, key, v, &p->require_cn);
 	case K_P_SAN:
 		return parse_list(st, key, v, profile_san_parse,
 		    &p->san_allowed);
 	case K_P_REQUIRE_SAN:
-		if (parse_bool(v, &b) == -1)
-			goto badbool;
-		p->require_san = b;
-		return 0;
+		return set_bool(st, key, v, &p->require_san);
 	case K_MAX:
 		break;
 	}
 	return perr(st, st->lineno, "internal error: key %d", (int)k);
- badbool:
-	return perr(st, st->lineno, "%s must be true, false, yes or no", key);
 }
 
 /* The last line among the given keys that the file set, else dflt. */
@@ -1632,6 +1663,7 @@ parse_finish(struct parse *st)
 	struct config *cfg = st->cfg;
 	char b1[32], b2[32], label[CONFIG_EST_LABEL_MAX + 8];
 	size_t eof = st->lineno > 0 ? st->lineno : 1;
+	enum key k;
 	int ret;
 
 	if ((ret = profile_finish(st)) != 0 || (ret = est_finish(st)) != 0)
@@ -1651,12 +1683,10 @@ parse_finish(struct parse *st)
 	if (st->secline[SEC_HSM] == 0)
 		return perr(st, eof, "missing section [hsm] (module, token and "
 		    "pin-source are required)");
-	if (st->keyline[K_HSM_MODULE] == 0)
-		return perr(st, st->secline[SEC_HSM], "[hsm] needs module");
-	if (st->keyline[K_HSM_TOKEN] == 0)
-		return perr(st, st->secline[SEC_HSM], "[hsm] needs token");
-	if (st->keyline[K_HSM_PIN_SOURCE] == 0)
-		return perr(st, st->secline[SEC_HSM], "[hsm] needs pin-source");
+	for (k = K_HSM_MODULE; k <= K_HSM_PIN_SOURCE; k++)
+		if (st->keyline[k] == 0)
+			return perr(st, st->secline[SEC_HSM], "[hsm] needs %s",
+			    config_keys[k].name);
 	if (st->secline[SEC_STORE] == 0)
 		return perr(st, eof, "missing section [store] (path is "
 		    "required)");
@@ -1815,6 +1845,28 @@ print_kv(FILE *fp, const char *key, const char *v)
 	fputs("\"\n", fp);
 }
 
+/* An optional string: NULL reads "none". */
+static void
+print_opt(FILE *fp, const char *key, const char *v)
+{
+	print_kv(fp, key, v != NULL ? v : "none");
+}
+
+static void
+print_bool(FILE *fp, const char *key, int b)
+{
+	print_kv(fp, key, b ? "true" : "false");
+}
+
+static void
+print_int(FILE *fp, const char *key, int n)
+{
+	char buf[16];
+
+	snprintf(buf, sizeof(buf), "%d", n);
+	print_kv(fp, key, buf);
+}
+
 static void
 print_dur(FILE *fp, const char *key, int64_t secs)
 {
@@ -1838,51 +1890,29 @@ print_list(FILE *fp, const char *key, unsigned int mask,
 static void
 print_profile(FILE *fp, const struct profile *p)
 {
-	char buf[16];
-
 	fprintf(fp, "\n[profile %s]\n", p->name);
 	print_dur(fp, "validity", p->validity);
 	print_dur(fp, "backdate", p->backdate);
 	print_list(fp, "key-usage", p->key_usage, profile_ku_format);
 	print_list(fp, "extended-key-usage", p->ext_key_usage,
 	    profile_eku_format);
-	print_kv(fp, "ca", p->is_ca ? "true" : "false");
-	if (p->is_ca) {
-		if (p->pathlen < 0)
-			print_kv(fp, "pathlen", "none");
-		else {
-			snprintf(buf, sizeof(buf), "%d", p->pathlen);
-			print_kv(fp, "pathlen", buf);
-		}
-	}
+	print_bool(fp, "ca", p->is_ca);
+	if (p->is_ca && p->pathlen < 0)
+		print_kv(fp, "pathlen", "none");
+	else if (p->is_ca)
+		print_int(fp, "pathlen", p->pathlen);
 	print_list(fp, "subject", p->subject_allowed, profile_subj_format);
-	print_kv(fp, "require-cn", p->require_cn ? "true" : "false");
+	print_bool(fp, "require-cn", p->require_cn);
 	print_list(fp, "san", p->san_allowed, profile_san_format);
-	print_kv(fp, "require-san", p->require_san ? "true" : "false");
+	print_bool(fp, "require-san", p->require_san);
 }
 
-/* A byte count in the largest exact unit: 64k, 16m, 1000. */
 static void
 print_size(FILE *fp, const char *key, int64_t n)
 {
 	char buf[32];
 
-	if (n != 0 && n % MIB == 0)
-		snprintf(buf, sizeof(buf), "%" PRId64 "m", n / MIB);
-	else if (n != 0 && n % KIB == 0)
-		snprintf(buf, sizeof(buf), "%" PRId64 "k", n / KIB);
-	else
-		snprintf(buf, sizeof(buf), "%" PRId64, n);
-	print_kv(fp, key, buf);
-}
-
-static void
-print_int(FILE *fp, const char *key, int n)
-{
-	char buf[16];
-
-	snprintf(buf, sizeof(buf), "%d", n);
-	print_kv(fp, key, buf);
+	print_kv(fp, key, format_size(n, buf, sizeof(buf)));
 }
 
 static void
@@ -1890,18 +1920,18 @@ print_daemon(FILE *fp, const struct config_daemon *d)
 {
 	fputs("\n[daemon]\n", fp);
 	print_kv(fp, "listen", d->listen);
-	print_kv(fp, "http-listen", d->http_listen ? d->http_listen : "none");
-	print_kv(fp, "tls-cert", d->tls_cert ? d->tls_cert : "none");
-	print_kv(fp, "tls-key", d->tls_key ? d->tls_key : "none");
+	print_opt(fp, "http-listen", d->http_listen);
+	print_opt(fp, "tls-cert", d->tls_cert);
+	print_opt(fp, "tls-key", d->tls_key);
 	print_int(fp, "workers", d->workers);
-	print_kv(fp, "user", d->user ? d->user : "none");
-	print_kv(fp, "pidfile", d->pidfile ? d->pidfile : "none");
+	print_opt(fp, "user", d->user);
+	print_opt(fp, "pidfile", d->pidfile);
 	print_size(fp, "max-body", d->max_body);
 	print_size(fp, "max-header-size", d->max_header_size);
 	print_int(fp, "max-headers", d->max_headers);
 	print_dur(fp, "timeout", d->timeout);
 	print_int(fp, "max-connections", d->max_connections);
-	print_kv(fp, "session-tickets", d->session_tickets ? "true" : "false");
+	print_bool(fp, "session-tickets", d->session_tickets);
 	print_dur(fp, "retry-after", d->retry_after);
 	print_dur(fp, "crl-delay", d->crl_delay);
 	print_dur(fp, "audit-checkpoint-interval",
@@ -1913,24 +1943,21 @@ static void
 print_admin(FILE *fp, const struct config_admin *a)
 {
 	fputs("\n[admin]\n", fp);
-	print_kv(fp, "listen", a->listen ? a->listen : "none");
-	print_kv(fp, "client-ca", a->client_ca ? a->client_ca : "none");
-	print_kv(fp, "admins", a->roles[CONFIG_ROLE_ADMIN] ?
-	    a->roles[CONFIG_ROLE_ADMIN] : "none");
-	print_kv(fp, "operators", a->roles[CONFIG_ROLE_OPERATOR] ?
-	    a->roles[CONFIG_ROLE_OPERATOR] : "none");
-	print_kv(fp, "auditors", a->roles[CONFIG_ROLE_AUDITOR] ?
-	    a->roles[CONFIG_ROLE_AUDITOR] : "none");
+	print_opt(fp, "listen", a->listen);
+	print_opt(fp, "client-ca", a->client_ca);
+	print_opt(fp, "admins", a->roles[CONFIG_ROLE_ADMIN]);
+	print_opt(fp, "operators", a->roles[CONFIG_ROLE_OPERATOR]);
+	print_opt(fp, "auditors", a->roles[CONFIG_ROLE_AUDITOR]);
 }
 
 static void
 print_remote(FILE *fp, const struct config_remote *r)
 {
 	fputs("\n[remote]\n", fp);
-	print_kv(fp, "server", r->server ? r->server : "none");
-	print_kv(fp, "cert", r->cert ? r->cert : "none");
-	print_kv(fp, "key", r->key ? r->key : "none");
-	print_kv(fp, "ca", r->ca ? r->ca : "none");
+	print_opt(fp, "server", r->server);
+	print_opt(fp, "cert", r->cert);
+	print_opt(fp, "key", r->key);
+	print_opt(fp, "ca", r->ca);
 }
 
 static void
@@ -1940,17 +1967,14 @@ print_est(FILE *fp, const struct config_est *est)
 
 	fprintf(fp, "\n%s\n", est_section(est->label, buf, sizeof(buf)));
 	print_kv(fp, "profile", est->profile);
-	print_kv(fp, "bootstrap-ca", est->bootstrap_ca ? est->bootstrap_ca :
-	    "none");
-	print_kv(fp, "cn-match", est->cn_match ? "true" : "false");
-	print_kv(fp, "serverkeygen", est->serverkeygen ? "true" : "false");
+	print_opt(fp, "bootstrap-ca", est->bootstrap_ca);
+	print_bool(fp, "cn-match", est->cn_match);
+	print_bool(fp, "serverkeygen", est->serverkeygen);
 }
 
 int
 config_print(const struct config *cfg, FILE *fp)
 {
-	char buf[16];
-
 	if (cfg == NULL || fp == NULL)
 		return HSMCA_ERR_ARG;
 	/* A file with [remote] and neither [hsm] nor [store] reads back
@@ -1961,8 +1985,7 @@ config_print(const struct config *cfg, FILE *fp)
 		print_kv(fp, "module", cfg->hsm.module);
 		print_kv(fp, "token", cfg->hsm.token);
 		print_kv(fp, "pin-source", cfg->hsm.pin_source);
-		snprintf(buf, sizeof(buf), "%d", cfg->hsm.sessions);
-		print_kv(fp, "sessions", buf);
+		print_int(fp, "sessions", cfg->hsm.sessions);
 
 		fputs("\n[store]\n", fp);
 		print_kv(fp, "path", cfg->store.path);
