@@ -345,8 +345,8 @@ out:
 
 /* Parse exactly len bytes of DER, check everything, and fill *out. */
 static int
-csr_parse_der(const unsigned char *der, long len, struct csr **out,
-    struct hsmca_err *e)
+csr_parse_der(const unsigned char *der, long len, int verify,
+    struct csr **out, struct hsmca_err *e)
 {
 	const unsigned char *p = der;
 	unsigned char *re = NULL;
@@ -397,7 +397,7 @@ csr_parse_der(const unsigned char *der, long len, struct csr **out,
 	}
 	/* 0: a well-formed signature that does not match; -1: a malformed
 	 * one or an unsupported algorithm. Either way, no proof. */
-	if ((ok = X509_REQ_verify(c->req, c->pubkey)) != 1) {
+	if (verify && (ok = X509_REQ_verify(c->req, c->pubkey)) != 1) {
 		if (ok < 0)
 			ret = err_set_ssl(e, HSMCA_ERR_CSR_SIGNATURE, "CSR "
 			    "signature does not verify: malformed, or an "
@@ -418,6 +418,7 @@ csr_parse_der(const unsigned char *der, long len, struct csr **out,
 	}
 	util_hex(c->fingerprint, sizeof(c->fingerprint), c->fingerprint_hex);
 	c->spki_pubkey = c->pubkey;
+	c->verified = verify;
 	*out = c;
 	c = NULL;
 	ret = 0;
@@ -429,7 +430,7 @@ out:
 
 /* A PEM request: one block, of either header, and only whitespace after. */
 static int
-csr_parse_pem(const void *buf, size_t len, struct csr **out,
+csr_parse_pem(const void *buf, size_t len, int verify, struct csr **out,
     struct hsmca_err *e)
 {
 	BIO *bio = NULL;
@@ -465,7 +466,7 @@ csr_parse_pem(const void *buf, size_t len, struct csr **out,
 			}
 		}
 	}
-	ret = csr_parse_der(data, dlen, out, e);
+	ret = csr_parse_der(data, dlen, verify, out, e);
 out:
 	OPENSSL_free(name);
 	OPENSSL_free(header);
@@ -474,8 +475,9 @@ out:
 	return ret;
 }
 
-int
-csr_parse(const void *buf, size_t len, struct csr **out, struct hsmca_err *e)
+static int
+csr_parse_any(const void *buf, size_t len, int verify, struct csr **out,
+    struct hsmca_err *e)
 {
 	const unsigned char *p = buf;
 	size_t i;
@@ -492,8 +494,21 @@ csr_parse(const void *buf, size_t len, struct csr **out, struct hsmca_err *e)
 	for (i = 0; i < len && isspace(p[i]); i++)
 		;
 	if (len - i >= 11 && memcmp(p + i, "-----BEGIN ", 11) == 0)
-		return csr_parse_pem(p + i, len - i, out, e);
-	return csr_parse_der(buf, (long)len, out, e);
+		return csr_parse_pem(p + i, len - i, verify, out, e);
+	return csr_parse_der(buf, (long)len, verify, out, e);
+}
+
+int
+csr_parse(const void *buf, size_t len, struct csr **out, struct hsmca_err *e)
+{
+	return csr_parse_any(buf, len, 1, out, e);
+}
+
+int
+csr_parse_unverified(const void *buf, size_t len, struct csr **out,
+    struct hsmca_err *e)
+{
+	return csr_parse_any(buf, len, 0, out, e);
 }
 
 /* RFC 7030 §4.2.1: the body is base64 of the DER request. Line breaks
@@ -560,7 +575,7 @@ csr_parse_base64(const void *buf, size_t len, struct csr **out,
 		    "the %d allowed", dlen, CSR_MAX_SIZE);
 		goto out;
 	}
-	ret = csr_parse_der(der, dlen, out, e);
+	ret = csr_parse_der(der, dlen, 1, out, e);
 out:
 	free(clean);
 	free(der);

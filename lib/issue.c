@@ -455,6 +455,11 @@ issue_build(struct issuer *iss, const struct issue_request *req, X509 **out,
 	int ret = HSMCA_ERR_INTERNAL;
 
 	*out = NULL;
+	/* Proof of possession: only a request whose self-signature was
+	 * checked is ever issued (csr_parse_unverified is for stations). */
+	if (!req->csr->verified)
+		return err_set(e, HSMCA_ERR_CSR_SIGNATURE, "the request's "
+		    "signature was not checked");
 	if ((tbs = X509_new()) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;

@@ -18,6 +18,7 @@ struct csr {
 	EVP_PKEY	*spki_pubkey;
 	unsigned char	 fingerprint[32];	/* SHA-256 of the DER request */
 	char		 fingerprint_hex[65];
+	int		 verified;	/* its self-signature was checked */
 };
 
 /* Parse a PEM ("-----BEGIN CERTIFICATE REQUEST-----", also the "NEW"
@@ -25,6 +26,12 @@ struct csr {
  * policy. Errors: HSMCA_ERR_CSR_PARSE, HSMCA_ERR_CSR_SIGNATURE,
  * HSMCA_ERR_KEY_POLICY, each with a reason. */
 int	csr_parse(const void *buf, size_t len, struct csr **out,
+	    struct hsmca_err *e);
+/* csr_parse without the self-signature check (verified stays 0), for a
+ * factory station whose CSRs go on to an appliance that checks every
+ * one when it signs: the station would only check each twice. Nothing
+ * issues from such a request (issue_certificate refuses it). */
+int	csr_parse_unverified(const void *buf, size_t len, struct csr **out,
 	    struct hsmca_err *e);
 /* Base64 body as EST sends it (RFC 7030 §4.2.1), whitespace allowed. */
 int	csr_parse_base64(const void *buf, size_t len, struct csr **out,

@@ -171,6 +171,36 @@ check "more than 32 CSRs in one request: refused (400)" \
 	sh -c "[ '$STATUS' = 400 ] && grep -q '1 to 32' '$WORK/last.out'"
 check "... no row added" test "$(count_rows)" -eq $(( ROWS2 + 2 ))
 
+# ---- a forged CSR: the station leaves the signature to the appliance ----
+# (it parses each CSR itself, but checking the signature twice would
+# cost the factory a core's worth of time on the line)
+mkdir -p "$WORK/in4"
+make_csr fg-1 ec:P-256 "/CN=fg-1" 2>/dev/null
+cp "$WORK/fg-1.csr" "$WORK/in4/fg-1.csr"
+make_csr fg-2 ec:P-256 "/CN=fg-2" 2>/dev/null
+openssl req -in "$WORK/fg-2.csr" -outform DER -out "$WORK/fg-2.der"
+len=$(stat -c %s "$WORK/fg-2.der")
+old=$(od -An -tu1 -j $((len - 5)) -N1 "$WORK/fg-2.der" | tr -d ' ')
+cp "$WORK/fg-2.der" "$WORK/in4/forged.der"
+printf "\\$(printf %o $((old ^ 255)))" | dd of="$WORK/in4/forged.der" bs=1 seek=$((len - 5)) \
+	conv=notrunc 2>/dev/null
+check "the forged CSR does not verify (openssl req -verify)" \
+	sh -c "openssl req -inform DER -in '$WORK/in4/forged.der' -noout -verify 2>&1 |
+		grep -q 'verify failure'"
+rows=$(count_rows)
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in4" --out "$WORK/r4" --profile device
+check "remote: the forged CSR refused by the appliance, the other signed (exit 7)" \
+	sh -c "[ '$RC' = 7 ] && grep -q '2 CSRs, 1 signed (1 new, 0 already issued), 1 refused' '$WORK/last.out'"
+check "... with its reason" \
+	sh -c "[ '$(field "$WORK/r4/results.csv" forged 4)' = refused ] &&
+		grep -q '^hsmca: forged: refused: .*signature' '$WORK/last.err'"
+check "... and only one certificate recorded" test "$(count_rows)" -eq $((rows + 1))
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in4" --out "$WORK/r5" --profile device --fail-fast
+check "remote --fail-fast: the appliance checks first, so nothing is signed (exit 1)" \
+	sh -c "[ '$RC' = 1 ] && grep -q 'forged: refused: .*signature' '$WORK/last.err' &&
+		grep -q '2 CSRs, 0 signed' '$WORK/last.out'"
+check "... nothing new recorded" test "$(count_rows)" -eq $((rows + 1))
+
 # ---- killed with SIGKILL, then resumed ----
 i=1
 mkdir -p "$WORK/in2"

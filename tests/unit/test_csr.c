@@ -250,6 +250,28 @@ test_bad_signature(void **state)
 		der[len - 1] ^= 0x01;
 		expect_refusal(der, len, HSMCA_ERR_CSR_SIGNATURE,
 		    "does not hold the key");
+		/* A station's parse leaves the signature to the appliance,
+		 * and says it did: verified is 0, and checked requests are
+		 * marked verified. */
+		{
+			struct csr *c = NULL;
+			struct hsmca_err e;
+
+			err_clear(&e);
+			assert_int_equal(csr_parse_unverified(der, len, &c,
+			    &e), 0);
+			assert_int_equal(c->verified, 0);
+			csr_free(c);
+			der[len - 1] ^= 0x01;
+			assert_int_equal(csr_parse(der, len, &c, &e), 0);
+			assert_int_equal(c->verified, 1);
+			csr_free(c);
+			der[len - 1] ^= 0x01;
+			/* Everything else is still checked. */
+			assert_int_not_equal(csr_parse_unverified(der,
+			    len - 1, &c, &e), 0);
+			assert_null(c);
+		}
 		der[len - 1] ^= 0x01;
 		/* The first byte of the signature value: for ECDSA a
 		 * malformed Ecdsa-Sig-Value, for RSA a wrong value. */
