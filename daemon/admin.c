@@ -448,7 +448,8 @@ admin_batch_sign_many(struct hsm *h, struct store *st, struct issuer *iss,
 			goto out;
 		}
 	}
-	/* Everything the station checked, checked again here. */
+	/* What the station checked, checked again, and the signature the
+	 * station leaves to the appliance. */
 	for (i = 0; i < n; i++) {
 		s = body_string(json_array_get(a, i), "csr", 0);
 		der = NULL;
@@ -571,7 +572,8 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 			    "\"profile\" and \"csr\" (base64 DER)");
 			goto out;
 		}
-		/* Everything the station checked, checked again here. */
+		/* What the station checked, checked again, and the
+		 * signature the station leaves to the appliance. */
 		if ((ret = csr_parse(der, derlen, &csr, &e)) != 0 ||
 		    (ret = profile_check_csr(p, csr, &e)) != 0 ||
 		    (ret = batch_check_csr(st, csr, &e)) != 0) {
