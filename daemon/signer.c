@@ -688,6 +688,30 @@ signer_recovery(void *arg)
 	return NULL;
 }
 
+/* With s->lock held and a job queued: the job at the head of the queue
+ * into chunk, and if it is an enrollment, the enrollments right behind
+ * it too, up to this worker's share of those waiting (the idle workers,
+ * this one included, split them) and BATCH_CHUNK_MAX. How many. */
+static size_t
+signer_take(struct signer *s, struct signer_job **chunk)
+{
+	struct signer_job *job;
+	size_t n = 0, share;
+
+	share = ((size_t)s->queued + (size_t)s->idle - 1) / (size_t)s->idle;
+	if (share > BATCH_CHUNK_MAX)
+		share = BATCH_CHUNK_MAX;
+	while ((job = s->queue) != NULL && (n == 0 ||
+	    (n < share && is_enrollment(chunk[0]) && is_enrollment(job)))) {
+		s->queue = job->next;
+		s->queued--;
+		chunk[n++] = job;
+	}
+	if (s->queue == NULL)
+		s->queue_tail = NULL;
+	return n;
+}
+
 static void *
 signer_worker(void *arg)
 {
@@ -696,7 +720,7 @@ signer_worker(void *arg)
 	struct signer_job *job, *chunk[BATCH_CHUNK_MAX], *take[BATCH_CHUNK_MAX];
 	struct hsmca_err e;
 	size_t nchunk, n, i;
-	int hsm_job, failed, share;
+	int hsm_job, failed;
 
 	if (store_open(s->store_path, &st, &e) != 0)
 		log_warnx("signer: %s", e.msg);
@@ -713,21 +737,8 @@ signer_worker(void *arg)
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
-		/* Enrollments at the head of the queue go together, this
-		 * worker taking its share of them with the idle ones. */
-		nchunk = 0;
-		share = (s->queued + s->idle - 1) / s->idle;
-		if (share > BATCH_CHUNK_MAX)
-			share = BATCH_CHUNK_MAX;
-		do {
-			s->queue = job->next;
-			s->queued--;
-			chunk[nchunk++] = job;
-		} while (is_enrollment(job) && nchunk < (size_t)share &&
-		    (job = s->queue) != NULL && is_enrollment(job));
+		nchunk = signer_take(s, chunk);
 		job = chunk[0];
-		if (s->queue == NULL)
-			s->queue_tail = NULL;
 		s->idle--;
 		pthread_mutex_unlock(&s->lock);
 
