@@ -306,5 +306,14 @@ p7_certs() {
 		echo "# p7_certs: the answer is not PKCS#7 ($(wc -c <"$WORK/p7.der") bytes)" >&2
 		return 1
 	fi
-	sed -n '/BEGIN/,/END/p' "$WORK/p7.txt"
+	p7pem=$(sed -n '/BEGIN/,/END/p' "$WORK/p7.txt")
+	# Every block whole: a short read here has been seen once, and
+	# should say so rather than fail later as a bad certificate.
+	if [ "$(printf '%s\n' "$p7pem" | grep -c -- '-----BEGIN')" -ne \
+	    "$(printf '%s\n' "$p7pem" | grep -c -- '-----END')" ] || [ -z "$p7pem" ]; then
+		echo "# p7_certs: unbalanced PEM from $(wc -c <"$WORK/p7.txt") bytes of" \
+			"openssl output ($(wc -c <"$WORK/p7.der") bytes of DER)" >&2
+		return 1
+	fi
+	printf '%s\n' "$p7pem"
 }
