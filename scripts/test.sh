@@ -15,14 +15,19 @@ make -j"$(nproc)" check >check.out 2>&1
 check_rc=$?
 # Every TAP result counts: unit test cases and integration assertions.
 count() { sed -n "s/^# $1: *//p" test-suite.log 2>/dev/null | head -1; }
+# failures [DIR]: each failing assertion with the lines after it in its
+# test's log (what the test printed about it), under DIR (default tests).
+failures() {
+	for log in $(grep -El '^(not ok|Bail out)' $(find "${1:-tests}" -name '*.log') 2>/dev/null); do
+		echo "---- $log"; grep -E -B6 -A12 '^(not ok|Bail out)' "$log" | head -60
+	done
+}
 pass=$(count PASS); fail=$(count FAIL); error=$(count ERROR); xpass=$(count XPASS)
 skip=$(count SKIP)
 pass=${pass:-0}; fail=$((${fail:-0} + ${error:-0} + ${xpass:-0}))
 if [ "$check_rc" -ne 0 ]; then
 	grep -E '^(FAIL|ERROR|XPASS):' check.out || tail -40 check.out
-	for log in $(grep -El '^(not ok|Bail out)' $(find tests -name '*.log') 2>/dev/null); do
-		echo "---- $log"; grep -E -A12 '^(not ok|Bail out)' "$log" | head -60
-	done
+	failures
 	[ "$fail" -gt 0 ] || fail=1
 fi
 echo "make check: $pass passed, $fail failed, ${skip:-0} skipped"
@@ -39,6 +44,7 @@ if [ "${HSMCA_SKIP_ASAN:-0}" != 1 ]; then
 		apass=${apass:-0}; afail=$((${afail:-0} + ${aerror:-0}))
 		if [ "$asan_rc" -ne 0 ]; then
 			grep -E '^(FAIL|ERROR):' check.out || tail -40 check.out
+			failures
 			[ "$afail" -gt 0 ] || afail=1
 		fi
 	else
@@ -56,6 +62,7 @@ if [ "${HSMCA_SKIP_DISTCHECK:-0}" != 1 ]; then
 		pass=$((pass + 1))
 	else
 		tail -40 distcheck.out
+		failures "$(ls -d hsmca-*/_build 2>/dev/null | head -1)"
 		echo "make distcheck: FAILED"
 		fail=$((fail + 1))
 	fi

@@ -169,15 +169,9 @@ STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/skg.out" -w '%{http_code}' --cacert "$
 	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/gw.b64" "$EDGE/serverkeygen")
 check "edge label: serverkeygen answers 200" test "$STATUS" = 200
 check "serverkeygen answers multipart/mixed" grep -qi "^Content-Type: multipart/mixed; boundary=" "$WORK/hdr"
-boundary=$(sed -n 's/^[Cc]ontent-[Tt]ype: multipart\/mixed; boundary=\([^[:space:]]*\).*/\1/p' "$WORK/hdr" | tr -d '\r')
-# Split the two parts: the PKCS#8 key, then the PKCS#7 certificate.
-tr -d '\r' <"$WORK/skg.out" | awk -v b="--$boundary" -v out="$WORK/skg.part" '
-	$0 == b || $0 == b "--" { part++; body = 0; next }
-	part && !body && /^$/ { body = 1; next }
-	body { print > (out part) }'
-check "the first part is a PKCS#8 private key" \
-	sh -c "base64 -d '$WORK/skg.part1' | openssl pkey -inform DER -out '$WORK/skg.key' 2>/dev/null"
-base64 -d "$WORK/skg.part2" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | sed -n '/BEGIN/,/END/p' >"$WORK/skg.pem"
+mime_part "$WORK/skg.out" 1 | base64 -d | openssl pkey -inform DER -out "$WORK/skg.key"
+check "the first part is a PKCS#8 private key" grep -q "BEGIN PRIVATE KEY" "$WORK/skg.key"
+p7_certs "$WORK/skg.out" 2 >"$WORK/skg.pem"
 check "the second part is the certificate for that key" test -s "$WORK/skg.pem" -a \
 	"$(openssl x509 -in "$WORK/skg.pem" -noout -pubkey 2>/dev/null)" = "$(openssl pkey -in "$WORK/skg.key" -pubout 2>/dev/null)"
 check "the certificate is not for the CSR's key" test \

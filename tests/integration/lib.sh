@@ -295,22 +295,45 @@ csr_b64() {
 	openssl req -in "$WORK/$1.csr" -outform DER | base64 >"$WORK/$1.b64"
 }
 
-# p7_certs: the certificates of the base64 PKCS#7 in $WORK/last.out, as
-# PEM. The answer goes through pipes, not files: on these machines a file
-# one process had just written was read back short by the next, four
-# times in tests (each file whole when looked at afterwards), so a PEM
-# that is not whole is read once more, and the log says so.
+# mime_part FILE N: the body of part N of the multipart answer in FILE
+# (the boundary from $WORK/hdr, the headers curl -D wrote), CRs removed.
+mime_part() {
+	mpb=$(sed -n 's/^[Cc]ontent-[Tt]ype: multipart\/mixed; boundary=\([^[:space:]]*\).*/\1/p' \
+		"$WORK/hdr" | tr -d '\r')
+	tr -d '\r' <"$1" | awk -v b="--$mpb" -v want="$2" '
+		$0 == b || $0 == b "--" { part++; body = 0; next }
+		part == want && !body && /^$/ { body = 1; next }
+		part == want && body { print }'
+}
+
+# p7_certs [FILE [PART]]: the certificates of the base64 PKCS#7 in FILE
+# (default $WORK/last.out), or in part PART of the multipart answer in
+# FILE, as PEM. The answer goes through pipes, not files: on these
+# machines a file one process had just written was read back short by the
+# next, five times in tests (each file whole when looked at afterwards),
+# so a PEM that is not whole is read once more, and the log says what was
+# read and what openssl said.
 p7_certs() {
+	p7in=${1:-$WORK/last.out}
 	for try in 1 2; do
-		p7pem=$(base64 -d "$WORK/last.out" | openssl pkcs7 -inform DER -print_certs |
-			sed -n '/BEGIN/,/END/p')
+		if [ -n "${2:-}" ]; then
+			p7pem=$(mime_part "$p7in" "$2" | base64 -d |
+				openssl pkcs7 -inform DER -print_certs 2>"$WORK/p7.err" |
+				sed -n '/BEGIN/,/END/p')
+		else
+			p7pem=$(base64 -d "$p7in" |
+				openssl pkcs7 -inform DER -print_certs 2>"$WORK/p7.err" |
+				sed -n '/BEGIN/,/END/p')
+		fi
 		if [ -n "$p7pem" ] && [ "$(printf '%s\n' "$p7pem" | grep -c -- '-----BEGIN')" -eq \
 		    "$(printf '%s\n' "$p7pem" | grep -c -- '-----END')" ]; then
+			[ "$try" = 1 ] || echo "# p7_certs: whole on try $try" >&2
 			printf '%s\n' "$p7pem"
 			return 0
 		fi
-		echo "# p7_certs: no whole certificate from $(wc -c <"$WORK/last.out") bytes of" \
-			"base64 (try $try)" >&2
+		echo "# p7_certs: no whole certificate from $p7in${2:+ part $2}," \
+			"$(wc -c <"$p7in") bytes, sha256 $(sha256sum <"$p7in" | cut -c1-16)" \
+			"(try $try); openssl: $(head -c 300 "$WORK/p7.err" | tr '\n' ' ')" >&2
 		sleep 0.2
 	done
 	return 1
