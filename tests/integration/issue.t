@@ -99,7 +99,7 @@ upper=$(echo "$serial" | tr a-f A-F | sed 's/../&:/g; s/:$//')
 run hsmca --json cert show --pem "$upper"
 check "cert show accepts a colon-separated upper-case serial, and --json" \
 	grep -q "\"serial\": \"$serial\"" "$WORK/last.out"
-hsmca cert show --pem "$serial" | sed -n '/BEGIN/,/END/p' >"$WORK/shown.pem"
+hsmca cert show --pem "$serial" | sed -n '/^-----BEGIN /,/^-----END /p' >"$WORK/shown.pem"
 check "cert show --pem gives back the issued certificate" cmp -s "$WORK/shown.pem" "$WORK/$n.pem"
 store_der=$(sqlite3 "$CADIR/hsmca.db" "SELECT hex(der) FROM cert WHERE serial = '$serial'")
 file_der=$(openssl x509 -in "$WORK/$n.pem" -outform DER | od -An -v -tx1 | tr -d ' \n' | tr a-f A-F)

@@ -50,7 +50,7 @@ wait_log() {
 cacerts_are() {
 	curl -sf -o "$WORK/last.out" --cacert "$CADIR/root.pem" "$URL/cacerts" || return 1
 	p7_certs >"$WORK/cacerts.pem" || return 1
-	awk '/BEGIN/ { n++ } { print > "'"$WORK"'/cacert." n ".pem" }' "$WORK/cacerts.pem"
+	awk '/^-----BEGIN / { n++ } { print > "'"$WORK"'/cacert." n ".pem" }' "$WORK/cacerts.pem"
 	for f in "$WORK"/cacert.*.pem; do
 		openssl x509 -in "$f" -noout -fingerprint -sha256
 	done | sort >"$WORK/got.fp"
