@@ -219,7 +219,7 @@ static int
 remote_cert(json_t *rep, const struct batch_item *it, struct batch_cert *out,
     struct hsmca_err *e)
 {
-	const char *status, *serial, *sha256, *pem;
+	const char *status, *serial, *sha256, *pem, *chain;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -229,14 +229,18 @@ remote_cert(json_t *rep, const struct batch_item *it, struct batch_cert *out,
 	serial = json_string_value(json_object_get(rep, "serial"));
 	sha256 = json_string_value(json_object_get(rep, "sha256"));
 	pem = json_string_value(json_object_get(rep, "pem"));
+	chain = json_string_value(json_object_get(rep, "chain"));
 	if (serial == NULL || sha256 == NULL || pem == NULL ||
 	    strlen(serial) >= sizeof(out->serial) ||
 	    strlen(sha256) >= sizeof(out->sha256) ||
 	    (strcmp(status, "issued") != 0 && strcmp(status, "existing") != 0))
 		return err_set(e, HSMCA_ERR_IO, "the answer to batch sign for "
 		    "%s is incomplete", it->device);
-	if ((out->pem = strdup(pem)) == NULL)
+	if ((out->pem = strdup(pem)) == NULL ||
+	    (chain != NULL && (out->chain = strdup(chain)) == NULL)) {
+		batch_cert_free_fields(out);
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	}
 	out->status = strcmp(status, "existing") == 0 ? BATCH_EXISTING :
 	    BATCH_ISSUED;
 	snprintf(out->serial, sizeof(out->serial), "%s", serial);
@@ -316,7 +320,7 @@ remote_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
 out:
 	/* The request as a whole failed: so did each of its CSRs. */
 	for (i = 0; ret != 0 && i < n; i++) {
-		free(out[i].pem);
+		batch_cert_free_fields(&out[i]);
 		memset(&out[i], 0, sizeof(out[i]));
 		rets[i] = ret;
 		errs[i] = e;

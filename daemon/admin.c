@@ -385,9 +385,12 @@ batch_signed(int code, const struct batch_cert *bc, const char *reason)
 {
 	if (code != 0)
 		return batch_outcome(code, reason);
-	return json_pack("{s:s, s:s, s:s, s:s}", "status",
+	/* "chain" only for a certificate of another generation than the
+	 * batch's. */
+	return json_pack("{s:s, s:s, s:s, s:s, s:s*}", "status",
 	    bc->status == BATCH_EXISTING ? "existing" : "issued",
-	    "serial", bc->serial, "sha256", bc->sha256, "pem", bc->pem);
+	    "serial", bc->serial, "sha256", bc->sha256, "pem", bc->pem,
+	    "chain", bc->chain);
 }
 
 /* sign with "csrs": [{"device", "csr", "profile"?}, ...]: each checked
@@ -516,7 +519,7 @@ out:
 	for (i = 0; csrs != NULL && i < n; i++)
 		csr_free(csrs[i]);
 	for (i = 0; bc != NULL && i < n; i++)
-		free(bc[i].pem);
+		batch_cert_free_fields(&bc[i]);
 	free(csrs);
 	free(good);
 	free(gp);
@@ -653,7 +656,7 @@ done:
 	job->status = call->reply != NULL ? 200 : 503;
 out:
 	free(chain);
-	free(bc.pem);
+	batch_cert_free_fields(&bc);
 	csr_free(csr);
 	free(der);
 }

@@ -36,6 +36,7 @@
 
 #include "hsmca/audit.h"
 #include "hsmca/batch.h"
+#include "hsmca/ca.h"
 #include "hsmca/clock.h"
 #include "hsmca/profile.h"
 #include "hsmca/store.h"
@@ -419,6 +420,7 @@ batch_free(struct batch *b)
 		csr_free(b->items[i].csr);
 		free(b->items[i].reason);
 		free(b->items[i].cert_pem);
+		free(b->items[i].chain_pem);
 	}
 	free(b->items);
 	free(b->chain_pem);
@@ -608,7 +610,7 @@ sign_items(struct run *r, void *w, struct chunk *ck)
 			if (it->status == BATCH_REFUSED &&
 			    r->sg->refused != NULL)
 				r->sg->refused(w, it);
-			free(c->pem);
+			batch_cert_free_fields(c);
 			continue;
 		}
 		/* The certificate is recorded: from here on a failure to
@@ -616,17 +618,20 @@ sign_items(struct run *r, void *w, struct chunk *ck)
 		memcpy(it->serial, c->serial, sizeof(it->serial));
 		memcpy(it->sha256, c->sha256, sizeof(it->sha256));
 		it->cert_pem = c->pem;
+		it->chain_pem = c->chain;
 		it->status = c->status;
 	}
 }
 
 /* Write a signed item's DEVICE.crt and DEVICE.chain.pem (the calling
- * thread, no lock held). */
+ * thread, no lock held): the certificate, then the CA certificates above
+ * it, the batch's unless the signer named others. */
 static void
 write_item(struct run *r, struct batch_item *it)
 {
 	struct hsmca_err e;
 	char name[BATCH_DEVICE_MAX + 16];
+	const char *chain;
 	size_t len = strlen(it->cert_pem);
 	int ret;
 
@@ -634,15 +639,19 @@ write_item(struct run *r, struct batch_item *it)
 	snprintf(name, sizeof(name), "%s.crt", it->device);
 	if ((ret = write_out(r, name, it->cert_pem, len, "", 0, &e)) == 0) {
 		snprintf(name, sizeof(name), "%s.chain.pem", it->device);
-		ret = write_out(r, name, it->cert_pem, len, r->b->chain_pem,
-		    strlen(r->b->chain_pem), &e);
+		chain = it->chain_pem != NULL ? it->chain_pem :
+		    r->b->chain_pem;
+		ret = write_out(r, name, it->cert_pem, len, chain,
+		    strlen(chain), &e);
 	}
 	if (ret != 0) {
 		item_fail(r, it, ret, e.msg);
 		it->status = BATCH_FAILED;
 	}
 	free(it->cert_pem);
+	free(it->chain_pem);
 	it->cert_pem = NULL;
+	it->chain_pem = NULL;
 }
 
 static void
@@ -1337,9 +1346,12 @@ out:
 
 /* The certificate already issued for csr: 1 and *out (EXISTING) if
  * there is one to return, 0 if none, a refusal if it cannot be
- * returned (revoked, another profile). */
+ * returned (revoked, another profile). Issued by another generation
+ * than iss (the CA rotated since), it comes with that generation's
+ * chain. */
 static int
-batch_existing(struct store *st, const char *stale_tag, const struct csr *csr,
+batch_existing(struct store *st, const struct issuer *iss,
+    const char *stale_tag, const struct csr *csr,
     const struct profile *profile, struct batch_cert *out,
     struct hsmca_err *e)
 {
@@ -1359,14 +1371,26 @@ batch_existing(struct store *st, const char *stale_tag, const struct csr *csr,
 		    "certificate serial %s from profile %s", prev.serial,
 		    prev.profile != NULL ? prev.profile : "(none)");
 	else if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem,
-	    e)) == 0) {
+	    e)) == 0 && (prev.issuer_id == iss->gen_id ||
+	    (ret = ca_issuer_pem(st, prev.issuer_id, &out->chain, e)) == 0)) {
 		out->status = BATCH_EXISTING;
 		memcpy(out->serial, prev.serial, sizeof(out->serial));
 		memcpy(out->sha256, prev.sha256, sizeof(out->sha256));
 		ret = 1;
 	}
+	if (ret != 1)
+		batch_cert_free_fields(out);
 	store_cert_free_fields(&prev);
 	return ret;
+}
+
+void
+batch_cert_free_fields(struct batch_cert *c)
+{
+	free(c->pem);
+	free(c->chain);
+	c->pem = NULL;
+	c->chain = NULL;
 }
 
 /* A certificate just issued, as the batch hands it out. */
@@ -1401,7 +1425,7 @@ batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	int ret;
 
 	memset(&res, 0, sizeof(res));
-	if ((ret = batch_existing(st, stale_tag, csr, profile, out, e)) != 0)
+	if ((ret = batch_existing(st, iss, stale_tag, csr, profile, out, e)) != 0)
 		return ret == 1 ? 0 : ret;
 
 	/* The issuance path every certificate takes (lib/issue.c). */
@@ -1463,7 +1487,7 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 			    csrs[i]->fingerprint_hex) == 0;
 		if (dup[i])
 			continue;
-		if ((rets[i] = batch_existing(st, stale_tag, csrs[i],
+		if ((rets[i] = batch_existing(st, iss, stale_tag, csrs[i],
 		    profiles[i], &out[i], &errs[i])) != 0) {
 			if (rets[i] == 1)
 				rets[i] = 0;

@@ -772,8 +772,8 @@ out:
 	return ret;
 }
 
-int
-ca_pem(struct ca_ctx *c, const struct store_generation *g, int with_chain,
+static int
+gen_pem(struct store *st, const struct store_generation *g, int with_chain,
     char **pem, struct hsmca_err *e)
 {
 	BIO *b = NULL;
@@ -792,7 +792,7 @@ ca_pem(struct ca_ctx *c, const struct store_generation *g, int with_chain,
 		X509 *px;
 
 		memset(&parent, 0, sizeof(parent));
-		if ((ret = store_get_generation(c->st, g->parent_id, &parent,
+		if ((ret = store_get_generation(st, g->parent_id, &parent,
 		    e)) != 0)
 			goto out;
 		px = gen_x509(&parent);
@@ -814,6 +814,28 @@ out:
 		    (long long)g->id);
 	X509_free(x);
 	BIO_free(b);
+	return ret;
+}
+
+int
+ca_pem(struct ca_ctx *c, const struct store_generation *g, int with_chain,
+    char **pem, struct hsmca_err *e)
+{
+	return gen_pem(c->st, g, with_chain, pem, e);
+}
+
+int
+ca_issuer_pem(struct store *st, int64_t gen_id, char **pem,
+    struct hsmca_err *e)
+{
+	struct store_generation g;
+	int ret;
+
+	*pem = NULL;
+	memset(&g, 0, sizeof(g));
+	if ((ret = store_get_generation(st, gen_id, &g, e)) == 0)
+		ret = gen_pem(st, &g, 1, pem, e);
+	store_generation_free_fields(&g);
 	return ret;
 }
 

@@ -48,6 +48,7 @@ struct batch_item {
 	char			 serial[SERIAL_HEX_MAX];
 	char			 sha256[UTIL_SHA256_HEX];	/* of the certificate */
 	char			*cert_pem;	/* the certificate */
+	char			*chain_pem;	/* above it, if not the batch's */
 };
 
 /* What a signer hands back for one CSR. */
@@ -56,7 +57,13 @@ struct batch_cert {
 	char			 serial[SERIAL_HEX_MAX];
 	char			 sha256[UTIL_SHA256_HEX];
 	char			*pem;		/* malloc'd */
+	/* malloc'd: the certificates above pem when they are not the
+	 * batch's chain (a certificate already issued by an earlier CA
+	 * generation); NULL: the batch's. */
+	char			*chain;
 };
+
+void	batch_cert_free_fields(struct batch_cert *c);
 
 /* How one CSR gets signed. begin runs once before any worker and sets
  * *chain_pem (malloc'd: the certificates above the device's, PEM) and

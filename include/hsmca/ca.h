@@ -60,6 +60,11 @@ int	ca_open_active(struct ca_ctx *c, struct issuer **out,
 int	ca_pem(struct ca_ctx *c, const struct store_generation *g,
 	    int with_chain, char **pem, struct hsmca_err *e);
 
+/* PEM of generation gen_id's certificate followed by its chain: what a
+ * certificate that generation issued is handed out with. */
+int	ca_issuer_pem(struct store *st, int64_t gen_id, char **pem,
+	    struct hsmca_err *e);
+
 /* The status a person should see: a stored active/inactive generation
  * past its notAfter shows as expired. */
 enum store_gen_status ca_effective_status(const struct store_generation *g,

@@ -227,6 +227,26 @@ check "... no CSR has two certificates" \
 check "... every output certificate is in the store" \
 	sh -c "for f in '$WORK'/r3/*.crt; do s=\$(openssl x509 -in \"\$f\" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//'); [ \"\$(sqlite3 '$CADIR/hsmca.db' \"SELECT status FROM cert WHERE serial = '\$s'\")\" = valid ] || exit 1; done"
 check "... and the store is sound" test "$(sqlite3 "$CADIR/hsmca.db" 'PRAGMA integrity_check')" = ok
+# ---- after a CA rotation: each certificate with its own generation's chain ----
+# Rotated on the appliance by its admin; SIGHUP has hsmcad's signer load
+# the generations again.
+expect_ok "ca rotate" hsmca ca rotate
+expect_ok "ca activate 3" hsmca ca activate 3
+kill -HUP "$HSMCAD_PID"
+i=0; until grep -q "reloaded:" "$CADIR/hsmcad.log" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+make_csr rot-new ec:P-256 "/CN=rot-new" 2>/dev/null
+mkdir -p "$WORK/in-rot"
+cp "$WORK/dev-1.csr" "$WORK/rot-new.csr" "$WORK/in-rot/"
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-rot" --out "$WORK/r-rot" --profile device
+check "after rotation: dev-1 already issued (generation 2), rot-new new (generation 3)" \
+	sh -c "[ '$RC' = 0 ] && [ '$(field "$WORK/r-rot/results.csv" dev-1 4)' = existing ] &&
+		[ '$(field "$WORK/r-rot/results.csv" rot-new 4)' = issued ]"
+for d in dev-1 rot-new; do
+	check "$d.chain.pem verifies its certificate (openssl)" openssl verify -CAfile "$CADIR/root.pem" \
+		-untrusted "$WORK/r-rot/$d.chain.pem" "$WORK/r-rot/$d.crt"
+done
+check "the two chains differ" sh -c "! cmp -s '$WORK/r-rot/dev-1.chain.pem' '$WORK/r-rot/rot-new.chain.pem'"
+
 expect_ok "the audit log verifies" hsmca audit verify
 
 done_testing

@@ -178,6 +178,32 @@ OUT=$WORK/out-ban
 run hsmca batch sign --in "$WORK/ban" --out "$OUT" --profile device
 check "a disallowed device is refused" sh -c "test '$RC' -eq 7 && test '$(field banned 4)' = refused"
 
+# ---- after a CA rotation: each certificate with its own generation's chain ----
+# A re-run hands out dev-1's certificate, issued by generation 2, while
+# generation 3 signs; dev-9 is new, from generation 3.
+expect_ok "ca rotate" hsmca ca rotate
+expect_ok "ca activate 3" hsmca ca activate 3
+make_csr dev-9 ec:P-256 "/CN=dev-9" 2>/dev/null
+mkdir -p "$WORK/rot"
+cp "$WORK/dev-1.csr" "$WORK/dev-9.csr" "$WORK/rot/"
+OUT=$WORK/out-rot
+run hsmca batch sign --in "$WORK/rot" --out "$OUT" --profile device
+check "after rotation: all signed" test "$RC" -eq 0
+check "after rotation: dev-1 already issued, dev-9 new" \
+	sh -c "test '$(field dev-1 4)' = existing && test '$(field dev-9 4)' = issued"
+check "dev-1 is generation 2's, dev-9 generation 3's" sh -c "
+	openssl x509 -in '$OUT/dev-1.crt' -noout -issuer | grep -q 'Device CA' &&
+	test \"\$(openssl x509 -in '$OUT/dev-1.crt' -noout -ext authorityKeyIdentifier)\" != \
+	     \"\$(openssl x509 -in '$OUT/dev-9.crt' -noout -ext authorityKeyIdentifier)\""
+# Each .chain.pem alone (with the root) proves its certificate.
+for d in dev-1 dev-9; do
+	check "$d.chain.pem verifies its certificate (openssl)" \
+		openssl verify -CAfile "$WORK/root.pem" -untrusted "$OUT/$d.chain.pem" "$OUT/$d.crt"
+	cat "$OUT/$d.chain.pem" "$WORK/root.pem" >"$WORK/v.chain"
+	run certtool --verify-chain --infile "$WORK/v.chain"
+	check "$d.chain.pem verifies its certificate (certtool)" grep -q "Chain verification output: Verified" "$WORK/last.out"
+done
+
 # ---- input errors: refused before anything ----
 expect_fail "unknown profile" 3 "unknown profile" hsmca batch sign --in "$IN" --out "$WORK/o2" --profile nope
 printf 'a,%s\na,%s\n' "$WORK/dev-6.csr" "$WORK/dev-7.csr" >"$WORK/m/twice.csv"
