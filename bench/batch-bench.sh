@@ -132,8 +132,8 @@ EOF
 
 # Each round writes into a fresh folder and the previous round's files are
 # only deleted at the end: on ext4 without a journal (these machines) a
-# new inode skips every inode freed in the last 30 s of its group
-# (recently_deleted()), so deleting thousands of files just before a
+# new inode skips every inode of its group freed in the last 60 s (300 s
+# while the inode table block is dirty: recently_deleted()), so deleting thousands of files just before a
 # round made the next one's file creations, either side's, quadratic.
 retire() { [ ! -e "$1" ] || mv "$1" "$W/trash/$(basename "$1").$(date +%s%N)"; }
 mkdir -p "$W/trash"

@@ -36,7 +36,7 @@ ms() { echo $(( $(date +%s%N) / 1000000 )); }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # The previous round's files are moved aside, deleted only at the end
 # (see batch-bench.sh: on ext4 without a journal, inodes freed in the last
-# 30 s make new files slow to create).
+# minute, or five, make new files slow to create).
 mkdir -p "$W/trash"
 clean() {
 	sqlite3 "$D/hsmca.db" "DELETE FROM cert WHERE subject LIKE 'CN=bench-device-%'; DELETE FROM batch;"

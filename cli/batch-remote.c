@@ -28,6 +28,7 @@ struct batch_remote {
 	const char	*server, *cert, *key, *cacert;
 	struct est_client *main;	/* begin, end */
 	int64_t		 batch_id;
+	int64_t		 generation;	/* whose chain begin gave; 0: not said */
 	int		 denied;	/* begin got 401 or 403 */
 };
 
@@ -137,6 +138,20 @@ csr_json(const struct batch_item *it, int64_t batch_id, struct hsmca_err *e)
 	return o;
 }
 
+/* A sign request names the generation whose chain begin gave, so that a
+ * certificate of another (the CA rotated during the batch, or an earlier
+ * generation issued it) comes back with its own chain. */
+static json_t *
+with_generation(json_t *req, const struct batch_remote *r)
+{
+	if (req != NULL && r->generation > 0 && json_object_set_new(req,
+	    "generation", json_integer((json_int_t)r->generation)) != 0) {
+		json_decref(req);
+		return NULL;
+	}
+	return req;
+}
+
 static int
 remote_begin(void *ctx, const char *sha256, const char *profile, size_t items,
     int64_t *batch_id, char **chain_pem, struct hsmca_err *e)
@@ -161,6 +176,8 @@ remote_begin(void *ctx, const char *sha256, const char *profile, size_t items,
 		    "no batch id or chain");
 	}
 	r->batch_id = *batch_id = (int64_t)json_integer_value(v);
+	if (json_is_integer(v = json_object_get(rep, "generation")))
+		r->generation = (int64_t)json_integer_value(v);
 	*chain_pem = strdup(json_string_value(json_object_get(rep, "chain")));
 	json_decref(rep);
 	if (*chain_pem == NULL)
@@ -257,8 +274,10 @@ remote_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if ((req = csr_json(it, w->r->batch_id, e)) == NULL)
-		return e->code;
+	if ((req = with_generation(csr_json(it, w->r->batch_id, e),
+	    w->r)) == NULL)
+		return e->code != 0 ? e->code : err_set(e, HSMCA_ERR_ALLOC,
+		    "out of memory");
 	ret = remote_call(w->ec, "sign", req, &rep, NULL, e);
 	json_decref(req);
 	if (ret == 0)
@@ -286,9 +305,9 @@ remote_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
 		ret = err_set(&e, HSMCA_ERR_INTERNAL, "chunk of %zu CSRs", n);
 		goto out;
 	}
-	if ((req = json_pack("{s:I, s:s, s:[]}", "batch",
+	if ((req = with_generation(json_pack("{s:I, s:s, s:[]}", "batch",
 	    (json_int_t)w->r->batch_id, "profile", items[0]->profile->name,
-	    "csrs")) == NULL) {
+	    "csrs"), w->r)) == NULL) {
 		ret = err_set(&e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}

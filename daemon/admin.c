@@ -395,11 +395,12 @@ batch_signed(int code, const struct batch_cert *bc, const char *reason)
 
 /* sign with "csrs": [{"device", "csr", "profile"?}, ...]: each checked
  * as one CSR would be, the good ones signed together (batch_sign_csrs);
- * {"results": [...]}, one per CSR in order, as the one-CSR answer. */
+ * {"results": [...]}, one per CSR in order, as the one-CSR answer.
+ * chain_gen: the generation whose chain the station got from begin. */
 static void
 admin_batch_sign_many(struct hsm *h, struct store *st, struct issuer *iss,
     struct signer_job *job, const struct profile *dflt,
-    const char *requester)
+    const char *requester, int64_t chain_gen)
 {
 	struct admin_call *call = job->admin;
 	json_t *a = json_object_get(call->body, "csrs"), *o, *res = NULL, *v;
@@ -491,7 +492,7 @@ admin_batch_sign_many(struct hsm *h, struct store *st, struct issuer *iss,
 				    HSMCA_ERR_ALLOC, "out of memory");
 		} else {
 			(void)batch_sign_csrs(h, st, iss, requester, NULL,
-			    good, gp, k, kbc, krets, kerrs);
+			    chain_gen, good, gp, k, kbc, krets, kerrs);
 			for (i = 0; i < k; i++) {
 				rets[idx[i]] = krets[i];
 				errs[idx[i]] = kerrs[i];
@@ -544,6 +545,7 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 	char requester[sizeof(call->actor) + 32], *chain = NULL;
 	size_t derlen = 0;
 	int64_t id = 0, n = 0, signed_ = 0, refused = 0, outcome = 0;
+	int64_t gen = 0;
 	int ret;
 
 	memset(&bc, 0, sizeof(bc));
@@ -562,9 +564,17 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 	}
 	snprintf(requester, sizeof(requester), "%s batch:%lld", call->actor,
 	    (long long)id);
+	/* The generation whose chain begin gave the station (absent: the
+	 * one signing now): a certificate of another comes with its own. */
+	if (json_object_get(b, "generation") != NULL &&
+	    body_int(b, "generation", &gen) != 0) {
+		snprintf(job->reason, sizeof(job->reason), "\"generation\": "
+		    "the CA generation from begin");
+		return;
+	}
 	if (call->batch_step == BS_SIGN && json_object_get(b, "csrs") !=
 	    NULL) {
-		admin_batch_sign_many(h, st, iss, job, p, requester);
+		admin_batch_sign_many(h, st, iss, job, p, requester, gen);
 		return;
 	}
 	if (call->batch_step == BS_CHECK || call->batch_step == BS_SIGN) {
@@ -604,8 +614,9 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 			snprintf(job->reason, sizeof(job->reason), "%s", e.msg);
 			goto out;
 		}
-		call->reply = json_pack("{s:I, s:s}", "batch", (json_int_t)id,
-		    "chain", chain);
+		call->reply = json_pack("{s:I, s:s, s:I}", "batch",
+		    (json_int_t)id, "chain", chain, "generation",
+		    (json_int_t)iss->gen_id);
 		break;
 	case BS_CHECK:
 		call->reply = batch_outcome(0, "");
@@ -616,7 +627,7 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 			    "no active CA generation to sign with");
 			break;
 		}
-		ret = batch_sign_csr(h, st, iss, requester, NULL, csr, p,
+		ret = batch_sign_csr(h, st, iss, requester, NULL, gen, csr, p,
 		    &bc, &e);
 		call->reply = batch_signed(ret, &bc, e.msg);
 		break;

@@ -1344,13 +1344,23 @@ out:
 	return ret;
 }
 
+/* A certificate of CA generation gen handed out by a caller whose
+ * chain is chain_gen's: the chain of its own generation if that is
+ * another (the CA rotated since, or during a remote batch). */
+static int
+batch_chain(struct store *st, int64_t gen, int64_t chain_gen,
+    struct batch_cert *out, struct hsmca_err *e)
+{
+	if (gen == chain_gen)
+		return 0;
+	return ca_issuer_pem(st, gen, &out->chain, e);
+}
+
 /* The certificate already issued for csr: 1 and *out (EXISTING) if
  * there is one to return, 0 if none, a refusal if it cannot be
- * returned (revoked, another profile). Issued by another generation
- * than iss (the CA rotated since), it comes with that generation's
- * chain. */
+ * returned (revoked, another profile). */
 static int
-batch_existing(struct store *st, const struct issuer *iss,
+batch_existing(struct store *st, int64_t chain_gen,
     const char *stale_tag, const struct csr *csr,
     const struct profile *profile, struct batch_cert *out,
     struct hsmca_err *e)
@@ -1371,8 +1381,8 @@ batch_existing(struct store *st, const struct issuer *iss,
 		    "certificate serial %s from profile %s", prev.serial,
 		    prev.profile != NULL ? prev.profile : "(none)");
 	else if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem,
-	    e)) == 0 && (prev.issuer_id == iss->gen_id ||
-	    (ret = ca_issuer_pem(st, prev.issuer_id, &out->chain, e)) == 0)) {
+	    e)) == 0 && (ret = batch_chain(st, prev.issuer_id, chain_gen,
+	    out, e)) == 0) {
 		out->status = BATCH_EXISTING;
 		memcpy(out->serial, prev.serial, sizeof(out->serial));
 		memcpy(out->sha256, prev.sha256, sizeof(out->sha256));
@@ -1393,9 +1403,10 @@ batch_cert_free_fields(struct batch_cert *c)
 	c->chain = NULL;
 }
 
-/* A certificate just issued, as the batch hands it out. */
+/* A certificate iss just issued, as the batch hands it out. */
 static int
-batch_issued(const struct issue_result *res, struct batch_cert *out,
+batch_issued(struct store *st, const struct issuer *iss, int64_t chain_gen,
+    const struct issue_result *res, struct batch_cert *out,
     struct hsmca_err *e)
 {
 	unsigned char *der = NULL;
@@ -1406,6 +1417,9 @@ batch_issued(const struct issue_result *res, struct batch_cert *out,
 		    "certificate serial %s (it is recorded)", res->serial);
 	ret = der_to_pem(der, (size_t)len, &out->pem, e);
 	OPENSSL_free(der);
+	if (ret == 0 && (ret = batch_chain(st, iss->gen_id, chain_gen, out,
+	    e)) != 0)
+		batch_cert_free_fields(out);
 	if (ret != 0)
 		return ret;
 	out->status = BATCH_ISSUED;
@@ -1416,16 +1430,19 @@ batch_issued(const struct issue_result *res, struct batch_cert *out,
 
 int
 batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
-    const char *requester, const char *stale_tag, const struct csr *csr,
-    const struct profile *profile, struct batch_cert *out,
-    struct hsmca_err *e)
+    const char *requester, const char *stale_tag, int64_t chain_gen,
+    const struct csr *csr, const struct profile *profile,
+    struct batch_cert *out, struct hsmca_err *e)
 {
 	struct issue_request req;
 	struct issue_result res;
 	int ret;
 
 	memset(&res, 0, sizeof(res));
-	if ((ret = batch_existing(st, iss, stale_tag, csr, profile, out, e)) != 0)
+	if (chain_gen == 0)
+		chain_gen = iss->gen_id;
+	if ((ret = batch_existing(st, chain_gen, stale_tag, csr, profile, out,
+	    e)) != 0)
 		return ret == 1 ? 0 : ret;
 
 	/* The issuance path every certificate takes (lib/issue.c). */
@@ -1435,7 +1452,7 @@ batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	req.requester = requester;
 	req.now = clock_now();
 	if ((ret = issue_certificate(h, st, iss, &req, &res, e)) == 0)
-		ret = batch_issued(&res, out, e);
+		ret = batch_issued(st, iss, chain_gen, &res, out, e);
 	issue_result_free(&res);
 	return ret;
 }
@@ -1447,13 +1464,13 @@ local_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
 	struct local_worker *w = arg;
 	struct batch_local *l = w->l;
 
-	return batch_sign_csr(l->h, w->st, l->iss, l->requester, l->tag,
+	return batch_sign_csr(l->h, w->st, l->iss, l->requester, l->tag, 0,
 	    it->csr, it->profile, out, e);
 }
 
 int
 batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
-    const char *requester, const char *stale_tag,
+    const char *requester, const char *stale_tag, int64_t chain_gen,
     const struct csr *const *csrs, const struct profile *const *profiles,
     size_t n, struct batch_cert *out, int *rets, struct hsmca_err *errs)
 {
@@ -1464,6 +1481,8 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 	int *nrets, *dup;
 	time_t now = clock_now();
 
+	if (chain_gen == 0)
+		chain_gen = iss->gen_id;
 	reqs = calloc(n, sizeof(*reqs));
 	res = calloc(n, sizeof(*res));
 	nerrs = calloc(n, sizeof(*nerrs));
@@ -1487,7 +1506,7 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 			    csrs[i]->fingerprint_hex) == 0;
 		if (dup[i])
 			continue;
-		if ((rets[i] = batch_existing(st, iss, stale_tag, csrs[i],
+		if ((rets[i] = batch_existing(st, chain_gen, stale_tag, csrs[i],
 		    profiles[i], &out[i], &errs[i])) != 0) {
 			if (rets[i] == 1)
 				rets[i] = 0;
@@ -1507,14 +1526,15 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 		if ((rets[i] = nrets[j]) != 0)
 			errs[i] = nerrs[j];
 		else
-			rets[i] = batch_issued(&res[j], &out[i], &errs[i]);
+			rets[i] = batch_issued(st, iss, chain_gen, &res[j],
+			    &out[i], &errs[i]);
 		issue_result_free(&res[j]);
 	}
 	for (i = 0; i < n; i++)
 		if (dup[i])
 			rets[i] = batch_sign_csr(h, st, iss, requester,
-			    stale_tag, csrs[i], profiles[i], &out[i],
-			    &errs[i]);
+			    stale_tag, chain_gen, csrs[i], profiles[i],
+			    &out[i], &errs[i]);
 out:
 	free(reqs);
 	free(res);
@@ -1549,7 +1569,7 @@ local_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
 		csrs[i] = items[i]->csr;
 		profiles[i] = items[i]->profile;
 	}
-	(void)batch_sign_csrs(l->h, w->st, l->iss, l->requester, l->tag,
+	(void)batch_sign_csrs(l->h, w->st, l->iss, l->requester, l->tag, 0,
 	    csrs, profiles, n, out, rets, errs);
 out:
 	free(csrs);

@@ -179,7 +179,9 @@ extern const struct batch_signer batch_local_signer;
  * (remote mode): the batch's record and the chain devices get; the
  * disallow check; one CSR, returning the certificate already issued for
  * it (stale_tag: mark reservations whose requester ends with it failed,
- * for a run that knows it is the only one); a refusal and the outcome
+ * for a run that knows it is the only one; chain_gen: the CA generation
+ * whose chain the caller hands out, 0 for iss's, and a certificate of
+ * another comes with its own in out->chain); a refusal and the outcome
  * in the audit log. */
 int	batch_record_begin(struct store *st, struct issuer *iss,
 	    const char *sha256, const char *profile, const char *actor,
@@ -188,7 +190,7 @@ int	batch_record_begin(struct store *st, struct issuer *iss,
 int	batch_check_csr(struct store *st, const struct csr *csr,
 	    struct hsmca_err *e);
 int	batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
-	    const char *requester, const char *stale_tag,
+	    const char *requester, const char *stale_tag, int64_t chain_gen,
 	    const struct csr *csr, const struct profile *profile,
 	    struct batch_cert *out, struct hsmca_err *e);
 /* n CSRs at once, each as batch_sign_csr would (existing ones
@@ -197,7 +199,7 @@ int	batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
  * twice gets one certificate. rets[i], out[i] and errs[i] are each
  * one's result; returns 0. */
 int	batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
-	    const char *requester, const char *stale_tag,
+	    const char *requester, const char *stale_tag, int64_t chain_gen,
 	    const struct csr *const *csrs,
 	    const struct profile *const *profiles, size_t n,
 	    struct batch_cert *out, int *rets, struct hsmca_err *errs);

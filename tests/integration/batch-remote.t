@@ -228,12 +228,35 @@ check "... every output certificate is in the store" \
 	sh -c "for f in '$WORK'/r3/*.crt; do s=\$(openssl x509 -in \"\$f\" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//'); [ \"\$(sqlite3 '$CADIR/hsmca.db' \"SELECT status FROM cert WHERE serial = '\$s'\")\" = valid ] || exit 1; done"
 check "... and the store is sound" test "$(sqlite3 "$CADIR/hsmca.db" 'PRAGMA integrity_check')" = ok
 # ---- after a CA rotation: each certificate with its own generation's chain ----
-# Rotated on the appliance by its admin; SIGHUP has hsmcad's signer load
-# the generations again.
+# A batch begun under generation 2 ...
+make_csr rot-mid ec:P-256 "/CN=rot-mid" 2>/dev/null
+make_csr rot-mid2 ec:P-256 "/CN=rot-mid2" 2>/dev/null
+bapi begin '{"sha256": "'"$(printf rotation | sha256sum | cut -d' ' -f1)"'", "profile": "device", "items": 2}'
+check "begin names the generation whose chain it gives" \
+	test "$STATUS $(jq -r .generation "$WORK/last.out")" = "200 2"
+RBID=$(jq -r .batch "$WORK/last.out")
+# ... rotated on the appliance by its admin; SIGHUP has hsmcad's signer
+# load the generations again ...
 expect_ok "ca rotate" hsmca ca rotate
 expect_ok "ca activate 3" hsmca ca activate 3
 kill -HUP "$HSMCAD_PID"
 i=0; until grep -q "reloaded:" "$CADIR/hsmcad.log" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+hsmca ca download 3 | openssl x509 -outform DER >"$WORK/gen3.der"
+# ... and signed under generation 3: the answer brings generation 3's chain.
+bapi sign '{"batch": '"$RBID"', "profile": "device", "generation": 2, "csrs": [{"device": "rot-mid", "csr": "'"$(b64 "$WORK/rot-mid.csr")"'"}]}'
+check "signed during the batch by generation 3: issued, with generation 3's chain" \
+	sh -c "[ '$STATUS' = 200 ] && [ \"\$(jq -r '.results[0].status' '$WORK/last.out')\" = issued ] &&
+		jq -r '.results[0].chain' '$WORK/last.out' | openssl x509 -outform DER | cmp -s - '$WORK/gen3.der'"
+jq -r '.results[0].pem, .results[0].chain' "$WORK/last.out" >"$WORK/rot-mid.chain.pem"
+check "... and that chain proves the certificate" openssl verify -CAfile "$CADIR/root.pem" \
+	-untrusted "$WORK/rot-mid.chain.pem" "$WORK/rot-mid.chain.pem"
+bapi sign '{"batch": '"$RBID"', "profile": "device", "generation": 3, "csr": "'"$(b64 "$WORK/rot-mid2.csr")"'"}'
+check "a station that has generation 3's chain gets no chain" \
+	test "$STATUS $(jq -r '.status, has("chain")' "$WORK/last.out" | tr '\n' ' ')" = "200 issued false "
+bapi sign '{"batch": '"$RBID"', "profile": "device", "generation": "two", "csr": "'"$(b64 "$WORK/rot-mid2.csr")"'"}'
+check "a generation that is not a number: 400" sh -c "[ '$STATUS' = 400 ] && grep -q generation '$WORK/last.out'"
+bapi end '{"batch": '"$RBID"', "outcome": 0, "summary": "2 signed", "signed": 2, "refused": 0}'
+check "... the batch ends" test "$STATUS" = 200
 make_csr rot-new ec:P-256 "/CN=rot-new" 2>/dev/null
 mkdir -p "$WORK/in-rot"
 cp "$WORK/dev-1.csr" "$WORK/rot-new.csr" "$WORK/in-rot/"
