@@ -136,26 +136,41 @@ est_parse(struct cli *c, int argc, char **argv, enum est_cmd cmd,
 
 /* ---- certificates, keys and requests ---- */
 
+/* The first certificate of the PEM file at path; with more, how many
+ * certificates follow it there (its chain, when the file holds one). */
 static int
-cert_read(const char *path, X509 **out, struct hsmca_err *e)
+cert_read_more(const char *path, X509 **out, int *more, struct hsmca_err *e)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	BIO *b = NULL;
+	X509 *next;
 	int ret;
 
 	*out = NULL;
+	if (more != NULL)
+		*more = 0;
 	if ((ret = util_read_file(path, EST_CERT_MAX, &buf, &len, e)) != 0)
 		return ret;
 	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL ||
-	    (*out = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
-		ERR_clear_error();
+	    (*out = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL)
 		ret = err_set(e, HSMCA_ERR_ARG, "%s: not a PEM certificate",
 		    path);
+	while (ret == 0 && more != NULL &&
+	    (next = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		X509_free(next);
+		(*more)++;
 	}
+	ERR_clear_error();
 	BIO_free(b);
 	free(buf);
 	return ret;
+}
+
+static int
+cert_read(const char *path, X509 **out, struct hsmca_err *e)
+{
+	return cert_read_more(path, out, NULL, e);
 }
 
 static int
@@ -206,17 +221,32 @@ key_write(const char *path, EVP_PKEY *pk, struct hsmca_err *e)
 	return ret;
 }
 
+/* x, then (chain, as check_chain returns it: x first, the root last) the
+ * CA certificates it chains through, the self-signed root left out. */
 static int
-cert_write(const char *path, X509 *x, int mode, struct hsmca_err *e)
+cert_write(const char *path, X509 *x, STACK_OF(X509) *chain, int mode,
+    struct hsmca_err *e)
 {
-	char *pem = NULL;
-	size_t len = 0;
-	int ret;
+	BIO *b = BIO_new(BIO_s_mem());
+	X509 *ca;
+	char *data;
+	long n;
+	int ret = HSMCA_ERR_INTERNAL;
 
-	if ((ret = cert_pem(x, &pem, &len, e)) != 0)
-		return ret;
-	ret = util_write_file_atomic(path, pem, len, mode, e);
-	free(pem);
+	if (b == NULL || !PEM_write_bio_X509(b, x))
+		goto out;
+	for (int i = 1; i < sk_X509_num(chain); i++) {
+		ca = sk_X509_value(chain, i);
+		if (X509_self_signed(ca, 0) != 1 && !PEM_write_bio_X509(b, ca))
+			goto out;
+	}
+	if ((n = BIO_get_mem_data(b, &data)) <= 0)
+		goto out;
+	ret = util_write_file_atomic(path, data, (size_t)n, mode, e);
+out:
+	if (ret == HSMCA_ERR_INTERNAL)
+		err_set_ssl(e, ret, "cannot encode the certificate");
+	BIO_free(b);
 	return ret;
 }
 
@@ -394,9 +424,11 @@ get_cacerts(struct est_client *ec, STACK_OF(X509) **out,
 }
 
 /* x verifies up to a self-signed certificate among cacerts, at the
- * injectable clock. */
+ * injectable clock; with chain, the path found (x first, the root
+ * last). */
 static int
-check_chain(X509 *x, STACK_OF(X509) *cacerts, struct hsmca_err *e)
+check_chain(X509 *x, STACK_OF(X509) *cacerts, STACK_OF(X509) **chain,
+    struct hsmca_err *e)
 {
 	X509_STORE *trust = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -425,6 +457,11 @@ check_chain(X509 *x, STACK_OF(X509) *cacerts, struct hsmca_err *e)
 		ret = err_set(e, HSMCA_ERR_VERIFY, "the new certificate does "
 		    "not chain to the CA certificates (cacerts): %s",
 		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	if (chain != NULL && (*chain = X509_STORE_CTX_get1_chain(ctx)) ==
+	    NULL) {
+		err_set(e, ret, "out of memory");
 		goto out;
 	}
 	ret = 0;
@@ -977,7 +1014,7 @@ renew_check(const struct est_args *a, const struct renew_files *f,
 		    f->key_new, f->cert_new);
 		goto out;
 	}
-	if ((ret = check_chain(x, cacerts, e)) != 0)
+	if ((ret = check_chain(x, cacerts, NULL, e)) != 0)
 		goto out;
 	if ((ret = est_client_new(a->opt[O_SERVER], a->opt[O_LABEL],
 	    a->opt[O_CACERT], f->cert_new, f->key_new, &ec, e)) != 0 ||
@@ -1077,7 +1114,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	struct est_client *ec = NULL;
 	struct est_reply r;
 	struct stat cst, kst;
-	STACK_OF(X509) *cacerts = NULL, *certs = NULL;
+	STACK_OF(X509) *cacerts = NULL, *certs = NULL, *chain = NULL;
 	X509_REQ *req = NULL;
 	EVP_PKEY *cur = NULL, *newkey = NULL;
 	X509 *x = NULL, *nx = NULL;
@@ -1086,7 +1123,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	int64_t threshold;
 	time_t now, na;
 	int ret, lockfd = -1, completed = 0, written = 0, key_swapped = 0;
-	int certmode;
+	int certmode, more = 0;
 
 	memset(&r, 0, sizeof(r));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_RENEW, OPTS_COMMON |
@@ -1139,7 +1176,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	certmode = (int)(cst.st_mode & 0777);
-	if ((ret = cert_read(f.cert, &x, &c->err)) != 0 ||
+	if ((ret = cert_read_more(f.cert, &x, &more, &c->err)) != 0 ||
 	    (ret = est_read_key(f.key, &cur, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
@@ -1175,12 +1212,21 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		ret = cli_error(c, ret);
 		goto out;
 	}
+	/* A file that held the certificate's chain gets the new one's: the
+	 * CA that issued it now (after a CA rotation, not the old one) and
+	 * those above, up to the root, left out, from cacerts. */
+	if (more > 0 && (ret = check_chain(nx, cacerts, &chain,
+	    &c->err)) != 0) {
+		ret = cli_error(c, ret);
+		goto out;
+	}
 
 	/* Beside the old pair: the key first, so a CERT.new always has its
 	 * key somewhere on disk. */
 	written = 1;
 	if ((ret = key_write(f.key_new, newkey, &c->err)) != 0 ||
-	    (ret = cert_write(f.cert_new, nx, certmode, &c->err)) != 0) {
+	    (ret = cert_write(f.cert_new, nx, chain, certmode,
+	    &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
@@ -1219,6 +1265,7 @@ out:
 	X509_free(x);
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_pop_free(cacerts, X509_free);
+	sk_X509_pop_free(chain, X509_free);
 	X509_REQ_free(req);
 	EVP_PKEY_free(newkey);
 	EVP_PKEY_free(cur);
@@ -1282,6 +1329,8 @@ const struct cli_cmd cmd_est_table[] = {
 	  "renew a device's certificate and key in place when it is due",
 	  EST_HELP_COMMON
 	  "  --cert FILE        the current certificate, replaced when renewed\n"
+	  "                     (a file that also holds its chain gets the new\n"
+	  "                     certificate's chain, from cacerts)\n"
 	  "  --key FILE         its key, replaced when renewed\n"
 	  "  --threshold DUR    renew when it expires within DUR (default 28d);\n"
 	  "                     before that, print \"not due\" and change nothing\n"

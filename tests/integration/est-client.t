@@ -205,6 +205,10 @@ expect_ok "renew with stale .new files from a failed run" hsmca est renew $RENEW
 check "they are removed" no_new
 check "the pair is unchanged" unchanged
 
+# A file that held the certificate alone holds the renewed one alone.
+check "a file with the certificate alone stays so" \
+	test "$(grep -c '^-----BEGIN CERTIFICATE' "$DEV/cert.pem")" -eq 1
+
 # Renewal refused by the server: a bootstrap certificate cannot renew.
 mkdir -p "$WORK/boot"
 cp "$WORK/dev-1.boot.pem" "$WORK/boot/cert.pem"
@@ -338,5 +342,48 @@ expect_fail "a server that never answers times out" 1 "timed out" \
 took=$(( $(date +%s) - start ))
 check "after about 10 seconds (${took}s)" test "$took" -ge 9 -a "$took" -le 14
 sserver_stop
+
+# ---- renew keeps a file that holds the chain a chain: the new one's ----
+# nth_der FILE N: the DER of the Nth certificate in a PEM file.
+nth_der() {
+	awk -v n="$2" '/^-----BEGIN CERTIFICATE/ { i++ } i == n' "$1" | openssl x509 -outform DER
+}
+der_of() { openssl x509 -in "$1" -outform DER; }
+CH="$WORK/chaindev"
+mkdir -p "$CH"
+# shellcheck disable=SC2086
+hsmca est reenroll $EST --cert "$DEV/cert.pem" --key "$DEV/key.pem" \
+	--out "$WORK/ch.pem" --new-key "$WORK/ch.key" >/dev/null 2>&1
+cat "$WORK/ch.pem" "$WORK/ica.pem" >"$CH/cert.pem"
+(umask 077; cp "$WORK/ch.key" "$CH/key.pem")
+cp "$CH/cert.pem" "$WORK/ch-orig.pem"
+# shellcheck disable=SC2086
+expect_ok "renew a pair whose file holds the certificate and its CA" \
+	hsmca est renew $EST --cert "$CH/cert.pem" --key "$CH/key.pem" --force
+check "the file holds two certificates: the new one and its CA (generation 2)" \
+	sh -c "test \$(grep -c '^-----BEGIN CERTIFICATE' '$CH/cert.pem') -eq 2 &&
+		test '$(serial_of "$CH/cert.pem")' != '$(serial_of "$WORK/ch-orig.pem")' &&
+		test '$(nth_der "$CH/cert.pem" 2 | sha256sum)' = '$(der_of "$WORK/ica.pem" | sha256sum)'"
+check "the file alone, with the root, verifies" \
+	openssl verify -CAfile "$TA" -untrusted "$CH/cert.pem" "$CH/cert.pem"
+check "the previous file is kept whole as .old" cmp -s "$CH/cert.pem.old" "$WORK/ch-orig.pem"
+# The CA rotates (on the appliance, then SIGHUP): the next renewal's
+# certificate comes from generation 3, and so does the chain in the file.
+expect_ok "ca rotate" hsmca ca rotate
+expect_ok "ca activate 3" hsmca ca activate 3
+kill -HUP "$HSMCAD_PID"
+i=0; until grep -q "reloaded:" "$CADIR/hsmcad.log" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+hsmca ca download 3 >"$WORK/gen3.pem"
+# shellcheck disable=SC2086
+expect_ok "renew after the rotation" \
+	hsmca est renew $EST --cert "$CH/cert.pem" --key "$CH/key.pem" --force
+check "the file holds the new certificate and generation 3, not 2" \
+	sh -c "test \$(grep -c '^-----BEGIN CERTIFICATE' '$CH/cert.pem') -eq 2 &&
+		test '$(nth_der "$CH/cert.pem" 2 | sha256sum)' = '$(der_of "$WORK/gen3.pem" | sha256sum)'"
+check "and verifies alone, with the root" \
+	openssl verify -CAfile "$TA" -untrusted "$CH/cert.pem" "$CH/cert.pem"
+cat "$CH/cert.pem" "$TA" >"$WORK/chain3.tmp"
+run certtool --verify-chain --infile "$WORK/chain3.tmp"
+check "certtool verifies it too" grep -q "Chain verification output: Verified" "$WORK/last.out"
 
 done_testing
