@@ -63,6 +63,7 @@ enum est_opt {
 	O_KEY_OUT,
 	O_THRESHOLD,
 	O_FORCE,
+	O_CHAIN,
 	O_MAX
 };
 
@@ -84,11 +85,12 @@ static const struct option est_options[] = {
 	{ "key-out", required_argument, NULL, O_KEY_OUT },
 	{ "threshold", required_argument, NULL, O_THRESHOLD },
 	{ "force", no_argument, NULL, O_FORCE },
+	{ "chain", no_argument, NULL, O_CHAIN },
 	{ NULL, 0, NULL, 0 }
 };
 
 struct est_args {
-	const char	*opt[O_MAX];	/* by enum est_opt; O_FORCE: non-NULL */
+	const char	*opt[O_MAX];	/* by enum est_opt; flags: non-NULL */
 };
 
 static int
@@ -118,7 +120,7 @@ est_parse(struct cli *c, int argc, char **argv, enum est_cmd cmd,
 			ch = O_OUT;
 		if (ch <= 0 || ch >= O_MAX || !(allowed & OPT(ch)))
 			return est_usage(cmd);
-		a->opt[ch] = ch == O_FORCE ? "yes" : optarg;
+		a->opt[ch] = ch == O_FORCE || ch == O_CHAIN ? "yes" : optarg;
 	}
 	if (optind != argc)
 		return est_usage(cmd);
@@ -173,17 +175,26 @@ cert_read(const char *path, X509 **out, struct hsmca_err *e)
 	return cert_read_more(path, out, NULL, e);
 }
 
+/* PEM of x, then (chain, as check_chain returns it: x first, the root
+ * last) the CA certificates it chains through, the self-signed root left
+ * out. */
 static int
-cert_pem(X509 *x, char **out, size_t *outlen, struct hsmca_err *e)
+cert_pem(X509 *x, STACK_OF(X509) *chain, char **out, size_t *outlen,
+    struct hsmca_err *e)
 {
 	BIO *b = BIO_new(BIO_s_mem());
+	X509 *ca;
 	char *data;
 	long n;
-	int ret = HSMCA_ERR_INTERNAL;
+	int ret = HSMCA_ERR_INTERNAL, ok;
 
 	*out = NULL;
-	if (b == NULL || !PEM_write_bio_X509(b, x) ||
-	    (n = BIO_get_mem_data(b, &data)) <= 0) {
+	ok = b != NULL && PEM_write_bio_X509(b, x);
+	for (int i = 1; ok && i < sk_X509_num(chain); i++) {
+		ca = sk_X509_value(chain, i);
+		ok = X509_self_signed(ca, 0) == 1 || PEM_write_bio_X509(b, ca);
+	}
+	if (!ok || (n = BIO_get_mem_data(b, &data)) <= 0) {
 		err_set_ssl(e, ret, "cannot encode the certificate");
 		goto out;
 	}
@@ -221,32 +232,19 @@ key_write(const char *path, EVP_PKEY *pk, struct hsmca_err *e)
 	return ret;
 }
 
-/* x, then (chain, as check_chain returns it: x first, the root last) the
- * CA certificates it chains through, the self-signed root left out. */
+/* x and its chain (cert_pem), written atomically. */
 static int
 cert_write(const char *path, X509 *x, STACK_OF(X509) *chain, int mode,
     struct hsmca_err *e)
 {
-	BIO *b = BIO_new(BIO_s_mem());
-	X509 *ca;
-	char *data;
-	long n;
-	int ret = HSMCA_ERR_INTERNAL;
+	char *pem = NULL;
+	size_t len = 0;
+	int ret;
 
-	if (b == NULL || !PEM_write_bio_X509(b, x))
-		goto out;
-	for (int i = 1; i < sk_X509_num(chain); i++) {
-		ca = sk_X509_value(chain, i);
-		if (X509_self_signed(ca, 0) != 1 && !PEM_write_bio_X509(b, ca))
-			goto out;
-	}
-	if ((n = BIO_get_mem_data(b, &data)) <= 0)
-		goto out;
-	ret = util_write_file_atomic(path, data, (size_t)n, mode, e);
-out:
-	if (ret == HSMCA_ERR_INTERNAL)
-		err_set_ssl(e, ret, "cannot encode the certificate");
-	BIO_free(b);
+	if ((ret = cert_pem(x, chain, &pem, &len, e)) != 0)
+		return ret;
+	ret = util_write_file_atomic(path, pem, len, mode, e);
+	free(pem);
 	return ret;
 }
 
@@ -562,12 +560,44 @@ out:
 	return ret;
 }
 
+/* --chain: the CA certificates, fetched before anything is issued, so
+ * that the new certificate's chain can be written after it. */
+static int
+chain_cacerts(struct cli *c, const struct est_args *a, struct est_client *ec,
+    STACK_OF(X509) **cacerts)
+{
+	int ret;
+
+	*cacerts = NULL;
+	if (a->opt[O_CHAIN] != NULL &&
+	    (ret = get_cacerts(ec, cacerts, &c->err)) != 0)
+		return cli_error(c, ret);
+	return CLI_EXIT_OK;
+}
+
+/* The PEM to write for x: with cacerts (--chain), followed by the CA
+ * certificates it chains through. */
+static int
+out_pem(X509 *x, STACK_OF(X509) *cacerts, char **pem, size_t *len,
+    struct hsmca_err *e)
+{
+	STACK_OF(X509) *chain = NULL;
+	int ret;
+
+	if (cacerts != NULL && (ret = check_chain(x, cacerts, &chain, e)) != 0)
+		return ret;
+	ret = cert_pem(x, chain, pem, len, e);
+	sk_X509_pop_free(chain, X509_free);
+	return ret;
+}
+
 /* POST req to op and write the certificate for pub to out (and newkey,
- * when there is one, to keyfile first). */
+ * when there is one, to keyfile first); with cacerts (--chain), the CA
+ * certificates it chains through after it. */
 static int
 enroll_finish(struct cli *c, struct est_client *ec, const char *op,
     X509_REQ *req, EVP_PKEY *pub, EVP_PKEY *newkey, const char *keyfile,
-    const char *out)
+    const char *out, STACK_OF(X509) *cacerts)
 {
 	struct est_reply r;
 	STACK_OF(X509) *certs = NULL;
@@ -580,7 +610,7 @@ enroll_finish(struct cli *c, struct est_client *ec, const char *op,
 	if ((ret = est_post_csr(ec, op, req, &r, &c->err)) != 0 ||
 	    (ret = reply_certs(&r, &certs, &c->err)) != 0 ||
 	    (ret = certs_find(certs, pub, &x, &c->err)) != 0 ||
-	    (ret = cert_pem(x, &pem, &len, &c->err)) != 0 ||
+	    (ret = out_pem(x, cacerts, &pem, &len, &c->err)) != 0 ||
 	    (newkey != NULL && (ret = key_write(keyfile, newkey,
 	    &c->err)) != 0)) {
 		ret = cli_error(c, ret);
@@ -603,6 +633,7 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
 	struct est_client *ec = NULL;
+	STACK_OF(X509) *cacerts = NULL;
 	struct csr *csr = NULL;
 	X509_NAME *subject = NULL;
 	X509_EXTENSION *san = NULL;
@@ -614,8 +645,8 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 
 	if ((ret = est_parse(c, argc, argv, EST_CMD_ENROLL, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_CSR) | OPT(O_SUBJECT) |
-	    OPT(O_SAN) | OPT(O_NEW_KEY) | OPT(O_OUT), OPTS_SERVER |
-	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_OUT),
+	    OPT(O_SAN) | OPT(O_NEW_KEY) | OPT(O_OUT) | OPT(O_CHAIN),
+	    OPTS_SERVER | OPT(O_CERT) | OPT(O_KEY) | OPT(O_OUT),
 	    &a)) != CLI_EXIT_OK)
 		return ret;
 	if ((a.opt[O_CSR] != NULL) == (a.opt[O_SUBJECT] != NULL) ||
@@ -649,12 +680,14 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 		}
 	}
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
-	    &ec)) != CLI_EXIT_OK)
+	    &ec)) != CLI_EXIT_OK ||
+	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
 	ret = enroll_finish(c, ec, "simpleenroll", csr ? csr->req : req,
 	    csr ? csr->pubkey : newkey, newkey, a.opt[O_NEW_KEY],
-	    a.opt[O_OUT]);
+	    a.opt[O_OUT], cacerts);
 out:
+	sk_X509_pop_free(cacerts, X509_free);
 	est_client_free(ec);
 	EVP_PKEY_free(newkey);
 	X509_REQ_free(req);
@@ -670,13 +703,15 @@ cmd_est_reenroll(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
 	struct est_client *ec = NULL;
+	STACK_OF(X509) *cacerts = NULL;
 	X509_REQ *req = NULL;
 	EVP_PKEY *cur = NULL, *newkey = NULL;
 	X509 *x = NULL;
 	int ret;
 
 	if ((ret = est_parse(c, argc, argv, EST_CMD_REENROLL, OPTS_COMMON |
-	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_OUT) | OPT(O_NEW_KEY),
+	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_OUT) | OPT(O_NEW_KEY) |
+	    OPT(O_CHAIN),
 	    OPTS_SERVER | OPT(O_CERT) | OPT(O_KEY) |
 	    OPT(O_OUT) | OPT(O_NEW_KEY), &a)) != CLI_EXIT_OK)
 		return ret;
@@ -689,11 +724,13 @@ cmd_est_reenroll(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
-	    &ec)) != CLI_EXIT_OK)
+	    &ec)) != CLI_EXIT_OK ||
+	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
 	ret = enroll_finish(c, ec, "simplereenroll", req, newkey, newkey,
-	    a.opt[O_NEW_KEY], a.opt[O_OUT]);
+	    a.opt[O_NEW_KEY], a.opt[O_OUT], cacerts);
 out:
+	sk_X509_pop_free(cacerts, X509_free);
 	est_client_free(ec);
 	X509_REQ_free(req);
 	EVP_PKEY_free(newkey);
@@ -808,7 +845,7 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	struct est_args a;
 	struct est_client *ec = NULL;
 	struct est_reply r;
-	STACK_OF(X509) *certs = NULL;
+	STACK_OF(X509) *certs = NULL, *cacerts = NULL;
 	X509_NAME *subject = NULL;
 	X509_EXTENSION *san = NULL;
 	X509_REQ *req = NULL;
@@ -822,7 +859,7 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_SERVERKEYGEN, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_SAN) |
-	    OPT(O_OUT) | OPT(O_KEY_OUT), OPTS_SERVER |
+	    OPT(O_OUT) | OPT(O_KEY_OUT) | OPT(O_CHAIN), OPTS_SERVER |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_OUT) |
 	    OPT(O_KEY_OUT), &a)) != CLI_EXIT_OK)
 		return ret;
@@ -840,7 +877,8 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
-	    &ec)) != CLI_EXIT_OK)
+	    &ec)) != CLI_EXIT_OK ||
+	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
 	if ((ret = est_post_csr(ec, "serverkeygen", req, &r, &c->err)) != 0 ||
 	    (r.status != 200 && (ret = est_reply_refusal(&r, &c->err)) != 0) ||
@@ -849,7 +887,7 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	    (ret = skg_key(k64, k64len, &key, &c->err)) != 0 ||
 	    (ret = est_p7_certs(c64, c64len, &certs, &c->err)) != 0 ||
 	    (ret = certs_find(certs, key, &x, &c->err)) != 0 ||
-	    (ret = cert_pem(x, &pem, &len, &c->err)) != 0 ||
+	    (ret = out_pem(x, cacerts, &pem, &len, &c->err)) != 0 ||
 	    (ret = key_write(a.opt[O_KEY_OUT], key, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
@@ -862,6 +900,7 @@ out:
 	free(pem);
 	X509_free(x);
 	sk_X509_pop_free(certs, X509_free);
+	sk_X509_pop_free(cacerts, X509_free);
 	EVP_PKEY_free(key);
 	EVP_PKEY_free(tmp);
 	X509_REQ_free(req);
@@ -1281,6 +1320,9 @@ out:
 #define EST_HELP_PAIR \
 	"  --cert FILE        client certificate (PEM, then its chain)\n" \
 	"  --key FILE         its private key (PEM, unencrypted)\n"
+#define EST_HELP_CHAIN \
+	"  --chain            after the certificate, the CA certificates it\n" \
+	"                     chains through (from cacerts, not the root)\n"
 
 const struct cli_cmd cmd_est_table[] = {
 	[EST_CMD_CACERTS] = { "est", "cacerts",
@@ -1292,7 +1334,7 @@ const struct cli_cmd cmd_est_table[] = {
 	[EST_CMD_ENROLL] = { "est", "enroll",
 	  "--server URL --cacert FILE [--label L] --cert FILE --key FILE\n"
 	  "       (--csr FILE | --subject DN [--san SAN] --new-key FILE) "
-	  "--out FILE",
+	  "--out FILE [--chain]",
 	  "enroll over EST (simpleenroll) with a bootstrap or issued certificate",
 	  EST_HELP_COMMON EST_HELP_PAIR
 	  "                     (a factory certificate, or one already issued)\n"
@@ -1301,27 +1343,30 @@ const struct cli_cmd cmd_est_table[] = {
 	  "                     (\"CN=dev-1,O=Example\")\n"
 	  "  --san SAN          its subjectAltName (\"DNS:a,URI:urn:b,IP:10.0.0.1\")\n"
 	  "  --new-key FILE     where the new key goes (mode 0600)\n"
-	  "  -o, --out FILE     the certificate (PEM)\n",
+	  "  -o, --out FILE     the certificate (PEM)\n"
+	  EST_HELP_CHAIN,
 	  CLI_NO_CONFIG, cmd_est_enroll },
 	[EST_CMD_REENROLL] = { "est", "reenroll",
 	  "--server URL --cacert FILE [--label L] --cert FILE --key FILE\n"
-	  "       --out FILE --new-key FILE",
+	  "       --out FILE --new-key FILE [--chain]",
 	  "renew over EST (simplereenroll): a new key, the same subject and SAN",
 	  EST_HELP_COMMON EST_HELP_PAIR
 	  "                     (the certificate being renewed)\n"
 	  "  -o, --out FILE     the new certificate (PEM)\n"
 	  "  --new-key FILE     the new key, of the same type (mode 0600)\n"
+	  EST_HELP_CHAIN
 	  "\nFor a device, `est renew` is the safe way to replace a pair in place.\n",
 	  CLI_NO_CONFIG, cmd_est_reenroll },
 	[EST_CMD_SERVERKEYGEN] = { "est", "serverkeygen",
 	  "--server URL --cacert FILE [--label L] --cert FILE --key FILE\n"
-	  "       --subject DN [--san SAN] --out FILE --key-out FILE",
+	  "       --subject DN [--san SAN] --out FILE --key-out FILE [--chain]",
 	  "have the EST server make the key pair and its certificate",
 	  EST_HELP_COMMON EST_HELP_PAIR
 	  "  --subject DN       the subject of the new certificate\n"
 	  "  --san SAN          its subjectAltName\n"
 	  "  -o, --out FILE     the certificate (PEM)\n"
-	  "  --key-out FILE     the key the server made (PEM, mode 0600)\n",
+	  "  --key-out FILE     the key the server made (PEM, mode 0600)\n"
+	  EST_HELP_CHAIN,
 	  CLI_NO_CONFIG, cmd_est_serverkeygen },
 	[EST_CMD_RENEW] = { "est", "renew",
 	  "--server URL --cacert FILE [--label L] --cert FILE --key FILE\n"

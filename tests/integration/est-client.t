@@ -34,6 +34,11 @@ verifies() {
 	cat "$1" "$WORK/ica.pem" "$TA" >"$WORK/chain.tmp"
 	certtool --verify-chain --infile "$WORK/chain.tmp" 2>&1 | grep -q "Chain verification output: Verified"
 }
+# nth_der FILE N: the DER of the Nth certificate in a PEM file.
+nth_der() {
+	awk -v n="$2" '/^-----BEGIN CERTIFICATE/ { i++ } i == n' "$1" | openssl x509 -outform DER
+}
+der_of() { openssl x509 -in "$1" -outform DER; }
 hsmca ca download 2 >"$WORK/ica.pem"
 
 # ---- cacerts ----
@@ -105,6 +110,24 @@ check "the key is mode 600" test "$(mode_of "$WORK/gw.key")" = 600
 check "the certificate names the subject" \
 	sh -c "openssl x509 -in '$WORK/gw.pem' -noout -subject | grep -q 'CN = gateway-9 device CA'"
 check "it verifies" verifies "$WORK/gw.pem"
+# shellcheck disable=SC2086
+expect_ok "serverkeygen --chain" \
+	hsmca est serverkeygen $EST --label edge $BOOT --subject "CN=gateway-10 device CA" \
+	--out "$WORK/gwc.pem" --key-out "$WORK/gwc.key" --chain
+check "--chain: the certificate, then the CA that issued it, not the root" \
+	sh -c "test \$(grep -c '^-----BEGIN CERTIFICATE' '$WORK/gwc.pem') -eq 2 &&
+		test '$(nth_der "$WORK/gwc.pem" 2 | sha256sum)' = '$(der_of "$WORK/ica.pem" | sha256sum)'"
+check "--chain: the file alone, with the root, verifies" \
+	openssl verify -CAfile "$TA" -untrusted "$WORK/gwc.pem" "$WORK/gwc.pem"
+check "--chain: the key is the certificate's" pair_matches "$WORK/gwc.pem" "$WORK/gwc.key"
+# shellcheck disable=SC2086
+expect_ok "enroll --chain" hsmca est enroll $EST $BOOT --subject CN=dev-1 \
+	--new-key "$WORK/ec.key" --out "$WORK/ec.pem" --chain
+check "enroll --chain: the certificate and its CA" \
+	sh -c "test \$(grep -c '^-----BEGIN CERTIFICATE' '$WORK/ec.pem') -eq 2 &&
+		openssl verify -CAfile '$TA' -untrusted '$WORK/ec.pem' '$WORK/ec.pem' >/dev/null"
+# shellcheck disable=SC2086
+expect_fail "cacerts has no --chain" 2 "usage" hsmca est cacerts $EST --chain
 
 # ---- renew ----
 DEV="$WORK/device"
@@ -344,11 +367,6 @@ check "after about 10 seconds (${took}s)" test "$took" -ge 9 -a "$took" -le 14
 sserver_stop
 
 # ---- renew keeps a file that holds the chain a chain: the new one's ----
-# nth_der FILE N: the DER of the Nth certificate in a PEM file.
-nth_der() {
-	awk -v n="$2" '/^-----BEGIN CERTIFICATE/ { i++ } i == n' "$1" | openssl x509 -outform DER
-}
-der_of() { openssl x509 -in "$1" -outform DER; }
 CH="$WORK/chaindev"
 mkdir -p "$CH"
 # shellcheck disable=SC2086
