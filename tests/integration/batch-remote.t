@@ -237,10 +237,7 @@ check "begin names the generation whose chain it gives" \
 RBID=$(jq -r .batch "$WORK/last.out")
 # ... rotated on the appliance by its admin; SIGHUP has hsmcad's signer
 # load the generations again ...
-expect_ok "ca rotate" hsmca ca rotate
-expect_ok "ca activate 3" hsmca ca activate 3
-kill -HUP "$HSMCAD_PID"
-i=0; until grep -q "reloaded:" "$CADIR/hsmcad.log" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+rotate_to 3
 hsmca ca download 3 | openssl x509 -outform DER >"$WORK/gen3.der"
 # ... and signed under generation 3: the answer brings generation 3's chain.
 bapi sign '{"batch": '"$RBID"', "profile": "device", "generation": 2, "csrs": [{"device": "rot-mid", "csr": "'"$(b64 "$WORK/rot-mid.csr")"'"}]}'

@@ -387,10 +387,7 @@ check "the file alone, with the root, verifies" \
 check "the previous file is kept whole as .old" cmp -s "$CH/cert.pem.old" "$WORK/ch-orig.pem"
 # The CA rotates (on the appliance, then SIGHUP): the next renewal's
 # certificate comes from generation 3, and so does the chain in the file.
-expect_ok "ca rotate" hsmca ca rotate
-expect_ok "ca activate 3" hsmca ca activate 3
-kill -HUP "$HSMCAD_PID"
-i=0; until grep -q "reloaded:" "$CADIR/hsmcad.log" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+rotate_to 3
 hsmca ca download 3 >"$WORK/gen3.pem"
 # shellcheck disable=SC2086
 expect_ok "renew after the rotation" \

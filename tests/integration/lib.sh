@@ -281,6 +281,20 @@ hsmcad_stop() {
 	fi
 }
 
+# rotate_to GEN: the appliance's admin rotates the CA (ca rotate, then
+# ca activate GEN), and SIGHUP has the running hsmcad load the generations
+# again; returns once it says it reloaded.
+rotate_to() {
+	expect_ok "ca rotate" hsmca ca rotate
+	expect_ok "ca activate $1" hsmca ca activate "$1"
+	rt_n=$(grep -c "reloaded:" "$CADIR/hsmcad.log")
+	kill -HUP "$HSMCAD_PID"
+	rt_i=0
+	until [ "$(grep -c "reloaded:" "$CADIR/hsmcad.log")" -gt "$rt_n" ] || [ $rt_i -ge 200 ]; do
+		rt_i=$((rt_i + 1)); sleep 0.05
+	done
+}
+
 # est_post OP FILE.b64 [CURL ARGS...]: POST a base64 CSR; body in
 # $WORK/last.out, HTTP status in $STATUS.
 est_post() {
