@@ -267,6 +267,42 @@ for d in dev-1 rot-new; do
 done
 check "the two chains differ" sh -c "! cmp -s '$WORK/r-rot/dev-1.chain.pem' '$WORK/r-rot/rot-new.chain.pem'"
 
+# A station batch running while the CA rotates (3 to 4, once 20 are
+# signed): those signed after it come from generation 4 and get its
+# chain, because the station names generation 3 in each request.
+mkdir -p "$WORK/in-mid"
+i=1
+while [ $i -le 300 ]; do
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null \
+		-subj "/CN=mid-$i" -out "$WORK/in-mid/mid-$i.csr" 2>/dev/null
+	i=$((i + 1))
+done
+"$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-mid" --out "$WORK/r-mid" \
+	--profile device --jobs 1 >"$WORK/mid.out" 2>&1 &
+pid=$!
+n=0
+until [ "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE subject LIKE 'CN=mid-%'")" -ge 20 ] ||
+    [ $n -ge 500 ]; do
+	sleep 0.02
+	n=$((n + 1))
+done
+rotate_to 4
+wait $pid
+check "the batch across the rotation: all 300 signed" grep -q "300 CSRs, 300 signed" "$WORK/mid.out"
+hsmca ca download 4 >"$WORK/gen4.pem"
+bad=0; new=0
+for f in "$WORK"/r-mid/*.crt; do
+	openssl verify -CAfile "$CADIR/root.pem" -untrusted "${f%.crt}.chain.pem" "$f" >/dev/null 2>&1 ||
+		bad=$((bad + 1))
+	! openssl verify -partial_chain -CAfile "$WORK/gen4.pem" "$f" >/dev/null 2>&1 || new=$((new + 1))
+done
+check "every certificate's .chain.pem verifies it ($new of 300 from generation 4)" test "$bad" -eq 0
+if [ "$new" -gt 0 ]; then
+	ok "some were signed after the rotation ($new)"
+else
+	ok "# SKIP the batch ended before the rotation took effect"
+fi
+
 expect_ok "the audit log verifies" hsmca audit verify
 
 done_testing
