@@ -226,6 +226,7 @@ enum store_stmt {
 	STMT_GEN_ACTIVE,
 	STMT_GEN_LIST,
 	STMT_CERT_RESERVE,
+	STMT_CERT_RESERVE_ACTIVE,
 	STMT_CERT_COMPLETE,
 	STMT_CERT_FAIL,
 	STMT_CERT_STATE,
@@ -293,6 +294,14 @@ static const char *const store_sql[STMT_MAX] = {
 	    "INSERT INTO cert (issuer_id, serial, status, profile, requester,"
 	    " csr_sha256, created_at) VALUES (?2, ?3, 'reserved', ?10, ?11,"
 	    " ?12, ?14)",
+	/* The same, only while the issuer is the active generation: read in
+	 * the reservation's own transaction, so a generation revoked or
+	 * retired a moment before is never signed under again. */
+	[STMT_CERT_RESERVE_ACTIVE] =
+	    "INSERT INTO cert (issuer_id, serial, status, profile, requester,"
+	    " csr_sha256, created_at) SELECT ?2, ?3, 'reserved', ?10, ?11,"
+	    " ?12, ?14 WHERE EXISTS (SELECT 1 FROM ca_generation WHERE"
+	    " id = ?2 AND kind = 'issuing' AND status = 'active')",
 	/* Only a reserved row, and only the one the caller reserved. */
 	[STMT_CERT_COMPLETE] =
 	    "UPDATE cert SET status = 'valid', subject = ?5, sans = ?6,"
@@ -1611,6 +1620,7 @@ enum group_kind { GROUP_RESERVE, GROUP_COMPLETE, GROUP_FAIL, GROUP_CALL };
 struct group_op {
 	enum group_kind		 kind;
 	int64_t			 issuer_id;
+	int			 active_only;
 	const char		*serial, *profile, *requester, *csr_sha256;
 	time_t			 now;
 	int64_t			*cert_id;
@@ -1635,17 +1645,37 @@ struct store_group {
 
 static int group_run(struct store_group *, struct group_op *, struct hsmca_err *);
 
+/* Why a reservation for an active issuer inserted nothing. */
+static int
+reserve_inactive_err(struct store *st, int64_t issuer_id, const char *serial,
+    struct hsmca_err *e)
+{
+	struct store_generation g;
+	int ret;
+
+	memset(&g, 0, sizeof(g));
+	if ((ret = store_get_generation(st, issuer_id, &g, e)) == 0)
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %" PRId64
+		    " is %s, no longer the active one: serial %s is not "
+		    "issued under it", issuer_id,
+		    store_gen_status_name(g.status), serial);
+	store_generation_free_fields(&g);
+	return ret;
+}
+
 int
-store_reserve_serial(struct store *st, int64_t issuer_id, const char *serial,
-    const char *profile, const char *requester, const char *csr_sha256,
-    time_t now, int64_t *cert_id, struct hsmca_err *e)
+store_reserve_serial(struct store *st, int64_t issuer_id, int active_only,
+    const char *serial, const char *profile, const char *requester,
+    const char *csr_sha256, time_t now, int64_t *cert_id,
+    struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
 	int rc = SQLITE_OK;
 
 	if (st->group != NULL && !st->in_tx) {
 		struct group_op op = { .kind = GROUP_RESERVE,
-		    .issuer_id = issuer_id, .serial = serial,
+		    .issuer_id = issuer_id, .active_only = active_only,
+		    .serial = serial,
 		    .profile = profile, .requester = requester,
 		    .csr_sha256 = csr_sha256, .now = now, .cert_id = cert_id };
 
@@ -1658,7 +1688,8 @@ store_reserve_serial(struct store *st, int64_t issuer_id, const char *serial,
 	if (issuer_id <= 0)
 		return err_set(e, HSMCA_ERR_ARG, "store: serial %s reserved "
 		    "without an issuer", serial);
-	if ((s = stmt_get(st, STMT_CERT_RESERVE, e)) == NULL)
+	if ((s = stmt_get(st, active_only ? STMT_CERT_RESERVE_ACTIVE :
+	    STMT_CERT_RESERVE, e)) == NULL)
 		return HSMCA_ERR_STORE;
 	bind_int(s, CC_ISSUER_ID, issuer_id, &rc);
 	bind_text(s, CC_SERIAL, serial, &rc);
@@ -1679,6 +1710,8 @@ store_reserve_serial(struct store *st, int64_t issuer_id, const char *serial,
 	default:
 		return store_sqlerr(e, rc, "cannot reserve serial %s", serial);
 	}
+	if (active_only && sqlite3_changes(st->db) == 0)
+		return reserve_inactive_err(st, issuer_id, serial, e);
 	if (cert_id != NULL)
 		*cert_id = sqlite3_last_insert_rowid(st->db);
 	return 0;
@@ -2625,9 +2658,9 @@ group_apply(struct store *w, struct group_op *op)
 
 	switch (op->kind) {
 	case GROUP_RESERVE:
-		return store_reserve_serial(w, op->issuer_id, op->serial,
-		    op->profile, op->requester, op->csr_sha256, op->now,
-		    op->cert_id, &op->err);
+		return store_reserve_serial(w, op->issuer_id, op->active_only,
+		    op->serial, op->profile, op->requester, op->csr_sha256,
+		    op->now, op->cert_id, &op->err);
 	case GROUP_COMPLETE:
 		ret = store_complete_cert(w, op->cert, &op->err);
 		if (ret == 0 && op->then != NULL)

@@ -53,7 +53,9 @@ void	issuer_free(struct issuer *iss);
 
 /* Issue one certificate. Nothing is released unless the signature
  * verified and the record committed; a reserved serial whose issuance
- * failed is marked failed and never reused. */
+ * failed is marked failed and never reused. iss must still be the active
+ * generation when the serial is reserved (HSMCA_ERR_CA_STATE, nothing
+ * recorded, if it was revoked or retired since it was opened). */
 int	issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	    const struct issue_request *req, struct issue_result *out,
 	    struct hsmca_err *e);
@@ -65,7 +67,8 @@ void	issue_result_free(struct issue_result *r);
  * rets[i], errs[i] and outs[i] are each one's result. Returns 0, or a
  * negative code when the reservations could not be committed (then
  * every rets[i] says so and nothing was signed). st's writes must not
- * be in a transaction of the caller's. */
+ * be in a transaction of the caller's. iss must be active, as for
+ * issue_certificate. */
 int	issue_certificates(struct hsm *h, struct store *st,
 	    struct issuer *iss, const struct issue_request *reqs, size_t n,
 	    struct issue_result *outs, int *rets, struct hsmca_err *errs);
@@ -74,7 +77,9 @@ int	issue_certificates(struct hsm *h, struct store *st,
  * subject, key, validity and extensions set): a fresh serial, pre-sign
  * lint against profile, the serial reserved durably, the HSM signature,
  * verify-after-sign, the record and its audit entry committed together,
- * release. csr_sha256 may be NULL (a certificate with no CSR). */
+ * release. csr_sha256 may be NULL (a certificate with no CSR). For the
+ * certificates a generation needs whatever its status (proofs of
+ * possession, OCSP responders): the caller decides. */
 int	issue_finish(struct hsm *h, struct store *st, struct issuer *iss,
 	    X509 *tbs, const struct profile *profile, const char *requester,
 	    const char *csr_sha256, time_t now, struct issue_result *out,

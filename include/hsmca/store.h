@@ -138,11 +138,15 @@ void	store_generations_free(struct store_generation *v, size_t n);
 /* Certificates. Issuance is two steps: reserve the serial (the intent,
  * committed), then complete it with the signed DER (committed) or mark
  * it failed. A serial is unique per issuer: reserving one twice returns
- * HSMCA_ERR_EXISTS. */
+ * HSMCA_ERR_EXISTS. With active_only, the issuer must be the active
+ * issuing generation when the reservation commits (HSMCA_ERR_CA_STATE
+ * otherwise, nothing written): device certificates; proofs of
+ * possession and OCSP responder certificates reserve under other
+ * generations too. */
 int	store_reserve_serial(struct store *st, int64_t issuer_id,
-	    const char *serial, const char *profile, const char *requester,
-	    const char *csr_sha256, time_t now, int64_t *cert_id,
-	    struct hsmca_err *e);
+	    int active_only, const char *serial, const char *profile,
+	    const char *requester, const char *csr_sha256, time_t now,
+	    int64_t *cert_id, struct hsmca_err *e);
 /* c->id names the reserved row; fills status VALID and every field. */
 int	store_complete_cert(struct store *st, const struct store_cert *c,
 	    struct hsmca_err *e);

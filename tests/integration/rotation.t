@@ -307,6 +307,16 @@ if enroll dev-d; then ok "dev-d enrolls"; else not_ok "dev-d enrolls (HTTP $STAT
 check "dev-d is issued by generation 5" issued_by "$WORK/dev-d.pem" "$WORK/gen5.pem"
 expect_ok "ca revoke 5 (the active one) while hsmcad runs" hsmca ca revoke 5 --reason cessationOfOperation
 check "it says nothing issues until another is activated" grep -q "it was the active generation" "$WORK/last.out"
+# At once, before hsmcad looks at the generations again (every 2 s): its
+# signer still holds generation 5, and the store refuses the serial.
+rows=$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert")
+csr_b64 dev-e ec:P-256 /CN=dev-e
+est_post simpleenroll "$WORK/dev-e.b64" --cert "$WORK/dev-e.boot.pem" --key "$WORK/dev-e.boot.key"
+check "an enrollment right after the revocation: 503, not issued under generation 5" \
+	sh -c "test '$STATUS' = 503 &&
+		grep -qi 'generation 5 is revoked\|no active CA generation' '$WORK/last.out'"
+check "... and nothing recorded" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert")" -eq "$rows"
 check "hsmcad notices and rebuilds cacerts" \
 	wait_log "CA generations changed: cacerts rebuilt with 2 certificates, active generation 0"
 check "cacerts: the root and 4" cacerts_are "$CADIR/root.pem" "$WORK/gen4.pem"

@@ -787,7 +787,7 @@ complete_one(struct store *st, int64_t gid, const char *serial,
 	struct store_cert c, got;
 	int64_t id;
 
-	assert_int_equal(store_reserve_serial(st, gid, serial, "device",
+	assert_int_equal(store_reserve_serial(st, gid, 0, serial, "device",
 	    "est:CN=dev", NULL, T0, &id, &e), 0);
 	memset(&c, 0, sizeof(c));
 	c.id = id;

@@ -106,7 +106,7 @@ cert_add(struct store *st, int64_t gen, const char *serial, time_t not_after)
 	unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
 	int64_t id;
 
-	assert_int_equal(store_reserve_serial(st, gen, serial, "device",
+	assert_int_equal(store_reserve_serial(st, gen, 0, serial, "device",
 	    "test", NULL, T0, &id, &e), 0);
 	memset(&c, 0, sizeof(c));
 	c.id = id;
@@ -478,7 +478,7 @@ test_many_in_order(void **state)
 			util_hex(raw, sizeof(raw), serials[i]);
 		if (serials[i][0] == '0' && serials[i][1] == '0')
 			serials[i][1] = '1';
-		if (store_reserve_serial(fx->st, fx->gen, serials[i], NULL,
+		if (store_reserve_serial(fx->st, fx->gen, 0, serials[i], NULL,
 		    NULL, NULL, T0, NULL, &e) == HSMCA_ERR_EXISTS) {
 			i--;
 			continue;

@@ -159,7 +159,7 @@ leaf_add(struct fixture *fx, int64_t gen, X509 *ca, EVP_PKEY *cakey,
 	len = i2d_X509(x, &der);
 	assert_true(len > 0);
 
-	assert_int_equal(store_reserve_serial(fx->st, gen, serial, "device",
+	assert_int_equal(store_reserve_serial(fx->st, gen, 0, serial, "device",
 	    "test", NULL, fx->now, &id, &e), 0);
 	memset(&c, 0, sizeof(c));
 	c.id = id;
@@ -556,7 +556,7 @@ test_unknown_and_errors(void **state)
 	OPENSSL_free(der);
 
 	/* A reserved serial was never issued: presign refuses it. */
-	assert_int_equal(store_reserve_serial(fx->st, fx->gen_a, "0c01",
+	assert_int_equal(store_reserve_serial(fx->st, fx->gen_a, 0, "0c01",
 	    "device", "test", NULL, fx->now, &id, &e), 0);
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(store_get_cert(fx->st, fx->gen_a, "0c01", &c, &e), 0);

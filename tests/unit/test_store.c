@@ -176,7 +176,7 @@ cert_add(struct store *st, int64_t issuer, const char *serial,
 	unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
 	int64_t id;
 
-	assert_int_equal(store_reserve_serial(st, issuer, serial, profile,
+	assert_int_equal(store_reserve_serial(st, issuer, 0, serial, profile,
 	    "operator", NULL, T0, &id, &e), 0);
 	memset(&c, 0, sizeof(c));
 	c.id = id;
@@ -612,7 +612,7 @@ test_reserve_complete_get(void **state)
 	int64_t gid, cid = 0;
 
 	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
-	assert_int_equal(store_reserve_serial(fx->st, gid, "7f01", "device",
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "7f01", "device",
 	    "CN=bootstrap", csr, T0, &cid, &e), 0);
 	assert_true(cid > 0);
 
@@ -680,14 +680,14 @@ test_duplicate_serial(void **state)
 
 	g1 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "g1");
 	g2 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "g2");
-	assert_int_equal(store_reserve_serial(fx->st, g1, "0102", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, g1, 0, "0102", NULL, NULL,
 	    NULL, T0, &id1, &e), 0);
-	assert_int_equal(store_reserve_serial(fx->st, g1, "0102", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, g1, 0, "0102", NULL, NULL,
 	    NULL, T0, &id2, &e), HSMCA_ERR_EXISTS);
 	assert_non_null(strstr(e.msg, "0102"));
 	assert_null(strstr(e.msg, "INSERT"));
 	/* The same number from another issuer is another certificate. */
-	assert_int_equal(store_reserve_serial(fx->st, g2, "0102", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, g2, 0, "0102", NULL, NULL,
 	    NULL, T0, &id2, &e), 0);
 	assert_true(id2 != id1);
 
@@ -701,14 +701,60 @@ test_duplicate_serial(void **state)
 	store_cert_free_fields(&got);
 
 	/* No such issuer; not a canonical serial. */
-	assert_int_equal(store_reserve_serial(fx->st, 999, "0103", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, 999, 0, "0103", NULL, NULL,
 	    NULL, T0, &id2, &e), HSMCA_ERR_NOT_FOUND);
-	assert_int_equal(store_reserve_serial(fx->st, g1, "0A1B", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, g1, 0, "0A1B", NULL, NULL,
 	    NULL, T0, &id2, &e), HSMCA_ERR_ARG);
-	assert_int_equal(store_reserve_serial(fx->st, g1, "abc", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, g1, 0, "abc", NULL, NULL,
 	    NULL, T0, &id2, &e), HSMCA_ERR_ARG);
-	assert_int_equal(store_reserve_serial(fx->st, g1, "", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, g1, 0, "", NULL, NULL,
 	    NULL, T0, &id2, &e), HSMCA_ERR_ARG);
+}
+
+/* A device certificate's serial is reserved only while its issuer is
+ * the active generation, read in the reservation's own transaction. */
+static void
+test_reserve_active_only(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_generation g;
+	struct hsmca_err e = { 0 };
+	int64_t active, pending, id = 0;
+	char *n;
+
+	active = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "act");
+	pending = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_PENDING, "pen");
+	assert_int_equal(store_reserve_serial(fx->st, active, 1, "0a01",
+	    "device", NULL, NULL, T0, &id, &e), 0);
+	assert_true(id > 0);
+	/* A pending generation may reserve for itself (a proof of
+	 * possession), not for a device. */
+	assert_int_equal(store_reserve_serial(fx->st, pending, 0, "0a02",
+	    "pop", NULL, NULL, T0, &id, &e), 0);
+	id = 0;
+	assert_int_equal(store_reserve_serial(fx->st, pending, 1, "0a03",
+	    "device", NULL, NULL, T0, &id, &e), HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "is pending"));
+	assert_non_null(strstr(e.msg, "0a03"));
+	assert_int_equal(id, 0);
+
+	/* Revoked a moment ago, after the signer opened it. */
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(store_get_generation(fx->st, active, &g, &e), 0);
+	g.status = STORE_GEN_REVOKED;
+	assert_int_equal(store_update_generation(fx->st, &g, &e), 0);
+	store_generation_free_fields(&g);
+	err_clear(&e);
+	assert_int_equal(store_reserve_serial(fx->st, active, 1, "0a04",
+	    "device", NULL, NULL, T0, &id, &e), HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "is revoked"));
+	n = sql_text(fx->path, "SELECT count(*) FROM cert WHERE serial IN "
+	    "('0a03', '0a04')");
+	assert_string_equal(n, "0");
+	free(n);
+	/* No such generation at all. */
+	assert_int_equal(store_reserve_serial(fx->st, 999, 1, "0a05",
+	    "device", NULL, NULL, T0, &id, &e), HSMCA_ERR_NOT_FOUND);
 }
 
 static void
@@ -722,10 +768,10 @@ test_complete_refused(void **state)
 
 	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
 	done = cert_add(fx->st, gid, "01", "device", T0 + DAY);
-	assert_int_equal(store_reserve_serial(fx->st, gid, "02", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "02", NULL, NULL,
 	    NULL, T0, &failed, &e), 0);
 	assert_int_equal(store_fail_cert(fx->st, failed, &e), 0);
-	assert_int_equal(store_reserve_serial(fx->st, gid, "03", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "03", NULL, NULL,
 	    NULL, T0, &reserved, &e), 0);
 
 	memset(&c, 0, sizeof(c));
@@ -776,7 +822,7 @@ test_fail_cert(void **state)
 	int64_t gid, id, valid;
 
 	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
-	assert_int_equal(store_reserve_serial(fx->st, gid, "0abc", "device",
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "0abc", "device",
 	    NULL, NULL, T0, &id, &e), 0);
 	assert_int_equal(store_fail_cert(fx->st, id, &e), 0);
 	assert_int_equal(store_get_cert(fx->st, gid, "0abc", &got, &e), 0);
@@ -785,7 +831,7 @@ test_fail_cert(void **state)
 	store_cert_free_fields(&got);
 	/* Marking it again is harmless; the serial is never reused. */
 	assert_int_equal(store_fail_cert(fx->st, id, &e), 0);
-	assert_int_equal(store_reserve_serial(fx->st, gid, "0abc", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "0abc", NULL, NULL,
 	    NULL, T0, &id, &e), HSMCA_ERR_EXISTS);
 
 	/* A released certificate cannot be failed. */
@@ -837,7 +883,7 @@ test_list_filters(void **state)
 	b = cert_add(fx->st, g1, "0b", "server", T0 + DAY);
 	c = cert_add(fx->st, g2, "0c", "device", T0 + 2 * DAY);
 	d = cert_add(fx->st, g2, "0d", "device", T0 - 2 * DAY);
-	assert_int_equal(store_reserve_serial(fx->st, g2, "0e", "device",
+	assert_int_equal(store_reserve_serial(fx->st, g2, 0, "0e", "device",
 	    NULL, NULL, T0, &r, &e), 0);
 
 	check_filter(fx->st, NULL, (int64_t[]){ a, b, c, d, r }, 5);
@@ -936,7 +982,7 @@ test_transactions(void **state)
 	assert_int_equal(store_begin(fx->st, &e), 0);
 	for (int i = 0; i < 3; i++) {
 		snprintf(serial, sizeof(serial), "%02x", 0x10 + i);
-		assert_int_equal(store_reserve_serial(fx->st, gid, serial,
+		assert_int_equal(store_reserve_serial(fx->st, gid, 0, serial,
 		    NULL, NULL, NULL, T0, &id, &e), 0);
 	}
 	assert_int_equal(store_fail_cert(fx->st, id, &e), 0);
@@ -954,9 +1000,9 @@ test_transactions(void **state)
 
 	/* A committed group is visible to another handle on the file. */
 	assert_int_equal(store_begin(fx->st, &e), 0);
-	assert_int_equal(store_reserve_serial(fx->st, gid, "20", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "20", NULL, NULL,
 	    NULL, T0, &id, &e), 0);
-	assert_int_equal(store_reserve_serial(fx->st, gid, "21", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "21", NULL, NULL,
 	    NULL, T0, &id, &e), 0);
 	assert_int_equal(store_commit(fx->st, &e), 0);
 
@@ -975,9 +1021,9 @@ test_transactions(void **state)
 
 	/* A failed write inside a transaction leaves it usable. */
 	assert_int_equal(store_begin(fx->st, &e), 0);
-	assert_int_equal(store_reserve_serial(fx->st, gid, "20", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "20", NULL, NULL,
 	    NULL, T0, &id, &e), HSMCA_ERR_EXISTS);
-	assert_int_equal(store_reserve_serial(fx->st, gid, "23", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "23", NULL, NULL,
 	    NULL, T0, &id, &e), 0);
 	assert_int_equal(store_commit(fx->st, &e), 0);
 	assert_int_equal(store_count_certs(fx->st, NULL, &count, &e), 0);
@@ -1062,7 +1108,7 @@ gc_worker(void *p)
 		struct store_cert c;
 
 		snprintf(serial, sizeof(serial), "%02x%06x", a->idx + 1, i + 1);
-		if (store_reserve_serial(st, a->issuer, serial, "device", "t",
+		if (store_reserve_serial(st, a->issuer, 0, serial, "device", "t",
 		    NULL, T0, &id, &e) != 0) {
 			a->failures++;
 			continue;
@@ -1077,7 +1123,7 @@ gc_worker(void *p)
 		if (store_complete_cert(st, &c, &e) != 0)
 			a->failures++;
 		/* A write that fails inside a batch fails alone. */
-		if (i % 50 == 0 && store_reserve_serial(st, a->issuer, serial,
+		if (i % 50 == 0 && store_reserve_serial(st, a->issuer, 0, serial,
 		    "device", "t", NULL, T0, &id, &e) == HSMCA_ERR_EXISTS)
 			a->dup_refused++;
 	}
@@ -1168,7 +1214,7 @@ test_busy_waits(void **state)
 	while (__atomic_load_n(&h.locked, __ATOMIC_SEQ_CST) == 0)
 		usleep(1000);
 	assert_int_equal(h.locked, 1);
-	assert_int_equal(store_reserve_serial(fx->st, issuer, "0badc0de",
+	assert_int_equal(store_reserve_serial(fx->st, issuer, 0, "0badc0de",
 	    "device", "t", NULL, T0, &id, &e), 0);
 	pthread_join(th, NULL);
 }
@@ -1264,7 +1310,7 @@ test_revoke_cert(void **state)
 	cert_expect(fx->st, g2, "0a02", STORE_CERT_VALID, -1, 0);
 
 	/* A reserved serial was never issued. */
-	assert_int_equal(store_reserve_serial(fx->st, g1, "0d01", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, g1, 0, "0d01", NULL, NULL,
 	    NULL, T0, NULL, &e), 0);
 	err_clear(&e);
 	assert_int_equal(store_revoke_cert(fx->st, g1, "0d01", 1, T0, &already,
@@ -1471,7 +1517,7 @@ test_revoke_issuer(void **state)
 		cert_add(fx->st, gid, serial, "device", T0 + 365 * DAY);
 		cert_add(fx->st, other, serial, "device", T0 + 365 * DAY);
 	}
-	assert_int_equal(store_reserve_serial(fx->st, gid, "07", NULL, NULL,
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "07", NULL, NULL,
 	    NULL, T0, NULL, &e), 0);
 	assert_int_equal(store_revoke_cert(fx->st, gid, "01", 1, T0, NULL, &e),
 	    0);
@@ -1893,6 +1939,7 @@ main(void)
 		T(test_active_generation),
 		T(test_reserve_complete_get),
 		T(test_duplicate_serial),
+		T(test_reserve_active_only),
 		T(test_complete_refused),
 		T(test_fail_cert),
 		T(test_list_filters),
