@@ -442,9 +442,9 @@ signer_process(struct signer *s, struct store *st, struct signer_job **jobs,
 				ocsp_issued(s->hsm, s->issuer, s->ocsp,
 				    res[i].serial);
 		}
-		/* HSMCA_ERR_CA_STATE: the generation was revoked or retired
-		 * since this signer loaded it (the next poll reloads it), so
-		 * the device is asked to come back, not refused. */
+		/* HSMCA_ERR_CA_STATE: the generation was revoked since this
+		 * signer loaded it (the next poll reloads the generations),
+		 * so the device is asked to come back, not refused. */
 		for (i = 0; i < m; i++) {
 			if (rets[i] != 0)
 				job_fail(jobs[at[i]],

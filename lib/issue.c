@@ -360,7 +360,7 @@ issue_describe(const struct issuer *iss, X509 *tbs, const unsigned char *der,
  * carries decoded; see lint_presign_key). */
 static int
 issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
-    int active_only, X509 *tbs, const EVP_PKEY *key,
+    int device, X509 *tbs, const EVP_PKEY *key,
     const struct profile *profile, const char *requester,
     const char *csr_sha256, time_t now, struct issue_result *out,
     struct hsmca_err *e)
@@ -391,7 +391,7 @@ issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
 		if (tries == 0 && (ret = lint_presign_key(tbs, key, iss->cert,
 		    profile, e)) != 0)
 			goto out;
-		ret = store_reserve_serial(st, iss->gen_id, active_only,
+		ret = store_reserve_serial(st, iss->gen_id, device,
 		    serial_hex, profile->name, requester, csr_sha256, now,
 		    &cert_id, e);
 		if (ret == HSMCA_ERR_EXISTS && tries + 1 < ISSUE_SERIAL_TRIES)

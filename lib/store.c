@@ -226,7 +226,7 @@ enum store_stmt {
 	STMT_GEN_ACTIVE,
 	STMT_GEN_LIST,
 	STMT_CERT_RESERVE,
-	STMT_CERT_RESERVE_ACTIVE,
+	STMT_CERT_RESERVE_DEVICE,
 	STMT_CERT_COMPLETE,
 	STMT_CERT_FAIL,
 	STMT_CERT_STATE,
@@ -294,14 +294,18 @@ static const char *const store_sql[STMT_MAX] = {
 	    "INSERT INTO cert (issuer_id, serial, status, profile, requester,"
 	    " csr_sha256, created_at) VALUES (?2, ?3, 'reserved', ?10, ?11,"
 	    " ?12, ?14)",
-	/* The same, only while the issuer is the active generation: read in
-	 * the reservation's own transaction, so a generation revoked or
-	 * retired a moment before is never signed under again. */
-	[STMT_CERT_RESERVE_ACTIVE] =
+	/* The same for a device certificate: only while the issuer is an
+	 * issuing generation that is active, or was retired a moment ago
+	 * (inactive: a signer or a batch that opened it before another was
+	 * activated), never pending, revoked or expired. Read in the
+	 * reservation's own transaction, so a generation revoked a moment
+	 * before is never signed under again. */
+	[STMT_CERT_RESERVE_DEVICE] =
 	    "INSERT INTO cert (issuer_id, serial, status, profile, requester,"
 	    " csr_sha256, created_at) SELECT ?2, ?3, 'reserved', ?10, ?11,"
 	    " ?12, ?14 WHERE EXISTS (SELECT 1 FROM ca_generation WHERE"
-	    " id = ?2 AND kind = 'issuing' AND status = 'active')",
+	    " id = ?2 AND kind = 'issuing' AND status IN ('active',"
+	    " 'inactive'))",
 	/* Only a reserved row, and only the one the caller reserved. */
 	[STMT_CERT_COMPLETE] =
 	    "UPDATE cert SET status = 'valid', subject = ?5, sans = ?6,"
@@ -1620,7 +1624,7 @@ enum group_kind { GROUP_RESERVE, GROUP_COMPLETE, GROUP_FAIL, GROUP_CALL };
 struct group_op {
 	enum group_kind		 kind;
 	int64_t			 issuer_id;
-	int			 active_only;
+	int			 device;
 	const char		*serial, *profile, *requester, *csr_sha256;
 	time_t			 now;
 	int64_t			*cert_id;
@@ -1645,9 +1649,9 @@ struct store_group {
 
 static int group_run(struct store_group *, struct group_op *, struct hsmca_err *);
 
-/* Why a reservation for an active issuer inserted nothing. */
+/* Why a device certificate's reservation inserted nothing. */
 static int
-reserve_inactive_err(struct store *st, int64_t issuer_id, const char *serial,
+reserve_refused_err(struct store *st, int64_t issuer_id, const char *serial,
     struct hsmca_err *e)
 {
 	struct store_generation g;
@@ -1656,15 +1660,15 @@ reserve_inactive_err(struct store *st, int64_t issuer_id, const char *serial,
 	memset(&g, 0, sizeof(g));
 	if ((ret = store_get_generation(st, issuer_id, &g, e)) == 0)
 		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %" PRId64
-		    " is %s, no longer the active one: serial %s is not "
-		    "issued under it", issuer_id,
+		    " is %s%s: serial %s is not issued under it", issuer_id,
+		    g.kind == STORE_GEN_ROOT ? "a root, " : "",
 		    store_gen_status_name(g.status), serial);
 	store_generation_free_fields(&g);
 	return ret;
 }
 
 int
-store_reserve_serial(struct store *st, int64_t issuer_id, int active_only,
+store_reserve_serial(struct store *st, int64_t issuer_id, int device,
     const char *serial, const char *profile, const char *requester,
     const char *csr_sha256, time_t now, int64_t *cert_id,
     struct hsmca_err *e)
@@ -1674,7 +1678,7 @@ store_reserve_serial(struct store *st, int64_t issuer_id, int active_only,
 
 	if (st->group != NULL && !st->in_tx) {
 		struct group_op op = { .kind = GROUP_RESERVE,
-		    .issuer_id = issuer_id, .active_only = active_only,
+		    .issuer_id = issuer_id, .device = device,
 		    .serial = serial,
 		    .profile = profile, .requester = requester,
 		    .csr_sha256 = csr_sha256, .now = now, .cert_id = cert_id };
@@ -1688,7 +1692,7 @@ store_reserve_serial(struct store *st, int64_t issuer_id, int active_only,
 	if (issuer_id <= 0)
 		return err_set(e, HSMCA_ERR_ARG, "store: serial %s reserved "
 		    "without an issuer", serial);
-	if ((s = stmt_get(st, active_only ? STMT_CERT_RESERVE_ACTIVE :
+	if ((s = stmt_get(st, device ? STMT_CERT_RESERVE_DEVICE :
 	    STMT_CERT_RESERVE, e)) == NULL)
 		return HSMCA_ERR_STORE;
 	bind_int(s, CC_ISSUER_ID, issuer_id, &rc);
@@ -1710,8 +1714,8 @@ store_reserve_serial(struct store *st, int64_t issuer_id, int active_only,
 	default:
 		return store_sqlerr(e, rc, "cannot reserve serial %s", serial);
 	}
-	if (active_only && sqlite3_changes(st->db) == 0)
-		return reserve_inactive_err(st, issuer_id, serial, e);
+	if (device && sqlite3_changes(st->db) == 0)
+		return reserve_refused_err(st, issuer_id, serial, e);
 	if (cert_id != NULL)
 		*cert_id = sqlite3_last_insert_rowid(st->db);
 	return 0;
@@ -2658,7 +2662,7 @@ group_apply(struct store *w, struct group_op *op)
 
 	switch (op->kind) {
 	case GROUP_RESERVE:
-		return store_reserve_serial(w, op->issuer_id, op->active_only,
+		return store_reserve_serial(w, op->issuer_id, op->device,
 		    op->serial, op->profile, op->requester, op->csr_sha256,
 		    op->now, op->cert_id, &op->err);
 	case GROUP_COMPLETE:

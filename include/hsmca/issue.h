@@ -53,9 +53,10 @@ void	issuer_free(struct issuer *iss);
 
 /* Issue one certificate. Nothing is released unless the signature
  * verified and the record committed; a reserved serial whose issuance
- * failed is marked failed and never reused. iss must still be the active
- * generation when the serial is reserved (HSMCA_ERR_CA_STATE, nothing
- * recorded, if it was revoked or retired since it was opened). */
+ * failed is marked failed and never reused. iss must not have been
+ * revoked (or have expired) since it was opened: HSMCA_ERR_CA_STATE,
+ * nothing recorded, when its serial is reserved (store_reserve_serial,
+ * device). */
 int	issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	    const struct issue_request *req, struct issue_result *out,
 	    struct hsmca_err *e);
@@ -67,8 +68,7 @@ void	issue_result_free(struct issue_result *r);
  * rets[i], errs[i] and outs[i] are each one's result. Returns 0, or a
  * negative code when the reservations could not be committed (then
  * every rets[i] says so and nothing was signed). st's writes must not
- * be in a transaction of the caller's. iss must be active, as for
- * issue_certificate. */
+ * be in a transaction of the caller's. iss as for issue_certificate. */
 int	issue_certificates(struct hsm *h, struct store *st,
 	    struct issuer *iss, const struct issue_request *reqs, size_t n,
 	    struct issue_result *outs, int *rets, struct hsmca_err *errs);

@@ -138,13 +138,13 @@ void	store_generations_free(struct store_generation *v, size_t n);
 /* Certificates. Issuance is two steps: reserve the serial (the intent,
  * committed), then complete it with the signed DER (committed) or mark
  * it failed. A serial is unique per issuer: reserving one twice returns
- * HSMCA_ERR_EXISTS. With active_only, the issuer must be the active
- * issuing generation when the reservation commits (HSMCA_ERR_CA_STATE
- * otherwise, nothing written): device certificates; proofs of
- * possession and OCSP responder certificates reserve under other
- * generations too. */
+ * HSMCA_ERR_EXISTS. For a device certificate (device), the issuer must
+ * be an issuing generation that is active or inactive (retired since the
+ * caller opened it) when the reservation commits, never pending, revoked
+ * or expired: HSMCA_ERR_CA_STATE otherwise, nothing written. Proofs of
+ * possession and OCSP responder certificates reserve under any. */
 int	store_reserve_serial(struct store *st, int64_t issuer_id,
-	    int active_only, const char *serial, const char *profile,
+	    int device, const char *serial, const char *profile,
 	    const char *requester, const char *csr_sha256, time_t now,
 	    int64_t *cert_id, struct hsmca_err *e);
 /* c->id names the reserved row; fills status VALID and every field. */

@@ -711,32 +711,44 @@ test_duplicate_serial(void **state)
 	    NULL, T0, &id2, &e), HSMCA_ERR_ARG);
 }
 
-/* A device certificate's serial is reserved only while its issuer is
- * the active generation, read in the reservation's own transaction. */
+/* A device certificate's serial is reserved only under an issuing
+ * generation that is active or was just retired, read in the
+ * reservation's own transaction. */
 static void
-test_reserve_active_only(void **state)
+test_reserve_device(void **state)
 {
 	struct fixture *fx = *state;
 	struct store_generation g;
 	struct hsmca_err e = { 0 };
-	int64_t active, pending, id = 0;
+	int64_t active, retired, pending, root, id = 0;
 	char *n;
 
+	root = gen_add(fx->st, STORE_GEN_ROOT, STORE_GEN_ACTIVE, "root");
 	active = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "act");
+	retired = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE,
+	    "old");
 	pending = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_PENDING, "pen");
 	assert_int_equal(store_reserve_serial(fx->st, active, 1, "0a01",
 	    "device", NULL, NULL, T0, &id, &e), 0);
 	assert_true(id > 0);
+	/* Retired since a signer or a batch opened it: it still issues
+	 * until they load the new one. */
+	assert_int_equal(store_reserve_serial(fx->st, retired, 1, "0a02",
+	    "device", NULL, NULL, T0, &id, &e), 0);
 	/* A pending generation may reserve for itself (a proof of
-	 * possession), not for a device. */
-	assert_int_equal(store_reserve_serial(fx->st, pending, 0, "0a02",
+	 * possession), not for a device; nor may a root. */
+	assert_int_equal(store_reserve_serial(fx->st, pending, 0, "0a03",
 	    "pop", NULL, NULL, T0, &id, &e), 0);
 	id = 0;
-	assert_int_equal(store_reserve_serial(fx->st, pending, 1, "0a03",
+	assert_int_equal(store_reserve_serial(fx->st, pending, 1, "0a04",
 	    "device", NULL, NULL, T0, &id, &e), HSMCA_ERR_CA_STATE);
 	assert_non_null(strstr(e.msg, "is pending"));
-	assert_non_null(strstr(e.msg, "0a03"));
+	assert_non_null(strstr(e.msg, "0a04"));
 	assert_int_equal(id, 0);
+	err_clear(&e);
+	assert_int_equal(store_reserve_serial(fx->st, root, 1, "0a05",
+	    "device", NULL, NULL, T0, &id, &e), HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "a root"));
 
 	/* Revoked a moment ago, after the signer opened it. */
 	memset(&g, 0, sizeof(g));
@@ -745,15 +757,15 @@ test_reserve_active_only(void **state)
 	assert_int_equal(store_update_generation(fx->st, &g, &e), 0);
 	store_generation_free_fields(&g);
 	err_clear(&e);
-	assert_int_equal(store_reserve_serial(fx->st, active, 1, "0a04",
+	assert_int_equal(store_reserve_serial(fx->st, active, 1, "0a06",
 	    "device", NULL, NULL, T0, &id, &e), HSMCA_ERR_CA_STATE);
 	assert_non_null(strstr(e.msg, "is revoked"));
 	n = sql_text(fx->path, "SELECT count(*) FROM cert WHERE serial IN "
-	    "('0a03', '0a04')");
+	    "('0a04', '0a05', '0a06')");
 	assert_string_equal(n, "0");
 	free(n);
 	/* No such generation at all. */
-	assert_int_equal(store_reserve_serial(fx->st, 999, 1, "0a05",
+	assert_int_equal(store_reserve_serial(fx->st, 999, 1, "0a07",
 	    "device", NULL, NULL, T0, &id, &e), HSMCA_ERR_NOT_FOUND);
 }
 
@@ -1939,7 +1951,7 @@ main(void)
 		T(test_active_generation),
 		T(test_reserve_complete_get),
 		T(test_duplicate_serial),
-		T(test_reserve_active_only),
+		T(test_reserve_device),
 		T(test_complete_refused),
 		T(test_fail_cert),
 		T(test_list_filters),
