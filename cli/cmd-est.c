@@ -232,22 +232,6 @@ key_write(const char *path, EVP_PKEY *pk, struct hsmca_err *e)
 	return ret;
 }
 
-/* x and its chain (cert_pem), written atomically. */
-static int
-cert_write(const char *path, X509 *x, STACK_OF(X509) *chain, int mode,
-    struct hsmca_err *e)
-{
-	char *pem = NULL;
-	size_t len = 0;
-	int ret;
-
-	if ((ret = cert_pem(x, chain, &pem, &len, e)) != 0)
-		return ret;
-	ret = util_write_file_atomic(path, pem, len, mode, e);
-	free(pem);
-	return ret;
-}
-
 /* A new key pair of the same kind as cur: the same curve, or RSA of the
  * same size. */
 static int
@@ -588,6 +572,22 @@ out_pem(X509 *x, STACK_OF(X509) *cacerts, char **pem, size_t *len,
 		return ret;
 	ret = cert_pem(x, chain, pem, len, e);
 	sk_X509_pop_free(chain, X509_free);
+	return ret;
+}
+
+/* out_pem's PEM for x, written atomically. */
+static int
+cert_write(const char *path, X509 *x, STACK_OF(X509) *cacerts, int mode,
+    struct hsmca_err *e)
+{
+	char *pem = NULL;
+	size_t len = 0;
+	int ret;
+
+	if ((ret = out_pem(x, cacerts, &pem, &len, e)) != 0)
+		return ret;
+	ret = util_write_file_atomic(path, pem, len, mode, e);
+	free(pem);
 	return ret;
 }
 
@@ -1153,7 +1153,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	struct est_client *ec = NULL;
 	struct est_reply r;
 	struct stat cst, kst;
-	STACK_OF(X509) *cacerts = NULL, *certs = NULL, *chain = NULL;
+	STACK_OF(X509) *cacerts = NULL, *certs = NULL;
 	X509_REQ *req = NULL;
 	EVP_PKEY *cur = NULL, *newkey = NULL;
 	X509 *x = NULL, *nx = NULL;
@@ -1251,21 +1251,15 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		ret = cli_error(c, ret);
 		goto out;
 	}
-	/* A file that held the certificate's chain gets the new one's: the
-	 * CA that issued it now (after a CA rotation, not the old one) and
-	 * those above, up to the root, left out, from cacerts. */
-	if (more > 0 && (ret = check_chain(nx, cacerts, &chain,
-	    &c->err)) != 0) {
-		ret = cli_error(c, ret);
-		goto out;
-	}
-
 	/* Beside the old pair: the key first, so a CERT.new always has its
-	 * key somewhere on disk. */
+	 * key somewhere on disk. A file that held the certificate's chain
+	 * gets the new one's, from cacerts: the CA that issued it now (after
+	 * a CA rotation, not the old one) and those above, the root left
+	 * out. */
 	written = 1;
 	if ((ret = key_write(f.key_new, newkey, &c->err)) != 0 ||
-	    (ret = cert_write(f.cert_new, nx, chain, certmode,
-	    &c->err)) != 0) {
+	    (ret = cert_write(f.cert_new, nx, more > 0 ? cacerts : NULL,
+	    certmode, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
@@ -1304,7 +1298,6 @@ out:
 	X509_free(x);
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_pop_free(cacerts, X509_free);
-	sk_X509_pop_free(chain, X509_free);
 	X509_REQ_free(req);
 	EVP_PKEY_free(newkey);
 	EVP_PKEY_free(cur);
