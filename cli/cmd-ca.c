@@ -328,8 +328,6 @@ csr_pem(const struct store_generation *g, char **pem)
 	const unsigned char *p = g->csr_der;
 	X509_REQ *req = NULL;
 	BIO *b = NULL;
-	char *data;
-	long n;
 	int ret = -1;
 
 	*pem = NULL;
@@ -338,8 +336,7 @@ csr_pem(const struct store_generation *g, char **pem)
 	    (b = BIO_new(BIO_s_mem())) == NULL ||
 	    !PEM_write_bio_X509_REQ(b, req))
 		goto out;
-	n = BIO_get_mem_data(b, &data);
-	if ((*pem = strndup(data, (size_t)n)) != NULL)
+	if ((*pem = util_bio_string(b, NULL)) != NULL)
 		ret = 0;
 out:
 	BIO_free(b);
@@ -414,8 +411,6 @@ pop_encode(const X509 *x, int der, unsigned char **out, size_t *len)
 {
 	BIO *b = NULL;
 	unsigned char *d = NULL;
-	char *data;
-	long n;
 	int l;
 
 	*out = NULL;
@@ -434,12 +429,7 @@ pop_encode(const X509 *x, int der, unsigned char **out, size_t *len)
 		BIO_free(b);
 		return -1;
 	}
-	n = BIO_get_mem_data(b, &data);
-	if ((*out = malloc((size_t)n + 1)) != NULL) {
-		memcpy(*out, data, (size_t)n);
-		(*out)[n] = '\0';
-		*len = (size_t)n;
-	}
+	*out = (unsigned char *)util_bio_string(b, len);
 	BIO_free(b);
 	return *out != NULL ? 0 : -1;
 }

@@ -184,8 +184,6 @@ cert_pem(X509 *x, STACK_OF(X509) *chain, char **out, size_t *outlen,
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	X509 *ca;
-	char *data;
-	long n;
 	int ret = HSMCA_ERR_INTERNAL, ok;
 
 	*out = NULL;
@@ -194,17 +192,14 @@ cert_pem(X509 *x, STACK_OF(X509) *chain, char **out, size_t *outlen,
 		ca = sk_X509_value(chain, i);
 		ok = X509_self_signed(ca, 0) == 1 || PEM_write_bio_X509(b, ca);
 	}
-	if (!ok || (n = BIO_get_mem_data(b, &data)) <= 0) {
+	if (!ok) {
 		err_set_ssl(e, ret, "cannot encode the certificate");
 		goto out;
 	}
-	if ((*out = malloc((size_t)n + 1)) == NULL) {
+	if ((*out = util_bio_string(b, outlen)) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
-	memcpy(*out, data, (size_t)n);
-	(*out)[n] = '\0';
-	*outlen = (size_t)n;
 	ret = 0;
 out:
 	BIO_free(b);

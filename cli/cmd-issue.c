@@ -21,8 +21,6 @@ static int
 cert_pem(X509 *x, const struct issuer *iss, int with_chain, char **out)
 {
 	BIO *b = BIO_new(BIO_s_mem());
-	char *data;
-	long n;
 	int ok;
 
 	if (b == NULL)
@@ -32,8 +30,7 @@ cert_pem(X509 *x, const struct issuer *iss, int with_chain, char **out)
 		ok = PEM_write_bio_X509(b, iss->cert);
 	for (int i = 0; ok && with_chain && i < sk_X509_num(iss->chain); i++)
 		ok = PEM_write_bio_X509(b, sk_X509_value(iss->chain, i));
-	n = BIO_get_mem_data(b, &data);
-	*out = ok ? strndup(data, (size_t)n) : NULL;
+	*out = ok ? util_bio_string(b, NULL) : NULL;
 	BIO_free(b);
 	return *out == NULL ? -1 : 0;
 }

@@ -858,23 +858,18 @@ int
 est_key_pem(EVP_PKEY *pk, char **out, size_t *outlen, struct hsmca_err *e)
 {
 	BIO *b = BIO_new(BIO_s_secmem());
-	char *data;
-	long n;
 	int ret = HSMCA_ERR_INTERNAL;
 
 	*out = NULL;
 	if (b == NULL || !PEM_write_bio_PrivateKey(b, pk, NULL, NULL, 0, NULL,
-	    NULL) || (n = BIO_get_mem_data(b, &data)) <= 0) {
+	    NULL)) {
 		err_set_ssl(e, ret, "cannot encode the private key");
 		goto out;
 	}
-	if ((*out = malloc((size_t)n + 1)) == NULL) {
+	if ((*out = util_bio_string(b, outlen)) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
-	memcpy(*out, data, (size_t)n);
-	(*out)[n] = '\0';
-	*outlen = (size_t)n;
 	ret = 0;
 out:
 	BIO_free(b);

@@ -1189,10 +1189,7 @@ batch_record_begin(struct store *st, struct issuer *iss, const char *sha256,
     char **chain_pem, struct hsmca_err *e)
 {
 	struct store_batch sb;
-	BIO *bio = NULL;
-	char *data;
-	long n;
-	int ok, ret;
+	int ret;
 
 	*chain_pem = NULL;
 	if ((ret = store_batch_begin(st, sha256, profile, actor,
@@ -1201,20 +1198,9 @@ batch_record_begin(struct store *st, struct issuer *iss, const char *sha256,
 	*batch_id = sb.id;
 	store_batch_free_fields(&sb);
 
-	/* The chain every device gets after its certificate. */
-	if ((bio = BIO_new(BIO_s_mem())) == NULL)
-		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
-	ok = PEM_write_bio_X509(bio, iss->cert);
-	for (int i = 0; ok && i < sk_X509_num(iss->chain); i++)
-		ok = PEM_write_bio_X509(bio, sk_X509_value(iss->chain, i));
-	n = BIO_get_mem_data(bio, &data);
-	if (ok && (*chain_pem = strndup(data, (size_t)n)) == NULL)
-		ok = 0;
-	BIO_free(bio);
-	if (!ok)
-		return err_set(e, HSMCA_ERR_INTERNAL, "cannot encode the CA "
-		    "chain");
-	return 0;
+	/* The chain every device gets after its certificate: the one
+	 * ca_issuer_pem() gives for a generation. */
+	return ca_issuer_pem(st, iss->gen_id, chain_pem, e);
 }
 
 static int

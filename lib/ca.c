@@ -56,17 +56,6 @@ ca_effective_status(const struct store_generation *g, time_t now)
 	return g->status;
 }
 
-/* What a memory BIO holds, as a string (malloc'd; NULL if out of memory). */
-static char *
-bio_string(BIO *b)
-{
-	char *data;
-	long n;
-
-	n = BIO_get_mem_data(b, &data);
-	return strndup(data, (size_t)n);
-}
-
 /* The certificate of a stored generation; NULL if it has none or it
  * does not decode. */
 static X509 *
@@ -259,7 +248,7 @@ make_csr(struct ca_ctx *c, const char *subject, struct hsm_key *k,
 	    !PEM_write_bio_X509_REQ(b, req) ||
 	    (len = i2d_X509_REQ(req, &d)) <= 0)
 		goto out;
-	if ((*pem = bio_string(b)) == NULL ||
+	if ((*pem = util_bio_string(b, NULL)) == NULL ||
 	    (*der = malloc((size_t)len)) == NULL)
 		goto out;
 	memcpy(*der, d, (size_t)len);
@@ -525,7 +514,7 @@ check_ca_chain(const X509 *cert, STACK_OF(X509) *all, time_t now,
 		    X509_STORE_CTX_get_error(xc)));
 		goto out;
 	}
-	if ((*chain_pem = bio_string(b)) == NULL) {
+	if ((*chain_pem = util_bio_string(b, NULL)) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
@@ -805,7 +794,7 @@ gen_pem(struct store *st, const struct store_generation *g, int with_chain,
 		X509_free(px);
 	} else if (with_chain && g->chain_pem != NULL)
 		BIO_puts(b, g->chain_pem);
-	if ((*pem = bio_string(b)) == NULL)
+	if ((*pem = util_bio_string(b, NULL)) == NULL)
 		goto out;
 	ret = 0;
 out:

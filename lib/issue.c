@@ -37,8 +37,7 @@ issue_san_string(const X509 *cert)
 {
 	GENERAL_NAMES *gens;
 	BIO *b = BIO_new(BIO_s_mem());
-	char *data, *s = NULL;
-	long len;
+	char *s;
 
 	if (b == NULL)
 		return NULL;
@@ -49,12 +48,7 @@ issue_san_string(const X509 *cert)
 		GENERAL_NAME_print(b, sk_GENERAL_NAME_value(gens, i));
 	}
 	GENERAL_NAMES_free(gens);
-	len = BIO_get_mem_data(b, &data);
-	if ((s = malloc((size_t)len + 1)) != NULL) {
-		if (len > 0)
-			memcpy(s, data, (size_t)len);
-		s[len] = '\0';
-	}
+	s = util_bio_string(b, NULL);
 	BIO_free(b);
 	return s;
 }

@@ -162,24 +162,34 @@ util_cert_sha256(const X509 *x, char out[UTIL_SHA256_HEX])
 }
 
 char *
+util_bio_string(BIO *b, size_t *len)
+{
+	char *data, *s;
+	long n;
+
+	if ((n = BIO_get_mem_data(b, &data)) < 0)
+		n = 0;
+	if ((s = malloc((size_t)n + 1)) == NULL)
+		return NULL;
+	if (n > 0)
+		memcpy(s, data, (size_t)n);
+	s[n] = '\0';
+	if (len != NULL)
+		*len = (size_t)n;
+	return s;
+}
+
+char *
 util_name_string(const X509_NAME *n)
 {
 	BIO *b;
 	char *s = NULL;
-	long len;
-	char *data;
 
 	if (n == NULL || (b = BIO_new(BIO_s_mem())) == NULL)
 		return NULL;
 	if (X509_NAME_print_ex(b, n, 0,
-	    XN_FLAG_RFC2253 & ~XN_FLAG_DN_REV & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
-		len = BIO_get_mem_data(b, &data);
-		if (len >= 0 && (s = malloc((size_t)len + 1)) != NULL) {
-			if (len > 0)
-				memcpy(s, data, (size_t)len);
-			s[len] = '\0';
-		}
-	}
+	    XN_FLAG_RFC2253 & ~XN_FLAG_DN_REV & ~ASN1_STRFLGS_ESC_MSB) >= 0)
+		s = util_bio_string(b, NULL);
 	BIO_free(b);
 	return s;
 }

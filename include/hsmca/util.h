@@ -26,6 +26,10 @@ void	util_hex(const unsigned char *in, size_t len, char *out);
 int	util_cert_sha1(const X509 *x, char out[UTIL_SHA1_HEX]);
 int	util_cert_sha256(const X509 *x, char out[UTIL_SHA256_HEX]);
 
+/* What a memory BIO holds, as a NUL-terminated string (malloc'd) and
+ * its length in *len (len may be NULL); NULL if out of memory. */
+char	*util_bio_string(BIO *b, size_t *len);
+
 /* X509_NAME as an RFC 2253 string (malloc'd), or NULL. */
 char	*util_name_string(const X509_NAME *n);
 

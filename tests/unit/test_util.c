@@ -286,6 +286,32 @@ test_thumbprints(void **state)
 /* ---- names ---- */
 
 static void
+test_bio_string(void **state)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	size_t len = 99;
+	char *s;
+
+	(void)state;
+	assert_non_null(b);
+	/* Empty: an empty string, not NULL. */
+	assert_non_null(s = util_bio_string(b, &len));
+	assert_int_equal(len, 0);
+	assert_string_equal(s, "");
+	free(s);
+	/* Every byte, a NUL among them, and a terminating NUL after. */
+	assert_int_equal(BIO_write(b, "a\0b", 3), 3);
+	assert_non_null(s = util_bio_string(b, &len));
+	assert_int_equal(len, 3);
+	assert_memory_equal(s, "a\0b", 4);
+	free(s);
+	assert_non_null(s = util_bio_string(b, NULL));
+	assert_string_equal(s, "a");
+	free(s);
+	BIO_free(b);
+}
+
+static void
 test_name_string(void **state)
 {
 	EVP_PKEY *k = tu_keygen("ec:P-256");
@@ -1034,6 +1060,7 @@ main(void)
 		cmocka_unit_test(test_write_file_atomic),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_thumbprints),
+		cmocka_unit_test(test_bio_string),
 		cmocka_unit_test(test_name_string),
 		cmocka_unit_test(test_parse_name),
 		cmocka_unit_test(test_parse_duration),
