@@ -1,10 +1,12 @@
 /* crl.c (hsmcad): the CRL of every generation a relying party may meet,
  * served over plain HTTP at the URL issued certificates carry
- * (/crl/GEN.crl). CRLs are signed on the signer (the token), never on the
- * event loop. A timer rebuilds a CRL when the store holds more revoked
- * certificates than it lists (a revocation by `hsmca revoke` shows up
- * within crl-delay, and a burst of them becomes one CRL), and when half of
- * its validity (crl-next-update) has passed. */
+ * (/crl/GEN.crl), and of every root whose key is in the token. CRLs are
+ * signed on the signer (the token), never on the event loop. A timer
+ * rebuilds a CRL when what it lists has changed (the store's revocation
+ * version of the generation: a revocation by `hsmca revoke`, a hold, a
+ * release, a new reason, shows up within crl-delay, and a burst of them
+ * becomes one CRL), and when half of its validity (crl-next-update) has
+ * passed. */
 #include "config.h"
 
 #include <stdio.h>
@@ -20,21 +22,6 @@
 
 #include "hsmcad.h"
 #include "log.h"
-
-static int64_t
-revoked_count(struct hsmcad *d, int64_t gen_id)
-{
-	struct store_cert_filter f;
-	int64_t n = -1;
-
-	memset(&f, 0, sizeof(f));
-	f.issuer_id = gen_id;
-	f.status = STORE_CERT_REVOKED;
-	f.expired = -1;
-	if (store_count_certs(d->st, &f, &n, NULL) != 0)
-		return -1;
-	return n;
-}
 
 static struct crl_cache *
 crl_slot(struct hsmcad *d, int64_t gen_id)
@@ -74,10 +61,10 @@ crl_built(struct signer_job *job, void *arg)
 		c->this_update = job->this_update;
 		c->next_update = job->next_update;
 		c->number = job->crl_number;
-		c->revoked_seen = c->revoked_want;
-		log_info("CRL of generation %lld: number %lld, %lld revoked",
-		    (long long)c->gen_id, (long long)c->number,
-		    (long long)c->revoked_seen);
+		c->version_seen = c->version_want;
+		log_info("CRL of generation %lld: number %lld (revocation "
+		    "version %lld)", (long long)c->gen_id,
+		    (long long)c->number, (long long)c->version_seen);
 	}
 	signer_job_free(job);
 }
@@ -96,16 +83,21 @@ crl_tick(evutil_socket_t fd, short what, void *arg)
 		enum store_gen_status st = ca_effective_status(&v[i], now);
 		struct crl_cache *c;
 		struct signer_job *job;
-		int64_t revoked;
+		int64_t version;
 
-		if (v[i].kind != STORE_GEN_ISSUING || v[i].cert_der == NULL ||
-		    (st != STORE_GEN_ACTIVE && st != STORE_GEN_INACTIVE &&
+		/* Issuing generations a relying party may meet, and roots
+		 * whose key is in the token (their CRL lists the revoked
+		 * generations they certified). */
+		if (v[i].cert_der == NULL || (v[i].kind == STORE_GEN_ROOT ?
+		    v[i].key_uri == NULL || st == STORE_GEN_EXPIRED :
+		    st != STORE_GEN_ACTIVE && st != STORE_GEN_INACTIVE &&
 		    st != STORE_GEN_REVOKED))
 			continue;
-		if ((c = crl_slot(d, v[i].id)) == NULL || c->building)
+		if ((c = crl_slot(d, v[i].id)) == NULL || c->building ||
+		    store_revocation_version(d->st, v[i].id, &version,
+		    NULL) != 0)
 			continue;
-		revoked = revoked_count(d, v[i].id);
-		if (c->der != NULL && revoked == c->revoked_seen &&
+		if (c->der != NULL && version == c->version_seen &&
 		    now < c->this_update + (c->next_update - c->this_update) / 2)
 			continue;
 		if ((job = calloc(1, sizeof(*job))) == NULL)
@@ -116,7 +108,7 @@ crl_tick(evutil_socket_t fd, short what, void *arg)
 		job->done = crl_built;
 		job->arg = d;
 		c->building = 1;
-		c->revoked_want = revoked;
+		c->version_want = version;
 		link_submit(d->link, job);
 	}
 	store_generations_free(v, n);

@@ -189,8 +189,8 @@ struct crl_cache {
 	size_t		 len;
 	time_t		 this_update, next_update;
 	int64_t		 number;
-	int64_t		 revoked_seen;	/* revoked count it reflects */
-	int64_t		 revoked_want;	/* revoked count when the build began */
+	int64_t		 version_seen;	/* revocation version it reflects */
+	int64_t		 version_want;	/* the version when the build began */
 	int		 building;
 };
 

@@ -422,6 +422,37 @@ crl_sign(struct hsm *h, const struct crl_signer *s, const unsigned char *tbs,
 	return 0;
 }
 
+/* The revoked generations gen_id certified (`hsmca ca revoke`), while
+ * their certificate is valid: on a root's CRL, a relying party that
+ * checks the whole chain refuses what a revoked generation issued. */
+static int
+crl_add_generations(struct store *st, int64_t gen_id, time_t now,
+    struct crl_builder *b, size_t *entries, struct hsmca_err *e)
+{
+	struct store_generation *v = NULL;
+	struct store_revoked r;
+	size_t n = 0;
+	int ret;
+
+	if ((ret = store_list_generations(st, &v, &n, e)) != 0)
+		return ret;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		if (v[i].parent_id != gen_id || v[i].status !=
+		    STORE_GEN_REVOKED || v[i].cert_der == NULL ||
+		    v[i].not_after < now)
+			continue;
+		r.serial = v[i].serial;
+		r.revoked_at = v[i].revoked_at;
+		r.not_after = v[i].not_after;
+		if (crl_reason_parse(v[i].revoke_reason, &r.reason, NULL) != 0)
+			r.reason = CRL_REASON_UNSPECIFIED;
+		if ((ret = crl_add_entry(b, &r)) == 0)
+			(*entries)++;
+	}
+	store_generations_free(v, n);
+	return ret;
+}
+
 int
 crl_build_signer(struct hsm *h, struct store *st, const struct crl_signer *s,
     time_t now, int64_t next_update_secs, unsigned char **der, size_t *len,
@@ -491,7 +522,9 @@ crl_build_signer(struct hsm *h, struct store *st, const struct crl_signer *s,
 	b.e = e;
 	b.time_of = -1;
 	if ((ret = store_list_revoked(st, s->gen_id, now, crl_add_entry, &b,
-	    &entries, e)) != 0)
+	    &entries, e)) != 0 ||
+	    (ret = crl_add_generations(st, s->gen_id, now, &b, &entries,
+	    e)) != 0)
 		goto out;
 
 	/* The number is taken, and committed, only once the CRL is built:

@@ -288,9 +288,11 @@ ocsp_error(int status, unsigned char **der, size_t *len, struct hsmca_err *e)
 	return 0;
 }
 
-/* The signer is fit to sign for [now, now + validity]. */
+/* The signer is fit to sign at now; *until: the notAfter of the
+ * certificate that verifies its responses, past which no nextUpdate may
+ * go. */
 static int
-signer_check(const struct ocsp_signer *s, time_t now, int64_t validity,
+signer_check(const struct ocsp_signer *s, time_t now, time_t *until,
     struct hsmca_err *e)
 {
 	time_t nb, na;
@@ -298,8 +300,14 @@ signer_check(const struct ocsp_signer *s, time_t now, int64_t validity,
 	if (s == NULL || s->issuer == NULL || s->key == NULL)
 		return err_set(e, HSMCA_ERR_ARG, "OCSP response without a "
 		    "signer");
-	if (s->responder_cert == NULL)
+	if (s->responder_cert == NULL) {
+		if ((*until = issue_asn1_time(X509_get0_notAfter(
+		    s->issuer))) == -1 || now >= *until)
+			return err_set(e, HSMCA_ERR_CA_STATE, "the CA "
+			    "generation has expired: it signs no OCSP "
+			    "response");
 		return 0;
+	}
 	if (X509_check_issued(s->issuer, s->responder_cert) != X509_V_OK)
 		return err_set(e, HSMCA_ERR_CA_STATE, "the OCSP responder "
 		    "certificate was not issued by this CA generation");
@@ -310,10 +318,10 @@ signer_check(const struct ocsp_signer *s, time_t now, int64_t validity,
 		    "certificate lacks extendedKeyUsage OCSPSigning");
 	nb = issue_asn1_time(X509_get0_notBefore(s->responder_cert));
 	na = issue_asn1_time(X509_get0_notAfter(s->responder_cert));
-	if (nb == -1 || na == -1 || now < nb || now + (time_t)validity > na)
+	if (nb == -1 || na == -1 || now < nb || now >= na)
 		return err_set(e, HSMCA_ERR_CA_STATE, "the OCSP responder "
-		    "certificate is not valid until the response's "
-		    "nextUpdate; make a new one");
+		    "certificate is not valid now; make a new one");
+	*until = na;
 	return 0;
 }
 
@@ -383,6 +391,7 @@ sign_status(const struct ocsp_signer *s, const char *serial, int status,
 	BIGNUM *bn = NULL;
 	ASN1_INTEGER *ai = NULL;
 	ASN1_TIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
+	time_t until = 0;
 	OCSP_CERTID *cid = NULL;
 	OCSP_BASICRESP *bs = NULL;
 	OCSP_RESPONSE *r = NULL;
@@ -399,8 +408,13 @@ sign_status(const struct ocsp_signer *s, const char *serial, int status,
 		return err_set(e, HSMCA_ERR_ARG, "an OCSP response's "
 		    "nextUpdate must be 8 hours to 7 days after its "
 		    "thisUpdate, not %lld seconds", (long long)validity);
-	if ((ret = signer_check(s, now, validity, e)) != 0)
+	if ((ret = signer_check(s, now, &until, e)) != 0)
 		return ret;
+	/* Near the end of the signer's certificate (a generation's last
+	 * days: its responder certificate ends with it), the response
+	 * ends with it too. */
+	if (now + (time_t)validity > until)
+		validity = until - now;
 	if (id_md == NULL)
 		id_md = EVP_sha1();
 	if (id_hash_slot(EVP_MD_get_type(id_md)) < 0)

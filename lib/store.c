@@ -179,6 +179,37 @@ static const char *const store_migrations[] = {
 	"  OR old.revoked_at IS NOT new.revoked_at"
 	"  OR old.revoke_reason IS NOT new.revoke_reason"
 	" BEGIN INSERT INTO cert_change (cert_id) VALUES (new.id); END;",
+	/* 6 -> 7: what a generation's CRL lists changes when one of its
+	 * certificates is revoked, put on hold, released or gets another
+	 * revocation time or reason, and, for a root, when a generation it
+	 * certified is revoked. revocation_version counts those changes per
+	 * issuer (whoever the writer is), so hsmcad rebuilds a CRL exactly
+	 * when its content changed: a count of revoked certificates missed a
+	 * hold lifted together with another revocation, and a reason
+	 * changed. */
+	"CREATE TABLE revocation_version ("
+	" issuer_id INTEGER PRIMARY KEY REFERENCES ca_generation(id),"
+	" version INTEGER NOT NULL"
+	");"
+	"CREATE TRIGGER cert_revocation_version"
+	" AFTER UPDATE OF status, revoked_at, revoke_reason ON cert"
+	" WHEN (old.status = 'revoked' OR new.status = 'revoked')"
+	"  AND (old.status IS NOT new.status"
+	"  OR old.revoked_at IS NOT new.revoked_at"
+	"  OR old.revoke_reason IS NOT new.revoke_reason)"
+	" BEGIN INSERT INTO revocation_version (issuer_id, version)"
+	"  VALUES (new.issuer_id, 1) ON CONFLICT (issuer_id)"
+	"  DO UPDATE SET version = version + 1; END;"
+	"CREATE TRIGGER generation_revocation_version"
+	" AFTER UPDATE OF status, revoked_at, revoke_reason ON ca_generation"
+	" WHEN new.parent_id IS NOT NULL"
+	"  AND (old.status = 'revoked' OR new.status = 'revoked')"
+	"  AND (old.status IS NOT new.status"
+	"  OR old.revoked_at IS NOT new.revoked_at"
+	"  OR old.revoke_reason IS NOT new.revoke_reason)"
+	" BEGIN INSERT INTO revocation_version (issuer_id, version)"
+	"  VALUES (new.parent_id, 1) ON CONFLICT (issuer_id)"
+	"  DO UPDATE SET version = version + 1; END;",
 };
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -247,6 +278,7 @@ enum store_stmt {
 	STMT_OCSP_CHANGES,
 	STMT_OCSP_CHANGES_FORGET,
 	STMT_OCSP_CHANGES_LAST,
+	STMT_REVOCATION_VERSION,
 	STMT_DISALLOW_ADD,
 	STMT_DISALLOW_REMOVE,
 	STMT_DISALLOW_LIST,
@@ -391,6 +423,9 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_OCSP_CHANGES_LAST] =
 	    "SELECT coalesce((SELECT seq FROM sqlite_sequence"
 	    " WHERE name = 'cert_change'), 0)",
+	[STMT_REVOCATION_VERSION] =
+	    "SELECT coalesce((SELECT version FROM revocation_version"
+	    " WHERE issuer_id = ?1), 0)",
 	[STMT_DISALLOW_ADD] =
 	    "INSERT INTO disallow (identity, kind, added_at, note)"
 	    " VALUES (?1, ?2, ?3, ?4)",
@@ -3379,6 +3414,23 @@ store_ocsp_changes_last(struct store *st, int64_t *last, struct hsmca_err *e)
 		return store_sqlerr(e, rc, "cannot read the certificate "
 		    "changes");
 
+	return 0;
+}
+
+int
+store_revocation_version(struct store *st, int64_t issuer_id,
+    int64_t *version, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK;
+
+	*version = 0;
+	if ((s = stmt_get(st, STMT_REVOCATION_VERSION, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_int(s, 0, issuer_id, &rc);
+	if ((rc = stmt_int64(s, rc, version)) != SQLITE_ROW)
+		return store_sqlerr(e, rc, "cannot read the revocation "
+		    "version of CA generation %" PRId64, issuer_id);
 	return 0;
 }
 

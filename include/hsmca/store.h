@@ -12,7 +12,7 @@
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 struct store;
 
@@ -244,6 +244,13 @@ int	store_list_revoked(struct store *st, int64_t issuer_id, time_t now,
  * even if the signature that follows fails. */
 int	store_next_crl_number(struct store *st, int64_t issuer_id,
 	    time_t this_update, int64_t *number, struct hsmca_err *e);
+/* How many times what the CRL of a generation lists has changed (0:
+ * never): a certificate of it revoked, held, released or its revocation
+ * time or reason changed, or, for a root, a generation it certified
+ * revoked. A CRL built after reading version v lists at least every
+ * change up to v. */
+int	store_revocation_version(struct store *st, int64_t issuer_id,
+	    int64_t *version, struct hsmca_err *e);
 /* The last CRL number issued and its thisUpdate; 0 and 0 if none yet. */
 int	store_crl_state(struct store *st, int64_t issuer_id, int64_t *number,
 	    time_t *this_update, struct hsmca_err *e);

@@ -71,6 +71,44 @@ check "the CRL lists all seven" test "$(openssl crl -in "$WORK/crl.pem" -noout -
 check "coalesced: at most 2 new CRL numbers for the burst ($before -> $CRLNUM)" \
 	test $(( CRLNUM - before )) -le 2
 
+# What the CRL lists can change while the number of revoked certificates
+# stays the same; each change still makes a new CRL.
+# new_crl: wait (10 s at most) for a CRL numbered above CRLNUM, its text in
+# $WORK/crl.txt
+new_crl() {
+	prev=$CRLNUM; i=0
+	while fetch_crl && [ "$CRLNUM" = "$prev" ] && [ $i -lt 200 ]; do i=$((i + 1)); sleep 0.05; done
+	openssl crl -in "$WORK/crl.pem" -noout -text >"$WORK/crl.txt"
+	[ "$CRLNUM" != "$prev" ]
+}
+for n in h1 h2 h3; do
+	csr_b64 "$n" ec:P-256 "/CN=dev-1"
+	est_post simpleenroll "$WORK/$n.b64" --cert "$WORK/dev-1.boot.pem" --key "$WORK/dev-1.boot.key"
+	p7_certs >"$WORK/$n.pem"
+	eval "$n=\$(openssl x509 -in '$WORK/$n.pem' -noout -serial | sed 's/serial=//')"
+done
+expect_ok "h1 on hold" hsmca revoke "$h1" --reason certificateHold
+check "a new CRL after h1's hold" new_crl
+check "... h1 is on it, Certificate Hold" sh -c "grep -i -A4 'Serial Number: $h1\$' '$WORK/crl.txt' | grep -q 'Certificate Hold'"
+expect_ok "h1 from hold to keyCompromise" hsmca revoke "$h1" --reason keyCompromise
+check "a new CRL follows the change of reason (the count did not change)" new_crl
+check "... h1 is on it, Key Compromise" sh -c "grep -i -A4 'Serial Number: $h1\$' '$WORK/crl.txt' | grep -q 'Key Compromise'"
+expect_ok "h2 on hold" hsmca revoke "$h2" --reason certificateHold
+new_crl
+expect_ok "h2 released" hsmca revoke --unhold "$h2"
+expect_ok "h3 revoked" hsmca revoke "$h3" --reason keyCompromise
+check "a new CRL after a release and a revocation (the count did not change)" new_crl
+check "... it lists h3" grep -qi "Serial Number: $h3\$" "$WORK/crl.txt"
+check "... and no longer h2" sh -c "! grep -qi 'Serial Number: $h2\$' '$WORK/crl.txt'"
+run openssl verify -crl_check -CAfile "$CADIR/root.pem" -untrusted "$WORK/ica.pem" -CRLfile "$WORK/crl.pem" "$WORK/h2.pem"
+check "openssl verify -crl_check accepts the released h2" grep -q ": OK" "$WORK/last.out"
+
+# The root's CRL is served too, and lists nothing while no generation is revoked.
+curl -sf -o "$WORK/root.crl" "http://127.0.0.1:$HTTP_PORT/crl/1.crl"
+run openssl crl -inform DER -in "$WORK/root.crl" -noout -text -verify -CAfile "$CADIR/root.pem"
+check "the root's CRL (/crl/1.crl) is served and verifies with the root" grep -q "verify OK" "$WORK/last.err"
+check "... with no revoked certificate" grep -q "No Revoked Certificates" "$WORK/last.out"
+
 # The disallow list: a device locked out even with a valid factory certificate.
 expect_ok "hsmca disallow add dev-1" hsmca disallow add dev-1
 csr_b64 dev1c ec:P-256 "/CN=dev-1"

@@ -279,6 +279,23 @@ hsmca audit list | grep 'ca-revoke' >"$WORK/audit.txt"
 check "the revocation is in the audit log with its reason" grep -q 'gen:3.*reason keyCompromise' "$WORK/audit.txt"
 check "one audit record" test "$(sqlite3 "$CADIR/hsmca.db" 'SELECT count(*) FROM audit')" -eq $((before + 1))
 expect_fail "revoking it again is refused" 1 "already revoked" hsmca ca revoke 3 --reason keyCompromise
+# The root's CRL lists the revoked generation: a relying party that checks
+# the whole chain refuses what generation 3 issued.
+gen3_serial=$(openssl x509 -in "$WORK/gen3.pem" -noout -serial | sed 's/serial=//')
+expect_ok "crl --ca 1: the root's CRL" hsmca crl --ca 1 --out "$WORK/root.crl"
+run openssl crl -in "$WORK/root.crl" -noout -text
+check "it lists generation 3's certificate ($gen3_serial) with reason Key Compromise" \
+	sh -c "grep -qi 'Serial Number: $gen3_serial' '$WORK/last.out' && grep -q 'Key Compromise' '$WORK/last.out'"
+check "... and only it" test "$(grep -c 'Serial Number' "$WORK/last.out")" -eq 1
+expect_ok "crl --ca 3: the revoked generation's own CRL" hsmca crl --ca 3 --out "$WORK/gen3.crl"
+cat "$WORK/root.crl" "$WORK/gen3.crl" >"$WORK/crls.pem"
+run openssl verify -attime "$HSMCA_NOW" -crl_check_all -CAfile "$CADIR/root.pem" \
+	-untrusted "$WORK/gen3.pem" -CRLfile "$WORK/crls.pem" "$WORK/dev-b.pem"
+check "openssl verify -crl_check_all refuses dev-b (issued by generation 3)" \
+	grep -q "certificate revoked" "$WORK/last.err"
+run certtool --crl-info --infile "$WORK/root.crl"
+check "certtool reads the root's CRL: one revoked certificate" \
+	grep -qi "Revoked certificates (1)" "$WORK/last.out"
 run hsmca --json cert list --issuer 3 --status valid
 check "cert list --issuer 3 --status valid: cli-b, dev-b and dev-c, nothing else" \
 	test "$(jq -r '.[] | select(.profile != "ocsp-responder") | .subject' "$WORK/last.out" | sort | tr '\n' ' ')" = "CN=cli-b CN=dev-b CN=dev-c "

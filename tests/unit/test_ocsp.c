@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "hsmca/issue.h"
 #include "hsmca/ocsp.h"
 #include "hsmca/store.h"
 #include "hsmca/util.h"
@@ -628,7 +629,9 @@ test_validity_bounds(void **state)
 		}
 	}
 
-	/* A responder certificate that ends before nextUpdate. */
+	/* A responder certificate that ends before nextUpdate (in a
+	 * generation's last days, its responder certificate ends with it):
+	 * the response ends with the certificate, it is not refused. */
 	assert_int_equal(ocsp_responder_cert_make(NULL, fx->ca_a, fx->key_a,
 	    EVP_sha256(), fx->key_r, NULL, fx->now, DAY, &short_resp, &e), 0);
 	s = fx->sign_a;
@@ -636,8 +639,29 @@ test_validity_bounds(void **state)
 	assert_int_equal(ocsp_unknown(&s, "0d01", NULL, fx->now, 12 * HOUR,
 	    &der, &len, &e), 0);
 	OPENSSL_free(der);
-	assert_int_equal(ocsp_unknown(&s, "0d01", NULL, fx->now, 2 * DAY,
+	for (int late = 0; late < 2; late++) {
+		time_t t = fx->now + (late ? DAY - 3 * HOUR : 0);
+		OCSP_BASICRESP *bs;
+		time_t rev, tu, nu;
+		int reason;
+
+		assert_int_equal(ocsp_unknown(&s, "0d01", NULL, t, 2 * DAY,
+		    &der, &len, &e), 0);
+		bs = parse(der, len);
+		status_of(bs, EVP_sha1(), fx->ca_a, "0d01", &reason, &rev,
+		    &tu, &nu);
+		assert_int_equal(tu, t);
+		assert_int_equal(nu, issue_asn1_time(X509_get0_notAfter(
+		    short_resp)));
+		OCSP_BASICRESP_free(bs);
+		OPENSSL_free(der);
+	}
+	/* Once it has ended, nothing is signed with it. */
+	err_clear(&e);
+	assert_int_equal(ocsp_unknown(&s, "0d01", NULL, fx->now + DAY, 0,
 	    &der, &len, &e), HSMCA_ERR_CA_STATE);
+	assert_null(der);
+	assert_non_null(strstr(e.msg, "not valid now"));
 	/* Nor one from another CA, nor a key that does not match. */
 	s.responder_cert = fx->resp_a;
 	s.issuer = fx->ca_b;

@@ -238,8 +238,10 @@ test_schema_version(void **state)
 	    "audit_checkpoint_no_delete,audit_checkpoint_no_update,"
 	    "audit_no_delete,audit_no_update,batch,"
 	    "ca_generation,cert,cert_change,cert_change_status,"
-	    "cert_csr_sha256,cert_issuer_status,cert_not_after,cert_revoked,"
-	    "crl_state,disallow,ocsp_responder");
+	    "cert_csr_sha256,cert_issuer_status,cert_not_after,"
+	    "cert_revocation_version,cert_revoked,crl_state,disallow,"
+	    "generation_revocation_version,ocsp_responder,"
+	    "revocation_version");
 	free(v);
 }
 
@@ -1261,6 +1263,65 @@ cert_expect(struct store *st, int64_t gen, const char *serial,
 	store_cert_free_fields(&c);
 }
 
+/* The revocation version of an issuer moves with every change of what
+ * its CRL lists, and with nothing else. */
+static void
+test_revocation_version(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	struct store_generation g;
+	int64_t root, g1, v, last;
+
+	root = gen_add(fx->st, STORE_GEN_ROOT, STORE_GEN_ACTIVE, "root");
+	gen_make(&g, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "g1");
+	g.parent_id = root;
+	assert_int_equal(store_insert_generation(fx->st, &g, &e), 0);
+	g1 = g.id;
+	store_generation_free_fields(&g);
+	assert_int_equal(store_revocation_version(fx->st, g1, &v, &e), 0);
+	assert_int_equal(v, 0);
+
+	/* Issuance: no change. */
+	cert_add(fx->st, g1, "0a01", "device", T0 + 365 * DAY);
+	cert_add(fx->st, g1, "0a02", "device", T0 + 365 * DAY);
+	assert_int_equal(store_revocation_version(fx->st, g1, &v, &e), 0);
+	assert_int_equal(v, 0);
+
+	/* Revoked, held, held for good, released: each one change. */
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0a01", 6, T0, NULL,
+	    &e), 0);
+	assert_int_equal(store_revocation_version(fx->st, g1, &last, &e), 0);
+	assert_true(last > 0);
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0a01", 1, T0 + DAY,
+	    NULL, &e), 0);
+	assert_int_equal(store_revocation_version(fx->st, g1, &v, &e), 0);
+	assert_true(v > last);
+	last = v;
+	/* Revoking it again changes nothing. */
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0a01", 1, T0 + DAY,
+	    NULL, &e), 0);
+	assert_int_equal(store_revocation_version(fx->st, g1, &v, &e), 0);
+	assert_int_equal(v, last);
+	assert_int_equal(store_revoke_cert(fx->st, g1, "0a02", 6, T0, NULL,
+	    &e), 0);
+	assert_int_equal(store_unhold_cert(fx->st, g1, "0a02", &e), 0);
+	assert_int_equal(store_revocation_version(fx->st, g1, &v, &e), 0);
+	assert_true(v >= last + 2);
+	/* The root's did not move... */
+	assert_int_equal(store_revocation_version(fx->st, root, &v, &e), 0);
+	assert_int_equal(v, 0);
+
+	/* ...until a generation it certified is revoked. */
+	assert_int_equal(store_get_generation(fx->st, g1, &g, &e), 0);
+	g.status = STORE_GEN_REVOKED;
+	g.revoked_at = T0 + DAY;
+	assert_int_equal(store_update_generation(fx->st, &g, &e), 0);
+	store_generation_free_fields(&g);
+	assert_int_equal(store_revocation_version(fx->st, root, &v, &e), 0);
+	assert_int_equal(v, 1);
+}
+
 static void
 test_revoke_cert(void **state)
 {
@@ -1851,6 +1912,9 @@ test_migrate_from_v1(void **state)
 	    " DROP TABLE audit_checkpoint; DROP TABLE batch;"
 	    " DROP TABLE ocsp_responder; DROP TABLE cert_change;"
 	    " DROP TRIGGER cert_change_status;"
+	    " DROP TABLE revocation_version;"
+	    " DROP TRIGGER cert_revocation_version;"
+	    " DROP TRIGGER generation_revocation_version;"
 	    " UPDATE cert SET status = 'revoked', revoked_at = 1767225601,"
 	    " revoke_reason = 1 WHERE serial = '01';"
 	    " PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
@@ -1960,6 +2024,7 @@ main(void)
 		T(test_integrity_check),
 		T(test_group_commit),
 		T(test_busy_waits),
+		T(test_revocation_version),
 		T(test_revoke_cert),
 		T(test_hold_unhold),
 		T(test_revoke_serials),
