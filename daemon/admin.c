@@ -167,9 +167,12 @@ admin_id_get(struct hsmcad *d, SSL *ssl, X509 *cert)
 	}
 	if (d->rt->admin_trust == NULL)
 		snprintf(c->reason, sizeof(c->reason), "none configured");
-	else
-		c->trusted = tls_verify_chain(d->rt->admin_trust, cert,
-		    untrusted, NULL, c->reason, sizeof(c->reason));
+	else if (tls_verify_chain(d->rt->admin_trust, cert, untrusted, &chain,
+	    c->reason, sizeof(c->reason)))
+		c->trusted = !tls_chain_via_issued_ca(d->rt, chain, c->reason,
+		    sizeof(c->reason));
+	sk_X509_pop_free(chain, X509_free);
+	chain = NULL;
 	if (tls_verify_chain(d->rt->ca_trust, cert, untrusted, &chain, reason,
 	    sizeof(reason)) && sk_X509_num(chain) >= 2 &&
 	    util_cert_sha1(sk_X509_value(chain, 1), c->issuer_sha1) == 0 &&

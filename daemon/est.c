@@ -352,6 +352,41 @@ id_shared_slot(struct runtime *rt, const unsigned char *key)
 }
 
 static int
+in_cacerts(const struct runtime *rt, X509 *x)
+{
+	for (int i = 0; i < sk_X509_num(rt->cacerts); i++)
+		if (X509_cmp(sk_X509_value(rt->cacerts, i), x) == 0)
+			return 1;
+	return 0;
+}
+
+int
+tls_chain_via_issued_ca(const struct runtime *rt, STACK_OF(X509) *chain,
+    char *why, size_t wlen)
+{
+	char *subj;
+
+	/* Intermediates only: the leaf is what is being identified, and
+	 * the trust anchor was put in the trust on purpose. */
+	for (int j = 1; j + 1 < sk_X509_num(chain); j++) {
+		X509 *x = sk_X509_value(chain, j);
+
+		if (!in_cacerts(rt, sk_X509_value(chain, j + 1)) ||
+		    in_cacerts(rt, x))
+			continue;
+		if (why != NULL && wlen > 0) {
+			subj = util_name_string(X509_get_subject_name(x));
+			snprintf(why, wlen, "its issuer '%.80s' is an edge CA "
+			    "this CA certified: it vouches for no identity "
+			    "here", subj != NULL ? subj : "?");
+			free(subj);
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static int
 id_cache_fresh(const struct est_id_cache *c, struct runtime *rt,
     int label_idx, time_t now)
 {
@@ -381,9 +416,12 @@ id_cache_verify(struct est_id_cache *c, struct runtime *rt, int label_idx,
 	 * explicitly (its bootstrap-ca names hsmca's CA) to enroll for a
 	 * different profile. */
 	if (label_idx >= 0 && rt->bootstrap[label_idx] != NULL &&
-	    tls_verify_chain(rt->bootstrap[label_idx], cert, untrusted, NULL,
-	    c->ca_ok ? NULL : c->why, c->ca_ok ? 0 : sizeof(c->why)))
+	    tls_verify_chain(rt->bootstrap[label_idx], cert, untrusted, &chain,
+	    c->ca_ok ? NULL : c->why, c->ca_ok ? 0 : sizeof(c->why)) &&
+	    !tls_chain_via_issued_ca(rt, chain, c->ca_ok ? NULL : c->why,
+	    c->ca_ok ? 0 : sizeof(c->why)))
 		c->boot_ok = 1;
+	sk_X509_pop_free(chain, X509_free);
 	log_debug("client chain verified: hsmca %s, label bootstrap %s",
 	    c->ca_ok ? "yes" : "no", c->boot_ok ? "yes" : "no");
 }

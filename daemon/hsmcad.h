@@ -252,6 +252,12 @@ STACK_OF(X509) *tls_peer_chain(SSL *ssl);
 int	tls_verify_chain(X509_STORE *trust, X509 *cert,
 	    STACK_OF(X509) *untrusted, STACK_OF(X509) **chain, char *reason,
 	    size_t rlen);
+/* 1 (and why) if a verified chain passes through a CA certificate that
+ * one of hsmca's own CA certificates (cacerts) issued and that is not
+ * one of them: an edge CA. Such a CA issues the certificates of its own
+ * devices and vouches for no operator or factory identity. */
+int	tls_chain_via_issued_ca(const struct runtime *rt,
+	    STACK_OF(X509) *chain, char *why, size_t wlen);
 
 /* CRLs: built on the signer, served over plain HTTP at /crl/GEN.crl. */
 int	crl_serve_start(struct hsmcad *d, struct hsmca_err *e);

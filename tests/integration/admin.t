@@ -142,6 +142,27 @@ expect_fail "a certificate from another CA (same name): refused" 6 \
 	"not from the operators' CA" as eve ca list
 expect_fail "a trusted certificate without a role: refused" 6 \
 	"no role for CN=mallory" as mallory ca list
+# A gateway's edge CA (CA:TRUE, pathlen 0, certified by this CA for the
+# gateway's own devices) signs an "alice" of its own. client-ca holds this
+# CA's chain, so the chain verifies; it is refused all the same.
+csr_b64 gw ec:P-256 /CN=gateway-7
+est_post edge/simpleenroll "$WORK/gw.b64" --cert "$WORK/dev-1.boot.pem" --key "$WORK/dev-1.boot.key"
+[ "$STATUS" = 200 ] || bail "edge CA enrollment ($STATUS)"
+p7_certs >"$WORK/gw.pem"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=alice \
+	-keyout "$WORK/fake-alice.key" -out "$WORK/fake-alice.csr" 2>/dev/null
+printf 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' >"$WORK/fake.ext"
+openssl x509 -req -in "$WORK/fake-alice.csr" -CA "$WORK/gw.pem" -CAkey "$WORK/gw.key" \
+	-CAcreateserial -days 5 -extfile "$WORK/fake.ext" -out "$WORK/fake-alice.pem" 2>/dev/null
+cat "$WORK/gw.pem" >>"$WORK/fake-alice.pem"
+openssl verify -CAfile "$CADIR/operators.pem" -untrusted "$WORK/gw.pem" "$WORK/fake-alice.pem" \
+	>/dev/null 2>&1 || bail "the forged chain does not even verify"
+gens=$(sqlite3 "$CADIR/hsmca.db" 'SELECT count(*) FROM ca_generation')
+expect_fail "an 'alice' signed by a gateway's edge CA: refused (403)" 6 "edge CA" \
+	"$HSMCA" --server "$SERVER" --cert "$WORK/fake-alice.pem" --key "$WORK/fake-alice.key" \
+	--cacert "$CADIR/root.pem" ca rotate
+check "... and nothing rotated" \
+	test "$(sqlite3 "$CADIR/hsmca.db" 'SELECT count(*) FROM ca_generation')" -eq "$gens"
 expect_ok "ops-bob (issued by hsmca) is an operator" as ops-bob cert list
 hsmca revoke "$BOB_SERIAL" --reason keyCompromise >/dev/null || bail "revoke ops-bob"
 expect_fail "... once revoked it cannot reach the admin API" 6 \
@@ -199,8 +220,9 @@ check "GET /metrics: 200" test "$STATUS" = 200
 check "... issued by profile" grep -q '^hsmca_certificates_issued_total{profile="device"} 1$' "$WORK/metrics.txt"
 check "... refused by profile and reason" \
 	grep -q '^hsmca_certificates_refused_total{profile="device",reason="bad_request"} 1$' "$WORK/metrics.txt"
-check "... a signing latency histogram" grep -q '^hsmca_signing_seconds_count 1$' "$WORK/metrics.txt"
-check "... its +Inf bucket equals the count" grep -q '^hsmca_signing_seconds_bucket{le="+Inf"} 1$' "$WORK/metrics.txt"
+# Two signatures: dev-1, and the gateway's edge CA above.
+check "... a signing latency histogram" grep -q '^hsmca_signing_seconds_count 2$' "$WORK/metrics.txt"
+check "... its +Inf bucket equals the count" grep -q '^hsmca_signing_seconds_bucket{le="+Inf"} 2$' "$WORK/metrics.txt"
 check "... every generation's status" \
 	grep -q '^hsmca_ca_generation_status{generation="2",kind="issuing",status="active"} 1$' "$WORK/metrics.txt"
 NA=$(openssl x509 -in "$CADIR/issuing-chain.pem" -noout -enddate | sed 's/notAfter=//')
