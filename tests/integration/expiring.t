@@ -63,7 +63,6 @@ check "without --kind: the expired certificate first, then generation 2" \
 run env HSMCA_NOW=$(( gen2_end + 3 * 86400 )) "$HSMCA" -c "$CONF" --json expiring --kind ca
 check "after its end generation 2 shows as expired with negative days" \
 	test "$(jq -r '.[0] | [.id, .status, .days_left, .expired] | join(",")' "$WORK/last.out")" = "2,expired,-3,true"
-
 run env HSMCA_NOW=$(( $(date +%s) + 3640 * 86400 )) "$HSMCA" -c "$CONF" --json expiring --within 30d --kind ca
 check "near the root's end both generations are listed, soonest first" \
 	test "$(jq -r 'map(.id) | join(",")' "$WORK/last.out")" = "2,1"
@@ -71,6 +70,18 @@ check "near the root's end both generations are listed, soonest first" \
 hsmca ca pop 2 --code exp-pop --out "$WORK/pop.pem" >/dev/null || bail "ca pop failed"
 run hsmca --json expiring --within 30d --kind cert
 check "a proof-of-possession certificate (2 days) is not listed" test "$(jq length "$WORK/last.out")" = 0
+
+# A rotation step marks it expired in the store (hsmcad does every five
+# minutes): it stays listed, and with nothing active it stays however
+# long ago it ended.
+HSMCA_NOW=$(( gen2_end + 3 * 86400 )) hsmca ca tick >/dev/null 2>&1 || bail "ca tick failed"
+run env HSMCA_NOW=$(( gen2_end + 3 * 86400 )) "$HSMCA" -c "$CONF" --json expiring --kind ca
+check "once a tick has marked it expired, it is still listed" \
+	test "$(jq -r '.[0] | [.id, .status, .days_left] | join(",")' "$WORK/last.out")" = "2,expired,-3"
+run env HSMCA_NOW=$(( gen2_end + 100 * 86400 )) "$HSMCA" -c "$CONF" --json expiring --within 30d --kind ca
+check "100 days later, with no active generation, too" \
+	test "$(jq -r '.[0] | [.id, .status, .days_left] | join(",")' "$WORK/last.out")" = "2,expired,-100"
+
 
 expect_fail "--kind other is a usage error" 2 "ca or cert" hsmca expiring --kind crl
 expect_fail "--within garbage is a usage error" 2 "not a duration" hsmca expiring --within soon
