@@ -1524,8 +1524,9 @@ store_active_generation(struct store *st, struct store_generation *out,
 	if ((s = stmt_get(st, STMT_GEN_ACTIVE, e)) == NULL)
 		goto out;
 	if ((rc = sqlite3_step(s)) == SQLITE_DONE) {
-		ret = err_set(e, HSMCA_ERR_CA_STATE, "no active CA generation; "
-		    "run `hsmca ca init`");
+		ret = err_set(e, HSMCA_ERR_CA_STATE, "no active CA generation "
+		    "(`hsmca ca init` for a new CA; `hsmca ca rotate`, then "
+		    "`hsmca ca activate` for one whose generations expired)");
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {

@@ -579,7 +579,9 @@ test_active_generation(void **state)
 	assert_int_equal(store_active_generation(fx->st, &got, &e),
 	    HSMCA_ERR_CA_STATE);
 	assert_string_equal(e.msg,
-	    "no active CA generation; run `hsmca ca init`");
+	    "no active CA generation (`hsmca ca init` for a new CA; "
+	    "`hsmca ca rotate`, then `hsmca ca activate` for one whose "
+	    "generations expired)");
 
 	/* An active root and an inactive issuing generation do not issue. */
 	gen_add(fx->st, STORE_GEN_ROOT, STORE_GEN_ACTIVE, "root");
