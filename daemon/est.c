@@ -27,6 +27,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
+#include "hsmca/ca.h"
 #include "hsmca/clock.h"
 #include "hsmca/csr.h"
 #include "hsmca/util.h"
@@ -475,8 +476,9 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 		id->kind = EST_ID_NONE;
 		return;
 	}
-	X509_NAME_get_text_by_NID(X509_get_subject_name(id->cert),
-	    NID_commonName, id->cn, sizeof(id->cn));
+	if (util_name_cn(X509_get_subject_name(id->cert), id->cn,
+	    sizeof(id->cn)) != 0)
+		id->cn[0] = '\0';
 	if ((subj = util_name_string(X509_get_subject_name(id->cert))) != NULL) {
 		snprintf(id->subject, sizeof(id->subject), "%s", subj);
 		free(subj);
@@ -494,7 +496,31 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 	    serial_to_hex(X509_get0_serialNumber(id->cert), serial) == 0 &&
 	    store_find_generation(r->d->st, c->ca_issuer_sha1, &g, NULL) == 0 &&
 	    store_get_cert(r->d->st, g.id, serial, &id->rec, NULL) == 0) {
+		enum store_gen_status gs = ca_effective_status(&g, clock_now());
+		char fp[UTIL_SHA256_HEX];
+
 		store_generation_free_fields(&g);
+		/* Its issuer may be a generation that was revoked (the
+		 * client sent it along; the root still verifies it): who
+		 * holds that key could mint any certificate with a
+		 * recorded serial. And the record is of this very
+		 * certificate, not of another with the same serial. */
+		if (gs != STORE_GEN_ACTIVE && gs != STORE_GEN_INACTIVE) {
+			id->kind = EST_ID_UNTRUSTED;
+			snprintf(id->reason, sizeof(id->reason), "client "
+			    "certificate %s is issued by CA generation %lld, "
+			    "which is %s", serial, (long long)id->rec.issuer_id,
+			    store_gen_status_name(gs));
+			return;
+		}
+		if (util_cert_sha256(id->cert, fp) != 0 ||
+		    strcmp(fp, id->rec.sha256) != 0) {
+			id->kind = EST_ID_UNTRUSTED;
+			snprintf(id->reason, sizeof(id->reason), "client "
+			    "certificate %s is not the one this CA issued "
+			    "with that serial", serial);
+			return;
+		}
 		if (id->rec.status != STORE_CERT_VALID) {
 			id->kind = EST_ID_UNTRUSTED;
 			snprintf(id->reason, sizeof(id->reason), "client "

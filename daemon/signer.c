@@ -285,12 +285,13 @@ check_cn(struct signer_job *job, const struct csr *csr)
 	char cn[256];
 	int n;
 
-	n = X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(csr->req),
-	    NID_commonName, cn, sizeof(cn));
-	if (n < 0 || strcmp(cn, job->id_cn) != 0) {
+	/* Decoded values, whatever their string type; an empty id_cn is
+	 * a client certificate without one usable CN: nothing matches. */
+	n = util_name_cn(X509_REQ_get_subject_name(csr->req), cn, sizeof(cn));
+	if (n != 0 || job->id_cn[0] == '\0' || strcmp(cn, job->id_cn) != 0) {
 		snprintf(job->reason, sizeof(job->reason), "CSR CN '%.200s' "
 		    "does not match the client certificate's CN '%.200s'",
-		    n < 0 ? "" : cn, job->id_cn);
+		    n != 0 ? "" : cn, job->id_cn);
 		job->status = 403;
 		return -1;
 	}

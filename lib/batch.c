@@ -1254,10 +1254,17 @@ batch_check_csr(struct store *st, const struct csr *csr, struct hsmca_err *e)
 {
 	char cn[256];
 
-	if (X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(csr->req),
-	    NID_commonName, cn, sizeof(cn)) < 0)
+	switch (util_name_cn(X509_REQ_get_subject_name(csr->req), cn,
+	    sizeof(cn))) {
+	case 0:
+		return store_disallow_check(st, cn, e);
+	case 1:
 		return 0;
-	return store_disallow_check(st, cn, e);
+	default:
+		return err_set(e, HSMCA_ERR_ARG, "the CSR's subject has a "
+		    "commonName that is repeated, does not decode or holds a "
+		    "NUL");
+	}
 }
 
 static int

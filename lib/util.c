@@ -179,6 +179,31 @@ util_bio_string(BIO *b, size_t *len)
 	return s;
 }
 
+int
+util_name_cn(const X509_NAME *n, char *out, size_t len)
+{
+	unsigned char *u = NULL;
+	int i, ulen, ret = -1;
+
+	if (len > 0)
+		out[0] = '\0';
+	if (n == NULL ||
+	    (i = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) < 0)
+		return 1;
+	if (X509_NAME_get_index_by_NID(n, NID_commonName, i) >= 0)
+		return -1;
+	ulen = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(
+	    X509_NAME_get_entry(n, i)));
+	if (ulen >= 0 && memchr(u, '\0', (size_t)ulen) == NULL &&
+	    (size_t)ulen < len) {
+		memcpy(out, u, (size_t)ulen);
+		out[ulen] = '\0';
+		ret = 0;
+	}
+	OPENSSL_free(u);
+	return ret;
+}
+
 char *
 util_name_string(const X509_NAME *n)
 {

@@ -30,6 +30,12 @@ int	util_cert_sha256(const X509 *x, char out[UTIL_SHA256_HEX]);
  * its length in *len (len may be NULL); NULL if out of memory. */
 char	*util_bio_string(BIO *b, size_t *len);
 
+/* The one commonName of n, decoded to UTF-8 whatever its string type,
+ * into out: 0; 1 if n has no CN; -1 if it has several, one that does
+ * not decode, holds a NUL or does not fit. Names are compared this way,
+ * never by their raw bytes. */
+int	util_name_cn(const X509_NAME *n, char *out, size_t len);
+
 /* X509_NAME as an RFC 2253 string (malloc'd), or NULL. */
 char	*util_name_string(const X509_NAME *n);
 

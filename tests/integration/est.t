@@ -74,6 +74,15 @@ refused_est "a client certificate from an untrusted CA" 403 "not trusted"
 # shellcheck disable=SC2086
 est_post simpleenroll "$WORK/dev2.b64" $BOOT
 refused_est "CSR CN differs from the bootstrap certificate's CN" 403 "does not match the client certificate's CN 'dev-1'"
+# CNs are compared decoded: a BMPString whose raw bytes spell the
+# bootstrap certificate's CN ("dev-12") is another name.
+bootstrap_cert dev-12
+printf '[req]\ndistinguished_name = dn\nstring_mask = MASK:0x800\n[dn]\n' >"$WORK/bmp.cnf"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/bmp.key" \
+	-utf8 -subj "/CN=摥瘭ㄲ" -config "$WORK/bmp.cnf" -outform DER -out "$WORK/bmp.der" 2>/dev/null
+base64 "$WORK/bmp.der" >"$WORK/bmp.b64"
+est_post simpleenroll "$WORK/bmp.b64" --cert "$WORK/dev-12.boot.pem" --key "$WORK/dev-12.boot.key"
+refused_est "a BMPString CN whose bytes spell the bootstrap CN 'dev-12'" 403 "does not match the client certificate's CN 'dev-12'"
 openssl req -in "$WORK/dev1.csr" -outform DER >"$WORK/dev1.der"
 printf 'not base64 at all!!' >"$WORK/junk.b64"
 # shellcheck disable=SC2086

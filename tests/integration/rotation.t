@@ -337,6 +337,12 @@ check "... and nothing recorded" \
 check "hsmcad notices and rebuilds cacerts" \
 	wait_log "CA generations changed: cacerts rebuilt with 2 certificates, active generation 0"
 check "cacerts: the root and 4" cacerts_are "$CADIR/root.pem" "$WORK/gen4.pem"
+# The root still verifies generation 5 when a client sends it along.
+cat "$WORK/dev-d.pem" "$WORK/gen5.pem" >"$WORK/dev-d.chain.pem"
+csr_b64 dev-d2 ec:P-256 /CN=dev-d
+est_post simplereenroll "$WORK/dev-d2.b64" --cert "$WORK/dev-d.chain.pem" --key "$WORK/dev-d.key"
+check "dev-d (issued by the revoked generation 5) cannot renew, even sending 5 along: 403" \
+	sh -c "test '$STATUS' = 403 && grep -q 'generation 5, which is revoked' '$WORK/last.out'"
 csr_b64 dev-e ec:P-256 /CN=dev-e
 est_post simpleenroll "$WORK/dev-e.b64" --cert "$WORK/dev-e.boot.pem" --key "$WORK/dev-e.boot.key"
 check "enrollment is refused: 503, no active generation" \

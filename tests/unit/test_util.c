@@ -312,6 +312,59 @@ test_bio_string(void **state)
 }
 
 static void
+test_name_cn(void **state)
+{
+	X509_NAME *n = X509_NAME_new();
+	char cn[16];
+	/* "dev-12" as the raw bytes of a BMPString: three other letters. */
+	static const unsigned char bmp[] = { 0x64, 0x65, 0x76, 0x2d, 0x31,
+	    0x32 };
+	static const unsigned char bmp_dev1[] = { 0, 'd', 0, 'e', 0, 'v', 0,
+	    '-', 0, '1' };
+
+	(void)state;
+	assert_non_null(n);
+	assert_int_equal(util_name_cn(n, cn, sizeof(cn)), 1);
+	assert_int_equal(X509_NAME_add_entry_by_NID(n, NID_organizationName,
+	    MBSTRING_UTF8, (const unsigned char *)"Example", -1, -1, 0), 1);
+	assert_int_equal(util_name_cn(n, cn, sizeof(cn)), 1);
+	assert_int_equal(X509_NAME_add_entry_by_NID(n, NID_commonName,
+	    V_ASN1_UTF8STRING, (const unsigned char *)"dev-1", -1, -1, 0), 1);
+	assert_int_equal(util_name_cn(n, cn, sizeof(cn)), 0);
+	assert_string_equal(cn, "dev-1");
+	/* Too long for the buffer. */
+	assert_int_equal(util_name_cn(n, cn, 5), -1);
+	/* Two CNs. */
+	assert_int_equal(X509_NAME_add_entry_by_NID(n, NID_commonName,
+	    V_ASN1_UTF8STRING, (const unsigned char *)"dev-2", -1, -1, 0), 1);
+	assert_int_equal(util_name_cn(n, cn, sizeof(cn)), -1);
+	X509_NAME_free(n);
+
+	/* A NUL inside. */
+	assert_non_null(n = X509_NAME_new());
+	assert_int_equal(X509_NAME_add_entry_by_NID(n, NID_commonName,
+	    V_ASN1_UTF8STRING, (const unsigned char *)"dev-1\0admin", 11, -1,
+	    0), 1);
+	assert_int_equal(util_name_cn(n, cn, sizeof(cn)), -1);
+	X509_NAME_free(n);
+
+	/* A BMPString is decoded, not read as bytes. */
+	assert_non_null(n = X509_NAME_new());
+	assert_int_equal(X509_NAME_add_entry_by_NID(n, NID_commonName,
+	    V_ASN1_BMPSTRING, bmp, sizeof(bmp), -1, 0), 1);
+	assert_int_equal(util_name_cn(n, cn, sizeof(cn)), 0);
+	assert_string_not_equal(cn, "dev-12");
+	assert_string_equal(cn, "\xe6\x91\xa5\xe7\x98\xad\xe3\x84\xb2");
+	X509_NAME_free(n);
+	assert_non_null(n = X509_NAME_new());
+	assert_int_equal(X509_NAME_add_entry_by_NID(n, NID_commonName,
+	    V_ASN1_BMPSTRING, bmp_dev1, sizeof(bmp_dev1), -1, 0), 1);
+	assert_int_equal(util_name_cn(n, cn, sizeof(cn)), 0);
+	assert_string_equal(cn, "dev-1");
+	X509_NAME_free(n);
+}
+
+static void
 test_name_string(void **state)
 {
 	EVP_PKEY *k = tu_keygen("ec:P-256");
@@ -1061,6 +1114,7 @@ main(void)
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_thumbprints),
 		cmocka_unit_test(test_bio_string),
+		cmocka_unit_test(test_name_cn),
 		cmocka_unit_test(test_name_string),
 		cmocka_unit_test(test_parse_name),
 		cmocka_unit_test(test_parse_duration),
