@@ -191,15 +191,27 @@ id_or_null(int64_t id)
 static int
 cmd_audit_verify(struct cli *c, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "store-only", no_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 }
+	};
 	struct audit_verify_result r;
 	char t[32];
 	json_t *o;
-	int ret;
+	int ch, store_only = 0, ret;
 
-	(void)argv;
-	if (argc != 1)
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 's')
+			return cli_usage(&cmd_audit_table[1]);
+		store_only = 1;
+	}
+	if (optind != argc)
 		return cli_usage(&cmd_audit_table[1]);
-	ret = audit_verify(c->st, &r, &c->err);
+	/* The checkpoints' keys come from the token, not from the store
+	 * that is being checked. */
+	if (!store_only && (ret = cli_open(c, CLI_NEED_HSM)) != CLI_EXIT_OK)
+		return ret;
+	ret = audit_verify(c->st, store_only ? NULL : c->hsm, &r, &c->err);
 	if (ret != 0 && ret != HSMCA_ERR_VERIFY)
 		return cli_error(c, ret);
 	if (c->json) {
@@ -306,11 +318,14 @@ const struct cli_cmd cmd_audit_table[] = {
 	  "  --checkpoints   the signed checkpoints instead of the records\n"
 	  "                  (--since and --limit apply to them)\n",
 	  CLI_NEED_STORE, cmd_audit_list },
-	{ "audit", "verify", "",
+	{ "audit", "verify", "[--store-only]",
 	  "check the audit log's hash chain and its signed checkpoints",
 	  "Recomputes every record's hash and link to the one before it, and\n"
 	  "checks every checkpoint's signature (with its CA generation's\n"
-	  "certificate) and that the record it names is in the log with the\n"
+	  "key as the token holds it: a generation and certificate written\n"
+	  "into the store by someone else sign nothing; --store-only trusts\n"
+	  "the certificates in the store instead, for a copy checked away\n"
+	  "from the token) and that the record it names is in the log with the\n"
 	  "hash it signed. An edited, deleted, reordered or inserted record,\n"
 	  "records cut from the end before the last checkpoint, and a\n"
 	  "checkpoint that does not match are reported by id (exit 1).\n"

@@ -233,6 +233,7 @@ enum ckpt_sig {
 	CKPT_SIG_NO_GEN,	/* its generation is not in the store */
 	CKPT_SIG_NO_CERT,	/* its generation has no certificate */
 	CKPT_SIG_ALG,		/* unknown algorithm, or not the key's */
+	CKPT_SIG_NOT_TOKEN,	/* its generation's key is not in the token */
 };
 
 struct ckpt_list {
@@ -250,6 +251,10 @@ struct gen_key {
 struct gen_keys {
 	struct gen_key	*v;
 	size_t		 n;
+	/* The token: a generation's key counts only if the token holds it,
+	 * since whoever can write the store can write a generation row and
+	 * a certificate of their own. NULL: the store's certificates. */
+	struct hsm	*h;
 };
 
 struct chain_state {
@@ -407,6 +412,19 @@ gen_key(struct store *st, struct gen_keys *gk, int64_t id, EVP_PKEY **pub,
 		    (k->pub = X509_get_pubkey(x)) == NULL)
 			k->why = CKPT_SIG_NO_CERT;
 	}
+	if (k->pub != NULL && gk->h != NULL) {
+		struct hsm_key *hk = NULL;
+
+		if (g.key_uri == NULL ||
+		    hsm_load_key(gk->h, g.key_uri, &hk, NULL) != 0 ||
+		    EVP_PKEY_eq(hsm_key_public(hk), k->pub) != 1) {
+			EVP_PKEY_free(k->pub);
+			k->pub = NULL;
+			k->why = CKPT_SIG_NOT_TOKEN;
+		}
+		hsm_key_free(hk);
+		ERR_clear_error();
+	}
 	X509_free(x);
 	store_generation_free_fields(&g);
 	gk->n++;
@@ -553,6 +571,10 @@ ckpt_report(const struct ckpt_list *l, struct audit_verify_result *res)
 		snprintf(m, mlen, "audit checkpoint %" PRId64 " names CA "
 		    "generation %" PRId64 ", which has no usable certificate",
 		    c->cp.id, c->cp.gen_id);
+	else if (c->sig_bad == CKPT_SIG_NOT_TOKEN)
+		snprintf(m, mlen, "audit checkpoint %" PRId64 " names CA "
+		    "generation %" PRId64 ", whose key is not in the token: "
+		    "it is not this CA's signature", c->cp.id, c->cp.gen_id);
 	else if (c->sig_bad == CKPT_SIG_ALG)
 		snprintf(m, mlen, "audit checkpoint %" PRId64 " was altered: "
 		    "'%s' is not a signature algorithm of CA generation %"
@@ -582,7 +604,7 @@ ckpt_report(const struct ckpt_list *l, struct audit_verify_result *res)
 }
 
 int
-audit_verify(struct store *st, struct audit_verify_result *res,
+audit_verify(struct store *st, struct hsm *h, struct audit_verify_result *res,
     struct hsmca_err *e)
 {
 	struct ckpt_list l;
@@ -595,6 +617,7 @@ audit_verify(struct store *st, struct audit_verify_result *res,
 	memset(res, 0, sizeof(*res));
 	memset(&l, 0, sizeof(l));
 	memset(&gk, 0, sizeof(gk));
+	gk.h = h;
 	memset(&cs, 0, sizeof(cs));
 	err_clear(&ce);
 	/* Checkpoints first: every record one names was appended before
@@ -786,6 +809,7 @@ audit_checkpoint(struct store *st, const struct audit_signer *as,
 	memset(out, 0, sizeof(*out));
 	memset(&cp, 0, sizeof(cp));
 	memset(&gk, 0, sizeof(gk));
+	gk.h = as->h;
 	err_clear(&ce);
 	if (as->key == NULL || as->cert == NULL || as->md == NULL ||
 	    !OBJ_find_sigid_by_algs(&sig_nid, EVP_MD_get_type(as->md),

@@ -88,14 +88,17 @@ struct audit_verify_result {
 
 /* Recompute the whole chain and check every checkpoint: numbered from 1
  * without gaps, signed by its generation's key (the certificate's public
- * key), and naming a record that exists with the hash it signed. 0 if
+ * key, which with h must be that of the key the token holds at the
+ * generation's key URI: a generation row and certificate written into
+ * the store by someone else sign nothing), and naming a record that
+ * exists with the hash it signed. 0 if
  * all of it holds; otherwise HSMCA_ERR_VERIFY with the first failure of
  * the chain and of the checkpoints in res (a bad_* id 0 where that part
  * holds) and in e (the chain's first). Records appended after the newest
  * checkpoint are covered by the chain alone: cutting them off is not
  * detectable. */
-int	audit_verify(struct store *st, struct audit_verify_result *res,
-	    struct hsmca_err *e);
+int	audit_verify(struct store *st, struct hsm *h,
+	    struct audit_verify_result *res, struct hsmca_err *e);
 
 /* ---- signed checkpoints ---- */
 

@@ -206,6 +206,8 @@ check "admin calls are audit-logged with the operator" \
 check "... as admin-call records" grep -q '"action": "admin-call"' "$WORK/audit.json"
 check "refused calls too" sh -c "grep -A6 'admin:CN=mallory' '$WORK/audit.json' | grep -q refuse"
 expect_ok "the chain still verifies" hsmca audit verify
+expect_ok "... and through the admin API, the checkpoints' keys from the appliance's token" \
+	as audrey audit verify
 
 # ---- metrics ----
 bootstrap_cert dev-1

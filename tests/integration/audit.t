@@ -235,4 +235,40 @@ check "... after SIGTERM" \
 	sh -c "sed -n '/SIGTERM/,\$p' '$CADIR/hsmcad.log' | grep -q 'audit checkpoint [0-9]*: record 6,'"
 expect_ok "... and audit verify passes" hsmca audit verify
 
+# Whoever can write the store re-signs every checkpoint with a key of
+# their own, under a generation row and certificate of their own: the
+# certificates in the store vouch for it, the token does not.
+if command -v python3 >/dev/null 2>&1; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$WORK/forger.key" -subj "/CN=hsmca Test Device CA old" -days 30 \
+		-outform DER -out "$WORK/forger.der" 2>/dev/null
+	python3 - "$CADIR/hsmca.db" "$WORK/forger.key" "$WORK/forger.der" <<'EOF_PY' || bail "forging failed"
+import sqlite3, struct, subprocess, sys
+db, key, der = sys.argv[1:4]
+c = sqlite3.connect(db)
+c.execute("DROP TRIGGER audit_checkpoint_no_update")
+c.execute("INSERT INTO ca_generation (id, kind, status, subject, cert_der,"
+          " created_at, sha1, sha256) VALUES (99, 'issuing', 'expired',"
+          " 'CN=hsmca Test Device CA old', ?, 0, 'f1', 'f2')",
+          (open(der, "rb").read(),))
+alg = b"ecdsa-with-SHA256"
+for cid, at, rid, h in c.execute("SELECT id, at, record_id, record_hash"
+                                 " FROM audit_checkpoint").fetchall():
+    msg = (b"hsmca-audit-checkpoint-1\0" + struct.pack(">QQQ", cid, at, rid) +
+           h + struct.pack(">QI", 99, len(alg)) + alg)
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key],
+                         input=msg, capture_output=True, check=True).stdout
+    c.execute("UPDATE audit_checkpoint SET gen_id = 99, sig_alg = ?,"
+              " signature = ? WHERE id = ?", (alg.decode(), sig, cid))
+c.commit()
+EOF_PY
+	expect_ok "audit verify --store-only trusts the store's certificates: fooled" \
+		hsmca audit verify --store-only
+	expect_fail "audit verify takes the keys from the token: the forgery is refused" 1 \
+		"generation 99, whose key is not in the token" hsmca audit verify
+else
+	ok "# SKIP python3 not installed: forged checkpoints"
+	ok "# SKIP python3 not installed: forged checkpoints"
+fi
+
 done_testing

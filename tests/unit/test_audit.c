@@ -122,7 +122,7 @@ verify(struct fixture *fx, struct audit_verify_result *res)
 	struct hsmca_err e = { 0 };
 	int ret;
 
-	ret = audit_verify(fx->st, res, &e);
+	ret = audit_verify(fx->st, NULL, res, &e);
 	if (ret == HSMCA_ERR_VERIFY)
 		assert_string_equal(e.msg, res->bad_record != 0 ?
 		    res->record_msg : res->checkpoint_msg);
