@@ -606,6 +606,12 @@ cmd_ca_rotate(struct cli *c, int argc, char **argv)
 		    r.root_id != 0 ? "signed by the root in the token" :
 		    "self-signed", clock_format(r.activate_at, when,
 		    sizeof(when)), (long long)r.gen_id);
+	if (r.status != STORE_GEN_PENDING && r.not_after <= r.activate_at)
+		fprintf(c->errout, "hsmca: warning: generation %lld ends at %s "
+		    "with the root, before it would become active: activate "
+		    "it sooner (`hsmca ca activate %lld`) and plan a new "
+		    "root\n", (long long)r.gen_id, clock_format(r.not_after,
+		    when, sizeof(when)), (long long)r.gen_id);
 	ca_rotate_result_free(&r);
 	return CLI_EXIT_OK;
 }

@@ -1054,6 +1054,7 @@ ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
 	out->root_id = mode == SIGNER_ROOT ? root.id : 0;
 	out->status = g.status;
 	out->activate_at = g.status == STORE_GEN_PENDING ? 0 : g.activate_at;
+	out->not_after = g.status == STORE_GEN_PENDING ? 0 : g.not_after;
 	ret = 0;
 out:
 	if (in_tx)
@@ -1365,7 +1366,18 @@ ca_rotation_tick(struct ca_ctx *c, time_t now, struct ca_events *ev,
 		    "%lld`) signed by your root, then `hsmca ca import-cert "
 		    "--gen %lld`", (long long)r.gen_id, (long long)r.gen_id,
 		    (long long)r.gen_id);
-	else
+	else if (r.not_after <= r.activate_at) {
+		char t2[32];
+
+		event_add(ev, CA_EVENT_CREATED, r.gen_id, "CA generation %lld "
+		    "created (%s), but it ends at %s with the root, before it "
+		    "would become active at %s: activate it sooner (`hsmca ca "
+		    "activate %lld`) and plan a new root", (long long)r.gen_id,
+		    r.root_id != 0 ? "signed by the root" : "self-signed",
+		    clock_format(r.not_after, t, sizeof(t)),
+		    clock_format(r.activate_at, t2, sizeof(t2)),
+		    (long long)r.gen_id);
+	} else
 		event_add(ev, CA_EVENT_CREATED, r.gen_id, "CA generation %lld "
 		    "created (%s), inactive until %s", (long long)r.gen_id,
 		    r.root_id != 0 ? "signed by the root" : "self-signed",

@@ -111,6 +111,8 @@ struct ca_rotate_result {
 	int64_t			 root_id;	/* the root that signed it; 0: none */
 	enum store_gen_status	 status;	/* inactive, or pending */
 	time_t			 activate_at;	/* 0 while pending */
+	time_t			 not_after;	/* 0 while pending; never past
+						   the root's */
 	char			*csr_pem;	/* pending: for the outside root */
 };
 

@@ -39,4 +39,18 @@ hsmca ca download 3 >"$WORK/gen3.pem"
 expect_ok "... under generation 3 (openssl verify)" \
 	openssl verify -attime "$HSMCA_NOW" -partial_chain -CAfile "$WORK/gen3.pem" "$WORK/dev-2.pem"
 
+# Near the root's end a new generation cannot outlive it: rotating 30
+# days before, the new one would become active after the root (and it)
+# ended. Made all the same, with a warning that says what to do.
+hsmca ca download 1 >"$WORK/root.pem"
+rend=$(date -d "$(openssl x509 -in "$WORK/root.pem" -noout -enddate | sed 's/.*=//')" +%s)
+HSMCA_NOW=$((rend - 30 * 86400))
+export HSMCA_NOW
+run hsmca ca rotate
+check "ca rotate 30 days before the root ends warns that generation 4 ends before it activates" \
+	grep -q "warning: generation 4 ends at .* with the root, before it would become active: activate it sooner (.hsmca ca activate 4.)" "$WORK/last.err"
+run hsmca --json ca show 4
+check "... its notAfter is the root's" \
+	test "$(date -d "$(jq -r .not_after "$WORK/last.out")" +%s)" -eq "$rend"
+
 done_testing
