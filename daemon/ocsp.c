@@ -32,10 +32,12 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
+#include <openssl/sha.h>
 
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
 #include "hsmca/ocsp.h"
+#include "hsmca/util.h"
 
 #include "hsmcad.h"
 #include "log.h"
@@ -808,24 +810,63 @@ miss_allowed(struct hsmcad *d)
 	return 1;
 }
 
+/* An HTTP date (RFC 9110 5.6.7). */
 static void
-reply(struct evhttp_request *req, const unsigned char *der, size_t len,
-    const char *what)
+http_date(time_t t, char *buf, size_t len)
 {
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+		snprintf(buf, len, "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
+/* A response, with RFC 5019 6.2's caching headers for a pre-signed one
+ * fetched with GET (tu, nu its thisUpdate and nextUpdate; 0: none): a
+ * cache may keep it until hsmcad would sign a fresher one. */
+static void
+reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
+    const char *what, time_t tu, time_t nu)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *body = evbuffer_new();
+	unsigned char md[SHA_DIGEST_LENGTH];
+	char v[128], hex[2 * SHA_DIGEST_LENGTH + 1];
+	time_t now = clock_now(), fresh;
 
 	if (body == NULL || evbuffer_add(body, der, len) != 0) {
 		evhttp_send_error(req, 500, NULL);
 		evbuffer_free(body);
 		return;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/ocsp-response");
+	evhttp_add_header(h, "Content-Type", "application/ocsp-response");
+	if (tu != 0 && nu > tu &&
+	    evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+		fresh = tu + (nu - tu) / 2 - now;
+		http_date(tu, v, sizeof(v));
+		evhttp_add_header(h, "Last-Modified", v);
+		http_date(nu, v, sizeof(v));
+		evhttp_add_header(h, "Expires", v);
+		SHA1(der, len, md);
+		util_hex(md, sizeof(md), hex);
+		snprintf(v, sizeof(v), "\"%s\"", hex);
+		evhttp_add_header(h, "ETag", v);
+		snprintf(v, sizeof(v), "max-age=%lld, public, no-transform, "
+		    "must-revalidate", (long long)(fresh > 0 ? fresh : 0));
+		evhttp_add_header(h, "Cache-Control", v);
+	}
 	evhttp_send_reply(req, 200, "OK", body);
 	evbuffer_free(body);
 	log_debug("client=- %s /ocsp 200 %s",
 	    evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "POST",
 	    what);
+}
+
+static void
+reply(struct evhttp_request *req, const unsigned char *der, size_t len,
+    const char *what)
+{
+	reply_cached(req, der, len, what, 0, 0);
 }
 
 /* An unsigned error response (malformedRequest, tryLater, ...). */
@@ -902,7 +943,8 @@ answer(struct hsmcad *d, struct evhttp_request *req, const unsigned char *r,
 		return;
 	}
 	if (der != NULL) {
-		reply(req, der, len, found ? "cached" : "refused");
+		reply_cached(req, der, len, found ? "cached" : "refused",
+		    found ? q.this_update : 0, found ? q.next_update : 0);
 		OPENSSL_free(der);
 		return;
 	}

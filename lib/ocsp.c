@@ -531,6 +531,7 @@ struct ocsp_issuer {
 struct ocsp_slot {
 	unsigned char	*der;		/* NULL: none */
 	size_t		 len;
+	time_t		 this_update;
 	time_t		 next_update;
 };
 
@@ -871,6 +872,7 @@ ocsp_cache_put(struct ocsp_cache *c, const unsigned char *der, size_t len,
 	OPENSSL_free(en->slot[k.slot].der);
 	en->slot[k.slot].der = copy;
 	en->slot[k.slot].len = len;
+	en->slot[k.slot].this_update = tu;
 	en->slot[k.slot].next_update = nu;
 	copy = NULL;
 	ret = 0;
@@ -1113,6 +1115,8 @@ ocsp_answer(struct ocsp_cache *c, const unsigned char *req, size_t reqlen,
 				memcpy(*der, sl->der, sl->len);
 				*len = sl->len;
 				*found = 1;
+				q->this_update = sl->this_update;
+				q->next_update = sl->next_update;
 			}
 		}
 	}

@@ -152,11 +152,13 @@ struct ocsp_due {
 int	ocsp_cache_due(struct ocsp_cache *c, time_t before, size_t max,
 	    struct ocsp_due **out, size_t *n, struct hsmca_err *e);
 
-/* What a request asked for that the cache could not answer. */
+/* What a request asked for that the cache could not answer; when it
+ * could, the answer's thisUpdate and nextUpdate (HTTP caching). */
 struct ocsp_query {
 	int64_t		gen_id;		/* 0: no generation of ours */
 	char		serial[SERIAL_HEX_MAX];
 	int		id_nid;		/* NID_sha1 or NID_sha256 */
+	time_t		this_update, next_update;
 };
 
 /* Answer a DER OCSPRequest from the cache alone (never the HSM):

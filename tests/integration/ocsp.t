@@ -118,11 +118,25 @@ check "a POST over 4 KiB is refused ($STATUS)" test "$STATUS" = 413
 # GET (RFC 6960 Appendix A): base64 of the DER request, URL-encoded.
 openssl ocsp -issuer "$WORK/gen2.pem" -cert "$WORK/dev2.pem" -reqout "$WORK/req.der" >/dev/null 2>&1
 enc=$(base64 -w0 "$WORK/req.der" | sed 's|+|%2B|g; s|/|%2F|g; s|=|%3D|g')
-STATUS=$(curl -s -o "$WORK/get.der" -w '%{http_code}' "$OCSP_URL/$enc")
+STATUS=$(curl -s -D "$WORK/get.hdr" -o "$WORK/get.der" -w '%{http_code}' "$OCSP_URL/$enc")
 check "GET /ocsp/<base64> is answered 200 ($STATUS)" test "$STATUS" = 200
 openssl ocsp -respin "$WORK/get.der" -issuer "$WORK/gen2.pem" -cert "$WORK/dev2.pem" \
 	-CAfile "$WORK/chain.pem" -resp_text >"$WORK/get.txt" 2>&1
 check "with the revoked status, verified" sh -c "grep -q 'dev2.pem: revoked' '$WORK/get.txt' && grep -q 'Response verify OK' '$WORK/get.txt'"
+# RFC 5019 6.2: what an HTTP cache needs, taken from the response itself.
+hdr() { sed -n "s/^$1: *//Ip" "$WORK/get.hdr" | tr -d '\r'; }
+nu=$(sed -n 's/^ *Next Update: //p' "$WORK/get.txt" | head -1)
+tu=$(sed -n 's/^ *This Update: //p' "$WORK/get.txt" | head -1)
+check "Expires is the response's nextUpdate" test "$(date -d "$(hdr Expires)" +%s)" -eq "$(date -d "$nu" +%s)"
+check "Last-Modified is its thisUpdate" test "$(date -d "$(hdr Last-Modified)" +%s)" -eq "$(date -d "$tu" +%s)"
+check "ETag is the SHA-1 of the response" \
+	test "$(hdr ETag)" = "\"$(openssl dgst -sha1 -r "$WORK/get.der" | cut -d' ' -f1)\""
+cc=$(hdr Cache-Control)
+age=$(echo "$cc" | sed -n 's/.*max-age=\([0-9]*\).*/\1/p')
+half=$(( ($(date -d "$nu" +%s) - $(date -d "$tu" +%s)) / 2 ))
+check "Cache-Control: public, no-transform, must-revalidate, max-age up to the refresh ($cc)" \
+	sh -c "echo '$cc' | grep -q 'public, no-transform, must-revalidate' &&
+		[ -n '$age' ] && [ '$age' -gt 0 ] && [ '$age' -le $half ]"
 STATUS=$(curl -s -o "$WORK/getbad.der" -w '%{http_code}' "$OCSP_URL/not-base64!")
 openssl ocsp -respin "$WORK/getbad.der" -resp_text -noverify >"$WORK/getbad.txt" 2>&1
 check "a GET of garbage is malformedRequest" grep -qi "malformedrequest" "$WORK/getbad.txt"
