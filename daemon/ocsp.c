@@ -32,12 +32,10 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
-#include <openssl/sha.h>
 
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
 #include "hsmca/ocsp.h"
-#include "hsmca/util.h"
 
 #include "hsmcad.h"
 #include "log.h"
@@ -810,29 +808,17 @@ miss_allowed(struct hsmcad *d)
 	return 1;
 }
 
-/* An HTTP date (RFC 9110 5.6.7). */
-static void
-http_date(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
-		snprintf(buf, len, "Thu, 01 Jan 1970 00:00:00 GMT");
-}
-
-/* A response, with RFC 5019 6.2's caching headers for a pre-signed one
- * fetched with GET (tu, nu its thisUpdate and nextUpdate; 0: none): a
- * cache may keep it until hsmcad would sign a fresher one. */
+/* A response, with RFC 5019 6.2's caching headers (made when it was
+ * cached) for a pre-signed one fetched with GET: a cache may keep it
+ * until hsmcad would sign a fresher one. */
 static void
 reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
-    const char *what, time_t tu, time_t nu)
+    const char *what, const struct ocsp_query *q)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *body = evbuffer_new();
-	unsigned char md[SHA_DIGEST_LENGTH];
-	char v[128], hex[2 * SHA_DIGEST_LENGTH + 1];
-	time_t now = clock_now(), fresh;
+	char cc[80];
+	time_t fresh;
 
 	if (body == NULL || evbuffer_add(body, der, len) != 0) {
 		evhttp_send_error(req, 500, NULL);
@@ -840,20 +826,16 @@ reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", "application/ocsp-response");
-	if (tu != 0 && nu > tu &&
+	if (q != NULL && q->next_update > q->this_update &&
 	    evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
-		fresh = tu + (nu - tu) / 2 - now;
-		http_date(tu, v, sizeof(v));
-		evhttp_add_header(h, "Last-Modified", v);
-		http_date(nu, v, sizeof(v));
-		evhttp_add_header(h, "Expires", v);
-		SHA1(der, len, md);
-		util_hex(md, sizeof(md), hex);
-		snprintf(v, sizeof(v), "\"%s\"", hex);
-		evhttp_add_header(h, "ETag", v);
-		snprintf(v, sizeof(v), "max-age=%lld, public, no-transform, "
+		fresh = q->this_update + (q->next_update - q->this_update) / 2 -
+		    clock_now();
+		evhttp_add_header(h, "Last-Modified", q->last_modified);
+		evhttp_add_header(h, "Expires", q->expires);
+		evhttp_add_header(h, "ETag", q->etag);
+		snprintf(cc, sizeof(cc), "max-age=%lld, public, no-transform, "
 		    "must-revalidate", (long long)(fresh > 0 ? fresh : 0));
-		evhttp_add_header(h, "Cache-Control", v);
+		evhttp_add_header(h, "Cache-Control", cc);
 	}
 	evhttp_send_reply(req, 200, "OK", body);
 	evbuffer_free(body);
@@ -866,7 +848,7 @@ static void
 reply(struct evhttp_request *req, const unsigned char *der, size_t len,
     const char *what)
 {
-	reply_cached(req, der, len, what, 0, 0);
+	reply_cached(req, der, len, what, NULL);
 }
 
 /* An unsigned error response (malformedRequest, tryLater, ...). */
@@ -944,7 +926,7 @@ answer(struct hsmcad *d, struct evhttp_request *req, const unsigned char *r,
 	}
 	if (der != NULL) {
 		reply_cached(req, der, len, found ? "cached" : "refused",
-		    found ? q.this_update : 0, found ? q.next_update : 0);
+		    found ? &q : NULL);
 		OPENSSL_free(der);
 		return;
 	}

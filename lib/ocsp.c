@@ -18,6 +18,7 @@
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "hsmca/issue.h"
@@ -533,7 +534,36 @@ struct ocsp_slot {
 	size_t		 len;
 	time_t		 this_update;
 	time_t		 next_update;
+	char		 last_modified[OCSP_HTTP_DATE];
+	char		 expires[OCSP_HTTP_DATE];
+	char		 etag[OCSP_ETAG];
 };
+
+/* An HTTP date (RFC 9110 5.6.7). */
+static void
+http_date(time_t t, char out[OCSP_HTTP_DATE])
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, OCSP_HTTP_DATE,
+	    "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+		snprintf(out, OCSP_HTTP_DATE, "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
+/* What an HTTP cache needs of a response, made once when it is cached
+ * rather than on every answer. */
+static void
+slot_http(struct ocsp_slot *sl)
+{
+	unsigned char md[SHA_DIGEST_LENGTH];
+	char hex[2 * SHA_DIGEST_LENGTH + 1];
+
+	http_date(sl->this_update, sl->last_modified);
+	http_date(sl->next_update, sl->expires);
+	SHA1(sl->der, sl->len, md);
+	util_hex(md, sizeof(md), hex);
+	snprintf(sl->etag, sizeof(sl->etag), "\"%s\"", hex);
+}
 
 struct ocsp_entry {
 	struct ocsp_entry	*next;
@@ -874,6 +904,7 @@ ocsp_cache_put(struct ocsp_cache *c, const unsigned char *der, size_t len,
 	en->slot[k.slot].len = len;
 	en->slot[k.slot].this_update = tu;
 	en->slot[k.slot].next_update = nu;
+	slot_http(&en->slot[k.slot]);
 	copy = NULL;
 	ret = 0;
 out:
@@ -1117,6 +1148,11 @@ ocsp_answer(struct ocsp_cache *c, const unsigned char *req, size_t reqlen,
 				*found = 1;
 				q->this_update = sl->this_update;
 				q->next_update = sl->next_update;
+				memcpy(q->last_modified, sl->last_modified,
+				    sizeof(q->last_modified));
+				memcpy(q->expires, sl->expires,
+				    sizeof(q->expires));
+				memcpy(q->etag, sl->etag, sizeof(q->etag));
 			}
 		}
 	}

@@ -154,11 +154,19 @@ int	ocsp_cache_due(struct ocsp_cache *c, time_t before, size_t max,
 
 /* What a request asked for that the cache could not answer; when it
  * could, the answer's thisUpdate and nextUpdate (HTTP caching). */
+#define OCSP_HTTP_DATE	32	/* "Thu, 01 Jan 1970 00:00:00 GMT" */
+#define OCSP_ETAG	43	/* the quoted hex SHA-1 of a response */
 struct ocsp_query {
 	int64_t		gen_id;		/* 0: no generation of ours */
 	char		serial[SERIAL_HEX_MAX];
 	int		id_nid;		/* NID_sha1 or NID_sha256 */
+	/* An answer's HTTP caching headers (RFC 5019 6.2), made when it
+	 * was cached: its thisUpdate and nextUpdate as HTTP dates, and
+	 * its ETag. */
 	time_t		this_update, next_update;
+	char		last_modified[OCSP_HTTP_DATE];
+	char		expires[OCSP_HTTP_DATE];
+	char		etag[OCSP_ETAG];
 };
 
 /* Answer a DER OCSPRequest from the cache alone (never the HSM):
