@@ -145,36 +145,22 @@ cmd_expiring(struct cli *c, int argc, char **argv)
 			ret = cli_error(c, ret);
 			goto out;
 		}
-		int issuing = 0;
-		size_t newest = ngens;
+		/* If nothing can issue, the generation issuance is stuck
+		 * on stays listed however long ago it expired. */
+		size_t stalled = ca_stalled_generation(gens, ngens, now);
 
-		/* Can anything issue? If not, the newest issuing
-		 * generation stays on the list once expired (a tick marks
-		 * it so), however long ago: the CA is down. */
-		for (size_t i = 0; i < ngens; i++) {
-			if (gens[i].kind != STORE_GEN_ISSUING ||
-			    gens[i].cert_der == NULL)
-				continue;
-			if (ca_effective_status(&gens[i], now) ==
-			    STORE_GEN_ACTIVE)
-				issuing = 1;
-			if (gens[i].status == STORE_GEN_EXPIRED &&
-			    (newest == ngens ||
-			    gens[i].not_after > gens[newest].not_after))
-				newest = i;
-		}
 		for (size_t i = 0; i < ngens; i++) {
 			const struct store_generation *g = &gens[i];
 
 			/* Pending ones have no notAfter, revoked ones no
 			 * longer matter; expired ones for as long as the
-			 * window reaches back, or while nothing issues. */
+			 * window reaches back. */
 			if (g->cert_der == NULL || g->not_after >= limit ||
 			    (g->status != STORE_GEN_ACTIVE &&
 			    g->status != STORE_GEN_INACTIVE &&
 			    (g->status != STORE_GEN_EXPIRED ||
 			    (g->not_after < now - (time_t)within &&
-			    (issuing || i != newest)))))
+			    i != stalled))))
 				continue;
 			if (rows_add(&rows, &nrows, &cap, g->not_after,
 			    row_json("ca", json_integer(g->id), g->id,

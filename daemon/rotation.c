@@ -159,6 +159,9 @@ has_successor(const struct store_generation *v, size_t n, int64_t gen_id,
 	return 0;
 }
 
+#define ACTION_NONE_ISSUED \
+	"nothing can be issued (hsmca ca rotate, then hsmca ca activate)"
+
 /* The expiry watch: a warning a day for a generation inside
  * ROTATION_WARN_WITHIN of its notAfter, an error a day once it has
  * expired: for ROTATION_WARN_WITHIN after, and for as long as it is the
@@ -168,25 +171,14 @@ static void
 rotation_watch(struct rotation *r, const struct store_generation *v,
     size_t n, time_t now)
 {
-	size_t last = n;
-	int issuing = 0;
+	size_t stalled = ca_stalled_generation(v, n, now);
 	char t[32];
 
-	for (size_t i = 0; i < n; i++) {
-		if (v[i].kind != STORE_GEN_ISSUING || v[i].cert_der == NULL)
-			continue;
-		if (ca_effective_status(&v[i], now) == STORE_GEN_ACTIVE)
-			issuing = 1;
-		if ((v[i].status == STORE_GEN_ACTIVE ||
-		    v[i].status == STORE_GEN_EXPIRED) &&
-		    (last == n || v[i].not_after > v[last].not_after))
-			last = i;
-	}
 	for (size_t i = 0; i < n; i++) {
 		const struct store_generation *g = &v[i];
 		enum store_gen_status s = ca_effective_status(g, now);
 		int active = g->kind == STORE_GEN_ISSUING &&
-		    (g->status == STORE_GEN_ACTIVE || (!issuing && i == last));
+		    (g->status == STORE_GEN_ACTIVE || i == stalled);
 
 		if (g->cert_der == NULL || s == STORE_GEN_REVOKED ||
 		    s == STORE_GEN_PENDING)
@@ -200,11 +192,9 @@ rotation_watch(struct rotation *r, const struct store_generation *v,
 			    (long long)g->id, g->subject, clock_format(
 			    g->not_after, t, sizeof(t)), !active ? "" :
 			    g->status == STORE_GEN_ACTIVE ? ": it is the "
-			    "active generation, nothing can be issued (hsmca "
-			    "ca rotate, then hsmca ca activate)" : ": it was "
-			    "the last active generation and none took over, "
-			    "nothing can be issued (hsmca ca rotate, then "
-			    "hsmca ca activate)");
+			    "active generation, " ACTION_NONE_ISSUED : ": it "
+			    "was the last active generation and none took "
+			    "over, " ACTION_NONE_ISSUED);
 		} else if (g->not_after - now <= ROTATION_WARN_WITHIN) {
 			if (!warn_due(r, g->id, now))
 				continue;

@@ -56,6 +56,24 @@ ca_effective_status(const struct store_generation *g, time_t now)
 	return g->status;
 }
 
+size_t
+ca_stalled_generation(const struct store_generation *v, size_t n, time_t now)
+{
+	size_t last = n;
+
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].kind != STORE_GEN_ISSUING || v[i].cert_der == NULL)
+			continue;
+		if (ca_effective_status(&v[i], now) == STORE_GEN_ACTIVE)
+			return n;
+		if ((v[i].status == STORE_GEN_ACTIVE ||
+		    v[i].status == STORE_GEN_EXPIRED) &&
+		    (last == n || v[i].not_after > v[last].not_after))
+			last = i;
+	}
+	return last;
+}
+
 /* The certificate of a stored generation; NULL if it has none or it
  * does not decode. */
 static X509 *

@@ -69,6 +69,12 @@ int	ca_issuer_pem(struct store *st, int64_t gen_id, char **pem,
  * past its notAfter shows as expired. */
 enum store_gen_status ca_effective_status(const struct store_generation *g,
 	    time_t now);
+/* The index in v of the generation issuance is stuck on: when no issuing
+ * generation is active at now, the newest that was active (still marked
+ * so, or marked expired by a rotation step) and that none took over; n
+ * if one is active, or none ever was. */
+size_t	ca_stalled_generation(const struct store_generation *v, size_t n,
+	    time_t now);
 
 /* ---- rotation ----
  *
