@@ -152,8 +152,8 @@ struct ocsp_due {
 int	ocsp_cache_due(struct ocsp_cache *c, time_t before, size_t max,
 	    struct ocsp_due **out, size_t *n, struct hsmca_err *e);
 
-/* What a request asked for that the cache could not answer; when it
- * could, the answer's thisUpdate and nextUpdate (HTTP caching). */
+/* What a request asked for that the cache could not answer, or what
+ * the answer it had needs for HTTP caching. */
 #define OCSP_HTTP_DATE	32	/* "Thu, 01 Jan 1970 00:00:00 GMT" */
 #define OCSP_ETAG	43	/* the quoted hex SHA-1 of a response */
 struct ocsp_query {
