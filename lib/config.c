@@ -113,6 +113,8 @@
 #include <arpa/inet.h>
 
 #include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "hsmca/config.h"
 #include "hsmca/util.h"
@@ -1794,6 +1796,78 @@ out:
 	return ret;
 }
 
+/*
+ * The names the appliance answers to, from its TLS certificate (its
+ * subjectAltName, else a host name in its CN), become names that no
+ * certificate below a CA profile's certificates may carry: a gateway's
+ * edge CA could otherwise sign a server certificate for the appliance
+ * that every client trusting hsmca's root would accept. No tls-cert
+ * file yet (a CA being set up) adds none; one that is there must read.
+ */
+static int
+config_own_names(struct config *cfg, struct hsmca_err *e)
+{
+	const char *path = cfg->daemon.tls_cert;
+	GENERAL_NAMES *names = NULL;
+	GENERAL_NAME *gn = NULL;
+	ASN1_IA5STRING *dns = NULL;
+	X509 *x = NULL;
+	FILE *fp = NULL;
+	char cn[256];
+	size_t i;
+	int ret = HSMCA_ERR_CONFIG;
+
+	if (path == NULL)
+		return 0;
+	for (i = 0; i < cfg->nprofiles && !cfg->profiles[i].is_ca; i++)
+		;
+	if (i == cfg->nprofiles)
+		return 0;
+	if ((fp = fopen(path, "r")) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		return err_set(e, ret, "tls-cert %s: %s (its names are kept "
+		    "out of CA profiles' certificates)", path,
+		    strerror(errno));
+	}
+	if ((x = PEM_read_X509(fp, NULL, NULL, NULL)) == NULL) {
+		ret = err_set_ssl(e, ret, "tls-cert %s: no certificate",
+		    path);
+		goto out;
+	}
+	names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	if (names == NULL && util_name_cn(X509_get_subject_name(x), cn,
+	    sizeof(cn)) == 0 && cn[0] != '\0' &&
+	    strspn(cn, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == strlen(cn)) {
+		if ((names = GENERAL_NAMES_new()) == NULL ||
+		    (gn = GENERAL_NAME_new()) == NULL ||
+		    (dns = ASN1_IA5STRING_new()) == NULL ||
+		    !ASN1_STRING_set(dns, cn, -1))
+			goto nomem;
+		GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+		dns = NULL;
+		if (!sk_GENERAL_NAME_push(names, gn))
+			goto nomem;
+		gn = NULL;
+	}
+	ret = 0;
+	for (i = 0; names != NULL && i < cfg->nprofiles && ret == 0; i++)
+		if (cfg->profiles[i].is_ca)
+			ret = profile_exclude_names(&cfg->profiles[i], names,
+			    e);
+	goto out;
+nomem:
+	ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+out:
+	ASN1_IA5STRING_free(dns);
+	GENERAL_NAME_free(gn);
+	GENERAL_NAMES_free(names);
+	X509_free(x);
+	fclose(fp);
+	return ret;
+}
+
 int
 config_load(const char *path, struct config **out, struct hsmca_err *e)
 {
@@ -1805,12 +1879,19 @@ config_load(const char *path, struct config **out, struct hsmca_err *e)
 	if (path == NULL) {
 		if ((ret = demo_home(&home, e)) != 0)
 			goto out;
-		ret = config_defaults(home, out, e);
-		goto out;
+		if ((ret = config_defaults(home, out, e)) != 0)
+			goto out;
+	} else {
+		if ((ret = util_read_file(path, CONFIG_MAX_SIZE, &buf, &len,
+		    e)) != 0 ||
+		    (ret = config_parse((const char *)buf, len, path, out,
+		    e)) != 0)
+			goto out;
 	}
-	if ((ret = util_read_file(path, CONFIG_MAX_SIZE, &buf, &len, e)) != 0)
-		goto out;
-	ret = config_parse((const char *)buf, len, path, out, e);
+	if ((ret = config_own_names(*out, e)) != 0) {
+		config_free(*out);
+		*out = NULL;
+	}
 out:
 	free(buf);
 	free(home);

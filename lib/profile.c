@@ -163,18 +163,71 @@ profile_free_fields(struct profile *p)
 		return;
 	free(p->name);
 	p->name = NULL;
+	NAME_CONSTRAINTS_free(p->excluded);
+	p->excluded = NULL;
 }
 
 int
 profile_copy(struct profile *dst, const struct profile *src)
 {
+	NAME_CONSTRAINTS *nc = NULL;
 	char *name = NULL;
 
-	if (src->name != NULL && (name = strdup(src->name)) == NULL)
+	if ((src->name != NULL && (name = strdup(src->name)) == NULL) ||
+	    (src->excluded != NULL && (nc = ASN1_item_dup(
+	    ASN1_ITEM_rptr(NAME_CONSTRAINTS), src->excluded)) == NULL)) {
+		free(name);
 		return HSMCA_ERR_ALLOC;
+	}
 	*dst = *src;
 	dst->name = name;
+	dst->excluded = nc;
 	return 0;
+}
+
+int
+profile_exclude_names(struct profile *p, const GENERAL_NAMES *names,
+    struct hsmca_err *e)
+{
+	GENERAL_SUBTREE *t = NULL;
+	unsigned char buf[32];
+	const GENERAL_NAME *gn;
+	ASN1_OCTET_STRING *ip;
+	int i, len = 0;
+
+	if (p->excluded == NULL &&
+	    ((p->excluded = NAME_CONSTRAINTS_new()) == NULL ||
+	    (p->excluded->excludedSubtrees = sk_GENERAL_SUBTREE_new_null())
+	    == NULL))
+		goto nomem;
+	for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+		gn = sk_GENERAL_NAME_value(names, i);
+		if (gn->type != GEN_DNS && gn->type != GEN_IPADD)
+			continue;
+		if (gn->type == GEN_IPADD &&
+		    (len = ASN1_STRING_length(gn->d.iPAddress)) != 4 &&
+		    len != 16)
+			continue;
+		if ((t = GENERAL_SUBTREE_new()) == NULL ||
+		    (t->base = GENERAL_NAME_dup(gn)) == NULL)
+			goto nomem;
+		/* An address subtree is the address and its mask (RFC 5280
+		 * 4.2.1.10): this one address only. */
+		if (gn->type == GEN_IPADD) {
+			ip = t->base->d.iPAddress;
+			memcpy(buf, ASN1_STRING_get0_data(ip), (size_t)len);
+			memset(buf + len, 0xff, (size_t)len);
+			if (!ASN1_OCTET_STRING_set(ip, buf, len * 2))
+				goto nomem;
+		}
+		if (!sk_GENERAL_SUBTREE_push(p->excluded->excludedSubtrees, t))
+			goto nomem;
+		t = NULL;
+	}
+	return 0;
+nomem:
+	GENERAL_SUBTREE_free(t);
+	return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 }
 
 static int
@@ -614,6 +667,12 @@ profile_apply(const struct profile *p, const struct csr *csr, X509 *cert,
 	if ((ret = set_basic_constraints(p, cert, e)) != 0 ||
 	    (ret = set_key_usage(p, cert, e)) != 0 ||
 	    (ret = set_ext_key_usage(p, cert, e)) != 0)
+		goto out;
+	/* Critical, as RFC 5280 4.2.1.10 requires of a CA. */
+	if (p->is_ca && p->excluded != NULL &&
+	    sk_GENERAL_SUBTREE_num(p->excluded->excludedSubtrees) > 0 &&
+	    (ret = ext_set(cert, NID_name_constraints, p->excluded, 1, e))
+	    != 0)
 		goto out;
 	ret = 0;
 out:

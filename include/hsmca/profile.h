@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "hsmca/err.h"
 
@@ -57,6 +58,11 @@ struct profile {
 	int		 require_cn;
 	unsigned int	 san_allowed;	/* PROFILE_SAN_*: anything else refused */
 	int		 require_san;
+	/* CA profiles: names no certificate below this CA may carry
+	 * (nameConstraints, excludedSubtrees); NULL: none. The appliance's
+	 * own names go here (config_load), so that a CA it issues cannot
+	 * make a certificate that passes for the appliance. */
+	NAME_CONSTRAINTS *excluded;
 };
 
 /* The built-in profiles: "device", "server", "edge-ca". Config sections
@@ -65,6 +71,11 @@ struct profile {
 void	profile_builtin(int idx, struct profile *out);	/* strdup'd name */
 void	profile_free_fields(struct profile *p);
 int	profile_copy(struct profile *dst, const struct profile *src);
+
+/* Add names (DNS names and IP addresses; others are skipped) to the
+ * subtrees p's certificates exclude. */
+int	profile_exclude_names(struct profile *p, const GENERAL_NAMES *names,
+	    struct hsmca_err *e);
 
 /* Name <-> bit tables for the config parser and printing. Each returns 0
  * and sets *bit, or -1 for an unknown name. */
@@ -81,7 +92,8 @@ char	*profile_subj_format(unsigned int mask, char *buf, size_t len);
 /* Apply the profile to cert (version, serial, issuer and public key are
  * set by the caller): subject and SAN from the CSR as the profile allows,
  * validity from now clamped to the issuer's notAfter, basicConstraints,
- * keyUsage, extendedKeyUsage. Refuses (HSMCA_ERR_POLICY, with a reason) a
+ * keyUsage, extendedKeyUsage, and for a CA profile with excluded names
+ * a critical nameConstraints. Refuses (HSMCA_ERR_POLICY, with a reason) a
  * CSR that asks for a name the profile does not allow, misses a required
  * name, or asks for CA:TRUE under a non-CA profile. The CSR's other
  * requested extensions are ignored. */

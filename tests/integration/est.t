@@ -187,6 +187,40 @@ check "the certificate is not for the CSR's key" test \
 	"$(openssl x509 -in "$WORK/skg.pem" -noout -pubkey 2>/dev/null)" != "$(openssl pkey -in "$WORK/gw.key" -pubout)"
 expect_ok "the serverkeygen certificate verifies" openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/ica.pem" "$WORK/skg.pem"
 
+# The gateway holds a CA key: it must not be able to pass for the
+# appliance. Its certificate excludes the names of hsmcad's own TLS
+# certificate, so a server certificate it signs for them fails with
+# every verifier that trusts hsmca's root.
+run openssl x509 -in "$WORK/skg.pem" -noout -ext nameConstraints
+check "the edge CA's nameConstraints are critical" grep -q "Name Constraints: critical" "$WORK/last.out"
+check "they exclude the appliance's DNS name" grep -q "DNS:localhost" "$WORK/last.out"
+check "and its address" grep -q "IP:127.0.0.1/255.255.255.255" "$WORK/last.out"
+cat "$WORK/ica.pem" "$WORK/skg.pem" >"$WORK/skg-chain.pem"
+forge_leaf() {
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$WORK/$1.key" -subj "/CN=$2" -addext "subjectAltName=$3" \
+		-out "$WORK/$1.csr" 2>/dev/null
+	openssl x509 -req -in "$WORK/$1.csr" -CA "$WORK/skg.pem" -CAkey "$WORK/skg.key" \
+		-CAcreateserial -days 1 -copy_extensions copy -out "$WORK/$1.pem" 2>/dev/null
+}
+forge_leaf fake-dns localhost DNS:localhost
+forge_leaf fake-ip 127.0.0.1 IP:127.0.0.1
+forge_leaf hub edgehub.gateway-7.example DNS:edgehub.gateway-7.example
+run openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/skg-chain.pem" "$WORK/fake-dns.pem"
+check "openssl refuses the edge CA's certificate for the appliance's name" \
+	grep -q "excluded subtree violation" "$WORK/last.err"
+run openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/skg-chain.pem" "$WORK/fake-ip.pem"
+check "and for its address" grep -q "excluded subtree violation" "$WORK/last.err"
+cat "$WORK/fake-dns.pem" "$WORK/skg-chain.pem" >"$WORK/fake-dns-chain.pem"
+run certtool --verify --load-ca-certificate "$CADIR/root.pem" --infile "$WORK/fake-dns-chain.pem"
+check "certtool refuses it too, for its name constraints" \
+	sh -c "test $RC -ne 0 && grep -qi 'constraint' '$WORK/last.out'"
+expect_ok "the edge CA still signs for the gateway's own names" \
+	openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/skg-chain.pem" "$WORK/hub.pem"
+cat "$WORK/hub.pem" "$WORK/skg-chain.pem" >"$WORK/hub-chain.pem"
+expect_ok "which certtool accepts" certtool --verify --load-ca-certificate "$CADIR/root.pem" \
+	--infile "$WORK/hub-chain.pem"
+
 # TLS versions.
 run sh -c "openssl s_client -connect 127.0.0.1:$PORT -tls1_1 </dev/null"
 check "TLS 1.1 is refused" test "$RC" -ne 0

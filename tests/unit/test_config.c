@@ -838,6 +838,24 @@ test_load_errors(void **state)
 	assert_null(cfg);
 	assert_int_equal(strncmp(e.msg, path, strlen(path)), 0);
 	assert_non_null(strstr(e.msg, ":2: sessions"));
+
+	/* The TLS certificate's names go into CA profiles: no file yet is
+	 * none, a file that is no certificate is an error. */
+	assert_non_null(fp = fopen(path, "w"));
+	fprintf(fp, "%s[daemon]\ntls-cert = %s/server.pem\n", BASE, dir);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(config_load(path, &cfg, &e), 0);
+	assert_null(config_profile(cfg, "edge-ca")->excluded);
+	config_free(cfg);
+	cfg = NULL;
+	snprintf(path, sizeof(path), "%s/server.pem", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("not a certificate\n", fp);
+	assert_int_equal(fclose(fp), 0);
+	snprintf(path, sizeof(path), "%s/bad.conf", dir);
+	assert_int_equal(config_load(path, &cfg, &e), HSMCA_ERR_CONFIG);
+	assert_null(cfg);
+	assert_non_null(strstr(e.msg, "server.pem: no certificate"));
 	tu_rmtree(dir);
 	free(dir);
 }

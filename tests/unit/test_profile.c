@@ -377,6 +377,74 @@ test_edge_ca(void **state)
 	profile_free_fields(&p);
 }
 
+/* The appliance's own names, kept out of everything below a CA profile's
+ * certificates: DNS names and addresses (with an all-ones mask), other
+ * name types skipped; a leaf profile carries no constraint. */
+static void
+test_excluded_names(void **state)
+{
+	struct fixture *f = *state;
+	struct hsmca_err e;
+	struct profile p, q, leaf;
+	GENERAL_NAMES *own;
+	NAME_CONSTRAINTS *nc;
+	GENERAL_SUBTREE *t;
+	const unsigned char *ip;
+	static const unsigned char want_ip[8] = {
+		10, 0, 0, 5, 0xff, 0xff, 0xff, 0xff
+	};
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	X509 *x;
+	int ret, crit;
+
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, NULL, NULL, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
+	    "DNS:ca.example.com,IP:10.0.0.5,URI:https://ca.example.com/");
+	assert_non_null(ext);
+	own = X509V3_EXT_d2i(ext);
+	assert_non_null(own);
+	X509_EXTENSION_free(ext);
+
+	builtin(2, &p, "edge-ca");
+	assert_int_equal(profile_exclude_names(&p, own, &e), 0);
+	assert_int_equal(profile_copy(&q, &p), 0);
+	assert_ptr_not_equal(q.excluded, p.excluded);
+	profile_free_fields(&p);
+	x = issue(f, &q, f->ca, NOW, "CN=edge-11", NULL, 1, &ret, &e);
+	if (x == NULL)
+		fail_msg("refused: %s", e.msg);
+	nc = X509_get_ext_d2i(x, NID_name_constraints, &crit, NULL);
+	assert_non_null(nc);
+	assert_int_equal(crit, 1);
+	assert_null(nc->permittedSubtrees);
+	assert_int_equal(sk_GENERAL_SUBTREE_num(nc->excludedSubtrees), 2);
+	t = sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, 0);
+	assert_int_equal(t->base->type, GEN_DNS);
+	assert_string_equal((const char *)ASN1_STRING_get0_data(
+	    t->base->d.dNSName), "ca.example.com");
+	t = sk_GENERAL_SUBTREE_value(nc->excludedSubtrees, 1);
+	assert_int_equal(t->base->type, GEN_IPADD);
+	assert_int_equal(ASN1_STRING_length(t->base->d.iPAddress), 8);
+	ip = ASN1_STRING_get0_data(t->base->d.iPAddress);
+	assert_memory_equal(ip, want_ip, sizeof(want_ip));
+	NAME_CONSTRAINTS_free(nc);
+	X509_free(x);
+	profile_free_fields(&q);
+
+	builtin(0, &leaf, "device");
+	assert_int_equal(profile_exclude_names(&leaf, own, &e), 0);
+	x = issue(f, &leaf, f->ca, NOW, "CN=dev-11", NULL, 0, &ret, &e);
+	if (x == NULL)
+		fail_msg("refused: %s", e.msg);
+	assert_int_equal(X509_get_ext_by_NID(x, NID_name_constraints, -1),
+	    -1);
+	X509_free(x);
+	profile_free_fields(&leaf);
+	GENERAL_NAMES_free(own);
+}
+
 static void
 test_ca_request_refused(void **state)
 {
@@ -659,6 +727,7 @@ main(void)
 		cmocka_unit_test(test_ca_request_refused),
 		cmocka_unit_test(test_names_refused),
 		cmocka_unit_test(test_validity),
+		cmocka_unit_test(test_excluded_names),
 		cmocka_unit_test(test_custom),
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_builtins),
