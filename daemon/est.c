@@ -776,13 +776,15 @@ est_enroll(struct est_req *r, int label_idx)
 	snprintf(job->profile, sizeof(job->profile), "%s", lb->profile);
 	job->op = r->op == EST_SERVERKEYGEN ? SIGNER_SERVERKEYGEN : SIGNER_ENROLL;
 	job->cn_match = lb->cn_match;
-	if (id.kind == EST_ID_ISSUED && r->op != EST_SERVERKEYGEN &&
-	    (r->op == EST_SIMPLEREENROLL ||
+	if (id.kind == EST_ID_ISSUED && (r->op == EST_SIMPLEREENROLL ||
 	    strcmp(id.rec.profile, lb->profile) == 0)) {
-		/* A renewal: the profile it was issued with, the same names. */
+		/* A renewal: the profile it was issued with, the same names;
+		 * with serverkeygen, a new key made here (an edge gateway
+		 * renewing the edge CA it got that way). */
 		GENERAL_NAMES *san;
 
-		job->op = SIGNER_RENEW;
+		if (r->op != EST_SERVERKEYGEN)
+			job->op = SIGNER_RENEW;
 		job->cn_match = 0;
 		snprintf(job->profile, sizeof(job->profile), "%s", id.rec.profile);
 		if ((n = i2d_X509_NAME(X509_get_subject_name(id.cert),

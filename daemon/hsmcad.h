@@ -75,7 +75,9 @@ struct signer_job {
 	/* authorization facts established by the front */
 	char		 id_cn[256];		/* authenticating certificate's CN */
 	int		 cn_match;		/* CSR CN must equal id_cn */
-	unsigned char	*renew_subject;		/* DER subject the CSR must carry */
+	unsigned char	*renew_subject;		/* DER subject the CSR must carry
+						   (SIGNER_RENEW, or a renewing
+						   SIGNER_SERVERKEYGEN); NULL: none */
 	size_t		 renew_subject_len;
 	unsigned char	*renew_san;		/* DER SAN the CSR must carry (NULL: none) */
 	size_t		 renew_san_len;

@@ -334,7 +334,9 @@ enroll_prepare(struct signer_job *job, struct enrollment *en)
 	}
 	if (job->cn_match && check_cn(job, en->csr) != 0)
 		return -1;
-	if (job->op == SIGNER_RENEW && check_renewal(job, en->csr) != 0)
+	/* A renewal, with a key of its own or one made here. */
+	if ((job->op == SIGNER_RENEW || job->renew_subject != NULL) &&
+	    check_renewal(job, en->csr) != 0)
 		return -1;
 	en->req.csr = en->csr;
 	if (job->op == SIGNER_SERVERKEYGEN) {

@@ -221,6 +221,25 @@ cat "$WORK/hub.pem" "$WORK/skg-chain.pem" >"$WORK/hub-chain.pem"
 expect_ok "which certtool accepts" certtool --verify --load-ca-certificate "$CADIR/root.pem" \
 	--infile "$WORK/hub-chain.pem"
 
+# The gateway renews the edge CA it got from serverkeygen the same way,
+# authenticated by it: same subject, a new key made here.
+SKG="--cert $WORK/skg.pem --key $WORK/skg.key"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/skg2.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $SKG \
+	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/gw.b64" "$EDGE/serverkeygen")
+check "an issued edge CA renews through serverkeygen: 200" test "$STATUS" = 200
+p7_certs "$WORK/skg2.out" 2 >"$WORK/skg2.pem"
+check "the renewed edge CA keeps the subject" test -s "$WORK/skg2.pem" -a \
+	"$(openssl x509 -in "$WORK/skg2.pem" -noout -subject 2>/dev/null)" = "$(openssl x509 -in "$WORK/skg.pem" -noout -subject)"
+check "with a new key" test \
+	"$(openssl x509 -in "$WORK/skg2.pem" -noout -pubkey 2>/dev/null)" != "$(openssl x509 -in "$WORK/skg.pem" -noout -pubkey)"
+expect_ok "and verifies" openssl verify -CAfile "$CADIR/root.pem" -untrusted "$WORK/ica.pem" "$WORK/skg2.pem"
+csr_b64 gw2 ec:P-256 "/CN=gateway-8 device CA"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $SKG \
+	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/gw2.b64" "$EDGE/serverkeygen")
+refused_est "a serverkeygen renewal for another subject" 400 "must keep the subject"
+
 # TLS versions.
 run sh -c "openssl s_client -connect 127.0.0.1:$PORT -tls1_1 </dev/null"
 check "TLS 1.1 is refused" test "$RC" -ne 0
