@@ -112,6 +112,7 @@
 
 #include <arpa/inet.h>
 
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -1802,7 +1803,10 @@ out:
  * certificate below a CA profile's certificates may carry: a gateway's
  * edge CA could otherwise sign a server certificate for the appliance
  * that every client trusting hsmca's root would accept. No tls-cert
- * file yet (a CA being set up) adds none; one that is there must read.
+ * file yet (a CA being set up) adds none. One that does not read fails
+ * no command but the issuance of a CA certificate (profile_apply), so
+ * that a server certificate renewed with `hsmca issue >tls-cert` (the
+ * shell empties the file first) or a broken file locks nothing else.
  */
 static int
 config_own_names(struct config *cfg, struct hsmca_err *e)
@@ -1813,10 +1817,11 @@ config_own_names(struct config *cfg, struct hsmca_err *e)
 	ASN1_IA5STRING *dns = NULL;
 	X509 *x = NULL;
 	FILE *fp = NULL;
-	char cn[256];
+	char cn[256], why[200];
 	size_t i;
-	int ret = HSMCA_ERR_CONFIG;
+	int ret = 0;
 
+	why[0] = '\0';
 	if (path == NULL)
 		return 0;
 	for (i = 0; i < cfg->nprofiles && !cfg->profiles[i].is_ca; i++)
@@ -1826,12 +1831,13 @@ config_own_names(struct config *cfg, struct hsmca_err *e)
 	if ((fp = fopen(path, "r")) == NULL) {
 		if (errno == ENOENT)
 			return 0;
-		return err_set(e, ret, "tls-cert %s: %s (its names are kept "
-		    "out of CA profiles' certificates)", path,
+		snprintf(why, sizeof(why), "tls-cert %s: %s", path,
 		    strerror(errno));
+		goto out;
 	}
 	if ((x = PEM_read_X509(fp, NULL, NULL, NULL)) == NULL) {
-		ret = err_set_ssl(e, ret, "tls-cert %s: no certificate",
+		ERR_clear_error();
+		snprintf(why, sizeof(why), "tls-cert %s holds no certificate",
 		    path);
 		goto out;
 	}
@@ -1843,28 +1849,33 @@ config_own_names(struct config *cfg, struct hsmca_err *e)
 		if ((names = GENERAL_NAMES_new()) == NULL ||
 		    (gn = GENERAL_NAME_new()) == NULL ||
 		    (dns = ASN1_IA5STRING_new()) == NULL ||
-		    !ASN1_STRING_set(dns, cn, -1))
-			goto nomem;
+		    !ASN1_STRING_set(dns, cn, -1)) {
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
 		GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
 		dns = NULL;
-		if (!sk_GENERAL_NAME_push(names, gn))
-			goto nomem;
+		if (!sk_GENERAL_NAME_push(names, gn)) {
+			ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto out;
+		}
 		gn = NULL;
 	}
-	ret = 0;
 	for (i = 0; names != NULL && i < cfg->nprofiles && ret == 0; i++)
 		if (cfg->profiles[i].is_ca)
 			ret = profile_exclude_names(&cfg->profiles[i], names,
 			    e);
-	goto out;
-nomem:
-	ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 out:
+	for (i = 0; why[0] != '\0' && i < cfg->nprofiles; i++)
+		if (cfg->profiles[i].is_ca)
+			snprintf(cfg->profiles[i].excluded_err,
+			    sizeof(cfg->profiles[i].excluded_err), "%s", why);
 	ASN1_IA5STRING_free(dns);
 	GENERAL_NAME_free(gn);
 	GENERAL_NAMES_free(names);
 	X509_free(x);
-	fclose(fp);
+	if (fp != NULL)
+		fclose(fp);
 	return ret;
 }
 

@@ -642,6 +642,12 @@ profile_apply(const struct profile *p, const struct csr *csr, X509 *cert,
 		    cert == NULL ? "certificate" : "issuer");
 		goto out;
 	}
+	if (p->is_ca && p->excluded_err[0] != '\0') {
+		ret = err_set(e, HSMCA_ERR_CONFIG, "profile %s: %s; a CA "
+		    "certificate is issued only with the appliance's names "
+		    "excluded", pname(p), p->excluded_err);
+		goto out;
+	}
 	if (csr != NULL && csr->req != NULL)
 		san = csr_get_san(csr);
 	if ((ret = check_csr(p, csr, san, e)) != 0)

@@ -63,6 +63,9 @@ struct profile {
 	 * own names go here (config_load), so that a CA it issues cannot
 	 * make a certificate that passes for the appliance. */
 	NAME_CONSTRAINTS *excluded;
+	/* Why those names are unknown (tls-cert does not read): such a
+	 * profile issues nothing until it does. "": known. */
+	char		 excluded_err[200];
 };
 
 /* The built-in profiles: "device", "server", "edge-ca". Config sections
@@ -93,7 +96,8 @@ char	*profile_subj_format(unsigned int mask, char *buf, size_t len);
  * set by the caller): subject and SAN from the CSR as the profile allows,
  * validity from now clamped to the issuer's notAfter, basicConstraints,
  * keyUsage, extendedKeyUsage, and for a CA profile with excluded names
- * a critical nameConstraints. Refuses (HSMCA_ERR_POLICY, with a reason) a
+ * a critical nameConstraints (refused, HSMCA_ERR_CONFIG, while
+ * excluded_err says they are unknown). Refuses (HSMCA_ERR_POLICY, with a reason) a
  * CSR that asks for a name the profile does not allow, misses a required
  * name, or asks for CA:TRUE under a non-CA profile. The CSR's other
  * requested extensions are ignored. */

@@ -431,6 +431,14 @@ test_excluded_names(void **state)
 	assert_memory_equal(ip, want_ip, sizeof(want_ip));
 	NAME_CONSTRAINTS_free(nc);
 	X509_free(x);
+
+	/* Names that could not be read: no CA certificate without them. */
+	snprintf(q.excluded_err, sizeof(q.excluded_err),
+	    "tls-cert /x.pem holds no certificate");
+	x = issue(f, &q, f->ca, NOW, "CN=edge-12", NULL, 1, &ret, &e);
+	assert_null(x);
+	assert_int_equal(ret, HSMCA_ERR_CONFIG);
+	assert_non_null(strstr(e.msg, "/x.pem holds no certificate"));
 	profile_free_fields(&q);
 
 	builtin(0, &leaf, "device");
