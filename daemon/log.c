@@ -29,10 +29,14 @@ vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 	char msg[2048];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* One event, one line, whatever the message quoted. */
-	for (char *p = msg; *p != '\0'; p++)
+	/* One event, one line, whatever the message quoted: a client's
+	 * names and paths are in it, and no control character of theirs
+	 * reaches an operator's terminal (UTF-8 passes). */
+	for (unsigned char *p = (unsigned char *)msg; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
+		else if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (log_syslog) {
 		if (suffix != NULL)
 			syslog(pri, "%s: %s", msg, suffix);

@@ -83,6 +83,19 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WO
 base64 "$WORK/bmp.der" >"$WORK/bmp.b64"
 est_post simpleenroll "$WORK/bmp.b64" --cert "$WORK/dev-12.boot.pem" --key "$WORK/dev-12.boot.key"
 refused_est "a BMPString CN whose bytes spell the bootstrap CN 'dev-12'" 403 "does not match the client certificate's CN 'dev-12'"
+# A client's name reaches the log line, its control characters do not
+# (an escape sequence would rewrite the operator's terminal).
+esc_cn=$(printf 'dev-1\033[2K\010\013\177x')
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/esc.key" \
+	-utf8 -subj "/CN=$esc_cn" -outform DER -out "$WORK/esc.der" 2>/dev/null
+base64 "$WORK/esc.der" >"$WORK/esc.b64"
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/esc.b64" $BOOT
+check "a CSR CN with control characters is refused (403)" test "$STATUS" = 403
+check "the log shows it with '?' for each control character" \
+	grep -q "CSR CN 'dev-1?\[2K???x'" "$CADIR/hsmcad.log"
+check "and no control character reaches the log" \
+	sh -c "! LC_ALL=C grep -q '[[:cntrl:]]' '$CADIR/hsmcad.log'"
 openssl req -in "$WORK/dev1.csr" -outform DER >"$WORK/dev1.der"
 printf 'not base64 at all!!' >"$WORK/junk.b64"
 # shellcheck disable=SC2086
