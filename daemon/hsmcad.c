@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <netdb.h>
@@ -238,6 +239,9 @@ sd_notify_state(const char *state)
 /* The front tells the parent, which tells systemd (Type=notify only
  * listens to the main process). */
 static int status_fd = -1;
+/* The signal mask hsmcad started with: each process restores it once
+ * its handlers are in place (until then, signals wait). */
+sigset_t hsmcad_startup_mask;
 
 static void
 front_status(char c)
@@ -508,6 +512,9 @@ front_main(struct hsmcad *d, struct config *cfg, struct listeners *ls,
 	    event_add(ev_term, NULL) || event_add(ev_int, NULL) ||
 	    event_add(ev_hup, NULL))
 		fatalx("signal events");
+	/* A SIGTERM or SIGHUP relayed during start-up waited until now. */
+	if (sigprocmask(SIG_SETMASK, &hsmcad_startup_mask, NULL) == -1)
+		fatal("sigprocmask");
 	/* From here on the front only serves (sandbox.c). */
 	if (sandbox_front(&e) != 0)
 		fatalx("%s", e.msg);
@@ -585,7 +592,7 @@ parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
 	struct pollfd pfd[2];
 	struct signalfd_siginfo si;
 	char c, st[128], buf[128];
-	int sfd, status, ret = 0, stopping = 0, ready = 0;
+	int sfd, status, ret = 0, stopping = 0, ready = 0, held = 0;
 	pid_t pid;
 
 	if ((sfd = signalfd(-1, set, SFD_CLOEXEC)) == -1)
@@ -612,6 +619,10 @@ parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
 				    "serving EST\nMAINPID=%ld", (long)getpid());
 				sd_notify_state(st);
 				ready = 1;
+				/* What came during the start-up, now that
+				 * the front takes it. */
+				if (held != 0 && front != -1)
+					(void)kill(front, held);
 			} else if (c == 'R')
 				sd_notify_state("READY=1");	/* reloaded */
 			else if (c == 'L')
@@ -629,7 +640,13 @@ parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
 			stopping = 1;
 			/* FALLTHROUGH */
 		case SIGHUP:
-			if (front != -1)
+			/* Until the front is ready it may still be root,
+			 * out of this process's reach: hold the signal (a
+			 * SIGTERM over a SIGHUP) and send it then. */
+			if (!ready && pfd[1].fd != -1) {
+				if (held != SIGTERM)
+					held = stopping ? SIGTERM : SIGHUP;
+			} else if (front != -1)
 				(void)kill(front, (int)si.ssi_signo == SIGINT ?
 				    SIGTERM : (int)si.ssi_signo);
 			break;
@@ -676,7 +693,7 @@ main(int argc, char *argv[])
 	struct listeners ls = { -1, -1, -1 };
 	const char *arg_config = NULL;
 	char abspath[PATH_MAX];
-	sigset_t set, oset;
+	sigset_t set;
 	pid_t signer, front, parent;
 	int ch, detach = 0, test = 0, verbose = 0, ret;
 	int sp[2], kp[2] = { -1, -1 }, status[2];
@@ -711,6 +728,24 @@ main(int argc, char *argv[])
 	if (test)
 		return check_config(d.config_path);
 
+	/* No core dump from any process: the signer logs in with the
+	 * PIN, and a fault before it changes credentials must not write
+	 * the PIN out. A change of credentials clears the flag; each
+	 * process sets it again after its own. */
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) == -1 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		err(1, "no core dumps");
+	/* Signals wait for each process's handlers: the parent's loop,
+	 * the front's event loop; the signer ignores them. A SIGHUP or
+	 * SIGTERM during start-up is taken when it is done. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, &hsmcad_startup_mask) == -1)
+		err(1, "sigprocmask");
+
 	log_init(0, verbose);
 	if (config_load(d.config_path, &cfg, &e) != 0)
 		fatalx("%s", e.msg);
@@ -743,20 +778,11 @@ main(int argc, char *argv[])
 	    pipe2(status, O_CLOEXEC) == -1)
 		fatal("socketpair");
 
-	/* Signals wait for the parent's loop; the children restore them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &set, &oset) == -1)
-		fatal("sigprocmask");
 	parent = getpid();
 
 	if ((signer = fork()) == -1)
 		fatal("fork");
 	if (signer == 0) {
-		sigprocmask(SIG_SETMASK, &oset, NULL);
 		close(sp[0]);
 		if (kp[0] != -1)
 			close(kp[0]);
@@ -773,7 +799,6 @@ main(int argc, char *argv[])
 	if ((front = fork()) == -1)
 		fatal("fork");
 	if (front == 0) {
-		sigprocmask(SIG_SETMASK, &oset, NULL);
 		close(status[0]);
 		status_fd = status[1];
 		front_main(&d, cfg, &ls, sp[0], kp[0], parent);

@@ -4,6 +4,7 @@
 #ifndef HSMCAD_H
 #define HSMCAD_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -169,6 +170,9 @@ void	link_metrics(struct link *l, struct evhttp_request *req);
 
 /* The signer process (signerd.c): never returns. fd is its end of the
  * front's channel, keyfd of the TLS key channel (-1: none). */
+/* The signal mask hsmcad started with (hsmcad.c). */
+extern sigset_t hsmcad_startup_mask;
+
 void	signerd_main(const char *config_path, struct config *cfg, int fd,
 	    int keyfd) __attribute__((noreturn));
 /* The front's TLS key when tls-key names a key in the token: a key whose

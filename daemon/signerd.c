@@ -283,6 +283,8 @@ signerd_main(const char *config_path, struct config *cfg, int fd, int keyfd)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_SETMASK, &hsmcad_startup_mask, NULL) == -1)
+		fatal("sigprocmask");
 
 	if (hsm_open(&cfg->hsm, &h, &e) != 0)
 		fatalx("%s", e.msg);

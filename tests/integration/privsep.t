@@ -160,4 +160,44 @@ HSMCAD_PID=
 check "SIGTERM: the daemon drains and exits 0 ($rc)" test "$rc" -eq 0
 check "both children are gone" sh -c "! kill -0 $FRONT 2>/dev/null && ! kill -0 $SIGNER 2>/dev/null"
 
+# A SIGHUP (a reload, a log rotation) while the daemon starts waits for
+# it: from the moment its main() has blocked signals (SigBlk shows
+# SIGHUP, bit 1) to the front's readiness, the daemon comes up and
+# reloads.
+# started_up PID: wait until PID has SIGHUP blocked.
+started_up() {
+	i=0
+	until [ $(( 0x$(awk '/^SigBlk:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0) & 2 )) -ne 0 ] ||
+		[ $i -ge 400 ]; do
+		i=$((i + 1)); sleep 0.005
+	done
+}
+for delay in 0 0.02 0.1 0.3; do
+	"$top_builddir/daemon/hsmcad" -c "$CONF" >"$CADIR/hsmcad.log" 2>&1 &
+	HSMCAD_PID=$!
+	started_up "$HSMCAD_PID"
+	sleep "$delay"
+	kill -HUP "$HSMCAD_PID"
+	i=0
+	until grep -q "reloaded:" "$CADIR/hsmcad.log" || [ $i -ge 600 ] ||
+		! kill -0 "$HSMCAD_PID" 2>/dev/null; do
+		i=$((i + 1)); sleep 0.05
+	done
+	check "a SIGHUP ${delay}s into the start-up: the daemon runs" kill -0 "$HSMCAD_PID"
+	check "and it reloaded once ready" grep -q "reloaded:" "$CADIR/hsmcad.log"
+	kill -TERM "$HSMCAD_PID"
+	wait "$HSMCAD_PID"; rc=$?
+	HSMCAD_PID=
+	check "then SIGTERM ends it with 0 ($rc)" test "$rc" -eq 0
+done
+# A SIGTERM during the start-up stops it cleanly once started.
+"$top_builddir/daemon/hsmcad" -c "$CONF" >"$CADIR/hsmcad.log" 2>&1 &
+HSMCAD_PID=$!
+started_up "$HSMCAD_PID"
+kill -TERM "$HSMCAD_PID"
+wait "$HSMCAD_PID"; rc=$?
+HSMCAD_PID=
+check "a SIGTERM during the start-up: exit 0 ($rc)" test "$rc" -eq 0
+check "no process is killed by it" sh -c "! grep -q 'killed by signal' '$CADIR/hsmcad.log'"
+
 done_testing
