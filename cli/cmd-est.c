@@ -354,6 +354,53 @@ ctype_is(const char *ctype, const char *want)
 	    (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
+/* The value of parameter name in a Content-Type, into out[len]: after the
+ * media type, "; name=value" pairs, the value a token or a quoted-string
+ * (RFC 9110 5.6.6). -1 when it is missing, malformed or too long. */
+static int
+ctype_param(const char *ctype, const char *name, char *out, size_t len)
+{
+	const char *p = strchr(ctype, ';'), *k;
+	size_t klen, n;
+	int match;
+
+	while (p != NULL && *p == ';') {
+		p++;
+		p += strspn(p, " \t");
+		k = p;
+		klen = strcspn(p, "=; \t");
+		p += klen;
+		if (*p++ != '=')
+			return -1;
+		match = klen == strlen(name) && strncasecmp(k, name, klen) == 0;
+		n = 0;
+		if (*p == '"') {
+			for (p++; *p != '"'; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				if (*p == '\0' || (match && n + 1 >= len))
+					return -1;
+				if (match)
+					out[n++] = *p;
+			}
+			p++;
+		} else {
+			for (; *p != '\0' && strchr("; \t", *p) == NULL; p++) {
+				if (match && n + 1 >= len)
+					return -1;
+				if (match)
+					out[n++] = *p;
+			}
+		}
+		if (match) {
+			out[n] = '\0';
+			return n > 0 ? 0 : -1;
+		}
+		p += strspn(p, " \t");
+	}
+	return -1;
+}
+
 /* The certificates of a 200 certs-only reply; a refusal otherwise. */
 static int
 reply_certs(const struct est_reply *r, STACK_OF(X509) **out,
@@ -742,23 +789,19 @@ skg_parts(const struct est_reply *r, const unsigned char **key,
     struct hsmca_err *e)
 {
 	const unsigned char *p, *end = r->body + r->len, *next, *hend, *body;
-	const char *b;
-	char delim[160];
-	size_t dlen, blen;
+	char b[70 + 1], delim[80];
+	size_t dlen;
 
 	*key = *p7 = NULL;
-	if (!ctype_is(r->ctype, "multipart/mixed") ||
-	    (b = strcasestr(r->ctype, "boundary=")) == NULL)
+	if (!ctype_is(r->ctype, "multipart/mixed"))
 		return err_set(e, HSMCA_ERR_ARG, "the server answered with "
 		    "Content-Type '%s', not multipart/mixed", r->ctype);
-	b += strlen("boundary=");
-	if (*b == '"')
-		b++;
-	blen = strcspn(b, "\"; ");
-	if (blen == 0 || blen > 70)
-		return err_set(e, HSMCA_ERR_ARG, "the multipart reply has a bad "
-		    "boundary");
-	dlen = (size_t)snprintf(delim, sizeof(delim), "--%.*s", (int)blen, b);
+	/* RFC 2046 5.1.1: 1 to 70 characters, not ending in a space. */
+	if (ctype_param(r->ctype, "boundary", b, sizeof(b)) != 0 ||
+	    b[strlen(b) - 1] == ' ')
+		return err_set(e, HSMCA_ERR_ARG, "the multipart reply has no "
+		    "usable boundary parameter");
+	dlen = (size_t)snprintf(delim, sizeof(delim), "--%s", b);
 	if ((p = memmem(r->body, r->len, delim, dlen)) == NULL)
 		return err_set(e, HSMCA_ERR_ARG, "the multipart reply has no "
 		    "parts");
