@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -447,31 +448,40 @@ get_cacerts(struct est_client *ec, STACK_OF(X509) **out,
 	return ret;
 }
 
-/* x verifies up to a self-signed certificate among cacerts, at the
- * injectable clock; with chain, the path found (x first, the root
- * last). */
+/* x verifies, at the injectable clock, up to a trust anchor in the
+ * cacert file (--cacert); the certificates of cacerts and of more may
+ * serve as intermediates, never as anchors. With chain, the path found
+ * (x first, the anchor last). */
 static int
-check_chain(X509 *x, STACK_OF(X509) *cacerts, STACK_OF(X509) **chain,
-    struct hsmca_err *e)
+check_chain(X509 *x, const char *cacert, STACK_OF(X509) *cacerts,
+    STACK_OF(X509) *more, STACK_OF(X509) **chain, struct hsmca_err *e)
 {
 	X509_STORE *trust = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	STACK_OF(X509) *from[] = { cacerts, more };
 	int ret = HSMCA_ERR_ALLOC;
 
 	if (trust == NULL || ctx == NULL || untrusted == NULL) {
 		err_set(e, ret, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < sk_X509_num(cacerts); i++) {
-		X509 *ca = sk_X509_value(cacerts, i);
-
-		if (X509_self_signed(ca, 0) == 1 ? !X509_STORE_add_cert(trust,
-		    ca) : !sk_X509_push(untrusted, ca)) {
-			err_set(e, ret, "out of memory");
-			goto out;
-		}
+	if (X509_STORE_load_file(trust, cacert) != 1) {
+		ret = err_set_ssl(e, HSMCA_ERR_ARG, "%s: no trust anchors",
+		    cacert);
+		goto out;
 	}
+	for (size_t f = 0; f < sizeof(from) / sizeof(from[0]); f++)
+		for (int i = 0; i < sk_X509_num(from[f]); i++) {
+			X509 *ca = sk_X509_value(from[f], i);
+
+			if (ca == x || X509_self_signed(ca, 0) == 1)
+				continue;
+			if (!sk_X509_push(untrusted, ca)) {
+				err_set(e, ret, "out of memory");
+				goto out;
+			}
+		}
 	if (!X509_STORE_CTX_init(ctx, trust, x, untrusted)) {
 		err_set(e, ret, "out of memory");
 		goto out;
@@ -479,7 +489,7 @@ check_chain(X509 *x, STACK_OF(X509) *cacerts, STACK_OF(X509) **chain,
 	X509_STORE_CTX_set_time(ctx, 0, clock_now());
 	if (X509_verify_cert(ctx) != 1) {
 		ret = err_set(e, HSMCA_ERR_VERIFY, "the new certificate does "
-		    "not chain to the CA certificates (cacerts): %s",
+		    "not chain to a trust anchor in %s: %s", cacert,
 		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		goto out;
 	}
@@ -494,6 +504,105 @@ out:
 	sk_X509_free(untrusted);
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(trust);
+	return ret;
+}
+
+/* What a certificate the server issued must be: for the subject
+ * requested and, when the request had one, its subjectAltName; for a
+ * device (enroll, reenroll, renew), an end entity for TLS client
+ * authentication. serverkeygen may bring a CA (an edge CA). */
+struct est_want {
+	const X509_NAME	*subject;
+	GENERAL_NAMES	*san;		/* owned; NULL: not checked */
+	int		 device;
+};
+
+static void
+want_clear(struct est_want *w)
+{
+	GENERAL_NAMES_free(w->san);
+	memset(w, 0, sizeof(*w));
+}
+
+/* Every name of a is in b. */
+static int
+san_within(GENERAL_NAMES *a, GENERAL_NAMES *b)
+{
+	for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
+		int found = 0;
+
+		for (int j = 0; !found && j < sk_GENERAL_NAME_num(b); j++)
+			found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i),
+			    sk_GENERAL_NAME_value(b, j)) == 0;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* The subject of x for a message: a server chose it, so only printable
+ * characters. */
+static char *
+subject_text(X509 *x)
+{
+	char *s = util_name_string(X509_get_subject_name(x));
+
+	for (char *p = s; p != NULL && *p != '\0'; p++)
+		if (!isprint((unsigned char)*p))
+			*p = '?';
+	return s;
+}
+
+/* x, the certificate the server issued, is what was asked for (w) and
+ * chains to --cacert (check_chain); with chain, the path found. */
+static int
+issued_check(X509 *x, const struct est_want *w, const char *cacert,
+    STACK_OF(X509) *cacerts, STACK_OF(X509) *more, STACK_OF(X509) **chain,
+    struct hsmca_err *e)
+{
+	GENERAL_NAMES *san = NULL;
+	char *subj = NULL;
+	int ret;
+
+	if ((ret = check_chain(x, cacert, cacerts, more, chain, e)) != 0)
+		return ret;
+	ret = HSMCA_ERR_VERIFY;
+	if (X509_NAME_cmp(X509_get_subject_name(x), w->subject) != 0) {
+		subj = subject_text(x);
+		err_set(e, ret, "the new certificate is for '%s', not the "
+		    "subject requested", subj != NULL ? subj : "?");
+		goto out;
+	}
+	if (w->san != NULL && ((san = X509_get_ext_d2i(x, NID_subject_alt_name,
+	    NULL, NULL)) == NULL || !san_within(w->san, san) ||
+	    !san_within(san, w->san))) {
+		err_set(e, ret, "the new certificate's subjectAltName is not "
+		    "the one requested");
+		goto out;
+	}
+	/* CA:TRUE whatever its keyUsage (X509_check_ca alone says 0 for a
+	 * CA without keyCertSign), or a CA by any other sign. */
+	if (w->device && ((X509_get_extension_flags(x) & EXFLAG_CA) != 0 ||
+	    X509_check_ca(x) != 0)) {
+		err_set(e, ret, "the new certificate is a CA certificate; a "
+		    "device's must be CA:FALSE");
+		goto out;
+	}
+	if (w->device && X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT,
+	    0) != 1) {
+		err_set(e, ret, "the new certificate is not for TLS client "
+		    "authentication (its extendedKeyUsage or keyUsage)");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0 && chain != NULL) {
+		sk_X509_pop_free(*chain, X509_free);
+		*chain = NULL;
+	}
+	ERR_clear_error();
+	GENERAL_NAMES_free(san);
+	free(subj);
 	return ret;
 }
 
@@ -586,47 +695,30 @@ out:
 	return ret;
 }
 
-/* --chain: the CA certificates, fetched before anything is issued, so
- * that the new certificate's chain can be written after it. */
+/* The CA certificates, fetched before anything is issued: the new
+ * certificate is checked against --cacert through them, and with --chain
+ * written followed by the ones it chains through. */
 static int
-chain_cacerts(struct cli *c, const struct est_args *a, struct est_client *ec,
-    STACK_OF(X509) **cacerts)
+est_cacerts(struct cli *c, struct est_client *ec, STACK_OF(X509) **cacerts)
 {
 	int ret;
 
-	*cacerts = NULL;
-	if (a->opt[O_CHAIN] != NULL &&
-	    (ret = get_cacerts(ec, cacerts, &c->err)) != 0)
+	if ((ret = get_cacerts(ec, cacerts, &c->err)) != 0)
 		return cli_error(c, ret);
 	return CLI_EXIT_OK;
 }
 
-/* The PEM to write for x: with cacerts (--chain), followed by the CA
- * certificates it chains through. */
+/* x, then the CA certificates of chain (check_chain's) it chains
+ * through, the root left out, written atomically. */
 static int
-out_pem(X509 *x, STACK_OF(X509) *cacerts, char **pem, size_t *len,
-    struct hsmca_err *e)
-{
-	STACK_OF(X509) *chain = NULL;
-	int ret;
-
-	if (cacerts != NULL && (ret = check_chain(x, cacerts, &chain, e)) != 0)
-		return ret;
-	ret = cert_pem(x, chain, pem, len, e);
-	sk_X509_pop_free(chain, X509_free);
-	return ret;
-}
-
-/* out_pem's PEM for x, written atomically. */
-static int
-cert_write(const char *path, X509 *x, STACK_OF(X509) *cacerts, int mode,
+cert_write(const char *path, X509 *x, STACK_OF(X509) *chain, int mode,
     struct hsmca_err *e)
 {
 	char *pem = NULL;
 	size_t len = 0;
 	int ret;
 
-	if ((ret = out_pem(x, cacerts, &pem, &len, e)) != 0)
+	if ((ret = cert_pem(x, chain, &pem, &len, e)) != 0)
 		return ret;
 	ret = util_write_file_atomic(path, pem, len, mode, e);
 	free(pem);
@@ -634,15 +726,15 @@ cert_write(const char *path, X509 *x, STACK_OF(X509) *cacerts, int mode,
 }
 
 /* POST req to op and write the certificate for pub to out (and newkey,
- * when there is one, to keyfile first); with cacerts (--chain), the CA
- * certificates it chains through after it. */
+ * when there is one, to keyfile first), once it is what w asks for; with
+ * chain (--chain), the CA certificates it chains through after it. */
 static int
-enroll_finish(struct cli *c, struct est_client *ec, const char *op,
-    X509_REQ *req, EVP_PKEY *pub, EVP_PKEY *newkey, const char *keyfile,
-    const char *out, STACK_OF(X509) *cacerts)
+enroll_finish(struct cli *c, const struct est_args *a, struct est_client *ec,
+    const char *op, X509_REQ *req, const struct est_want *w, EVP_PKEY *pub,
+    EVP_PKEY *newkey, const char *keyfile, STACK_OF(X509) *cacerts)
 {
 	struct est_reply r;
-	STACK_OF(X509) *certs = NULL;
+	STACK_OF(X509) *certs = NULL, *chain = NULL;
 	X509 *x = NULL;
 	char *pem = NULL;
 	size_t len = 0;
@@ -652,19 +744,23 @@ enroll_finish(struct cli *c, struct est_client *ec, const char *op,
 	if ((ret = est_post_csr(ec, op, req, &r, &c->err)) != 0 ||
 	    (ret = reply_certs(&r, &certs, &c->err)) != 0 ||
 	    (ret = certs_find(certs, pub, &x, &c->err)) != 0 ||
-	    (ret = out_pem(x, cacerts, &pem, &len, &c->err)) != 0 ||
+	    (ret = issued_check(x, w, a->opt[O_CACERT], cacerts, certs,
+	    &chain, &c->err)) != 0 ||
+	    (ret = cert_pem(x, a->opt[O_CHAIN] != NULL ? chain : NULL, &pem,
+	    &len, &c->err)) != 0 ||
 	    (newkey != NULL && (ret = key_write(keyfile, newkey,
 	    &c->err)) != 0)) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
-	if ((ret = cli_write_output(c, out, pem, len)) != CLI_EXIT_OK)
+	if ((ret = cli_write_output(c, a->opt[O_OUT], pem, len)) != CLI_EXIT_OK)
 		goto out;
-	print_cert(c, x, out, newkey != NULL ? keyfile : NULL);
+	print_cert(c, x, a->opt[O_OUT], newkey != NULL ? keyfile : NULL);
 	ret = CLI_EXIT_OK;
 out:
 	free(pem);
 	X509_free(x);
+	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(certs, X509_free);
 	est_reply_free(&r);
 	return ret;
@@ -674,6 +770,7 @@ static int
 cmd_est_enroll(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
+	struct est_want w;
 	struct est_client *ec = NULL;
 	STACK_OF(X509) *cacerts = NULL;
 	struct csr *csr = NULL;
@@ -698,6 +795,8 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 		    "or --subject [--san] --new-key");
 		return est_usage(EST_CMD_ENROLL);
 	}
+	memset(&w, 0, sizeof(w));
+	w.device = 1;
 	if (a.opt[O_CSR] != NULL) {
 		if ((ret = util_read_file(a.opt[O_CSR], CSR_MAX_SIZE, &buf,
 		    &len, &c->err)) != 0 ||
@@ -705,6 +804,8 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 			ret = cli_error(c, ret);
 			goto out;
 		}
+		w.subject = X509_REQ_get_subject_name(csr->req);
+		w.san = csr_get_san(csr);
 	} else {
 		if ((ret = util_parse_name(a.opt[O_SUBJECT], &subject,
 		    &c->err)) != 0 ||
@@ -720,15 +821,17 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 			ret = cli_error(c, ret);
 			goto out;
 		}
+		w.subject = subject;
+		w.san = san != NULL ? X509V3_EXT_d2i(san) : NULL;
 	}
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
 	    &ec)) != CLI_EXIT_OK ||
-	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
+	    (ret = est_cacerts(c, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
-	ret = enroll_finish(c, ec, "simpleenroll", csr ? csr->req : req,
-	    csr ? csr->pubkey : newkey, newkey, a.opt[O_NEW_KEY],
-	    a.opt[O_OUT], cacerts);
+	ret = enroll_finish(c, &a, ec, "simpleenroll", csr ? csr->req : req,
+	    &w, csr ? csr->pubkey : newkey, newkey, a.opt[O_NEW_KEY], cacerts);
 out:
+	want_clear(&w);
 	sk_X509_pop_free(cacerts, X509_free);
 	est_client_free(ec);
 	EVP_PKEY_free(newkey);
@@ -744,6 +847,7 @@ static int
 cmd_est_reenroll(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
+	struct est_want w;
 	struct est_client *ec = NULL;
 	STACK_OF(X509) *cacerts = NULL;
 	X509_REQ *req = NULL;
@@ -751,6 +855,7 @@ cmd_est_reenroll(struct cli *c, int argc, char **argv)
 	X509 *x = NULL;
 	int ret;
 
+	memset(&w, 0, sizeof(w));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_REENROLL, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_OUT) | OPT(O_NEW_KEY) |
 	    OPT(O_CHAIN),
@@ -765,13 +870,18 @@ cmd_est_reenroll(struct cli *c, int argc, char **argv)
 		ret = cli_error(c, ret);
 		goto out;
 	}
+	/* RFC 7030 4.2.2: the subject and SAN of the certificate renewed. */
+	w.subject = X509_get_subject_name(x);
+	w.san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	w.device = 1;
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
 	    &ec)) != CLI_EXIT_OK ||
-	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
+	    (ret = est_cacerts(c, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
-	ret = enroll_finish(c, ec, "simplereenroll", req, newkey, newkey,
-	    a.opt[O_NEW_KEY], a.opt[O_OUT], cacerts);
+	ret = enroll_finish(c, &a, ec, "simplereenroll", req, &w, newkey,
+	    newkey, a.opt[O_NEW_KEY], cacerts);
 out:
+	want_clear(&w);
 	sk_X509_pop_free(cacerts, X509_free);
 	est_client_free(ec);
 	X509_REQ_free(req);
@@ -881,9 +991,10 @@ static int
 cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
+	struct est_want w;
 	struct est_client *ec = NULL;
 	struct est_reply r;
-	STACK_OF(X509) *certs = NULL, *cacerts = NULL;
+	STACK_OF(X509) *certs = NULL, *cacerts = NULL, *chain = NULL;
 	X509_NAME *subject = NULL;
 	X509_EXTENSION *san = NULL;
 	X509_REQ *req = NULL;
@@ -895,6 +1006,7 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	int ret;
 
 	memset(&r, 0, sizeof(r));
+	memset(&w, 0, sizeof(w));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_SERVERKEYGEN, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_SAN) |
 	    OPT(O_OUT) | OPT(O_KEY_OUT) | OPT(O_CHAIN), OPTS_SERVER |
@@ -914,9 +1026,12 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 		ret = cli_error(c, ret);
 		goto out;
 	}
+	/* An edge CA comes this way: not held to a device's checks. */
+	w.subject = subject;
+	w.san = san != NULL ? X509V3_EXT_d2i(san) : NULL;
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
 	    &ec)) != CLI_EXIT_OK ||
-	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
+	    (ret = est_cacerts(c, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
 	if ((ret = est_post_csr(ec, "serverkeygen", req, &r, &c->err)) != 0 ||
 	    (r.status != 200 && (ret = est_reply_refusal(&r, &c->err)) != 0) ||
@@ -925,7 +1040,10 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	    (ret = skg_key(k64, k64len, &key, &c->err)) != 0 ||
 	    (ret = est_p7_certs(c64, c64len, &certs, &c->err)) != 0 ||
 	    (ret = certs_find(certs, key, &x, &c->err)) != 0 ||
-	    (ret = out_pem(x, cacerts, &pem, &len, &c->err)) != 0 ||
+	    (ret = issued_check(x, &w, a.opt[O_CACERT], cacerts, certs,
+	    &chain, &c->err)) != 0 ||
+	    (ret = cert_pem(x, a.opt[O_CHAIN] != NULL ? chain : NULL, &pem,
+	    &len, &c->err)) != 0 ||
 	    (ret = key_write(a.opt[O_KEY_OUT], key, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
@@ -935,8 +1053,10 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	print_cert(c, x, a.opt[O_OUT], a.opt[O_KEY_OUT]);
 	ret = CLI_EXIT_OK;
 out:
+	want_clear(&w);
 	free(pem);
 	X509_free(x);
+	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_pop_free(cacerts, X509_free);
 	EVP_PKEY_free(key);
@@ -1091,7 +1211,8 @@ renew_check(const struct est_args *a, const struct renew_files *f,
 		    f->key_new, f->cert_new);
 		goto out;
 	}
-	if ((ret = check_chain(x, cacerts, NULL, e)) != 0)
+	if ((ret = check_chain(x, a->opt[O_CACERT], cacerts, NULL, NULL,
+	    e)) != 0)
 		goto out;
 	if ((ret = est_client_new(a->opt[O_SERVER], a->opt[O_LABEL],
 	    a->opt[O_CACERT], f->cert_new, f->key_new, &ec, e)) != 0 ||
@@ -1187,11 +1308,12 @@ static int
 cmd_est_renew(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
+	struct est_want w;
 	struct renew_files f;
 	struct est_client *ec = NULL;
 	struct est_reply r;
 	struct stat cst, kst;
-	STACK_OF(X509) *cacerts = NULL, *certs = NULL;
+	STACK_OF(X509) *cacerts = NULL, *certs = NULL, *chain = NULL;
 	X509_REQ *req = NULL;
 	EVP_PKEY *cur = NULL, *newkey = NULL;
 	X509 *x = NULL, *nx = NULL;
@@ -1203,6 +1325,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	int certmode, more = 0;
 
 	memset(&r, 0, sizeof(r));
+	memset(&w, 0, sizeof(w));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_RENEW, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_THRESHOLD) | OPT(O_FORCE),
 	    OPTS_SERVER | OPT(O_CERT) | OPT(O_KEY),
@@ -1276,7 +1399,11 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	}
 
 	/* The CA certificates first: without them the new pair could not
-	 * be checked, so nothing is issued. */
+	 * be checked, so nothing is issued. The new certificate must have
+	 * the current one's subject and SAN (RFC 7030 4.2.2). */
+	w.subject = X509_get_subject_name(x);
+	w.san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	w.device = 1;
 	if ((ret = est_client_new(a.opt[O_SERVER], a.opt[O_LABEL],
 	    a.opt[O_CACERT], f.cert, f.key, &ec, &c->err)) != 0 ||
 	    (ret = get_cacerts(ec, &cacerts, &c->err)) != 0 ||
@@ -1285,7 +1412,9 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	    &req, &c->err)) != 0 ||
 	    (ret = est_post_csr(ec, "simplereenroll", req, &r, &c->err)) != 0 ||
 	    (ret = reply_certs(&r, &certs, &c->err)) != 0 ||
-	    (ret = certs_find(certs, newkey, &nx, &c->err)) != 0) {
+	    (ret = certs_find(certs, newkey, &nx, &c->err)) != 0 ||
+	    (ret = issued_check(nx, &w, a.opt[O_CACERT], cacerts, certs,
+	    &chain, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
@@ -1296,7 +1425,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	 * out. */
 	written = 1;
 	if ((ret = key_write(f.key_new, newkey, &c->err)) != 0 ||
-	    (ret = cert_write(f.cert_new, nx, more > 0 ? cacerts : NULL,
+	    (ret = cert_write(f.cert_new, nx, more > 0 ? chain : NULL,
 	    certmode, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
@@ -1332,8 +1461,10 @@ out:
 	if (lockfd != -1)
 		close(lockfd);
 	est_reply_free(&r);
+	want_clear(&w);
 	X509_free(nx);
 	X509_free(x);
+	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_pop_free(cacerts, X509_free);
 	X509_REQ_free(req);
@@ -1345,8 +1476,9 @@ out:
 
 #define EST_HELP_COMMON \
 	"  --server URL       the EST server, https://HOST[:PORT]\n" \
-	"  --cacert FILE      trust anchors (PEM) for the server's certificate;\n" \
-	"                     its name is checked against HOST\n" \
+	"  --cacert FILE      trust anchors (PEM) for the server's certificate\n" \
+	"                     (its name is checked against HOST) and for the\n" \
+	"                     certificates it issues\n" \
 	"  --label L          the EST label: /.well-known/est/L/ (default none)\n"
 #define EST_HELP_PAIR \
 	"  --cert FILE        client certificate (PEM, then its chain)\n" \
@@ -1414,7 +1546,7 @@ const struct cli_cmd cmd_est_table[] = {
 	  "\nA new key of the same type and a request with the same subject and\n"
 	  "SAN go to simplereenroll. The new pair is written beside the old one\n"
 	  "(FILE.new, the key 0600) and checked: the certificate is for the key,\n"
-	  "chains to cacerts, and the server accepts a TLS connection with it.\n"
+	  "chains to --cacert, and the server accepts a TLS connection with it.\n"
 	  "Only then are copies kept as FILE.old and the pair swapped in, the key\n"
 	  "first. A renewal interrupted between the two renames is completed by\n"
 	  "the next run; any other failure leaves the old pair as it was.\n"

@@ -16,11 +16,22 @@ not() { ! "$@"; }
 
 # The fake server: hsmcad's TLS certificate, so --cacert root.pem and
 # https://localhost verify; the label picks what it does wrong.
-curl -s --cacert "$TA" -o "$WORK/cacerts.b64" "$URL/cacerts"
+hsmca est cacerts --server "https://localhost:$PORT" --cacert "$TA" --out "$WORK/cacerts.pem"
 cat >"$WORK/fake.py" <<'EOP'
 import base64, os, random, socket, ssl, subprocess, sys, tempfile, threading
 chain, key, cacerts, ca, cakey = sys.argv[1:6]
-real = open(cacerts, "rb").read()
+real = open(cacerts, "rb").read()    # hsmcad's CA certificates, PEM
+DEVICE = "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+# What simpleenroll and simplereenroll issue, by label: extensions, and
+# more arguments for openssl x509 -req.
+ENROLL = {
+    "good":   ("basicConstraints=critical,CA:FALSE\n" + DEVICE, ("-copy_extensions", "copy")),
+    "subj":   ("basicConstraints=critical,CA:FALSE\n" + DEVICE, ("-subj", "/CN=someone-else")),
+    "san":    ("basicConstraints=critical,CA:FALSE\nsubjectAltName=URI:urn:dev:other\n" + DEVICE, ()),
+    "ca":     ("basicConstraints=critical,CA:TRUE\n" + DEVICE, ("-copy_extensions", "copy")),
+    "server": ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+               "extendedKeyUsage=serverAuth\n", ("-copy_extensions", "copy")),
+}
 
 def openssl(*args):
     return subprocess.run(("openssl",) + args, check=True, capture_output=True).stdout
@@ -65,7 +76,12 @@ def answer(label, op, body):
         return b"HTTP/1.1 503 \x1b[2J\x1b]0;pwned\x07fake\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     with tempfile.TemporaryDirectory() as d:
         if op == "cacerts":
-            return reply(real)
+            # hsmcad's, and the CA this server issues with, self-signed:
+            # no trust anchor for the client.
+            return reply(p7(d, real + open(ca, "rb").read()))
+        if op in ("simpleenroll", "simplereenroll") and label in ENROLL:
+            ext, more = ENROLL[label]
+            return reply(p7(d, issue(d, body, ext, *more)))
         if op == "serverkeygen":
             return serverkeygen(d, label, body)
     return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -105,7 +121,7 @@ while True:
     raw, _ = ls.accept()
     threading.Thread(target=serve, args=(raw, ctx), daemon=True).start()
 EOP
-python3 "$WORK/fake.py" "$CADIR/server-chain.pem" "$CADIR/server.key" "$WORK/cacerts.b64" \
+python3 "$WORK/fake.py" "$CADIR/server-chain.pem" "$CADIR/server.key" "$WORK/cacerts.pem" \
 	"$CADIR/factory.pem" "$CADIR/factory.key" \
 	>"$WORK/fake.port" 2>"$WORK/fake.err" &
 FAKE_PID=$!
@@ -139,5 +155,77 @@ for m in skg-plain skg-xboundary skg-quoted; do
 		--out "$WORK/$m.pem" --key-out "$WORK/$m.key"
 	check "$m: the key is the certificate's" pair_matches "$WORK/$m.pem" "$WORK/$m.key"
 done
+
+# ---- the certificate issued: for the request, from a trusted CA ----
+# enroll_refused DESC PATTERN LABEL [ARGS...]: est enroll against the fake
+# server (--cacert $3... given in ARGS) is refused and writes nothing.
+enroll_refused() {
+	desc=$1; pattern=$2; shift 2
+	rm -f "$WORK/e.key" "$WORK/e.pem"
+	# shellcheck disable=SC2086
+	expect_fail "$desc" 1 "$pattern" hsmca est enroll "$@" $BOOT --subject CN=dev-1 \
+		--san URI:urn:dev:1 --new-key "$WORK/e.key" --out "$WORK/e.pem"
+	check "$desc: no key, no certificate written" test ! -e "$WORK/e.key" -a ! -e "$WORK/e.pem"
+}
+# shellcheck disable=SC2086
+expect_ok "enroll: a device certificate from a CA in --cacert is taken" \
+	hsmca est enroll $FAKE_F --label good $BOOT --subject CN=dev-1 --san URI:urn:dev:1 \
+	--new-key "$WORK/good.key" --out "$WORK/good.pem"
+check "the pair matches" pair_matches "$WORK/good.pem" "$WORK/good.key"
+# shellcheck disable=SC2086
+enroll_refused "enroll: from a CA that is not in --cacert (cacerts offers it as a root)" \
+	"does not chain to a trust anchor in $TA" $FAKE --label good
+# shellcheck disable=SC2086
+enroll_refused "enroll --chain: the same" "does not chain to a trust anchor in $TA" \
+	$FAKE --label good --chain
+# shellcheck disable=SC2086
+enroll_refused "enroll: a certificate for another subject" \
+	"the new certificate is for 'CN=someone-else', not the subject requested" $FAKE_F --label subj
+# shellcheck disable=SC2086
+enroll_refused "enroll: another subjectAltName" "subjectAltName is not the one requested" \
+	$FAKE_F --label san
+# shellcheck disable=SC2086
+enroll_refused "enroll: a CA certificate for a device" "is a CA certificate; a device's must be CA:FALSE" \
+	$FAKE_F --label ca
+# shellcheck disable=SC2086
+enroll_refused "enroll: a certificate not for TLS client authentication" \
+	"not for TLS client authentication" $FAKE_F --label server
+
+# reenroll and renew: the current certificate's subject and SAN.
+# shellcheck disable=SC2086
+hsmca est enroll --server "https://localhost:$PORT" --cacert "$TA" $BOOT --subject CN=dev-1 \
+	--san URI:urn:dev:1 --new-key "$WORK/d1.key" --out "$WORK/d1.pem" >/dev/null ||
+	bail "enroll with hsmcad failed"
+# shellcheck disable=SC2086
+expect_fail "reenroll: a certificate for another subject" 1 "is for 'CN=someone-else'" \
+	hsmca est reenroll $FAKE_F --label subj --cert "$WORK/d1.pem" --key "$WORK/d1.key" \
+	--out "$WORK/r.pem" --new-key "$WORK/r.key"
+check "reenroll: nothing written" test ! -e "$WORK/r.key" -a ! -e "$WORK/r.pem"
+DEV="$WORK/device"
+mkdir -p "$DEV"
+cp "$WORK/d1.pem" "$DEV/cert.pem"
+(umask 077; cp "$WORK/d1.key" "$DEV/key.pem")
+untouched() {
+	cmp -s "$DEV/cert.pem" "$WORK/d1.pem" && cmp -s "$DEV/key.pem" "$WORK/d1.key" &&
+		test "$(ls "$DEV" | wc -l)" -eq 2
+}
+# shellcheck disable=SC2086
+expect_fail "renew: another subject from a CA cacerts offers as a root" 1 \
+	"does not chain to a trust anchor in $TA" \
+	hsmca est renew $FAKE --label subj --cert "$DEV/cert.pem" --key "$DEV/key.pem" --force
+check "the pair is untouched, nothing beside it" untouched
+# shellcheck disable=SC2086
+expect_fail "renew: another subject from a CA in --cacert" 1 "is for 'CN=someone-else'" \
+	hsmca est renew $FAKE_F --label subj --cert "$DEV/cert.pem" --key "$DEV/key.pem" --force
+check "the pair is untouched, nothing beside it" untouched
+# shellcheck disable=SC2086
+expect_fail "renew: a CA certificate" 1 "is a CA certificate" \
+	hsmca est renew $FAKE_F --label ca --cert "$DEV/cert.pem" --key "$DEV/key.pem" --force
+check "the pair is untouched, nothing beside it" untouched
+# shellcheck disable=SC2086
+expect_fail "serverkeygen: from a CA that is not in --cacert" 1 "does not chain to a trust anchor" \
+	hsmca est serverkeygen $FAKE --label skg-plain $BOOT --subject CN=gw \
+	--out "$WORK/skg.pem" --key-out "$WORK/skg.key"
+check "serverkeygen: nothing written" test ! -e "$WORK/skg.key" -a ! -e "$WORK/skg.pem"
 
 done_testing
