@@ -508,13 +508,15 @@ out:
 }
 
 /* What a certificate the server issued must be: for the subject
- * requested and, when the request had one, its subjectAltName; for a
- * device (enroll, reenroll, renew), an end entity for TLS client
- * authentication. serverkeygen may bring a CA (an edge CA). */
+ * requested and, when the request had one, its subjectAltName; for
+ * enroll, reenroll and renew, usable for TLS client authentication and
+ * CA:FALSE, unless it renews a CA (an edge CA renews into one);
+ * serverkeygen may bring a CA (an edge CA). */
 struct est_want {
 	const X509_NAME	*subject;
 	GENERAL_NAMES	*san;		/* owned; NULL: not checked */
-	int		 device;
+	int		 client;	/* for TLS client authentication */
+	int		 ca;		/* may be a CA */
 };
 
 static void
@@ -582,13 +584,13 @@ issued_check(X509 *x, const struct est_want *w, const char *cacert,
 	}
 	/* CA:TRUE whatever its keyUsage (X509_check_ca alone says 0 for a
 	 * CA without keyCertSign), or a CA by any other sign. */
-	if (w->device && ((X509_get_extension_flags(x) & EXFLAG_CA) != 0 ||
+	if (!w->ca && ((X509_get_extension_flags(x) & EXFLAG_CA) != 0 ||
 	    X509_check_ca(x) != 0)) {
 		err_set(e, ret, "the new certificate is a CA certificate; a "
 		    "device's must be CA:FALSE");
 		goto out;
 	}
-	if (w->device && X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT,
+	if (w->client && X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT,
 	    0) != 1) {
 		err_set(e, ret, "the new certificate is not for TLS client "
 		    "authentication (its extendedKeyUsage or keyUsage)");
@@ -796,7 +798,7 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 		return est_usage(EST_CMD_ENROLL);
 	}
 	memset(&w, 0, sizeof(w));
-	w.device = 1;
+	w.client = 1;
 	if (a.opt[O_CSR] != NULL) {
 		if ((ret = util_read_file(a.opt[O_CSR], CSR_MAX_SIZE, &buf,
 		    &len, &c->err)) != 0 ||
@@ -873,7 +875,8 @@ cmd_est_reenroll(struct cli *c, int argc, char **argv)
 	/* RFC 7030 4.2.2: the subject and SAN of the certificate renewed. */
 	w.subject = X509_get_subject_name(x);
 	w.san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	w.device = 1;
+	w.client = 1;
+	w.ca = X509_check_ca(x) != 0;
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
 	    &ec)) != CLI_EXIT_OK ||
 	    (ret = est_cacerts(c, ec, &cacerts)) != CLI_EXIT_OK)
@@ -1026,8 +1029,9 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 		ret = cli_error(c, ret);
 		goto out;
 	}
-	/* An edge CA comes this way: not held to a device's checks. */
+	/* An edge CA comes this way. */
 	w.subject = subject;
+	w.ca = 1;
 	w.san = san != NULL ? X509V3_EXT_d2i(san) : NULL;
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
 	    &ec)) != CLI_EXIT_OK ||
@@ -1403,7 +1407,8 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	 * the current one's subject and SAN (RFC 7030 4.2.2). */
 	w.subject = X509_get_subject_name(x);
 	w.san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	w.device = 1;
+	w.client = 1;
+	w.ca = X509_check_ca(x) != 0;
 	if ((ret = est_client_new(a.opt[O_SERVER], a.opt[O_LABEL],
 	    a.opt[O_CACERT], f.cert, f.key, &ec, &c->err)) != 0 ||
 	    (ret = get_cacerts(ec, &cacerts, &c->err)) != 0 ||

@@ -232,6 +232,19 @@ check "the pair is unchanged" unchanged
 check "a file with the certificate alone stays so" \
 	test "$(grep -c '^-----BEGIN CERTIFICATE' "$DEV/cert.pem")" -eq 1
 
+# An edge CA (serverkeygen on label edge) renews into an edge CA: the
+# new certificate may be CA:TRUE because the one renewed is.
+mkdir -p "$WORK/edge"
+cp "$WORK/gw.pem" "$WORK/edge/cert.pem"
+(umask 077; cp "$WORK/gw.key" "$WORK/edge/key.pem")
+# shellcheck disable=SC2086
+expect_ok "renew --force an edge CA's pair" \
+	hsmca est renew $EST --cert "$WORK/edge/cert.pem" --key "$WORK/edge/key.pem" --force
+check "the new certificate is an edge CA for the same subject" \
+	sh -c "test '$(names_of "$WORK/gw.pem")' = \"\$(openssl x509 -in '$WORK/edge/cert.pem' -noout -subject -ext subjectAltName 2>/dev/null)\" &&
+		openssl x509 -in '$WORK/edge/cert.pem' -noout -ext basicConstraints | grep -q 'CA:TRUE' &&
+		! cmp -s '$WORK/gw.pem' '$WORK/edge/cert.pem'"
+
 # Renewal refused by the server: a bootstrap certificate cannot renew.
 mkdir -p "$WORK/boot"
 cp "$WORK/dev-1.boot.pem" "$WORK/boot/cert.pem"
