@@ -137,6 +137,69 @@ est_parse(struct cli *c, int argc, char **argv, enum est_cmd cmd,
 	return CLI_EXIT_OK;
 }
 
+static const char *
+opt_name(int o)
+{
+	for (size_t i = 0; est_options[i].name != NULL; i++)
+		if (est_options[i].val == o)
+			return est_options[i].name;
+	return "?";
+}
+
+/* The same file: the same name, or (both there) the same inode. */
+static int
+same_file(const char *p, const char *q)
+{
+	struct stat ps, qs;
+
+	return strcmp(p, q) == 0 || (stat(p, &ps) == 0 && stat(q, &qs) == 0 &&
+	    ps.st_dev == qs.st_dev && ps.st_ino == qs.st_ino);
+}
+
+/* Before the server is asked to issue: the files enroll, reenroll and
+ * serverkeygen write (--out, and the option keyopt when given) are
+ * neither the client pair nor each other, and their directories can be
+ * written; a new key over the current one would leave a pair that does
+ * not match when the certificate then cannot be written. */
+static int
+outputs_check(struct cli *c, const struct est_args *a, int keyopt)
+{
+	const int outs[] = { O_OUT, keyopt }, ins[] = { O_CERT, O_KEY };
+	char buf[PATH_MAX];
+	const char *out, *dir;
+	struct stat st;
+
+	for (size_t i = 0; i < 2; i++) {
+		if ((out = a->opt[outs[i]]) == NULL)
+			continue;
+		for (size_t j = 0; j < 2; j++)
+			if (a->opt[ins[j]] != NULL && same_file(out,
+			    a->opt[ins[j]]))
+				return cli_errorx(c, CLI_EXIT_USAGE, "--%s %s is "
+				    "the current --%s; to replace a pair in "
+				    "place, use est renew", opt_name(outs[i]),
+				    out, opt_name(ins[j]));
+	}
+	if (a->opt[keyopt] != NULL && a->opt[O_OUT] != NULL &&
+	    same_file(a->opt[keyopt], a->opt[O_OUT]))
+		return cli_errorx(c, CLI_EXIT_USAGE, "--%s and --out name the "
+		    "same file", opt_name(keyopt));
+	for (size_t i = 0; i < 2; i++) {
+		if ((out = a->opt[outs[i]]) == NULL ||
+		    (outs[i] == O_OUT && strcmp(out, "-") == 0))
+			continue;
+		if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+			return cli_errorx(c, CLI_EXIT_FAIL, "cannot write %s: "
+			    "it is a directory", out);
+		snprintf(buf, sizeof(buf), "%s", out);
+		dir = dirname(buf);
+		if (access(dir, W_OK | X_OK) == -1)
+			return cli_errorx(c, CLI_EXIT_FAIL, "cannot write %s: "
+			    "%s: %s", out, dir, strerror(errno));
+	}
+	return CLI_EXIT_OK;
+}
+
 /* ---- certificates, keys and requests ---- */
 
 /* The first certificate of the PEM file at path; with more, how many
@@ -797,6 +860,8 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 		    "or --subject [--san] --new-key");
 		return est_usage(EST_CMD_ENROLL);
 	}
+	if ((ret = outputs_check(c, &a, O_NEW_KEY)) != CLI_EXIT_OK)
+		return ret;
 	memset(&w, 0, sizeof(w));
 	w.client = 1;
 	if (a.opt[O_CSR] != NULL) {
@@ -862,7 +927,8 @@ cmd_est_reenroll(struct cli *c, int argc, char **argv)
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_OUT) | OPT(O_NEW_KEY) |
 	    OPT(O_CHAIN),
 	    OPTS_SERVER | OPT(O_CERT) | OPT(O_KEY) |
-	    OPT(O_OUT) | OPT(O_NEW_KEY), &a)) != CLI_EXIT_OK)
+	    OPT(O_OUT) | OPT(O_NEW_KEY), &a)) != CLI_EXIT_OK ||
+	    (ret = outputs_check(c, &a, O_NEW_KEY)) != CLI_EXIT_OK)
 		return ret;
 	if ((ret = cert_read(a.opt[O_CERT], &x, &c->err)) != 0 ||
 	    (ret = est_read_key(a.opt[O_KEY], &cur, &c->err)) != 0 ||
@@ -1014,7 +1080,8 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_SAN) |
 	    OPT(O_OUT) | OPT(O_KEY_OUT) | OPT(O_CHAIN), OPTS_SERVER |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_OUT) |
-	    OPT(O_KEY_OUT), &a)) != CLI_EXIT_OK)
+	    OPT(O_KEY_OUT), &a)) != CLI_EXIT_OK ||
+	    (ret = outputs_check(c, &a, O_KEY_OUT)) != CLI_EXIT_OK)
 		return ret;
 	/* The server makes the key; the request names the subject and is
 	 * signed with a throwaway key it ignores. */

@@ -100,6 +100,40 @@ expect_ok "reenroll keeps a P-384 key a P-384 key" \
 	--out "$WORK/d2r.pem" --new-key "$WORK/d2r.key"
 check "the new key is P-384" sh -c "openssl pkey -in '$WORK/d2r.key' -noout -text | grep -q 'NIST CURVE: P-384'"
 
+# Outputs are checked before the server is asked: never the current pair,
+# and where they can be written.
+cp "$WORK/d1r.pem" "$WORK/cur.pem"
+(umask 077; cp "$WORK/d1r.key" "$WORK/cur.key")
+rows=$(count_rows)
+# shellcheck disable=SC2086
+expect_fail "reenroll --new-key naming the current --key is refused" 2 \
+	"--new-key $WORK/./cur.key is the current --key" \
+	hsmca est reenroll $EST --cert "$WORK/cur.pem" --key "$WORK/cur.key" \
+	--new-key "$WORK/./cur.key" --out "$WORK/nodir/cur.pem"
+check "the key is unchanged and still the certificate's" \
+	sh -c "cmp -s '$WORK/cur.key' '$WORK/d1r.key' && test '$(pubkey_of_cert "$WORK/cur.pem")' = \"\$(openssl pkey -in '$WORK/cur.key' -pubout)\""
+# shellcheck disable=SC2086
+expect_fail "reenroll --out naming the current --cert is refused" 2 "--out $WORK/cur.pem is the current --cert" \
+	hsmca est reenroll $EST --cert "$WORK/cur.pem" --key "$WORK/cur.key" \
+	--new-key "$WORK/new.key" --out "$WORK/cur.pem"
+# shellcheck disable=SC2086
+expect_fail "reenroll --out in a directory that does not exist is refused" 1 \
+	"cannot write $WORK/nodir/new.pem: $WORK/nodir: No such file or directory" \
+	hsmca est reenroll $EST --cert "$WORK/cur.pem" --key "$WORK/cur.key" \
+	--new-key "$WORK/new.key" --out "$WORK/nodir/new.pem"
+check "no new key was written" test ! -e "$WORK/new.key"
+cp "$WORK/dev-1.boot.pem" "$WORK/bootcopy.pem"
+cp "$WORK/dev-1.boot.key" "$WORK/bootcopy.key"
+expect_fail "serverkeygen --key-out naming the current --key is refused" 2 \
+	"--key-out $WORK/bootcopy.key is the current --key" \
+	hsmca est serverkeygen $EST --label edge --cert "$WORK/bootcopy.pem" --key "$WORK/bootcopy.key" \
+	--subject "CN=gw-x" --out "$WORK/gwx.pem" --key-out "$WORK/bootcopy.key"
+check "that key is unchanged" cmp -s "$WORK/bootcopy.key" "$WORK/dev-1.boot.key"
+# shellcheck disable=SC2086
+expect_fail "enroll --new-key and --out naming the same file is refused" 2 "--new-key and --out name the same file" \
+	hsmca est enroll $EST $BOOT --subject CN=dev-1 --new-key "$WORK/same.pem" --out "$WORK/same.pem"
+check "the server was asked nothing: no certificate issued" test "$(count_rows)" -eq "$rows"
+
 # ---- serverkeygen ----
 # shellcheck disable=SC2086
 expect_ok "serverkeygen on label edge" \
