@@ -1142,10 +1142,18 @@ out:
 
 /* ---- renew ---- */
 
+/* A key renew writes is never more than this: never world-readable. */
+#define EST_KEY_MODE_MAX	0640
+
+/* --cert and --key with symbolic links followed: the files replaced are
+ * the ones they point to, in their own directories. */
 struct renew_files {
-	const char	*cert, *key;
+	const char	*cert_arg, *key_arg;	/* as given */
+	char		 cert[PATH_MAX], key[PATH_MAX];
 	char		 cert_new[PATH_MAX], key_new[PATH_MAX];
 	char		 cert_old[PATH_MAX], key_old[PATH_MAX];
+	struct stat	 cert_st, key_st;	/* owner and mode to keep */
+	int		 cert_mode, key_mode;
 };
 
 static int
@@ -1155,6 +1163,38 @@ path_beside(char *dst, size_t len, const char *path, const char *suffix,
 	if ((size_t)snprintf(dst, len, "%s%s", path, suffix) >= len)
 		return err_set(e, HSMCA_ERR_ARG, "%s: path too long", path);
 	return 0;
+}
+
+/* Give path, just written, the owner and group of st and mode, synced:
+ * a key the service user could read stays readable to it. */
+static int
+file_own_like(const char *path, const struct stat *st, int mode,
+    struct hsmca_err *e)
+{
+	struct stat now;
+	int fd, ret = HSMCA_ERR_IO;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return err_set(e, ret, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &now) == -1) {
+		err_set(e, ret, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((now.st_uid != st->st_uid || now.st_gid != st->st_gid) &&
+	    fchown(fd, st->st_uid, st->st_gid) == -1) {
+		err_set(e, ret, "cannot give %s the owner and group of the file "
+		    "it replaces (%lu:%lu): %s", path, (unsigned long)st->st_uid,
+		    (unsigned long)st->st_gid, strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, (mode_t)mode) == -1 || fsync(fd) == -1) {
+		err_set(e, ret, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	close(fd);
+	return ret;
 }
 
 /* Make a rename in path's directory durable. */
@@ -1247,9 +1287,10 @@ out:
 	return ret;
 }
 
-/* Keep a copy of path as old (mode of the original), fsync'd. */
+/* Keep a copy of path as old, with the owner of st and mode, fsync'd. */
 static int
-keep_old(const char *path, const char *old, int mode, struct hsmca_err *e)
+keep_old(const char *path, const char *old, const struct stat *st, int mode,
+    struct hsmca_err *e)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0;
@@ -1257,7 +1298,9 @@ keep_old(const char *path, const char *old, int mode, struct hsmca_err *e)
 
 	if ((ret = util_read_file(path, EST_CERT_MAX, &buf, &len, e)) != 0)
 		return ret;
-	ret = util_write_file_atomic(old, buf, len, mode, e);
+	if ((ret = util_write_file_atomic(old, buf, len, mode & 0600,
+	    e)) == 0)
+		ret = file_own_like(old, st, mode, e);
 	util_freezero(buf, len);
 	return ret;
 }
@@ -1308,14 +1351,15 @@ out:
  * over CERT, each rename made durable. A crash between the two renames
  * is completed by the next run (renew_recover). */
 static int
-renew_swap(const struct renew_files *f, int certmode, int *key_swapped,
-    struct hsmca_err *e)
+renew_swap(const struct renew_files *f, int *key_swapped, struct hsmca_err *e)
 {
 	int ret;
 
 	*key_swapped = 0;
-	if ((ret = keep_old(f->cert, f->cert_old, certmode, e)) != 0 ||
-	    (ret = keep_old(f->key, f->key_old, 0600, e)) != 0)
+	if ((ret = keep_old(f->cert, f->cert_old, &f->cert_st, f->cert_mode,
+	    e)) != 0 ||
+	    (ret = keep_old(f->key, f->key_old, &f->key_st, f->key_mode,
+	    e)) != 0)
 		return ret;
 	if (rename(f->key_new, f->key) == -1)
 		return err_set(e, HSMCA_ERR_IO, "rename %s to %s: %s",
@@ -1357,7 +1401,7 @@ renew_print(struct cli *c, X509 *nx, const struct renew_files *f,
 	json_t *o;
 
 	if (c->json) {
-		o = cert_json(nx, f->cert, f->key);
+		o = cert_json(nx, f->cert_arg, f->key_arg);
 		json_object_set_new(o, "status", json_string("renewed"));
 		json_object_set_new(o, "previous_serial",
 		    json_string(oldserial));
@@ -1383,7 +1427,6 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	struct renew_files f;
 	struct est_client *ec = NULL;
 	struct est_reply r;
-	struct stat cst, kst;
 	STACK_OF(X509) *cacerts = NULL, *certs = NULL, *chain = NULL;
 	X509_REQ *req = NULL;
 	EVP_PKEY *cur = NULL, *newkey = NULL;
@@ -1393,7 +1436,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	int64_t threshold;
 	time_t now, na;
 	int ret, lockfd = -1, completed = 0, written = 0, key_swapped = 0;
-	int certmode, more = 0;
+	int more = 0;
 
 	memset(&r, 0, sizeof(r));
 	memset(&w, 0, sizeof(w));
@@ -1412,8 +1455,18 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		fault = NULL;
 	}
 	memset(&f, 0, sizeof(f));
-	f.cert = a.opt[O_CERT];
-	f.key = a.opt[O_KEY];
+	f.cert_arg = a.opt[O_CERT];
+	f.key_arg = a.opt[O_KEY];
+	if (realpath(f.cert_arg, f.cert) == NULL) {
+		ret = cli_errorx(c, CLI_EXIT_FAIL, "%s: %s", f.cert_arg,
+		    strerror(errno));
+		goto out;
+	}
+	if (realpath(f.key_arg, f.key) == NULL) {
+		ret = cli_errorx(c, CLI_EXIT_FAIL, "%s: %s", f.key_arg,
+		    strerror(errno));
+		goto out;
+	}
 	if ((ret = path_beside(f.cert_new, sizeof(f.cert_new), f.cert, ".new",
 	    &c->err)) != 0 ||
 	    (ret = path_beside(f.key_new, sizeof(f.key_new), f.key, ".new",
@@ -1431,22 +1484,26 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "hsmca: completed an interrupted renewal: "
 		    "%s now holds the certificate for %s\n", f.cert, f.key);
 
-	if (stat(f.cert, &cst) == -1) {
+	if (stat(f.cert, &f.cert_st) == -1) {
 		ret = cli_errorx(c, CLI_EXIT_FAIL, "%s: %s", f.cert,
 		    strerror(errno));
 		goto out;
 	}
-	if (stat(f.key, &kst) == -1) {
+	if (stat(f.key, &f.key_st) == -1) {
 		ret = cli_errorx(c, CLI_EXIT_FAIL, "%s: %s", f.key,
 		    strerror(errno));
 		goto out;
 	}
-	if (cst.st_dev == kst.st_dev && cst.st_ino == kst.st_ino) {
+	if (f.cert_st.st_dev == f.key_st.st_dev &&
+	    f.cert_st.st_ino == f.key_st.st_ino) {
 		ret = cli_errorx(c, CLI_EXIT_USAGE, "--cert and --key must be "
 		    "separate files");
 		goto out;
 	}
-	certmode = (int)(cst.st_mode & 0777);
+	/* The new files get the owner, group and mode of the ones they
+	 * replace. */
+	f.cert_mode = (int)(f.cert_st.st_mode & 0777);
+	f.key_mode = (int)(f.key_st.st_mode & EST_KEY_MODE_MAX);
 	if ((ret = cert_read_more(f.cert, &x, &more, &c->err)) != 0 ||
 	    (ret = est_read_key(f.key, &cur, &c->err)) != 0) {
 		ret = cli_error(c, ret);
@@ -1465,7 +1522,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if (now < na - (time_t)threshold && a.opt[O_FORCE] == NULL) {
-		ret = renew_not_due(c, x, f.cert, na - (time_t)threshold);
+		ret = renew_not_due(c, x, f.cert_arg, na - (time_t)threshold);
 		goto out;
 	}
 
@@ -1497,8 +1554,12 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	 * out. */
 	written = 1;
 	if ((ret = key_write(f.key_new, newkey, &c->err)) != 0 ||
+	    (ret = file_own_like(f.key_new, &f.key_st, f.key_mode,
+	    &c->err)) != 0 ||
 	    (ret = cert_write(f.cert_new, nx, more > 0 ? chain : NULL,
-	    certmode, &c->err)) != 0) {
+	    f.cert_mode & 0600, &c->err)) != 0 ||
+	    (ret = file_own_like(f.cert_new, &f.cert_st, f.cert_mode,
+	    &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
@@ -1513,7 +1574,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 
-	if ((ret = renew_swap(&f, certmode, &key_swapped, &c->err)) != 0) {
+	if ((ret = renew_swap(&f, &key_swapped, &c->err)) != 0) {
 		if (key_swapped)
 			fprintf(stderr, "hsmca: %s; run renew again to complete "
 			    "the renewal\n", c->err.msg);
@@ -1612,13 +1673,16 @@ const struct cli_cmd cmd_est_table[] = {
 	  "                     (a file that also holds its chain gets the new\n"
 	  "                     certificate's chain, from cacerts)\n"
 	  "  --key FILE         its key, replaced when renewed\n"
+	  "                     (either may be a symbolic link: the file it\n"
+	  "                     points to is replaced, in its own directory)\n"
 	  "  --threshold DUR    renew when it expires within DUR (default 28d);\n"
 	  "                     before that, print \"not due\" and change nothing\n"
 	  "  --force            renew whatever the expiry\n"
 	  "\nA new key of the same type and a request with the same subject and\n"
 	  "SAN go to simplereenroll. The new pair is written beside the old one\n"
-	  "(FILE.new, the key 0600) and checked: the certificate is for the key,\n"
-	  "chains to --cacert, and the server accepts a TLS connection with it.\n"
+	  "(FILE.new, with FILE's owner, group and mode, a key's at most 0640)\n"
+	  "and checked: the certificate is for the key, chains to --cacert, and\n"
+	  "the server accepts a TLS connection with it.\n"
 	  "Only then are copies kept as FILE.old and the pair swapped in, the key\n"
 	  "first. A renewal interrupted between the two renames is completed by\n"
 	  "the next run; any other failure leaves the old pair as it was.\n"

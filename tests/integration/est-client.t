@@ -290,6 +290,57 @@ expect_fail "renew --force with a bootstrap certificate: the server's reason" 1 
 check "the pair is unchanged and nothing is left beside it" \
 	sh -c "cmp -s '$WORK/boot/cert.pem' '$WORK/dev-1.boot.pem' && cmp -s '$WORK/boot/key.pem' '$WORK/dev-1.boot.key' && test \$(ls '$WORK/boot' | wc -l) -eq 2"
 
+# The renewed files keep the owner, group and mode of those they replace
+# (the key never more than 0640); the copies kept as .old too.
+OWN="$WORK/own"
+mkdir -p "$OWN"
+# shellcheck disable=SC2086
+hsmca est reenroll $EST --cert "$DEV/cert.pem" --key "$DEV/key.pem" \
+	--out "$OWN/cert.pem" --new-key "$OWN/key.pem" >/dev/null 2>&1
+owner_mode() { stat -c '%u:%g %a' "$@" | tr '\n' ' '; }
+if [ "$(id -u)" = 0 ]; then
+	chown 65534:65534 "$OWN/cert.pem" "$OWN/key.pem"
+	chmod 0640 "$OWN/key.pem"; chmod 0644 "$OWN/cert.pem"
+	# shellcheck disable=SC2086
+	expect_ok "renew a pair owned by another user (key 0640)" \
+		hsmca est renew $EST --cert "$OWN/cert.pem" --key "$OWN/key.pem" --force
+	check "key and cert keep owner, group and mode; so do the .old copies" \
+		test "$(owner_mode "$OWN/key.pem" "$OWN/cert.pem" "$OWN/key.pem.old" "$OWN/cert.pem.old")" = \
+		"65534:65534 640 65534:65534 644 65534:65534 640 65534:65534 644 "
+	chmod 0644 "$OWN/key.pem"
+	# shellcheck disable=SC2086
+	expect_ok "renew a pair whose key is world-readable" \
+		hsmca est renew $EST --cert "$OWN/cert.pem" --key "$OWN/key.pem" --force
+	check "the new key is 0640, not world-readable" \
+		test "$(owner_mode "$OWN/key.pem" "$OWN/key.pem.old")" = "65534:65534 640 65534:65534 640 "
+else
+	ok "# SKIP not root: renew keeps another owner"
+	ok "# SKIP not root: renew keeps another owner"
+	ok "# SKIP not root: a world-readable key"
+	ok "# SKIP not root: a world-readable key"
+fi
+
+# --cert and --key as symbolic links: the files they point to are
+# renewed in their own directory; the links stay links.
+SYM="$WORK/sym"
+mkdir -p "$SYM/etc" "$SYM/data"
+# shellcheck disable=SC2086
+hsmca est reenroll $EST --cert "$DEV/cert.pem" --key "$DEV/key.pem" \
+	--out "$SYM/data/cert.pem" --new-key "$SYM/data/key.pem" >/dev/null 2>&1
+ln -s ../data/cert.pem "$SYM/etc/cert.pem"
+ln -s ../data/key.pem "$SYM/etc/key.pem"
+cp "$SYM/data/cert.pem" "$WORK/sym-orig.pem"
+# shellcheck disable=SC2086
+expect_ok "renew through symbolic links" \
+	hsmca est renew $EST --cert "$SYM/etc/cert.pem" --key "$SYM/etc/key.pem" --force
+check "the links are still links" test -L "$SYM/etc/cert.pem" -a -L "$SYM/etc/key.pem"
+check "the files they point to hold the new pair" \
+	sh -c "test '$(serial_of "$WORK/sym-orig.pem")' != \"\$(openssl x509 -in '$SYM/data/cert.pem' -noout -serial | sed 's/serial=//' | tr A-F a-f)\""
+check "the pair matches through the links" pair_matches "$SYM/etc/cert.pem" "$SYM/etc/key.pem"
+check "the .old copies are beside the files, nothing beside the links" \
+	sh -c "cmp -s '$SYM/data/cert.pem.old' '$WORK/sym-orig.pem' && test -e '$SYM/data/key.pem.old' &&
+		test \$(ls '$SYM/etc' | wc -l) -eq 2"
+
 # ---- refusals ----
 expect_fail "a --cacert that does not hold the server's root: TLS verify error" 1 \
 	"TLS handshake with localhost:$PORT.*certificate verify failed" \
