@@ -1305,14 +1305,47 @@ keep_old(const char *path, const char *old, const struct stat *st, int mode,
 	return ret;
 }
 
-/* The new pair on disk works: its certificate is for its key, chains to
- * the CA certificates, and the server accepts a connection with it. */
+/* GET whoami with the pair cert and key: 0 when the server takes the
+ * certificate for one it issued and holds valid (hsmcad answers "issued
+ * SERIAL", and refuses a revoked or unknown one as it would a renewal).
+ * A server without whoami (404: not hsmcad) sets *unknown: all it did was
+ * complete a TLS handshake. */
 static int
-renew_check(const struct est_args *a, const struct renew_files *f,
-    STACK_OF(X509) *cacerts, struct hsmca_err *e)
+whoami_check(const struct est_args *a, const char *cert, const char *key,
+    int *unknown, struct hsmca_err *e)
 {
 	struct est_client *ec = NULL;
-	STACK_OF(X509) *again = NULL;
+	struct est_reply r;
+	int ret;
+
+	*unknown = 0;
+	memset(&r, 0, sizeof(r));
+	if ((ret = est_client_new(a->opt[O_SERVER], a->opt[O_LABEL],
+	    a->opt[O_CACERT], cert, key, &ec, e)) != 0 ||
+	    (ret = est_client_request(ec, "GET", "whoami", NULL, NULL, 0, &r,
+	    e)) != 0)
+		goto out;
+	if (r.status == 404)
+		*unknown = 1;
+	else if (r.status != 200)
+		ret = est_reply_refusal(&r, e);
+	else if (r.len < 7 || strncmp((const char *)r.body, "issued ", 7) != 0)
+		ret = err_set(e, HSMCA_ERR_VERIFY, "the server does not take "
+		    "the certificate for one it issued");
+out:
+	est_reply_free(&r);
+	est_client_free(ec);
+	return ret;
+}
+
+/* The new pair on disk works: its certificate is for its key, chains to
+ * --cacert, and the server, presented with it, takes it for a valid
+ * certificate it issued (whoami); *unchecked when the server cannot
+ * tell (no whoami). */
+static int
+renew_check(const struct est_args *a, const struct renew_files *f,
+    STACK_OF(X509) *cacerts, int *unchecked, struct hsmca_err *e)
+{
 	EVP_PKEY *k = NULL;
 	X509 *x = NULL;
 	int ret;
@@ -1328,9 +1361,8 @@ renew_check(const struct est_args *a, const struct renew_files *f,
 	if ((ret = check_chain(x, a->opt[O_CACERT], cacerts, NULL, NULL,
 	    e)) != 0)
 		goto out;
-	if ((ret = est_client_new(a->opt[O_SERVER], a->opt[O_LABEL],
-	    a->opt[O_CACERT], f->cert_new, f->key_new, &ec, e)) != 0 ||
-	    (ret = get_cacerts(ec, &again, e)) != 0) {
+	if ((ret = whoami_check(a, f->cert_new, f->key_new, unchecked,
+	    e)) != 0) {
 		char why[HSMCA_ERRMSG_MAX];
 
 		snprintf(why, sizeof(why), "%s", e->msg);
@@ -1340,11 +1372,36 @@ renew_check(const struct est_args *a, const struct renew_files *f,
 	}
 	ret = 0;
 out:
-	sk_X509_pop_free(again, X509_free);
-	est_client_free(ec);
 	EVP_PKEY_free(k);
 	X509_free(x);
 	return ret;
+}
+
+/* The server refused the current pair (revoked, say): renew does not go
+ * back to the previous pair by itself, since a revocation must cut a
+ * device off, not send it back to an older certificate. It says whether
+ * that pair, kept as .old, still works, and what to do. */
+static void
+renew_refused_hint(const struct est_args *a, const struct renew_files *f)
+{
+	int unknown = 0;
+
+	if (access(f->cert_old, F_OK) != 0 || access(f->key_old, F_OK) != 0)
+		fprintf(stderr, "hsmca: no previous pair is kept beside %s: "
+		    "enroll the device again with its bootstrap certificate "
+		    "(est enroll)\n", f->cert);
+	else if (whoami_check(a, f->cert_old, f->key_old, &unknown,
+	    NULL) == 0 && !unknown)
+		fprintf(stderr, "hsmca: the server still accepts the previous "
+		    "pair, kept as %s and %s: to go back to it, move them over "
+		    "%s and %s, then renew\n", f->cert_old, f->key_old,
+		    f->cert, f->key);
+	else
+		fprintf(stderr, "hsmca: the previous pair, kept as %s and %s, "
+		    "%s: enroll the device again with its bootstrap "
+		    "certificate (est enroll)\n", f->cert_old, f->key_old,
+		    unknown ? "may or may not be accepted (the server has no "
+		    "whoami)" : "is refused too");
 }
 
 /* Copies of the old pair as .old, then KEY.new over KEY, then CERT.new
@@ -1436,7 +1493,7 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	int64_t threshold;
 	time_t now, na;
 	int ret, lockfd = -1, completed = 0, written = 0, key_swapped = 0;
-	int more = 0;
+	int more = 0, unchecked = 0;
 
 	memset(&r, 0, sizeof(r));
 	memset(&w, 0, sizeof(w));
@@ -1539,9 +1596,17 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	    (ret = key_like(cur, &newkey, &c->err)) != 0 ||
 	    (ret = csr_build(newkey, X509_get_subject_name(x), cert_san(x),
 	    &req, &c->err)) != 0 ||
-	    (ret = est_post_csr(ec, "simplereenroll", req, &r, &c->err)) != 0 ||
-	    (ret = reply_certs(&r, &certs, &c->err)) != 0 ||
-	    (ret = certs_find(certs, newkey, &nx, &c->err)) != 0 ||
+	    (ret = est_post_csr(ec, "simplereenroll", req, &r, &c->err)) != 0) {
+		ret = cli_error(c, ret);
+		goto out;
+	}
+	if ((ret = reply_certs(&r, &certs, &c->err)) != 0) {
+		ret = cli_error(c, ret);
+		if (r.status == 401 || r.status == 403)
+			renew_refused_hint(&a, &f);
+		goto out;
+	}
+	if ((ret = certs_find(certs, newkey, &nx, &c->err)) != 0 ||
 	    (ret = issued_check(nx, &w, a.opt[O_CACERT], cacerts, certs,
 	    &chain, &c->err)) != 0) {
 		ret = cli_error(c, ret);
@@ -1569,10 +1634,13 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		    f.cert_new);
 		goto out;
 	}
-	if ((ret = renew_check(&a, &f, cacerts, &c->err)) != 0) {
+	if ((ret = renew_check(&a, &f, cacerts, &unchecked, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
+	if (unchecked)
+		fprintf(stderr, "hsmca: the server has no whoami (not hsmcad?): "
+		    "the new pair was only seen to complete a TLS handshake\n");
 
 	if ((ret = renew_swap(&f, &key_swapped, &c->err)) != 0) {
 		if (key_swapped)
@@ -1682,10 +1750,12 @@ const struct cli_cmd cmd_est_table[] = {
 	  "SAN go to simplereenroll. The new pair is written beside the old one\n"
 	  "(FILE.new, with FILE's owner, group and mode, a key's at most 0640)\n"
 	  "and checked: the certificate is for the key, chains to --cacert, and\n"
-	  "the server accepts a TLS connection with it.\n"
+	  "the server, asked with it (whoami), takes it for one it issued.\n"
 	  "Only then are copies kept as FILE.old and the pair swapped in, the key\n"
 	  "first. A renewal interrupted between the two renames is completed by\n"
-	  "the next run; any other failure leaves the old pair as it was.\n"
+	  "the next run; any other failure leaves the old pair as it was. When\n"
+	  "the server refuses the current pair (revoked), renew does not go\n"
+	  "back to FILE.old by itself; it says whether the server still takes it.\n"
 	  "Uses HSMCA_NOW as the current time. Test hook: HSMCA_EST_FAULT=\n"
 	  "after-issue fails right after the new certificate was written.\n",
 	  CLI_NO_CONFIG, cmd_est_renew },

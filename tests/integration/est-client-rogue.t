@@ -32,6 +32,12 @@ ENROLL = {
     "server": ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                "extendedKeyUsage=serverAuth\n", ("-copy_extensions", "copy")),
 }
+# Labels that issue as "good" but answer whoami (no whoami elsewhere: 404).
+WHOAMI = {
+    "revoked": b"403 Forbidden", "bootstrap": b"200 OK",
+}
+for l in WHOAMI:
+    ENROLL[l] = ENROLL["good"]
 
 def openssl(*args):
     return subprocess.run(("openssl",) + args, check=True, capture_output=True).stdout
@@ -79,6 +85,10 @@ def answer(label, op, body):
             # hsmcad's, and the CA this server issues with, self-signed:
             # no trust anchor for the client.
             return reply(p7(d, real + open(ca, "rb").read()))
+        if op == "whoami" and label in WHOAMI:
+            body = b"client certificate 0a is revoked\n" if label == "revoked" else b"bootstrap\n"
+            return (b"HTTP/1.1 " + WHOAMI[label] + b"\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
         if op in ("simpleenroll", "simplereenroll") and label in ENROLL:
             ext, more = ENROLL[label]
             return reply(p7(d, issue(d, body, ext, *more)))
@@ -222,6 +232,25 @@ check "the pair is untouched, nothing beside it" untouched
 expect_fail "renew: a CA certificate" 1 "is a CA certificate" \
 	hsmca est renew $FAKE_F --label ca --cert "$DEV/cert.pem" --key "$DEV/key.pem" --force
 check "the pair is untouched, nothing beside it" untouched
+
+# renew asks the server, with the new pair, whether it takes it (whoami).
+# shellcheck disable=SC2086
+expect_fail "renew: the server refuses the new pair (revoked)" 1 \
+	"the new pair does not work with the server: server refused \(403\): client certificate 0a is revoked" \
+	hsmca est renew $FAKE_F --label revoked --cert "$DEV/cert.pem" --key "$DEV/key.pem" --force
+check "the pair is untouched, nothing beside it" untouched
+# shellcheck disable=SC2086
+expect_fail "renew: the server takes the new pair for a bootstrap certificate" 1 \
+	"the new pair does not work with the server: the server does not take the certificate for one it issued" \
+	hsmca est renew $FAKE_F --label bootstrap --cert "$DEV/cert.pem" --key "$DEV/key.pem" --force
+check "the pair is untouched, nothing beside it" untouched
+# shellcheck disable=SC2086
+expect_ok "renew with a server that has no whoami (404)" \
+	hsmca est renew $FAKE_F --label good --cert "$DEV/cert.pem" --key "$DEV/key.pem" --force
+check "it says the new pair was checked only by a TLS handshake" \
+	grep -q "the server has no whoami (not hsmcad?): the new pair was only seen to complete a TLS handshake" "$WORK/last.err"
+check "the new pair is in place" sh -c "! cmp -s '$DEV/cert.pem' '$WORK/d1.pem' && cmp -s '$DEV/cert.pem.old' '$WORK/d1.pem'"
+
 # shellcheck disable=SC2086
 expect_fail "serverkeygen: from a CA that is not in --cacert" 1 "does not chain to a trust anchor" \
 	hsmca est serverkeygen $FAKE --label skg-plain $BOOT --subject CN=gw \

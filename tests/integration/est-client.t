@@ -341,6 +341,35 @@ check "the .old copies are beside the files, nothing beside the links" \
 	sh -c "cmp -s '$SYM/data/cert.pem.old' '$WORK/sym-orig.pem' && test -e '$SYM/data/key.pem.old' &&
 		test \$(ls '$SYM/etc' | wc -l) -eq 2"
 
+# The server refuses the current pair (revoked): renew does not go back
+# to the previous pair by itself, says whether the server still takes
+# it, and leaves it in place as .old.
+REV="$WORK/rev"
+mkdir -p "$REV"
+# shellcheck disable=SC2086
+hsmca est reenroll $EST --cert "$DEV/cert.pem" --key "$DEV/key.pem" \
+	--out "$REV/cert.pem" --new-key "$REV/key.pem" >/dev/null 2>&1
+# shellcheck disable=SC2086
+expect_ok "renew a pair, keeping the previous one as .old" \
+	hsmca est renew $EST --cert "$REV/cert.pem" --key "$REV/key.pem" --force
+cp "$REV/cert.pem.old" "$WORK/rev-old.pem"
+cp "$REV/key.pem.old" "$WORK/rev-old.key"
+expect_ok "revoke the current certificate" \
+	hsmca revoke "$(serial_of "$REV/cert.pem" | sed 's/^00//')" --reason superseded
+# shellcheck disable=SC2086
+expect_fail "renew with a revoked certificate: the server's reason" 1 \
+	"server refused \(403\): client certificate [0-9a-f]* is revoked" \
+	hsmca est renew $EST --cert "$REV/cert.pem" --key "$REV/key.pem" --force
+check "it says the previous pair still works and how to go back to it" \
+	grep -q "the server still accepts the previous pair, kept as $REV/cert.pem.old and $REV/key.pem.old: to go back to it, move them over $REV/cert.pem and $REV/key.pem, then renew" "$WORK/last.err"
+check "the previous pair is still there, unchanged" \
+	sh -c "cmp -s '$REV/cert.pem.old' '$WORK/rev-old.pem' && cmp -s '$REV/key.pem.old' '$WORK/rev-old.key'"
+mv "$REV/cert.pem.old" "$REV/cert.pem"
+mv "$REV/key.pem.old" "$REV/key.pem"
+# shellcheck disable=SC2086
+expect_ok "after going back to it, renew works again" \
+	hsmca est renew $EST --cert "$REV/cert.pem" --key "$REV/key.pem" --force
+
 # ---- refusals ----
 expect_fail "a --cacert that does not hold the server's root: TLS verify error" 1 \
 	"TLS handshake with localhost:$PORT.*certificate verify failed" \
