@@ -250,6 +250,14 @@ check "then finds the pair not due" grep -q "^not due" "$WORK/last.out"
 check "CERT is now the certificate from CERT.new" cmp -s "$DEV/cert.pem" "$WORK/crash.pem"
 check "the pair matches again" pair_matches "$DEV/cert.pem" "$DEV/key.pem"
 check "no .new file is left" no_new
+# The same at boot, before the network: not due, the server is not asked.
+cp "$DEV/cert.pem" "$DEV/cert.pem.new"
+cp "$WORK/before-crash.pem" "$DEV/cert.pem"
+check "a second simulated crash: mismatched again" not pair_matches "$DEV/cert.pem" "$DEV/key.pem"
+expect_ok "renew with no server to reach completes the swap" \
+	hsmca est renew --server https://localhost:1 --cacert "$TA" --cert "$DEV/cert.pem" --key "$DEV/key.pem"
+check "then finds the pair not due" grep -q "^not due" "$WORK/last.out"
+check "the pair matches again" pair_matches "$DEV/cert.pem" "$DEV/key.pem"
 
 # A run that failed before the swap left stale .new files: removed,
 # the pair untouched.
