@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -133,6 +134,69 @@ est_parse(struct cli *c, int argc, char **argv, enum est_cmd cmd,
 					    est_options[i].name);
 			return est_usage(cmd);
 		}
+	return CLI_EXIT_OK;
+}
+
+static const char *
+opt_name(int o)
+{
+	for (size_t i = 0; est_options[i].name != NULL; i++)
+		if (est_options[i].val == o)
+			return est_options[i].name;
+	return "?";
+}
+
+/* The same file: the same name, or (both there) the same inode. */
+static int
+same_file(const char *p, const char *q)
+{
+	struct stat ps, qs;
+
+	return strcmp(p, q) == 0 || (stat(p, &ps) == 0 && stat(q, &qs) == 0 &&
+	    ps.st_dev == qs.st_dev && ps.st_ino == qs.st_ino);
+}
+
+/* Before the server is asked to issue: the files enroll, reenroll and
+ * serverkeygen write (--out, and the option keyopt when given) are
+ * neither the client pair nor each other, and their directories can be
+ * written; a new key over the current one would leave a pair that does
+ * not match when the certificate then cannot be written. */
+static int
+outputs_check(struct cli *c, const struct est_args *a, int keyopt)
+{
+	const int outs[] = { O_OUT, keyopt }, ins[] = { O_CERT, O_KEY };
+	char buf[PATH_MAX];
+	const char *out, *dir;
+	struct stat st;
+
+	for (size_t i = 0; i < 2; i++) {
+		if ((out = a->opt[outs[i]]) == NULL)
+			continue;
+		for (size_t j = 0; j < 2; j++)
+			if (a->opt[ins[j]] != NULL && same_file(out,
+			    a->opt[ins[j]]))
+				return cli_errorx(c, CLI_EXIT_USAGE, "--%s %s is "
+				    "the current --%s; to replace a pair in "
+				    "place, use est renew", opt_name(outs[i]),
+				    out, opt_name(ins[j]));
+	}
+	if (a->opt[keyopt] != NULL && a->opt[O_OUT] != NULL &&
+	    same_file(a->opt[keyopt], a->opt[O_OUT]))
+		return cli_errorx(c, CLI_EXIT_USAGE, "--%s and --out name the "
+		    "same file", opt_name(keyopt));
+	for (size_t i = 0; i < 2; i++) {
+		if ((out = a->opt[outs[i]]) == NULL ||
+		    (outs[i] == O_OUT && strcmp(out, "-") == 0))
+			continue;
+		if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+			return cli_errorx(c, CLI_EXIT_FAIL, "cannot write %s: "
+			    "it is a directory", out);
+		snprintf(buf, sizeof(buf), "%s", out);
+		dir = dirname(buf);
+		if (access(dir, W_OK | X_OK) == -1)
+			return cli_errorx(c, CLI_EXIT_FAIL, "cannot write %s: "
+			    "%s: %s", out, dir, strerror(errno));
+	}
 	return CLI_EXIT_OK;
 }
 
@@ -354,6 +418,53 @@ ctype_is(const char *ctype, const char *want)
 	    (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
+/* The value of parameter name in a Content-Type, into out[len]: after the
+ * media type, "; name=value" pairs, the value a token or a quoted-string
+ * (RFC 9110 5.6.6). -1 when it is missing, malformed or too long. */
+static int
+ctype_param(const char *ctype, const char *name, char *out, size_t len)
+{
+	const char *p = strchr(ctype, ';'), *k;
+	size_t klen, n;
+	int match;
+
+	while (p != NULL && *p == ';') {
+		p++;
+		p += strspn(p, " \t");
+		k = p;
+		klen = strcspn(p, "=; \t");
+		p += klen;
+		if (*p++ != '=')
+			return -1;
+		match = klen == strlen(name) && strncasecmp(k, name, klen) == 0;
+		n = 0;
+		if (*p == '"') {
+			for (p++; *p != '"'; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				if (*p == '\0' || (match && n + 1 >= len))
+					return -1;
+				if (match)
+					out[n++] = *p;
+			}
+			p++;
+		} else {
+			for (; *p != '\0' && strchr("; \t", *p) == NULL; p++) {
+				if (match && n + 1 >= len)
+					return -1;
+				if (match)
+					out[n++] = *p;
+			}
+		}
+		if (match) {
+			out[n] = '\0';
+			return n > 0 ? 0 : -1;
+		}
+		p += strspn(p, " \t");
+	}
+	return -1;
+}
+
 /* The certificates of a 200 certs-only reply; a refusal otherwise. */
 static int
 reply_certs(const struct est_reply *r, STACK_OF(X509) **out,
@@ -400,31 +511,40 @@ get_cacerts(struct est_client *ec, STACK_OF(X509) **out,
 	return ret;
 }
 
-/* x verifies up to a self-signed certificate among cacerts, at the
- * injectable clock; with chain, the path found (x first, the root
- * last). */
+/* x verifies, at the injectable clock, up to a trust anchor in the
+ * cacert file (--cacert); the certificates of cacerts and of more may
+ * serve as intermediates, never as anchors. With chain, the path found
+ * (x first, the anchor last). */
 static int
-check_chain(X509 *x, STACK_OF(X509) *cacerts, STACK_OF(X509) **chain,
-    struct hsmca_err *e)
+check_chain(X509 *x, const char *cacert, STACK_OF(X509) *cacerts,
+    STACK_OF(X509) *more, STACK_OF(X509) **chain, struct hsmca_err *e)
 {
 	X509_STORE *trust = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	STACK_OF(X509) *from[] = { cacerts, more };
 	int ret = HSMCA_ERR_ALLOC;
 
 	if (trust == NULL || ctx == NULL || untrusted == NULL) {
 		err_set(e, ret, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < sk_X509_num(cacerts); i++) {
-		X509 *ca = sk_X509_value(cacerts, i);
-
-		if (X509_self_signed(ca, 0) == 1 ? !X509_STORE_add_cert(trust,
-		    ca) : !sk_X509_push(untrusted, ca)) {
-			err_set(e, ret, "out of memory");
-			goto out;
-		}
+	if (X509_STORE_load_file(trust, cacert) != 1) {
+		ret = err_set_ssl(e, HSMCA_ERR_ARG, "%s: no trust anchors",
+		    cacert);
+		goto out;
 	}
+	for (size_t f = 0; f < sizeof(from) / sizeof(from[0]); f++)
+		for (int i = 0; i < sk_X509_num(from[f]); i++) {
+			X509 *ca = sk_X509_value(from[f], i);
+
+			if (ca == x || X509_self_signed(ca, 0) == 1)
+				continue;
+			if (!sk_X509_push(untrusted, ca)) {
+				err_set(e, ret, "out of memory");
+				goto out;
+			}
+		}
 	if (!X509_STORE_CTX_init(ctx, trust, x, untrusted)) {
 		err_set(e, ret, "out of memory");
 		goto out;
@@ -432,7 +552,7 @@ check_chain(X509 *x, STACK_OF(X509) *cacerts, STACK_OF(X509) **chain,
 	X509_STORE_CTX_set_time(ctx, 0, clock_now());
 	if (X509_verify_cert(ctx) != 1) {
 		ret = err_set(e, HSMCA_ERR_VERIFY, "the new certificate does "
-		    "not chain to the CA certificates (cacerts): %s",
+		    "not chain to a trust anchor in %s: %s", cacert,
 		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		goto out;
 	}
@@ -447,6 +567,107 @@ out:
 	sk_X509_free(untrusted);
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(trust);
+	return ret;
+}
+
+/* What a certificate the server issued must be: for the subject
+ * requested and, when the request had one, its subjectAltName; for
+ * enroll, reenroll and renew, usable for TLS client authentication and
+ * CA:FALSE, unless it renews a CA (an edge CA renews into one);
+ * serverkeygen may bring a CA (an edge CA). */
+struct est_want {
+	const X509_NAME	*subject;
+	GENERAL_NAMES	*san;		/* owned; NULL: not checked */
+	int		 client;	/* for TLS client authentication */
+	int		 ca;		/* may be a CA */
+};
+
+static void
+want_clear(struct est_want *w)
+{
+	GENERAL_NAMES_free(w->san);
+	memset(w, 0, sizeof(*w));
+}
+
+/* Every name of a is in b. */
+static int
+san_within(GENERAL_NAMES *a, GENERAL_NAMES *b)
+{
+	for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
+		int found = 0;
+
+		for (int j = 0; !found && j < sk_GENERAL_NAME_num(b); j++)
+			found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i),
+			    sk_GENERAL_NAME_value(b, j)) == 0;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* The subject of x for a message: a server chose it, so only printable
+ * characters. */
+static char *
+subject_text(X509 *x)
+{
+	char *s = util_name_string(X509_get_subject_name(x));
+
+	for (char *p = s; p != NULL && *p != '\0'; p++)
+		if (!isprint((unsigned char)*p))
+			*p = '?';
+	return s;
+}
+
+/* x, the certificate the server issued, is what was asked for (w) and
+ * chains to --cacert (check_chain); with chain, the path found. */
+static int
+issued_check(X509 *x, const struct est_want *w, const char *cacert,
+    STACK_OF(X509) *cacerts, STACK_OF(X509) *more, STACK_OF(X509) **chain,
+    struct hsmca_err *e)
+{
+	GENERAL_NAMES *san = NULL;
+	char *subj = NULL;
+	int ret;
+
+	if ((ret = check_chain(x, cacert, cacerts, more, chain, e)) != 0)
+		return ret;
+	ret = HSMCA_ERR_VERIFY;
+	if (X509_NAME_cmp(X509_get_subject_name(x), w->subject) != 0) {
+		subj = subject_text(x);
+		err_set(e, ret, "the new certificate is for '%s', not the "
+		    "subject requested", subj != NULL ? subj : "?");
+		goto out;
+	}
+	if (w->san != NULL && ((san = X509_get_ext_d2i(x, NID_subject_alt_name,
+	    NULL, NULL)) == NULL || !san_within(w->san, san) ||
+	    !san_within(san, w->san))) {
+		err_set(e, ret, "the new certificate's subjectAltName is not "
+		    "the one requested");
+		goto out;
+	}
+	/* CA:TRUE whatever its keyUsage (X509_check_ca alone says 0 for a
+	 * CA without keyCertSign), or a CA by any other sign. */
+	if (!w->ca && ((X509_get_extension_flags(x) & EXFLAG_CA) != 0 ||
+	    X509_check_ca(x) != 0)) {
+		err_set(e, ret, "the new certificate is a CA certificate; a "
+		    "device's must be CA:FALSE");
+		goto out;
+	}
+	if (w->client && X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT,
+	    0) != 1) {
+		err_set(e, ret, "the new certificate is not for TLS client "
+		    "authentication (its extendedKeyUsage or keyUsage)");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0 && chain != NULL) {
+		sk_X509_pop_free(*chain, X509_free);
+		*chain = NULL;
+	}
+	ERR_clear_error();
+	GENERAL_NAMES_free(san);
+	free(subj);
 	return ret;
 }
 
@@ -539,47 +760,30 @@ out:
 	return ret;
 }
 
-/* --chain: the CA certificates, fetched before anything is issued, so
- * that the new certificate's chain can be written after it. */
+/* The CA certificates, fetched before anything is issued: the new
+ * certificate is checked against --cacert through them, and with --chain
+ * written followed by the ones it chains through. */
 static int
-chain_cacerts(struct cli *c, const struct est_args *a, struct est_client *ec,
-    STACK_OF(X509) **cacerts)
+est_cacerts(struct cli *c, struct est_client *ec, STACK_OF(X509) **cacerts)
 {
 	int ret;
 
-	*cacerts = NULL;
-	if (a->opt[O_CHAIN] != NULL &&
-	    (ret = get_cacerts(ec, cacerts, &c->err)) != 0)
+	if ((ret = get_cacerts(ec, cacerts, &c->err)) != 0)
 		return cli_error(c, ret);
 	return CLI_EXIT_OK;
 }
 
-/* The PEM to write for x: with cacerts (--chain), followed by the CA
- * certificates it chains through. */
+/* x, then the CA certificates of chain (check_chain's) it chains
+ * through, the root left out, written atomically. */
 static int
-out_pem(X509 *x, STACK_OF(X509) *cacerts, char **pem, size_t *len,
-    struct hsmca_err *e)
-{
-	STACK_OF(X509) *chain = NULL;
-	int ret;
-
-	if (cacerts != NULL && (ret = check_chain(x, cacerts, &chain, e)) != 0)
-		return ret;
-	ret = cert_pem(x, chain, pem, len, e);
-	sk_X509_pop_free(chain, X509_free);
-	return ret;
-}
-
-/* out_pem's PEM for x, written atomically. */
-static int
-cert_write(const char *path, X509 *x, STACK_OF(X509) *cacerts, int mode,
+cert_write(const char *path, X509 *x, STACK_OF(X509) *chain, int mode,
     struct hsmca_err *e)
 {
 	char *pem = NULL;
 	size_t len = 0;
 	int ret;
 
-	if ((ret = out_pem(x, cacerts, &pem, &len, e)) != 0)
+	if ((ret = cert_pem(x, chain, &pem, &len, e)) != 0)
 		return ret;
 	ret = util_write_file_atomic(path, pem, len, mode, e);
 	free(pem);
@@ -587,15 +791,15 @@ cert_write(const char *path, X509 *x, STACK_OF(X509) *cacerts, int mode,
 }
 
 /* POST req to op and write the certificate for pub to out (and newkey,
- * when there is one, to keyfile first); with cacerts (--chain), the CA
- * certificates it chains through after it. */
+ * when there is one, to keyfile first), once it is what w asks for; with
+ * chain (--chain), the CA certificates it chains through after it. */
 static int
-enroll_finish(struct cli *c, struct est_client *ec, const char *op,
-    X509_REQ *req, EVP_PKEY *pub, EVP_PKEY *newkey, const char *keyfile,
-    const char *out, STACK_OF(X509) *cacerts)
+enroll_finish(struct cli *c, const struct est_args *a, struct est_client *ec,
+    const char *op, X509_REQ *req, const struct est_want *w, EVP_PKEY *pub,
+    EVP_PKEY *newkey, const char *keyfile, STACK_OF(X509) *cacerts)
 {
 	struct est_reply r;
-	STACK_OF(X509) *certs = NULL;
+	STACK_OF(X509) *certs = NULL, *chain = NULL;
 	X509 *x = NULL;
 	char *pem = NULL;
 	size_t len = 0;
@@ -605,19 +809,23 @@ enroll_finish(struct cli *c, struct est_client *ec, const char *op,
 	if ((ret = est_post_csr(ec, op, req, &r, &c->err)) != 0 ||
 	    (ret = reply_certs(&r, &certs, &c->err)) != 0 ||
 	    (ret = certs_find(certs, pub, &x, &c->err)) != 0 ||
-	    (ret = out_pem(x, cacerts, &pem, &len, &c->err)) != 0 ||
+	    (ret = issued_check(x, w, a->opt[O_CACERT], cacerts, certs,
+	    &chain, &c->err)) != 0 ||
+	    (ret = cert_pem(x, a->opt[O_CHAIN] != NULL ? chain : NULL, &pem,
+	    &len, &c->err)) != 0 ||
 	    (newkey != NULL && (ret = key_write(keyfile, newkey,
 	    &c->err)) != 0)) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
-	if ((ret = cli_write_output(c, out, pem, len)) != CLI_EXIT_OK)
+	if ((ret = cli_write_output(c, a->opt[O_OUT], pem, len)) != CLI_EXIT_OK)
 		goto out;
-	print_cert(c, x, out, newkey != NULL ? keyfile : NULL);
+	print_cert(c, x, a->opt[O_OUT], newkey != NULL ? keyfile : NULL);
 	ret = CLI_EXIT_OK;
 out:
 	free(pem);
 	X509_free(x);
+	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(certs, X509_free);
 	est_reply_free(&r);
 	return ret;
@@ -627,6 +835,7 @@ static int
 cmd_est_enroll(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
+	struct est_want w;
 	struct est_client *ec = NULL;
 	STACK_OF(X509) *cacerts = NULL;
 	struct csr *csr = NULL;
@@ -651,6 +860,10 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 		    "or --subject [--san] --new-key");
 		return est_usage(EST_CMD_ENROLL);
 	}
+	if ((ret = outputs_check(c, &a, O_NEW_KEY)) != CLI_EXIT_OK)
+		return ret;
+	memset(&w, 0, sizeof(w));
+	w.client = 1;
 	if (a.opt[O_CSR] != NULL) {
 		if ((ret = util_read_file(a.opt[O_CSR], CSR_MAX_SIZE, &buf,
 		    &len, &c->err)) != 0 ||
@@ -658,6 +871,8 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 			ret = cli_error(c, ret);
 			goto out;
 		}
+		w.subject = X509_REQ_get_subject_name(csr->req);
+		w.san = csr_get_san(csr);
 	} else {
 		if ((ret = util_parse_name(a.opt[O_SUBJECT], &subject,
 		    &c->err)) != 0 ||
@@ -673,15 +888,17 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 			ret = cli_error(c, ret);
 			goto out;
 		}
+		w.subject = subject;
+		w.san = san != NULL ? X509V3_EXT_d2i(san) : NULL;
 	}
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
 	    &ec)) != CLI_EXIT_OK ||
-	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
+	    (ret = est_cacerts(c, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
-	ret = enroll_finish(c, ec, "simpleenroll", csr ? csr->req : req,
-	    csr ? csr->pubkey : newkey, newkey, a.opt[O_NEW_KEY],
-	    a.opt[O_OUT], cacerts);
+	ret = enroll_finish(c, &a, ec, "simpleenroll", csr ? csr->req : req,
+	    &w, csr ? csr->pubkey : newkey, newkey, a.opt[O_NEW_KEY], cacerts);
 out:
+	want_clear(&w);
 	sk_X509_pop_free(cacerts, X509_free);
 	est_client_free(ec);
 	EVP_PKEY_free(newkey);
@@ -697,6 +914,7 @@ static int
 cmd_est_reenroll(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
+	struct est_want w;
 	struct est_client *ec = NULL;
 	STACK_OF(X509) *cacerts = NULL;
 	X509_REQ *req = NULL;
@@ -704,11 +922,13 @@ cmd_est_reenroll(struct cli *c, int argc, char **argv)
 	X509 *x = NULL;
 	int ret;
 
+	memset(&w, 0, sizeof(w));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_REENROLL, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_OUT) | OPT(O_NEW_KEY) |
 	    OPT(O_CHAIN),
 	    OPTS_SERVER | OPT(O_CERT) | OPT(O_KEY) |
-	    OPT(O_OUT) | OPT(O_NEW_KEY), &a)) != CLI_EXIT_OK)
+	    OPT(O_OUT) | OPT(O_NEW_KEY), &a)) != CLI_EXIT_OK ||
+	    (ret = outputs_check(c, &a, O_NEW_KEY)) != CLI_EXIT_OK)
 		return ret;
 	if ((ret = cert_read(a.opt[O_CERT], &x, &c->err)) != 0 ||
 	    (ret = est_read_key(a.opt[O_KEY], &cur, &c->err)) != 0 ||
@@ -718,13 +938,19 @@ cmd_est_reenroll(struct cli *c, int argc, char **argv)
 		ret = cli_error(c, ret);
 		goto out;
 	}
+	/* RFC 7030 4.2.2: the subject and SAN of the certificate renewed. */
+	w.subject = X509_get_subject_name(x);
+	w.san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	w.client = 1;
+	w.ca = X509_check_ca(x) != 0;
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
 	    &ec)) != CLI_EXIT_OK ||
-	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
+	    (ret = est_cacerts(c, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
-	ret = enroll_finish(c, ec, "simplereenroll", req, newkey, newkey,
-	    a.opt[O_NEW_KEY], a.opt[O_OUT], cacerts);
+	ret = enroll_finish(c, &a, ec, "simplereenroll", req, &w, newkey,
+	    newkey, a.opt[O_NEW_KEY], cacerts);
 out:
+	want_clear(&w);
 	sk_X509_pop_free(cacerts, X509_free);
 	est_client_free(ec);
 	X509_REQ_free(req);
@@ -742,23 +968,19 @@ skg_parts(const struct est_reply *r, const unsigned char **key,
     struct hsmca_err *e)
 {
 	const unsigned char *p, *end = r->body + r->len, *next, *hend, *body;
-	const char *b;
-	char delim[160];
-	size_t dlen, blen;
+	char b[70 + 1], delim[80];
+	size_t dlen;
 
 	*key = *p7 = NULL;
-	if (!ctype_is(r->ctype, "multipart/mixed") ||
-	    (b = strcasestr(r->ctype, "boundary=")) == NULL)
+	if (!ctype_is(r->ctype, "multipart/mixed"))
 		return err_set(e, HSMCA_ERR_ARG, "the server answered with "
 		    "Content-Type '%s', not multipart/mixed", r->ctype);
-	b += strlen("boundary=");
-	if (*b == '"')
-		b++;
-	blen = strcspn(b, "\"; ");
-	if (blen == 0 || blen > 70)
-		return err_set(e, HSMCA_ERR_ARG, "the multipart reply has a bad "
-		    "boundary");
-	dlen = (size_t)snprintf(delim, sizeof(delim), "--%.*s", (int)blen, b);
+	/* RFC 2046 5.1.1: 1 to 70 characters, not ending in a space. */
+	if (ctype_param(r->ctype, "boundary", b, sizeof(b)) != 0 ||
+	    b[strlen(b) - 1] == ' ')
+		return err_set(e, HSMCA_ERR_ARG, "the multipart reply has no "
+		    "usable boundary parameter");
+	dlen = (size_t)snprintf(delim, sizeof(delim), "--%s", b);
 	if ((p = memmem(r->body, r->len, delim, dlen)) == NULL)
 		return err_set(e, HSMCA_ERR_ARG, "the multipart reply has no "
 		    "parts");
@@ -838,9 +1060,10 @@ static int
 cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
+	struct est_want w;
 	struct est_client *ec = NULL;
 	struct est_reply r;
-	STACK_OF(X509) *certs = NULL, *cacerts = NULL;
+	STACK_OF(X509) *certs = NULL, *cacerts = NULL, *chain = NULL;
 	X509_NAME *subject = NULL;
 	X509_EXTENSION *san = NULL;
 	X509_REQ *req = NULL;
@@ -852,11 +1075,13 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	int ret;
 
 	memset(&r, 0, sizeof(r));
+	memset(&w, 0, sizeof(w));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_SERVERKEYGEN, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_SAN) |
 	    OPT(O_OUT) | OPT(O_KEY_OUT) | OPT(O_CHAIN), OPTS_SERVER |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_OUT) |
-	    OPT(O_KEY_OUT), &a)) != CLI_EXIT_OK)
+	    OPT(O_KEY_OUT), &a)) != CLI_EXIT_OK ||
+	    (ret = outputs_check(c, &a, O_KEY_OUT)) != CLI_EXIT_OK)
 		return ret;
 	/* The server makes the key; the request names the subject and is
 	 * signed with a throwaway key it ignores. */
@@ -871,9 +1096,13 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 		ret = cli_error(c, ret);
 		goto out;
 	}
+	/* An edge CA comes this way. */
+	w.subject = subject;
+	w.ca = 1;
+	w.san = san != NULL ? X509V3_EXT_d2i(san) : NULL;
 	if ((ret = est_open(c, &a, a.opt[O_CERT], a.opt[O_KEY],
 	    &ec)) != CLI_EXIT_OK ||
-	    (ret = chain_cacerts(c, &a, ec, &cacerts)) != CLI_EXIT_OK)
+	    (ret = est_cacerts(c, ec, &cacerts)) != CLI_EXIT_OK)
 		goto out;
 	if ((ret = est_post_csr(ec, "serverkeygen", req, &r, &c->err)) != 0 ||
 	    (r.status != 200 && (ret = est_reply_refusal(&r, &c->err)) != 0) ||
@@ -882,7 +1111,10 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	    (ret = skg_key(k64, k64len, &key, &c->err)) != 0 ||
 	    (ret = est_p7_certs(c64, c64len, &certs, &c->err)) != 0 ||
 	    (ret = certs_find(certs, key, &x, &c->err)) != 0 ||
-	    (ret = out_pem(x, cacerts, &pem, &len, &c->err)) != 0 ||
+	    (ret = issued_check(x, &w, a.opt[O_CACERT], cacerts, certs,
+	    &chain, &c->err)) != 0 ||
+	    (ret = cert_pem(x, a.opt[O_CHAIN] != NULL ? chain : NULL, &pem,
+	    &len, &c->err)) != 0 ||
 	    (ret = key_write(a.opt[O_KEY_OUT], key, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
@@ -892,8 +1124,10 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	print_cert(c, x, a.opt[O_OUT], a.opt[O_KEY_OUT]);
 	ret = CLI_EXIT_OK;
 out:
+	want_clear(&w);
 	free(pem);
 	X509_free(x);
+	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_pop_free(cacerts, X509_free);
 	EVP_PKEY_free(key);
@@ -908,10 +1142,18 @@ out:
 
 /* ---- renew ---- */
 
+/* A key renew writes is never more than this: never world-readable. */
+#define EST_KEY_MODE_MAX	0640
+
+/* --cert and --key with symbolic links followed: the files replaced are
+ * the ones they point to, in their own directories. */
 struct renew_files {
-	const char	*cert, *key;
+	const char	*cert_arg, *key_arg;	/* as given */
+	char		 cert[PATH_MAX], key[PATH_MAX];
 	char		 cert_new[PATH_MAX], key_new[PATH_MAX];
 	char		 cert_old[PATH_MAX], key_old[PATH_MAX];
+	struct stat	 cert_st, key_st;	/* owner and mode to keep */
+	int		 cert_mode, key_mode;
 };
 
 static int
@@ -921,6 +1163,38 @@ path_beside(char *dst, size_t len, const char *path, const char *suffix,
 	if ((size_t)snprintf(dst, len, "%s%s", path, suffix) >= len)
 		return err_set(e, HSMCA_ERR_ARG, "%s: path too long", path);
 	return 0;
+}
+
+/* Give path, just written, the owner and group of st and mode, synced:
+ * a key the service user could read stays readable to it. */
+static int
+file_own_like(const char *path, const struct stat *st, int mode,
+    struct hsmca_err *e)
+{
+	struct stat now;
+	int fd, ret = HSMCA_ERR_IO;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return err_set(e, ret, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &now) == -1) {
+		err_set(e, ret, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((now.st_uid != st->st_uid || now.st_gid != st->st_gid) &&
+	    fchown(fd, st->st_uid, st->st_gid) == -1) {
+		err_set(e, ret, "cannot give %s the owner and group of the file "
+		    "it replaces (%lu:%lu): %s", path, (unsigned long)st->st_uid,
+		    (unsigned long)st->st_gid, strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, (mode_t)mode) == -1 || fsync(fd) == -1) {
+		err_set(e, ret, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	close(fd);
+	return ret;
 }
 
 /* Make a rename in path's directory durable. */
@@ -1013,9 +1287,10 @@ out:
 	return ret;
 }
 
-/* Keep a copy of path as old (mode of the original), fsync'd. */
+/* Keep a copy of path as old, with the owner of st and mode, fsync'd. */
 static int
-keep_old(const char *path, const char *old, int mode, struct hsmca_err *e)
+keep_old(const char *path, const char *old, const struct stat *st, int mode,
+    struct hsmca_err *e)
 {
 	unsigned char *buf = NULL;
 	size_t len = 0;
@@ -1023,19 +1298,54 @@ keep_old(const char *path, const char *old, int mode, struct hsmca_err *e)
 
 	if ((ret = util_read_file(path, EST_CERT_MAX, &buf, &len, e)) != 0)
 		return ret;
-	ret = util_write_file_atomic(old, buf, len, mode, e);
+	if ((ret = util_write_file_atomic(old, buf, len, mode & 0600,
+	    e)) == 0)
+		ret = file_own_like(old, st, mode, e);
 	util_freezero(buf, len);
 	return ret;
 }
 
-/* The new pair on disk works: its certificate is for its key, chains to
- * the CA certificates, and the server accepts a connection with it. */
+/* GET whoami with the pair cert and key: 0 when the server takes the
+ * certificate for one it issued and holds valid (hsmcad answers "issued
+ * SERIAL", and refuses a revoked or unknown one as it would a renewal).
+ * A server without whoami (404: not hsmcad) sets *unknown: all it did was
+ * complete a TLS handshake. */
 static int
-renew_check(const struct est_args *a, const struct renew_files *f,
-    STACK_OF(X509) *cacerts, struct hsmca_err *e)
+whoami_check(const struct est_args *a, const char *cert, const char *key,
+    int *unknown, struct hsmca_err *e)
 {
 	struct est_client *ec = NULL;
-	STACK_OF(X509) *again = NULL;
+	struct est_reply r;
+	int ret;
+
+	*unknown = 0;
+	memset(&r, 0, sizeof(r));
+	if ((ret = est_client_new(a->opt[O_SERVER], a->opt[O_LABEL],
+	    a->opt[O_CACERT], cert, key, &ec, e)) != 0 ||
+	    (ret = est_client_request(ec, "GET", "whoami", NULL, NULL, 0, &r,
+	    e)) != 0)
+		goto out;
+	if (r.status == 404)
+		*unknown = 1;
+	else if (r.status != 200)
+		ret = est_reply_refusal(&r, e);
+	else if (r.len < 7 || strncmp((const char *)r.body, "issued ", 7) != 0)
+		ret = err_set(e, HSMCA_ERR_VERIFY, "the server does not take "
+		    "the certificate for one it issued");
+out:
+	est_reply_free(&r);
+	est_client_free(ec);
+	return ret;
+}
+
+/* The new pair on disk works: its certificate is for its key, chains to
+ * --cacert, and the server, presented with it, takes it for a valid
+ * certificate it issued (whoami); *unchecked when the server cannot
+ * tell (no whoami). */
+static int
+renew_check(const struct est_args *a, const struct renew_files *f,
+    STACK_OF(X509) *cacerts, int *unchecked, struct hsmca_err *e)
+{
 	EVP_PKEY *k = NULL;
 	X509 *x = NULL;
 	int ret;
@@ -1048,11 +1358,11 @@ renew_check(const struct est_args *a, const struct renew_files *f,
 		    f->key_new, f->cert_new);
 		goto out;
 	}
-	if ((ret = check_chain(x, cacerts, NULL, e)) != 0)
+	if ((ret = check_chain(x, a->opt[O_CACERT], cacerts, NULL, NULL,
+	    e)) != 0)
 		goto out;
-	if ((ret = est_client_new(a->opt[O_SERVER], a->opt[O_LABEL],
-	    a->opt[O_CACERT], f->cert_new, f->key_new, &ec, e)) != 0 ||
-	    (ret = get_cacerts(ec, &again, e)) != 0) {
+	if ((ret = whoami_check(a, f->cert_new, f->key_new, unchecked,
+	    e)) != 0) {
 		char why[HSMCA_ERRMSG_MAX];
 
 		snprintf(why, sizeof(why), "%s", e->msg);
@@ -1062,25 +1372,51 @@ renew_check(const struct est_args *a, const struct renew_files *f,
 	}
 	ret = 0;
 out:
-	sk_X509_pop_free(again, X509_free);
-	est_client_free(ec);
 	EVP_PKEY_free(k);
 	X509_free(x);
 	return ret;
+}
+
+/* The server refused the current pair (revoked, say): renew does not go
+ * back to the previous pair by itself, since a revocation must cut a
+ * device off, not send it back to an older certificate. It says whether
+ * that pair, kept as .old, still works, and what to do. */
+static void
+renew_refused_hint(const struct est_args *a, const struct renew_files *f)
+{
+	int unknown = 0;
+
+	if (access(f->cert_old, F_OK) != 0 || access(f->key_old, F_OK) != 0)
+		fprintf(stderr, "hsmca: no previous pair is kept beside %s: "
+		    "enroll the device again with its bootstrap certificate "
+		    "(est enroll)\n", f->cert);
+	else if (whoami_check(a, f->cert_old, f->key_old, &unknown,
+	    NULL) == 0 && !unknown)
+		fprintf(stderr, "hsmca: the server still accepts the previous "
+		    "pair, kept as %s and %s: to go back to it, move them over "
+		    "%s and %s, then renew\n", f->cert_old, f->key_old,
+		    f->cert, f->key);
+	else
+		fprintf(stderr, "hsmca: the previous pair, kept as %s and %s, "
+		    "%s: enroll the device again with its bootstrap "
+		    "certificate (est enroll)\n", f->cert_old, f->key_old,
+		    unknown ? "may or may not be accepted (the server has no "
+		    "whoami)" : "is refused too");
 }
 
 /* Copies of the old pair as .old, then KEY.new over KEY, then CERT.new
  * over CERT, each rename made durable. A crash between the two renames
  * is completed by the next run (renew_recover). */
 static int
-renew_swap(const struct renew_files *f, int certmode, int *key_swapped,
-    struct hsmca_err *e)
+renew_swap(const struct renew_files *f, int *key_swapped, struct hsmca_err *e)
 {
 	int ret;
 
 	*key_swapped = 0;
-	if ((ret = keep_old(f->cert, f->cert_old, certmode, e)) != 0 ||
-	    (ret = keep_old(f->key, f->key_old, 0600, e)) != 0)
+	if ((ret = keep_old(f->cert, f->cert_old, &f->cert_st, f->cert_mode,
+	    e)) != 0 ||
+	    (ret = keep_old(f->key, f->key_old, &f->key_st, f->key_mode,
+	    e)) != 0)
 		return ret;
 	if (rename(f->key_new, f->key) == -1)
 		return err_set(e, HSMCA_ERR_IO, "rename %s to %s: %s",
@@ -1122,7 +1458,7 @@ renew_print(struct cli *c, X509 *nx, const struct renew_files *f,
 	json_t *o;
 
 	if (c->json) {
-		o = cert_json(nx, f->cert, f->key);
+		o = cert_json(nx, f->cert_arg, f->key_arg);
 		json_object_set_new(o, "status", json_string("renewed"));
 		json_object_set_new(o, "previous_serial",
 		    json_string(oldserial));
@@ -1144,11 +1480,11 @@ static int
 cmd_est_renew(struct cli *c, int argc, char **argv)
 {
 	struct est_args a;
+	struct est_want w;
 	struct renew_files f;
 	struct est_client *ec = NULL;
 	struct est_reply r;
-	struct stat cst, kst;
-	STACK_OF(X509) *cacerts = NULL, *certs = NULL;
+	STACK_OF(X509) *cacerts = NULL, *certs = NULL, *chain = NULL;
 	X509_REQ *req = NULL;
 	EVP_PKEY *cur = NULL, *newkey = NULL;
 	X509 *x = NULL, *nx = NULL;
@@ -1157,9 +1493,10 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	int64_t threshold;
 	time_t now, na;
 	int ret, lockfd = -1, completed = 0, written = 0, key_swapped = 0;
-	int certmode, more = 0;
+	int more = 0, unchecked = 0;
 
 	memset(&r, 0, sizeof(r));
+	memset(&w, 0, sizeof(w));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_RENEW, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_THRESHOLD) | OPT(O_FORCE),
 	    OPTS_SERVER | OPT(O_CERT) | OPT(O_KEY),
@@ -1175,8 +1512,18 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		fault = NULL;
 	}
 	memset(&f, 0, sizeof(f));
-	f.cert = a.opt[O_CERT];
-	f.key = a.opt[O_KEY];
+	f.cert_arg = a.opt[O_CERT];
+	f.key_arg = a.opt[O_KEY];
+	if (realpath(f.cert_arg, f.cert) == NULL) {
+		ret = cli_errorx(c, CLI_EXIT_FAIL, "%s: %s", f.cert_arg,
+		    strerror(errno));
+		goto out;
+	}
+	if (realpath(f.key_arg, f.key) == NULL) {
+		ret = cli_errorx(c, CLI_EXIT_FAIL, "%s: %s", f.key_arg,
+		    strerror(errno));
+		goto out;
+	}
 	if ((ret = path_beside(f.cert_new, sizeof(f.cert_new), f.cert, ".new",
 	    &c->err)) != 0 ||
 	    (ret = path_beside(f.key_new, sizeof(f.key_new), f.key, ".new",
@@ -1194,22 +1541,26 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "hsmca: completed an interrupted renewal: "
 		    "%s now holds the certificate for %s\n", f.cert, f.key);
 
-	if (stat(f.cert, &cst) == -1) {
+	if (stat(f.cert, &f.cert_st) == -1) {
 		ret = cli_errorx(c, CLI_EXIT_FAIL, "%s: %s", f.cert,
 		    strerror(errno));
 		goto out;
 	}
-	if (stat(f.key, &kst) == -1) {
+	if (stat(f.key, &f.key_st) == -1) {
 		ret = cli_errorx(c, CLI_EXIT_FAIL, "%s: %s", f.key,
 		    strerror(errno));
 		goto out;
 	}
-	if (cst.st_dev == kst.st_dev && cst.st_ino == kst.st_ino) {
+	if (f.cert_st.st_dev == f.key_st.st_dev &&
+	    f.cert_st.st_ino == f.key_st.st_ino) {
 		ret = cli_errorx(c, CLI_EXIT_USAGE, "--cert and --key must be "
 		    "separate files");
 		goto out;
 	}
-	certmode = (int)(cst.st_mode & 0777);
+	/* The new files get the owner, group and mode of the ones they
+	 * replace. */
+	f.cert_mode = (int)(f.cert_st.st_mode & 0777);
+	f.key_mode = (int)(f.key_st.st_mode & EST_KEY_MODE_MAX);
 	if ((ret = cert_read_more(f.cert, &x, &more, &c->err)) != 0 ||
 	    (ret = est_read_key(f.key, &cur, &c->err)) != 0) {
 		ret = cli_error(c, ret);
@@ -1228,21 +1579,36 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if (now < na - (time_t)threshold && a.opt[O_FORCE] == NULL) {
-		ret = renew_not_due(c, x, f.cert, na - (time_t)threshold);
+		ret = renew_not_due(c, x, f.cert_arg, na - (time_t)threshold);
 		goto out;
 	}
 
 	/* The CA certificates first: without them the new pair could not
-	 * be checked, so nothing is issued. */
+	 * be checked, so nothing is issued. The new certificate must have
+	 * the current one's subject and SAN (RFC 7030 4.2.2). */
+	w.subject = X509_get_subject_name(x);
+	w.san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	w.client = 1;
+	w.ca = X509_check_ca(x) != 0;
 	if ((ret = est_client_new(a.opt[O_SERVER], a.opt[O_LABEL],
 	    a.opt[O_CACERT], f.cert, f.key, &ec, &c->err)) != 0 ||
 	    (ret = get_cacerts(ec, &cacerts, &c->err)) != 0 ||
 	    (ret = key_like(cur, &newkey, &c->err)) != 0 ||
 	    (ret = csr_build(newkey, X509_get_subject_name(x), cert_san(x),
 	    &req, &c->err)) != 0 ||
-	    (ret = est_post_csr(ec, "simplereenroll", req, &r, &c->err)) != 0 ||
-	    (ret = reply_certs(&r, &certs, &c->err)) != 0 ||
-	    (ret = certs_find(certs, newkey, &nx, &c->err)) != 0) {
+	    (ret = est_post_csr(ec, "simplereenroll", req, &r, &c->err)) != 0) {
+		ret = cli_error(c, ret);
+		goto out;
+	}
+	if ((ret = reply_certs(&r, &certs, &c->err)) != 0) {
+		ret = cli_error(c, ret);
+		if (r.status == 401 || r.status == 403)
+			renew_refused_hint(&a, &f);
+		goto out;
+	}
+	if ((ret = certs_find(certs, newkey, &nx, &c->err)) != 0 ||
+	    (ret = issued_check(nx, &w, a.opt[O_CACERT], cacerts, certs,
+	    &chain, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
@@ -1253,8 +1619,12 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 	 * out. */
 	written = 1;
 	if ((ret = key_write(f.key_new, newkey, &c->err)) != 0 ||
-	    (ret = cert_write(f.cert_new, nx, more > 0 ? cacerts : NULL,
-	    certmode, &c->err)) != 0) {
+	    (ret = file_own_like(f.key_new, &f.key_st, f.key_mode,
+	    &c->err)) != 0 ||
+	    (ret = cert_write(f.cert_new, nx, more > 0 ? chain : NULL,
+	    f.cert_mode & 0600, &c->err)) != 0 ||
+	    (ret = file_own_like(f.cert_new, &f.cert_st, f.cert_mode,
+	    &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
@@ -1264,12 +1634,15 @@ cmd_est_renew(struct cli *c, int argc, char **argv)
 		    f.cert_new);
 		goto out;
 	}
-	if ((ret = renew_check(&a, &f, cacerts, &c->err)) != 0) {
+	if ((ret = renew_check(&a, &f, cacerts, &unchecked, &c->err)) != 0) {
 		ret = cli_error(c, ret);
 		goto out;
 	}
+	if (unchecked)
+		fprintf(stderr, "hsmca: the server has no whoami (not hsmcad?): "
+		    "the new pair was only seen to complete a TLS handshake\n");
 
-	if ((ret = renew_swap(&f, certmode, &key_swapped, &c->err)) != 0) {
+	if ((ret = renew_swap(&f, &key_swapped, &c->err)) != 0) {
 		if (key_swapped)
 			fprintf(stderr, "hsmca: %s; run renew again to complete "
 			    "the renewal\n", c->err.msg);
@@ -1289,8 +1662,10 @@ out:
 	if (lockfd != -1)
 		close(lockfd);
 	est_reply_free(&r);
+	want_clear(&w);
 	X509_free(nx);
 	X509_free(x);
+	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_pop_free(cacerts, X509_free);
 	X509_REQ_free(req);
@@ -1302,8 +1677,9 @@ out:
 
 #define EST_HELP_COMMON \
 	"  --server URL       the EST server, https://HOST[:PORT]\n" \
-	"  --cacert FILE      trust anchors (PEM) for the server's certificate;\n" \
-	"                     its name is checked against HOST\n" \
+	"  --cacert FILE      trust anchors (PEM) for the server's certificate\n" \
+	"                     (its name is checked against HOST) and for the\n" \
+	"                     certificates it issues\n" \
 	"  --label L          the EST label: /.well-known/est/L/ (default none)\n"
 #define EST_HELP_PAIR \
 	"  --cert FILE        client certificate (PEM, then its chain)\n" \
@@ -1365,16 +1741,21 @@ const struct cli_cmd cmd_est_table[] = {
 	  "                     (a file that also holds its chain gets the new\n"
 	  "                     certificate's chain, from cacerts)\n"
 	  "  --key FILE         its key, replaced when renewed\n"
+	  "                     (either may be a symbolic link: the file it\n"
+	  "                     points to is replaced, in its own directory)\n"
 	  "  --threshold DUR    renew when it expires within DUR (default 28d);\n"
 	  "                     before that, print \"not due\" and change nothing\n"
 	  "  --force            renew whatever the expiry\n"
 	  "\nA new key of the same type and a request with the same subject and\n"
 	  "SAN go to simplereenroll. The new pair is written beside the old one\n"
-	  "(FILE.new, the key 0600) and checked: the certificate is for the key,\n"
-	  "chains to cacerts, and the server accepts a TLS connection with it.\n"
+	  "(FILE.new, with FILE's owner, group and mode, a key's at most 0640)\n"
+	  "and checked: the certificate is for the key, chains to --cacert, and\n"
+	  "the server, asked with it (whoami), takes it for one it issued.\n"
 	  "Only then are copies kept as FILE.old and the pair swapped in, the key\n"
 	  "first. A renewal interrupted between the two renames is completed by\n"
-	  "the next run; any other failure leaves the old pair as it was.\n"
+	  "the next run; any other failure leaves the old pair as it was. When\n"
+	  "the server refuses the current pair (revoked), renew does not go\n"
+	  "back to FILE.old by itself; it says whether the server still takes it.\n"
 	  "Uses HSMCA_NOW as the current time. Test hook: HSMCA_EST_FAULT=\n"
 	  "after-issue fails right after the new certificate was written.\n",
 	  CLI_NO_CONFIG, cmd_est_renew },

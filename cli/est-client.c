@@ -493,6 +493,9 @@ conn_chunked(struct est_conn *k, struct est_reply *r, size_t *cap,
 	return 0;
 }
 
+/* A header value or the status phrase, trimmed; the server chose it and
+ * it may reach a terminal: a tab is a space, any other control or
+ * non-ASCII byte a '?'. */
 static void
 copy_value(char *dst, size_t len, const char *v)
 {
@@ -505,7 +508,11 @@ copy_value(char *dst, size_t len, const char *v)
 		n--;
 	if (n >= len)
 		n = len - 1;
-	memcpy(dst, v, n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		dst[i] = ch == '\t' ? ' ' : isprint(ch) ? (char)ch : '?';
+	}
 	dst[n] = '\0';
 }
 

@@ -2,6 +2,8 @@
  *
  *   GET  cacerts         every generation a device may need, no client cert
  *   GET  csrattrs        what the label's profile wants in a CSR
+ *   GET  whoami          who the client certificate makes the client here,
+ *                        nothing issued (hsmca est renew checks a new pair)
  *   POST simpleenroll    bootstrap certificate: enrollment;
  *                        a certificate hsmca issued: renewal
  *   POST simplereenroll  renewal: same subject and SAN, new key allowed
@@ -39,9 +41,11 @@
 #define EST_PREFIX	"/.well-known/est/"
 #define EST_BOUNDARY	"hsmca-est-boundary-7f3a"
 
+/* The GET operations first (est_handle), up to EST_WHOAMI. */
 enum est_op {
 	EST_CACERTS,
 	EST_CSRATTRS,
+	EST_WHOAMI,
 	EST_SIMPLEENROLL,
 	EST_SIMPLEREENROLL,
 	EST_SERVERKEYGEN,
@@ -51,6 +55,7 @@ enum est_op {
 static const char *const est_op_names[EST_OP_MAX] = {
 	[EST_CACERTS] = "cacerts",
 	[EST_CSRATTRS] = "csrattrs",
+	[EST_WHOAMI] = "whoami",
 	[EST_SIMPLEENROLL] = "simpleenroll",
 	[EST_SIMPLEREENROLL] = "simplereenroll",
 	[EST_SERVERKEYGEN] = "serverkeygen",
@@ -549,6 +554,69 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 		    c->why);
 }
 
+/* A disallowed device stays out, whatever certificate it holds: by its
+ * CN, or by the fingerprint of the certificate it presents. Refuses r and
+ * returns -1 when it is out. */
+static int
+est_refuse_disallowed(struct est_req *r, const struct est_identity *id)
+{
+	struct hsmca_err de;
+	char fp[UTIL_SHA256_HEX];
+	int dr;
+
+	err_clear(&de);
+	dr = id->cn[0] != '\0' ? store_disallow_check(r->d->st, id->cn, &de) : 0;
+	if (dr == 0 && util_cert_sha256(id->cert, fp) == 0)
+		dr = store_disallow_check(r->d->st, fp, &de);
+	if (dr == 0)
+		return 0;
+	est_refuse(r, dr == HSMCA_ERR_POLICY ? 403 : 503, "%s",
+	    de.msg[0] ? de.msg : "the disallow list cannot be read");
+	return -1;
+}
+
+/* ---- whoami ---- */
+
+/* One line: "issued SERIAL" for a valid certificate hsmca issued,
+ * "bootstrap" for one the label's bootstrap-ca trusts; refusals as for
+ * an enrollment (401, 403 revoked or untrusted, disallowed). Nothing is
+ * issued or recorded: a device checks that its new pair works. */
+static void
+est_whoami(struct est_req *r, int label_idx)
+{
+	struct est_identity id;
+	struct evbuffer *body;
+
+	identify(r, label_idx, &id);
+	snprintf(r->who, sizeof(r->who), "client=%.400s id=%s",
+	    id.subject[0] ? id.subject : "-", est_id_names[id.kind]);
+	if (id.kind == EST_ID_NONE) {
+		est_refuse(r, 401, "a client certificate is required");
+		goto out;
+	}
+	if (id.kind == EST_ID_UNTRUSTED) {
+		est_refuse(r, 403, "%s", id.reason);
+		goto out;
+	}
+	if (est_refuse_disallowed(r, &id) != 0)
+		goto out;
+	if ((body = evbuffer_new()) == NULL) {
+		est_refuse(r, 500, "out of memory");
+		goto out;
+	}
+	if (id.kind == EST_ID_ISSUED)
+		evbuffer_add_printf(body, "issued %s\n", id.rec.serial);
+	else
+		evbuffer_add_printf(body, "%s\n", est_id_names[id.kind]);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req),
+	    "Content-Type", "text/plain; charset=utf-8");
+	evhttp_send_reply(r->req, 200, "OK", body);
+	evbuffer_free(body);
+	est_done(r, 200, NULL);
+out:
+	identity_free(&id);
+}
+
 /* ---- csrattrs ---- */
 
 static int
@@ -739,24 +807,8 @@ est_enroll(struct est_req *r, int label_idx)
 	default:
 		break;
 	}
-	/* A disallowed device stays out, whatever certificate it holds: by
-	 * its CN, or by the fingerprint of the certificate it presents. */
-	{
-		struct hsmca_err de;
-		char fp[UTIL_SHA256_HEX];
-		int dr;
-
-		err_clear(&de);
-		dr = id.cn[0] != '\0' ?
-		    store_disallow_check(r->d->st, id.cn, &de) : 0;
-		if (dr == 0 && util_cert_sha256(id.cert, fp) == 0)
-			dr = store_disallow_check(r->d->st, fp, &de);
-		if (dr != 0) {
-			est_refuse(r, dr == HSMCA_ERR_POLICY ? 403 : 503, "%s",
-			    de.msg[0] ? de.msg : "the disallow list cannot be read");
-			goto out;
-		}
-	}
+	if (est_refuse_disallowed(r, &id) != 0)
+		goto out;
 	if (len == 0 || util_b64_decode(evbuffer_pullup(in, -1), len, &der,
 	    &derlen, NULL) != 0) {
 		est_refuse(r, 400, "the body is not a base64 PKCS#10 request");
@@ -919,11 +971,11 @@ est_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	r->op = (enum est_op)op;
-	if ((r->op <= EST_CSRATTRS) != (cmd == EVHTTP_REQ_GET)) {
+	if ((r->op <= EST_WHOAMI) != (cmd == EVHTTP_REQ_GET)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-		    r->op <= EST_CSRATTRS ? "GET" : "POST");
+		    r->op <= EST_WHOAMI ? "GET" : "POST");
 		est_refuse(r, 405, "%s takes %s", est_op_names[r->op],
-		    r->op <= EST_CSRATTRS ? "GET" : "POST");
+		    r->op <= EST_WHOAMI ? "GET" : "POST");
 		return;
 	}
 
@@ -949,6 +1001,9 @@ est_handle(struct evhttp_request *req, void *arg)
 		free(der);
 		return;
 	}
+	case EST_WHOAMI:
+		est_whoami(r, label_idx);
+		return;
 	default:
 		est_enroll(r, label_idx);
 		return;

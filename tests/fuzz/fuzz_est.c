@@ -27,7 +27,7 @@
 #include "../../daemon/hsmcad.h"
 #include "fuzz.h"
 
-#define EST_OPS	5	/* est.c's enum est_op */
+#define EST_OPS	6	/* est.c's enum est_op */
 
 static const char fuzz_est_conf[] =
 	"[hsm]\n"

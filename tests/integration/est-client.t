@@ -100,6 +100,40 @@ expect_ok "reenroll keeps a P-384 key a P-384 key" \
 	--out "$WORK/d2r.pem" --new-key "$WORK/d2r.key"
 check "the new key is P-384" sh -c "openssl pkey -in '$WORK/d2r.key' -noout -text | grep -q 'NIST CURVE: P-384'"
 
+# Outputs are checked before the server is asked: never the current pair,
+# and where they can be written.
+cp "$WORK/d1r.pem" "$WORK/cur.pem"
+(umask 077; cp "$WORK/d1r.key" "$WORK/cur.key")
+rows=$(count_rows)
+# shellcheck disable=SC2086
+expect_fail "reenroll --new-key naming the current --key is refused" 2 \
+	"--new-key $WORK/./cur.key is the current --key" \
+	hsmca est reenroll $EST --cert "$WORK/cur.pem" --key "$WORK/cur.key" \
+	--new-key "$WORK/./cur.key" --out "$WORK/nodir/cur.pem"
+check "the key is unchanged and still the certificate's" \
+	sh -c "cmp -s '$WORK/cur.key' '$WORK/d1r.key' && test '$(pubkey_of_cert "$WORK/cur.pem")' = \"\$(openssl pkey -in '$WORK/cur.key' -pubout)\""
+# shellcheck disable=SC2086
+expect_fail "reenroll --out naming the current --cert is refused" 2 "--out $WORK/cur.pem is the current --cert" \
+	hsmca est reenroll $EST --cert "$WORK/cur.pem" --key "$WORK/cur.key" \
+	--new-key "$WORK/new.key" --out "$WORK/cur.pem"
+# shellcheck disable=SC2086
+expect_fail "reenroll --out in a directory that does not exist is refused" 1 \
+	"cannot write $WORK/nodir/new.pem: $WORK/nodir: No such file or directory" \
+	hsmca est reenroll $EST --cert "$WORK/cur.pem" --key "$WORK/cur.key" \
+	--new-key "$WORK/new.key" --out "$WORK/nodir/new.pem"
+check "no new key was written" test ! -e "$WORK/new.key"
+cp "$WORK/dev-1.boot.pem" "$WORK/bootcopy.pem"
+cp "$WORK/dev-1.boot.key" "$WORK/bootcopy.key"
+expect_fail "serverkeygen --key-out naming the current --key is refused" 2 \
+	"--key-out $WORK/bootcopy.key is the current --key" \
+	hsmca est serverkeygen $EST --label edge --cert "$WORK/bootcopy.pem" --key "$WORK/bootcopy.key" \
+	--subject "CN=gw-x" --out "$WORK/gwx.pem" --key-out "$WORK/bootcopy.key"
+check "that key is unchanged" cmp -s "$WORK/bootcopy.key" "$WORK/dev-1.boot.key"
+# shellcheck disable=SC2086
+expect_fail "enroll --new-key and --out naming the same file is refused" 2 "--new-key and --out name the same file" \
+	hsmca est enroll $EST $BOOT --subject CN=dev-1 --new-key "$WORK/same.pem" --out "$WORK/same.pem"
+check "the server was asked nothing: no certificate issued" test "$(count_rows)" -eq "$rows"
+
 # ---- serverkeygen ----
 # shellcheck disable=SC2086
 expect_ok "serverkeygen on label edge" \
@@ -216,6 +250,14 @@ check "then finds the pair not due" grep -q "^not due" "$WORK/last.out"
 check "CERT is now the certificate from CERT.new" cmp -s "$DEV/cert.pem" "$WORK/crash.pem"
 check "the pair matches again" pair_matches "$DEV/cert.pem" "$DEV/key.pem"
 check "no .new file is left" no_new
+# The same at boot, before the network: not due, the server is not asked.
+cp "$DEV/cert.pem" "$DEV/cert.pem.new"
+cp "$WORK/before-crash.pem" "$DEV/cert.pem"
+check "a second simulated crash: mismatched again" not pair_matches "$DEV/cert.pem" "$DEV/key.pem"
+expect_ok "renew with no server to reach completes the swap" \
+	hsmca est renew --server https://localhost:1 --cacert "$TA" --cert "$DEV/cert.pem" --key "$DEV/key.pem"
+check "then finds the pair not due" grep -q "^not due" "$WORK/last.out"
+check "the pair matches again" pair_matches "$DEV/cert.pem" "$DEV/key.pem"
 
 # A run that failed before the swap left stale .new files: removed,
 # the pair untouched.
@@ -232,6 +274,19 @@ check "the pair is unchanged" unchanged
 check "a file with the certificate alone stays so" \
 	test "$(grep -c '^-----BEGIN CERTIFICATE' "$DEV/cert.pem")" -eq 1
 
+# An edge CA (serverkeygen on label edge) renews into an edge CA: the
+# new certificate may be CA:TRUE because the one renewed is.
+mkdir -p "$WORK/edge"
+cp "$WORK/gw.pem" "$WORK/edge/cert.pem"
+(umask 077; cp "$WORK/gw.key" "$WORK/edge/key.pem")
+# shellcheck disable=SC2086
+expect_ok "renew --force an edge CA's pair" \
+	hsmca est renew $EST --cert "$WORK/edge/cert.pem" --key "$WORK/edge/key.pem" --force
+check "the new certificate is an edge CA for the same subject" \
+	sh -c "test '$(names_of "$WORK/gw.pem")' = \"\$(openssl x509 -in '$WORK/edge/cert.pem' -noout -subject -ext subjectAltName 2>/dev/null)\" &&
+		openssl x509 -in '$WORK/edge/cert.pem' -noout -ext basicConstraints | grep -q 'CA:TRUE' &&
+		! cmp -s '$WORK/gw.pem' '$WORK/edge/cert.pem'"
+
 # Renewal refused by the server: a bootstrap certificate cannot renew.
 mkdir -p "$WORK/boot"
 cp "$WORK/dev-1.boot.pem" "$WORK/boot/cert.pem"
@@ -242,6 +297,86 @@ expect_fail "renew --force with a bootstrap certificate: the server's reason" 1 
 	hsmca est renew $EST --cert "$WORK/boot/cert.pem" --key "$WORK/boot/key.pem" --force
 check "the pair is unchanged and nothing is left beside it" \
 	sh -c "cmp -s '$WORK/boot/cert.pem' '$WORK/dev-1.boot.pem' && cmp -s '$WORK/boot/key.pem' '$WORK/dev-1.boot.key' && test \$(ls '$WORK/boot' | wc -l) -eq 2"
+
+# The renewed files keep the owner, group and mode of those they replace
+# (the key never more than 0640); the copies kept as .old too.
+OWN="$WORK/own"
+mkdir -p "$OWN"
+# shellcheck disable=SC2086
+hsmca est reenroll $EST --cert "$DEV/cert.pem" --key "$DEV/key.pem" \
+	--out "$OWN/cert.pem" --new-key "$OWN/key.pem" >/dev/null 2>&1
+owner_mode() { stat -c '%u:%g %a' "$@" | tr '\n' ' '; }
+if [ "$(id -u)" = 0 ]; then
+	chown 65534:65534 "$OWN/cert.pem" "$OWN/key.pem"
+	chmod 0640 "$OWN/key.pem"; chmod 0644 "$OWN/cert.pem"
+	# shellcheck disable=SC2086
+	expect_ok "renew a pair owned by another user (key 0640)" \
+		hsmca est renew $EST --cert "$OWN/cert.pem" --key "$OWN/key.pem" --force
+	check "key and cert keep owner, group and mode; so do the .old copies" \
+		test "$(owner_mode "$OWN/key.pem" "$OWN/cert.pem" "$OWN/key.pem.old" "$OWN/cert.pem.old")" = \
+		"65534:65534 640 65534:65534 644 65534:65534 640 65534:65534 644 "
+	chmod 0644 "$OWN/key.pem"
+	# shellcheck disable=SC2086
+	expect_ok "renew a pair whose key is world-readable" \
+		hsmca est renew $EST --cert "$OWN/cert.pem" --key "$OWN/key.pem" --force
+	check "the new key is 0640, not world-readable" \
+		test "$(owner_mode "$OWN/key.pem" "$OWN/key.pem.old")" = "65534:65534 640 65534:65534 640 "
+else
+	ok "# SKIP not root: renew keeps another owner"
+	ok "# SKIP not root: renew keeps another owner"
+	ok "# SKIP not root: a world-readable key"
+	ok "# SKIP not root: a world-readable key"
+fi
+
+# --cert and --key as symbolic links: the files they point to are
+# renewed in their own directory; the links stay links.
+SYM="$WORK/sym"
+mkdir -p "$SYM/etc" "$SYM/data"
+# shellcheck disable=SC2086
+hsmca est reenroll $EST --cert "$DEV/cert.pem" --key "$DEV/key.pem" \
+	--out "$SYM/data/cert.pem" --new-key "$SYM/data/key.pem" >/dev/null 2>&1
+ln -s ../data/cert.pem "$SYM/etc/cert.pem"
+ln -s ../data/key.pem "$SYM/etc/key.pem"
+cp "$SYM/data/cert.pem" "$WORK/sym-orig.pem"
+# shellcheck disable=SC2086
+expect_ok "renew through symbolic links" \
+	hsmca est renew $EST --cert "$SYM/etc/cert.pem" --key "$SYM/etc/key.pem" --force
+check "the links are still links" test -L "$SYM/etc/cert.pem" -a -L "$SYM/etc/key.pem"
+check "the files they point to hold the new pair" \
+	sh -c "test '$(serial_of "$WORK/sym-orig.pem")' != \"\$(openssl x509 -in '$SYM/data/cert.pem' -noout -serial | sed 's/serial=//' | tr A-F a-f)\""
+check "the pair matches through the links" pair_matches "$SYM/etc/cert.pem" "$SYM/etc/key.pem"
+check "the .old copies are beside the files, nothing beside the links" \
+	sh -c "cmp -s '$SYM/data/cert.pem.old' '$WORK/sym-orig.pem' && test -e '$SYM/data/key.pem.old' &&
+		test \$(ls '$SYM/etc' | wc -l) -eq 2"
+
+# The server refuses the current pair (revoked): renew does not go back
+# to the previous pair by itself, says whether the server still takes
+# it, and leaves it in place as .old.
+REV="$WORK/rev"
+mkdir -p "$REV"
+# shellcheck disable=SC2086
+hsmca est reenroll $EST --cert "$DEV/cert.pem" --key "$DEV/key.pem" \
+	--out "$REV/cert.pem" --new-key "$REV/key.pem" >/dev/null 2>&1
+# shellcheck disable=SC2086
+expect_ok "renew a pair, keeping the previous one as .old" \
+	hsmca est renew $EST --cert "$REV/cert.pem" --key "$REV/key.pem" --force
+cp "$REV/cert.pem.old" "$WORK/rev-old.pem"
+cp "$REV/key.pem.old" "$WORK/rev-old.key"
+expect_ok "revoke the current certificate" \
+	hsmca revoke "$(serial_of "$REV/cert.pem" | sed 's/^00//')" --reason superseded
+# shellcheck disable=SC2086
+expect_fail "renew with a revoked certificate: the server's reason" 1 \
+	"server refused \(403\): client certificate [0-9a-f]* is revoked" \
+	hsmca est renew $EST --cert "$REV/cert.pem" --key "$REV/key.pem" --force
+check "it says the previous pair still works and how to go back to it" \
+	grep -q "the server still accepts the previous pair, kept as $REV/cert.pem.old and $REV/key.pem.old: to go back to it, move them over $REV/cert.pem and $REV/key.pem, then renew" "$WORK/last.err"
+check "the previous pair is still there, unchanged" \
+	sh -c "cmp -s '$REV/cert.pem.old' '$WORK/rev-old.pem' && cmp -s '$REV/key.pem.old' '$WORK/rev-old.key'"
+mv "$REV/cert.pem.old" "$REV/cert.pem"
+mv "$REV/key.pem.old" "$REV/key.pem"
+# shellcheck disable=SC2086
+expect_ok "after going back to it, renew works again" \
+	hsmca est renew $EST --cert "$REV/cert.pem" --key "$REV/key.pem" --force
 
 # ---- refusals ----
 expect_fail "a --cacert that does not hold the server's root: TLS verify error" 1 \

@@ -170,6 +170,32 @@ check "the certificate is marked revoked in the store" grep -qx 1 "$WORK/last.ou
 est_post simplereenroll "$WORK/dev1e.b64" $ISSUED_B
 refused_est "a revoked client certificate cannot renew" 403 "is revoked"
 
+# whoami: who the client certificate makes the client, nothing issued
+# (hsmca est renew asks it with a new pair before swapping it in).
+whoami() {
+	STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" "$@" "$URL/whoami")
+}
+rows=$(count_rows)
+serial_a=$(openssl x509 -in "$WORK/dev1.pem" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//')
+# shellcheck disable=SC2086
+whoami $ISSUED
+check "whoami with a valid issued certificate: 200, 'issued' and its serial" \
+	test "$STATUS $(cat "$WORK/last.out")" = "200 issued $serial_a"
+# shellcheck disable=SC2086
+whoami $BOOT
+check "whoami with a bootstrap certificate: 200, 'bootstrap'" test "$STATUS $(cat "$WORK/last.out")" = "200 bootstrap"
+# shellcheck disable=SC2086
+whoami $ISSUED_B
+refused_est "whoami with a revoked certificate" 403 "client certificate $serial_b is revoked"
+whoami
+refused_est "whoami without a client certificate" 401 "client certificate is required"
+whoami --cert "$WORK/dev-2.boot.pem" --key "$WORK/dev-2.boot.key"
+refused_est "whoami with a certificate from an untrusted CA" 403 "not trusted"
+# shellcheck disable=SC2086
+whoami $ISSUED -X POST -H "Content-Type: application/pkcs10" --data-binary "@$WORK/dev1e.b64"
+refused_est "whoami takes GET" 405 "whoami takes GET"
+check "whoami recorded nothing" test "$(count_rows)" -eq "$rows"
+
 # The edge label: an edge gateway's CA, and server-side key generation.
 EDGE="https://localhost:$PORT/.well-known/est/edge"
 csr_b64 gw ec:P-256 "/CN=gateway-7 device CA"
