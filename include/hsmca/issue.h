@@ -34,6 +34,10 @@ struct issue_request {
 	const struct profile	*profile;
 	const char		*requester;	/* who asked: "cli:root", "est:CN=..." */
 	time_t			 now;
+	/* 0, or the batch it is for: its serial is then reserved only
+	 * while the CSR has no certificate nor another batch reservation
+	 * (store_reserve_batch_serial), HSMCA_ERR_BUSY otherwise. */
+	int64_t			 batch_id;
 };
 
 struct issue_result {
