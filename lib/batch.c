@@ -10,7 +10,15 @@
  * record committed (lib/issue.c), and returns the recorded certificate of
  * a CSR instead of signing it again. A run killed at any point is finished
  * by running it again: files are rewritten from what the store holds, and
- * results.csv only ever appears whole. */
+ * results.csv only ever appears whole.
+ *
+ * Runs at once (two stations through hsmcad, a station and a local run)
+ * are kept from signing one CSR twice by the store: a batch's serial is
+ * reserved only while its CSR has no certificate and no other batch
+ * reservation pending, in the reservation's own transaction. The one
+ * that loses gets the other's certificate, or fails to be run again.
+ * The batch lock (batch_lock) says when a reservation pending is one a
+ * dead run left behind, to be marked failed. */
 #include "config.h"
 
 #include <ctype.h>
@@ -1113,7 +1121,6 @@ struct batch_local {
 	int			 lockfd;
 	char			 actor[128];
 	char			 requester[192];	/* actor and batch */
-	char			 tag[32];	/* " batch:ID" */
 	int64_t			 batch_id;
 };
 
@@ -1123,11 +1130,50 @@ struct local_worker {
 };
 
 int
+batch_lock(const char *store_path, int *fd, struct hsmca_err *e)
+{
+	struct stat lsb, ssb;
+	char lock[PATH_MAX];
+	int ret;
+
+	*fd = -1;
+	if (snprintf(lock, sizeof(lock), "%s-batch.lock", store_path) >=
+	    (int)sizeof(lock))
+		return err_set(e, HSMCA_ERR_ARG, "%s: path too long",
+		    store_path);
+	if ((*fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		return err_set(e, HSMCA_ERR_IO, "%s: %s", lock,
+		    strerror(errno));
+	/* Made by root for a store another user owns (hsmcad's [daemon]
+	 * user, who takes it too): given to that user, as SQLite gives it
+	 * the store's -wal and -shm. */
+	if (geteuid() == 0 && fstat(*fd, &lsb) == 0 && lsb.st_uid == 0 &&
+	    stat(store_path, &ssb) == 0 && ssb.st_uid != 0 &&
+	    fchown(*fd, ssb.st_uid, ssb.st_gid) == -1) {
+		err_set(e, HSMCA_ERR_IO, "%s: chown: %s", lock,
+		    strerror(errno));
+		close(*fd);
+		*fd = -1;
+		return HSMCA_ERR_IO;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) == -1) {
+		ret = errno == EWOULDBLOCK ? err_set(e, HSMCA_ERR_BUSY,
+		    "another batch is signing with the store %s; wait for it "
+		    "to finish", store_path) : err_set(e, HSMCA_ERR_IO,
+		    "%s: %s", lock, strerror(errno));
+		close(*fd);
+		*fd = -1;
+		return ret;
+	}
+	return 0;
+}
+
+int
 batch_local_open(struct hsm *h, const char *store_path, struct issuer *iss,
     const char *actor, struct batch_local **out, struct hsmca_err *e)
 {
 	struct batch_local *l;
-	char lock[PATH_MAX];
+	int64_t stale;
 	int ret = HSMCA_ERR_ALLOC;
 
 	*out = NULL;
@@ -1141,25 +1187,13 @@ batch_local_open(struct hsm *h, const char *store_path, struct issuer *iss,
 		err_set(e, ret, "out of memory");
 		goto out;
 	}
-	/* One batch at a time per store: a run trusts that a reservation
-	 * of its own batch left behind belongs to a run that died. */
-	if (snprintf(lock, sizeof(lock), "%s-batch.lock", store_path) >=
-	    (int)sizeof(lock)) {
-		ret = err_set(e, HSMCA_ERR_ARG, "%s: path too long",
-		    store_path);
-		goto out;
-	}
-	if ((l->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
-	    -1) {
-		ret = err_set(e, HSMCA_ERR_IO, "%s: %s", lock, strerror(errno));
-		goto out;
-	}
-	if (flock(l->lockfd, LOCK_EX | LOCK_NB) == -1) {
-		ret = err_set(e, HSMCA_ERR_EXISTS, "another batch is signing "
-		    "with the store %s; wait for it to finish", store_path);
-		goto out;
-	}
-	if ((ret = store_open(store_path, &l->st, e)) != 0 ||
+	/* The batch lock for the whole run: nobody else signs a batch's
+	 * certificates meanwhile, so a batch reservation pending now was
+	 * left behind by a run that died (between reserving and
+	 * recording), and is marked failed: its CSR can be signed. */
+	if ((ret = batch_lock(store_path, &l->lockfd, e)) != 0 ||
+	    (ret = store_open(store_path, &l->st, e)) != 0 ||
+	    (ret = store_batch_fail_reserved(l->st, &stale, e)) != 0 ||
 	    (ret = store_group_open(store_path, &l->group, e)) != 0)
 		goto out;
 	*out = l;
@@ -1214,8 +1248,8 @@ local_begin(void *ctx, const char *sha256, const char *profile, size_t items,
 	    items, batch_id, chain_pem, e)) != 0)
 		return ret;
 	l->batch_id = *batch_id;
-	snprintf(l->tag, sizeof(l->tag), " batch:%" PRId64, l->batch_id);
-	snprintf(l->requester, sizeof(l->requester), "%s%s", l->actor, l->tag);
+	snprintf(l->requester, sizeof(l->requester), "%s batch:%" PRId64,
+	    l->actor, l->batch_id);
 	return 0;
 }
 
@@ -1300,41 +1334,28 @@ der_to_pem(const unsigned char *der, size_t len, char **out,
 }
 
 /* What the store holds for this CSR: 1 and *found if a certificate was
- * issued for it, 0 if none. With tag, a reservation this batch left
- * behind (a run that died between reserving and recording) is marked
- * failed: its serial is never used again. */
+ * issued for it (valid or revoked), 0 if none. */
 static int
-batch_lookup(struct store *st, const char *tag, const struct csr *csr,
+batch_lookup(struct store *st, const struct csr *csr,
     struct store_cert *found, struct hsmca_err *e)
 {
 	struct store_cert *v = NULL;
-	size_t n = 0, tlen = tag != NULL ? strlen(tag) : 0, rlen;
+	size_t n = 0;
 	int ret, have = 0;
 
 	memset(found, 0, sizeof(*found));
 	if ((ret = store_certs_by_csr(st, csr->fingerprint_hex, &v, &n,
 	    e)) != 0)
 		return ret;
-	for (size_t i = 0; i < n; i++) {
-		if (tag != NULL && v[i].status == STORE_CERT_RESERVED &&
-		    v[i].requester != NULL &&
-		    (rlen = strlen(v[i].requester)) >= tlen &&
-		    strcmp(v[i].requester + rlen - tlen, tag) == 0) {
-			if ((ret = store_fail_cert(st, v[i].id, e)) != 0)
-				goto out;
-			continue;
-		}
-		if (!have && (v[i].status == STORE_CERT_VALID ||
-		    v[i].status == STORE_CERT_REVOKED)) {
+	for (size_t i = 0; i < n && !have; i++)
+		if (v[i].status == STORE_CERT_VALID ||
+		    v[i].status == STORE_CERT_REVOKED) {
 			*found = v[i];
 			memset(&v[i], 0, sizeof(v[i]));
 			have = 1;
 		}
-	}
-	ret = have;
-out:
 	store_certs_free(v, n);
-	return ret;
+	return have;
 }
 
 /* A certificate of CA generation gen handed out by a caller whose
@@ -1349,12 +1370,39 @@ batch_chain(struct store *st, int64_t gen, int64_t chain_gen,
 	return ca_issuer_pem(st, gen, &out->chain, e);
 }
 
+/* The certificate already issued for csr: 1 and *prev if it can be
+ * handed out again, 0 if there is none, a refusal if it cannot: it was
+ * revoked, or it is another profile's. */
+static int
+batch_found(struct store *st, const struct csr *csr,
+    const struct profile *profile, struct store_cert *prev,
+    struct hsmca_err *e)
+{
+	int ret;
+
+	if ((ret = batch_lookup(st, csr, prev, e)) != 1)
+		return ret;
+	if (prev->status == STORE_CERT_REVOKED)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already had "
+		    "certificate serial %s, now revoked: a new key and CSR "
+		    "are needed", prev->serial);
+	else if (prev->profile == NULL ||
+	    strcmp(prev->profile, profile->name) != 0)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already has "
+		    "certificate serial %s from profile %s", prev->serial,
+		    prev->profile != NULL ? prev->profile : "(none)");
+	else
+		ret = 1;
+	if (ret != 1)
+		store_cert_free_fields(prev);
+	return ret;
+}
+
 /* The certificate already issued for csr: 1 and *out (EXISTING) if
  * there is one to return, 0 if none, a refusal if it cannot be
- * returned (revoked, another profile). */
+ * returned (batch_found). */
 static int
-batch_existing(struct store *st, int64_t chain_gen,
-    const char *stale_tag, const struct csr *csr,
+batch_existing(struct store *st, int64_t chain_gen, const struct csr *csr,
     const struct profile *profile, struct batch_cert *out,
     struct hsmca_err *e)
 {
@@ -1362,20 +1410,10 @@ batch_existing(struct store *st, int64_t chain_gen,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if ((ret = batch_lookup(st, stale_tag, csr, &prev, e)) != 1)
+	if ((ret = batch_found(st, csr, profile, &prev, e)) != 1)
 		return ret;
-	if (prev.status == STORE_CERT_REVOKED)
-		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already had "
-		    "certificate serial %s, now revoked: a new key and CSR "
-		    "are needed", prev.serial);
-	else if (prev.profile == NULL ||
-	    strcmp(prev.profile, profile->name) != 0)
-		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already has "
-		    "certificate serial %s from profile %s", prev.serial,
-		    prev.profile != NULL ? prev.profile : "(none)");
-	else if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem,
-	    e)) == 0 && (ret = batch_chain(st, prev.issuer_id, chain_gen,
-	    out, e)) == 0) {
+	if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem, e)) == 0 &&
+	    (ret = batch_chain(st, prev.issuer_id, chain_gen, out, e)) == 0) {
 		out->status = BATCH_EXISTING;
 		memcpy(out->serial, prev.serial, sizeof(out->serial));
 		memcpy(out->sha256, prev.sha256, sizeof(out->sha256));
@@ -1385,6 +1423,23 @@ batch_existing(struct store *st, int64_t chain_gen,
 		batch_cert_free_fields(out);
 	store_cert_free_fields(&prev);
 	return ret;
+}
+
+/* csr's batch reservation was refused (HSMCA_ERR_BUSY): since it was
+ * looked up, another run either recorded a certificate for it, handed
+ * out (or refused) as any, or is signing it now. */
+static int
+batch_taken(struct store *st, int64_t chain_gen, const struct csr *csr,
+    const struct profile *profile, struct batch_cert *out,
+    struct hsmca_err *e)
+{
+	int ret;
+
+	err_clear(e);
+	if ((ret = batch_existing(st, chain_gen, csr, profile, out, e)) == 0)
+		ret = err_set(e, HSMCA_ERR_BUSY, "another batch is signing "
+		    "this CSR now; run the batch again");
+	return ret == 1 ? 0 : ret;
 }
 
 void
@@ -1423,7 +1478,7 @@ batch_issued(struct store *st, const struct issuer *iss, int64_t chain_gen,
 
 int
 batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
-    const char *requester, const char *stale_tag, int64_t chain_gen,
+    const char *requester, int64_t batch_id, int64_t chain_gen,
     const struct csr *csr, const struct profile *profile,
     struct batch_cert *out, struct hsmca_err *e)
 {
@@ -1434,8 +1489,7 @@ batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	memset(&res, 0, sizeof(res));
 	if (chain_gen == 0)
 		chain_gen = iss->gen_id;
-	if ((ret = batch_existing(st, chain_gen, stale_tag, csr, profile, out,
-	    e)) != 0)
+	if ((ret = batch_existing(st, chain_gen, csr, profile, out, e)) != 0)
 		return ret == 1 ? 0 : ret;
 
 	/* The issuance path every certificate takes (lib/issue.c). */
@@ -1444,8 +1498,11 @@ batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	req.profile = profile;
 	req.requester = requester;
 	req.now = clock_now();
+	req.batch_id = batch_id;
 	if ((ret = issue_certificate(h, st, iss, &req, &res, e)) == 0)
 		ret = batch_issued(st, iss, chain_gen, &res, out, e);
+	else if (ret == HSMCA_ERR_BUSY)
+		ret = batch_taken(st, chain_gen, csr, profile, out, e);
 	issue_result_free(&res);
 	return ret;
 }
@@ -1457,13 +1514,13 @@ local_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
 	struct local_worker *w = arg;
 	struct batch_local *l = w->l;
 
-	return batch_sign_csr(l->h, w->st, l->iss, l->requester, l->tag, 0,
-	    it->csr, it->profile, out, e);
+	return batch_sign_csr(l->h, w->st, l->iss, l->requester, l->batch_id,
+	    0, it->csr, it->profile, out, e);
 }
 
 int
 batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
-    const char *requester, const char *stale_tag, int64_t chain_gen,
+    const char *requester, int64_t batch_id, int64_t chain_gen,
     const struct csr *const *csrs, const struct profile *const *profiles,
     size_t n, struct batch_cert *out, int *rets, struct hsmca_err *errs)
 {
@@ -1499,7 +1556,7 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 			    csrs[i]->fingerprint_hex) == 0;
 		if (dup[i])
 			continue;
-		if ((rets[i] = batch_existing(st, chain_gen, stale_tag, csrs[i],
+		if ((rets[i] = batch_existing(st, chain_gen, csrs[i],
 		    profiles[i], &out[i], &errs[i])) != 0) {
 			if (rets[i] == 1)
 				rets[i] = 0;
@@ -1509,6 +1566,7 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 		reqs[k].profile = profiles[i];
 		reqs[k].requester = requester;
 		reqs[k].now = now;
+		reqs[k].batch_id = batch_id;
 		idx[k++] = i;
 	}
 	if (k > 0)
@@ -1516,7 +1574,10 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 		    nerrs);
 	for (j = 0; j < k; j++) {
 		i = idx[j];
-		if ((rets[i] = nrets[j]) != 0)
+		if (nrets[j] == HSMCA_ERR_BUSY)
+			rets[i] = batch_taken(st, chain_gen, csrs[i],
+			    profiles[i], &out[i], &errs[i]);
+		else if ((rets[i] = nrets[j]) != 0)
 			errs[i] = nerrs[j];
 		else
 			rets[i] = batch_issued(st, iss, chain_gen, &res[j],
@@ -1526,7 +1587,7 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 	for (i = 0; i < n; i++)
 		if (dup[i])
 			rets[i] = batch_sign_csr(h, st, iss, requester,
-			    stale_tag, chain_gen, csrs[i], profiles[i],
+			    batch_id, chain_gen, csrs[i], profiles[i],
 			    &out[i], &errs[i]);
 out:
 	free(reqs);
@@ -1562,8 +1623,8 @@ local_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
 		csrs[i] = items[i]->csr;
 		profiles[i] = items[i]->profile;
 	}
-	(void)batch_sign_csrs(l->h, w->st, l->iss, l->requester, l->tag, 0,
-	    csrs, profiles, n, out, rets, errs);
+	(void)batch_sign_csrs(l->h, w->st, l->iss, l->requester, l->batch_id,
+	    0, csrs, profiles, n, out, rets, errs);
 out:
 	free(csrs);
 	free(profiles);

@@ -8,7 +8,10 @@
  * with the HSM through lib/issue.c; a remote mode (the admin API) plugs
  * in the same way. Both return the certificate already issued for a CSR
  * instead of a second one, so a re-run, or a run after kill -9, finishes
- * the batch without issuing anything twice. */
+ * the batch without issuing anything twice; and the store reserves a
+ * batch's serial only while its CSR has no certificate nor another
+ * batch reservation pending, so runs at once (two stations, a station
+ * and a local run) never issue two either. */
 #ifndef HSMCA_BATCH_H
 #define HSMCA_BATCH_H
 
@@ -166,8 +169,18 @@ void	batch_free(struct batch *b);
 int	batch_run(struct batch *b, const struct batch_signer *signer,
 	    void *ctx, const struct batch_opts *o, struct hsmca_err *e);
 
+/* The store's batch lock (STORE-batch.lock), held by whoever signs a
+ * batch's certificates: a local run for the whole run, hsmcad while it
+ * serves a station's sign requests. With it held and nothing of one's
+ * own in flight, a batch reservation pending was left behind by a run
+ * that died (store_batch_fail_reserved). *fd: close() releases it.
+ * HSMCA_ERR_BUSY if another holds it. */
+int	batch_lock(const char *store_path, int *fd, struct hsmca_err *e);
+
 /* Local mode: the CA's active generation, the HSM's session pool and the
- * store's group commit. One per batch_run. */
+ * store's group commit, under the batch lock (a reservation left behind
+ * by a run that died is marked failed when it opens). One per
+ * batch_run. */
 struct batch_local;
 int	batch_local_open(struct hsm *h, const char *store_path,
 	    struct issuer *iss, const char *requester,
@@ -177,12 +190,13 @@ extern const struct batch_signer batch_local_signer;
 
 /* The signing side's steps, shared by local mode and hsmcad's admin API
  * (remote mode): the batch's record and the chain devices get; the
- * disallow check; one CSR, returning the certificate already issued for
- * it (stale_tag: mark reservations whose requester ends with it failed,
- * for a run that knows it is the only one; chain_gen: the CA generation
- * whose chain the caller hands out, 0 for iss's, and a certificate of
- * another comes with its own in out->chain); a refusal and the outcome
- * in the audit log. */
+ * disallow check; one CSR of batch batch_id, returning the certificate
+ * already issued for it (refused if it was revoked or is another
+ * profile's; failed, HSMCA_ERR_BUSY, if another run is signing it at
+ * this moment; chain_gen: the CA generation whose chain the caller
+ * hands out, 0 for iss's, and a certificate of another comes with its
+ * own in out->chain); a refusal and the outcome in the audit log. The
+ * caller holds the batch lock, shared with no local run. */
 int	batch_record_begin(struct store *st, struct issuer *iss,
 	    const char *sha256, const char *profile, const char *actor,
 	    size_t items, int64_t *batch_id, char **chain_pem,
@@ -190,7 +204,7 @@ int	batch_record_begin(struct store *st, struct issuer *iss,
 int	batch_check_csr(struct store *st, const struct csr *csr,
 	    struct hsmca_err *e);
 int	batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
-	    const char *requester, const char *stale_tag, int64_t chain_gen,
+	    const char *requester, int64_t batch_id, int64_t chain_gen,
 	    const struct csr *csr, const struct profile *profile,
 	    struct batch_cert *out, struct hsmca_err *e);
 /* n CSRs at once, each as batch_sign_csr would (existing ones
@@ -199,7 +213,7 @@ int	batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
  * twice gets one certificate. rets[i], out[i] and errs[i] are each
  * one's result; returns 0. */
 int	batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
-	    const char *requester, const char *stale_tag, int64_t chain_gen,
+	    const char *requester, int64_t batch_id, int64_t chain_gen,
 	    const struct csr *const *csrs,
 	    const struct profile *const *profiles, size_t n,
 	    struct batch_cert *out, int *rets, struct hsmca_err *errs);
