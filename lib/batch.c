@@ -1372,20 +1372,38 @@ batch_chain(struct store *st, int64_t gen, int64_t chain_gen,
 
 /* The certificate already issued for csr: 1 and *prev if it can be
  * handed out again, 0 if there is none, a refusal if it cannot: it was
- * revoked, or it is another profile's. */
+ * revoked, its CA generation was revoked, it has expired (a device needs
+ * a new key and CSR then, as after a revocation: one CSR, one
+ * certificate), or it is another profile's. */
 static int
 batch_found(struct store *st, const struct csr *csr,
     const struct profile *profile, struct store_cert *prev,
     struct hsmca_err *e)
 {
+	struct store_generation g;
+	char when[32];
 	int ret;
 
+	memset(&g, 0, sizeof(g));
 	if ((ret = batch_lookup(st, csr, prev, e)) != 1)
 		return ret;
 	if (prev->status == STORE_CERT_REVOKED)
 		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already had "
 		    "certificate serial %s, now revoked: a new key and CSR "
 		    "are needed", prev->serial);
+	else if ((ret = store_get_generation(st, prev->issuer_id, &g,
+	    e)) != 0)
+		;
+	else if (g.status == STORE_GEN_REVOKED)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already has "
+		    "certificate serial %s, issued by CA generation %" PRId64
+		    " which was revoked since: a new key and CSR are needed",
+		    prev->serial, prev->issuer_id);
+	else if (prev->not_after <= clock_now())
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already had "
+		    "certificate serial %s, expired %s: a new key and CSR "
+		    "are needed", prev->serial, clock_format(prev->not_after,
+		    when, sizeof(when)));
 	else if (prev->profile == NULL ||
 	    strcmp(prev->profile, profile->name) != 0)
 		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already has "
@@ -1393,6 +1411,7 @@ batch_found(struct store *st, const struct csr *csr,
 		    prev->profile != NULL ? prev->profile : "(none)");
 	else
 		ret = 1;
+	store_generation_free_fields(&g);
 	if (ret != 1)
 		store_cert_free_fields(prev);
 	return ret;

@@ -191,12 +191,13 @@ extern const struct batch_signer batch_local_signer;
 /* The signing side's steps, shared by local mode and hsmcad's admin API
  * (remote mode): the batch's record and the chain devices get; the
  * disallow check; one CSR of batch batch_id, returning the certificate
- * already issued for it (refused if it was revoked or is another
- * profile's; failed, HSMCA_ERR_BUSY, if another run is signing it at
- * this moment; chain_gen: the CA generation whose chain the caller
- * hands out, 0 for iss's, and a certificate of another comes with its
- * own in out->chain); a refusal and the outcome in the audit log. The
- * caller holds the batch lock, shared with no local run. */
+ * already issued for it (refused if it was revoked, expired, is another
+ * profile's or its CA generation was revoked; failed, HSMCA_ERR_BUSY,
+ * if another run is signing it at this moment; chain_gen: the CA
+ * generation whose chain the caller hands out, 0 for iss's, and a
+ * certificate of another comes with its own in out->chain); a refusal
+ * and the outcome in the audit log. The caller holds the batch lock,
+ * shared with no local run. */
 int	batch_record_begin(struct store *st, struct issuer *iss,
 	    const char *sha256, const char *profile, const char *actor,
 	    size_t items, int64_t *batch_id, char **chain_pem,

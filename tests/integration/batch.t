@@ -178,6 +178,18 @@ OUT=$WORK/out-ban
 run hsmca batch sign --in "$WORK/ban" --out "$OUT" --profile device
 check "a disallowed device is refused" sh -c "test '$RC' -eq 7 && test '$(field banned 4)' = refused"
 
+# ---- an earlier certificate that has expired: refused, not handed out ----
+mkdir -p "$WORK/exp"
+cp "$WORK/dev-3.csr" "$WORK/exp/"
+S3=$(awk -F, '$1 == "dev-3" { print $2 }' "$WORK/results.first")
+OUT=$WORK/out-exp
+run env HSMCA_NOW=$(( $(date +%s) + 500 * 86400 )) "$HSMCA" -c "$CONF" batch sign \
+	--in "$WORK/exp" --out "$OUT" --profile device
+check "500 days on, dev-3's expired certificate is refused, naming it (exit 7)" \
+	sh -c "[ '$RC' = 7 ] && [ '$(field dev-3 4)' = refused ] &&
+		grep -q 'dev-3: refused: .*serial $S3, expired .*new key and CSR' '$WORK/last.err'"
+check "... and no file handed out" test ! -e "$OUT/dev-3.crt"
+
 # ---- after a CA rotation: each certificate with its own generation's chain ----
 # A re-run hands out dev-1's certificate, issued by generation 2, while
 # generation 3 signs; dev-9 is new, from generation 3.
@@ -203,6 +215,16 @@ for d in dev-1 dev-9; do
 	run certtool --verify-chain --infile "$WORK/v.chain"
 	check "$d.chain.pem verifies its certificate (certtool)" grep -q "Chain verification output: Verified" "$WORK/last.out"
 done
+
+# ---- generation 2 revoked: its certificates are not handed out again ----
+S1=$(field dev-1 2)
+expect_ok "ca revoke 2 (keyCompromise)" hsmca ca revoke --reason keyCompromise 2
+OUT=$WORK/out-rev2
+run hsmca batch sign --in "$WORK/rot" --out "$OUT" --profile device
+check "dev-1's certificate, from revoked generation 2, is refused, naming it (exit 7)" \
+	sh -c "[ '$RC' = 7 ] && [ '$(field dev-1 4)' = refused ] &&
+		grep -q 'dev-1: refused: .*serial $S1, .*generation 2 .*revoked.*new key and CSR' '$WORK/last.err'"
+check "... dev-9's, from generation 3, still handed out" test "$(field dev-9 4)" = existing
 
 # ---- input errors: refused before anything ----
 expect_fail "unknown profile" 3 "unknown profile" hsmca batch sign --in "$IN" --out "$WORK/o2" --profile nope
