@@ -212,15 +212,18 @@ remote_worker_close(void *arg)
 	free(w);
 }
 
-/* The appliance's own check (profile, disallow list), before anything
- * is signed, as in local mode. */
+/* The appliance's own check (profile, disallow list, the certificate
+ * already issued, the pre-sign lint), before anything is signed, as in
+ * local mode with fail_fast: the only time it is asked. */
 static int
-remote_check(void *arg, const struct batch_item *it, struct hsmca_err *e)
+remote_check(void *arg, const struct batch_item *it, int fail_fast,
+    struct hsmca_err *e)
 {
 	struct remote_worker *w = arg;
 	json_t *req, *rep = NULL;
 	int ret;
 
+	(void)fail_fast;
 	if ((req = csr_json(it, w->r->batch_id, e)) == NULL)
 		return e->code;
 	ret = remote_call(w->ec, "check", req, &rep, NULL, e);

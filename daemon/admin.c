@@ -637,7 +637,9 @@ admin_batch_step(struct hsm *h, struct store *st, struct issuer *iss,
 		    (json_int_t)iss->gen_id);
 		break;
 	case BS_CHECK:
-		call->reply = batch_outcome(0, "");
+		/* Asked for --fail-fast: what signing would refuse too. */
+		ret = batch_check_sign(st, iss, csr, p, &e);
+		call->reply = batch_outcome(ret, e.msg);
 		break;
 	case BS_SIGN:
 		if (iss == NULL) {

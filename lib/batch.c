@@ -497,7 +497,8 @@ check_item(struct run *r, void *w, struct batch_item *it)
 	/* A signer that checks again when it signs is asked only when a
 	 * refusal must stop the batch before anything is signed. */
 	if (r->sg->check != NULL && (!r->sg->sign_checks ||
-	    r->o->fail_fast) && (ret = r->sg->check(w, it, &e)) != 0)
+	    r->o->fail_fast) && (ret = r->sg->check(w, it, r->o->fail_fast,
+	    &e)) != 0)
 		goto out;
 out:
 	if (ret != 0) {
@@ -1302,11 +1303,15 @@ batch_check_csr(struct store *st, const struct csr *csr, struct hsmca_err *e)
 }
 
 static int
-local_check(void *arg, const struct batch_item *it, struct hsmca_err *e)
+local_check(void *arg, const struct batch_item *it, int fail_fast,
+    struct hsmca_err *e)
 {
 	struct local_worker *w = arg;
+	int ret;
 
-	return batch_check_csr(w->st, it->csr, e);
+	if ((ret = batch_check_csr(w->st, it->csr, e)) != 0 || !fail_fast)
+		return ret;
+	return batch_check_sign(w->st, w->l->iss, it->csr, it->profile, e);
 }
 
 static int
@@ -1459,6 +1464,28 @@ batch_taken(struct store *st, int64_t chain_gen, const struct csr *csr,
 		ret = err_set(e, HSMCA_ERR_BUSY, "another batch is signing "
 		    "this CSR now; run the batch again");
 	return ret == 1 ? 0 : ret;
+}
+
+int
+batch_check_sign(struct store *st, struct issuer *iss, const struct csr *csr,
+    const struct profile *profile, struct hsmca_err *e)
+{
+	struct store_cert prev;
+	struct issue_request req;
+	int ret;
+
+	if ((ret = batch_found(st, csr, profile, &prev, e)) != 0) {
+		if (ret == 1)
+			store_cert_free_fields(&prev);
+		return ret == 1 ? 0 : ret;
+	}
+	if (iss == NULL)
+		return 0;
+	memset(&req, 0, sizeof(req));
+	req.csr = csr;
+	req.profile = profile;
+	req.now = clock_now();
+	return issue_check(iss, &req, e);
 }
 
 void

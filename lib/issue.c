@@ -534,6 +534,23 @@ issue_slot_serial(struct issue_slot *v, struct hsmca_err *e)
 	return 0;
 }
 
+int
+issue_check(struct issuer *iss, const struct issue_request *req,
+    struct hsmca_err *e)
+{
+	struct issue_slot v;
+	int ret;
+
+	memset(&v, 0, sizeof(v));
+	if ((ret = issue_build(iss, req, &v.tbs, e)) == 0 &&
+	    (ret = issue_slot_serial(&v, e)) == 0)
+		ret = lint_presign_key(v.tbs, req->csr->pubkey, iss->cert,
+		    req->profile, e);
+	ASN1_INTEGER_free(v.serial);
+	X509_free(v.tbs);
+	return ret;
+}
+
 /* The certificates of one issue_certificates call. */
 struct issue_chunk {
 	struct issuer			*iss;

@@ -71,7 +71,9 @@ void	batch_cert_free_fields(struct batch_cert *c);
 /* How one CSR gets signed. begin runs once before any worker and sets
  * *chain_pem (malloc'd: the certificates above the device's, PEM) and
  * *batch_id; each worker thread opens its own context; check refuses a
- * request before anything is signed (NULL: nothing to check); sign
+ * request before anything is signed (NULL: nothing to check), with
+ * fail_fast also for what signing would find (the certificate already
+ * issued for the CSR, the pre-sign lint: batch_check_sign); sign
  * returns the new certificate or the one already issued for this CSR,
  * or a negative code with a reason in e; end records the outcome
  * (outcome is AUDIT_OK, AUDIT_REFUSED or AUDIT_FAILED). */
@@ -82,7 +84,7 @@ struct batch_signer {
 		    struct hsmca_err *e);
 	int	(*worker_open)(void *ctx, void **worker, struct hsmca_err *e);
 	int	(*check)(void *worker, const struct batch_item *it,
-		    struct hsmca_err *e);
+		    int fail_fast, struct hsmca_err *e);
 	int	(*sign)(void *worker, const struct batch_item *it,
 		    struct batch_cert *out, struct hsmca_err *e);
 	/* Optional: sign n CSRs at once, each as sign would (local mode
@@ -190,7 +192,8 @@ extern const struct batch_signer batch_local_signer;
 
 /* The signing side's steps, shared by local mode and hsmcad's admin API
  * (remote mode): the batch's record and the chain devices get; the
- * disallow check; one CSR of batch batch_id, returning the certificate
+ * disallow check; what signing would refuse a CSR for, without signing
+ * (--fail-fast); one CSR of batch batch_id, returning the certificate
  * already issued for it (refused if it was revoked, expired, is another
  * profile's or its CA generation was revoked; failed, HSMCA_ERR_BUSY,
  * if another run is signing it at this moment; chain_gen: the CA
@@ -203,6 +206,10 @@ int	batch_record_begin(struct store *st, struct issuer *iss,
 	    size_t items, int64_t *batch_id, char **chain_pem,
 	    struct hsmca_err *e);
 int	batch_check_csr(struct store *st, const struct csr *csr,
+	    struct hsmca_err *e);
+/* iss NULL: the certificate already issued only, no lint. */
+int	batch_check_sign(struct store *st, struct issuer *iss,
+	    const struct csr *csr, const struct profile *profile,
 	    struct hsmca_err *e);
 int	batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	    const char *requester, int64_t batch_id, int64_t chain_gen,

@@ -77,6 +77,13 @@ int	issue_certificates(struct hsm *h, struct store *st,
 	    struct issuer *iss, const struct issue_request *reqs, size_t n,
 	    struct issue_result *outs, int *rets, struct hsmca_err *errs);
 
+/* What would refuse req's certificate before anything is recorded
+ * (building it from the profile, the pre-sign lint), checked without
+ * reserving a serial or signing: for a batch that must refuse before
+ * it signs anything (--fail-fast). */
+int	issue_check(struct issuer *iss, const struct issue_request *req,
+	    struct hsmca_err *e);
+
 /* The steps every certificate goes through once its TBS is built (issuer,
  * subject, key, validity and extensions set): a fresh serial, pre-sign
  * lint against profile, the serial reserved durably, the HSM signature,

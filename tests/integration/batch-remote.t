@@ -116,6 +116,20 @@ check "remote --fail-fast: a disallowed device stops it (exit 1)" \
 	sh -c "[ '$RC' = 1 ] && grep -q '^hsmca: banned: refused: .*disallow' '$WORK/last.err'"
 check "... nothing signed" test "$(count_rows)" -eq "$ROWS3"
 
+# ---- --fail-fast: the appliance's check finds what signing would refuse ----
+# dev-24's certificate is revoked: its CSR is refused when the appliance
+# checks it, before aa-new, taken first, is signed.
+expect_ok "revoke dev-24's certificate" hsmca revoke "$(field "$WORK/r1/results.csv" dev-24 2)"
+mkdir -p "$WORK/ff2"
+make_csr aa-new ec:P-256 "/CN=aa-new" 2>/dev/null
+cp "$WORK/aa-new.csr" "$WORK/dev-24.csr" "$WORK/ff2/"
+ROWS3=$(count_rows)
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/ff2" --out "$WORK/rff2" --profile device \
+	--fail-fast --jobs 1
+check "remote --fail-fast: a revoked certificate's CSR stops it (exit 1)" \
+	sh -c "[ '$RC' = 1 ] && grep -q '^hsmca: dev-24: refused: .*revoked' '$WORK/last.err'"
+check "... nothing signed" test "$(count_rows)" -eq "$ROWS3"
+
 # ---- several CSRs in one sign request, good and bad mixed ----
 command -v jq >/dev/null 2>&1 || bail "jq not installed"
 # bapi STEP BODY: POST /api/v1/batch/STEP as line-1; body in last.out,

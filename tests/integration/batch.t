@@ -178,6 +178,20 @@ OUT=$WORK/out-ban
 run hsmca batch sign --in "$WORK/ban" --out "$OUT" --profile device
 check "a disallowed device is refused" sh -c "test '$RC' -eq 7 && test '$(field banned 4)' = refused"
 
+# ---- --fail-fast: what signing would refuse is found before anything is signed ----
+# dev-2's certificate is revoked: the lookup that refuses its CSR when
+# signing runs while checking, so aa-new, taken first, is not signed.
+make_csr aa-new ec:P-256 "/CN=aa-new" 2>/dev/null
+mkdir -p "$WORK/ff2"
+cp "$WORK/aa-new.csr" "$WORK/dev-2.csr" "$WORK/ff2/"
+rows=$(count_rows)
+OUT=$WORK/out-ff2
+run hsmca batch sign --in "$WORK/ff2" --out "$OUT" --profile device --fail-fast --jobs 1
+check "--fail-fast, a revoked certificate's CSR: exit 1, refused with its reason" \
+	sh -c "[ '$RC' = 1 ] && [ '$(field dev-2 4)' = refused ] && grep -q 'revoked' '$OUT/results.csv'"
+check "... nothing signed" test "$(count_rows)" -eq "$rows"
+check "... aa-new skipped" test "$(field aa-new 4)" = skipped
+
 # ---- an earlier certificate that has expired: refused, not handed out ----
 mkdir -p "$WORK/exp"
 cp "$WORK/dev-3.csr" "$WORK/exp/"
