@@ -77,8 +77,9 @@ batch_status_name(enum batch_status s)
 int
 batch_is_refusal(int code)
 {
+	/* Not HSMCA_ERR_IO: a station that lost the appliance's answer
+	 * cannot tell whether it signed. */
 	switch (code) {
-	case HSMCA_ERR_IO:
 	case HSMCA_ERR_CSR_PARSE:
 	case HSMCA_ERR_CSR_SIGNATURE:
 	case HSMCA_ERR_KEY_POLICY:
@@ -477,13 +478,14 @@ check_item(struct run *r, void *w, struct batch_item *it)
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	struct hsmca_err e;
-	int ret;
+	int ret, unreadable = 0;
 
 	err_clear(&e);
 	if ((ret = util_read_file(it->path, CSR_MAX_SIZE, &buf, &len,
 	    &e)) != 0) {
-		if (ret != HSMCA_ERR_ALLOC)
-			ret = HSMCA_ERR_IO;
+		/* Refused, as a CSR that does not parse: running the batch
+		 * again will not make the file readable. */
+		unreadable = ret != HSMCA_ERR_ALLOC;
 		goto out;
 	}
 	SHA256(buf, len, it->file_sha256);
@@ -505,6 +507,8 @@ out:
 		csr_free(it->csr);
 		it->csr = NULL;
 		item_fail(r, it, ret, e.msg);
+		if (unreadable)
+			it->status = BATCH_REFUSED;
 	}
 	free(buf);
 }

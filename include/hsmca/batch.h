@@ -35,7 +35,8 @@ enum batch_status {
 	BATCH_ISSUED,		/* signed in this run */
 	BATCH_EXISTING,		/* issued before: the recorded one is returned */
 	BATCH_REFUSED,		/* the CSR or the request is refused: reason */
-	BATCH_FAILED,		/* could not be signed now (HSM, store): reason */
+	BATCH_FAILED,		/* could not be signed now (HSM, store, the
+				   appliance's answer lost): reason */
 	BATCH_STATUS_MAX
 };
 
@@ -146,7 +147,9 @@ struct batch {
 
 const char	*batch_status_name(enum batch_status s);
 /* Is code a refusal of the request (the CSR, its names, its key, a
- * conflict with what is recorded) rather than a failure to serve it? */
+ * conflict with what is recorded) rather than a failure to serve it
+ * (the token, the store, the appliance's answer lost: a failure, which
+ * running the batch again retries)? */
 int		 batch_is_refusal(int code);
 
 /* Read the list of devices: a folder of CSRs (*.csr, *.pem, *.der,

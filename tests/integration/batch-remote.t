@@ -400,6 +400,42 @@ else
 	ok "# SKIP the batch ended before the rotation took effect"
 fi
 
+# ---- the appliance lost mid-batch: failed, not refused; run again ----
+sh "$top_srcdir/bench/make-csrs.sh" 300 "$WORK/in-lost" >/dev/null || bail "make-csrs failed"
+base=$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE subject LIKE 'CN=bench-device-%'")
+"$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-lost" --out "$WORK/r-lost" \
+	--profile device --jobs 1 >"$WORK/lost.out" 2>"$WORK/lost.err" &
+pid=$!
+n=0
+until [ "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE subject LIKE 'CN=bench-device-%'")" -ge $((base + 20)) ] ||
+    [ $n -ge 500 ]; do
+	sleep 0.02
+	n=$((n + 1))
+done
+kill -9 "$HSMCAD_PID" $(pgrep -P "$HSMCAD_PID") 2>/dev/null
+wait "$HSMCAD_PID" 2>/dev/null
+HSMCAD_PID=
+wait $pid
+RC=$?
+if [ "$RC" = 0 ]; then
+	ok "# SKIP the batch ended before the appliance was killed"
+else
+	check "the appliance killed mid-batch: the station fails (exit 1), refuses nothing" \
+		sh -c "[ '$RC' = 1 ] && ! grep -q ',refused,' '$WORK/r-lost/results.csv' &&
+			grep -q ',failed,.*run the batch again' '$WORK/r-lost/results.csv'"
+	check "... and records no refusal" \
+		test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE action = 'refuse' AND object LIKE 'batch:% device:bench-device-%'")" -eq 0
+fi
+hsmcad_start
+sed -i "s|^server = .*|server = https://localhost:$ADMIN_PORT|" "$WORK/station.conf"
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-lost" --out "$WORK/r-lost" --profile device --jobs 2
+check "... the appliance back, run again: every device signed (exit 0)" \
+	sh -c "[ '$RC' = 0 ] && grep -q '300 CSRs, 300 signed' '$WORK/last.out'"
+check "... what it had signed handed back, not signed again" \
+	sh -c "[ '$(twice)' -eq 0 ] && grep -Eq '300 signed \([0-9]+ new, [1-9][0-9]* already issued\)' '$WORK/last.out'"
+check "... every output certificate is in the store" \
+	sh -c "for f in '$WORK'/r-lost/*.crt; do s=\$(openssl x509 -in \"\$f\" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//'); [ \"\$(sqlite3 '$CADIR/hsmca.db' \"SELECT status FROM cert WHERE serial = '\$s'\")\" = valid ] || exit 1; done"
+
 expect_ok "the audit log verifies" hsmca audit verify
 
 done_testing
