@@ -969,6 +969,20 @@ open_out(const char *out, int *dirfd, int *lockfd, struct hsmca_err *e)
 	return 0;
 }
 
+/* The batch's record: what its run did, and why it stopped short if it
+ * did (why: NULL if it ran to its end). */
+static void
+batch_summary(const struct batch *b, const struct batch_opts *o,
+    const char *why, char *buf, size_t len)
+{
+	snprintf(buf, len, "batch sha256 %s, profile %s, %zu CSRs: %zu "
+	    "issued, %zu already issued, %zu refused, %zu failed%s%s%s",
+	    b->sha256, o->profile->name, b->nitems, b->stats.issued,
+	    b->stats.existing, b->stats.refused, b->stats.failed,
+	    b->stopped ? ", stopped at the first refusal" : "",
+	    why != NULL ? "; the run failed: " : "", why != NULL ? why : "");
+}
+
 static void
 set_phase(struct run *r, enum run_phase p)
 {
@@ -983,9 +997,11 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 {
 	struct run r;
 	struct worker_arg *wa = NULL;
+	struct hsmca_err ee;
 	pthread_t *th = NULL;
-	char summary[512];
-	int nth = 0, lockfd = -1, outcome, ret = HSMCA_ERR_INTERNAL;
+	char summary[1024];
+	int nth = 0, lockfd = -1, outcome, begun = 0;
+	int ret = HSMCA_ERR_INTERNAL;
 
 	memset(&r, 0, sizeof(r));
 	r.b = b;
@@ -1053,6 +1069,8 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 	    (ret = sg->begin(ctx, b->sha256, o->profile->name, b->nitems,
 	    &b->id, &b->chain_pem, e)) != 0)
 		goto out;
+	/* From here on the batch's record ends, whatever happens. */
+	begun = 1;
 	/* Refusals found while checking, now that the batch has a name. */
 	for (size_t i = 0; sg->refused != NULL && i < b->nitems; i++)
 		if (b->items[i].status == BATCH_REFUSED)
@@ -1078,11 +1096,8 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 		goto out;
 	outcome = b->stats.failed > 0 || b->stopped ? AUDIT_FAILED :
 	    b->stats.refused > 0 ? AUDIT_REFUSED : AUDIT_OK;
-	snprintf(summary, sizeof(summary), "batch sha256 %s, profile %s, %zu "
-	    "CSRs: %zu issued, %zu already issued, %zu refused, %zu failed%s",
-	    b->sha256, o->profile->name, b->nitems, b->stats.issued,
-	    b->stats.existing, b->stats.refused, b->stats.failed,
-	    b->stopped ? ", stopped at the first refusal" : "");
+	batch_summary(b, o, NULL, summary, sizeof(summary));
+	begun = 0;
 	ret = sg->end(ctx, outcome, summary, b->stats.issued +
 	    b->stats.existing, b->stats.refused, e);
 out:
@@ -1092,6 +1107,14 @@ out:
 		pthread_mutex_unlock(&r.mu);
 		for (int i = 0; i < nth; i++)
 			pthread_join(th[i], NULL);
+	}
+	/* Begun and failed since (results.csv not written, say): the
+	 * record says so; e keeps the reason the caller shows. */
+	if (begun) {
+		batch_summary(b, o, e->msg, summary, sizeof(summary));
+		err_clear(&ee);
+		(void)sg->end(ctx, AUDIT_FAILED, summary, b->stats.issued +
+		    b->stats.existing, b->stats.refused, &ee);
 	}
 	for (int i = 0; r.workers != NULL && i < o->jobs; i++)
 		if (r.workers[i] != NULL)

@@ -170,7 +170,7 @@ void	batch_free(struct batch *b);
  * (removed before the first file is written; written atomically after
  * every certificate file is on disk). Returns 0 when the batch ran to
  * its end, whatever the items' status (see b->stats); a negative code
- * if it could not. */
+ * if it could not (once begun, its end is recorded as failed). */
 int	batch_run(struct batch *b, const struct batch_signer *signer,
 	    void *ctx, const struct batch_opts *o, struct hsmca_err *e);
 

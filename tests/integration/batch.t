@@ -240,6 +240,18 @@ check "dev-1's certificate, from revoked generation 2, is refused, naming it (ex
 		grep -q 'dev-1: refused: .*serial $S1, .*generation 2 .*revoked.*new key and CSR' '$WORK/last.err'"
 check "... dev-9's, from generation 3, still handed out" test "$(field dev-9 4)" = existing
 
+# ---- a run that fails once begun still ends the batch's record ----
+mkdir -p "$WORK/out-fail/results.csv" "$WORK/fail-in"
+cp "$WORK/dev-9.csr" "$WORK/fail-in/"
+run hsmca batch sign --in "$WORK/fail-in" --out "$WORK/out-fail" --profile device
+BID=$(sqlite3 "$CADIR/hsmca.db" "SELECT max(id) FROM batch")
+check "results.csv cannot be replaced: the run fails (exit 1)" \
+	sh -c "[ '$RC' = 1 ] && grep -q 'results.csv' '$WORK/last.err'"
+check "... the batch's audit record says it failed, and why" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE object = 'batch:$BID' AND outcome = 'failed' AND detail LIKE '%the run failed: %results.csv%'")" -eq 1
+check "... and the batch's run is finished" \
+	test -n "$(sqlite3 "$CADIR/hsmca.db" "SELECT finished_at FROM batch WHERE id = $BID")"
+
 # ---- input errors: refused before anything ----
 expect_fail "unknown profile" 3 "unknown profile" hsmca batch sign --in "$IN" --out "$WORK/o2" --profile nope
 printf 'a,%s\na,%s\n' "$WORK/dev-6.csr" "$WORK/dev-7.csr" >"$WORK/m/twice.csv"
