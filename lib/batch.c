@@ -248,6 +248,91 @@ trim(char *s)
 	return s;
 }
 
+/* Split a CSV line in place into at most three fields, quoted as RFC
+ * 4180 says (a field in double quotes may hold commas, "" is a quote;
+ * one line only): 0 and *nf, or -1 and *why. */
+static int
+csv_split(char *line, char *f[3], int *nf, const char **why)
+{
+	char *p = line, *q;
+	int n = 0;
+
+	for (;;) {
+		if (n == 3) {
+			*why = "more than three fields (device,csr,profile)";
+			return -1;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '"') {
+			f[n++] = p;
+			p += strcspn(p, ",");
+		} else {
+			f[n++] = q = ++p;
+			for (;;) {
+				if (*p == '\0') {
+					*why = "a quoted field does not end on "
+					    "its line";
+					return -1;
+				}
+				if (*p == '"' && p[1] != '"')
+					break;
+				if (*p == '"')
+					p++;
+				*q++ = *p++;
+			}
+			*q = '\0';
+			p += 1 + strspn(p + 1, " \t");
+			if (*p != ',' && *p != '\0') {
+				*why = "text after a quoted field";
+				return -1;
+			}
+		}
+		if (*p == '\0')
+			break;
+		*p++ = '\0';
+	}
+	*nf = n;
+	return 0;
+}
+
+/* A CSV line that names the columns: device,csr[,profile]. */
+static int
+csv_header(char *const f[3], int nf)
+{
+	return nf >= 2 && (strcasecmp(f[0], "device") == 0 ||
+	    strcasecmp(f[0], "device_id") == 0) &&
+	    strcasecmp(f[1], "csr") == 0 &&
+	    (nf == 2 || strcasecmp(f[2], "profile") == 0);
+}
+
+/* A JSON Lines object: its members device, csr and profile (NULL if
+ * absent), each a string; nothing else. */
+static int
+jsonl_entry(json_t *j, const char **dev, const char **csr,
+    const char **prof, const char *where, struct hsmca_err *e)
+{
+	const char *k;
+	json_t *v;
+
+	*dev = *csr = *prof = NULL;
+	json_object_foreach(j, k, v) {
+		if (strcmp(k, "device") != 0 && strcmp(k, "csr") != 0 &&
+		    strcmp(k, "profile") != 0)
+			return err_set(e, HSMCA_ERR_ARG, "%s: unknown member "
+			    "\"%.32s\" (device, csr and profile only)", where,
+			    k);
+		if (!json_is_string(v) ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return err_set(e, HSMCA_ERR_ARG, "%s: \"%s\" is not a "
+			    "string", where, k);
+	}
+	*dev = json_string_value(json_object_get(j, "device"));
+	*csr = json_string_value(json_object_get(j, "csr"));
+	*prof = json_string_value(json_object_get(j, "profile"));
+	return 0;
+}
+
 /* One manifest line: device, CSR path (relative to the manifest's
  * folder) and profile name (NULL: the default). */
 static int
@@ -276,8 +361,8 @@ load_manifest(struct batch *b, const struct batch_opts *o,
     struct hsmca_err *e)
 {
 	unsigned char *buf = NULL;
-	char *line, *next, *p, base[PATH_MAX], where[PATH_MAX + 32];
-	const char *slash;
+	char *line, *next, base[PATH_MAX], where[PATH_MAX + 32];
+	const char *slash, *why;
 	size_t len = 0, icap = 0;
 	json_t *j = NULL;
 	json_error_t je;
@@ -294,7 +379,11 @@ load_manifest(struct batch *b, const struct batch_opts *o,
 		    o->in);
 		goto out;
 	}
-	for (line = (char *)buf; line != NULL; line = next) {
+	line = (char *)buf;
+	/* A UTF-8 byte order mark, as spreadsheets write it. */
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		line += 3;
+	for (; line != NULL; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		lineno++;
@@ -309,17 +398,16 @@ load_manifest(struct batch *b, const struct batch_opts *o,
 			const char *dev, *csr, *prof;
 
 			json_decref(j);
-			if ((j = json_loads(line, 0, &je)) == NULL ||
-			    !json_is_object(j)) {
+			if ((j = json_loads(line, JSON_REJECT_DUPLICATES,
+			    &je)) == NULL || !json_is_object(j)) {
 				ret = err_set(e, HSMCA_ERR_ARG, "%s: not a JSON "
-				    "object", where);
+				    "object%s%s", where, j == NULL ? ": " : "",
+				    j == NULL ? je.text : "");
 				goto out;
 			}
-			dev = json_string_value(json_object_get(j, "device"));
-			csr = json_string_value(json_object_get(j, "csr"));
-			prof = json_string_value(json_object_get(j, "profile"));
-			if ((ret = manifest_entry(b, &icap, o, base, dev, csr,
-			    prof, where, e)) != 0)
+			if ((ret = jsonl_entry(j, &dev, &csr, &prof, where,
+			    e)) != 0 || (ret = manifest_entry(b, &icap, o,
+			    base, dev, csr, prof, where, e)) != 0)
 				goto out;
 			continue;
 		}
@@ -327,24 +415,17 @@ load_manifest(struct batch *b, const struct batch_opts *o,
 			char *f[3] = { NULL, NULL, NULL };
 			int nf = 0;
 
-			for (p = line; nf < 3; nf++) {
-				f[nf] = p;
-				if ((p = strchr(p, ',')) == NULL) {
-					nf++;
-					break;
-				}
-				*p++ = '\0';
-			}
-			if (p != NULL) {
-				ret = err_set(e, HSMCA_ERR_ARG, "%s: more than "
-				    "three fields (device,csr,profile)", where);
+			if (csv_split(line, f, &nf, &why) != 0) {
+				ret = err_set(e, HSMCA_ERR_ARG, "%s: %s", where,
+				    why);
 				goto out;
 			}
 			for (int i = 0; i < nf; i++)
 				f[i] = trim(f[i]);
-			if (b->nitems == 0 && (strcasecmp(f[0], "device") == 0 ||
-			    strcasecmp(f[0], "device_id") == 0))
-				continue;	/* the header */
+			/* Only a line of exactly the column names: a device
+			 * may be called "device". */
+			if (b->nitems == 0 && csv_header(f, nf))
+				continue;
 			if ((ret = manifest_entry(b, &icap, o, base, f[0], f[1],
 			    f[2], where, e)) != 0)
 				goto out;

@@ -154,11 +154,12 @@ int		 batch_is_refusal(int code);
 
 /* Read the list of devices: a folder of CSRs (*.csr, *.pem, *.der,
  * *.req; the device id is the file name without its extension), or a
- * manifest: CSV lines "device,csr[,profile]" (a header line
- * "device,..." is skipped) or JSON Lines {"device": ..., "csr": ...,
- * "profile": ...}. Paths in a manifest are relative to its folder.
- * Duplicate device ids, unsafe ones and unknown profiles are refused
- * here, naming the line. */
+ * manifest: CSV lines "device,csr[,profile]" (RFC 4180 quotes; a first
+ * line of exactly those column names is skipped) or JSON Lines
+ * {"device": ..., "csr": ..., "profile": ...}, strings only, after an
+ * optional UTF-8 byte order mark. Paths in a manifest are relative to
+ * its folder. Duplicate device ids, unsafe ones, unknown profiles and
+ * members are refused here, naming the line. */
 int	batch_load(struct batch **out, const struct batch_opts *o,
 	    struct hsmca_err *e);
 void	batch_free(struct batch *b);

@@ -153,6 +153,47 @@ check "the same CSR twice: exit 7" test "$RC" -eq 7
 check "the same CSR twice: the second is refused, naming the first" \
 	sh -c "test '$(field b 4)' = refused && grep -q 'same CSR as device a' '$OUT/results.csv'"
 
+# ---- manifests as spreadsheets and scripts write them ----
+# A header-less CSV whose first device is called "device": a device, not
+# a header (a header is exactly device,csr[,profile]).
+OUT=$WORK/out-noheader
+printf 'device,%s\nd2,%s\n' "$WORK/dev-6.csr" "$WORK/dev-5.csr" >"$WORK/m/noheader.csv"
+run hsmca batch sign --in "$WORK/m/noheader.csv" --out "$OUT" --profile device
+S6=$(awk -F, 'NR > 1 && $1 == "device" { print $2 }' "$OUT/results.csv")
+check "a header-less CSV's first device \"device\" is signed, not taken for a header" \
+	sh -c "[ '$RC' = 0 ] && [ -n '$S6' ] && [ '$(field d2 4)' = existing ]"
+# A UTF-8 byte order mark, CRLF, RFC 4180 quotes (a path with a comma,
+# a doubled quote).
+cp "$WORK/dev-6.csr" "$WORK/m/with,comma.csr"
+cp "$WORK/dev-5.csr" "$WORK/m/with\"quote.csr"
+printf '\357\273\277device,csr\r\n"q-1","with,comma.csr"\r\nq-2 , "with""quote.csr" \r\n' >"$WORK/m/excel.csv"
+OUT=$WORK/out-excel
+run hsmca batch sign --in "$WORK/m/excel.csv" --out "$OUT" --profile device
+check "a CSV with a byte order mark, CRLF and quoted fields" \
+	sh -c "[ '$RC' = 0 ] && [ '$(field q-1 2)' = '$S6' ] && [ '$(field q-2 4)' = existing ] &&
+		[ \$(wc -l <'$OUT/results.csv') -eq 3 ]"
+printf '"q-1","unclosed\n' >"$WORK/m/open.csv"
+expect_fail "a quote not closed on its line: refused, naming the line" 1 "open.csv:1: a quoted field" \
+	hsmca batch sign --in "$WORK/m/open.csv" --out "$WORK/o2" --profile device
+printf '\357\273\277{"device": "q-3", "csr": "%s"}\n' "$WORK/dev-6.csr" >"$WORK/m/bom.jsonl"
+OUT=$WORK/out-bom
+run hsmca batch sign --in "$WORK/m/bom.jsonl" --out "$OUT" --profile device
+check "JSON Lines with a byte order mark" sh -c "[ '$RC' = 0 ] && [ '$(field q-3 4)' = existing ]"
+# JSON Lines members are strings, and only the three known ones.
+printf '{"device": "q-4", "csr": "%s", "profile": ["server"]}\n' "$WORK/dev-6.csr" >"$WORK/m/type.jsonl"
+expect_fail "JSON Lines: a profile that is not a string is refused, naming the line" 1 \
+	'type.jsonl:1: "profile" is not a string' \
+	hsmca batch sign --in "$WORK/m/type.jsonl" --out "$WORK/o2" --profile device
+printf '{"device": "q-4", "csr": "%s"}\n{"device": "q-5", "csr": "%s", "profil": "server"}\n' \
+	"$WORK/dev-6.csr" "$WORK/dev-5.csr" >"$WORK/m/member.jsonl"
+expect_fail "JSON Lines: an unknown member is refused, naming the line" 1 \
+	'member.jsonl:2: unknown member "profil"' \
+	hsmca batch sign --in "$WORK/m/member.jsonl" --out "$WORK/o2" --profile device
+printf '{"device": "q-4", "device": "q-5", "csr": "%s"}\n' "$WORK/dev-6.csr" >"$WORK/m/twokeys.jsonl"
+expect_fail "JSON Lines: a member given twice is refused" 1 'twokeys.jsonl:1: .*duplicate' \
+	hsmca batch sign --in "$WORK/m/twokeys.jsonl" --out "$WORK/o2" --profile device
+check "... and nothing was written" test ! -e "$WORK/o2/results.csv"
+
 # ---- --fail-fast: nothing signed when a CSR is refused ----
 make_csr dev-7 ec:P-256 "/CN=dev-7" 2>/dev/null
 mkdir -p "$WORK/ff"
