@@ -453,7 +453,7 @@ batch_load(struct batch **out, const struct batch_opts *o,
 {
 	struct batch *b;
 	struct batch_item **v = NULL;
-	struct stat sb;
+	struct stat sb, ob;
 	int ret;
 
 	*out = NULL;
@@ -462,6 +462,13 @@ batch_load(struct batch **out, const struct batch_opts *o,
 	if (stat(o->in, &sb) == -1)
 		return err_set(e, HSMCA_ERR_IO, "%s: %s", o->in,
 		    strerror(errno));
+	/* DEVICE.chain.pem in the input folder would be read as a CSR by
+	 * the next run. */
+	if (S_ISDIR(sb.st_mode) && o->out != NULL && stat(o->out, &ob) == 0 &&
+	    ob.st_dev == sb.st_dev && ob.st_ino == sb.st_ino)
+		return err_set(e, HSMCA_ERR_ARG, "--out %s is the --in folder: "
+		    "the next run would read its DEVICE.chain.pem files as "
+		    "CSRs; give another output folder", o->out);
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 	if (S_ISDIR(sb.st_mode))

@@ -159,7 +159,8 @@ int		 batch_is_refusal(int code);
  * {"device": ..., "csr": ..., "profile": ...}, strings only, after an
  * optional UTF-8 byte order mark. Paths in a manifest are relative to
  * its folder. Duplicate device ids, unsafe ones, unknown profiles and
- * members are refused here, naming the line. */
+ * members are refused here, naming the line; so is an output folder
+ * that is the input folder. */
 int	batch_load(struct batch **out, const struct batch_opts *o,
 	    struct hsmca_err *e);
 void	batch_free(struct batch *b);

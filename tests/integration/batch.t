@@ -305,6 +305,11 @@ expect_fail "a malformed manifest line names its line" 1 "bad.csv:1: more than t
 	hsmca batch sign --in "$WORK/m/bad.csv" --out "$WORK/o2" --profile device
 mkdir -p "$WORK/empty"
 expect_fail "an empty folder" 1 "no CSRs" hsmca batch sign --in "$WORK/empty" --out "$WORK/o2" --profile device
+rows=$(count_rows)
+expect_fail "--out the --in folder: refused (its .chain.pem files would be read as CSRs)" 1 \
+	"is the --in folder" hsmca batch sign --in "$WORK/ff2" --out "$WORK/ff2/" --profile device
+check "... nothing signed or written" \
+	sh -c "[ '$(count_rows)' = '$rows' ] && [ ! -e '$WORK/ff2/results.csv' ] && [ ! -e '$WORK/ff2/aa-new.crt' ]"
 expect_fail "usage without --out" 2 "usage" hsmca batch sign --in "$IN" --profile device
 check "nothing written for refused inputs" test ! -e "$WORK/o2/results.csv"
 expect_ok "audit: the chain still verifies" hsmca audit verify
