@@ -312,6 +312,14 @@ check "... nothing signed or written" \
 	sh -c "[ '$(count_rows)' = '$rows' ] && [ ! -e '$WORK/ff2/results.csv' ] && [ ! -e '$WORK/ff2/aa-new.crt' ]"
 expect_fail "usage without --out" 2 "usage" hsmca batch sign --in "$IN" --profile device
 check "nothing written for refused inputs" test ! -e "$WORK/o2/results.csv"
+# Another local run (or hsmcad signing for a station) holds the store's
+# batch lock: this one is refused before it signs anything.
+rows=$(count_rows)
+run flock -n "$CADIR/hsmca.db-batch.lock" "$HSMCA" -c "$CONF" batch sign --in "$WORK/ff2" \
+	--out "$WORK/o3" --profile device
+check "a second local run while one holds the batch lock: refused (exit 1), nothing signed" \
+	sh -c "[ '$RC' = 1 ] && grep -q 'another batch is signing with the store' '$WORK/last.err' &&
+		[ '$(count_rows)' = '$rows' ]"
 expect_ok "audit: the chain still verifies" hsmca audit verify
 run sqlite3 "$CADIR/hsmca.db" "PRAGMA integrity_check"
 check "store integrity_check ok" grep -qx ok "$WORK/last.out"
