@@ -56,7 +56,9 @@ remote_client(struct batch_remote *r, struct est_client **out,
 	return 0;
 }
 
-/* POST one step; *reply the JSON object of a 200 answer. */
+/* POST one step; *reply the JSON object of a 200 answer. A request
+ * whose answer was lost (the connection, a timeout) or is not one fails
+ * with HSMCA_ERR_IO, never a refusal: the appliance may have signed. */
 static int
 remote_call(struct est_client *ec, const char *step, json_t *req,
     json_t **reply, int *denied, struct hsmca_err *e)
@@ -72,8 +74,14 @@ remote_call(struct est_client *ec, const char *step, json_t *req,
 	ret = est_client_request(ec, "POST", step, "application/json", body,
 	    strlen(body), &r, e);
 	free(body);
-	if (ret != 0)
-		return ret;
+	if (ret != 0) {
+		char why[HSMCA_ERRMSG_MAX];
+
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return err_set(e, ret == HSMCA_ERR_ALLOC ? ret : HSMCA_ERR_IO,
+		    "batch %s: no answer from the appliance (%s); run the "
+		    "batch again", step, why);
+	}
 	o = json_loadb((const char *)r.body, r.len, 0, NULL);
 	if (r.status != 200) {
 		m = o != NULL ? json_object_get(o, "error") : NULL;
@@ -212,15 +220,18 @@ remote_worker_close(void *arg)
 	free(w);
 }
 
-/* The appliance's own check (profile, disallow list), before anything
- * is signed, as in local mode. */
+/* The appliance's own check (profile, disallow list, the certificate
+ * already issued, the pre-sign lint), before anything is signed, as in
+ * local mode with fail_fast: the only time it is asked. */
 static int
-remote_check(void *arg, const struct batch_item *it, struct hsmca_err *e)
+remote_check(void *arg, const struct batch_item *it, int fail_fast,
+    struct hsmca_err *e)
 {
 	struct remote_worker *w = arg;
 	json_t *req, *rep = NULL;
 	int ret;
 
+	(void)fail_fast;
 	if ((req = csr_json(it, w->r->batch_id, e)) == NULL)
 		return e->code;
 	ret = remote_call(w->ec, "check", req, &rep, NULL, e);

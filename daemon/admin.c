@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -76,6 +77,15 @@ static const char *const batch_step_names[BS_MAX] = {
 
 /* getopt keeps global state: one command line at a time. */
 static pthread_mutex_t admin_run_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The store's batch lock (lib/batch.c batch_lock), held while any of
+ * this process's workers serves a station's sign request: taken by the
+ * first, released by the last. A local run on the appliance holds it
+ * for its whole run, so the two never sign at once; and with no request
+ * in flight, a batch reservation pending belongs to a run that died. */
+static pthread_mutex_t admin_batch_mu = PTHREAD_MUTEX_INITIALIZER;
+static int admin_batch_fd = -1;
+static int admin_batch_users;
 
 static void
 admin_reply_error(struct evhttp_request *req, int status, const char *reason)
@@ -403,7 +413,7 @@ batch_signed(int code, const struct batch_cert *bc, const char *reason)
 static void
 admin_batch_sign_many(struct hsm *h, struct store *st, struct issuer *iss,
     struct signer_job *job, const struct profile *dflt,
-    const char *requester, int64_t chain_gen)
+    const char *requester, int64_t batch_id, int64_t chain_gen)
 {
 	struct admin_call *call = job->admin;
 	json_t *a = json_object_get(call->body, "csrs"), *o, *res = NULL, *v;
@@ -494,8 +504,9 @@ admin_batch_sign_many(struct hsm *h, struct store *st, struct issuer *iss,
 				rets[idx[i]] = err_set(&errs[idx[i]],
 				    HSMCA_ERR_ALLOC, "out of memory");
 		} else {
-			(void)batch_sign_csrs(h, st, iss, requester, NULL,
-			    chain_gen, good, gp, k, kbc, krets, kerrs);
+			(void)batch_sign_csrs(h, st, iss, requester,
+			    batch_id, chain_gen, good, gp, k, kbc, krets,
+			    kerrs);
 			for (i = 0; i < k; i++) {
 				rets[idx[i]] = krets[i];
 				errs[idx[i]] = kerrs[i];
@@ -533,8 +544,9 @@ out:
 	free(idx);
 }
 
-void
-admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
+/* One step of a station's batch (admin_batch_run). */
+static void
+admin_batch_step(struct hsm *h, struct store *st, struct issuer *iss,
     struct signer_job *job)
 {
 	struct admin_call *call = job->admin;
@@ -560,7 +572,10 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 		    "'%.64s'", s);
 		return;
 	}
-	if (call->batch_step != BS_BEGIN && body_int(b, "batch", &id) != 0) {
+	/* check comes before begin (--fail-fast); a sign names its batch,
+	 * whose reservations it makes. */
+	if (call->batch_step != BS_BEGIN && (body_int(b, "batch", &id) != 0 ||
+	    (id == 0 && call->batch_step == BS_SIGN))) {
 		snprintf(job->reason, sizeof(job->reason), "\"batch\": the "
 		    "batch id from begin");
 		return;
@@ -577,7 +592,7 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 	}
 	if (call->batch_step == BS_SIGN && json_object_get(b, "csrs") !=
 	    NULL) {
-		admin_batch_sign_many(h, st, iss, job, p, requester, gen);
+		admin_batch_sign_many(h, st, iss, job, p, requester, id, gen);
 		return;
 	}
 	if (call->batch_step == BS_CHECK || call->batch_step == BS_SIGN) {
@@ -622,7 +637,9 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 		    (json_int_t)iss->gen_id);
 		break;
 	case BS_CHECK:
-		call->reply = batch_outcome(0, "");
+		/* Asked for --fail-fast: what signing would refuse too. */
+		ret = batch_check_sign(st, iss, csr, p, &e);
+		call->reply = batch_outcome(ret, e.msg);
 		break;
 	case BS_SIGN:
 		if (iss == NULL) {
@@ -630,7 +647,7 @@ admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
 			    "no active CA generation to sign with");
 			break;
 		}
-		ret = batch_sign_csr(h, st, iss, requester, NULL, gen, csr, p,
+		ret = batch_sign_csr(h, st, iss, requester, id, gen, csr, p,
 		    &bc, &e);
 		call->reply = batch_signed(ret, &bc, e.msg);
 		break;
@@ -673,6 +690,72 @@ out:
 	batch_cert_free_fields(&bc);
 	csr_free(csr);
 	free(der);
+}
+
+/* Take the batch lock for a sign request, unless a local run holds it
+ * (HSMCA_ERR_BUSY). The first to take it marks the reservations a dead
+ * run left behind failed. */
+static int
+admin_batch_enter(struct store *st, const char *store_path,
+    struct hsmca_err *e)
+{
+	struct hsmca_err se;
+	int64_t stale = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&admin_batch_mu);
+	if (admin_batch_users == 0) {
+		if ((ret = batch_lock(store_path, &admin_batch_fd, e)) != 0)
+			goto out;
+		err_clear(&se);
+		if (store_batch_fail_reserved(st, &stale, &se) != 0)
+			log_warnx("admin: batch: %s", se.msg);
+		else if (stale > 0)
+			log_info("admin: batch: %lld reservations a run that "
+			    "died left behind marked failed",
+			    (long long)stale);
+	}
+	admin_batch_users++;
+out:
+	pthread_mutex_unlock(&admin_batch_mu);
+	return ret;
+}
+
+static void
+admin_batch_leave(void)
+{
+	pthread_mutex_lock(&admin_batch_mu);
+	if (--admin_batch_users == 0) {
+		close(admin_batch_fd);
+		admin_batch_fd = -1;
+	}
+	pthread_mutex_unlock(&admin_batch_mu);
+}
+
+void
+admin_batch_run(struct hsm *h, struct store *st, struct issuer *iss,
+    struct signer_job *job)
+{
+	struct admin_call *call = job->admin;
+	struct hsmca_err e;
+	int ret;
+
+	if (call->batch_step != BS_SIGN) {
+		admin_batch_step(h, st, iss, job);
+		return;
+	}
+	err_clear(&e);
+	if ((ret = admin_batch_enter(st, job->rt->cfg->store.path,
+	    &e)) != 0) {
+		job->status = 503;
+		snprintf(job->reason, sizeof(job->reason), "%s",
+		    ret == HSMCA_ERR_BUSY ? "a batch is signing on the "
+		    "appliance itself (hsmca batch sign); try again once it "
+		    "ends" : e.msg);
+		return;
+	}
+	admin_batch_step(h, st, iss, job);
+	admin_batch_leave();
 }
 
 /* ---- back on the loop ---- */
@@ -793,10 +876,16 @@ admin_job_done(struct signer_job *job, void *arg)
 	struct admin_call *call = arg;
 	struct hsmcad *d = call->d;
 	struct evbuffer *b;
-	char *s;
+	char *s, num[16];
 
 	d->inflight--;
 	if (job->status != 200 || call->reply == NULL) {
+		if (job->status == 503) {
+			snprintf(num, sizeof(num), "%d",
+			    job->rt->cfg->daemon.retry_after);
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    call->req), "Retry-After", num);
+		}
 		admin_reply_error(call->req, job->status != 200 ? job->status :
 		    503, job->reason[0] != '\0' ? job->reason :
 		    "the command could not run");

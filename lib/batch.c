@@ -10,7 +10,15 @@
  * record committed (lib/issue.c), and returns the recorded certificate of
  * a CSR instead of signing it again. A run killed at any point is finished
  * by running it again: files are rewritten from what the store holds, and
- * results.csv only ever appears whole. */
+ * results.csv only ever appears whole.
+ *
+ * Runs at once (two stations through hsmcad, a station and a local run)
+ * are kept from signing one CSR twice by the store: a batch's serial is
+ * reserved only while its CSR has no certificate and no other batch
+ * reservation pending, in the reservation's own transaction. The one
+ * that loses gets the other's certificate, or fails to be run again.
+ * The batch lock (batch_lock) says when a reservation pending is one a
+ * dead run left behind, to be marked failed. */
 #include "config.h"
 
 #include <ctype.h>
@@ -69,8 +77,9 @@ batch_status_name(enum batch_status s)
 int
 batch_is_refusal(int code)
 {
+	/* Not HSMCA_ERR_IO: a station that lost the appliance's answer
+	 * cannot tell whether it signed. */
 	switch (code) {
-	case HSMCA_ERR_IO:
 	case HSMCA_ERR_CSR_PARSE:
 	case HSMCA_ERR_CSR_SIGNATURE:
 	case HSMCA_ERR_KEY_POLICY:
@@ -239,6 +248,91 @@ trim(char *s)
 	return s;
 }
 
+/* Split a CSV line in place into at most three fields, quoted as RFC
+ * 4180 says (a field in double quotes may hold commas, "" is a quote;
+ * one line only): 0 and *nf, or -1 and *why. */
+static int
+csv_split(char *line, char *f[3], int *nf, const char **why)
+{
+	char *p = line, *q;
+	int n = 0;
+
+	for (;;) {
+		if (n == 3) {
+			*why = "more than three fields (device,csr,profile)";
+			return -1;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '"') {
+			f[n++] = p;
+			p += strcspn(p, ",");
+		} else {
+			f[n++] = q = ++p;
+			for (;;) {
+				if (*p == '\0') {
+					*why = "a quoted field does not end on "
+					    "its line";
+					return -1;
+				}
+				if (*p == '"' && p[1] != '"')
+					break;
+				if (*p == '"')
+					p++;
+				*q++ = *p++;
+			}
+			*q = '\0';
+			p += 1 + strspn(p + 1, " \t");
+			if (*p != ',' && *p != '\0') {
+				*why = "text after a quoted field";
+				return -1;
+			}
+		}
+		if (*p == '\0')
+			break;
+		*p++ = '\0';
+	}
+	*nf = n;
+	return 0;
+}
+
+/* A CSV line that names the columns: device,csr[,profile]. */
+static int
+csv_header(char *const f[3], int nf)
+{
+	return nf >= 2 && (strcasecmp(f[0], "device") == 0 ||
+	    strcasecmp(f[0], "device_id") == 0) &&
+	    strcasecmp(f[1], "csr") == 0 &&
+	    (nf == 2 || strcasecmp(f[2], "profile") == 0);
+}
+
+/* A JSON Lines object: its members device, csr and profile (NULL if
+ * absent), each a string; nothing else. */
+static int
+jsonl_entry(json_t *j, const char **dev, const char **csr,
+    const char **prof, const char *where, struct hsmca_err *e)
+{
+	const char *k;
+	json_t *v;
+
+	*dev = *csr = *prof = NULL;
+	json_object_foreach(j, k, v) {
+		if (strcmp(k, "device") != 0 && strcmp(k, "csr") != 0 &&
+		    strcmp(k, "profile") != 0)
+			return err_set(e, HSMCA_ERR_ARG, "%s: unknown member "
+			    "\"%.32s\" (device, csr and profile only)", where,
+			    k);
+		if (!json_is_string(v) ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return err_set(e, HSMCA_ERR_ARG, "%s: \"%s\" is not a "
+			    "string", where, k);
+	}
+	*dev = json_string_value(json_object_get(j, "device"));
+	*csr = json_string_value(json_object_get(j, "csr"));
+	*prof = json_string_value(json_object_get(j, "profile"));
+	return 0;
+}
+
 /* One manifest line: device, CSR path (relative to the manifest's
  * folder) and profile name (NULL: the default). */
 static int
@@ -267,8 +361,8 @@ load_manifest(struct batch *b, const struct batch_opts *o,
     struct hsmca_err *e)
 {
 	unsigned char *buf = NULL;
-	char *line, *next, *p, base[PATH_MAX], where[PATH_MAX + 32];
-	const char *slash;
+	char *line, *next, base[PATH_MAX], where[PATH_MAX + 32];
+	const char *slash, *why;
 	size_t len = 0, icap = 0;
 	json_t *j = NULL;
 	json_error_t je;
@@ -285,7 +379,11 @@ load_manifest(struct batch *b, const struct batch_opts *o,
 		    o->in);
 		goto out;
 	}
-	for (line = (char *)buf; line != NULL; line = next) {
+	line = (char *)buf;
+	/* A UTF-8 byte order mark, as spreadsheets write it. */
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		line += 3;
+	for (; line != NULL; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		lineno++;
@@ -300,17 +398,16 @@ load_manifest(struct batch *b, const struct batch_opts *o,
 			const char *dev, *csr, *prof;
 
 			json_decref(j);
-			if ((j = json_loads(line, 0, &je)) == NULL ||
-			    !json_is_object(j)) {
+			if ((j = json_loads(line, JSON_REJECT_DUPLICATES,
+			    &je)) == NULL || !json_is_object(j)) {
 				ret = err_set(e, HSMCA_ERR_ARG, "%s: not a JSON "
-				    "object", where);
+				    "object%s%s", where, j == NULL ? ": " : "",
+				    j == NULL ? je.text : "");
 				goto out;
 			}
-			dev = json_string_value(json_object_get(j, "device"));
-			csr = json_string_value(json_object_get(j, "csr"));
-			prof = json_string_value(json_object_get(j, "profile"));
-			if ((ret = manifest_entry(b, &icap, o, base, dev, csr,
-			    prof, where, e)) != 0)
+			if ((ret = jsonl_entry(j, &dev, &csr, &prof, where,
+			    e)) != 0 || (ret = manifest_entry(b, &icap, o,
+			    base, dev, csr, prof, where, e)) != 0)
 				goto out;
 			continue;
 		}
@@ -318,24 +415,17 @@ load_manifest(struct batch *b, const struct batch_opts *o,
 			char *f[3] = { NULL, NULL, NULL };
 			int nf = 0;
 
-			for (p = line; nf < 3; nf++) {
-				f[nf] = p;
-				if ((p = strchr(p, ',')) == NULL) {
-					nf++;
-					break;
-				}
-				*p++ = '\0';
-			}
-			if (p != NULL) {
-				ret = err_set(e, HSMCA_ERR_ARG, "%s: more than "
-				    "three fields (device,csr,profile)", where);
+			if (csv_split(line, f, &nf, &why) != 0) {
+				ret = err_set(e, HSMCA_ERR_ARG, "%s: %s", where,
+				    why);
 				goto out;
 			}
 			for (int i = 0; i < nf; i++)
 				f[i] = trim(f[i]);
-			if (b->nitems == 0 && (strcasecmp(f[0], "device") == 0 ||
-			    strcasecmp(f[0], "device_id") == 0))
-				continue;	/* the header */
+			/* Only a line of exactly the column names: a device
+			 * may be called "device". */
+			if (b->nitems == 0 && csv_header(f, nf))
+				continue;
 			if ((ret = manifest_entry(b, &icap, o, base, f[0], f[1],
 			    f[2], where, e)) != 0)
 				goto out;
@@ -363,7 +453,7 @@ batch_load(struct batch **out, const struct batch_opts *o,
 {
 	struct batch *b;
 	struct batch_item **v = NULL;
-	struct stat sb;
+	struct stat sb, ob;
 	int ret;
 
 	*out = NULL;
@@ -372,6 +462,13 @@ batch_load(struct batch **out, const struct batch_opts *o,
 	if (stat(o->in, &sb) == -1)
 		return err_set(e, HSMCA_ERR_IO, "%s: %s", o->in,
 		    strerror(errno));
+	/* DEVICE.chain.pem in the input folder would be read as a CSR by
+	 * the next run. */
+	if (S_ISDIR(sb.st_mode) && o->out != NULL && stat(o->out, &ob) == 0 &&
+	    ob.st_dev == sb.st_dev && ob.st_ino == sb.st_ino)
+		return err_set(e, HSMCA_ERR_ARG, "--out %s is the --in folder: "
+		    "the next run would read its DEVICE.chain.pem files as "
+		    "CSRs; give another output folder", o->out);
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 	if (S_ISDIR(sb.st_mode))
@@ -469,13 +566,14 @@ check_item(struct run *r, void *w, struct batch_item *it)
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	struct hsmca_err e;
-	int ret;
+	int ret, unreadable = 0;
 
 	err_clear(&e);
 	if ((ret = util_read_file(it->path, CSR_MAX_SIZE, &buf, &len,
 	    &e)) != 0) {
-		if (ret != HSMCA_ERR_ALLOC)
-			ret = HSMCA_ERR_IO;
+		/* Refused, as a CSR that does not parse: running the batch
+		 * again will not make the file readable. */
+		unreadable = ret != HSMCA_ERR_ALLOC;
 		goto out;
 	}
 	SHA256(buf, len, it->file_sha256);
@@ -489,13 +587,16 @@ check_item(struct run *r, void *w, struct batch_item *it)
 	/* A signer that checks again when it signs is asked only when a
 	 * refusal must stop the batch before anything is signed. */
 	if (r->sg->check != NULL && (!r->sg->sign_checks ||
-	    r->o->fail_fast) && (ret = r->sg->check(w, it, &e)) != 0)
+	    r->o->fail_fast) && (ret = r->sg->check(w, it, r->o->fail_fast,
+	    &e)) != 0)
 		goto out;
 out:
 	if (ret != 0) {
 		csr_free(it->csr);
 		it->csr = NULL;
 		item_fail(r, it, ret, e.msg);
+		if (unreadable)
+			it->status = BATCH_REFUSED;
 	}
 	free(buf);
 }
@@ -956,6 +1057,20 @@ open_out(const char *out, int *dirfd, int *lockfd, struct hsmca_err *e)
 	return 0;
 }
 
+/* The batch's record: what its run did, and why it stopped short if it
+ * did (why: NULL if it ran to its end). */
+static void
+batch_summary(const struct batch *b, const struct batch_opts *o,
+    const char *why, char *buf, size_t len)
+{
+	snprintf(buf, len, "batch sha256 %s, profile %s, %zu CSRs: %zu "
+	    "issued, %zu already issued, %zu refused, %zu failed%s%s%s",
+	    b->sha256, o->profile->name, b->nitems, b->stats.issued,
+	    b->stats.existing, b->stats.refused, b->stats.failed,
+	    b->stopped ? ", stopped at the first refusal" : "",
+	    why != NULL ? "; the run failed: " : "", why != NULL ? why : "");
+}
+
 static void
 set_phase(struct run *r, enum run_phase p)
 {
@@ -970,9 +1085,11 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 {
 	struct run r;
 	struct worker_arg *wa = NULL;
+	struct hsmca_err ee;
 	pthread_t *th = NULL;
-	char summary[512];
-	int nth = 0, lockfd = -1, outcome, ret = HSMCA_ERR_INTERNAL;
+	char summary[1024];
+	int nth = 0, lockfd = -1, outcome, begun = 0;
+	int ret = HSMCA_ERR_INTERNAL;
 
 	memset(&r, 0, sizeof(r));
 	r.b = b;
@@ -1040,6 +1157,8 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 	    (ret = sg->begin(ctx, b->sha256, o->profile->name, b->nitems,
 	    &b->id, &b->chain_pem, e)) != 0)
 		goto out;
+	/* From here on the batch's record ends, whatever happens. */
+	begun = 1;
 	/* Refusals found while checking, now that the batch has a name. */
 	for (size_t i = 0; sg->refused != NULL && i < b->nitems; i++)
 		if (b->items[i].status == BATCH_REFUSED)
@@ -1065,11 +1184,8 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 		goto out;
 	outcome = b->stats.failed > 0 || b->stopped ? AUDIT_FAILED :
 	    b->stats.refused > 0 ? AUDIT_REFUSED : AUDIT_OK;
-	snprintf(summary, sizeof(summary), "batch sha256 %s, profile %s, %zu "
-	    "CSRs: %zu issued, %zu already issued, %zu refused, %zu failed%s",
-	    b->sha256, o->profile->name, b->nitems, b->stats.issued,
-	    b->stats.existing, b->stats.refused, b->stats.failed,
-	    b->stopped ? ", stopped at the first refusal" : "");
+	batch_summary(b, o, NULL, summary, sizeof(summary));
+	begun = 0;
 	ret = sg->end(ctx, outcome, summary, b->stats.issued +
 	    b->stats.existing, b->stats.refused, e);
 out:
@@ -1079,6 +1195,14 @@ out:
 		pthread_mutex_unlock(&r.mu);
 		for (int i = 0; i < nth; i++)
 			pthread_join(th[i], NULL);
+	}
+	/* Begun and failed since (results.csv not written, say): the
+	 * record says so; e keeps the reason the caller shows. */
+	if (begun) {
+		batch_summary(b, o, e->msg, summary, sizeof(summary));
+		err_clear(&ee);
+		(void)sg->end(ctx, AUDIT_FAILED, summary, b->stats.issued +
+		    b->stats.existing, b->stats.refused, &ee);
 	}
 	for (int i = 0; r.workers != NULL && i < o->jobs; i++)
 		if (r.workers[i] != NULL)
@@ -1113,7 +1237,6 @@ struct batch_local {
 	int			 lockfd;
 	char			 actor[128];
 	char			 requester[192];	/* actor and batch */
-	char			 tag[32];	/* " batch:ID" */
 	int64_t			 batch_id;
 };
 
@@ -1123,11 +1246,50 @@ struct local_worker {
 };
 
 int
+batch_lock(const char *store_path, int *fd, struct hsmca_err *e)
+{
+	struct stat lsb, ssb;
+	char lock[PATH_MAX];
+	int ret;
+
+	*fd = -1;
+	if (snprintf(lock, sizeof(lock), "%s-batch.lock", store_path) >=
+	    (int)sizeof(lock))
+		return err_set(e, HSMCA_ERR_ARG, "%s: path too long",
+		    store_path);
+	if ((*fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		return err_set(e, HSMCA_ERR_IO, "%s: %s", lock,
+		    strerror(errno));
+	/* Made by root for a store another user owns (hsmcad's [daemon]
+	 * user, who takes it too): given to that user, as SQLite gives it
+	 * the store's -wal and -shm. */
+	if (geteuid() == 0 && fstat(*fd, &lsb) == 0 && lsb.st_uid == 0 &&
+	    stat(store_path, &ssb) == 0 && ssb.st_uid != 0 &&
+	    fchown(*fd, ssb.st_uid, ssb.st_gid) == -1) {
+		err_set(e, HSMCA_ERR_IO, "%s: chown: %s", lock,
+		    strerror(errno));
+		close(*fd);
+		*fd = -1;
+		return HSMCA_ERR_IO;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) == -1) {
+		ret = errno == EWOULDBLOCK ? err_set(e, HSMCA_ERR_BUSY,
+		    "another batch is signing with the store %s; wait for it "
+		    "to finish", store_path) : err_set(e, HSMCA_ERR_IO,
+		    "%s: %s", lock, strerror(errno));
+		close(*fd);
+		*fd = -1;
+		return ret;
+	}
+	return 0;
+}
+
+int
 batch_local_open(struct hsm *h, const char *store_path, struct issuer *iss,
     const char *actor, struct batch_local **out, struct hsmca_err *e)
 {
 	struct batch_local *l;
-	char lock[PATH_MAX];
+	int64_t stale;
 	int ret = HSMCA_ERR_ALLOC;
 
 	*out = NULL;
@@ -1141,25 +1303,13 @@ batch_local_open(struct hsm *h, const char *store_path, struct issuer *iss,
 		err_set(e, ret, "out of memory");
 		goto out;
 	}
-	/* One batch at a time per store: a run trusts that a reservation
-	 * of its own batch left behind belongs to a run that died. */
-	if (snprintf(lock, sizeof(lock), "%s-batch.lock", store_path) >=
-	    (int)sizeof(lock)) {
-		ret = err_set(e, HSMCA_ERR_ARG, "%s: path too long",
-		    store_path);
-		goto out;
-	}
-	if ((l->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
-	    -1) {
-		ret = err_set(e, HSMCA_ERR_IO, "%s: %s", lock, strerror(errno));
-		goto out;
-	}
-	if (flock(l->lockfd, LOCK_EX | LOCK_NB) == -1) {
-		ret = err_set(e, HSMCA_ERR_EXISTS, "another batch is signing "
-		    "with the store %s; wait for it to finish", store_path);
-		goto out;
-	}
-	if ((ret = store_open(store_path, &l->st, e)) != 0 ||
+	/* The batch lock for the whole run: nobody else signs a batch's
+	 * certificates meanwhile, so a batch reservation pending now was
+	 * left behind by a run that died (between reserving and
+	 * recording), and is marked failed: its CSR can be signed. */
+	if ((ret = batch_lock(store_path, &l->lockfd, e)) != 0 ||
+	    (ret = store_open(store_path, &l->st, e)) != 0 ||
+	    (ret = store_batch_fail_reserved(l->st, &stale, e)) != 0 ||
 	    (ret = store_group_open(store_path, &l->group, e)) != 0)
 		goto out;
 	*out = l;
@@ -1214,8 +1364,8 @@ local_begin(void *ctx, const char *sha256, const char *profile, size_t items,
 	    items, batch_id, chain_pem, e)) != 0)
 		return ret;
 	l->batch_id = *batch_id;
-	snprintf(l->tag, sizeof(l->tag), " batch:%" PRId64, l->batch_id);
-	snprintf(l->requester, sizeof(l->requester), "%s%s", l->actor, l->tag);
+	snprintf(l->requester, sizeof(l->requester), "%s batch:%" PRId64,
+	    l->actor, l->batch_id);
 	return 0;
 }
 
@@ -1268,11 +1418,15 @@ batch_check_csr(struct store *st, const struct csr *csr, struct hsmca_err *e)
 }
 
 static int
-local_check(void *arg, const struct batch_item *it, struct hsmca_err *e)
+local_check(void *arg, const struct batch_item *it, int fail_fast,
+    struct hsmca_err *e)
 {
 	struct local_worker *w = arg;
+	int ret;
 
-	return batch_check_csr(w->st, it->csr, e);
+	if ((ret = batch_check_csr(w->st, it->csr, e)) != 0 || !fail_fast)
+		return ret;
+	return batch_check_sign(w->st, w->l->iss, it->csr, it->profile, e);
 }
 
 static int
@@ -1300,41 +1454,28 @@ der_to_pem(const unsigned char *der, size_t len, char **out,
 }
 
 /* What the store holds for this CSR: 1 and *found if a certificate was
- * issued for it, 0 if none. With tag, a reservation this batch left
- * behind (a run that died between reserving and recording) is marked
- * failed: its serial is never used again. */
+ * issued for it (valid or revoked), 0 if none. */
 static int
-batch_lookup(struct store *st, const char *tag, const struct csr *csr,
+batch_lookup(struct store *st, const struct csr *csr,
     struct store_cert *found, struct hsmca_err *e)
 {
 	struct store_cert *v = NULL;
-	size_t n = 0, tlen = tag != NULL ? strlen(tag) : 0, rlen;
+	size_t n = 0;
 	int ret, have = 0;
 
 	memset(found, 0, sizeof(*found));
 	if ((ret = store_certs_by_csr(st, csr->fingerprint_hex, &v, &n,
 	    e)) != 0)
 		return ret;
-	for (size_t i = 0; i < n; i++) {
-		if (tag != NULL && v[i].status == STORE_CERT_RESERVED &&
-		    v[i].requester != NULL &&
-		    (rlen = strlen(v[i].requester)) >= tlen &&
-		    strcmp(v[i].requester + rlen - tlen, tag) == 0) {
-			if ((ret = store_fail_cert(st, v[i].id, e)) != 0)
-				goto out;
-			continue;
-		}
-		if (!have && (v[i].status == STORE_CERT_VALID ||
-		    v[i].status == STORE_CERT_REVOKED)) {
+	for (size_t i = 0; i < n && !have; i++)
+		if (v[i].status == STORE_CERT_VALID ||
+		    v[i].status == STORE_CERT_REVOKED) {
 			*found = v[i];
 			memset(&v[i], 0, sizeof(v[i]));
 			have = 1;
 		}
-	}
-	ret = have;
-out:
 	store_certs_free(v, n);
-	return ret;
+	return have;
 }
 
 /* A certificate of CA generation gen handed out by a caller whose
@@ -1349,12 +1490,58 @@ batch_chain(struct store *st, int64_t gen, int64_t chain_gen,
 	return ca_issuer_pem(st, gen, &out->chain, e);
 }
 
+/* The certificate already issued for csr: 1 and *prev if it can be
+ * handed out again, 0 if there is none, a refusal if it cannot: it was
+ * revoked, its CA generation was revoked, it has expired (a device needs
+ * a new key and CSR then, as after a revocation: one CSR, one
+ * certificate), or it is another profile's. */
+static int
+batch_found(struct store *st, const struct csr *csr,
+    const struct profile *profile, struct store_cert *prev,
+    struct hsmca_err *e)
+{
+	struct store_generation g;
+	char when[32];
+	int ret;
+
+	memset(&g, 0, sizeof(g));
+	if ((ret = batch_lookup(st, csr, prev, e)) != 1)
+		return ret;
+	if (prev->status == STORE_CERT_REVOKED)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already had "
+		    "certificate serial %s, now revoked: a new key and CSR "
+		    "are needed", prev->serial);
+	else if ((ret = store_get_generation(st, prev->issuer_id, &g,
+	    e)) != 0)
+		;
+	else if (g.status == STORE_GEN_REVOKED)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already has "
+		    "certificate serial %s, issued by CA generation %" PRId64
+		    " which was revoked since: a new key and CSR are needed",
+		    prev->serial, prev->issuer_id);
+	else if (prev->not_after <= clock_now())
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already had "
+		    "certificate serial %s, expired %s: a new key and CSR "
+		    "are needed", prev->serial, clock_format(prev->not_after,
+		    when, sizeof(when)));
+	else if (prev->profile == NULL ||
+	    strcmp(prev->profile, profile->name) != 0)
+		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already has "
+		    "certificate serial %s from profile %s", prev->serial,
+		    prev->profile != NULL ? prev->profile : "(none)");
+	else
+		ret = 1;
+	store_generation_free_fields(&g);
+	if (ret != 1)
+		store_cert_free_fields(prev);
+	return ret;
+}
+
 /* The certificate already issued for csr: 1 and *out (EXISTING) if
  * there is one to return, 0 if none, a refusal if it cannot be
- * returned (revoked, another profile). */
+ * returned (batch_found). */
 static int
-batch_existing(struct store *st, int64_t chain_gen,
-    const char *stale_tag, const struct csr *csr,
+batch_existing(struct store *st, int64_t chain_gen, const struct csr *csr,
     const struct profile *profile, struct batch_cert *out,
     struct hsmca_err *e)
 {
@@ -1362,20 +1549,10 @@ batch_existing(struct store *st, int64_t chain_gen,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if ((ret = batch_lookup(st, stale_tag, csr, &prev, e)) != 1)
+	if ((ret = batch_found(st, csr, profile, &prev, e)) != 1)
 		return ret;
-	if (prev.status == STORE_CERT_REVOKED)
-		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already had "
-		    "certificate serial %s, now revoked: a new key and CSR "
-		    "are needed", prev.serial);
-	else if (prev.profile == NULL ||
-	    strcmp(prev.profile, profile->name) != 0)
-		ret = err_set(e, HSMCA_ERR_EXISTS, "this CSR already has "
-		    "certificate serial %s from profile %s", prev.serial,
-		    prev.profile != NULL ? prev.profile : "(none)");
-	else if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem,
-	    e)) == 0 && (ret = batch_chain(st, prev.issuer_id, chain_gen,
-	    out, e)) == 0) {
+	if ((ret = der_to_pem(prev.der, prev.der_len, &out->pem, e)) == 0 &&
+	    (ret = batch_chain(st, prev.issuer_id, chain_gen, out, e)) == 0) {
 		out->status = BATCH_EXISTING;
 		memcpy(out->serial, prev.serial, sizeof(out->serial));
 		memcpy(out->sha256, prev.sha256, sizeof(out->sha256));
@@ -1385,6 +1562,45 @@ batch_existing(struct store *st, int64_t chain_gen,
 		batch_cert_free_fields(out);
 	store_cert_free_fields(&prev);
 	return ret;
+}
+
+/* csr's batch reservation was refused (HSMCA_ERR_BUSY): since it was
+ * looked up, another run either recorded a certificate for it, handed
+ * out (or refused) as any, or is signing it now. */
+static int
+batch_taken(struct store *st, int64_t chain_gen, const struct csr *csr,
+    const struct profile *profile, struct batch_cert *out,
+    struct hsmca_err *e)
+{
+	int ret;
+
+	err_clear(e);
+	if ((ret = batch_existing(st, chain_gen, csr, profile, out, e)) == 0)
+		ret = err_set(e, HSMCA_ERR_BUSY, "another batch is signing "
+		    "this CSR now; run the batch again");
+	return ret == 1 ? 0 : ret;
+}
+
+int
+batch_check_sign(struct store *st, struct issuer *iss, const struct csr *csr,
+    const struct profile *profile, struct hsmca_err *e)
+{
+	struct store_cert prev;
+	struct issue_request req;
+	int ret;
+
+	if ((ret = batch_found(st, csr, profile, &prev, e)) != 0) {
+		if (ret == 1)
+			store_cert_free_fields(&prev);
+		return ret == 1 ? 0 : ret;
+	}
+	if (iss == NULL)
+		return 0;
+	memset(&req, 0, sizeof(req));
+	req.csr = csr;
+	req.profile = profile;
+	req.now = clock_now();
+	return issue_check(iss, &req, e);
 }
 
 void
@@ -1423,7 +1639,7 @@ batch_issued(struct store *st, const struct issuer *iss, int64_t chain_gen,
 
 int
 batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
-    const char *requester, const char *stale_tag, int64_t chain_gen,
+    const char *requester, int64_t batch_id, int64_t chain_gen,
     const struct csr *csr, const struct profile *profile,
     struct batch_cert *out, struct hsmca_err *e)
 {
@@ -1434,8 +1650,7 @@ batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	memset(&res, 0, sizeof(res));
 	if (chain_gen == 0)
 		chain_gen = iss->gen_id;
-	if ((ret = batch_existing(st, chain_gen, stale_tag, csr, profile, out,
-	    e)) != 0)
+	if ((ret = batch_existing(st, chain_gen, csr, profile, out, e)) != 0)
 		return ret == 1 ? 0 : ret;
 
 	/* The issuance path every certificate takes (lib/issue.c). */
@@ -1444,8 +1659,11 @@ batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
 	req.profile = profile;
 	req.requester = requester;
 	req.now = clock_now();
+	req.batch_id = batch_id;
 	if ((ret = issue_certificate(h, st, iss, &req, &res, e)) == 0)
 		ret = batch_issued(st, iss, chain_gen, &res, out, e);
+	else if (ret == HSMCA_ERR_BUSY)
+		ret = batch_taken(st, chain_gen, csr, profile, out, e);
 	issue_result_free(&res);
 	return ret;
 }
@@ -1457,13 +1675,13 @@ local_sign(void *arg, const struct batch_item *it, struct batch_cert *out,
 	struct local_worker *w = arg;
 	struct batch_local *l = w->l;
 
-	return batch_sign_csr(l->h, w->st, l->iss, l->requester, l->tag, 0,
-	    it->csr, it->profile, out, e);
+	return batch_sign_csr(l->h, w->st, l->iss, l->requester, l->batch_id,
+	    0, it->csr, it->profile, out, e);
 }
 
 int
 batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
-    const char *requester, const char *stale_tag, int64_t chain_gen,
+    const char *requester, int64_t batch_id, int64_t chain_gen,
     const struct csr *const *csrs, const struct profile *const *profiles,
     size_t n, struct batch_cert *out, int *rets, struct hsmca_err *errs)
 {
@@ -1499,7 +1717,7 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 			    csrs[i]->fingerprint_hex) == 0;
 		if (dup[i])
 			continue;
-		if ((rets[i] = batch_existing(st, chain_gen, stale_tag, csrs[i],
+		if ((rets[i] = batch_existing(st, chain_gen, csrs[i],
 		    profiles[i], &out[i], &errs[i])) != 0) {
 			if (rets[i] == 1)
 				rets[i] = 0;
@@ -1509,6 +1727,7 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 		reqs[k].profile = profiles[i];
 		reqs[k].requester = requester;
 		reqs[k].now = now;
+		reqs[k].batch_id = batch_id;
 		idx[k++] = i;
 	}
 	if (k > 0)
@@ -1516,7 +1735,10 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 		    nerrs);
 	for (j = 0; j < k; j++) {
 		i = idx[j];
-		if ((rets[i] = nrets[j]) != 0)
+		if (nrets[j] == HSMCA_ERR_BUSY)
+			rets[i] = batch_taken(st, chain_gen, csrs[i],
+			    profiles[i], &out[i], &errs[i]);
+		else if ((rets[i] = nrets[j]) != 0)
 			errs[i] = nerrs[j];
 		else
 			rets[i] = batch_issued(st, iss, chain_gen, &res[j],
@@ -1526,7 +1748,7 @@ batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
 	for (i = 0; i < n; i++)
 		if (dup[i])
 			rets[i] = batch_sign_csr(h, st, iss, requester,
-			    stale_tag, chain_gen, csrs[i], profiles[i],
+			    batch_id, chain_gen, csrs[i], profiles[i],
 			    &out[i], &errs[i]);
 out:
 	free(reqs);
@@ -1562,8 +1784,8 @@ local_sign_chunk(void *arg, struct batch_item *const *items, size_t n,
 		csrs[i] = items[i]->csr;
 		profiles[i] = items[i]->profile;
 	}
-	(void)batch_sign_csrs(l->h, w->st, l->iss, l->requester, l->tag, 0,
-	    csrs, profiles, n, out, rets, errs);
+	(void)batch_sign_csrs(l->h, w->st, l->iss, l->requester, l->batch_id,
+	    0, csrs, profiles, n, out, rets, errs);
 out:
 	free(csrs);
 	free(profiles);

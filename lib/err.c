@@ -31,6 +31,7 @@ static const char *const err_names[] = {
 	[18] = "not found",
 	[19] = "already exists",
 	[20] = "CA state does not allow this",
+	[21] = "busy elsewhere, try again",
 };
 
 const char *
@@ -127,6 +128,7 @@ err_http_status(int code)
 	case HSMCA_ERR_HSM:
 	case HSMCA_ERR_HSM_UNAVAILABLE:
 	case HSMCA_ERR_PIN:
+	case HSMCA_ERR_BUSY:
 		return 503;
 	default:
 		return 500;

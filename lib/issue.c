@@ -354,7 +354,7 @@ issue_describe(const struct issuer *iss, X509 *tbs, const unsigned char *der,
  * carries decoded; see lint_presign_key). */
 static int
 issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
-    int device, X509 *tbs, const EVP_PKEY *key,
+    int device, int64_t batch_id, X509 *tbs, const EVP_PKEY *key,
     const struct profile *profile, const char *requester,
     const char *csr_sha256, time_t now, struct issue_result *out,
     struct hsmca_err *e)
@@ -385,9 +385,11 @@ issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
 		if (tries == 0 && (ret = lint_presign_key(tbs, key, iss->cert,
 		    profile, e)) != 0)
 			goto out;
-		ret = store_reserve_serial(st, iss->gen_id, device,
-		    serial_hex, profile->name, requester, csr_sha256, now,
-		    &cert_id, e);
+		ret = batch_id != 0 ? store_reserve_batch_serial(st,
+		    iss->gen_id, batch_id, serial_hex, profile->name,
+		    requester, csr_sha256, now, &cert_id, e) :
+		    store_reserve_serial(st, iss->gen_id, device, serial_hex,
+		    profile->name, requester, csr_sha256, now, &cert_id, e);
 		if (ret == HSMCA_ERR_EXISTS && tries + 1 < ISSUE_SERIAL_TRIES)
 			continue;
 		if (ret != 0)
@@ -435,8 +437,8 @@ issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
     const char *csr_sha256, time_t now, struct issue_result *out,
     struct hsmca_err *e)
 {
-	return issue_finish_key(h, st, iss, 0, tbs, NULL, profile, requester,
-	    csr_sha256, now, out, e);
+	return issue_finish_key(h, st, iss, 0, 0, tbs, NULL, profile,
+	    requester, csr_sha256, now, out, e);
 }
 
 /* Build the TBSCertificate of req (*out, caller frees): the profile
@@ -495,9 +497,9 @@ issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 	memset(out, 0, sizeof(*out));
 	if ((ret = issue_build(iss, req, &tbs, e)) != 0)
 		goto out;
-	ret = issue_finish_key(h, st, iss, 1, tbs, req->csr->pubkey,
-	    req->profile, req->requester, req->csr->fingerprint_hex, req->now,
-	    out, e);
+	ret = issue_finish_key(h, st, iss, 1, req->batch_id, tbs,
+	    req->csr->pubkey, req->profile, req->requester,
+	    req->csr->fingerprint_hex, req->now, out, e);
 out:
 	X509_free(tbs);
 	return ret;
@@ -532,6 +534,23 @@ issue_slot_serial(struct issue_slot *v, struct hsmca_err *e)
 	return 0;
 }
 
+int
+issue_check(struct issuer *iss, const struct issue_request *req,
+    struct hsmca_err *e)
+{
+	struct issue_slot v;
+	int ret;
+
+	memset(&v, 0, sizeof(v));
+	if ((ret = issue_build(iss, req, &v.tbs, e)) == 0 &&
+	    (ret = issue_slot_serial(&v, e)) == 0)
+		ret = lint_presign_key(v.tbs, req->csr->pubkey, iss->cert,
+		    req->profile, e);
+	ASN1_INTEGER_free(v.serial);
+	X509_free(v.tbs);
+	return ret;
+}
+
 /* The certificates of one issue_certificates call. */
 struct issue_chunk {
 	struct issuer			*iss;
@@ -556,7 +575,12 @@ issue_reserve_slots(struct store *w, void *arg, struct hsmca_err *e)
 		q = &c->reqs[i];
 		v = &c->v[i];
 		for (int tries = 0; c->rets[i] == 0; tries++) {
-			c->rets[i] = store_reserve_serial(w, c->iss->gen_id, 1,
+			c->rets[i] = q->batch_id != 0 ?
+			    store_reserve_batch_serial(w, c->iss->gen_id,
+			    q->batch_id, v->serial_hex, q->profile->name,
+			    q->requester, q->csr->fingerprint_hex, q->now,
+			    &v->cert_id, &c->errs[i]) :
+			    store_reserve_serial(w, c->iss->gen_id, 1,
 			    v->serial_hex, q->profile->name, q->requester,
 			    q->csr->fingerprint_hex, q->now, &v->cert_id,
 			    &c->errs[i]);

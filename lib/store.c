@@ -210,6 +210,21 @@ static const char *const store_migrations[] = {
 	" BEGIN INSERT INTO revocation_version (issuer_id, version)"
 	"  VALUES (new.parent_id, 1) ON CONFLICT (issuer_id)"
 	"  DO UPDATE SET version = version + 1; END;",
+	/* 7 -> 8: a batch's certificates are marked as such. batch_id is
+	 * the batch whose run reserved the row (NULL: not a batch's),
+	 * back-filled from the " batch:N" its requester ends with. A batch
+	 * reservation is refused, in its own transaction, while its CSR has
+	 * a certificate or another batch reservation pending: one
+	 * certificate per CSR, however many runs sign it at once.
+	 * cert_batch_reserved holds only the batch reservations pending,
+	 * for the sweep of those a run that died left behind. */
+	"ALTER TABLE cert ADD COLUMN batch_id INTEGER;"
+	"UPDATE cert SET batch_id = CAST(substr(requester,"
+	" length(rtrim(requester, '0123456789')) + 1) AS INTEGER)"
+	" WHERE rtrim(requester, '0123456789') GLOB '* batch:'"
+	" AND length(rtrim(requester, '0123456789')) < length(requester);"
+	"CREATE INDEX cert_batch_reserved ON cert(id)"
+	" WHERE status = 'reserved' AND batch_id IS NOT NULL;",
 };
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -231,12 +246,13 @@ enum cert_col {
 	CC_ID, CC_ISSUER_ID, CC_SERIAL, CC_STATUS, CC_SUBJECT, CC_SANS,
 	CC_NOT_BEFORE, CC_NOT_AFTER, CC_SHA256, CC_PROFILE, CC_REQUESTER,
 	CC_CSR_SHA256, CC_DER, CC_CREATED_AT, CC_REVOKED_AT, CC_REVOKE_REASON,
+	CC_BATCH_ID,
 	CC_MAX
 };
 #define CERT_COLUMNS \
 	"id, issuer_id, serial, status, subject, sans, not_before, not_after," \
 	" sha256, profile, requester, csr_sha256, der, created_at," \
-	" revoked_at, revoke_reason"
+	" revoked_at, revoke_reason, batch_id"
 
 #define AUDIT_COLUMNS \
 	"id, at, actor, action, object, outcome, detail, prev_hash, hash"
@@ -258,6 +274,8 @@ enum store_stmt {
 	STMT_GEN_LIST,
 	STMT_CERT_RESERVE,
 	STMT_CERT_RESERVE_DEVICE,
+	STMT_CERT_RESERVE_BATCH,
+	STMT_CERT_FAIL_BATCH_RESERVED,
 	STMT_CERT_COMPLETE,
 	STMT_CERT_FAIL,
 	STMT_CERT_STATE,
@@ -338,6 +356,22 @@ static const char *const store_sql[STMT_MAX] = {
 	    " ?12, ?14 WHERE EXISTS (SELECT 1 FROM ca_generation WHERE"
 	    " id = ?2 AND kind = 'issuing' AND status IN ('active',"
 	    " 'inactive'))",
+	/* The same for a batch's certificate (?17 its batch), unless the
+	 * CSR already has a certificate, or a batch reservation pending:
+	 * read in the reservation's own transaction, so two runs signing
+	 * the same CSR at once never both reserve it. */
+	[STMT_CERT_RESERVE_BATCH] =
+	    "INSERT INTO cert (issuer_id, serial, status, profile, requester,"
+	    " csr_sha256, created_at, batch_id) SELECT ?2, ?3, 'reserved', ?10,"
+	    " ?11, ?12, ?14, ?17 WHERE EXISTS (SELECT 1 FROM ca_generation"
+	    " WHERE id = ?2 AND kind = 'issuing' AND status IN ('active',"
+	    " 'inactive')) AND NOT EXISTS (SELECT 1 FROM cert WHERE"
+	    " csr_sha256 = ?12 AND (status IN ('valid', 'revoked') OR"
+	    " (status = 'reserved' AND batch_id IS NOT NULL)))",
+	/* Through cert_batch_reserved: only the rows pending. */
+	[STMT_CERT_FAIL_BATCH_RESERVED] =
+	    "UPDATE cert SET status = 'failed' WHERE status = 'reserved'"
+	    " AND batch_id IS NOT NULL",
 	/* Only a reserved row, and only the one the caller reserved. */
 	[STMT_CERT_COMPLETE] =
 	    "UPDATE cert SET status = 'valid', subject = ?5, sans = ?6,"
@@ -1638,6 +1672,7 @@ cert_from_row(struct store *st, sqlite3_stmt *s, void *row,
 	c->revoked_at = (time_t)sqlite3_column_int64(s, CC_REVOKED_AT);
 	if (sqlite3_column_type(s, CC_REVOKE_REASON) != SQLITE_NULL)
 		c->revoke_reason = sqlite3_column_int(s, CC_REVOKE_REASON);
+	c->batch_id = sqlite3_column_int64(s, CC_BATCH_ID);
 	if (col_strdup(s, CC_SUBJECT, &c->subject) == -1 ||
 	    col_strdup(s, CC_SANS, &c->sans) == -1 ||
 	    col_strdup(s, CC_PROFILE, &c->profile) == -1 ||
@@ -1661,6 +1696,7 @@ struct group_op {
 	enum group_kind		 kind;
 	int64_t			 issuer_id;
 	int			 device;
+	int64_t			 batch_id;
 	const char		*serial, *profile, *requester, *csr_sha256;
 	time_t			 now;
 	int64_t			*cert_id;
@@ -1685,37 +1721,51 @@ struct store_group {
 
 static int group_run(struct store_group *, struct group_op *, struct hsmca_err *);
 
-/* Why a device certificate's reservation inserted nothing. */
+/* Why a device certificate's reservation inserted nothing: its
+ * generation, or for a batch's (batch_id), a CSR already signed or
+ * being signed. */
 static int
-reserve_refused_err(struct store *st, int64_t issuer_id, const char *serial,
-    struct hsmca_err *e)
+reserve_refused_err(struct store *st, int64_t issuer_id, int64_t batch_id,
+    const char *serial, const char *csr_sha256, struct hsmca_err *e)
 {
 	struct store_generation g;
 	int ret;
 
 	memset(&g, 0, sizeof(g));
-	if ((ret = store_get_generation(st, issuer_id, &g, e)) == 0)
+	if ((ret = store_get_generation(st, issuer_id, &g, e)) != 0)
+		goto out;
+	if (batch_id != 0 && g.kind == STORE_GEN_ISSUING &&
+	    (g.status == STORE_GEN_ACTIVE || g.status == STORE_GEN_INACTIVE))
+		ret = err_set(e, HSMCA_ERR_BUSY, "store: CSR %s already has a "
+		    "certificate, or one a batch is signing now: serial %s is "
+		    "not reserved for it", csr_sha256 != NULL ? csr_sha256 :
+		    "", serial);
+	else
 		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %" PRId64
 		    " is %s%s: serial %s is not issued under it", issuer_id,
 		    g.kind == STORE_GEN_ROOT ? "a root, " : "",
 		    store_gen_status_name(g.status), serial);
+out:
 	store_generation_free_fields(&g);
 	return ret;
 }
 
-int
-store_reserve_serial(struct store *st, int64_t issuer_id, int device,
-    const char *serial, const char *profile, const char *requester,
-    const char *csr_sha256, time_t now, int64_t *cert_id,
-    struct hsmca_err *e)
+/* store_reserve_serial, and for a batch's certificate (batch_id not 0)
+ * store_reserve_batch_serial. */
+static int
+reserve_cert(struct store *st, int64_t issuer_id, int device,
+    int64_t batch_id, const char *serial, const char *profile,
+    const char *requester, const char *csr_sha256, time_t now,
+    int64_t *cert_id, struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
+	enum store_stmt which;
 	int rc = SQLITE_OK;
 
 	if (st->group != NULL && !st->in_tx) {
 		struct group_op op = { .kind = GROUP_RESERVE,
 		    .issuer_id = issuer_id, .device = device,
-		    .serial = serial,
+		    .batch_id = batch_id, .serial = serial,
 		    .profile = profile, .requester = requester,
 		    .csr_sha256 = csr_sha256, .now = now, .cert_id = cert_id };
 
@@ -1728,8 +1778,12 @@ store_reserve_serial(struct store *st, int64_t issuer_id, int device,
 	if (issuer_id <= 0)
 		return err_set(e, HSMCA_ERR_ARG, "store: serial %s reserved "
 		    "without an issuer", serial);
-	if ((s = stmt_get(st, device ? STMT_CERT_RESERVE_DEVICE :
-	    STMT_CERT_RESERVE, e)) == NULL)
+	if (batch_id != 0 && (batch_id < 0 || csr_sha256 == NULL))
+		return err_set(e, HSMCA_ERR_ARG, "store: serial %s reserved "
+		    "for a batch without its batch or CSR", serial);
+	which = batch_id != 0 ? STMT_CERT_RESERVE_BATCH : device ?
+	    STMT_CERT_RESERVE_DEVICE : STMT_CERT_RESERVE;
+	if ((s = stmt_get(st, which, e)) == NULL)
 		return HSMCA_ERR_STORE;
 	bind_int(s, CC_ISSUER_ID, issuer_id, &rc);
 	bind_text(s, CC_SERIAL, serial, &rc);
@@ -1737,6 +1791,8 @@ store_reserve_serial(struct store *st, int64_t issuer_id, int device,
 	bind_text(s, CC_REQUESTER, requester, &rc);
 	bind_text(s, CC_CSR_SHA256, csr_sha256, &rc);
 	bind_int(s, CC_CREATED_AT, now, &rc);
+	if (batch_id != 0)
+		bind_int(s, CC_BATCH_ID, batch_id, &rc);
 	switch (rc = stmt_run(st, s, rc, NULL)) {
 	case SQLITE_DONE:
 		break;
@@ -1750,11 +1806,35 @@ store_reserve_serial(struct store *st, int64_t issuer_id, int device,
 	default:
 		return store_sqlerr(e, rc, "cannot reserve serial %s", serial);
 	}
-	if (device && sqlite3_changes(st->db) == 0)
-		return reserve_refused_err(st, issuer_id, serial, e);
+	if (which != STMT_CERT_RESERVE && sqlite3_changes(st->db) == 0)
+		return reserve_refused_err(st, issuer_id, batch_id, serial,
+		    csr_sha256, e);
 	if (cert_id != NULL)
 		*cert_id = sqlite3_last_insert_rowid(st->db);
 	return 0;
+}
+
+int
+store_reserve_serial(struct store *st, int64_t issuer_id, int device,
+    const char *serial, const char *profile, const char *requester,
+    const char *csr_sha256, time_t now, int64_t *cert_id,
+    struct hsmca_err *e)
+{
+	return reserve_cert(st, issuer_id, device, 0, serial, profile,
+	    requester, csr_sha256, now, cert_id, e);
+}
+
+int
+store_reserve_batch_serial(struct store *st, int64_t issuer_id,
+    int64_t batch_id, const char *serial, const char *profile,
+    const char *requester, const char *csr_sha256, time_t now,
+    int64_t *cert_id, struct hsmca_err *e)
+{
+	if (batch_id <= 0)
+		return err_set(e, HSMCA_ERR_ARG, "store: serial %s reserved "
+		    "for no batch", serial != NULL ? serial : "");
+	return reserve_cert(st, issuer_id, 1, batch_id, serial, profile,
+	    requester, csr_sha256, now, cert_id, e);
 }
 
 /* Say why an update of certificate id touched no row. */
@@ -2698,9 +2778,9 @@ group_apply(struct store *w, struct group_op *op)
 
 	switch (op->kind) {
 	case GROUP_RESERVE:
-		return store_reserve_serial(w, op->issuer_id, op->device,
-		    op->serial, op->profile, op->requester, op->csr_sha256,
-		    op->now, op->cert_id, &op->err);
+		return reserve_cert(w, op->issuer_id, op->device,
+		    op->batch_id, op->serial, op->profile, op->requester,
+		    op->csr_sha256, op->now, op->cert_id, &op->err);
 	case GROUP_COMPLETE:
 		ret = store_complete_cert(w, op->cert, &op->err);
 		if (ret == 0 && op->then != NULL)
@@ -3226,6 +3306,22 @@ store_batch_finish(struct store *st, int64_t id, time_t now, int64_t signed_,
 }
 
 
+
+int
+store_batch_fail_reserved(struct store *st, int64_t *n, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc, changes = 0;
+
+	*n = 0;
+	if ((s = stmt_get(st, STMT_CERT_FAIL_BATCH_RESERVED, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	if ((rc = stmt_run(st, s, SQLITE_OK, &changes)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot mark the batch reservations "
+		    "left behind failed");
+	*n = changes;
+	return 0;
+}
 
 int
 store_certs_by_csr(struct store *st, const char *csr_sha256,

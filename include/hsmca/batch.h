@@ -8,7 +8,10 @@
  * with the HSM through lib/issue.c; a remote mode (the admin API) plugs
  * in the same way. Both return the certificate already issued for a CSR
  * instead of a second one, so a re-run, or a run after kill -9, finishes
- * the batch without issuing anything twice. */
+ * the batch without issuing anything twice; and the store reserves a
+ * batch's serial only while its CSR has no certificate nor another
+ * batch reservation pending, so runs at once (two stations, a station
+ * and a local run) never issue two either. */
 #ifndef HSMCA_BATCH_H
 #define HSMCA_BATCH_H
 
@@ -32,7 +35,8 @@ enum batch_status {
 	BATCH_ISSUED,		/* signed in this run */
 	BATCH_EXISTING,		/* issued before: the recorded one is returned */
 	BATCH_REFUSED,		/* the CSR or the request is refused: reason */
-	BATCH_FAILED,		/* could not be signed now (HSM, store): reason */
+	BATCH_FAILED,		/* could not be signed now (HSM, store, the
+				   appliance's answer lost): reason */
 	BATCH_STATUS_MAX
 };
 
@@ -68,7 +72,9 @@ void	batch_cert_free_fields(struct batch_cert *c);
 /* How one CSR gets signed. begin runs once before any worker and sets
  * *chain_pem (malloc'd: the certificates above the device's, PEM) and
  * *batch_id; each worker thread opens its own context; check refuses a
- * request before anything is signed (NULL: nothing to check); sign
+ * request before anything is signed (NULL: nothing to check), with
+ * fail_fast also for what signing would find (the certificate already
+ * issued for the CSR, the pre-sign lint: batch_check_sign); sign
  * returns the new certificate or the one already issued for this CSR,
  * or a negative code with a reason in e; end records the outcome
  * (outcome is AUDIT_OK, AUDIT_REFUSED or AUDIT_FAILED). */
@@ -79,7 +85,7 @@ struct batch_signer {
 		    struct hsmca_err *e);
 	int	(*worker_open)(void *ctx, void **worker, struct hsmca_err *e);
 	int	(*check)(void *worker, const struct batch_item *it,
-		    struct hsmca_err *e);
+		    int fail_fast, struct hsmca_err *e);
 	int	(*sign)(void *worker, const struct batch_item *it,
 		    struct batch_cert *out, struct hsmca_err *e);
 	/* Optional: sign n CSRs at once, each as sign would (local mode
@@ -141,16 +147,20 @@ struct batch {
 
 const char	*batch_status_name(enum batch_status s);
 /* Is code a refusal of the request (the CSR, its names, its key, a
- * conflict with what is recorded) rather than a failure to serve it? */
+ * conflict with what is recorded) rather than a failure to serve it
+ * (the token, the store, the appliance's answer lost: a failure, which
+ * running the batch again retries)? */
 int		 batch_is_refusal(int code);
 
 /* Read the list of devices: a folder of CSRs (*.csr, *.pem, *.der,
  * *.req; the device id is the file name without its extension), or a
- * manifest: CSV lines "device,csr[,profile]" (a header line
- * "device,..." is skipped) or JSON Lines {"device": ..., "csr": ...,
- * "profile": ...}. Paths in a manifest are relative to its folder.
- * Duplicate device ids, unsafe ones and unknown profiles are refused
- * here, naming the line. */
+ * manifest: CSV lines "device,csr[,profile]" (RFC 4180 quotes; a first
+ * line of exactly those column names is skipped) or JSON Lines
+ * {"device": ..., "csr": ..., "profile": ...}, strings only, after an
+ * optional UTF-8 byte order mark. Paths in a manifest are relative to
+ * its folder. Duplicate device ids, unsafe ones, unknown profiles and
+ * members are refused here, naming the line; so is an output folder
+ * that is the input folder. */
 int	batch_load(struct batch **out, const struct batch_opts *o,
 	    struct hsmca_err *e);
 void	batch_free(struct batch *b);
@@ -162,12 +172,22 @@ void	batch_free(struct batch *b);
  * (removed before the first file is written; written atomically after
  * every certificate file is on disk). Returns 0 when the batch ran to
  * its end, whatever the items' status (see b->stats); a negative code
- * if it could not. */
+ * if it could not (once begun, its end is recorded as failed). */
 int	batch_run(struct batch *b, const struct batch_signer *signer,
 	    void *ctx, const struct batch_opts *o, struct hsmca_err *e);
 
+/* The store's batch lock (STORE-batch.lock), held by whoever signs a
+ * batch's certificates: a local run for the whole run, hsmcad while it
+ * serves a station's sign requests. With it held and nothing of one's
+ * own in flight, a batch reservation pending was left behind by a run
+ * that died (store_batch_fail_reserved). *fd: close() releases it.
+ * HSMCA_ERR_BUSY if another holds it. */
+int	batch_lock(const char *store_path, int *fd, struct hsmca_err *e);
+
 /* Local mode: the CA's active generation, the HSM's session pool and the
- * store's group commit. One per batch_run. */
+ * store's group commit, under the batch lock (a reservation left behind
+ * by a run that died is marked failed when it opens). One per
+ * batch_run. */
 struct batch_local;
 int	batch_local_open(struct hsm *h, const char *store_path,
 	    struct issuer *iss, const char *requester,
@@ -177,20 +197,27 @@ extern const struct batch_signer batch_local_signer;
 
 /* The signing side's steps, shared by local mode and hsmcad's admin API
  * (remote mode): the batch's record and the chain devices get; the
- * disallow check; one CSR, returning the certificate already issued for
- * it (stale_tag: mark reservations whose requester ends with it failed,
- * for a run that knows it is the only one; chain_gen: the CA generation
- * whose chain the caller hands out, 0 for iss's, and a certificate of
- * another comes with its own in out->chain); a refusal and the outcome
- * in the audit log. */
+ * disallow check; what signing would refuse a CSR for, without signing
+ * (--fail-fast); one CSR of batch batch_id, returning the certificate
+ * already issued for it (refused if it was revoked, expired, is another
+ * profile's or its CA generation was revoked; failed, HSMCA_ERR_BUSY,
+ * if another run is signing it at this moment; chain_gen: the CA
+ * generation whose chain the caller hands out, 0 for iss's, and a
+ * certificate of another comes with its own in out->chain); a refusal
+ * and the outcome in the audit log. The caller holds the batch lock,
+ * shared with no local run. */
 int	batch_record_begin(struct store *st, struct issuer *iss,
 	    const char *sha256, const char *profile, const char *actor,
 	    size_t items, int64_t *batch_id, char **chain_pem,
 	    struct hsmca_err *e);
 int	batch_check_csr(struct store *st, const struct csr *csr,
 	    struct hsmca_err *e);
+/* iss NULL: the certificate already issued only, no lint. */
+int	batch_check_sign(struct store *st, struct issuer *iss,
+	    const struct csr *csr, const struct profile *profile,
+	    struct hsmca_err *e);
 int	batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
-	    const char *requester, const char *stale_tag, int64_t chain_gen,
+	    const char *requester, int64_t batch_id, int64_t chain_gen,
 	    const struct csr *csr, const struct profile *profile,
 	    struct batch_cert *out, struct hsmca_err *e);
 /* n CSRs at once, each as batch_sign_csr would (existing ones
@@ -199,7 +226,7 @@ int	batch_sign_csr(struct hsm *h, struct store *st, struct issuer *iss,
  * twice gets one certificate. rets[i], out[i] and errs[i] are each
  * one's result; returns 0. */
 int	batch_sign_csrs(struct hsm *h, struct store *st, struct issuer *iss,
-	    const char *requester, const char *stale_tag, int64_t chain_gen,
+	    const char *requester, int64_t batch_id, int64_t chain_gen,
 	    const struct csr *const *csrs,
 	    const struct profile *const *profiles, size_t n,
 	    struct batch_cert *out, int *rets, struct hsmca_err *errs);

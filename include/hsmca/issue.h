@@ -34,6 +34,10 @@ struct issue_request {
 	const struct profile	*profile;
 	const char		*requester;	/* who asked: "cli:root", "est:CN=..." */
 	time_t			 now;
+	/* 0, or the batch it is for: its serial is then reserved only
+	 * while the CSR has no certificate nor another batch reservation
+	 * (store_reserve_batch_serial), HSMCA_ERR_BUSY otherwise. */
+	int64_t			 batch_id;
 };
 
 struct issue_result {
@@ -72,6 +76,13 @@ void	issue_result_free(struct issue_result *r);
 int	issue_certificates(struct hsm *h, struct store *st,
 	    struct issuer *iss, const struct issue_request *reqs, size_t n,
 	    struct issue_result *outs, int *rets, struct hsmca_err *errs);
+
+/* What would refuse req's certificate before anything is recorded
+ * (building it from the profile, the pre-sign lint), checked without
+ * reserving a serial or signing: for a batch that must refuse before
+ * it signs anything (--fail-fast). */
+int	issue_check(struct issuer *iss, const struct issue_request *req,
+	    struct hsmca_err *e);
 
 /* The steps every certificate goes through once its TBS is built (issuer,
  * subject, key, validity and extensions set): a fresh serial, pre-sign

@@ -12,7 +12,7 @@
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 struct store;
 
@@ -80,6 +80,7 @@ struct store_cert {
 	time_t			 created_at;
 	time_t			 revoked_at;
 	int			 revoke_reason;	/* CRLReason, -1 if none */
+	int64_t			 batch_id;	/* 0: not a batch's */
 };
 
 struct store_cert_filter {
@@ -145,6 +146,15 @@ void	store_generations_free(struct store_generation *v, size_t n);
  * possession and OCSP responder certificates reserve under any. */
 int	store_reserve_serial(struct store *st, int64_t issuer_id,
 	    int device, const char *serial, const char *profile,
+	    const char *requester, const char *csr_sha256, time_t now,
+	    int64_t *cert_id, struct hsmca_err *e);
+/* The same for a device certificate of batch batch_id (> 0), also
+ * refused, HSMCA_ERR_BUSY and nothing written, while csr_sha256 has a
+ * certificate (valid or revoked) or another batch reservation pending:
+ * read in the reservation's own transaction, so a CSR gets one batch
+ * certificate whoever else signs it at the same moment. */
+int	store_reserve_batch_serial(struct store *st, int64_t issuer_id,
+	    int64_t batch_id, const char *serial, const char *profile,
 	    const char *requester, const char *csr_sha256, time_t now,
 	    int64_t *cert_id, struct hsmca_err *e);
 /* c->id names the reserved row; fills status VALID and every field. */
@@ -392,6 +402,12 @@ int	store_batch_begin(struct store *st, const char *sha256,
 int	store_batch_finish(struct store *st, int64_t id, time_t now,
 	    int64_t signed_, int64_t refused, struct hsmca_err *e);
 void	store_batch_free_fields(struct store_batch *b);
+/* Mark failed every batch reservation still pending (a run killed
+ * between reserving and recording): its serial is never used, and its
+ * CSR may be signed again. Only for the holder of the batch lock
+ * (lib/batch.c) with nothing of its own in flight. *n: how many. */
+int	store_batch_fail_reserved(struct store *st, int64_t *n,
+	    struct hsmca_err *e);
 /* Every certificate row for a CSR fingerprint, whatever its status,
  * oldest first (an indexed lookup). */
 int	store_certs_by_csr(struct store *st, const char *csr_sha256,

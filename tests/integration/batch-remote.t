@@ -116,6 +116,20 @@ check "remote --fail-fast: a disallowed device stops it (exit 1)" \
 	sh -c "[ '$RC' = 1 ] && grep -q '^hsmca: banned: refused: .*disallow' '$WORK/last.err'"
 check "... nothing signed" test "$(count_rows)" -eq "$ROWS3"
 
+# ---- --fail-fast: the appliance's check finds what signing would refuse ----
+# dev-24's certificate is revoked: its CSR is refused when the appliance
+# checks it, before aa-new, taken first, is signed.
+expect_ok "revoke dev-24's certificate" hsmca revoke "$(field "$WORK/r1/results.csv" dev-24 2)"
+mkdir -p "$WORK/ff2"
+make_csr aa-new ec:P-256 "/CN=aa-new" 2>/dev/null
+cp "$WORK/aa-new.csr" "$WORK/dev-24.csr" "$WORK/ff2/"
+ROWS3=$(count_rows)
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/ff2" --out "$WORK/rff2" --profile device \
+	--fail-fast --jobs 1
+check "remote --fail-fast: a revoked certificate's CSR stops it (exit 1)" \
+	sh -c "[ '$RC' = 1 ] && grep -q '^hsmca: dev-24: refused: .*revoked' '$WORK/last.err'"
+check "... nothing signed" test "$(count_rows)" -eq "$ROWS3"
+
 # ---- several CSRs in one sign request, good and bad mixed ----
 command -v jq >/dev/null 2>&1 || bail "jq not installed"
 # bapi STEP BODY: POST /api/v1/batch/STEP as line-1; body in last.out,
@@ -227,6 +241,89 @@ check "... no CSR has two certificates" \
 check "... every output certificate is in the store" \
 	sh -c "for f in '$WORK'/r3/*.crt; do s=\$(openssl x509 -in \"\$f\" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//'); [ \"\$(sqlite3 '$CADIR/hsmca.db' \"SELECT status FROM cert WHERE serial = '\$s'\")\" = valid ] || exit 1; done"
 check "... and the store is sound" test "$(sqlite3 "$CADIR/hsmca.db" 'PRAGMA integrity_check')" = ok
+
+# twice: CSRs with more than one certificate that is not failed.
+twice() {
+	sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM (SELECT csr_sha256 FROM cert WHERE
+		status IN ('valid', 'revoked') AND csr_sha256 IS NOT NULL GROUP BY csr_sha256 HAVING count(*) > 1)"
+}
+
+# ---- a local run holds the batch lock: hsmcad signs nothing meanwhile ----
+# (flock(1) holds STORE-batch.lock as hsmca batch sign on the appliance
+# does for its whole run.)
+LOCK=$CADIR/hsmca.db-batch.lock
+mkdir -p "$WORK/in-lk"
+make_csr lk-1 ec:P-256 "/CN=lk-1" 2>/dev/null
+cp "$WORK/lk-1.csr" "$WORK/in-lk/"
+rows=$(count_rows)
+run flock -n "$LOCK" "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-lk" --out "$WORK/r-lk" \
+	--profile device
+check "a station while a local run holds the batch lock: failed, not signed (exit 1)" \
+	sh -c "[ '$RC' = 1 ] && [ '$(field "$WORK/r-lk/results.csv" lk-1 4)' = failed ] &&
+		grep -q 'lk-1: failed: .*(503): a batch is signing on the appliance itself' '$WORK/last.err'"
+check "... nothing recorded" test "$(count_rows)" -eq "$rows"
+run flock -n "$LOCK" curl -s -D "$WORK/hdr" -o "$WORK/lk.json" --cacert "$CADIR/root.pem" \
+	--cert "$WORK/line-1.boot.pem" --key "$WORK/line-1.boot.key" -H 'Content-Type: application/json' \
+	--data-binary '{"batch": 1, "profile": "device", "csr": "'"$(b64 "$WORK/lk-1.csr")"'"}' \
+	"https://localhost:$ADMIN_PORT/api/v1/batch/sign"
+check "... the admin API answers 503 with Retry-After" \
+	sh -c "grep -q '^HTTP/1.1 503' '$WORK/hdr' && grep -qi '^Retry-After: [0-9]' '$WORK/hdr'"
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-lk" --out "$WORK/r-lk" --profile device
+check "... once it is released, the same run signs it" sh -c "[ '$RC' = 0 ] && [ '$(count_rows)' -eq $((rows + 1)) ]"
+
+# ---- a reservation a dead run left behind is swept, then signed ----
+make_csr st-1 ec:P-256 "/CN=st-1" 2>/dev/null
+mkdir -p "$WORK/in-st" && cp "$WORK/st-1.csr" "$WORK/in-st/"
+FP=$(openssl req -in "$WORK/st-1.csr" -outform DER | sha256sum | cut -d' ' -f1)
+check "a batch reservation of st-1's CSR left behind by a run that died" \
+	sqlite3 "$CADIR/hsmca.db" "INSERT INTO cert (issuer_id, serial, status, profile, requester,
+	csr_sha256, created_at, batch_id) SELECT id, '5eed01', 'reserved', 'device', 'cli:root batch:99',
+	'$FP', 0, 99 FROM ca_generation WHERE kind = 'issuing' AND status = 'active'"
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-st" --out "$WORK/r-st" --profile device
+check "a CSR whose batch reservation a dead run left behind is signed (exit 0)" \
+	sh -c "[ '$RC' = 0 ] && [ '$(field "$WORK/r-st/results.csv" st-1 4)' = issued ]"
+check "... the reservation left behind marked failed, its serial never used" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT status FROM cert WHERE serial = '5eed01'")" = failed
+
+# ---- two stations sign the same CSRs at once: one certificate each ----
+sh "$top_srcdir/bench/make-csrs.sh" 60 "$WORK/in-two" >/dev/null || bail "make-csrs failed"
+"$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-two" --out "$WORK/s1" --profile device \
+	--jobs 2 >"$WORK/s1.out" 2>"$WORK/s1.err" &
+p1=$!
+"$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-two" --out "$WORK/s2" --profile device \
+	--jobs 2 >"$WORK/s2.out" 2>"$WORK/s2.err" &
+p2=$!
+wait $p1; rc1=$?
+wait $p2; rc2=$?
+check "two stations at once: no CSR has two certificates" test "$(twice)" -eq 0
+check "... every CSR has its certificate" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE status = 'valid' AND subject LIKE 'CN=bench-device-%'")" -eq 60
+check "... each station signed or failed a device, refused none (exit $rc1 and $rc2)" \
+	sh -c "[ $rc1 -le 1 ] && [ $rc2 -le 1 ] && ! grep -q ': refused: ' '$WORK/s1.err' '$WORK/s2.err'"
+check "... a device failed says another batch is signing its CSR" \
+	sh -c "! grep ': failed: ' '$WORK/s1.err' '$WORK/s2.err' | grep -qv 'another batch is signing this CSR now; run the batch again'"
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-two" --out "$WORK/s1" --profile device
+check "... run again, the first station has every certificate, none new" \
+	sh -c "[ '$RC' = 0 ] && grep -q '60 CSRs, 60 signed (0 new, 60 already issued)' '$WORK/last.out'"
+check "... the same ones the second station got" \
+	sh -c "for f in '$WORK'/s2/*.crt; do cmp -s \"\$f\" '$WORK/s1/'\$(basename \"\$f\") || exit 1; done"
+
+# ---- a station and a local run on the appliance at once ----
+sh "$top_srcdir/bench/make-csrs.sh" 60 "$WORK/in-both" >/dev/null || bail "make-csrs failed"
+"$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-both" --out "$WORK/b-remote" --profile device \
+	--jobs 2 >"$WORK/br.out" 2>"$WORK/br.err" &
+p1=$!
+hsmca batch sign --in "$WORK/in-both" --out "$WORK/b-local" --profile device --jobs 2 \
+	>"$WORK/bl.out" 2>"$WORK/bl.err"
+rc2=$?
+wait $p1; rc1=$?
+check "a station and a local run at once: no CSR has two certificates" test "$(twice)" -eq 0
+check "... neither refused anything (exit $rc1 and $rc2)" \
+	sh -c "[ $rc1 -le 1 ] && [ $rc2 -le 1 ] && ! grep -q ': refused: ' '$WORK/br.err' '$WORK/bl.err'"
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-both" --out "$WORK/b-remote" --profile device
+check "... run again, the station has every certificate" \
+	sh -c "[ '$RC' = 0 ] && grep -q '60 CSRs, 60 signed' '$WORK/last.out'"
+check "... one each" test "$(twice)" -eq 0
 # ---- after a CA rotation: each certificate with its own generation's chain ----
 # A batch begun under generation 2 ...
 make_csr rot-mid ec:P-256 "/CN=rot-mid" 2>/dev/null
@@ -302,6 +399,42 @@ if [ "$new" -gt 0 ]; then
 else
 	ok "# SKIP the batch ended before the rotation took effect"
 fi
+
+# ---- the appliance lost mid-batch: failed, not refused; run again ----
+sh "$top_srcdir/bench/make-csrs.sh" 300 "$WORK/in-lost" >/dev/null || bail "make-csrs failed"
+base=$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE subject LIKE 'CN=bench-device-%'")
+"$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-lost" --out "$WORK/r-lost" \
+	--profile device --jobs 1 >"$WORK/lost.out" 2>"$WORK/lost.err" &
+pid=$!
+n=0
+until [ "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE subject LIKE 'CN=bench-device-%'")" -ge $((base + 20)) ] ||
+    [ $n -ge 500 ]; do
+	sleep 0.02
+	n=$((n + 1))
+done
+kill -9 "$HSMCAD_PID" $(pgrep -P "$HSMCAD_PID") 2>/dev/null
+wait "$HSMCAD_PID" 2>/dev/null
+HSMCAD_PID=
+wait $pid
+RC=$?
+if [ "$RC" = 0 ]; then
+	ok "# SKIP the batch ended before the appliance was killed"
+else
+	check "the appliance killed mid-batch: the station fails (exit 1), refuses nothing" \
+		sh -c "[ '$RC' = 1 ] && ! grep -q ',refused,' '$WORK/r-lost/results.csv' &&
+			grep -q ',failed,.*run the batch again' '$WORK/r-lost/results.csv'"
+	check "... and records no refusal" \
+		test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE action = 'refuse' AND object LIKE 'batch:% device:bench-device-%'")" -eq 0
+fi
+hsmcad_start
+sed -i "s|^server = .*|server = https://localhost:$ADMIN_PORT|" "$WORK/station.conf"
+run "$HSMCA" -c "$WORK/station.conf" batch sign --in "$WORK/in-lost" --out "$WORK/r-lost" --profile device --jobs 2
+check "... the appliance back, run again: every device signed (exit 0)" \
+	sh -c "[ '$RC' = 0 ] && grep -q '300 CSRs, 300 signed' '$WORK/last.out'"
+check "... what it had signed handed back, not signed again" \
+	sh -c "[ '$(twice)' -eq 0 ] && grep -Eq '300 signed \([0-9]+ new, [1-9][0-9]* already issued\)' '$WORK/last.out'"
+check "... every output certificate is in the store" \
+	sh -c "for f in '$WORK'/r-lost/*.crt; do s=\$(openssl x509 -in \"\$f\" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//'); [ \"\$(sqlite3 '$CADIR/hsmca.db' \"SELECT status FROM cert WHERE serial = '\$s'\")\" = valid ] || exit 1; done"
 
 expect_ok "the audit log verifies" hsmca audit verify
 

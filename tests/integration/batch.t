@@ -153,6 +153,47 @@ check "the same CSR twice: exit 7" test "$RC" -eq 7
 check "the same CSR twice: the second is refused, naming the first" \
 	sh -c "test '$(field b 4)' = refused && grep -q 'same CSR as device a' '$OUT/results.csv'"
 
+# ---- manifests as spreadsheets and scripts write them ----
+# A header-less CSV whose first device is called "device": a device, not
+# a header (a header is exactly device,csr[,profile]).
+OUT=$WORK/out-noheader
+printf 'device,%s\nd2,%s\n' "$WORK/dev-6.csr" "$WORK/dev-5.csr" >"$WORK/m/noheader.csv"
+run hsmca batch sign --in "$WORK/m/noheader.csv" --out "$OUT" --profile device
+S6=$(awk -F, 'NR > 1 && $1 == "device" { print $2 }' "$OUT/results.csv")
+check "a header-less CSV's first device \"device\" is signed, not taken for a header" \
+	sh -c "[ '$RC' = 0 ] && [ -n '$S6' ] && [ '$(field d2 4)' = existing ]"
+# A UTF-8 byte order mark, CRLF, RFC 4180 quotes (a path with a comma,
+# a doubled quote).
+cp "$WORK/dev-6.csr" "$WORK/m/with,comma.csr"
+cp "$WORK/dev-5.csr" "$WORK/m/with\"quote.csr"
+printf '\357\273\277device,csr\r\n"q-1","with,comma.csr"\r\nq-2 , "with""quote.csr" \r\n' >"$WORK/m/excel.csv"
+OUT=$WORK/out-excel
+run hsmca batch sign --in "$WORK/m/excel.csv" --out "$OUT" --profile device
+check "a CSV with a byte order mark, CRLF and quoted fields" \
+	sh -c "[ '$RC' = 0 ] && [ '$(field q-1 2)' = '$S6' ] && [ '$(field q-2 4)' = existing ] &&
+		[ \$(wc -l <'$OUT/results.csv') -eq 3 ]"
+printf '"q-1","unclosed\n' >"$WORK/m/open.csv"
+expect_fail "a quote not closed on its line: refused, naming the line" 1 "open.csv:1: a quoted field" \
+	hsmca batch sign --in "$WORK/m/open.csv" --out "$WORK/o2" --profile device
+printf '\357\273\277{"device": "q-3", "csr": "%s"}\n' "$WORK/dev-6.csr" >"$WORK/m/bom.jsonl"
+OUT=$WORK/out-bom
+run hsmca batch sign --in "$WORK/m/bom.jsonl" --out "$OUT" --profile device
+check "JSON Lines with a byte order mark" sh -c "[ '$RC' = 0 ] && [ '$(field q-3 4)' = existing ]"
+# JSON Lines members are strings, and only the three known ones.
+printf '{"device": "q-4", "csr": "%s", "profile": ["server"]}\n' "$WORK/dev-6.csr" >"$WORK/m/type.jsonl"
+expect_fail "JSON Lines: a profile that is not a string is refused, naming the line" 1 \
+	'type.jsonl:1: "profile" is not a string' \
+	hsmca batch sign --in "$WORK/m/type.jsonl" --out "$WORK/o2" --profile device
+printf '{"device": "q-4", "csr": "%s"}\n{"device": "q-5", "csr": "%s", "profil": "server"}\n' \
+	"$WORK/dev-6.csr" "$WORK/dev-5.csr" >"$WORK/m/member.jsonl"
+expect_fail "JSON Lines: an unknown member is refused, naming the line" 1 \
+	'member.jsonl:2: unknown member "profil"' \
+	hsmca batch sign --in "$WORK/m/member.jsonl" --out "$WORK/o2" --profile device
+printf '{"device": "q-4", "device": "q-5", "csr": "%s"}\n' "$WORK/dev-6.csr" >"$WORK/m/twokeys.jsonl"
+expect_fail "JSON Lines: a member given twice is refused" 1 'twokeys.jsonl:1: .*duplicate' \
+	hsmca batch sign --in "$WORK/m/twokeys.jsonl" --out "$WORK/o2" --profile device
+check "... and nothing was written" test ! -e "$WORK/o2/results.csv"
+
 # ---- --fail-fast: nothing signed when a CSR is refused ----
 make_csr dev-7 ec:P-256 "/CN=dev-7" 2>/dev/null
 mkdir -p "$WORK/ff"
@@ -177,6 +218,32 @@ mkdir -p "$WORK/ban" && cp "$WORK/banned.csr" "$WORK/ban/"
 OUT=$WORK/out-ban
 run hsmca batch sign --in "$WORK/ban" --out "$OUT" --profile device
 check "a disallowed device is refused" sh -c "test '$RC' -eq 7 && test '$(field banned 4)' = refused"
+
+# ---- --fail-fast: what signing would refuse is found before anything is signed ----
+# dev-2's certificate is revoked: the lookup that refuses its CSR when
+# signing runs while checking, so aa-new, taken first, is not signed.
+make_csr aa-new ec:P-256 "/CN=aa-new" 2>/dev/null
+mkdir -p "$WORK/ff2"
+cp "$WORK/aa-new.csr" "$WORK/dev-2.csr" "$WORK/ff2/"
+rows=$(count_rows)
+OUT=$WORK/out-ff2
+run hsmca batch sign --in "$WORK/ff2" --out "$OUT" --profile device --fail-fast --jobs 1
+check "--fail-fast, a revoked certificate's CSR: exit 1, refused with its reason" \
+	sh -c "[ '$RC' = 1 ] && [ '$(field dev-2 4)' = refused ] && grep -q 'revoked' '$OUT/results.csv'"
+check "... nothing signed" test "$(count_rows)" -eq "$rows"
+check "... aa-new skipped" test "$(field aa-new 4)" = skipped
+
+# ---- an earlier certificate that has expired: refused, not handed out ----
+mkdir -p "$WORK/exp"
+cp "$WORK/dev-3.csr" "$WORK/exp/"
+S3=$(awk -F, '$1 == "dev-3" { print $2 }' "$WORK/results.first")
+OUT=$WORK/out-exp
+run env HSMCA_NOW=$(( $(date +%s) + 500 * 86400 )) "$HSMCA" -c "$CONF" batch sign \
+	--in "$WORK/exp" --out "$OUT" --profile device
+check "500 days on, dev-3's expired certificate is refused, naming it (exit 7)" \
+	sh -c "[ '$RC' = 7 ] && [ '$(field dev-3 4)' = refused ] &&
+		grep -q 'dev-3: refused: .*serial $S3, expired .*new key and CSR' '$WORK/last.err'"
+check "... and no file handed out" test ! -e "$OUT/dev-3.crt"
 
 # ---- after a CA rotation: each certificate with its own generation's chain ----
 # A re-run hands out dev-1's certificate, issued by generation 2, while
@@ -204,6 +271,28 @@ for d in dev-1 dev-9; do
 	check "$d.chain.pem verifies its certificate (certtool)" grep -q "Chain verification output: Verified" "$WORK/last.out"
 done
 
+# ---- generation 2 revoked: its certificates are not handed out again ----
+S1=$(field dev-1 2)
+expect_ok "ca revoke 2 (keyCompromise)" hsmca ca revoke --reason keyCompromise 2
+OUT=$WORK/out-rev2
+run hsmca batch sign --in "$WORK/rot" --out "$OUT" --profile device
+check "dev-1's certificate, from revoked generation 2, is refused, naming it (exit 7)" \
+	sh -c "[ '$RC' = 7 ] && [ '$(field dev-1 4)' = refused ] &&
+		grep -q 'dev-1: refused: .*serial $S1, .*generation 2 .*revoked.*new key and CSR' '$WORK/last.err'"
+check "... dev-9's, from generation 3, still handed out" test "$(field dev-9 4)" = existing
+
+# ---- a run that fails once begun still ends the batch's record ----
+mkdir -p "$WORK/out-fail/results.csv" "$WORK/fail-in"
+cp "$WORK/dev-9.csr" "$WORK/fail-in/"
+run hsmca batch sign --in "$WORK/fail-in" --out "$WORK/out-fail" --profile device
+BID=$(sqlite3 "$CADIR/hsmca.db" "SELECT max(id) FROM batch")
+check "results.csv cannot be replaced: the run fails (exit 1)" \
+	sh -c "[ '$RC' = 1 ] && grep -q 'results.csv' '$WORK/last.err'"
+check "... the batch's audit record says it failed, and why" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE object = 'batch:$BID' AND outcome = 'failed' AND detail LIKE '%the run failed: %results.csv%'")" -eq 1
+check "... and the batch's run is finished" \
+	test -n "$(sqlite3 "$CADIR/hsmca.db" "SELECT finished_at FROM batch WHERE id = $BID")"
+
 # ---- input errors: refused before anything ----
 expect_fail "unknown profile" 3 "unknown profile" hsmca batch sign --in "$IN" --out "$WORK/o2" --profile nope
 printf 'a,%s\na,%s\n' "$WORK/dev-6.csr" "$WORK/dev-7.csr" >"$WORK/m/twice.csv"
@@ -216,8 +305,21 @@ expect_fail "a malformed manifest line names its line" 1 "bad.csv:1: more than t
 	hsmca batch sign --in "$WORK/m/bad.csv" --out "$WORK/o2" --profile device
 mkdir -p "$WORK/empty"
 expect_fail "an empty folder" 1 "no CSRs" hsmca batch sign --in "$WORK/empty" --out "$WORK/o2" --profile device
+rows=$(count_rows)
+expect_fail "--out the --in folder: refused (its .chain.pem files would be read as CSRs)" 1 \
+	"is the --in folder" hsmca batch sign --in "$WORK/ff2" --out "$WORK/ff2/" --profile device
+check "... nothing signed or written" \
+	sh -c "[ '$(count_rows)' = '$rows' ] && [ ! -e '$WORK/ff2/results.csv' ] && [ ! -e '$WORK/ff2/aa-new.crt' ]"
 expect_fail "usage without --out" 2 "usage" hsmca batch sign --in "$IN" --profile device
 check "nothing written for refused inputs" test ! -e "$WORK/o2/results.csv"
+# Another local run (or hsmcad signing for a station) holds the store's
+# batch lock: this one is refused before it signs anything.
+rows=$(count_rows)
+run flock -n "$CADIR/hsmca.db-batch.lock" "$HSMCA" -c "$CONF" batch sign --in "$WORK/ff2" \
+	--out "$WORK/o3" --profile device
+check "a second local run while one holds the batch lock: refused (exit 1), nothing signed" \
+	sh -c "[ '$RC' = 1 ] && grep -q 'another batch is signing with the store' '$WORK/last.err' &&
+		[ '$(count_rows)' = '$rows' ]"
 expect_ok "audit: the chain still verifies" hsmca audit verify
 run sqlite3 "$CADIR/hsmca.db" "PRAGMA integrity_check"
 check "store integrity_check ok" grep -qx ok "$WORK/last.out"

@@ -237,8 +237,9 @@ test_schema_version(void **state)
 	assert_string_equal(v, "audit,audit_checkpoint,"
 	    "audit_checkpoint_no_delete,audit_checkpoint_no_update,"
 	    "audit_no_delete,audit_no_update,batch,"
-	    "ca_generation,cert,cert_change,cert_change_status,"
-	    "cert_csr_sha256,cert_issuer_status,cert_not_after,"
+	    "ca_generation,cert,cert_batch_reserved,cert_change,"
+	    "cert_change_status,cert_csr_sha256,cert_issuer_status,"
+	    "cert_not_after,"
 	    "cert_revocation_version,cert_revoked,crl_state,disallow,"
 	    "generation_revocation_version,ocsp_responder,"
 	    "revocation_version");
@@ -771,6 +772,73 @@ test_reserve_device(void **state)
 	/* No such generation at all. */
 	assert_int_equal(store_reserve_serial(fx->st, 999, 1, "0a07",
 	    "device", NULL, NULL, T0, &id, &e), HSMCA_ERR_NOT_FOUND);
+}
+
+/* A batch's reservation: refused while its CSR has a certificate or
+ * another batch reservation pending, in its own transaction; the
+ * reservations left behind marked failed by the sweep. */
+static void
+test_reserve_batch(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_cert c, *v = NULL;
+	struct hsmca_err e = { 0 };
+	unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	const char *a = "aa00000000000000000000000000000000000000000000000000"
+	    "000000000000", *b = "bb000000000000000000000000000000000000000000"
+	    "00000000000000000000";
+	int64_t gid, id = 0, other = 0, n;
+	size_t nv;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	/* Another run's reservation pending: refused, nothing written. */
+	assert_int_equal(store_reserve_batch_serial(fx->st, gid, 1, "b1",
+	    "device", "cli:root batch:1", a, T0, &id, &e), 0);
+	assert_int_equal(store_reserve_batch_serial(fx->st, gid, 2, "b2",
+	    "device", "admin:CN=x batch:2", a, T0, &other, &e),
+	    HSMCA_ERR_BUSY);
+	assert_non_null(strstr(e.msg, a));
+	assert_int_equal(other, 0);
+	/* Not for a reservation that is not a batch's (EST), nor for
+	 * another CSR. */
+	assert_int_equal(store_reserve_serial(fx->st, gid, 1, "e1", "device",
+	    "est:CN=dev", a, T0, &other, &e), 0);
+	assert_int_equal(store_reserve_batch_serial(fx->st, gid, 2, "b3",
+	    "device", "admin:CN=x batch:2", b, T0, &other, &e), 0);
+	/* Recorded: still refused. */
+	memset(&c, 0, sizeof(c));
+	c.id = id;
+	c.subject = (char *)"CN=dev";
+	c.not_after = T0 + DAY;
+	c.der = der;
+	c.der_len = sizeof(der);
+	assert_int_equal(store_complete_cert(fx->st, &c, &e), 0);
+	assert_int_equal(store_reserve_batch_serial(fx->st, gid, 3, "b4",
+	    "device", "cli:root batch:3", a, T0, &other, &e),
+	    HSMCA_ERR_BUSY);
+	assert_int_equal(store_certs_by_csr(fx->st, a, &v, &nv, &e), 0);
+	assert_int_equal(nv, 2);
+	assert_int_equal(v[0].batch_id, 1);
+	assert_int_equal(v[1].batch_id, 0);
+	store_certs_free(v, nv);
+	/* The sweep: only the batch reservations pending (b3), not EST's. */
+	assert_int_equal(store_batch_fail_reserved(fx->st, &n, &e), 0);
+	assert_int_equal(n, 1);
+	v = NULL;
+	assert_int_equal(store_certs_by_csr(fx->st, b, &v, &nv, &e), 0);
+	assert_int_equal(nv, 1);
+	assert_int_equal(v[0].status, STORE_CERT_FAILED);
+	store_certs_free(v, nv);
+	/* b can be reserved again, under a new serial. */
+	assert_int_equal(store_reserve_batch_serial(fx->st, gid, 4, "b5",
+	    "device", "cli:root batch:4", b, T0, &other, &e), 0);
+	/* The generation is said first when it cannot issue. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_reserve_batch_serial(fx->st, 999, 4, "b6",
+	    "device", "cli:root batch:4", b, T0, &other, &e),
+	    HSMCA_ERR_NOT_FOUND);
+	assert_int_equal(store_reserve_batch_serial(fx->st, gid, 0, "b7",
+	    "device", "cli:root", b, T0, &other, &e), HSMCA_ERR_ARG);
 }
 
 static void
@@ -1917,8 +1985,12 @@ test_migrate_from_v1(void **state)
 	    " DROP TABLE revocation_version;"
 	    " DROP TRIGGER cert_revocation_version;"
 	    " DROP TRIGGER generation_revocation_version;"
+	    " DROP INDEX cert_batch_reserved;"
+	    " ALTER TABLE cert DROP COLUMN batch_id;"
 	    " UPDATE cert SET status = 'revoked', revoked_at = 1767225601,"
 	    " revoke_reason = 1 WHERE serial = '01';"
+	    " UPDATE cert SET requester = 'cli:root batch:12' WHERE"
+	    " serial = '02';"
 	    " PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	v = sql_text(fx->path, "SELECT count(*) FROM sqlite_master WHERE name"
@@ -1931,6 +2003,13 @@ test_migrate_from_v1(void **state)
 	v = sql_text(fx->path, "SELECT count(*) FROM sqlite_master WHERE name"
 	    " IN ('cert_revoked', 'crl_state', 'disallow')");
 	assert_string_equal(v, "3");
+	free(v);
+	/* A batch's certificate is marked with its batch, from the
+	 * requester it was recorded with. */
+	v = sql_text(fx->path, "SELECT group_concat(serial || ':' ||"
+	    " coalesce(batch_id, '-'), ',') FROM (SELECT serial, batch_id"
+	    " FROM cert ORDER BY serial)");
+	assert_string_equal(v, "01:-,02:12");
 	free(v);
 	/* The old revocation is in the new index; new ones work. */
 	memset(&w, 0, sizeof(w));
@@ -2018,6 +2097,7 @@ main(void)
 		T(test_reserve_complete_get),
 		T(test_duplicate_serial),
 		T(test_reserve_device),
+		T(test_reserve_batch),
 		T(test_complete_refused),
 		T(test_fail_cert),
 		T(test_list_filters),

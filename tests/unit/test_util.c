@@ -794,6 +794,7 @@ test_http_status(void **state)
 	assert_int_equal(err_http_status(HSMCA_ERR_HSM), 503);
 	assert_int_equal(err_http_status(HSMCA_ERR_HSM_UNAVAILABLE), 503);
 	assert_int_equal(err_http_status(HSMCA_ERR_PIN), 503);
+	assert_int_equal(err_http_status(HSMCA_ERR_BUSY), 503);
 	assert_int_equal(err_http_status(HSMCA_ERR_INTERNAL), 500);
 	assert_int_equal(err_http_status(HSMCA_ERR_STORE), 500);
 	assert_int_equal(err_http_status(HSMCA_ERR_IO), 500);
