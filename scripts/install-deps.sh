@@ -7,7 +7,7 @@ PKGS="build-essential autoconf autoconf-archive automake libtool pkg-config
 libssl-dev openssl
 libp11-dev libp11-kit-dev libengine-pkcs11-openssl opensc softhsm2
 libevent-dev libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libseccomp-dev
-gnutls-bin curl ca-certificates jq iproute2"
+gnutls-bin curl ca-certificates jq iproute2 python3"
 
 missing=""
 for p in $PKGS; do
