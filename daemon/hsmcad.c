@@ -185,6 +185,25 @@ daemon_drop_privileges(const char *user)
 	log_info("running as %s", user);
 }
 
+/* A store hsmcad just created, and its WAL files, to user (when root). */
+static void
+give_store(const char *path, const char *user)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	struct passwd *pw;
+	char f[PATH_MAX];
+
+	if (user == NULL || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("user %s does not exist", user);
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
+		if (chown(f, pw->pw_uid, pw->pw_gid) == -1 && errno != ENOENT)
+			fatal("%s: cannot give it to %s", f, user);
+	}
+}
+
 static void
 write_pidfile(const char *path)
 {
@@ -695,7 +714,7 @@ main(int argc, char *argv[])
 	char abspath[PATH_MAX];
 	sigset_t set;
 	pid_t signer, front, parent;
-	int ch, detach = 0, test = 0, verbose = 0, ret;
+	int ch, detach = 0, test = 0, verbose = 0, ret, new_store;
 	int sp[2], kp[2] = { -1, -1 }, status[2];
 
 	while ((ch = getopt(argc, argv, "c:dtv")) != -1) {
@@ -761,10 +780,14 @@ main(int argc, char *argv[])
 		fatal("daemon");
 
 	/* Create or migrate the store once, here: the front opens it
-	 * read-only. */
+	 * read-only. One created here, as root, belongs to the user the
+	 * processes will run as, or the signer could not write it. */
+	new_store = access(cfg->store.path, F_OK) == -1 && errno == ENOENT;
 	if (store_open(cfg->store.path, &st, &e) != 0)
 		fatalx("%s", e.msg);
 	store_close(st);
+	if (new_store)
+		give_store(cfg->store.path, cfg->daemon.user);
 
 	ls.https = listen_socket("EST (mutual TLS)", cfg->daemon.listen);
 	if (cfg->daemon.http_listen != NULL && *cfg->daemon.http_listen != '\0')

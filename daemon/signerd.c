@@ -289,10 +289,14 @@ signerd_main(const char *config_path, struct config *cfg, int fd, int keyfd)
 	if (hsm_open(&cfg->hsm, &h, &e) != 0)
 		fatalx("%s", e.msg);
 	log_info("logged in to token '%s'", hsm_token_label(h));
-	/* A PIN from the environment stays in this process's environment
-	 * (and nowhere else): after an HSM fault the signer logs in again
-	 * with it (hsm_recover). The parent wipes its own copy before it
-	 * forks the front. */
+	/* After an HSM fault the signer logs in again (hsm_recover), by
+	 * then without the rights to read a root-only PIN file: the PIN
+	 * stays in this process's locked memory, and nowhere else (its
+	 * copy in the environment is wiped here, the parent's before it
+	 * forks the front). */
+	if (hsm_keep_pin(h, &e) != 0)
+		fatalx("%s", e.msg);
+	daemon_forget_env_pin(cfg);
 	if (store_open(cfg->store.path, &sd.st, &e) != 0)
 		fatalx("%s", e.msg);
 	if ((sd.rt = runtime_build(cfg, sd.st, &e)) == NULL)

@@ -21,6 +21,7 @@
  * session, listed the slots again, found the token and logged in. */
 #include "config.h"
 
+#include <sys/mman.h>
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -72,6 +73,7 @@ struct hsm {
 	int			 failed;	/* hsm_recover() must run */
 	char			 why[HSMCA_ERRMSG_MAX];
 	int64_t			 timeout_ms;	/* a signature longer hangs */
+	char			*kept_pin;	/* hsm_keep_pin(); NULL: read it */
 	struct timespec		 since[HSM_SIGNERS_MAX];	/* 0: free */
 	unsigned int		 epoch;		/* recoveries so far */
 };
@@ -373,11 +375,14 @@ hsm_read_pin(const char *source, char **pin, struct hsmca_err *e)
 	if (strncmp(source, "file:", 5) != 0)
 		return err_set(e, HSMCA_ERR_PIN,
 		    "pin-source must be file:PATH or env:NAME");
-	if (stat(source + 5, &sb) == 0 && (sb.st_mode & S_IROTH))
+	/* Nobody but its owner and group may read it, nobody but its
+	 * owner change it (a PIN someone else writes is theirs). */
+	if (stat(source + 5, &sb) == 0 &&
+	    (sb.st_mode & (S_IRWXO | S_IWGRP)) != 0)
 		return err_set(e, HSMCA_ERR_PIN,
-		    "PIN file %s is readable by others (mode %03o); "
-		    "chmod o-rwx it", source + 5,
-		    (unsigned int)(sb.st_mode & 0777));
+		    "PIN file %s is open to %s (mode %03o); chmod o-rwx,g-w "
+		    "it", source + 5, (sb.st_mode & S_IRWXO) != 0 ? "others" :
+		    "its group's writes", (unsigned int)(sb.st_mode & 0777));
 	if (util_read_file(source + 5, HSM_PIN_MAX + 2, &buf, &len, e) != 0)
 		return err_set(e, HSMCA_ERR_PIN, "cannot read PIN file %s",
 		    source + 5);
@@ -480,7 +485,9 @@ token_attach(struct hsm *h, struct hsmca_err *e)
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		goto out;
 	}
-	if ((ret = hsm_read_pin(h->pin_source, &pin, e)) != 0)
+	if (h->kept_pin != NULL)
+		pin = h->kept_pin;
+	else if ((ret = hsm_read_pin(h->pin_source, &pin, e)) != 0)
 		goto out;
 	/* The raw session, open as long as h is: it holds the login for
 	 * libp11's sessions too. Opened and logged in here rather than by
@@ -508,9 +515,27 @@ token_attach(struct hsm *h, struct hsmca_err *e)
 	}
 	ret = 0;
 out:
-	pin_free(pin);
+	if (pin != h->kept_pin)
+		pin_free(pin);
 	hsm_uri_free(&u);
 	return ret;
+}
+
+int
+hsm_keep_pin(struct hsm *h, struct hsmca_err *e)
+{
+	char *pin;
+	int ret;
+
+	if (h->kept_pin != NULL)
+		return 0;
+	if ((ret = hsm_read_pin(h->pin_source, &pin, e)) != 0)
+		return ret;
+	/* Out of swap where the system allows it; a PIN kept in a
+	 * process that cannot be traced or dumped either way. */
+	(void)mlock(pin, strlen(pin) + 1);
+	h->kept_pin = pin;
+	return 0;
 }
 
 int
@@ -603,6 +628,13 @@ hsm_close(struct hsm *h)
 	free(h->token_label);
 	free(h->token_uri);
 	free(h->pin_source);
+	if (h->kept_pin != NULL) {
+		size_t n = strlen(h->kept_pin);
+
+		OPENSSL_cleanse(h->kept_pin, n);
+		(void)munlock(h->kept_pin, n + 1);
+		free(h->kept_pin);
+	}
 	free(h);
 }
 

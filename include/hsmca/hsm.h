@@ -29,6 +29,10 @@ struct hsm_key_info {
 int	hsm_open(const struct config_hsm *cfg, struct hsm **out,
 	    struct hsmca_err *e);
 void	hsm_close(struct hsm *h);
+/* Keep the PIN in h (locked in memory, wiped by hsm_close) for the
+ * logins of hsm_recover(), instead of reading the pin source again:
+ * for a daemon that will have dropped the rights to read it. */
+int	hsm_keep_pin(struct hsm *h, struct hsmca_err *e);
 const char *hsm_token_label(const struct hsm *h);
 
 /* Initialize a free slot's token with the label in cfg->token, the SO PIN

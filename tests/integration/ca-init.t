@@ -74,7 +74,7 @@ expect_fail "a wrong PIN is refused with exit 4" 4 "login to token 'ci' refused"
 	"$HSMCA" -c "$CADIR/bad.conf" token check
 check "the wrong PIN is not echoed" sh -c "! grep -q wrong-pin-7311 '$WORK/last.err' '$WORK/last.out'"
 chmod 644 "$CADIR/bad.pin"
-expect_fail "a PIN file readable by others is refused" 4 "readable by others" \
+expect_fail "a PIN file readable by others is refused" 4 "open to others" \
 	"$HSMCA" -c "$CADIR/bad.conf" token check
 HSMCA_TEST_PIN=$(cat "$CADIR/user.pin") ; export HSMCA_TEST_PIN
 sed "s|pin-source = .*|pin-source = env:HSMCA_TEST_PIN|" "$CONF" >"$CADIR/env.conf"

@@ -35,6 +35,15 @@ check "the shim sees more sessions open than the cap" \
 
 echo "fault=none" >"$CTL"
 : >"$FLOG"
+# As in production: hsmcad drops root after logging in, and only root
+# may read the PIN file. Every login after a fault must still work.
+cp "$CADIR/user.pin" "$CADIR/root-only.pin"
+chmod 600 "$CADIR/root-only.pin"
+sed -i -e "s|^pin-source = .*|pin-source = file:$CADIR/root-only.pin|" \
+	-e "s|^\[daemon\]|[daemon]\nuser = nobody|" "$CONF"
+chown -R nobody "$CADIR"
+chown root:root "$CADIR/root-only.pin"
+chmod o+x "$WORK"
 hsmcad_start
 
 BOOT="--cert $WORK/dev-1.boot.pem --key $WORK/dev-1.boot.key"

@@ -87,6 +87,8 @@ else
 		test "$(python3 "$WORK/scan.py" "$FRONT" "$PIN")" = 0
 fi
 check "nor in its environment block" sh -c "! tr '\\0' '\\n' </proc/$FRONT/environ | grep -qF '$PIN'"
+check "the signer wiped its environment's copy once logged in" \
+	sh -c "! tr '\\0' '\\n' </proc/$SIGNER/environ | grep -qF '$PIN'"
 if grep -q "libasan\|libubsan" "/proc/$FRONT/maps"; then
 	ok "nor in the parent's memory # SKIP sanitizer build"
 else
@@ -199,5 +201,25 @@ wait "$HSMCAD_PID"; rc=$?
 HSMCAD_PID=
 check "a SIGTERM during the start-up: exit 0 ($rc)" test "$rc" -eq 0
 check "no process is killed by it" sh -c "! grep -q 'killed by signal' '$CADIR/hsmcad.log'"
+
+# A store hsmcad creates at its first start, still as root, belongs to
+# the user it then runs as: the signer writes it (here an audit record
+# of a refused enrollment), and later starts open it.
+mkdir "$CADIR/newstore"
+chown nobody "$CADIR/newstore"
+sed "s|^path = .*|path = $CADIR/newstore/hsmca.db|" "$CONF" >"$CADIR/new.conf"
+CONF_SAVED=$CONF
+CONF="$CADIR/new.conf"
+hsmcad_start
+check "a new store belongs to the daemon's user" \
+	test "$(stat -c %U "$CADIR/newstore/hsmca.db")" = nobody
+run curl -s -o /dev/null -w '%{http_code}' --cacert "$CADIR/root.pem" \
+	-H "Content-Type: application/pkcs10" --data-binary @/dev/null "$URL/simpleenroll"
+check "a refused enrollment is answered (401)" test "$(cat "$WORK/last.out")" = 401
+check "and the signer could record it" \
+	test "$(sqlite3 "$CADIR/newstore/hsmca.db" "SELECT count(*) FROM audit")" -ge 1
+check "the signer still runs" kill -0 "$(child_named hsmcad-signer)"
+hsmcad_stop
+CONF=$CONF_SAVED
 
 done_testing

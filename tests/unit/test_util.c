@@ -1018,9 +1018,25 @@ test_read_pin_file(void **state)
 	assert_int_equal(hsm_read_pin(src, &pin, &e), HSMCA_ERR_PIN);
 	assert_null(pin);
 	assert_int_equal(e.code, HSMCA_ERR_PIN);
-	assert_non_null(strstr(e.msg, "readable by others"));
+	assert_non_null(strstr(e.msg, "open to others"));
 	assert_non_null(strstr(e.msg, path));
 	assert_null(strstr(e.msg, "9876"));
+	/* Writable by others or by its group: someone else's PIN. */
+	put_file(dir, "ow", "9876\n", 5, 0602, path, sizeof(path));
+	snprintf(src, sizeof(src), "file:%s", path);
+	assert_int_equal(hsm_read_pin(src, &pin, &e), HSMCA_ERR_PIN);
+	assert_non_null(strstr(e.msg, "open to others (mode 602)"));
+	put_file(dir, "gw", "9876\n", 5, 0660, path, sizeof(path));
+	snprintf(src, sizeof(src), "file:%s", path);
+	assert_int_equal(hsm_read_pin(src, &pin, &e), HSMCA_ERR_PIN);
+	assert_non_null(strstr(e.msg, "open to its group's writes"));
+	/* Its group may read it (a service group). */
+	put_file(dir, "gr", "9876\n", 5, 0640, path, sizeof(path));
+	snprintf(src, sizeof(src), "file:%s", path);
+	assert_int_equal(hsm_read_pin(src, &pin, &e), 0);
+	assert_string_equal(pin, "9876");
+	util_freezero(pin, strlen(pin) + 1);
+	pin = NULL;
 
 	/* Missing file. */
 	snprintf(src, sizeof(src), "file:%s/none", dir);
