@@ -208,8 +208,11 @@ profile_exclude_names(struct profile *p, const GENERAL_NAMES *names,
 		    (len = ASN1_STRING_length(gn->d.iPAddress)) != 4 &&
 		    len != 16)
 			continue;
-		if ((t = GENERAL_SUBTREE_new()) == NULL ||
-		    (t->base = GENERAL_NAME_dup(gn)) == NULL)
+		/* A new subtree comes with an empty base of its own. */
+		if ((t = GENERAL_SUBTREE_new()) == NULL)
+			goto nomem;
+		GENERAL_NAME_free(t->base);
+		if ((t->base = GENERAL_NAME_dup(gn)) == NULL)
 			goto nomem;
 		/* An address subtree is the address and its mask (RFC 5280
 		 * 4.2.1.10): this one address only. */
