@@ -118,6 +118,7 @@
 #include <openssl/x509v3.h>
 
 #include "hsmca/config.h"
+#include "hsmca/fileset.h"
 #include "hsmca/util.h"
 
 #ifndef HSMCA_SOFTHSM_MODULE
@@ -1809,14 +1810,16 @@ out:
  * shell empties the file first) or a broken file locks nothing else.
  */
 static int
-config_own_names(struct config *cfg, struct hsmca_err *e)
+config_own_names(struct config *cfg, const struct fileset *fs,
+    struct hsmca_err *e)
 {
 	const char *path = cfg->daemon.tls_cert;
+	const struct fileset_file *f;
 	GENERAL_NAMES *names = NULL;
 	GENERAL_NAME *gn = NULL;
 	ASN1_IA5STRING *dns = NULL;
 	X509 *x = NULL;
-	FILE *fp = NULL;
+	BIO *b = NULL;
 	char cn[256], why[200];
 	size_t i;
 	int ret = 0;
@@ -1828,14 +1831,18 @@ config_own_names(struct config *cfg, struct hsmca_err *e)
 		;
 	if (i == cfg->nprofiles)
 		return 0;
-	if ((fp = fopen(path, "r")) == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(why, sizeof(why), "tls-cert %s: %s", path,
-		    strerror(errno));
+	if ((f = fileset_get(fs, path)) == NULL || f->errnum == ENOENT)
+		return 0;
+	if (f->data == NULL) {
+		snprintf(why, sizeof(why), "tls-cert %s", f->why != NULL ?
+		    f->why : path);
 		goto out;
 	}
-	if ((x = PEM_read_X509(fp, NULL, NULL, NULL)) == NULL) {
+	if ((b = BIO_new_mem_buf(f->data, (int)f->len)) == NULL) {
+		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
 		ERR_clear_error();
 		snprintf(why, sizeof(why), "tls-cert %s holds no certificate",
 		    path);
@@ -1874,39 +1881,99 @@ out:
 	GENERAL_NAME_free(gn);
 	GENERAL_NAMES_free(names);
 	X509_free(x);
-	if (fp != NULL)
-		fclose(fp);
+	BIO_free(b);
+	return ret;
+}
+
+/* Parse the configuration at path (NULL: the defaults) from fs. */
+static int
+config_parse_from(const struct fileset *fs, const char *path,
+    struct config **out, struct hsmca_err *e)
+{
+	const unsigned char *text;
+	char *home = NULL;
+	size_t len;
+	int ret;
+
+	*out = NULL;
+	if (path == NULL) {
+		if ((ret = demo_home(&home, e)) == 0)
+			ret = config_defaults(home, out, e);
+		free(home);
+	} else if ((ret = fileset_data(fs, path, &text, &len, e)) == 0) {
+		if (len > CONFIG_MAX_SIZE)
+			return err_set(e, HSMCA_ERR_IO, "%s: larger than %d "
+			    "bytes", path, CONFIG_MAX_SIZE);
+		ret = config_parse((const char *)text, len, path, out, e);
+	}
+	return ret;
+}
+
+int
+config_load_fileset(const struct fileset *fs, const char *path,
+    struct config **out, struct hsmca_err *e)
+{
+	int ret;
+
+	if ((ret = config_parse_from(fs, path, out, e)) == 0 &&
+	    (ret = config_own_names(*out, fs, e)) != 0) {
+		config_free(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+/* Read path, then the files it names (all, or only tls-cert, which
+ * every command needs for the names CA profiles exclude), into fs. */
+static int
+config_read(const char *path, int all, struct fileset **fsp,
+    struct config **out, struct hsmca_err *e)
+{
+	struct fileset *fs = NULL;
+	struct config *cfg = NULL;
+	int ret;
+
+	*out = NULL;
+	if ((fs = fileset_new()) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	if ((path != NULL && (ret = fileset_read(fs, path, e)) != 0) ||
+	    (ret = config_parse_from(fs, path, &cfg, e)) != 0)
+		goto out;
+	if (cfg->daemon.tls_cert != NULL &&
+	    (ret = fileset_read(fs, cfg->daemon.tls_cert, e)) != 0)
+		goto out;
+	for (size_t i = 0; all && i < cfg->nest; i++)
+		if (cfg->est[i].bootstrap_ca != NULL &&
+		    (ret = fileset_read(fs, cfg->est[i].bootstrap_ca, e)) != 0)
+			goto out;
+	if (all && cfg->admin.client_ca != NULL &&
+	    (ret = fileset_read(fs, cfg->admin.client_ca, e)) != 0)
+		goto out;
+	if ((ret = config_own_names(cfg, fs, e)) != 0)
+		goto out;
+	*out = cfg;
+	cfg = NULL;
+	if (fsp != NULL) {
+		*fsp = fs;
+		fs = NULL;
+	}
+out:
+	config_free(cfg);
+	fileset_free(fs);
 	return ret;
 }
 
 int
 config_load(const char *path, struct config **out, struct hsmca_err *e)
 {
-	unsigned char *buf = NULL;
-	char *home = NULL;
-	size_t len = 0;
-	int ret = HSMCA_ERR_CONFIG;
+	return config_read(path, 0, NULL, out, e);
+}
 
-	if (path == NULL) {
-		if ((ret = demo_home(&home, e)) != 0)
-			goto out;
-		if ((ret = config_defaults(home, out, e)) != 0)
-			goto out;
-	} else {
-		if ((ret = util_read_file(path, CONFIG_MAX_SIZE, &buf, &len,
-		    e)) != 0 ||
-		    (ret = config_parse((const char *)buf, len, path, out,
-		    e)) != 0)
-			goto out;
-	}
-	if ((ret = config_own_names(*out, e)) != 0) {
-		config_free(*out);
-		*out = NULL;
-	}
-out:
-	free(buf);
-	free(home);
-	return ret;
+int
+config_snapshot(const char *path, struct fileset **fs, struct config **out,
+    struct hsmca_err *e)
+{
+	return config_read(path, 1, fs, out, e);
 }
 
 /* ---- printing ---- */

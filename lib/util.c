@@ -23,15 +23,24 @@ int
 util_read_file(const char *path, size_t max, unsigned char **out,
     size_t *outlen, struct hsmca_err *e)
 {
+	int fd, ret;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return err_set(e, HSMCA_ERR_IO, "%s: %s", path, strerror(errno));
+	ret = util_read_fd(fd, path, max, out, outlen, e);
+	close(fd);
+	return ret;
+}
+
+int
+util_read_fd(int fd, const char *path, size_t max, unsigned char **out,
+    size_t *outlen, struct hsmca_err *e)
+{
 	unsigned char *buf = NULL;
 	size_t len = 0, cap = 0;
 	ssize_t r;
-	int fd = -1, ret = HSMCA_ERR_IO;
+	int ret = HSMCA_ERR_IO;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		err_set(e, HSMCA_ERR_IO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
 	for (;;) {
 		if (len == cap) {
 			unsigned char *nb;
@@ -69,8 +78,6 @@ util_read_file(const char *path, size_t max, unsigned char **out,
 	buf = NULL;
 	ret = 0;
 out:
-	if (fd != -1)
-		close(fd);
 	if (buf != NULL)
 		util_freezero(buf, cap + 1);
 	return ret;

@@ -97,6 +97,8 @@ struct config_est {
 	int	 serverkeygen;		/* allow /serverkeygen on this label */
 };
 
+struct fileset;
+
 struct config {
 	char			*path;	/* NULL for embedded defaults */
 	struct config_hsm	 hsm;
@@ -115,6 +117,15 @@ struct config {
  * $HSMCA_HOME or ./hsmca-demo). Unknown sections or keys, bad values and
  * duplicates are refused with "path:line: reason". */
 int	config_load(const char *path, struct config **out, struct hsmca_err *e);
+/* The same, and every file the configuration names (tls-cert, each EST
+ * label's bootstrap-ca, the admin client-ca) read into *fs: hsmcad's
+ * snapshot, which its processes parse again with config_load_fileset.
+ * A named file that does not read is recorded in *fs, not refused. */
+int	config_snapshot(const char *path, struct fileset **fs,
+	    struct config **out, struct hsmca_err *e);
+/* Load path (NULL: the defaults) from fs alone: no file is opened. */
+int	config_load_fileset(const struct fileset *fs, const char *path,
+	    struct config **out, struct hsmca_err *e);
 /* Parse from memory; name is used in messages. */
 int	config_parse(const char *text, size_t len, const char *name,
 	    struct config **out, struct hsmca_err *e);

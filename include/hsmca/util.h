@@ -11,6 +11,9 @@
 /* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
 int	util_read_file(const char *path, size_t max, unsigned char **out,
 	    size_t *outlen, struct hsmca_err *e);
+/* The same from an open descriptor (path names it in errors). */
+int	util_read_fd(int fd, const char *path, size_t max, unsigned char **out,
+	    size_t *outlen, struct hsmca_err *e);
 
 /* Write data to path atomically: a temporary file in the same directory,
  * fsync, rename, fsync of the directory. mode applies to the new file. */

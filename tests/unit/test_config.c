@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,11 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include "hsmca/config.h"
+#include "hsmca/fileset.h"
 #include "hsmca/profile.h"
 #include "hsmca/util.h"
 #include "testutil.h"
@@ -864,6 +870,94 @@ test_load_errors(void **state)
 	free(dir);
 }
 
+/* hsmcad's snapshot: the config and every file it names, read once;
+ * loading from it opens nothing, whatever happened to the files since. */
+static void
+test_snapshot(void **state)
+{
+	struct hsmca_err e;
+	struct config *cfg = NULL, *again = NULL;
+	struct fileset *fs = NULL;
+	const struct fileset_file *f;
+	const unsigned char *data;
+	unsigned char *d1 = NULL, *d2 = NULL;
+	size_t len;
+	char *dir, path[PATH_MAX], cert[PATH_MAX], boot[PATH_MAX];
+	int n1, n2;
+	EVP_PKEY *k;
+	X509 *x;
+	FILE *fp;
+
+	(void)state;
+	dir = tu_tmpdir();
+	snprintf(path, sizeof(path), "%s/hsmca.conf", dir);
+	snprintf(cert, sizeof(cert), "%s/server.pem", dir);
+	snprintf(boot, sizeof(boot), "%s/boot.pem", dir);
+	k = tu_keygen("ec:P-256");
+	x = tu_make_ca(k, "CN=ca.example", time(NULL) - 60, time(NULL) + 3600);
+	assert_non_null(fp = fopen(cert, "w"));
+	assert_int_equal(PEM_write_X509(fp, x), 1);
+	assert_int_equal(fclose(fp), 0);
+	assert_non_null(fp = fopen(boot, "w"));
+	assert_int_equal(PEM_write_X509(fp, x), 1);
+	assert_int_equal(fclose(fp), 0);
+	assert_non_null(fp = fopen(path, "w"));
+	fprintf(fp, "%s[daemon]\ntls-cert = %s\n[admin]\nclient-ca = "
+	    "%s/missing.pem\n[est fab]\nprofile = device\nbootstrap-ca = "
+	    "%s\n", BASE, cert, dir, boot);
+	assert_int_equal(fclose(fp), 0);
+
+	assert_int_equal(config_snapshot(path, &fs, &cfg, &e), 0);
+	assert_non_null(config_profile(cfg, "edge-ca")->excluded);
+	assert_int_equal(fs->n, 4);
+	assert_non_null(f = fileset_get(fs, boot));
+	assert_non_null(f->data);
+	assert_int_equal(f->errnum, 0);
+	assert_non_null(f = fileset_get(fs, cert));
+	assert_non_null(strstr((const char *)f->data, "BEGIN CERTIFICATE"));
+	/* A file that does not read is recorded with why, not refused. */
+	snprintf(path, sizeof(path), "%s/missing.pem", dir);
+	assert_non_null(f = fileset_get(fs, path));
+	assert_null(f->data);
+	assert_int_equal(f->errnum, ENOENT);
+	assert_int_equal(fileset_data(fs, path, &data, &len, &e),
+	    HSMCA_ERR_IO);
+	assert_non_null(strstr(e.msg, "missing.pem: No such file"));
+	assert_int_equal(fileset_data(fs, "/not/named", &data, &len, &e),
+	    HSMCA_ERR_INTERNAL);
+
+	/* Every file gone: the snapshot still loads, to the same config,
+	 * with the TLS certificate's names excluded from CA profiles. */
+	tu_rmtree(dir);
+	snprintf(path, sizeof(path), "%s/hsmca.conf", dir);
+	assert_int_not_equal(config_load(path, &again, &e), 0);
+	assert_int_equal(config_load_fileset(fs, path, &again, &e), 0);
+	assert_non_null(config_profile(again, "edge-ca")->excluded);
+	n1 = ASN1_item_i2d((ASN1_VALUE *)config_profile(cfg,
+	    "edge-ca")->excluded, &d1, ASN1_ITEM_rptr(NAME_CONSTRAINTS));
+	n2 = ASN1_item_i2d((ASN1_VALUE *)config_profile(again,
+	    "edge-ca")->excluded, &d2, ASN1_ITEM_rptr(NAME_CONSTRAINTS));
+	assert_true(n1 > 0);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(d1, d2, (size_t)n1);
+	OPENSSL_free(d1);
+	OPENSSL_free(d2);
+	assert_non_null(config_est_label(again, "fab"));
+	assert_string_equal(config_est_label(again, "fab")->bootstrap_ca, boot);
+	config_free(again);
+	again = NULL;
+	/* Without the config itself, nothing loads. */
+	assert_int_equal(config_load_fileset(fs, "/other.conf", &again, &e),
+	    HSMCA_ERR_INTERNAL);
+	assert_null(again);
+
+	config_free(cfg);
+	fileset_free(fs);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -876,6 +970,7 @@ main(void)
 		cmocka_unit_test(test_admin_roles),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

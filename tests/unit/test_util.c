@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 
 #include "hsmca/clock.h"
 #include "hsmca/err.h"
+#include "hsmca/fileset.h"
 #include "hsmca/hsm.h"
 #include "hsmca/keytype.h"
 #include "hsmca/util.h"
@@ -1122,6 +1124,73 @@ test_read_pin_env(void **state)
 	assert_null(pin);
 }
 
+/* fileset: files read once, with why for those that did not read. */
+static void
+test_fileset(void **state)
+{
+	struct fileset *fs, *dup;
+	struct hsmca_err e;
+	const struct fileset_file *f;
+	const unsigned char *data;
+	unsigned char *big;
+	char *dir, a[PATH_MAX], empty[PATH_MAX], large[PATH_MAX],
+	    missing[PATH_MAX];
+	size_t len;
+
+	(void)state;
+	dir = tu_tmpdir();
+	put_file(dir, "a", "alpha\n", 6, 0600, a, sizeof(a));
+	put_file(dir, "empty", "", 0, 0600, empty, sizeof(empty));
+	assert_non_null(big = calloc(1, FILESET_FILE_MAX + 1));
+	put_file(dir, "large", big, FILESET_FILE_MAX + 1, 0600, large,
+	    sizeof(large));
+	free(big);
+	snprintf(missing, sizeof(missing), "%s/missing", dir);
+
+	assert_non_null(fs = fileset_new());
+	assert_int_equal(fileset_read(fs, a, &e), 0);
+	assert_int_equal(fileset_read(fs, empty, &e), 0);
+	assert_int_equal(fileset_read(fs, large, &e), 0);
+	assert_int_equal(fileset_read(fs, missing, &e), 0);
+	/* Read once: the first read stands. */
+	put_file(dir, "a", "changed\n", 8, 0600, a, sizeof(a));
+	assert_int_equal(fileset_read(fs, a, &e), 0);
+	assert_int_equal(fs->n, 4);
+
+	assert_int_equal(fileset_data(fs, a, &data, &len, &e), 0);
+	assert_int_equal(len, 6);
+	assert_memory_equal(data, "alpha\n", 7);	/* NUL-terminated */
+	assert_int_equal(fileset_data(fs, empty, &data, &len, &e), 0);
+	assert_int_equal(len, 0);
+	assert_string_equal((const char *)data, "");
+	assert_non_null(f = fileset_get(fs, large));
+	assert_null(f->data);
+	assert_int_equal(fileset_data(fs, large, &data, &len, &e),
+	    HSMCA_ERR_IO);
+	assert_non_null(strstr(e.msg, "larger than"));
+	assert_non_null(f = fileset_get(fs, missing));
+	assert_int_equal(f->errnum, ENOENT);
+	assert_int_equal(fileset_data(fs, missing, &data, &len, &e),
+	    HSMCA_ERR_IO);
+	assert_non_null(strstr(e.msg, missing));
+	assert_non_null(strstr(e.msg, "No such file"));
+	assert_int_equal(fileset_data(fs, "/elsewhere", &data, &len, &e),
+	    HSMCA_ERR_INTERNAL);
+
+	/* A copy is the same set, its own memory. */
+	assert_non_null(dup = fileset_dup(fs));
+	fileset_free(fs);
+	assert_int_equal(dup->n, 4);
+	assert_int_equal(fileset_data(dup, a, &data, &len, &e), 0);
+	assert_memory_equal(data, "alpha\n", 7);
+	assert_int_equal(fileset_get(dup, missing)->errnum, ENOENT);
+	assert_non_null(strstr(fileset_get(dup, missing)->why, "No such"));
+	fileset_free(dup);
+	fileset_free(NULL);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -1148,6 +1217,7 @@ main(void)
 		cmocka_unit_test(test_uri_refusals),
 		cmocka_unit_test(test_read_pin_file),
 		cmocka_unit_test(test_read_pin_env),
+		cmocka_unit_test(test_fileset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
