@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <netdb.h>
 #include <poll.h>
@@ -42,6 +43,7 @@
 #include <openssl/ssl.h>
 
 #include "hsmca/clock.h"
+#include "hsmca/fileset.h"
 #include "hsmca/util.h"
 
 #include "hsmcad.h"
@@ -323,35 +325,71 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 		event_add(d->drain_ev, &tv);
 }
 
+/* ---- the front: reloads ---- */
+
+/* A SIGHUP goes to the parent, which reads the configuration and the
+ * files it names and sends them here (the front opens no file once it
+ * serves); the front passes the same bytes to the signer, so both load
+ * one snapshot. */
 static void
-on_sighup(evutil_socket_t sig, short what, void *arg)
+front_reload(struct hsmcad *d, struct fileset *fs)
 {
-	struct hsmcad *d = arg;
 	struct config *cfg = NULL;
 	struct runtime *rt;
 	struct hsmca_err e;
 
 	front_status('L');
-	log_info("SIGHUP: reloading %s", d->config_path ? d->config_path :
-	    "the built-in defaults");
-	if (config_load(d->config_path, &cfg, &e) != 0) {
+	if (config_load_fileset(fs, d->config_path, &cfg, &e) != 0) {
+		fileset_free(fs);
 		log_warnx("reload refused, keeping the running config: %s", e.msg);
 		front_status('R');
 		return;
 	}
-	if ((rt = runtime_build(cfg, d->st, &e)) == NULL) {
+	if ((rt = runtime_build(cfg, fs, d->st, &e)) == NULL) {
 		log_warnx("reload refused, keeping the running config: %s", e.msg);
 		front_status('R');
 		return;
 	}
 	runtime_unref(d->rt);
 	d->rt = rt;
-	/* The signer loads the same file and the generations again; jobs
-	 * sent after this see it. */
-	link_set_issuer(d->link, 1);
+	/* Jobs the signer takes after this one see it. */
+	link_set_issuer(d->link, rt->fs);
 	log_info("reloaded: %zu profiles, %zu EST labels", rt->cfg->nprofiles,
 	    rt->cfg->nest);
 	front_status('R');
+}
+
+static void
+front_ctl_msg(struct ipc *c, uint32_t type, uint64_t id, struct ipc_rd *r,
+    void *arg)
+{
+	struct fileset *fs;
+
+	if (type != IPC_CONFIG)
+		fatalx("the parent sent an unexpected message (type %u)", type);
+	if ((fs = ipcr_fileset(r)) == NULL && !r->bad) {
+		log_warnx("reload refused, keeping the running config: out of "
+		    "memory");
+		return;
+	}
+	if (ipcr_end(r) != 0)
+		fatalx("the parent sent a reload that does not parse");
+	front_reload(arg, fs);
+}
+
+static void
+front_ctl_end(struct ipc *c, const char *why, void *arg)
+{
+	/* The parent is gone (its death signal drains this process) or
+	 * gave up on a reload it could not send. */
+	log_warnx("the parent's channel ended (%s): no more reloads", why);
+}
+
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	log_warnx("SIGHUP to the front process is ignored: send it to "
+	    "hsmcad's main process (pid %ld)", (long)getppid());
 }
 
 /* -t: everything that can be checked without the token. */
@@ -446,8 +484,8 @@ front_accept(struct evhttp *http, int fd)
 
 /* The front process: never returns. */
 static void __attribute__((noreturn))
-front_main(struct hsmcad *d, struct config *cfg, struct listeners *ls,
-    int fd, int keyfd, pid_t parent)
+front_main(struct hsmcad *d, struct config *cfg, struct fileset *fs,
+    struct listeners *ls, int fd, int keyfd, int ctlfd, pid_t parent)
 {
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct hsmca_err e;
@@ -471,15 +509,17 @@ front_main(struct hsmcad *d, struct config *cfg, struct listeners *ls,
 
 	if (store_open_readonly(cfg->store.path, &d->st, &e) != 0)
 		fatalx("%s", e.msg);
-	if ((d->rt = runtime_build(cfg, d->st, &e)) == NULL)
+	if ((d->rt = runtime_build(cfg, fs, d->st, &e)) == NULL)
 		fatalx("%s", e.msg);
 	cfg = d->rt->cfg;
 	if (evthread_use_pthreads() != 0)
 		fatalx("evthread_use_pthreads");
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("libevent setup failed");
-	if ((d->link = link_new(d, fd)) == NULL)
-		fatalx("signer channel setup failed");
+	if ((d->link = link_new(d, fd)) == NULL ||
+	    (d->ctl = ipc_new(d->base, ctlfd, front_ctl_msg, front_ctl_end,
+	    d)) == NULL)
+		fatalx("channel setup failed");
 	d->keyop_fd = keyfd;
 
 	d->https = front_http(d, cfg->daemon.max_body, est_handle);
@@ -560,6 +600,7 @@ front_main(struct hsmcad *d, struct config *cfg, struct listeners *ls,
 	SSL_CTX_free(d->ssl);
 	/* Closing the channel tells the signer to finish and exit. */
 	link_free(d->link);
+	ipc_free(d->ctl);
 	store_close(d->st);
 	runtime_unref(d->rt);
 	event_base_free(d->base);
@@ -603,10 +644,50 @@ exit_text(int status, char *buf, size_t len)
 	return buf;
 }
 
+/* A SIGHUP: read the configuration and the files it names, once and
+ * here, and send them to the front (which passes them on to the signer).
+ * A configuration that does not parse goes no further. The channel is
+ * given up if the front does not take a reload within a few seconds: a
+ * message half sent would be misread. */
+static void
+parent_reload(int *ctl, const char *path)
+{
+	struct fileset *fs = NULL;
+	struct config *cfg = NULL;
+	struct ipc_buf b;
+	struct hsmca_err e;
+
+	log_info("SIGHUP: reloading %s", path != NULL ? path :
+	    "the built-in defaults");
+	if (*ctl == -1) {
+		log_warnx("reload refused: the front's channel was given up");
+		return;
+	}
+	if (config_snapshot(path, &fs, &cfg, &e) != 0) {
+		log_warnx("reload refused, keeping the running config: %s", e.msg);
+		return;
+	}
+	config_free(cfg);
+	memset(&b, 0, sizeof(b));
+	ipcb_fileset(&b, fs);
+	if (ipc_send_one(*ctl, IPC_CONFIG, &b) != 0) {
+		log_warnx("reload refused: the front did not take it (%s); "
+		    "restart hsmcad to reload", b.failed ? "out of memory" :
+		    strerror(errno));
+		if (!b.failed) {
+			close(*ctl);
+			*ctl = -1;
+		}
+	}
+	ipcb_free(&b);
+	fileset_free(fs);
+}
+
 /* Relay signals to the front and its readiness to systemd until both
- * children are gone: 0 if both ended cleanly. */
+ * children are gone; reload on SIGHUP. 0 if both ended cleanly. */
 static int
-parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
+parent_loop(pid_t front, pid_t signer, int status_rd, int ctl,
+    const char *path, const sigset_t *set)
 {
 	struct pollfd pfd[2];
 	struct signalfd_siginfo si;
@@ -640,7 +721,9 @@ parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
 				ready = 1;
 				/* What came during the start-up, now that
 				 * the front takes it. */
-				if (held != 0 && front != -1)
+				if (held == SIGHUP)
+					parent_reload(&ctl, path);
+				else if (held != 0 && front != -1)
 					(void)kill(front, held);
 			} else if (c == 'R')
 				sd_notify_state("READY=1");	/* reloaded */
@@ -660,14 +743,17 @@ parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
 			/* FALLTHROUGH */
 		case SIGHUP:
 			/* Until the front is ready it may still be root,
-			 * out of this process's reach: hold the signal (a
-			 * SIGTERM over a SIGHUP) and send it then. */
+			 * out of this process's reach, and cannot take a
+			 * reload: hold the signal (a SIGTERM over a SIGHUP)
+			 * and act on it then. */
 			if (!ready && pfd[1].fd != -1) {
 				if (held != SIGTERM)
 					held = stopping ? SIGTERM : SIGHUP;
+			} else if (si.ssi_signo == SIGHUP) {
+				if (!stopping && front != -1)
+					parent_reload(&ctl, path);
 			} else if (front != -1)
-				(void)kill(front, (int)si.ssi_signo == SIGINT ?
-				    SIGTERM : (int)si.ssi_signo);
+				(void)kill(front, SIGTERM);
 			break;
 		case SIGCHLD:
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -699,6 +785,8 @@ parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
 		}
 	}
 	close(sfd);
+	if (ctl != -1)
+		close(ctl);
 	return ret;
 }
 
@@ -707,6 +795,7 @@ main(int argc, char *argv[])
 {
 	struct hsmcad d;
 	struct config *cfg = NULL;
+	struct fileset *fs = NULL;
 	struct store *st = NULL;
 	struct hsmca_err e;
 	struct listeners ls = { -1, -1, -1 };
@@ -715,7 +804,7 @@ main(int argc, char *argv[])
 	sigset_t set;
 	pid_t signer, front, parent;
 	int ch, detach = 0, test = 0, verbose = 0, ret, new_store;
-	int sp[2], kp[2] = { -1, -1 }, status[2];
+	int sp[2], kp[2] = { -1, -1 }, cp[2], status[2];
 
 	while ((ch = getopt(argc, argv, "c:dtv")) != -1) {
 		switch (ch) {
@@ -766,7 +855,9 @@ main(int argc, char *argv[])
 		err(1, "sigprocmask");
 
 	log_init(0, verbose);
-	if (config_load(d.config_path, &cfg, &e) != 0)
+	/* The configuration and the files it names, read once for both
+	 * processes (and again by this one at each SIGHUP). */
+	if (config_snapshot(d.config_path, &fs, &cfg, &e) != 0)
 		fatalx("%s", e.msg);
 	if (cfg->daemon.tls_cert == NULL || cfg->daemon.tls_key == NULL)
 		fatalx("[daemon] tls-cert and tls-key are required");
@@ -796,6 +887,7 @@ main(int argc, char *argv[])
 		ls.admin = listen_socket("admin API (mutual TLS)",
 		    cfg->admin.listen);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cp) == -1 ||
 	    (strncmp(cfg->daemon.tls_key, "pkcs11:", 7) == 0 &&
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, kp) == -1) ||
 	    pipe2(status, O_CLOEXEC) == -1)
@@ -811,8 +903,10 @@ main(int argc, char *argv[])
 			close(kp[0]);
 		close(status[0]);
 		close(status[1]);
+		close(cp[0]);
+		close(cp[1]);
 		listeners_close(&ls);
-		signerd_main(d.config_path, cfg, sp[1], kp[1]);
+		signerd_main(d.config_path, cfg, fs, sp[1], kp[1]);
 	}
 	close(sp[1]);
 	if (kp[1] != -1)
@@ -824,18 +918,27 @@ main(int argc, char *argv[])
 	if (front == 0) {
 		close(status[0]);
 		status_fd = status[1];
-		front_main(&d, cfg, &ls, sp[0], kp[0], parent);
+		close(cp[0]);
+		front_main(&d, cfg, fs, &ls, sp[0], kp[0], cp[1], parent);
 	}
 	close(sp[0]);
 	if (kp[0] != -1)
 		close(kp[0]);
 	close(status[1]);
+	close(cp[1]);
 	listeners_close(&ls);
+	fileset_free(fs);
+	/* A reload the front does not take within this gives up the
+	 * channel rather than block the parent (parent_reload). */
+	if (setsockopt(cp[0], SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){
+	    10, 0 }, sizeof(struct timeval)) == -1)
+		fatal("setsockopt");
 
 	(void)prctl(PR_SET_NAME, "hsmcad-parent", 0, 0, 0);
 	daemon_drop_privileges(cfg->daemon.user);
 	write_pidfile(cfg->daemon.pidfile);
-	ret = parent_loop(front, signer, status[0], &set);
+	ret = parent_loop(front, signer, status[0], cp[0], d.config_path,
+	    &set);
 	log_info("exiting");
 	if (cfg->daemon.pidfile != NULL)
 		unlink(cfg->daemon.pidfile);

@@ -25,6 +25,7 @@
 struct runtime {
 	atomic_int		 refs;
 	struct config		*cfg;
+	struct fileset		*fs;		/* the bytes cfg was parsed from */
 	X509_STORE		*ca_trust;	/* hsmca's own generations and roots */
 	X509_STORE		**bootstrap;	/* per cfg->est[i]; NULL: none */
 	X509_STORE		*admin_trust;	/* [admin] client-ca; NULL: none */
@@ -33,12 +34,14 @@ struct runtime {
 	size_t			 cacerts_p7_len;
 };
 
-/* Build a runtime from a parsed config (which it then owns, also on
- * failure) and the generations in the store. */
-struct runtime	*runtime_build(struct config *cfg, struct store *st,
-		    struct hsmca_err *e);
-/* The same config (a copy) with the generations as the store has them
- * now: after a generation was created or changed status. */
+/* Build a runtime from a config parsed from fs, the snapshot of the
+ * files it names (it then owns both, also on failure), and the
+ * generations in the store. No file is opened. */
+struct runtime	*runtime_build(struct config *cfg, struct fileset *fs,
+		    struct store *st, struct hsmca_err *e);
+/* The same config (parsed again from the same snapshot) with the
+ * generations as the store has them now: after a generation was created
+ * or changed status. */
 struct runtime	*runtime_rebuild(const struct runtime *rt, struct store *st,
 		    struct hsmca_err *e);
 struct runtime	*runtime_ref(struct runtime *rt);
@@ -112,6 +115,7 @@ struct signer_job {
 /* The wire form of a job (privsep, daemon/ipc.h): the request the front
  * sends, and the answer the signer sends back. Unpacking checks every
  * bound: NULL or -1 when the message is not a job of this shape. */
+struct ipc;
 struct ipc_buf;
 struct ipc_rd;
 void	signer_job_pack(const struct signer_job *job, struct ipc_buf *b);
@@ -162,9 +166,10 @@ void	link_audit_refusal(struct link *l, const char *actor,
 	    const char *object, const char *detail);
 /* Jobs sent and not yet answered. */
 int	link_pending(struct link *l);
-/* The generations changed (or, reload set, the config: SIGHUP): the
- * signer rebuilds what it issues with. */
-void	link_set_issuer(struct link *l, int reload);
+/* The generations changed (or, with reload, the config: SIGHUP, and
+ * reload is the snapshot the front loaded): the signer rebuilds what it
+ * issues with. */
+void	link_set_issuer(struct link *l, const struct fileset *reload);
 /* GET /metrics: the signer's counters, then metrics_reply. */
 void	link_metrics(struct link *l, struct evhttp_request *req);
 
@@ -173,8 +178,8 @@ void	link_metrics(struct link *l, struct evhttp_request *req);
 /* The signal mask hsmcad started with (hsmcad.c). */
 extern sigset_t hsmcad_startup_mask;
 
-void	signerd_main(const char *config_path, struct config *cfg, int fd,
-	    int keyfd) __attribute__((noreturn));
+void	signerd_main(const char *config_path, struct config *cfg,
+	    struct fileset *fs, int fd, int keyfd) __attribute__((noreturn));
 /* The front's TLS key when tls-key names a key in the token: a key whose
  * signatures are made by the signer over keyfd (keyop.c). */
 EVP_PKEY *keyop_front_key(int keyfd, X509 *cert, struct hsmca_err *e);
@@ -210,6 +215,7 @@ struct hsmcad {
 	SSL_CTX			*ssl;
 	struct store		*st;		/* read-only: the front writes nothing */
 	struct link		*link;		/* to the signer process */
+	struct ipc		*ctl;		/* from the parent: reloads */
 	int			 keyop_fd;	/* tls-key in the token: its
 						   signatures, from the signer */
 	int			 nconn;		/* open TLS connections */

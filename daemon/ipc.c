@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "hsmca/err.h"
+#include "hsmca/fileset.h"
 #include "hsmca/util.h"
 
 #include "ipc.h"
@@ -111,6 +114,66 @@ take(struct ipc_rd *r, size_t n)
 	p = r->p + r->off;
 	r->off += n;
 	return p;
+}
+
+void
+ipcb_fileset(struct ipc_buf *b, const struct fileset *fs)
+{
+	ipcb_u32(b, (uint32_t)fs->n);
+	for (size_t i = 0; i < fs->n; i++) {
+		const struct fileset_file *f = &fs->v[i];
+
+		ipcb_str(b, f->path);
+		ipcb_u32(b, (uint32_t)f->errnum);
+		ipcb_str(b, f->why != NULL ? f->why : "");
+		ipcb_u32(b, f->data != NULL);
+		ipcb_bytes(b, f->data, f->data != NULL ? f->len : 0);
+	}
+}
+
+/* A configuration names a few files: a bound on what a peer can make us
+ * allocate before the first byte of them. */
+#define IPC_FILESET_MAX	1024
+
+struct fileset *
+ipcr_fileset(struct ipc_rd *r)
+{
+	struct fileset *fs;
+	struct hsmca_err e;
+	char path[PATH_MAX], why[HSMCA_ERRMSG_MAX];
+	const unsigned char *data;
+	uint32_t n, errnum, has;
+	size_t len;
+
+	if ((n = ipcr_u32(r)) > IPC_FILESET_MAX || r->bad) {
+		r->bad = 1;
+		return NULL;
+	}
+	if ((fs = fileset_new()) == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		ipcr_str(r, path, sizeof(path));
+		errnum = ipcr_u32(r);
+		ipcr_str(r, why, sizeof(why));
+		has = ipcr_u32(r);
+		data = ipcr_view(r, &len, FILESET_FILE_MAX);
+		/* Read, or not with a reason; each path once. */
+		if (r->bad || has > 1 || (has && errnum != 0) ||
+		    (!has && (errnum == 0 || why[0] == '\0')) ||
+		    fileset_get(fs, path) != NULL) {
+			r->bad = 1;
+			break;
+		}
+		if (fileset_put(fs, path, has ? (data != NULL ? data :
+		    (const unsigned char *)"") : NULL, len, (int)errnum,
+		    has ? NULL : why, &e) != 0)
+			break;
+	}
+	if (r->bad || fs->n != n) {
+		fileset_free(fs);
+		return NULL;
+	}
+	return fs;
 }
 
 void

@@ -18,12 +18,15 @@ enum ipc_type {
 	IPC_ABANDON,		/* front -> signer: answered already (503) */
 	IPC_AUDIT,		/* front -> signer: record a refusal */
 	IPC_ISSUER,		/* front -> signer: generations changed, or a
-				   reload (body: u32 reload) */
+				   reload (body: u32 reload, then for a
+				   reload the parent's fileset) */
 	IPC_METRICS,		/* front -> signer: its signing counters */
 	IPC_METRICS_ANSWER,	/* signer -> front */
 	IPC_OCSP_ISSUER,	/* signer -> front: cache an issuer */
 	IPC_OCSP_PUT,		/* signer -> front: cache a response */
 	IPC_OCSP_EXPIRE,	/* signer -> front: drop lapsed unknowns */
+	IPC_CONFIG,		/* parent -> front: SIGHUP, the configuration
+				   and the files it names (a fileset) */
 	IPC_TYPE_MAX
 };
 
@@ -69,6 +72,12 @@ void	 ipcr_bytes(struct ipc_rd *r, unsigned char **out, size_t *len,
 	    size_t max);
 /* The same in place, valid while the message is. */
 const unsigned char *ipcr_view(struct ipc_rd *r, size_t *len, size_t max);
+/* A fileset (fileset.h), every file with its bytes or why it was not
+ * read. ipcr_fileset: a new set, or NULL (out of memory, or a field out
+ * of bounds: then bad is set). */
+struct fileset;
+void	 ipcb_fileset(struct ipc_buf *b, const struct fileset *fs);
+struct fileset *ipcr_fileset(struct ipc_rd *r);
 /* Every byte was read and nothing was out of bounds: 0, else -1. */
 int	 ipcr_end(struct ipc_rd *r);
 

@@ -267,12 +267,14 @@ link_pending(struct link *l)
 }
 
 void
-link_set_issuer(struct link *l, int reload)
+link_set_issuer(struct link *l, const struct fileset *reload)
 {
 	struct ipc_buf b;
 
 	memset(&b, 0, sizeof(b));
-	ipcb_u32(&b, reload ? 1 : 0);
+	ipcb_u32(&b, reload != NULL ? 1 : 0);
+	if (reload != NULL)
+		ipcb_fileset(&b, reload);
 	if (ipc_send(l->ipc, IPC_ISSUER, 0, &b) != 0)
 		fatalx("signer: cannot send a reload");
 	ipcb_free(&b);

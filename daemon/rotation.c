@@ -111,7 +111,7 @@ rotation_reload(struct hsmcad *d, const struct store_generation *v, size_t n)
 	}
 	runtime_unref(d->rt);
 	d->rt = rt;
-	link_set_issuer(d->link, 0);
+	link_set_issuer(d->link, NULL);
 	for (size_t i = 0; i < n; i++)
 		if (v[i].kind == STORE_GEN_ISSUING &&
 		    v[i].status == STORE_GEN_ACTIVE)

@@ -13,6 +13,7 @@
 
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
+#include "hsmca/fileset.h"
 
 #include "hsmcad.h"
 #include "log.h"
@@ -54,29 +55,20 @@ runtime_rebuild(const struct runtime *rt, struct store *st,
     struct hsmca_err *e)
 {
 	struct config *cfg = NULL;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *fp;
-	int ok;
+	struct fileset *fs;
 
-	/* A copy of the running config, not the file again: a rotation
-	 * must not pick up a half-edited file (that is SIGHUP's job). The
-	 * normalized form parses back to an equal config. */
-	if ((fp = open_memstream(&text, &len)) == NULL) {
+	/* The running config parsed again from the bytes it was read from,
+	 * not the files: a rotation must not pick up a half-edited file
+	 * (that is SIGHUP's job). */
+	if ((fs = fileset_dup(rt->fs)) == NULL) {
 		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		return NULL;
 	}
-	ok = config_print(rt->cfg, fp) == 0;
-	if (fclose(fp) != 0 || !ok) {
-		free(text);
-		err_set(e, HSMCA_ERR_INTERNAL, "cannot copy the running config");
+	if (config_load_fileset(fs, rt->cfg->path, &cfg, e) != 0) {
+		fileset_free(fs);
 		return NULL;
 	}
-	ok = config_parse(text, len, rt->cfg->path, &cfg, e) == 0;
-	free(text);
-	if (!ok)
-		return NULL;
-	return runtime_build(cfg, st, e);
+	return runtime_build(cfg, fs, st, e);
 }
 
 struct runtime *
@@ -99,6 +91,7 @@ runtime_unref(struct runtime *rt)
 	sk_X509_pop_free(rt->cacerts, X509_free);
 	free(rt->cacerts_p7);
 	config_free(rt->cfg);
+	fileset_free(rt->fs);
 	free(rt);
 }
 
@@ -121,21 +114,64 @@ add_pem_certs(STACK_OF(X509) *sk, X509_STORE *xs, const char *pem)
 	return 0;
 }
 
+/* Certificates (and CRLs) of a PEM file the snapshot holds into xs. */
+static int
+load_trust(X509_STORE *xs, const struct fileset *fs, const char *path,
+    struct hsmca_err *e)
+{
+	STACK_OF(X509_INFO) *infos = NULL;
+	const unsigned char *data;
+	size_t len;
+	BIO *b = NULL;
+	int n = 0, ret = -1;
+
+	if (fileset_data(fs, path, &data, &len, e) != 0)
+		return -1;
+	if ((b = BIO_new_mem_buf(data, (int)len)) == NULL ||
+	    (infos = PEM_X509_INFO_read_bio(b, NULL, NULL, NULL)) == NULL) {
+		err_set_ssl(e, HSMCA_ERR_CONFIG, "%s", path);
+		goto out;
+	}
+	for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *xi = sk_X509_INFO_value(infos, i);
+
+		if ((xi->x509 != NULL && !X509_STORE_add_cert(xs, xi->x509)) ||
+		    (xi->crl != NULL && !X509_STORE_add_crl(xs, xi->crl))) {
+			err_set_ssl(e, HSMCA_ERR_CONFIG, "%s", path);
+			goto out;
+		}
+		n += (xi->x509 != NULL) + (xi->crl != NULL);
+	}
+	if (n == 0) {
+		err_set(e, HSMCA_ERR_CONFIG, "%s holds no certificate", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(b);
+	return ret;
+}
+
 struct runtime *
-runtime_build(struct config *cfg, struct store *st, struct hsmca_err *e)
+runtime_build(struct config *cfg, struct fileset *fs, struct store *st,
+    struct hsmca_err *e)
 {
 	struct runtime *rt = NULL;
 	struct store_generation *v = NULL;
+	struct hsmca_err fe;
 	size_t n = 0;
 	time_t now = clock_now();
 
 	if ((rt = calloc(1, sizeof(*rt))) == NULL) {
 		config_free(cfg);
+		fileset_free(fs);
 		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		return NULL;
 	}
 	atomic_init(&rt->refs, 1);
 	rt->cfg = cfg;
+	rt->fs = fs;
 	if ((rt->ca_trust = X509_STORE_new()) == NULL ||
 	    (rt->cacerts = sk_X509_new(x509_cmp)) == NULL ||
 	    (rt->bootstrap = calloc(cfg->nest + 1, sizeof(X509_STORE *))) == NULL) {
@@ -148,17 +184,18 @@ runtime_build(struct config *cfg, struct store *st, struct hsmca_err *e)
 		if (f == NULL)
 			continue;
 		if ((rt->bootstrap[i] = X509_STORE_new()) == NULL ||
-		    X509_STORE_load_file(rt->bootstrap[i], f) != 1) {
-			err_set_ssl(e, HSMCA_ERR_CONFIG, "bootstrap-ca %s of EST "
-			    "label '%s' is unreadable", f, cfg->est[i].label);
+		    load_trust(rt->bootstrap[i], fs, f, &fe) != 0) {
+			err_set(e, HSMCA_ERR_CONFIG, "bootstrap-ca of EST label "
+			    "'%s' is unreadable: %s", cfg->est[i].label,
+			    rt->bootstrap[i] == NULL ? "out of memory" : fe.msg);
 			goto fail;
 		}
 	}
 	if (cfg->admin.client_ca != NULL &&
 	    ((rt->admin_trust = X509_STORE_new()) == NULL ||
-	    X509_STORE_load_file(rt->admin_trust, cfg->admin.client_ca) != 1)) {
-		err_set_ssl(e, HSMCA_ERR_CONFIG, "[admin] client-ca %s is "
-		    "unreadable", cfg->admin.client_ca);
+	    load_trust(rt->admin_trust, fs, cfg->admin.client_ca, &fe) != 0)) {
+		err_set(e, HSMCA_ERR_CONFIG, "[admin] client-ca is unreadable: "
+		    "%s", rt->admin_trust == NULL ? "out of memory" : fe.msg);
 		goto fail;
 	}
 	if (store_list_generations(st, &v, &n, e) != 0)

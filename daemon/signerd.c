@@ -17,6 +17,7 @@
 #include <event2/thread.h>
 #include <openssl/x509.h>
 
+#include "hsmca/fileset.h"
 #include "hsmca/ocsp.h"
 
 #include "hsmcad.h"
@@ -126,22 +127,24 @@ signerd_job(struct signerd *sd, uint64_t id, struct ipc_rd *r)
 	signer_submit(sd->signer, job);
 }
 
-/* The generations changed, or (reload) the config did. */
+/* The generations changed, or (a reload) the config did: fs is the
+ * snapshot the front loaded, the very bytes it parsed. */
 static void
-signerd_issuer(struct signerd *sd, int reload)
+signerd_issuer(struct signerd *sd, struct fileset *fs)
 {
 	struct config *cfg = NULL;
 	struct runtime *rt;
 	struct hsmca_err e;
 
 	err_clear(&e);
-	if (reload) {
-		if (config_load(sd->config_path, &cfg, &e) != 0) {
+	if (fs != NULL) {
+		if (config_load_fileset(fs, sd->config_path, &cfg, &e) != 0) {
 			log_warnx("signer: reload refused, keeping the running "
 			    "config: %s", e.msg);
+			fileset_free(fs);
 			return;
 		}
-		rt = runtime_build(cfg, sd->st, &e);
+		rt = runtime_build(cfg, fs, sd->st, &e);
 	} else
 		rt = runtime_rebuild(sd->rt, sd->st, &e);
 	if (rt == NULL) {
@@ -163,6 +166,7 @@ signerd_msg(struct ipc *c, uint32_t type, uint64_t id, struct ipc_rd *r,
 	struct signerd *sd = arg;
 	struct signer_job *job;
 	struct ipc_buf b;
+	struct fileset *fs;
 	char actor[512], object[256], detail[HSMCA_ERRMSG_MAX];
 	uint32_t reload;
 
@@ -187,9 +191,12 @@ signerd_msg(struct ipc *c, uint32_t type, uint64_t id, struct ipc_rd *r,
 		break;
 	case IPC_ISSUER:
 		reload = ipcr_u32(r);
-		if (ipcr_end(r) != 0)
+		fs = NULL;
+		if (reload == 1 && (fs = ipcr_fileset(r)) == NULL && !r->bad)
+			fatalx("signer: out of memory for a reload");
+		if (reload > 1 || ipcr_end(r) != 0)
 			fatalx("signer: a malformed reload");
-		signerd_issuer(sd, reload != 0);
+		signerd_issuer(sd, fs);
 		break;
 	case IPC_METRICS:
 		if (ipcr_end(r) != 0)
@@ -264,7 +271,8 @@ mirror_expire(time_t now, void *arg)
 }
 
 void
-signerd_main(const char *config_path, struct config *cfg, int fd, int keyfd)
+signerd_main(const char *config_path, struct config *cfg, struct fileset *fs,
+    int fd, int keyfd)
 {
 	struct signerd sd;
 	struct hsm *h = NULL;
@@ -299,7 +307,7 @@ signerd_main(const char *config_path, struct config *cfg, int fd, int keyfd)
 	daemon_forget_env_pin(cfg);
 	if (store_open(cfg->store.path, &sd.st, &e) != 0)
 		fatalx("%s", e.msg);
-	if ((sd.rt = runtime_build(cfg, sd.st, &e)) == NULL)
+	if ((sd.rt = runtime_build(cfg, fs, sd.st, &e)) == NULL)
 		fatalx("%s", e.msg);
 	cfg = sd.rt->cfg;
 	if (evthread_use_pthreads() != 0 || (sd.base = event_base_new()) == NULL)

@@ -336,6 +336,27 @@ check "the reload did not log in to the token again" test "$(grep -c "logged in 
 est_post simpleenroll "$WORK/dev1e.b64" $ISSUED
 check "enrollment still works after the reload" test "$STATUS" = 200
 
+# A change of the generations (a new one made beside the active one) has
+# the daemon rebuild what it issues with from the running config, parsed
+# again from the bytes it was read from: the CA profiles keep excluding
+# the appliance's names (they were lost at such a rebuild before).
+gens=$(grep -c "CA generations changed" "$CADIR/hsmcad.log")
+expect_ok "a new generation is made while hsmcad runs" hsmca ca rotate
+i=0
+until [ "$(grep -c "CA generations changed" "$CADIR/hsmcad.log")" -gt "$gens" ] || [ $i -ge 200 ]; do
+	i=$((i + 1)); sleep 0.05
+done
+check "hsmcad sees the generations change" \
+	test "$(grep -c "CA generations changed" "$CADIR/hsmcad.log")" -gt "$gens"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/skg3.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $BOOT \
+	-H "Content-Type: application/pkcs10" --data-binary "@$WORK/gw.b64" "$EDGE/serverkeygen")
+check "an edge CA is issued after the change: 200" test "$STATUS" = 200
+p7_certs "$WORK/skg3.out" 2 >"$WORK/skg3.pem"
+run openssl x509 -in "$WORK/skg3.pem" -noout -ext nameConstraints
+check "it still excludes the appliance's name" \
+	sh -c "grep -q 'Name Constraints: critical' '$WORK/last.out' && grep -q 'DNS:localhost' '$WORK/last.out'"
+
 # Refused enrollments are in the audit log (recorded off the event loop,
 # so poll), with who was refused and why; the chain still verifies.
 i=0
