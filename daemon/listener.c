@@ -279,6 +279,11 @@ listener_refuse_cb(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 	int s;
 
+	/* A reload raised the cap: evhttp's listener takes what waits. */
+	if (!listener_full(l)) {
+		listener_update(l);
+		return;
+	}
 	for (int i = 0; i < LISTENER_REFUSE_BATCH; i++) {
 		if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
 		    SOCK_CLOEXEC)) == -1) {
