@@ -287,8 +287,6 @@ drain_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static struct evhttp_bound_socket *https_socket, *http_socket, *admin_socket;
-
 /* The request bodies of the admin API: a command line and the files it
  * reads (a list of serials to revoke, a CSR). */
 #define ADMIN_BODY_MAX	(48 * 1024 * 1024)
@@ -306,18 +304,7 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	log_info("%s: draining %d in-flight requests", sig == SIGTERM ?
 	    "SIGTERM" : "SIGINT", d->inflight);
 	checkpoint_now(d);	/* the last records, signed before exit */
-	if (https_socket != NULL) {
-		evhttp_del_accept_socket(d->https, https_socket);
-		https_socket = NULL;
-	}
-	if (http_socket != NULL) {
-		evhttp_del_accept_socket(d->http, http_socket);
-		http_socket = NULL;
-	}
-	if (admin_socket != NULL) {
-		evhttp_del_accept_socket(d->admin, admin_socket);
-		admin_socket = NULL;
-	}
+	listener_stop_all();
 	if ((d->drain_ev = event_new(d->base, -1, EV_PERSIST, drain_tick,
 	    d)) == NULL)
 		event_base_loopexit(d->base, NULL);
@@ -472,16 +459,6 @@ front_http(struct hsmcad *d, size_t max_body, void (*cb)(struct
 	return http;
 }
 
-static struct evhttp_bound_socket *
-front_accept(struct evhttp *http, int fd)
-{
-	struct evhttp_bound_socket *bs;
-
-	if ((bs = evhttp_accept_socket_with_handle(http, fd)) == NULL)
-		fatalx("cannot accept on an inherited socket");
-	return bs;
-}
-
 /* The front process: never returns. */
 static void __attribute__((noreturn))
 front_main(struct hsmcad *d, struct config *cfg, struct fileset *fs,
@@ -523,28 +500,27 @@ front_main(struct hsmcad *d, struct config *cfg, struct fileset *fs,
 	d->keyop_fd = keyfd;
 
 	d->https = front_http(d, cfg->daemon.max_body, est_handle);
-	https_socket = front_accept(d->https, ls->https);
+	listener_start(d, LISTENER_EST, d->https, ls->https);
 	if (ls->http != -1) {
 		/* Plain HTTP for relying parties: CRLs (RFC 5280 4.2.1.13)
 		 * and OCSP (RFC 6960: POST bodies of one small request). */
 		d->http = front_http(d, OCSP_REQUEST_MAX_BYTES, crl_handle);
-		evhttp_set_bevcb(d->http, tls_plain_bevcb, d);
-		http_socket = front_accept(d->http, ls->http);
+		listener_start(d, LISTENER_HTTP, d->http, ls->http);
 	}
 	if (ls->admin != -1) {
 		/* Operators: the same TLS context, trust checked per request
 		 * against [admin] client-ca. */
 		d->admin = front_http(d, ADMIN_BODY_MAX, admin_handle);
-		admin_socket = front_accept(d->admin, ls->admin);
+		listener_start(d, LISTENER_ADMIN, d->admin, ls->admin);
 	}
+	/* The sandbox allows reading the limit only. */
+	if (listener_nofile_check(d, &e) != 0)
+		fatalx("%s", e.msg);
 	if (getenv("HSMCA_NOW") != NULL)
 		log_warnx("HSMCA_NOW is set: every date decision uses %s, not "
 		    "the system clock (tests only)", getenv("HSMCA_NOW"));
 	if ((d->ssl = tls_server_ctx(d, &e)) == NULL)
 		fatalx("%s", e.msg);
-	evhttp_set_bevcb(d->https, tls_bevcb, d);
-	if (d->admin != NULL)
-		evhttp_set_bevcb(d->admin, tls_bevcb, d);
 
 	/* Files read (the TLS key, trust): root is not needed any more. */
 	daemon_drop_privileges(cfg->daemon.user);

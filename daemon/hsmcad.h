@@ -218,7 +218,8 @@ struct hsmcad {
 	struct ipc		*ctl;		/* from the parent: reloads */
 	int			 keyop_fd;	/* tls-key in the token: its
 						   signatures, from the signer */
-	int			 nconn;		/* open TLS connections */
+	int			 nconn;		/* open connections, every
+						   listener (listener.c) */
 	int			 inflight;	/* requests not yet answered */
 	int			 draining;
 	struct event		*drain_ev;	/* SIGTERM: waits for in-flight work */
@@ -239,8 +240,36 @@ struct hsmcad {
 	struct rotation		*rotation;	/* daemon/rotation.c */
 };
 
+/* The front's listeners (listener.c): each connection counted from its
+ * accept to its close against the listener's cap and the descriptor
+ * limit; over either, a new connection is closed at once. */
+enum listener_kind {
+	LISTENER_EST,		/* [daemon] listen, max-connections */
+	LISTENER_ADMIN,		/* [admin] listen, max-connections */
+	LISTENER_HTTP,		/* [daemon] http-listen, max-http-connections */
+	LISTENER_MAX
+};
+struct listener;
+struct evbuffer;
+/* Serve http on the inherited listening socket fd. */
+void	listener_start(struct hsmcad *d, enum listener_kind kind,
+	    struct evhttp *http, int fd);
+/* Once the listeners are started, before the sandbox: raise the
+ * descriptor limit to the hard limit if the caps need it; an error if
+ * they do not fit even then. */
+int	listener_nofile_check(struct hsmcad *d, struct hsmca_err *e);
+/* Stop accepting, for good (SIGTERM). */
+void	listener_stop_all(void);
+/* tls.c: a connection was accepted on l, and closed. */
+struct hsmcad *listener_daemon(struct listener *l);
+void	listener_opened(struct listener *l);
+void	listener_closed(struct listener *l);
+/* GET /metrics: connections open, refused and accept failures. */
+void	listener_metrics(struct evbuffer *b);
+
 /* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
 SSL_CTX	*tls_server_ctx(struct hsmcad *d, struct hsmca_err *e);
+/* evhttp's bufferevent callbacks, arg the listener (listener_start). */
 struct bufferevent *tls_bevcb(struct event_base *base, void *arg);
 /* The plain HTTP listener's connections (CRL, OCSP): no TLS, the same
  * request deadline. */

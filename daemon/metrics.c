@@ -342,10 +342,8 @@ metrics_reply(struct hsmcad *d, struct evhttp_request *req)
 	revocation(d, b, now);
 	evbuffer_add_printf(b, "# HELP hsmca_requests_in_flight Requests "
 	    "not yet answered.\n# TYPE hsmca_requests_in_flight gauge\n"
-	    "hsmca_requests_in_flight %d\n"
-	    "# HELP hsmca_connections Open TLS connections.\n"
-	    "# TYPE hsmca_connections gauge\nhsmca_connections %d\n",
-	    d->inflight, d->nconn);
+	    "hsmca_requests_in_flight %d\n", d->inflight);
+	listener_metrics(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, 200, "OK", b);

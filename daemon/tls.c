@@ -33,7 +33,6 @@ static int chain_index = -1;	/* a resumed session's intermediates */
  * a device whose certificate chains through an intermediate would be
  * refused once it resumed. */
 #define TICKET_CHAIN_MAX	8192
-static struct hsmcad *plain_daemon;	/* tls_plain_bevcb's, for the timeout */
 
 /*
  * One accepted connection. evhttp's timeout is an idle timeout: a client
@@ -50,18 +49,23 @@ static struct hsmcad *plain_daemon;	/* tls_plain_bevcb's, for the timeout */
  * connection (tls_conn_hold) while the signer works, so the struct
  * outlives its bufferevent when the client leaves first.
  *
- * TLS connections: allocated with the bufferevent, gone with the SSL object
- * (conn_free_cb). Plain HTTP: allocated at the first byte (a connection that
- * sends nothing meets evhttp's idle timeout), gone with evhttp's connection
- * (its close callback).
+ * Both are allocated with the bufferevent, at the accept, and counted on
+ * their listener from then on (listener.c). TLS connections are gone with
+ * the SSL object (conn_free_cb), plain HTTP ones with evhttp's connection
+ * (its close callback, set first thing after the accept: plain_adopt).
  */
 struct tls_conn {
 	struct hsmcad		*d;
+	struct listener		*l;		/* counted there until gone */
 	struct bufferevent	*bev;		/* NULL: the connection is gone */
 	struct event		*deadline;
 	struct evbuffer_cb_entry *in_cb, *out_cb;
 	int			 busy;		/* requests being answered */
+	int			 adopting;	/* plain: evhttp's connection
+						   not yet known */
 };
+
+static void plain_adopt(struct tls_conn *);
 
 static void
 conn_deadline_arm(struct tls_conn *c)
@@ -77,6 +81,10 @@ conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct tls_conn *c = arg;
 	evutil_socket_t sock;
 
+	if (c->adopting) {
+		plain_adopt(c);
+		return;
+	}
 	/* Reading is off while evhttp answers a request. */
 	if (c->busy > 0 || !(bufferevent_get_enabled(c->bev) & EV_READ)) {
 		conn_deadline_arm(c);
@@ -178,7 +186,7 @@ conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 
 	if (c == NULL)
 		return;
-	c->d->nconn--;
+	listener_closed(c->l);
 	conn_detach(c);
 	if (c->busy == 0)
 		free(c);
@@ -325,7 +333,8 @@ client_hello_cb(SSL *ssl, int *alert, void *arg)
 {
 	struct hsmcad *d = arg;
 
-	if (d->draining || d->nconn > d->rt->cfg->daemon.max_connections) {
+	/* The connection cap is the listener's, at the accept. */
+	if (d->draining) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
@@ -423,7 +432,8 @@ out:
 struct bufferevent *
 tls_bevcb(struct event_base *base, void *arg)
 {
-	struct hsmcad *d = arg;
+	struct listener *l = arg;
+	struct hsmcad *d = listener_daemon(l);
 	struct bufferevent *bev;
 	struct tls_conn *c;
 	SSL *ssl;
@@ -435,7 +445,8 @@ tls_bevcb(struct event_base *base, void *arg)
 		free(c);
 		return NULL;
 	}
-	d->nconn++;
+	c->l = l;
+	listener_opened(l);
 	/* From here c goes with the SSL object (conn_free_cb). */
 	SSL_set_ex_data(ssl, conn_index, c);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
@@ -453,59 +464,64 @@ tls_bevcb(struct event_base *base, void *arg)
 	return bev;
 }
 
-/* evhttp frees a plain connection c had a deadline on. */
+/* evhttp frees a plain connection (NULL: it never had one). */
 static void
 plain_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct tls_conn *c = arg;
 
+	listener_closed(c->l);
 	conn_detach(c);
 	free(c);
 }
 
-/* The first bytes of a plain connection: from now on it has a deadline. */
+/* Just after the accept, on the loop's same turn: evhttp has made its
+ * connection of c's bufferevent, and its close callback says when c goes.
+ * evhttp owns the bufferevent's callbacks, and their argument is its
+ * connection: the one way to learn it. No callbacks: evhttp let the
+ * bufferevent go at once (out of memory); the reference tls_plain_bevcb
+ * took kept it for this look. */
 static void
-plain_first_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg)
+plain_adopt(struct tls_conn *c)
 {
-	struct bufferevent *bev = arg;
-	struct evhttp_connection *evcon;
+	struct bufferevent *bev = c->bev;
 	bufferevent_event_cb eventcb = NULL;
 	void *cbarg = NULL;
-	struct tls_conn *c;
 
-	if (info->n_added == 0)
-		return;
-	evbuffer_remove_cb(buf, plain_first_input, bev);
-	/* evhttp owns the bufferevent's callbacks, and their argument is
-	 * its connection: the one way to learn when it goes. */
+	c->adopting = 0;
 	bufferevent_getcb(bev, NULL, NULL, &eventcb, &cbarg);
-	if (eventcb == NULL || (evcon = cbarg) == NULL)
-		return;
-	if ((c = conn_new(plain_daemon, bufferevent_get_base(bev))) == NULL)
-		return;
-	if (conn_attach(c, bev) == -1) {
-		conn_detach(c);
-		free(c);
-		return;
-	}
-	evhttp_connection_set_closecb(evcon, plain_closed, c);
-	conn_deadline_arm(c);
+	if (eventcb != NULL && cbarg != NULL)
+		evhttp_connection_set_closecb(cbarg, plain_closed, c);
+	else
+		plain_closed(NULL, c);
+	bufferevent_decref(bev);
 }
 
 struct bufferevent *
 tls_plain_bevcb(struct event_base *base, void *arg)
 {
+	struct listener *l = arg;
 	struct bufferevent *bev;
+	struct tls_conn *c;
 
-	plain_daemon = arg;
 	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE))
 	    == NULL)
 		return NULL;
-	if (evbuffer_add_cb(bufferevent_get_input(bev), plain_first_input,
-	    bev) == NULL) {
+	if ((c = conn_new(listener_daemon(l), base)) == NULL ||
+	    conn_attach(c, bev) == -1) {
+		if (c != NULL) {
+			conn_detach(c);
+			free(c);
+		}
 		bufferevent_free(bev);
 		return NULL;
 	}
+	c->l = l;
+	listener_opened(l);
+	/* A request's clock starts at its first byte (conn_input_cb); a
+	 * connection that sends nothing meets evhttp's idle timeout. */
+	c->adopting = 1;
+	bufferevent_incref(bev);
+	event_active(c->deadline, EV_TIMEOUT, 1);
 	return bev;
 }

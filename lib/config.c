@@ -69,7 +69,8 @@
  *	max-header-size = 8k                       1k..1m
  *	max-headers = 50                           1..1000
  *	timeout = 10s                              duration, 1s..1h
- *	max-connections = 1024                     1..100000
+ *	max-connections = 1024                     EST, 1..100000
+ *	max-http-connections = 1024                http-listen, 1..100000
  *	retry-after = 30s                          duration, 1s..1h
  *	crl-delay = 2s                             revocation to CRL, 1s..1h
  *	audit-checkpoint-interval = 1h             1s..7d
@@ -77,6 +78,7 @@
  *	[admin]              the operators' listener (hsmcad); every key optional
  *	listen = none                              HOST:PORT (JSON over mutual TLS)
  *	client-ca = /etc/hsmca/operator-ca.pem     operators' CA, required with listen
+ *	max-connections = 64                       1..100000
  *	admins = CN=alice, sha256:HEX              identities with each role: a
  *	operators = CN=factory-1                   client certificate's CN=... or
  *	auditors = none                            sha256: fingerprint, or none
@@ -201,6 +203,7 @@ enum key {
 	K_D_MAX_HEADERS,
 	K_D_TIMEOUT,
 	K_D_MAX_CONNECTIONS,
+	K_D_MAX_HTTP_CONNECTIONS,
 	K_D_SESSION_TICKETS,
 	K_D_RETRY_AFTER,
 	K_D_CRL_DELAY,
@@ -208,6 +211,7 @@ enum key {
 	K_D_LOG,
 	K_A_LISTEN,
 	K_A_CLIENT_CA,
+	K_A_MAX_CONNECTIONS,
 	K_A_ADMINS,
 	K_A_OPERATORS,
 	K_A_AUDITORS,
@@ -268,6 +272,7 @@ static const struct config_key {
 	[K_D_MAX_HEADERS] =		{ SEC_DAEMON, "max-headers" },
 	[K_D_TIMEOUT] =			{ SEC_DAEMON, "timeout" },
 	[K_D_MAX_CONNECTIONS] =		{ SEC_DAEMON, "max-connections" },
+	[K_D_MAX_HTTP_CONNECTIONS] =	{ SEC_DAEMON, "max-http-connections" },
 	[K_D_SESSION_TICKETS] =		{ SEC_DAEMON, "session-tickets" },
 	[K_D_RETRY_AFTER] =		{ SEC_DAEMON, "retry-after" },
 	[K_D_CRL_DELAY] =		{ SEC_DAEMON, "crl-delay" },
@@ -276,6 +281,7 @@ static const struct config_key {
 	[K_D_LOG] =			{ SEC_DAEMON, "log" },
 	[K_A_LISTEN] =			{ SEC_ADMIN, "listen" },
 	[K_A_CLIENT_CA] =		{ SEC_ADMIN, "client-ca" },
+	[K_A_MAX_CONNECTIONS] =		{ SEC_ADMIN, "max-connections" },
 	[K_A_ADMINS] =			{ SEC_ADMIN, "admins" },
 	[K_A_OPERATORS] =		{ SEC_ADMIN, "operators" },
 	[K_A_AUDITORS] =		{ SEC_ADMIN, "auditors" },
@@ -515,6 +521,8 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 	cfg->daemon.max_headers = 50;
 	cfg->daemon.timeout = 10;
 	cfg->daemon.max_connections = 1024;
+	cfg->daemon.max_http_connections = 1024;
+	cfg->admin.max_connections = 64;
 	cfg->daemon.retry_after = 30;
 	cfg->daemon.crl_delay = 2;
 	cfg->daemon.audit_checkpoint_interval = 3600;
@@ -1309,6 +1317,12 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 	case K_D_MAX_CONNECTIONS:
 		return set_int(st, key, v, 1, CONFIG_CONNECTIONS_MAX,
 		    &d->max_connections);
+	case K_D_MAX_HTTP_CONNECTIONS:
+		return set_int(st, key, v, 1, CONFIG_CONNECTIONS_MAX,
+		    &d->max_http_connections);
+	case K_A_MAX_CONNECTIONS:
+		return set_int(st, key, v, 1, CONFIG_CONNECTIONS_MAX,
+		    &cfg->admin.max_connections);
 	case K_D_SESSION_TICKETS:
 		if (parse_bool(v, &d->session_tickets) == -1)
 			return perr(st, st->lineno, "session-tickets must be "
@@ -2090,6 +2104,7 @@ print_daemon(FILE *fp, const struct config_daemon *d)
 	print_int(fp, "max-headers", d->max_headers);
 	print_dur(fp, "timeout", d->timeout);
 	print_int(fp, "max-connections", d->max_connections);
+	print_int(fp, "max-http-connections", d->max_http_connections);
 	print_bool(fp, "session-tickets", d->session_tickets);
 	print_dur(fp, "retry-after", d->retry_after);
 	print_dur(fp, "crl-delay", d->crl_delay);
@@ -2104,6 +2119,7 @@ print_admin(FILE *fp, const struct config_admin *a)
 	fputs("\n[admin]\n", fp);
 	print_opt(fp, "listen", a->listen);
 	print_opt(fp, "client-ca", a->client_ca);
+	print_int(fp, "max-connections", a->max_connections);
 	print_opt(fp, "admins", a->roles[CONFIG_ROLE_ADMIN]);
 	print_opt(fp, "operators", a->roles[CONFIG_ROLE_OPERATOR]);
 	print_opt(fp, "auditors", a->roles[CONFIG_ROLE_AUDITOR]);

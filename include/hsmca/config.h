@@ -53,7 +53,8 @@ struct config_daemon {
 	int64_t	 max_header_size;	/* bytes, all headers together */
 	int	 max_headers;		/* header lines */
 	int64_t	 timeout;		/* seconds: read, write, idle */
-	int	 max_connections;
+	int	 max_connections;	/* open at once on listen */
+	int	 max_http_connections;	/* open at once on http-listen */
 	int	 session_tickets;	/* TLS 1.3 tickets, TLS 1.2 ones */
 	int	 retry_after;		/* seconds, in 503 answers */
 	int64_t	 crl_delay;		/* seconds from a revocation to its CRL */
@@ -77,6 +78,7 @@ enum config_role {
 struct config_admin {
 	char	*listen;		/* "HOST:PORT"; NULL: none */
 	char	*client_ca;		/* PEM: operators' CA certificates */
+	int	 max_connections;	/* open at once on listen */
 	char	*roles[CONFIG_ROLE_MAX];	/* "CN=x, sha256:HEX"; NULL: none */
 };
 

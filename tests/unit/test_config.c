@@ -98,6 +98,9 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->daemon.max_headers, b->daemon.max_headers);
 	assert_int_equal(a->daemon.timeout, b->daemon.timeout);
 	assert_int_equal(a->daemon.max_connections, b->daemon.max_connections);
+	assert_int_equal(a->daemon.max_http_connections,
+	    b->daemon.max_http_connections);
+	assert_int_equal(a->admin.max_connections, b->admin.max_connections);
 	assert_int_equal(a->daemon.retry_after, b->daemon.retry_after);
 	assert_true(str_eq(a->daemon.log, b->daemon.log));
 	assert_int_equal(a->nest, b->nest);
@@ -322,6 +325,8 @@ test_daemon_est(void **state)
 	assert_int_equal(cfg->daemon.max_headers, 1000);
 	assert_int_equal(cfg->daemon.timeout, 60);
 	assert_int_equal(cfg->daemon.max_connections, 100000);
+	assert_int_equal(cfg->daemon.max_http_connections, 5000);
+	assert_int_equal(cfg->admin.max_connections, 64);
 	assert_int_equal(cfg->daemon.retry_after, 120);
 	assert_string_equal(cfg->daemon.log, "syslog");
 	/* Labels in file order; no implicit default besides the file's. */
@@ -361,6 +366,8 @@ test_daemon_est(void **state)
 	assert_int_equal(cfg->daemon.max_headers, 50);
 	assert_int_equal(cfg->daemon.timeout, 10);
 	assert_int_equal(cfg->daemon.max_connections, 1024);
+	assert_int_equal(cfg->daemon.max_http_connections, 1024);
+	assert_int_equal(cfg->admin.max_connections, 64);
 	assert_int_equal(cfg->daemon.retry_after, 30);
 	assert_string_equal(cfg->daemon.log, "stderr");
 	assert_int_equal(cfg->nest, 1);
@@ -378,6 +385,8 @@ test_daemon_est(void **state)
 	    "listen = localhost:65535\nmax-body = 16m\n"
 	    "max-header-size = 1k\nmax-headers = 1\ntimeout = 1h\n"
 	    "retry-after = 1s\nmax-connections = 1\nworkers = 256\n"
+	    "max-http-connections = 1\n"
+	    "[admin]\nmax-connections = 100000\n"
 	    "[est only]\nprofile = server\n");
 	assert_null(cfg->daemon.http_listen);
 	assert_null(cfg->daemon.tls_key);
@@ -387,6 +396,9 @@ test_daemon_est(void **state)
 	assert_int_equal(cfg->daemon.timeout, 3600);
 	assert_int_equal(cfg->daemon.retry_after, 1);
 	assert_int_equal(cfg->daemon.workers, 256);
+	assert_int_equal(cfg->daemon.max_connections, 1);
+	assert_int_equal(cfg->daemon.max_http_connections, 1);
+	assert_int_equal(cfg->admin.max_connections, 100000);
 	assert_int_equal(cfg->nest, 1);
 	assert_null(config_est_label(cfg, ""));
 	assert_non_null(config_est_label(cfg, "only"));
@@ -456,6 +468,8 @@ test_defaults(void **state)
 	assert_int_equal(cfg->daemon.max_headers, 50);
 	assert_int_equal(cfg->daemon.timeout, 10);
 	assert_int_equal(cfg->daemon.max_connections, 1024);
+	assert_int_equal(cfg->daemon.max_http_connections, 1024);
+	assert_int_equal(cfg->admin.max_connections, 64);
 	assert_int_equal(cfg->daemon.retry_after, 30);
 	assert_string_equal(cfg->daemon.log, "stderr");
 	assert_int_equal(cfg->nest, 2);
@@ -513,6 +527,8 @@ static const struct refusal refusals[] = {
 	{ BASE "[admin]\nlisten = 127.0.0.1:8444\n", 0, 7,
 	    "[admin] listen needs client-ca" },
 	{ BASE "[admin]\nadmins = alice\n", 0, 8, "is not an identity" },
+	{ BASE "[admin]\nmax-connections = 0\n", 0, 8, "max-connections must "
+	    "be a number from 1 to 100000" },
 	{ BASE "[admin]\nauditors = sha256:abc\n", 0, 8, "is not an identity" },
 	{ BASE "[admin]\noperators = ,\n", 0, 8, "needs an identity" },
 	{ BASE "[remote]\nserver = http://x:1\n", 0, 8, "https:// URL" },
@@ -664,6 +680,9 @@ static const struct refusal refusals[] = {
 	{ D "max-connections = 0\n", 0, 8, "max-connections must be a number "
 	    "from 1 to 100000" },
 	{ D "max-connections = 100001\n", 0, 8, "from 1 to 100000" },
+	{ D "max-http-connections = 0\n", 0, 8, "max-http-connections must "
+	    "be a number from 1 to 100000" },
+	{ D "max-http-connections = 1e3\n", 0, 8, "from 1 to 100000" },
 	{ D "session-tickets = 1\n", 0, 8, "session-tickets must be true or "
 	    "false" },
 	{ D "retry-after = 0\n", 0, 8, "retry-after: must be from 1s to 1h" },
