@@ -47,6 +47,7 @@
 #include "hsmcad.h"
 #include "ipc.h"
 #include "log.h"
+#include "preflight.h"
 #include "sandbox.h"
 
 #define DRAIN_TICK_MS	50
@@ -82,8 +83,9 @@ config_path(const char *arg)
 }
 
 /* "HOST:PORT" or "[V6]:PORT" */
-static int
-split_hostport(const char *s, char *host, size_t hlen, unsigned short *port)
+int
+daemon_split_hostport(const char *s, char *host, size_t hlen,
+    unsigned short *port)
 {
 	const char *colon;
 	long v;
@@ -120,7 +122,7 @@ listen_socket(const char *what, const char *addr)
 	unsigned short port;
 	int fd, one = 1, rc;
 
-	if (split_hostport(addr, host, sizeof(host), &port) != 0)
+	if (daemon_split_hostport(addr, host, sizeof(host), &port) != 0)
 		fatalx("%s: bad address %s", what, addr);
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	memset(&hints, 0, sizeof(hints));
@@ -166,11 +168,12 @@ void
 daemon_drop_privileges(const char *user)
 {
 	struct passwd *pw;
+	char why[256];
 
 	if (user == NULL)
 		return;
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx("user %s does not exist", user);
+	if (preflight_user(user, &pw, why, sizeof(why)) != 0)
+		fatalx("%s", why);
 	if (geteuid() == 0) {
 		if (setgroups(1, &pw->pw_gid) == -1 ||
 		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
@@ -178,8 +181,7 @@ daemon_drop_privileges(const char *user)
 			fatal("cannot drop privileges to %s", user);
 		if (setuid(0) != -1)
 			fatalx("could regain root after dropping it");
-	} else if (geteuid() != pw->pw_uid)
-		fatalx("running as uid %u, cannot become %s", geteuid(), user);
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("PR_SET_NO_NEW_PRIVS");
 	log_info("running as %s", user);
@@ -354,51 +356,39 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	front_status('R');
 }
 
-/* -t: everything that can be checked without the token. */
+/* A problem preflight_check found, for -t and for the start-up (which
+ * logs to standard error until it detaches). */
+static void
+check_problem(const char *msg, void *arg)
+{
+	warnx("%s", msg);
+}
+
+static void
+startup_problem(const char *msg, void *arg)
+{
+	log_warnx("%s", msg);
+}
+
+/* -t: what the start-up checks before it starts (preflight.c), without
+ * the token, the ports or the store: every problem, one line each. */
 static int
 check_config(const char *path)
 {
 	struct config *cfg = NULL;
 	struct hsmca_err e;
-	SSL_CTX *ctx = NULL;
-	int ok = 0;
+	int n;
 
 	if (config_load(path, &cfg, &e) != 0) {
 		fprintf(stderr, "hsmcad: %s\n", e.msg);
 		return 1;
 	}
-	if (cfg->daemon.tls_cert == NULL || cfg->daemon.tls_key == NULL)
-		fprintf(stderr, "hsmcad: [daemon] tls-cert and tls-key are required\n");
-	else if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
-	    !SSL_CTX_use_certificate_chain_file(ctx, cfg->daemon.tls_cert))
-		fprintf(stderr, "hsmcad: tls-cert %s is unreadable\n",
-		    cfg->daemon.tls_cert);
-	else if (strncmp(cfg->daemon.tls_key, "pkcs11:", 7) != 0 &&
-	    (!SSL_CTX_use_PrivateKey_file(ctx, cfg->daemon.tls_key,
-	    SSL_FILETYPE_PEM) || !SSL_CTX_check_private_key(ctx)))
-		fprintf(stderr, "hsmcad: tls-key %s is unreadable or does not "
-		    "match tls-cert\n", cfg->daemon.tls_key);
-	else
-		ok = 1;
-	for (size_t i = 0; ok && i < cfg->nest; i++) {
-		X509_STORE *xs;
-
-		if (cfg->est[i].bootstrap_ca == NULL)
-			continue;
-		if ((xs = X509_STORE_new()) == NULL ||
-		    X509_STORE_load_file(xs, cfg->est[i].bootstrap_ca) != 1) {
-			fprintf(stderr, "hsmcad: bootstrap-ca %s of EST label "
-			    "'%s' is unreadable\n", cfg->est[i].bootstrap_ca,
-			    cfg->est[i].label);
-			ok = 0;
-		}
-		X509_STORE_free(xs);
-	}
-	SSL_CTX_free(ctx);
+	n = preflight_check(cfg, check_problem, NULL);
 	config_free(cfg);
-	if (ok)
-		printf("configuration OK\n");
-	return ok ? 0 : 1;
+	if (n != 0)
+		return 1;
+	printf("configuration OK\n");
+	return 0;
 }
 
 /* The listening sockets the parent made for the front. */
@@ -768,8 +758,10 @@ main(int argc, char *argv[])
 	log_init(0, verbose);
 	if (config_load(d.config_path, &cfg, &e) != 0)
 		fatalx("%s", e.msg);
-	if (cfg->daemon.tls_cert == NULL || cfg->daemon.tls_key == NULL)
-		fatalx("[daemon] tls-cert and tls-key are required");
+	/* What -t checks: every problem, on standard error, before any
+	 * detach. */
+	if (preflight_check(cfg, startup_problem, NULL) != 0)
+		exit(1);
 	signal(SIGPIPE, SIG_IGN);
 	/* Detach before any PKCS#11 state exists (only the signer ever has
 	 * any, after the fork). */

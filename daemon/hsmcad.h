@@ -185,6 +185,9 @@ int	keyop_serve(struct event_base *base, struct signer *s, int keyfd,
 /* Shared by the processes (hsmcad.c). */
 void	daemon_drop_privileges(const char *user);
 void	daemon_forget_env_pin(const struct config *cfg);
+/* "HOST:PORT" or "[V6]:PORT" of a listener: 0, or -1. */
+int	daemon_split_hostport(const char *s, char *host, size_t hlen,
+	    unsigned short *port);
 
 /* ---- the front ---- */
 
