@@ -219,6 +219,71 @@ write_pidfile(const char *path)
 		fatalx("pidfile: %s", e.msg);
 }
 
+/* -d: the daemon goes on in a child, in a session of its own; the
+ * process started waits until it is ready (the pidfile written, the
+ * listeners bound, the signer logged in, the front serving) and exits
+ * 0, or, once the daemon is gone, exits 1 with the first fatal error of
+ * the start-up, whichever process it was in: `hsmcad -d && cat pidfile`
+ * works, and a failed start-up is not a success. Returns in the daemon,
+ * with the pipe's end that tells (log_startup). */
+static int
+daemon_detach(void)
+{
+	char buf[1024], sink[1024];
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+	int p[2], fd, status;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		err(1, "pipe");
+	if ((pid = fork()) == -1)
+		err(1, "fork");
+	if (pid == 0) {
+		close(p[0]);
+		if (setsid() == -1)
+			err(1, "setsid");
+		if (chdir("/") == -1)
+			err(1, "chdir /");
+		if ((fd = open("/dev/null", O_RDWR)) == -1 ||
+		    dup2(fd, STDIN_FILENO) == -1 ||
+		    dup2(fd, STDOUT_FILENO) == -1 ||
+		    dup2(fd, STDERR_FILENO) == -1)
+			err(1, "/dev/null");
+		if (fd > STDERR_FILENO)
+			close(fd);
+		return p[1];
+	}
+	close(p[1]);
+	/* ^C ends the wait, not the daemon. */
+	(void)sigprocmask(SIG_SETMASK, &hsmcad_startup_mask, NULL);
+	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
+		if ((n = read(p[0], buf + len, sizeof(buf) - 1 - len)) == -1 &&
+		    errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (buf[0] == 'R')
+		exit(0);
+	/* A failure: the daemon stops. Its processes hold the pipe until
+	 * they are gone, the pidfile with them: then it is said. */
+	while ((n = read(p[0], sink, sizeof(sink))) != 0)
+		if (n == -1 && errno != EINTR)
+			break;
+	if (waitpid(pid, &status, 0) == -1)
+		status = 0;
+	if (buf[0] == 'E')
+		errx(1, "%s", buf + 1);
+	if (WIFSIGNALED(status))
+		errx(1, "the daemon was killed by signal %d during its "
+		    "start-up", WTERMSIG(status));
+	errx(1, "the daemon ended during its start-up; see its log");
+}
+
 /* ---- systemd readiness (Type=notify), without libsystemd ---- */
 
 /* Send a state string to the socket systemd names in NOTIFY_SOCKET (a
@@ -627,6 +692,7 @@ parent_loop(pid_t front, pid_t signer, int status_rd, const sigset_t *set)
 				snprintf(st, sizeof(st), "READY=1\nSTATUS="
 				    "serving EST\nMAINPID=%ld", (long)getpid());
 				sd_notify_state(st);
+				log_startup_ready();
 				ready = 1;
 				/* What came during the start-up, now that
 				 * the front takes it. */
@@ -768,8 +834,8 @@ main(int argc, char *argv[])
 	if (detach || (cfg->daemon.log != NULL &&
 	    strcmp(cfg->daemon.log, "syslog") == 0))
 		log_init(1, verbose);
-	if (detach && daemon(0, 0) == -1)
-		fatal("daemon");
+	if (detach)
+		log_startup(daemon_detach());
 
 	/* Create or migrate the store once, here: the front opens it
 	 * read-only. One created here, as root, belongs to the user the

@@ -348,6 +348,8 @@ signerd_main(const char *config_path, struct config *cfg, int fd, int keyfd)
 	if ((sd.ipc = ipc_new(sd.base, fd, signerd_msg, signerd_end,
 	    &sd)) == NULL)
 		fatalx("signer: channel setup failed");
+	/* What fails from now on is not the start-up's (hsmcad -d). */
+	log_startup_close();
 	event_base_dispatch(sd.base);
 
 	/* The workers finish what is queued; no answer can go out now. */
