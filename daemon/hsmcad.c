@@ -345,9 +345,14 @@ drain_tick(evutil_socket_t fd, short what, void *arg)
 	ticks++;
 	if ((d->inflight == 0 && link_pending(d->link) == 0) ||
 	    ticks * DRAIN_TICK_MS > d->rt->cfg->daemon.timeout * 1000) {
-		if (d->inflight != 0)
-			log_warnx("drain: %d requests still open after %llds",
-			    d->inflight, (long long)d->rt->cfg->daemon.timeout);
+		/* A job answered 503 at its deadline is no longer a
+		 * request, but the signer may still be inside the token
+		 * with it (it has timeout more, signerd.c). */
+		if (d->inflight != 0 || link_pending(d->link) != 0)
+			log_warnx("drain: %d requests and %d signer jobs still "
+			    "open after %llds", d->inflight,
+			    link_pending(d->link),
+			    (long long)d->rt->cfg->daemon.timeout);
 		event_base_loopexit(d->base, NULL);
 	}
 }
