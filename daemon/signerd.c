@@ -273,12 +273,17 @@ signerd_watch(void *arg)
 	size_t n = 0;
 	int rc = 0;
 
-	/* Not readable: closed. The loop reads the channel; this thread
-	 * only waits for the front's end to go. */
+	/* The loop reads the channel; this thread only waits for the
+	 * front's end of it to close. */
 	pfd.fd = sd->watch_fd;
 	pfd.events = POLLRDHUP;
-	while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
-		;
+	for (;;) {
+		if (poll(&pfd, 1, -1) > 0 && (pfd.revents & (POLLRDHUP |
+		    POLLHUP | POLLERR | POLLNVAL)) != 0)
+			break;
+		if (errno != EINTR)
+			sleep(1);	/* out of memory: not a reason to stop */
+	}
 	close(sd->watch_fd);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += (time_t)sd->grace;
