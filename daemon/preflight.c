@@ -8,6 +8,7 @@
  * token, binds a port or opens the store. */
 #include "config.h"
 
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -88,10 +89,13 @@ static int
 access_as(const char *path, int mode, const struct passwd *pw)
 {
 	gid_t *groups, egid = getegid();
-	int n, ret, saved;
+	int n, ret, saved, dumpable;
 
 	if (pw == NULL || geteuid() != 0)
 		return faccessat(AT_FDCWD, path, mode, AT_EACCESS);
+	/* A change of ids resets it: the start-up set it to 0. */
+	if ((dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) == -1)
+		err(1, "PR_GET_DUMPABLE");
 	if ((n = getgroups(0, NULL)) == -1 ||
 	    (groups = calloc((size_t)n + 1, sizeof(*groups))) == NULL ||
 	    (n = getgroups(n, groups)) == -1)
@@ -104,6 +108,8 @@ access_as(const char *path, int mode, const struct passwd *pw)
 	if (seteuid(0) == -1 || setegid(egid) == -1 ||
 	    setgroups((size_t)n, groups) == -1)
 		err(1, "cannot take root's ids back");
+	if (prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0) == -1)
+		err(1, "PR_SET_DUMPABLE");
 	free(groups);
 	errno = saved;
 	return ret;
