@@ -49,6 +49,7 @@
 #include "hsmcad.h"
 #include "ipc.h"
 #include "log.h"
+#include "preflight.h"
 #include "sandbox.h"
 
 #define DRAIN_TICK_MS	50
@@ -84,8 +85,9 @@ config_path(const char *arg)
 }
 
 /* "HOST:PORT" or "[V6]:PORT" */
-static int
-split_hostport(const char *s, char *host, size_t hlen, unsigned short *port)
+int
+daemon_split_hostport(const char *s, char *host, size_t hlen,
+    unsigned short *port)
 {
 	const char *colon;
 	long v;
@@ -122,7 +124,7 @@ listen_socket(const char *what, const char *addr)
 	unsigned short port;
 	int fd, one = 1, rc;
 
-	if (split_hostport(addr, host, sizeof(host), &port) != 0)
+	if (daemon_split_hostport(addr, host, sizeof(host), &port) != 0)
 		fatalx("%s: bad address %s", what, addr);
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	memset(&hints, 0, sizeof(hints));
@@ -168,11 +170,12 @@ void
 daemon_drop_privileges(const char *user)
 {
 	struct passwd *pw;
+	char why[256];
 
 	if (user == NULL)
 		return;
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx("user %s does not exist", user);
+	if (preflight_user(user, &pw, why, sizeof(why)) != 0)
+		fatalx("%s", why);
 	if (geteuid() == 0) {
 		if (setgroups(1, &pw->pw_gid) == -1 ||
 		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
@@ -180,8 +183,7 @@ daemon_drop_privileges(const char *user)
 			fatal("cannot drop privileges to %s", user);
 		if (setuid(0) != -1)
 			fatalx("could regain root after dropping it");
-	} else if (geteuid() != pw->pw_uid)
-		fatalx("running as uid %u, cannot become %s", geteuid(), user);
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("PR_SET_NO_NEW_PRIVS");
 	log_info("running as %s", user);
@@ -217,6 +219,71 @@ write_pidfile(const char *path)
 	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (util_write_file_atomic(path, buf, strlen(buf), 0644, &e) != 0)
 		fatalx("pidfile: %s", e.msg);
+}
+
+/* -d: the daemon goes on in a child, in a session of its own; the
+ * process started waits until it is ready (the pidfile written, the
+ * listeners bound, the signer logged in, the front serving) and exits
+ * 0, or, once the daemon is gone, exits 1 with the first fatal error of
+ * the start-up, whichever process it was in: `hsmcad -d && cat pidfile`
+ * works, and a failed start-up is not a success. Returns in the daemon,
+ * with the pipe's end that tells (log_startup). */
+static int
+daemon_detach(void)
+{
+	char buf[1024], sink[1024];
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+	int p[2], fd, status;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		err(1, "pipe");
+	if ((pid = fork()) == -1)
+		err(1, "fork");
+	if (pid == 0) {
+		close(p[0]);
+		if (setsid() == -1)
+			err(1, "setsid");
+		if (chdir("/") == -1)
+			err(1, "chdir /");
+		if ((fd = open("/dev/null", O_RDWR)) == -1 ||
+		    dup2(fd, STDIN_FILENO) == -1 ||
+		    dup2(fd, STDOUT_FILENO) == -1 ||
+		    dup2(fd, STDERR_FILENO) == -1)
+			err(1, "/dev/null");
+		if (fd > STDERR_FILENO)
+			close(fd);
+		return p[1];
+	}
+	close(p[1]);
+	/* ^C ends the wait, not the daemon. */
+	(void)sigprocmask(SIG_SETMASK, &hsmcad_startup_mask, NULL);
+	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
+		if ((n = read(p[0], buf + len, sizeof(buf) - 1 - len)) == -1 &&
+		    errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (buf[0] == 'R')
+		exit(0);
+	/* A failure: the daemon stops. Its processes hold the pipe until
+	 * they are gone, the pidfile with them: then it is said. */
+	while ((n = read(p[0], sink, sizeof(sink))) != 0)
+		if (n == -1 && errno != EINTR)
+			break;
+	if (waitpid(pid, &status, 0) == -1)
+		status = 0;
+	if (buf[0] == 'E')
+		errx(1, "%s", buf + 1);
+	if (WIFSIGNALED(status))
+		errx(1, "the daemon was killed by signal %d during its "
+		    "start-up", WTERMSIG(status));
+	errx(1, "the daemon ended during its start-up; see its log");
 }
 
 /* ---- systemd readiness (Type=notify), without libsystemd ---- */
@@ -280,9 +347,14 @@ drain_tick(evutil_socket_t fd, short what, void *arg)
 	ticks++;
 	if ((d->inflight == 0 && link_pending(d->link) == 0) ||
 	    ticks * DRAIN_TICK_MS > d->rt->cfg->daemon.timeout * 1000) {
-		if (d->inflight != 0)
-			log_warnx("drain: %d requests still open after %llds",
-			    d->inflight, (long long)d->rt->cfg->daemon.timeout);
+		/* A job answered 503 at its deadline is no longer a
+		 * request, but the signer may still be inside the token
+		 * with it (it has timeout more, signerd.c). */
+		if (d->inflight != 0 || link_pending(d->link) != 0)
+			log_warnx("drain: %d requests and %d signer jobs still "
+			    "open after %llds", d->inflight,
+			    link_pending(d->link),
+			    (long long)d->rt->cfg->daemon.timeout);
 		event_base_loopexit(d->base, NULL);
 	}
 }
@@ -379,51 +451,39 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	    "hsmcad's main process (pid %ld)", (long)getppid());
 }
 
-/* -t: everything that can be checked without the token. */
+/* A problem preflight_check found, for -t and for the start-up (which
+ * logs to standard error until it detaches). */
+static void
+check_problem(const char *msg, void *arg)
+{
+	warnx("%s", msg);
+}
+
+static void
+startup_problem(const char *msg, void *arg)
+{
+	log_warnx("%s", msg);
+}
+
+/* -t: what the start-up checks before it starts (preflight.c), without
+ * the token, the ports or the store: every problem, one line each. */
 static int
 check_config(const char *path)
 {
 	struct config *cfg = NULL;
 	struct hsmca_err e;
-	SSL_CTX *ctx = NULL;
-	int ok = 0;
+	int n;
 
 	if (config_load(path, &cfg, &e) != 0) {
 		fprintf(stderr, "hsmcad: %s\n", e.msg);
 		return 1;
 	}
-	if (cfg->daemon.tls_cert == NULL || cfg->daemon.tls_key == NULL)
-		fprintf(stderr, "hsmcad: [daemon] tls-cert and tls-key are required\n");
-	else if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
-	    !SSL_CTX_use_certificate_chain_file(ctx, cfg->daemon.tls_cert))
-		fprintf(stderr, "hsmcad: tls-cert %s is unreadable\n",
-		    cfg->daemon.tls_cert);
-	else if (strncmp(cfg->daemon.tls_key, "pkcs11:", 7) != 0 &&
-	    (!SSL_CTX_use_PrivateKey_file(ctx, cfg->daemon.tls_key,
-	    SSL_FILETYPE_PEM) || !SSL_CTX_check_private_key(ctx)))
-		fprintf(stderr, "hsmcad: tls-key %s is unreadable or does not "
-		    "match tls-cert\n", cfg->daemon.tls_key);
-	else
-		ok = 1;
-	for (size_t i = 0; ok && i < cfg->nest; i++) {
-		X509_STORE *xs;
-
-		if (cfg->est[i].bootstrap_ca == NULL)
-			continue;
-		if ((xs = X509_STORE_new()) == NULL ||
-		    X509_STORE_load_file(xs, cfg->est[i].bootstrap_ca) != 1) {
-			fprintf(stderr, "hsmcad: bootstrap-ca %s of EST label "
-			    "'%s' is unreadable\n", cfg->est[i].bootstrap_ca,
-			    cfg->est[i].label);
-			ok = 0;
-		}
-		X509_STORE_free(xs);
-	}
-	SSL_CTX_free(ctx);
+	n = preflight_check(cfg, check_problem, NULL);
 	config_free(cfg);
-	if (ok)
-		printf("configuration OK\n");
-	return ok ? 0 : 1;
+	if (n != 0)
+		return 1;
+	printf("configuration OK\n");
+	return 0;
 }
 
 /* The listening sockets the parent made for the front. */
@@ -694,6 +754,7 @@ parent_loop(pid_t front, pid_t signer, int status_rd, int ctl,
 				snprintf(st, sizeof(st), "READY=1\nSTATUS="
 				    "serving EST\nMAINPID=%ld", (long)getpid());
 				sd_notify_state(st);
+				log_startup_ready();
 				ready = 1;
 				/* What came during the start-up, now that
 				 * the front takes it. */
@@ -835,16 +896,18 @@ main(int argc, char *argv[])
 	 * processes (and again by this one at each SIGHUP). */
 	if (config_snapshot(d.config_path, &fs, &cfg, &e) != 0)
 		fatalx("%s", e.msg);
-	if (cfg->daemon.tls_cert == NULL || cfg->daemon.tls_key == NULL)
-		fatalx("[daemon] tls-cert and tls-key are required");
+	/* What -t checks: every problem, on standard error, before any
+	 * detach. */
+	if (preflight_check(cfg, startup_problem, NULL) != 0)
+		exit(1);
 	signal(SIGPIPE, SIG_IGN);
 	/* Detach before any PKCS#11 state exists (only the signer ever has
 	 * any, after the fork). */
 	if (detach || (cfg->daemon.log != NULL &&
 	    strcmp(cfg->daemon.log, "syslog") == 0))
 		log_init(1, verbose);
-	if (detach && daemon(0, 0) == -1)
-		fatal("daemon");
+	if (detach)
+		log_startup(daemon_detach());
 
 	/* Create or migrate the store once, here: the front opens it
 	 * read-only. One created here, as root, belongs to the user the

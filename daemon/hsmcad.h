@@ -139,7 +139,14 @@ void	signer_audit_refusal(struct signer *s, const char *actor,
  * jobs are answered 503 with the reason until the next load. */
 int	signer_set_issuer(struct signer *s, const struct config *cfg,
 	    struct hsmca_err *e);
+/* Stop: the workers finish what is queued and what they hold, however
+ * long the token takes (signerd.c bounds the wait); then free. */
 void	signer_stop(struct signer *s);
+void	signer_free(struct signer *s);
+/* Log each job a worker holds or that waits in the queue, and a login
+ * of the recovery thread: what a stop that gives up abandons. How
+ * many. */
+size_t	signer_log_held(struct signer *s);
 /* The OCSP cache workers fill (after issuance, SIGNER_OCSP*); set once,
  * before the loop runs. */
 void	signer_set_ocsp(struct signer *s, struct ocsp_cache *c);
@@ -190,6 +197,9 @@ int	keyop_serve(struct event_base *base, struct signer *s, int keyfd,
 /* Shared by the processes (hsmcad.c). */
 void	daemon_drop_privileges(const char *user);
 void	daemon_forget_env_pin(const struct config *cfg);
+/* "HOST:PORT" or "[V6]:PORT" of a listener: 0, or -1. */
+int	daemon_split_hostport(const char *s, char *host, size_t hlen,
+	    unsigned short *port);
 
 /* ---- the front ---- */
 

@@ -7,11 +7,60 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
 static int log_syslog;
 static int log_verbose;
+/* hsmcad -d: the process that started the daemon waits on this pipe
+ * for "R" (ready) or "E" and the first fatal error of any of the
+ * daemon's processes; -1 when nobody waits. */
+static int log_startup_fd = -1;
+
+void
+log_startup(int fd)
+{
+	log_startup_fd = fd;
+}
+
+void
+log_startup_ready(void)
+{
+	if (log_startup_fd != -1 && write(log_startup_fd, "R\n", 2) != 2)
+		log_warn("cannot tell the start-up is done");
+	log_startup_close();
+}
+
+void
+log_startup_close(void)
+{
+	if (log_startup_fd != -1)
+		close(log_startup_fd);
+	log_startup_fd = -1;
+}
+
+/* One write, within PIPE_BUF: two processes failing at once do not mix
+ * their lines. */
+static void
+log_startup_fatal(const char *msg, const char *suffix)
+{
+	char line[1024];
+	int n;
+
+	if (log_startup_fd == -1)
+		return;
+	n = snprintf(line, sizeof(line) - 1, "E%s%s%s", msg, suffix != NULL ?
+	    ": " : "", suffix != NULL ? suffix : "");
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(log_startup_fd, line, (size_t)n) != n) {
+		/* Nobody waits any more: the daemon was ready. */
+	}
+}
 
 void
 log_init(int to_syslog, int verbose)
@@ -37,6 +86,8 @@ vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 			*p = ' ';
 		else if (*p < 0x20 || *p == 0x7f)
 			*p = '?';
+	if (pri == LOG_CRIT)
+		log_startup_fatal(msg, suffix);
 	if (log_syslog) {
 		if (suffix != NULL)
 			syslog(pri, "%s: %s", msg, suffix);

@@ -17,4 +17,12 @@ void	fatalx(const char *, ...)
 void	fatal(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 
+/* hsmcad -d: until the start-up is over, fatal errors are also written
+ * to fd, for the process that waits for it (which exits with them). */
+void	log_startup(int fd);
+/* The daemon is ready: the waiting process exits 0. */
+void	log_startup_ready(void);
+/* This process's part of the start-up is over: it reports no more. */
+void	log_startup_close(void);
+
 #endif

@@ -37,6 +37,13 @@ struct signer {
 	uint64_t		 audits_dropped;	/* over the backlog, not yet told */
 	pthread_t		*threads;
 	int			 nthreads;
+	/* What each worker holds, BATCH_CHUNK_MAX slots per worker, and
+	 * whether the recovery thread is logging in: what a stop that
+	 * gives up on them says it abandoned (signer_log_held). */
+	struct signer_job	**held;
+	size_t			*nheld;
+	int			 nstarted;	/* workers numbered as they start */
+	int			 recovering;
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
 	struct signer_job	*queue, *queue_tail;
@@ -683,6 +690,7 @@ signer_recovery(void *arg)
 		(void)pthread_cond_timedwait(&s->recovery_cond, &s->lock, &ts);
 		if (s->stopping)
 			break;
+		s->recovering = 1;
 		pthread_mutex_unlock(&s->lock);
 		pthread_rwlock_rdlock(&s->issuer_lock);
 		again = s->keyless != NULL;
@@ -690,6 +698,7 @@ signer_recovery(void *arg)
 		if (again || hsm_failed(s->hsm))
 			signer_recover(s);
 		pthread_mutex_lock(&s->lock);
+		s->recovering = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -727,8 +736,11 @@ signer_worker(void *arg)
 	struct signer_job *job, *chunk[BATCH_CHUNK_MAX], *take[BATCH_CHUNK_MAX];
 	struct hsmca_err e;
 	size_t nchunk, n, i;
-	int hsm_job, failed;
+	int hsm_job, failed, me;
 
+	pthread_mutex_lock(&s->lock);
+	me = s->nstarted++;
+	pthread_mutex_unlock(&s->lock);
 	if (store_open(s->store_path, &st, &e) != 0)
 		log_warnx("signer: %s", e.msg);
 	else
@@ -746,6 +758,9 @@ signer_worker(void *arg)
 		}
 		nchunk = signer_take(s, chunk);
 		job = chunk[0];
+		memcpy(&s->held[(size_t)me * BATCH_CHUNK_MAX], chunk,
+		    nchunk * sizeof(*chunk));
+		s->nheld[me] = nchunk;
 		s->idle--;
 		pthread_mutex_unlock(&s->lock);
 
@@ -798,6 +813,7 @@ signer_worker(void *arg)
 		failed = hsm_job && hsm_failed(s->hsm);
 
 		pthread_mutex_lock(&s->lock);
+		s->nheld[me] = 0;
 		for (i = 0; i < nchunk; i++) {
 			chunk[i]->next = s->done;
 			s->done = chunk[i];
@@ -872,7 +888,10 @@ signer_start(struct event_base *base, struct hsm *h, const char *store_path,
 	*out = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->store_path = strdup(store_path)) == NULL ||
-	    (s->threads = calloc((size_t)workers, sizeof(pthread_t))) == NULL)
+	    (s->threads = calloc((size_t)workers, sizeof(pthread_t))) == NULL ||
+	    (s->held = calloc((size_t)workers * BATCH_CHUNK_MAX,
+	    sizeof(*s->held))) == NULL ||
+	    (s->nheld = calloc((size_t)workers, sizeof(*s->nheld))) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 	s->base = base;
 	s->hsm = h;
@@ -976,6 +995,52 @@ signer_submit(struct signer *s, struct signer_job *job)
 }
 
 
+static const char *const signer_op_names[SIGNER_OP_MAX] = {
+	[SIGNER_ENROLL] = "enrollment",
+	[SIGNER_RENEW] = "renewal",
+	[SIGNER_SERVERKEYGEN] = "serverkeygen enrollment",
+	[SIGNER_CRL] = "CRL",
+	[SIGNER_AUDIT] = "audit record of a refusal",
+	[SIGNER_OCSP] = "OCSP pre-signing step",
+	[SIGNER_OCSP_UNKNOWN] = "OCSP response",
+	[SIGNER_CHECKPOINT] = "audit checkpoint",
+	[SIGNER_ADMIN] = "admin command",
+	[SIGNER_BATCH] = "batch step",
+	[SIGNER_ROTATE] = "CA rotation step",
+	[SIGNER_TLS_SIGN] = "TLS handshake signature",
+};
+
+static void
+signer_log_job(const struct signer_job *job, const char *how)
+{
+	log_warnx("signer: abandoned %s: %s%s%s%s%s", how,
+	    signer_op_names[job->op], job->requester[0] != '\0' ? " by " : "",
+	    job->requester, job->profile[0] != '\0' ? ", profile " : "",
+	    job->profile);
+}
+
+size_t
+signer_log_held(struct signer *s)
+{
+	const struct signer_job *job;
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (int w = 0; w < s->nthreads; w++)
+		for (size_t i = 0; i < s->nheld[w]; i++, n++)
+			signer_log_job(s->held[(size_t)w * BATCH_CHUNK_MAX + i],
+			    "inside the token");
+	for (job = s->queue; job != NULL; job = job->next, n++)
+		signer_log_job(job, "not begun");
+	if (s->recovering) {
+		log_warnx("signer: abandoned inside the token: the recovery "
+		    "from an HSM fault (a new login)");
+		n++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 void
 signer_stop(struct signer *s)
 {
@@ -990,6 +1055,13 @@ signer_stop(struct signer *s)
 		pthread_join(s->threads[i], NULL);
 	if (s->recovery_ok)
 		pthread_join(s->recovery, NULL);
+}
+
+void
+signer_free(struct signer *s)
+{
+	if (s == NULL)
+		return;
 	/* Answers the loop will never deliver now (it has stopped). */
 	while (s->done != NULL) {
 		struct signer_job *next = s->done->next;
@@ -1012,6 +1084,8 @@ signer_stop(struct signer *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	free(s->threads);
+	free(s->held);
+	free(s->nheld);
 	free(s->store_path);
 	free(s);
 }

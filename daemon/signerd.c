@@ -7,10 +7,15 @@
  * channel and the process. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -27,6 +32,15 @@
 
 #define INFLIGHT_BUCKETS	256
 
+/* Where the signer is in its end (the stop watch). */
+enum signerd_phase {
+	SIGNERD_SERVING,	/* the loop runs */
+	SIGNERD_STOPPING,	/* the workers finish what they hold */
+	SIGNERD_CLOSING,	/* the token and the store are being closed */
+	SIGNERD_DONE,
+	SIGNERD_PHASE_MAX
+};
+
 struct signerd {
 	const char		*config_path;
 	struct event_base	*base;
@@ -37,6 +51,12 @@ struct signerd {
 	struct ocsp_cache	*ocsp;
 	/* jobs at the workers, by id: the front may abandon one */
 	struct signer_job	*inflight[INFLIGHT_BUCKETS];
+	/* the stop watch */
+	pthread_mutex_t		 stop_lock;
+	pthread_cond_t		 stop_cond;	/* CLOCK_MONOTONIC */
+	enum signerd_phase	 phase;
+	int			 watch_fd;	/* the front's channel, a dup */
+	int64_t			 grace;		/* seconds: [daemon] timeout */
 };
 
 static void
@@ -224,6 +244,95 @@ signerd_end(struct ipc *c, const char *why, void *arg)
 	event_base_loopexit(sd->base, NULL);
 }
 
+/* ---- the stop watch ----
+ * Once the front's channel closes (the front drained and exited, or it
+ * died), the signer has [daemon] timeout to finish what it holds. A
+ * worker, or this process's loop, stuck inside a token that never
+ * answers must not keep hsmcad alive: past that time the watch logs
+ * what is abandoned and ends the process at once. _exit: no atexit
+ * handler, no C_Finalize, while a thread is still inside the module.
+ * The store is left as a crash leaves it, every commit whole: a serial
+ * reserved for an abandoned enrollment stays reserved, and nothing
+ * signed but not recorded was released. */
+
+static const char *const signerd_phase_names[SIGNERD_PHASE_MAX] = {
+	[SIGNERD_SERVING] = "its event loop is still busy",
+	[SIGNERD_STOPPING] = "its workers are still inside the token",
+	[SIGNERD_CLOSING] = "closing the token is not done",
+	[SIGNERD_DONE] = "done",
+};
+
+static void
+signerd_phase(struct signerd *sd, enum signerd_phase phase)
+{
+	pthread_mutex_lock(&sd->stop_lock);
+	sd->phase = phase;
+	pthread_cond_signal(&sd->stop_cond);
+	pthread_mutex_unlock(&sd->stop_lock);
+}
+
+static void *
+signerd_watch(void *arg)
+{
+	struct signerd *sd = arg;
+	struct pollfd pfd;
+	struct timespec ts;
+	size_t n = 0;
+	int rc = 0;
+
+	/* The loop reads the channel; this thread only waits for the
+	 * front's end of it to close. */
+	pfd.fd = sd->watch_fd;
+	pfd.events = POLLRDHUP;
+	for (;;) {
+		if (poll(&pfd, 1, -1) > 0 && (pfd.revents & (POLLRDHUP |
+		    POLLHUP | POLLERR | POLLNVAL)) != 0)
+			break;
+		if (errno != EINTR)
+			sleep(1);	/* out of memory: not a reason to stop */
+	}
+	close(sd->watch_fd);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)sd->grace;
+	pthread_mutex_lock(&sd->stop_lock);
+	while (sd->phase != SIGNERD_DONE && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&sd->stop_cond, &sd->stop_lock,
+		    &ts);
+	if (sd->phase == SIGNERD_DONE) {
+		pthread_mutex_unlock(&sd->stop_lock);
+		return NULL;
+	}
+	/* stop_lock stays held: the loop's thread frees nothing now. */
+	log_warnx("signer: %llds after the front ended, %s: giving up",
+	    (long long)sd->grace, signerd_phase_names[sd->phase]);
+	if (sd->phase != SIGNERD_CLOSING)
+		n = signer_log_held(sd->signer);
+	log_warnx("signer: exiting with %zu jobs abandoned", n);
+	_exit(1);
+}
+
+/* Start the watch on a copy of the front's channel (the loop closes
+ * its own at the end, and the number could be reused meanwhile). */
+static void
+signerd_watch_start(struct signerd *sd, int fd, int64_t grace)
+{
+	pthread_condattr_t ca;
+	pthread_t t;
+
+	sd->grace = grace;
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&sd->stop_cond, &ca) != 0 ||
+	    pthread_mutex_init(&sd->stop_lock, NULL) != 0)
+		fatalx("signer: the stop watch's lock");
+	pthread_condattr_destroy(&ca);
+	if ((sd->watch_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		fatal("signer: the stop watch's channel");
+	if (pthread_create(&t, NULL, signerd_watch, sd) != 0 ||
+	    pthread_detach(t) != 0)
+		fatalx("signer: the stop watch's thread");
+}
+
 /* ---- the OCSP mirror: the front serves what the workers sign ---- */
 
 static void
@@ -356,10 +465,16 @@ signerd_main(const char *config_path, struct config *cfg, struct fileset *fs,
 	if ((sd.ipc = ipc_new(sd.base, fd, signerd_msg, signerd_end,
 	    &sd)) == NULL)
 		fatalx("signer: channel setup failed");
+	signerd_watch_start(&sd, fd, cfg->daemon.timeout);
+	/* What fails from now on is not the start-up's (hsmcad -d). */
+	log_startup_close();
 	event_base_dispatch(sd.base);
 
 	/* The workers finish what is queued; no answer can go out now. */
+	signerd_phase(&sd, SIGNERD_STOPPING);
 	signer_stop(sd.signer);
+	signerd_phase(&sd, SIGNERD_CLOSING);
+	signer_free(sd.signer);
 	ipc_free(sd.ipc);
 	ocsp_cache_free(sd.ocsp);
 	ocsp_forget_keys();	/* the responder keys, before their login */
@@ -367,6 +482,7 @@ signerd_main(const char *config_path, struct config *cfg, struct fileset *fs,
 	store_close(sd.st);
 	runtime_unref(sd.rt);
 	event_base_free(sd.base);
+	signerd_phase(&sd, SIGNERD_DONE);
 	log_debug("signer: exiting");
 	exit(0);
 }

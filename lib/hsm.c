@@ -25,6 +25,7 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdarg.h>
@@ -350,14 +351,12 @@ uri_make(const char *token, const unsigned char *id, size_t id_len,
 /* ---- PIN ---- */
 
 int
-hsm_read_pin(const char *source, char **pin, struct hsmca_err *e)
+hsm_check_pin_source(const char *source, struct hsmca_err *e)
 {
-	unsigned char *buf = NULL;
-	size_t len = 0;
 	struct stat sb;
 	const char *v;
+	int fd;
 
-	*pin = NULL;
 	if (source == NULL)
 		return err_set(e, HSMCA_ERR_PIN, "no pin-source configured");
 	if (strncmp(source, "env:", 4) == 0) {
@@ -368,8 +367,6 @@ hsm_read_pin(const char *source, char **pin, struct hsmca_err *e)
 		if (strlen(v) > HSM_PIN_MAX)
 			return err_set(e, HSMCA_ERR_PIN,
 			    "PIN in %s is too long", source + 4);
-		if ((*pin = strdup(v)) == NULL)
-			return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 		return 0;
 	}
 	if (strncmp(source, "file:", 5) != 0)
@@ -383,6 +380,29 @@ hsm_read_pin(const char *source, char **pin, struct hsmca_err *e)
 		    "PIN file %s is open to %s (mode %03o); chmod o-rwx,g-w "
 		    "it", source + 5, (sb.st_mode & S_IRWXO) != 0 ? "others" :
 		    "its group's writes", (unsigned int)(sb.st_mode & 0777));
+	/* Opened, not read: the PIN stays where it is. */
+	if ((fd = open(source + 5, O_RDONLY | O_CLOEXEC)) == -1)
+		return err_set(e, HSMCA_ERR_PIN, "cannot read PIN file %s: %s",
+		    source + 5, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+int
+hsm_read_pin(const char *source, char **pin, struct hsmca_err *e)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	*pin = NULL;
+	if ((ret = hsm_check_pin_source(source, e)) != 0)
+		return ret;
+	if (strncmp(source, "env:", 4) == 0) {
+		if ((*pin = strdup(getenv(source + 4))) == NULL)
+			return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		return 0;
+	}
 	if (util_read_file(source + 5, HSM_PIN_MAX + 2, &buf, &len, e) != 0)
 		return err_set(e, HSMCA_ERR_PIN, "cannot read PIN file %s",
 		    source + 5);
@@ -539,14 +559,26 @@ hsm_keep_pin(struct hsm *h, struct hsmca_err *e)
 }
 
 int
+hsm_check_module(const struct config_hsm *cfg, struct hsmca_err *e)
+{
+	if (cfg->module == NULL || *cfg->module == '\0')
+		return err_set(e, HSMCA_ERR_CONFIG, "no PKCS#11 module configured");
+	if (access(cfg->module, R_OK) != 0)
+		return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "PKCS#11 module "
+		    "%s: %s", cfg->module, strerror(errno));
+	return 0;
+}
+
+int
 hsm_open(const struct config_hsm *cfg, struct hsm **out, struct hsmca_err *e)
 {
 	struct hsm *h = NULL;
 	int ret = HSMCA_ERR_HSM_UNAVAILABLE;
 
 	*out = NULL;
-	if (cfg->module == NULL || *cfg->module == '\0')
-		return err_set(e, HSMCA_ERR_CONFIG, "no PKCS#11 module configured");
+	if ((ret = hsm_check_module(cfg, e)) != 0)
+		return ret;
+	ret = HSMCA_ERR_HSM_UNAVAILABLE;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 	pthread_mutex_init(&h->raw_lock, NULL);
@@ -558,11 +590,6 @@ hsm_open(const struct config_hsm *cfg, struct hsm **out, struct hsmca_err *e)
 	    (h->pin_source = strdup(cfg->pin_source)) == NULL) ||
 	    (h->ctx = PKCS11_CTX_new()) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
-		goto out;
-	}
-	if (access(cfg->module, R_OK) != 0) {
-		err_set(e, ret, "PKCS#11 module %s: %s", cfg->module,
-		    strerror(errno));
 		goto out;
 	}
 	if (PKCS11_CTX_load(h->ctx, cfg->module) != 0) {

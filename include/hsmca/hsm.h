@@ -28,6 +28,9 @@ struct hsm_key_info {
  * the PIN from the pin source, log in and wipe the PIN. */
 int	hsm_open(const struct config_hsm *cfg, struct hsm **out,
 	    struct hsmca_err *e);
+/* What hsm_open checks before it loads anything: the module the config
+ * names is there and readable. */
+int	hsm_check_module(const struct config_hsm *cfg, struct hsmca_err *e);
 void	hsm_close(struct hsm *h);
 /* Keep the PIN in h (locked in memory, wiped by hsm_close) for the
  * logins of hsm_recover(), instead of reading the pin source again:
@@ -44,6 +47,10 @@ int	hsm_init_token(const struct config_hsm *cfg, const char *so_pin_source,
 /* Read a PIN from "file:/path" (first line) or "env:NAME". The caller
  * wipes it with util_freezero(pin, strlen(pin)). */
 int	hsm_read_pin(const char *source, char **pin, struct hsmca_err *e);
+/* What hsm_read_pin checks before it reads: the variable is set, or the
+ * file opens for reading and is neither open to others nor writable by
+ * its group. The PIN itself is not read (hsmcad -t). */
+int	hsm_check_pin_source(const char *source, struct hsmca_err *e);
 
 /* A new key pair inside the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE
  * true, CKA_EXTRACTABLE false, a random CKA_ID, the given CKA_LABEL. */

@@ -222,5 +222,38 @@ check "every valid record is a certificate openssl verifies" test ! -s "$WORK/ba
 check "hsmcad ran through all of it" kill -0 "$HSMCAD_PID"
 grep -q "the HSM is back" "$CADIR/hsmcad.log" &&
 	ok "hsmcad logged its recoveries" || not_ok "hsmcad logged its recoveries"
-hsmcad_stop
+
+# ---- SIGTERM while C_Sign hangs: hsmcad still ends ----
+# The front drains for timeout (5 s), the signer gives its worker timeout
+# more, then gives up on it. The shim holds the call 60 s: the old
+# daemon waited for it, however long a real token would.
+reserved0=$(rows reserved)
+valid0=$(rows valid)
+fault "fault=hang on=sign"
+enroll
+check "hang before SIGTERM: the request is answered 503 (${TIME}s)" refused_503
+kill -TERM "$HSMCAD_PID"
+# ended PID: exited (a zombie until this shell waits for it).
+ended() {
+	[ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || echo Z)" = Z ]
+}
+i=0
+while ! ended "$HSMCAD_PID" && [ $i -lt 800 ]; do i=$((i + 1)); sleep 0.05; done
+check "SIGTERM: hsmcad ends within 40 s though C_Sign still hangs (~$((i / 20)) s)" \
+	ended "$HSMCAD_PID"
+fault "fault=none"
+wait "$HSMCAD_PID"
+RC=$?
+HSMCAD_PID=
+check "and exits 1: a request was abandoned (exit $RC)" test "$RC" -eq 1
+check "the signer says it gave up on its worker" \
+	grep -q "signer: 5s after the front ended, its workers are still inside the token: giving up" \
+	"$CADIR/hsmcad.log"
+check "and names the enrollment it abandoned" \
+	grep -q "signer: abandoned inside the token: enrollment by est:bootstrap:CN=dev-1, profile device" \
+	"$CADIR/hsmcad.log"
+check "its serial stays reserved: nothing was recorded for it" \
+	test "$(rows reserved)" = $((reserved0 + 1)) -a "$(rows valid)" = "$valid0"
+check "the store is whole" test "$(sqlite3 "$CADIR/hsmca.db" 'PRAGMA integrity_check')" = ok
+check "the pidfile is gone" test ! -e "$CADIR/hsmcad.pid"
 done_testing
