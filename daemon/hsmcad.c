@@ -504,7 +504,7 @@ front_main(struct hsmcad *d, struct config *cfg, struct listeners *ls,
 		fatalx("%s", e.msg);
 	evhttp_set_bevcb(d->https, tls_bevcb, d);
 	if (d->admin != NULL)
-		evhttp_set_bevcb(d->admin, tls_bevcb, d);
+		evhttp_set_bevcb(d->admin, admin_bevcb, d);
 
 	/* Files read (the TLS key, trust): root is not needed any more. */
 	daemon_drop_privileges(cfg->daemon.user);

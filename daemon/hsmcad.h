@@ -247,6 +247,17 @@ struct tls_conn;
 void	tls_conn_served(struct evhttp_request *req);
 struct tls_conn *tls_conn_hold(struct evhttp_request *req);
 void	tls_conn_release(struct tls_conn *c);
+/* A listener's gate, asked once per connection with its first bytes
+ * after the handshake, before evhttp parses a request or reads a body:
+ * 0, the connection goes on; otherwise the status it was refused with,
+ * and answer holds the whole HTTP answer (in: the bytes so far, to be
+ * looked at, not taken). A refused connection's further bytes are
+ * discarded as they come, its write side is shut once the answer is
+ * out, and it ends when the client closes or at its deadline. */
+struct evbuffer;
+typedef int (*tls_gate_fn)(struct hsmcad *d, SSL *ssl, struct evbuffer *in,
+	    struct evbuffer *answer);
+void	tls_conn_set_gate(struct bufferevent *bev, tls_gate_fn gate);
 /* The TLS connection a request came on (NULL: plain HTTP). */
 SSL	*tls_request_ssl(struct evhttp_request *req);
 /* The intermediates the client sent (not its own certificate), also
@@ -317,6 +328,8 @@ void	checkpoint_job_run(struct hsm *h, struct store *st,
 /* The admin API (admin.c): the operators' listener; admin_job_run runs
  * a SIGNER_ADMIN job's command line on a signer worker. */
 void	admin_handle(struct evhttp_request *req, void *arg);
+/* The admin listener's connections: tls_bevcb's, with admin_gate. */
+struct bufferevent *admin_bevcb(struct event_base *base, void *arg);
 /* A POST /api/v1/run body: 0 and its parts (references the caller
  * drops), or 400 with why. Pure: tests/fuzz calls it. */
 struct admin_request {
