@@ -115,6 +115,9 @@ admin_reply_error(struct evhttp_request *req, int status, const char *reason)
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	evhttp_add_header(h, "Content-Type", "application/json");
+	if (status == 401)
+		evhttp_add_header(h, "WWW-Authenticate",
+		    HSMCAD_CHALLENGE("hsmca admin API"));
 	if (b != NULL && s != NULL)
 		evbuffer_add_printf(b, "%s\n", s);
 	evhttp_send_reply(req, status, admin_status_phrase(status), b);
@@ -343,6 +346,9 @@ admin_answer_raw(struct evbuffer *b, struct hsmcad *d, int status,
 	evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: application/json\r\n", status,
 	    admin_status_phrase(status));
+	if (status == 401)
+		evbuffer_add_printf(b, "WWW-Authenticate: %s\r\n",
+		    HSMCAD_CHALLENGE("hsmca admin API"));
 	if (status == 503)
 		evbuffer_add_printf(b, "Retry-After: %d\r\n",
 		    d->rt->cfg->daemon.retry_after);

@@ -143,6 +143,9 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+	if (status == 401)
+		evhttp_add_header(h, "WWW-Authenticate",
+		    HSMCAD_CHALLENGE("hsmca EST"));
 	if (status == 503) {
 		snprintf(num, sizeof(num), "%d", r->rt->cfg->daemon.retry_after);
 		evhttp_add_header(h, "Retry-After", num);

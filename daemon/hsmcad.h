@@ -233,6 +233,13 @@ struct hsmcad {
 	struct rotation		*rotation;	/* daemon/rotation.c */
 };
 
+/* The challenge every 401 carries (RFC 9110 15.5.2, was RFC 7235). HTTP
+ * has no scheme for a TLS client certificate: this one is unregistered,
+ * so a client that knows Basic or Digest (an EST 401 asks for those, RFC
+ * 7030 3.2.3) finds none it could answer with a password, and a person
+ * reads what is missing. */
+#define HSMCAD_CHALLENGE(realm)	"ClientCertificate realm=\"" realm "\""
+
 /* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
 SSL_CTX	*tls_server_ctx(struct hsmcad *d, struct hsmca_err *e);
 struct bufferevent *tls_bevcb(struct event_base *base, void *arg);

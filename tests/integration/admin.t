@@ -188,6 +188,8 @@ partial() {
 partial
 check "no client certificate, a 40 MB body announced and not sent: 401 all the same" \
 	grep -q '^HTTP/1.1 401 ' "$WORK/last.out"
+check "... with a challenge (WWW-Authenticate)" \
+	grep -q '^WWW-Authenticate: ClientCertificate realm="hsmca admin API"' "$WORK/last.out"
 check "... and the reason, one line of JSON" \
 	grep -qx '{"error":"the admin API needs a client certificate"}' "$WORK/last.out"
 partial -cert "$WORK/eve.boot.pem" -key "$WORK/eve.boot.key"

@@ -63,8 +63,10 @@ refused_est() {
 }
 rows=$(count_rows)
 csr_b64 dev2 ec:P-256 "/CN=dev-2"
-est_post simpleenroll "$WORK/dev2.b64"
+est_post simpleenroll "$WORK/dev2.b64" -D "$WORK/hdr"
 refused_est "no client certificate" 401 "client certificate is required"
+check "... with a challenge that asks for a certificate, not a password" \
+	grep -q '^WWW-Authenticate: ClientCertificate realm="hsmca EST"' "$WORK/hdr"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/rogue.key" \
 	-subj "/CN=Rogue CA" -days 10 -addext basicConstraints=critical,CA:TRUE \
 	-addext keyUsage=critical,keyCertSign -out "$WORK/rogue.pem" 2>/dev/null
