@@ -1256,6 +1256,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 	struct hsmcad *d = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	enum config_role role = CONFIG_ROLE_NONE;
 	char actor[300] = "", why[512];
 	int status;
@@ -1272,20 +1273,25 @@ admin_handle(struct evhttp_request *req, void *arg)
 		admin_refuse(d, req, status, actor, path, why);
 		return;
 	}
+	/* Every method reaches here (hsmcad.c front_http). */
 	if (strcmp(path, "/api/v1/run") == 0) {
 		if (method != EVHTTP_REQ_POST) {
+			evhttp_add_header(h, "Allow", "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
 			return;
 		}
 		admin_run(d, req, role, actor);
 	} else if (strncmp(path, "/api/v1/batch/", 14) == 0) {
 		if (method != EVHTTP_REQ_POST) {
+			evhttp_add_header(h, "Allow", "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
 			return;
 		}
 		admin_batch(d, req, role, actor, path + 14);
 	} else if (strcmp(path, "/metrics") == 0) {
-		if (method != EVHTTP_REQ_GET) {
+		/* A HEAD: evhttp sends the headers only. */
+		if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+			evhttp_add_header(h, "Allow", "GET, HEAD");
 			admin_refuse(d, req, 405, actor, path, "use GET");
 			return;
 		}

@@ -300,6 +300,15 @@ check "... and every sample line is well-formed" \
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CADIR/root.pem" \
 	--cert "$WORK/mallory.boot.pem" --key "$WORK/mallory.boot.key" "$SERVER/metrics")
 check "metrics need a role too (403)" test "$STATUS" = 403
+STATUS=$(curl -s -I -o "$WORK/hdr" -w '%{http_code}' --cacert "$CADIR/root.pem" \
+	--cert "$WORK/audrey.boot.pem" --key "$WORK/audrey.boot.key" "$SERVER/metrics")
+check "HEAD /metrics: 200, headers only" \
+	sh -c "[ '$STATUS' = 200 ] && grep -qi '^Content-Type: text/plain; version=0.0.4' '$WORK/hdr'"
+STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" \
+	--cert "$WORK/alice.boot.pem" --key "$WORK/alice.boot.key" -X PUT \
+	-H 'Content-Type: application/json' --data-binary '{"argv": ["ca", "list"]}' "$SERVER/api/v1/run")
+check "PUT /api/v1/run: 405 with Allow: POST and the reason" \
+	sh -c "[ '$STATUS' = 405 ] && grep -qi '^Allow: POST' '$WORK/hdr' && grep -qx '{\"error\":\"use POST\"}' '$WORK/last.out'"
 
 # ---- CA changes through the API take effect at once ----
 expect_fail "an operator may not rotate the CA" 6 "needs the admin role" as factory-1 ca rotate
