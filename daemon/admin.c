@@ -17,7 +17,9 @@
  * least role cli.c's table allows; a path on the appliance is never
  * opened for a remote caller. Every call is audit-logged, refusals
  * included. Refusals: 400 bad request, 401 no client certificate, 403
- * identity or role, 404 path, 405 method, 413 body too large.
+ * identity or role, 404 path, 405 method, 413 body too large. A client
+ * that is no operator is refused on its connection's first bytes
+ * (admin_gate), before a body is read.
  */
 #include "config.h"
 
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -87,22 +90,37 @@ static pthread_mutex_t admin_batch_mu = PTHREAD_MUTEX_INITIALIZER;
 static int admin_batch_fd = -1;
 static int admin_batch_users;
 
+static const char *
+admin_status_phrase(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
 static void
 admin_reply_error(struct evhttp_request *req, int status, const char *reason)
 {
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
 	json_t *o = json_pack("{s:s}", "error", reason);
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/json");
+	evhttp_add_header(h, "Content-Type", "application/json");
+	if (status == 401)
+		evhttp_add_header(h, "WWW-Authenticate",
+		    HSMCAD_CHALLENGE("hsmca admin API"));
 	if (b != NULL && s != NULL)
 		evbuffer_add_printf(b, "%s\n", s);
-	evhttp_send_reply(req, status, status == 400 ? "Bad Request" :
-	    status == 401 ? "Unauthorized" : status == 403 ? "Forbidden" :
-	    status == 404 ? "Not Found" : status == 405 ?
-	    "Method Not Allowed" : status == 413 ? "Payload Too Large" :
-	    status == 503 ? "Service Unavailable" : "Error", b);
+	evhttp_send_reply(req, status, admin_status_phrase(status), b);
 	if (b != NULL)
 		evbuffer_free(b);
 	free(s);
@@ -229,13 +247,12 @@ admin_locked_out(struct hsmcad *d, const struct admin_id_cache *c, char *why,
 	return 0;
 }
 
-/* Who is calling, and with which role: 0, or the HTTP status to refuse
- * with and why. */
+/* Who is calling on the connection ssl, and with which role: 0, or the
+ * HTTP status to refuse with and why. */
 static int
-admin_identify(struct hsmcad *d, struct evhttp_request *req,
-    enum config_role *role, char *actor, size_t alen, char *why, size_t wlen)
+admin_identify(struct hsmcad *d, SSL *ssl, enum config_role *role,
+    char *actor, size_t alen, char *why, size_t wlen)
 {
-	SSL *ssl = tls_request_ssl(req);
 	X509 *cert = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
 	struct admin_id_cache *c;
 
@@ -279,6 +296,108 @@ admin_refuse(struct hsmcad *d, struct evhttp_request *req, int status,
 	link_audit_refusal(d->link, actor[0] != '\0' ? actor :
 	    "admin:unidentified", what, why);
 	admin_reply_error(req, status, why);
+}
+
+/* ---- before a request: the connection's gate ---- */
+
+/* The path of the request line at the start of in, for the log and the
+ * record, if it came whole with the first bytes ("-" if not); *head if
+ * the method is HEAD. */
+static void
+admin_request_line(struct evbuffer *in, char *what, size_t wlen, int *head)
+{
+	char line[256], *sp, *end;
+	ev_ssize_t n;
+
+	*head = 0;
+	snprintf(what, wlen, "-");
+	if ((n = evbuffer_copyout(in, line, sizeof(line) - 1)) <= 0)
+		return;
+	line[n] = '\0';
+	if ((end = strpbrk(line, "\r\n")) == NULL ||
+	    (sp = strchr(line, ' ')) == NULL || sp > end)
+		return;
+	*end = '\0';
+	*head = sp - line == 4 && strncmp(line, "HEAD", 4) == 0;
+	/* The target without its query or the version after it. */
+	sp++;
+	sp[strcspn(sp, " ?")] = '\0';
+	snprintf(what, wlen, "%.100s", sp);
+	for (unsigned char *p = (unsigned char *)what; *p != '\0'; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			*p = '?';
+}
+
+/* A whole HTTP answer, written before evhttp has parsed the request: a
+ * refusal, and the connection closes after it. */
+static void
+admin_answer_raw(struct evbuffer *b, struct hsmcad *d, int status,
+    const char *why, int head)
+{
+	json_t *o = json_pack("{s:s}", "error", why);
+	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	char date[64];
+	struct tm tm;
+	time_t now = time(NULL);
+
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+		date[0] = '\0';
+	evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n", status,
+	    admin_status_phrase(status));
+	if (status == 401)
+		evbuffer_add_printf(b, "WWW-Authenticate: %s\r\n",
+		    HSMCAD_CHALLENGE("hsmca admin API"));
+	if (status == 503)
+		evbuffer_add_printf(b, "Retry-After: %d\r\n",
+		    d->rt->cfg->daemon.retry_after);
+	if (date[0] != '\0')
+		evbuffer_add_printf(b, "Date: %s\r\n", date);
+	evbuffer_add_printf(b, "Content-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n", s != NULL ? strlen(s) + 1 : 0);
+	if (!head && s != NULL)
+		evbuffer_add_printf(b, "%s\n", s);
+	free(s);
+	json_decref(o);
+}
+
+/* tls.c's gate for the admin listener. Every admin path needs an
+ * operator, so a client that is none (no certificate, one not from
+ * client-ca, revoked, disallowed, without a role) is answered with the
+ * connection's first bytes and none of its body is kept; the body of a
+ * request is read only for an operator, and admin_handle decides again
+ * per request. */
+static int
+admin_gate(struct hsmcad *d, SSL *ssl, struct evbuffer *in,
+    struct evbuffer *answer)
+{
+	enum config_role role = CONFIG_ROLE_NONE;
+	char actor[300] = "", why[512], what[128];
+	int status, head;
+
+	if (d->draining)
+		return 0;	/* admin_handle answers 503 */
+	if ((status = admin_identify(d, ssl, &role, actor, sizeof(actor), why,
+	    sizeof(why))) == 0)
+		return 0;
+	admin_request_line(in, what, sizeof(what), &head);
+	log_info("admin %s %s: %d %s (before the body)", actor[0] != '\0' ?
+	    actor : "-", what, status, why);
+	link_audit_refusal(d->link, actor[0] != '\0' ? actor :
+	    "admin:unidentified", what, why);
+	admin_answer_raw(answer, d, status, why, head);
+	return status;
+}
+
+struct bufferevent *
+admin_bevcb(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev;
+
+	if ((bev = tls_bevcb(base, arg)) != NULL)
+		tls_conn_set_gate(bev, admin_gate);
+	return bev;
 }
 
 /* ---- on a signer worker ---- */
@@ -1137,6 +1256,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 	struct hsmcad *d = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	enum config_role role = CONFIG_ROLE_NONE;
 	char actor[300] = "", why[512];
 	int status;
@@ -1148,25 +1268,30 @@ admin_handle(struct evhttp_request *req, void *arg)
 		admin_reply_error(req, 503, "shutting down");
 		return;
 	}
-	if ((status = admin_identify(d, req, &role, actor, sizeof(actor), why,
-	    sizeof(why))) != 0) {
+	if ((status = admin_identify(d, tls_request_ssl(req), &role, actor,
+	    sizeof(actor), why, sizeof(why))) != 0) {
 		admin_refuse(d, req, status, actor, path, why);
 		return;
 	}
+	/* Every method reaches here (hsmcad.c front_http). */
 	if (strcmp(path, "/api/v1/run") == 0) {
 		if (method != EVHTTP_REQ_POST) {
+			evhttp_add_header(h, "Allow", "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
 			return;
 		}
 		admin_run(d, req, role, actor);
 	} else if (strncmp(path, "/api/v1/batch/", 14) == 0) {
 		if (method != EVHTTP_REQ_POST) {
+			evhttp_add_header(h, "Allow", "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
 			return;
 		}
 		admin_batch(d, req, role, actor, path + 14);
 	} else if (strcmp(path, "/metrics") == 0) {
-		if (method != EVHTTP_REQ_GET) {
+		/* A HEAD: evhttp sends the headers only. */
+		if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+			evhttp_add_header(h, "Allow", "GET, HEAD");
 			admin_refuse(d, req, 405, actor, path, "use GET");
 			return;
 		}

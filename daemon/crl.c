@@ -146,9 +146,10 @@ crl_handle(struct evhttp_request *req, void *arg)
 {
 	struct hsmcad *d = arg;
 	const char *uri = evhttp_request_get_uri(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *body;
 	long long gen;
-	char tail[8] = "";
+	char tail[8] = "", num[32];
 	int status = 404;
 	const char *reason = "not found";
 
@@ -156,9 +157,13 @@ crl_handle(struct evhttp_request *req, void *arg)
 		ocsp_handle(req, arg);
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+	/* Every method reaches here (hsmcad.c front_http); a HEAD is a GET
+	 * without the body. */
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		status = 405;
-		reason = "GET only";
+		reason = "GET (or HEAD) only";
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "GET, HEAD");
 	} else if (sscanf(uri, "/crl/%lld%7s", &gen, tail) == 2 &&
 	    strcmp(tail, ".crl") == 0) {
 		for (size_t i = 0; i < d->ncrls; i++) {
@@ -169,9 +174,18 @@ crl_handle(struct evhttp_request *req, void *arg)
 			evbuffer_add(body, d->crls[i].der, d->crls[i].len);
 			evhttp_add_header(evhttp_request_get_output_headers(req),
 			    "Content-Type", "application/pkix-crl");
+			if (cmd == EVHTTP_REQ_HEAD) {
+				/* evhttp adds none to a HEAD answer. */
+				snprintf(num, sizeof(num), "%zu",
+				    d->crls[i].len);
+				evhttp_add_header(
+				    evhttp_request_get_output_headers(req),
+				    "Content-Length", num);
+			}
 			evhttp_send_reply(req, 200, "OK", body);
 			evbuffer_free(body);
-			log_info("client=- GET %.100s 200 crl %lld", uri,
+			log_info("client=- %s %.100s 200 crl %lld", cmd ==
+			    EVHTTP_REQ_HEAD ? "HEAD" : "GET", uri,
 			    (long long)d->crls[i].number);
 			return;
 		}

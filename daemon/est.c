@@ -9,7 +9,7 @@
  *   POST simplereenroll  renewal: same subject and SAN, new key allowed
  *   POST serverkeygen    a key pair made here and its certificate
  *
- * Every refusal is a status and one line of reason; nothing is recorded
+ * A HEAD is a GET without its body. Every refusal is a status and one line of reason; nothing is recorded
  * for a refused request. */
 #include "config.h"
 
@@ -104,6 +104,40 @@ struct est_req {
 
 /* ---- answers ---- */
 
+static const char *
+est_method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "?";
+	}
+}
+
+/* evhttp sends a HEAD answer's headers only, and without a
+ * Content-Length: it says what a GET would get. */
+static void
+est_send(struct est_req *r, int status, const char *phrase,
+    struct evbuffer *body)
+{
+	char num[32];
+
+	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
+		snprintf(num, sizeof(num), "%zu", body != NULL ?
+		    evbuffer_get_length(body) : 0);
+		evhttp_add_header(evhttp_request_get_output_headers(r->req),
+		    "Content-Length", num);
+	}
+	evhttp_send_reply(r->req, status, phrase, body);
+}
+
 static void
 est_done(struct est_req *r, int status, const char *serial)
 {
@@ -113,9 +147,10 @@ est_done(struct est_req *r, int status, const char *serial)
 	    r->op == EST_SERVERKEYGEN)
 		metrics_request(r->label != NULL ? r->label->profile : NULL,
 		    status);
-	log_info("%s %s %s %d%s%s", r->who, evhttp_request_get_command(r->req) ==
-	    EVHTTP_REQ_GET ? "GET" : "POST", r->path, status,
-	    serial != NULL ? " serial " : "", serial != NULL ? serial : "");
+	log_info("%s %s %s %d%s%s", r->who,
+	    est_method_name(evhttp_request_get_command(r->req)), r->path,
+	    status, serial != NULL ? " serial " : "", serial != NULL ?
+	    serial : "");
 	runtime_unref(r->rt);
 	tls_conn_release(r->conn);
 	free(r);
@@ -143,6 +178,9 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+	if (status == 401)
+		evhttp_add_header(h, "WWW-Authenticate",
+		    HSMCAD_CHALLENGE("hsmca EST"));
 	if (status == 503) {
 		snprintf(num, sizeof(num), "%d", r->rt->cfg->daemon.retry_after);
 		evhttp_add_header(h, "Retry-After", num);
@@ -161,7 +199,7 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 	}
 	if (body != NULL)
 		evbuffer_add_printf(body, "%s\n", reason);
-	evhttp_send_reply(r->req, status, phrase, body);
+	est_send(r, status, phrase, body);
 	evbuffer_free(body);
 	log_info("%s refused: %s", r->who, reason);
 	/* Refused enrollments and renewals go to the audit log (requests
@@ -198,7 +236,7 @@ est_send_b64(struct est_req *r, const char *ctype, const unsigned char *der,
 	free(b64);
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
-	evhttp_send_reply(r->req, 200, "OK", body);
+	est_send(r, 200, "OK", body);
 	evbuffer_free(body);
 	return 0;
 }
@@ -610,7 +648,7 @@ est_whoami(struct est_req *r, int label_idx)
 		evbuffer_add_printf(body, "%s\n", est_id_names[id.kind]);
 	evhttp_add_header(evhttp_request_get_output_headers(r->req),
 	    "Content-Type", "text/plain; charset=utf-8");
-	evhttp_send_reply(r->req, 200, "OK", body);
+	est_send(r, 200, "OK", body);
 	evbuffer_free(body);
 	est_done(r, 200, NULL);
 out:
@@ -971,11 +1009,14 @@ est_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	r->op = (enum est_op)op;
-	if ((r->op <= EST_WHOAMI) != (cmd == EVHTTP_REQ_GET)) {
+	/* evhttp lets every method through (hsmcad.c front_http): a HEAD
+	 * is a GET without the body, anything else is refused here. */
+	if (r->op <= EST_WHOAMI ? cmd != EVHTTP_REQ_GET &&
+	    cmd != EVHTTP_REQ_HEAD : cmd != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-		    r->op <= EST_WHOAMI ? "GET" : "POST");
+		    r->op <= EST_WHOAMI ? "GET, HEAD" : "POST");
 		est_refuse(r, 405, "%s takes %s", est_op_names[r->op],
-		    r->op <= EST_WHOAMI ? "GET" : "POST");
+		    r->op <= EST_WHOAMI ? "GET (or HEAD)" : "POST");
 		return;
 	}
 

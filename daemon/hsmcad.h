@@ -277,6 +277,13 @@ void	listener_closed(struct listener *l);
 /* GET /metrics: connections open, refused and accept failures. */
 void	listener_metrics(struct evbuffer *b);
 
+/* The challenge every 401 carries (RFC 9110 15.5.2, was RFC 7235). HTTP
+ * has no scheme for a TLS client certificate: this one is unregistered,
+ * so a client that knows Basic or Digest (an EST 401 asks for those, RFC
+ * 7030 3.2.3) finds none it could answer with a password, and a person
+ * reads what is missing. */
+#define HSMCAD_CHALLENGE(realm)	"ClientCertificate realm=\"" realm "\""
+
 /* TLS: the server context (TLS 1.2 and 1.3 only, mutual TLS). */
 SSL_CTX	*tls_server_ctx(struct hsmcad *d, struct hsmca_err *e);
 /* evhttp's bufferevent callbacks, arg the listener (listener_start). */
@@ -292,6 +299,17 @@ struct tls_conn;
 void	tls_conn_served(struct evhttp_request *req);
 struct tls_conn *tls_conn_hold(struct evhttp_request *req);
 void	tls_conn_release(struct tls_conn *c);
+/* A listener's gate, asked once per connection with its first bytes
+ * after the handshake, before evhttp parses a request or reads a body:
+ * 0, the connection goes on; otherwise the status it was refused with,
+ * and answer holds the whole HTTP answer (in: the bytes so far, to be
+ * looked at, not taken). A refused connection's further bytes are
+ * discarded as they come, its write side is shut once the answer is
+ * out, and it ends when the client closes or at its deadline. */
+struct evbuffer;
+typedef int (*tls_gate_fn)(struct hsmcad *d, SSL *ssl, struct evbuffer *in,
+	    struct evbuffer *answer);
+void	tls_conn_set_gate(struct bufferevent *bev, tls_gate_fn gate);
 /* The TLS connection a request came on (NULL: plain HTTP). */
 SSL	*tls_request_ssl(struct evhttp_request *req);
 /* The intermediates the client sent (not its own certificate), also
@@ -362,6 +380,8 @@ void	checkpoint_job_run(struct hsm *h, struct store *st,
 /* The admin API (admin.c): the operators' listener; admin_job_run runs
  * a SIGNER_ADMIN job's command line on a signer worker. */
 void	admin_handle(struct evhttp_request *req, void *arg);
+/* The admin listener's connections: tls_bevcb's, with admin_gate. */
+struct bufferevent *admin_bevcb(struct event_base *base, void *arg);
 /* A POST /api/v1/run body: 0 and its parts (references the caller
  * drops), or 400 with why. Pure: tests/fuzz calls it. */
 struct admin_request {

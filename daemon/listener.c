@@ -312,7 +312,7 @@ listener_start(struct hsmcad *d, enum listener_kind kind, struct evhttp *http,
 	l->kind = kind;
 	l->http = http;
 	evhttp_set_bevcb(http, kind == LISTENER_HTTP ? tls_plain_bevcb :
-	    tls_bevcb, l);
+	    kind == LISTENER_ADMIN ? admin_bevcb : tls_bevcb, l);
 	if ((l->bound = evhttp_accept_socket_with_handle(http, fd)) == NULL)
 		fatalx("cannot accept on an inherited socket");
 	l->lev = evhttp_bound_socket_get_listener(l->bound);

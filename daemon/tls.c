@@ -63,6 +63,8 @@ struct tls_conn {
 	int			 busy;		/* requests being answered */
 	int			 adopting;	/* plain: evhttp's connection
 						   not yet known */
+	tls_gate_fn		 gate;		/* not yet asked: its listener's */
+	int			 refused;	/* the gate answered: discard */
 };
 
 static void plain_adopt(struct tls_conn *);
@@ -99,14 +101,57 @@ conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The first byte of a request starts its clock. */
+/* The connection's first bytes, the handshake done: its listener's gate
+ * decides on the client certificate before evhttp parses anything. 1 if
+ * it refused the connection: its answer is queued, the bytes are gone. */
+static int
+conn_gate(struct tls_conn *c, struct evbuffer *buf)
+{
+	tls_gate_fn gate = c->gate;
+	struct evbuffer *answer;
+	SSL *ssl;
+
+	c->gate = NULL;
+	if ((ssl = bufferevent_openssl_get_ssl(c->bev)) == NULL ||
+	    (answer = evbuffer_new()) == NULL) {
+		/* Refuse without a word rather than serve unchecked. */
+		c->refused = 1;
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+		(void)shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+		return 1;
+	}
+	if (gate(c->d, ssl, buf, answer) == 0) {
+		evbuffer_free(answer);
+		return 0;
+	}
+	c->refused = 1;
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	bufferevent_write_buffer(c->bev, answer);
+	evbuffer_free(answer);
+	/* evhttp writes only once it has a request to answer. */
+	bufferevent_enable(c->bev, EV_WRITE);
+	/* Writing stopped the clock: the discard lasts at most `timeout`. */
+	conn_deadline_arm(c);
+	return 1;
+}
+
+/* The first byte of a request starts its clock. A refused connection's
+ * bytes are dropped as they come: evhttp never sees them. */
 static void
 conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
 {
 	struct tls_conn *c = arg;
 
-	if (info->n_added > 0 && !evtimer_pending(c->deadline, NULL))
+	if (info->n_added == 0)
+		return;
+	if (c->gate != NULL && conn_gate(c, buf))
+		return;
+	if (c->refused) {
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+		return;
+	}
+	if (!evtimer_pending(c->deadline, NULL))
 		conn_deadline_arm(c);
 }
 
@@ -120,6 +165,10 @@ conn_request_done(struct tls_conn *c)
 		conn_deadline_arm(c);
 }
 
+/* A refused connection's answer is out (in the kernel): its write side
+ * is shut, so the client sees the end at once, and the discard goes on
+ * until the client closes (a lingering close: closing with its bytes
+ * unread would reset the connection, the answer possibly with it). */
 static void
 conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
@@ -128,6 +177,8 @@ conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 	if (info->n_added > 0)
 		conn_request_done(c);
+	if (c->refused && info->n_deleted > 0 && evbuffer_get_length(buf) == 0)
+		(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 }
 
 static struct tls_conn *
@@ -199,6 +250,17 @@ conn_of(struct evhttp_request *req)
 
 	return ssl != NULL && conn_index != -1 ?
 	    SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+void
+tls_conn_set_gate(struct bufferevent *bev, tls_gate_fn gate)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	struct tls_conn *c;
+
+	if (ssl != NULL && conn_index != -1 &&
+	    (c = SSL_get_ex_data(ssl, conn_index)) != NULL)
+		c->gate = gate;
 }
 
 void

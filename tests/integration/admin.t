@@ -4,7 +4,8 @@
 # appliance; roles are enforced; unknown, untrusted, role-less, revoked
 # and disallowed operators are refused with 401/403 and a reason; a path
 # on the appliance is never opened for a remote caller; every call is in
-# the audit log; GET /metrics speaks the Prometheus text format.
+# the audit log; GET /metrics speaks the Prometheus text format. A client
+# that is no operator is refused before its request's body is read.
 . "$top_srcdir/tests/integration/lib.sh"
 
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
@@ -172,6 +173,67 @@ expect_fail "... and the auditor is locked out" 6 "disallow" as audrey ca list
 expect_ok "... until removed" as factory-1 disallow remove audrey
 expect_ok "... then it is back" as audrey ca list
 
+# ---- who is no operator is answered before the body is read ----
+# The headers of a 40 MB body and its first bytes, then the client only
+# listens (-ign_eof): the answer comes without the rest, which never does
+# (a front that read the body first answered nothing, and dropped the
+# connection at its deadline).
+printf 'POST /api/v1/run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 40000000\r\n\r\n{"argv": ["ca", "list"], "files": {"@in:0": "AAAA' \
+	>"$WORK/partial.req"
+# partial [-cert C -key K]: that request; the answer in last.out.
+partial() {
+	openssl s_client -quiet -ign_eof -connect "127.0.0.1:$ADMIN_PORT" \
+		-CAfile "$CADIR/root.pem" "$@" <"$WORK/partial.req" >"$WORK/last.out" 2>"$WORK/last.err"
+}
+partial
+check "no client certificate, a 40 MB body announced and not sent: 401 all the same" \
+	grep -q '^HTTP/1.1 401 ' "$WORK/last.out"
+check "... with a challenge (WWW-Authenticate)" \
+	grep -q '^WWW-Authenticate: ClientCertificate realm="hsmca admin API"' "$WORK/last.out"
+check "... and the reason, one line of JSON" \
+	grep -qx '{"error":"the admin API needs a client certificate"}' "$WORK/last.out"
+partial -cert "$WORK/eve.boot.pem" -key "$WORK/eve.boot.key"
+check "a certificate from another CA: 403 before the body" \
+	sh -c "grep -q '^HTTP/1.1 403 ' '$WORK/last.out' && grep -q 'not from the operators' '$WORK/last.out'"
+partial -cert "$WORK/mallory.boot.pem" -key "$WORK/mallory.boot.key"
+check "a trusted certificate without a role: 403 before the body" \
+	sh -c "grep -q '^HTTP/1.1 403 ' '$WORK/last.out' && grep -q 'no role for CN=mallory' '$WORK/last.out'"
+check "... logged with the path" \
+	grep -q 'admin admin:CN=mallory .* /api/v1/run: 403 .*(before the body)' "$CADIR/hsmcad.log"
+printf 'HEAD /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n' >"$WORK/partial.req"
+partial
+check "HEAD without a certificate: 401, headers only" \
+	sh -c "grep -q '^HTTP/1.1 401 ' '$WORK/last.out' && ! grep -q 'error' '$WORK/last.out'"
+
+# child_named NAME: the pid of the daemon's child whose comm is NAME.
+child_named() {
+	for s in /proc/[0-9]*/stat; do
+		p=${s#/proc/}; p=${p%/stat}
+		[ "$(awk '{ print $4 }' "$s" 2>/dev/null)" = "$HSMCAD_PID" ] || continue
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ] && { echo "$p"; return; }
+	done
+}
+# Four clients without a certificate post 40 MiB each at once: the front's
+# peak memory grows by less than one body (it grew by all four).
+FRONT=$(child_named hsmcad-front)
+head -c $((40 * 1024 * 1024)) /dev/zero >"$WORK/big.json"
+hwm0=$(awk '/^VmHWM:/ { print $2 }' "/proc/$FRONT/status")
+pids=
+for i in 1 2 3 4; do
+	curl -s -o /dev/null -w '%{http_code}\n' --cacert "$CADIR/root.pem" \
+		-H 'Content-Type: application/json' --data-binary "@$WORK/big.json" \
+		"$SERVER/api/v1/run" >"$WORK/big.$i" 2>&1 &
+	pids="$pids $!"
+done
+# shellcheck disable=SC2086
+wait $pids
+hwm1=$(awk '/^VmHWM:/ { print $2 }' "/proc/$FRONT/status")
+rm -f "$WORK/big.json"
+check "four 40 MiB posts without a certificate: four 401s" \
+	test "$(cat "$WORK"/big.[1-4] | grep -c '^401$')" -eq 4
+check "... and the front's peak memory grew by less than one body ($(( (hwm1 - hwm0) / 1024 )) MiB)" \
+	test $((hwm1 - hwm0)) -lt $((40 * 1024))
+
 # ---- bad requests ----
 api alice 'not json'
 check "a body that is not JSON: 400" sh -c "[ '$STATUS' = 400 ] && grep -q 'not JSON' '$WORK/last.out'"
@@ -238,6 +300,15 @@ check "... and every sample line is well-formed" \
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CADIR/root.pem" \
 	--cert "$WORK/mallory.boot.pem" --key "$WORK/mallory.boot.key" "$SERVER/metrics")
 check "metrics need a role too (403)" test "$STATUS" = 403
+STATUS=$(curl -s -I -o "$WORK/hdr" -w '%{http_code}' --cacert "$CADIR/root.pem" \
+	--cert "$WORK/audrey.boot.pem" --key "$WORK/audrey.boot.key" "$SERVER/metrics")
+check "HEAD /metrics: 200, headers only" \
+	sh -c "[ '$STATUS' = 200 ] && grep -qi '^Content-Type: text/plain; version=0.0.4' '$WORK/hdr'"
+STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" \
+	--cert "$WORK/alice.boot.pem" --key "$WORK/alice.boot.key" -X PUT \
+	-H 'Content-Type: application/json' --data-binary '{"argv": ["ca", "list"]}' "$SERVER/api/v1/run")
+check "PUT /api/v1/run: 405 with Allow: POST and the reason" \
+	sh -c "[ '$STATUS' = 405 ] && grep -qi '^Allow: POST' '$WORK/hdr' && grep -qx '{\"error\":\"use POST\"}' '$WORK/last.out'"
 
 # ---- CA changes through the API take effect at once ----
 expect_fail "an operator may not rotate the CA" 6 "needs the admin role" as factory-1 ca rotate

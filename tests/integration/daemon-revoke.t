@@ -32,6 +32,12 @@ nu=$(date -d "$(openssl crl -in "$WORK/crl.pem" -noout -nextupdate | sed 's/.*=/
 check "its nextUpdate follows [ca] crl-next-update (2d)" test $((nu - tu)) -eq 172800
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/crl/99.crl")
 check "an unknown generation is 404" test "$STATUS" = 404
+STATUS=$(curl -s -I -o "$WORK/hdr" -w '%{http_code}' "$CRL_URL")
+check "HEAD of the CRL: 200 and its length, headers only" \
+	sh -c "[ '$STATUS' = 200 ] && grep -qi '^Content-Length: $(wc -c <"$WORK/crl.der")' '$WORK/hdr'"
+STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/last.out" -w '%{http_code}' -X DELETE "$CRL_URL")
+check "DELETE: 405 with Allow and a reason line" \
+	sh -c "[ '$STATUS' = 405 ] && grep -qi '^Allow: GET, HEAD' '$WORK/hdr' && [ \"\$(cat '$WORK/last.out')\" = 'GET (or HEAD) only' ]"
 
 # A device enrolls.
 csr_b64 dev1 ec:P-256 "/CN=dev-1"

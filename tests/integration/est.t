@@ -63,8 +63,10 @@ refused_est() {
 }
 rows=$(count_rows)
 csr_b64 dev2 ec:P-256 "/CN=dev-2"
-est_post simpleenroll "$WORK/dev2.b64"
+est_post simpleenroll "$WORK/dev2.b64" -D "$WORK/hdr"
 refused_est "no client certificate" 401 "client certificate is required"
+check "... with a challenge that asks for a certificate, not a password" \
+	grep -q '^WWW-Authenticate: ClientCertificate realm="hsmca EST"' "$WORK/hdr"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/rogue.key" \
 	-subj "/CN=Rogue CA" -days 10 -addext basicConstraints=critical,CA:TRUE \
 	-addext keyUsage=critical,keyCertSign -out "$WORK/rogue.pem" 2>/dev/null
@@ -120,6 +122,29 @@ STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem
 refused_est "an unknown operation" 404 "unknown EST operation"
 STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" "$URL/simpleenroll")
 refused_est "GET simpleenroll" 405 "takes POST"
+# A HEAD is a GET without the body (evhttp refused it, 501); any other
+# method is a 405 with Allow and a reason (a PUT enrolled like a POST).
+curl -s -o "$WORK/cacerts.b64" --cacert "$CADIR/root.pem" "$URL/cacerts"
+STATUS=$(curl -s -I -o "$WORK/hdr" -w '%{http_code}' --cacert "$CADIR/root.pem" "$URL/cacerts")
+check "HEAD cacerts: 200, headers only" \
+	sh -c "[ '$STATUS' = 200 ] && grep -qi '^Content-Type: application/pkcs7-mime' '$WORK/hdr'"
+check "... with the length a GET gets ($(wc -c <"$WORK/cacerts.b64") bytes)" \
+	grep -qi "^Content-Length: $(wc -c <"$WORK/cacerts.b64")" "$WORK/hdr"
+check "... and the log says HEAD" grep -q "HEAD /.well-known/est/cacerts 200" "$CADIR/hsmcad.log"
+STATUS=$(curl -s -I -o "$WORK/hdr" -w '%{http_code}' --cacert "$CADIR/root.pem" "$URL/simpleenroll")
+check "HEAD simpleenroll: 405, Allow: POST" \
+	sh -c "[ '$STATUS' = 405 ] && grep -qi '^Allow: POST' '$WORK/hdr'"
+STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/last.out" -w '%{http_code}' -X OPTIONS \
+	--cacert "$CADIR/root.pem" "$URL/cacerts")
+refused_est "OPTIONS cacerts" 405 "cacerts takes GET \(or HEAD\)"
+check "... with Allow: GET, HEAD" grep -qi '^Allow: GET, HEAD' "$WORK/hdr"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/last.out" -w '%{http_code}' -X PUT $BOOT \
+	--cacert "$CADIR/root.pem" -H "Content-Type: application/pkcs10" \
+	--data-binary "@$WORK/dev1.b64" "$URL/simpleenroll")
+refused_est "PUT simpleenroll with a good CSR" 405 "simpleenroll takes POST"
+check "... with Allow: POST" grep -qi '^Allow: POST' "$WORK/hdr"
+check "... and nothing issued" test "$(count_rows)" -eq "$rows"
 head -c 20000 /dev/zero | tr '\0' 'A' >"$WORK/big.b64"
 # shellcheck disable=SC2086
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CADIR/root.pem" $BOOT \
