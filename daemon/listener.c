@@ -45,6 +45,7 @@
  * a reload reads, and a connection being refused. About 20 are open at
  * any time; the rest is slack. */
 #define LISTENER_RESERVE	64
+#define LISTENER_MIN_BUDGET	16	/* connections, at the least */
 #define LISTENER_REFUSE_BATCH	64	/* refusals per wakeup */
 #define LISTENER_PAUSE_SECONDS	1
 #define LISTENER_REPORT_SECONDS	60
@@ -380,13 +381,22 @@ listener_nofile_check(struct hsmcad *d, struct hsmca_err *e)
 	}
 	nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX ?
 	    INT_MAX : (int)rl.rlim_cur;
-	if (nofile < want)
+	/* Too few for a listener to serve at all: no start. */
+	if (nofile < LISTENER_RESERVE + LISTENER_MIN_BUDGET)
 		return err_set(e, HSMCA_ERR_CONFIG, "the descriptor limit (%d, "
-		    "hard limit %lld) is below the %ld the listeners may need "
-		    "(%s%d of its own): raise it (LimitNOFILE) or lower the "
-		    "caps", nofile, rl.rlim_max == RLIM_INFINITY ? -1LL :
-		    (long long)rl.rlim_max, want, caps, LISTENER_RESERVE);
+		    "hard limit %lld) leaves fewer than %d connections: raise "
+		    "it (LimitNOFILE)", nofile, rl.rlim_max == RLIM_INFINITY ?
+		    -1LL : (long long)rl.rlim_max, LISTENER_MIN_BUDGET);
 	listener_budget = nofile - LISTENER_RESERVE;
+	/* Fewer than the caps: the budget holds (every listener refuses
+	 * as at its cap beyond it); a default config must still start. */
+	if (nofile < want)
+		log_warnx("the descriptor limit (%d, hard limit %lld) is below "
+		    "the %ld the listeners may need (%s%d of its own): at most "
+		    "%d connections at once; raise it (LimitNOFILE) or lower "
+		    "the caps", nofile, rl.rlim_max == RLIM_INFINITY ? -1LL :
+		    (long long)rl.rlim_max, want, caps, LISTENER_RESERVE,
+		    listener_budget);
 	log_debug("descriptor limit %d: at most %d connections at once",
 	    nofile, listener_budget);
 	return 0;

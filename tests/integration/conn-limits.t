@@ -110,17 +110,31 @@ front_fds() {
 	ls "/proc/$FRONT/fd" | wc -l
 }
 
-# ---- the caps do not fit the descriptor limit: no start ----
+# ---- the caps do not fit the descriptor limit: a warning, a smaller budget ----
 (ulimit -n 100; exec "$top_builddir/daemon/hsmcad" -c "$CONF") >"$WORK/low.log" 2>&1 &
+low=$!
+i=0
+until grep -q "ready:" "$WORK/low.log" || ! kill -0 $low 2>/dev/null || [ $i -ge 600 ]; do
+	i=$((i + 1)); sleep 0.05
+done
+sed 's/^/# low: /' "$WORK/low.log" | grep -i "limit"
+check "a descriptor limit of 100 (hard), below caps 20 + 20 + 5 + 64: hsmcad starts" \
+	grep -q "ready:" "$WORK/low.log"
+check "... and warns with the numbers and the budget" \
+	grep -q "descriptor limit (100, hard limit 100) is below the 109 .*at most 36 connections at once" "$WORK/low.log"
+kill $low 2>/dev/null
+wait $low
+rc=$?
+check "... and stops cleanly (status $rc)" test "$rc" -eq 0
+(ulimit -n 70; exec "$top_builddir/daemon/hsmcad" -c "$CONF") >"$WORK/low.log" 2>&1 &
 low=$!
 i=0; while kill -0 $low 2>/dev/null && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.05; done
 kill $low 2>/dev/null
 wait $low
 rc=$?
-sed 's/^/# low: /' "$WORK/low.log" | grep -i "limit"
-check "a descriptor limit of 100 (hard) is too low for caps 20 + 20 + 5 + 64: hsmcad exits (status $rc)" \
+check "a descriptor limit of 70 leaves no room to serve: hsmcad exits (status $rc)" \
 	test "$rc" -ne 0
-check "... and says why" grep -q "descriptor limit (100, hard limit 100) is below the 109" "$WORK/low.log"
+check "... and says why" grep -q "descriptor limit (70, hard limit 70) leaves fewer than 16 connections" "$WORK/low.log"
 
 # ---- a low soft limit: raised to the hard limit ----
 soft=$(ulimit -S -n)
