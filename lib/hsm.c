@@ -56,6 +56,7 @@
 
 struct hsm {
 	PKCS11_CTX		*ctx;
+	int			 ctx_loaded;	/* PKCS11_CTX_load succeeded */
 	PKCS11_SLOT		*slots;
 	unsigned int		 nslots;
 	PKCS11_SLOT		*slot;
@@ -597,6 +598,7 @@ hsm_open(const struct config_hsm *cfg, struct hsm **out, struct hsmca_err *e)
 		    cfg->module);
 		goto out;
 	}
+	h->ctx_loaded = 1;
 	if ((ret = raw_bind(h, cfg->module, e)) != 0)
 		goto out;
 	if ((ret = token_attach(h, e)) != 0)
@@ -641,10 +643,13 @@ hsm_close(struct hsm *h)
 	if (h->raw_s != CK_INVALID_HANDLE)
 		h->p11->C_CloseSession(h->raw_s);
 	slots_release(h);
-	if (h->ctx != NULL) {
+	/* libp11 0.4.12 finalizes through the module's function list in
+	 * PKCS11_CTX_unload: a load that failed (a library that is not a
+	 * PKCS#11 module) left none, and unloading it crashed. */
+	if (h->ctx != NULL && h->ctx_loaded)
 		PKCS11_CTX_unload(h->ctx);
+	if (h->ctx != NULL)
 		PKCS11_CTX_free(h->ctx);
-	}
 	/* libp11 finalized the module; our handle only drops a reference. */
 	if (h->dl != NULL)
 		dlclose(h->dl);
@@ -801,7 +806,7 @@ hsm_init_token(const struct config_hsm *cfg, const char *so_pin_source,
 	unsigned int nslots = 0;
 	struct hsm_uri u;
 	char *so_pin = NULL, *pin = NULL, padded[33];
-	int ret = HSMCA_ERR_HSM_UNAVAILABLE;
+	int ret = HSMCA_ERR_HSM_UNAVAILABLE, loaded = 0;
 
 	memset(&u, 0, sizeof(u));
 	if ((ret = hsm_uri_parse(cfg->token, &u, e)) != 0)
@@ -820,6 +825,7 @@ hsm_init_token(const struct config_hsm *cfg, const char *so_pin_source,
 		err_set_ssl(e, ret, "cannot load PKCS#11 module %s", cfg->module);
 		goto out;
 	}
+	loaded = 1;
 	if (PKCS11_enumerate_slots(ctx, &slots, &nslots) != 0) {
 		err_set_ssl(e, ret, "cannot list slots");
 		goto out;
@@ -883,10 +889,10 @@ out:
 	hsm_uri_free(&u);
 	if (slots != NULL)
 		PKCS11_release_all_slots(ctx, slots, nslots);
-	if (ctx != NULL) {
-		PKCS11_CTX_unload(ctx);
+	if (ctx != NULL && loaded)
+		PKCS11_CTX_unload(ctx);		/* see hsm_close */
+	if (ctx != NULL)
 		PKCS11_CTX_free(ctx);
-	}
 	return ret;
 }
 

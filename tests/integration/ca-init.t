@@ -80,6 +80,17 @@ HSMCA_TEST_PIN=$(cat "$CADIR/user.pin") ; export HSMCA_TEST_PIN
 sed "s|pin-source = .*|pin-source = env:HSMCA_TEST_PIN|" "$CONF" >"$CADIR/env.conf"
 expect_ok "the PIN can come from the environment" "$HSMCA" -c "$CADIR/env.conf" token check
 
+# A library that is no PKCS#11 module: refused with exit 4 and a reason
+# (the failed load was unloaded all the same, and that crashed).
+NOTP11=$(ldconfig -p 2>/dev/null | awk '/libz\.so\.1 / { print $NF; exit }')
+if [ -n "$NOTP11" ]; then
+	sed "s|^module = .*|module = $NOTP11|" "$CONF" >"$CADIR/notp11.conf"
+	expect_fail "a library that is no PKCS#11 module is refused with exit 4" 4 \
+		"cannot load PKCS#11 module" "$HSMCA" -c "$CADIR/notp11.conf" token check
+else
+	ok "# SKIP no libz.so.1 to stand in for a library that is no PKCS#11 module"
+fi
+
 # Other key types, self-signed.
 new_ca rsa rsa-2048
 expect_ok "ca init --self-signed with an RSA-2048 key" hsmca ca init --self-signed
