@@ -85,9 +85,8 @@ config_path(const char *arg)
 }
 
 /* "HOST:PORT" or "[V6]:PORT" */
-int
-daemon_split_hostport(const char *s, char *host, size_t hlen,
-    unsigned short *port)
+static int
+split_hostport(const char *s, char *host, size_t hlen, unsigned short *port)
 {
 	const char *colon;
 	long v;
@@ -112,28 +111,47 @@ daemon_split_hostport(const char *s, char *host, size_t hlen,
 	return 0;
 }
 
+int
+daemon_resolve(const char *addr, struct addrinfo **res, char *why,
+    size_t wlen)
+{
+	struct addrinfo hints;
+	char host[256], port[8];
+	unsigned short p;
+	int rc;
+
+	*res = NULL;
+	if (split_hostport(addr, host, sizeof(host), &p) != 0) {
+		snprintf(why, wlen, "bad address %s", addr);
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", p);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(*host != '\0' ? host : NULL, port, &hints,
+	    res)) != 0) {
+		snprintf(why, wlen, "%s: %s", addr, gai_strerror(rc));
+		*res = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* The parent: a listening TCP socket on addr, for the front to accept
  * on. Says which port (with port 0 the kernel chose one). */
 static int
 listen_socket(const char *what, const char *addr)
 {
-	struct addrinfo hints, *res = NULL;
+	struct addrinfo *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t slen = sizeof(ss);
-	char host[256], portstr[8], shown[300], ip[INET6_ADDRSTRLEN] = "?";
-	unsigned short port;
-	int fd, one = 1, rc;
+	char why[300], shown[300], ip[INET6_ADDRSTRLEN] = "?";
+	int fd, one = 1;
 
-	if (daemon_split_hostport(addr, host, sizeof(host), &port) != 0)
-		fatalx("%s: bad address %s", what, addr);
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(*host != '\0' ? host : NULL, portstr, &hints,
-	    &res)) != 0)
-		fatalx("%s: %s: %s", what, addr, gai_strerror(rc));
+	if (daemon_resolve(addr, &res, why, sizeof(why)) != 0)
+		fatalx("%s: %s", what, why);
 	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, res->ai_protocol)) == -1)
 		fatal("%s: socket", what);

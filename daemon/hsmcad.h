@@ -197,9 +197,11 @@ int	keyop_serve(struct event_base *base, struct signer *s, int keyfd,
 /* Shared by the processes (hsmcad.c). */
 void	daemon_drop_privileges(const char *user);
 void	daemon_forget_env_pin(const struct config *cfg);
-/* "HOST:PORT" or "[V6]:PORT" of a listener: 0, or -1. */
-int	daemon_split_hostport(const char *s, char *host, size_t hlen,
-	    unsigned short *port);
+/* A listener's "HOST:PORT" or "[V6]:PORT" (no host: every address) as
+ * a passive TCP address (freeaddrinfo it): 0, or -1 with why. */
+struct addrinfo;
+int	daemon_resolve(const char *addr, struct addrinfo **res, char *why,
+	    size_t wlen);
 
 /* ---- the front ---- */
 

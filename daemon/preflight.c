@@ -205,23 +205,11 @@ struct listener {
 static void
 listener_resolve(struct preflight *pf, struct listener *l)
 {
-	struct addrinfo hints, *res = NULL;
-	char host[256], port[8];
-	unsigned short p;
-	int rc;
+	struct addrinfo *res = NULL;
+	char why[300];
 
-	if (daemon_split_hostport(l->addr, host, sizeof(host), &p) != 0) {
-		problem(pf, "%s: bad address %s", l->key, l->addr);
-		return;
-	}
-	snprintf(port, sizeof(port), "%u", p);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(*host != '\0' ? host : NULL, port, &hints,
-	    &res)) != 0) {
-		problem(pf, "%s: %s: %s", l->key, l->addr, gai_strerror(rc));
+	if (daemon_resolve(l->addr, &res, why, sizeof(why)) != 0) {
+		problem(pf, "%s: %s", l->key, why);
 		return;
 	}
 	if (res->ai_addrlen <= sizeof(l->ss)) {
