@@ -866,7 +866,8 @@ signer_set_issuer(struct signer *s, const struct config *cfg,
 	ctx.hsm = s->hsm;
 	/* Not while the recovery thread has the token to itself. */
 	pthread_rwlock_rdlock(&s->hsm_lock);
-	ret = ca_open_active(&ctx, &iss, e);
+	if ((ret = ca_open_active(&ctx, &iss, e)) == 0)
+		issuer_precompute(iss);
 	pthread_rwlock_wrlock(&s->issuer_lock);
 	old = s->issuer;
 	s->issuer = iss;

@@ -19,6 +19,7 @@
 #include "hsmca/audit.h"
 #include "hsmca/issue.h"
 #include "hsmca/lint.h"
+#include "hsmca/sigcheck.h"
 
 #define ISSUE_SERIAL_TRIES 3
 
@@ -107,8 +108,8 @@ issue_add_identifiers(X509 *cert, const X509 *issuer, const char *crl_url,
  * from now on. */
 static int
 issue_sign_der(struct hsm *h, X509 *tbs, EVP_PKEY *signkey,
-    const EVP_MD *md, const X509 *issuer, unsigned char **der, int *len,
-    struct hsmca_err *e)
+    const EVP_MD *md, const X509 *issuer, const struct sigcheck *check,
+    unsigned char **der, int *len, struct hsmca_err *e)
 {
 	int ok, ret;
 
@@ -129,7 +130,7 @@ issue_sign_der(struct hsm *h, X509 *tbs, EVP_PKEY *signkey,
 	 * relying party would: what is checked is byte for byte what is
 	 * released. */
 	if ((ret = lint_postsign_der(*der, (size_t)*len,
-	    issuer != NULL ? issuer : tbs, e)) != 0) {
+	    issuer != NULL ? issuer : tbs, check, e)) != 0) {
 		OPENSSL_free(*der);
 		*der = NULL;
 		return ret;
@@ -145,8 +146,8 @@ issue_sign(struct hsm *h, X509 *tbs, EVP_PKEY *signkey, const EVP_MD *md,
 	int len, ret;
 
 	*out = NULL;
-	if ((ret = issue_sign_der(h, tbs, signkey, md, issuer, &der, &len,
-	    e)) != 0)
+	if ((ret = issue_sign_der(h, tbs, signkey, md, issuer, NULL, &der,
+	    &len, e)) != 0)
 		return ret;
 	OPENSSL_free(der);
 	if (!X509_up_ref(tbs))
@@ -274,7 +275,16 @@ issuer_free(struct issuer *iss)
 	hsm_key_free(iss->key);
 	free(iss->crl_url);
 	free(iss->ocsp_url);
+	sigcheck_free(iss->check);
 	free(iss);
+}
+
+void
+issuer_precompute(struct issuer *iss)
+{
+	if (iss->check == NULL)
+		iss->check = sigcheck_new(X509_get0_pubkey(iss->cert),
+		    iss->md);
 }
 
 void
@@ -398,7 +408,7 @@ issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
 	}
 
 	if ((ret = issue_sign_der(h, tbs, hsm_key_private(iss->key), iss->md,
-	    iss->cert, &der, &len, e)) != 0)
+	    iss->cert, iss->check, &der, &len, e)) != 0)
 		goto fail;
 
 	/* The durable record and its audit entry, committed together before
@@ -667,8 +677,8 @@ issue_certificates(struct hsm *h, struct store *st, struct issuer *iss,
 	for (i = 0; i < n; i++)
 		if (v[i].reserved &&
 		    (rets[i] = issue_sign_der(h, v[i].tbs,
-		    hsm_key_private(iss->key), iss->md, iss->cert, &v[i].der,
-		    &v[i].len, &errs[i])) == 0)
+		    hsm_key_private(iss->key), iss->md, iss->cert, iss->check,
+		    &v[i].der, &v[i].len, &errs[i])) == 0)
 			rets[i] = issue_describe(iss, v[i].tbs, v[i].der,
 			    v[i].len, v[i].cert_id, v[i].serial_hex,
 			    reqs[i].profile, reqs[i].requester,

@@ -23,6 +23,7 @@
 
 #include "hsmca/csr.h"
 #include "hsmca/lint.h"
+#include "hsmca/sigcheck.h"
 #include "hsmca/util.h"
 
 #define LINT_SERIAL_MAX_OCTETS	20	/* RFC 5280 §4.1.2.2 */
@@ -731,9 +732,33 @@ lint_extensions_decode(const STACK_OF(X509_EXTENSION) *exts,
 	return 0;
 }
 
+/* 1 when x's signature verifies with issuer's key: through check when
+ * it is the checker of that key and digest, else OpenSSL's verify. */
+static int
+lint_verify(const struct lint_cert *x, const X509 *issuer,
+    const struct sigcheck *check)
+{
+	const ASN1_OBJECT *obj;
+	int md_nid, pk_nid, ok = -1;
+
+	X509_ALGOR_get0(&obj, NULL, NULL, x->algorithm);
+	if (check != NULL && sigcheck_key(check) == X509_get0_pubkey(issuer) &&
+	    OBJ_find_sigid_algs(OBJ_obj2nid(obj), &md_nid, &pk_nid) &&
+	    md_nid == sigcheck_md_type(check) &&
+	    (x->signature->flags & 7) == 0 && x->tbs->enc.enc != NULL &&
+	    !x->tbs->enc.modified && x->tbs->enc.len > 0)
+		ok = sigcheck_verify(check, x->tbs->enc.enc,
+		    (size_t)x->tbs->enc.len, x->signature->data,
+		    (size_t)x->signature->length);
+	if (ok == -1)
+		ok = ASN1_item_verify(ASN1_ITEM_rptr(LINT_TBS), x->algorithm,
+		    x->signature, x->tbs, X509_get0_pubkey(issuer)) == 1;
+	return ok;
+}
+
 int
 lint_postsign_der(const unsigned char *der, size_t len, const X509 *issuer,
-    struct hsmca_err *e)
+    const struct sigcheck *check, struct hsmca_err *e)
 {
 	const unsigned char *p = der;
 	const ASN1_OBJECT *o1, *o2;
@@ -767,8 +792,7 @@ lint_postsign_der(const unsigned char *der, size_t len, const X509 *issuer,
 	    (ret = lint_duplicates(x->tbs->extensions, e)) != 0 ||
 	    (ret = lint_extensions_decode(x->tbs->extensions, e)) != 0)
 		goto out;
-	if (ASN1_item_verify(ASN1_ITEM_rptr(LINT_TBS), x->algorithm,
-	    x->signature, x->tbs, X509_get0_pubkey(issuer)) != 1) {
+	if (lint_verify(x, issuer, check) != 1) {
 		ret = err_set(e, HSMCA_ERR_VERIFY, "verify-after-sign: the "
 		    "signature does not verify with the issuer's public key; "
 		    "check that the HSM key matches the CA certificate");
@@ -792,7 +816,7 @@ lint_postsign(const X509 *cert, const X509 *issuer, struct hsmca_err *e)
 		    "no issuer");
 	if ((len = i2d_X509(cert, &der)) <= 0)
 		return lint_fail(e, "the signed certificate does not encode");
-	ret = lint_postsign_der(der, (size_t)len, issuer, e);
+	ret = lint_postsign_der(der, (size_t)len, issuer, NULL, e);
 	OPENSSL_free(der);
 	return ret;
 }

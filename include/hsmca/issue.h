@@ -18,6 +18,8 @@
 #include "hsmca/store.h"
 #include "hsmca/util.h"
 
+struct sigcheck;
+
 /* One CA generation ready to sign. */
 struct issuer {
 	int64_t		 gen_id;
@@ -27,6 +29,7 @@ struct issuer {
 	const EVP_MD	*md;
 	char		*crl_url;	/* with %g expanded; NULL: none */
 	char		*ocsp_url;
+	struct sigcheck	*check;		/* NULL until issuer_precompute */
 };
 
 struct issue_request {
@@ -54,6 +57,11 @@ int	issuer_open(struct hsm *h, struct store *st,
 	    const struct store_generation *g, const struct config_ca *ca,
 	    struct issuer **out, struct hsmca_err *e);
 void	issuer_free(struct issuer *iss);
+/* Make iss verify its signatures faster (sigcheck.h), for callers that
+ * issue many certificates with it (hsmcad, batch signing): tens of
+ * milliseconds, once. Without it, or when the key does not allow it,
+ * each verify-after-sign takes OpenSSL's generic path. */
+void	issuer_precompute(struct issuer *iss);
 
 /* Issue one certificate. Nothing is released unless the signature
  * verified and the record committed; a reserved serial whose issuance

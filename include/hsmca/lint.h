@@ -9,6 +9,8 @@
 #include "hsmca/err.h"
 #include "hsmca/profile.h"
 
+struct sigcheck;
+
 /* Before signing: version 3; serial positive, non-zero, at most 20
  * octets; issuer name equals the issuer's subject; validity inside the
  * issuer's; subject non-empty or SAN present (critical then); SKI present
@@ -32,8 +34,11 @@ int	lint_postsign(const X509 *cert, const X509 *issuer,
 	    struct hsmca_err *e);
 /* The same on the DER itself, exactly len bytes: what is checked is
  * what is released. The subject key is not decoded again (see
- * lint_presign_key); every extension OpenSSL knows must decode. */
+ * lint_presign_key); every extension OpenSSL knows must decode. check,
+ * when not NULL and made for the issuer's key and the certificate's
+ * digest, verifies the signature faster (sigcheck.h). */
 int	lint_postsign_der(const unsigned char *der, size_t len,
-	    const X509 *issuer, struct hsmca_err *e);
+	    const X509 *issuer, const struct sigcheck *check,
+	    struct hsmca_err *e);
 
 #endif
