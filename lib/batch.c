@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -601,21 +602,35 @@ out:
 	free(buf);
 }
 
+/* Write a then b to fd: one system call when the kernel takes both. */
 static int
-write_all(int fd, const char *p, size_t len)
+write_both(int fd, const char *a, size_t alen, const char *b, size_t blen)
 {
+	struct iovec iov[2];
+	size_t i = 0;
 	ssize_t n;
 
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
+	iov[0].iov_base = (void *)(uintptr_t)a;
+	iov[0].iov_len = alen;
+	iov[1].iov_base = (void *)(uintptr_t)b;
+	iov[1].iov_len = blen;
+	for (;;) {
+		while (i < 2 && iov[i].iov_len == 0)
+			i++;
+		if (i == 2)
+			return 0;
+		if ((n = writev(fd, &iov[i], (int)(2 - i))) == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		p += n;
-		len -= (size_t)n;
+		for (; i < 2 && (size_t)n >= iov[i].iov_len; i++)
+			n -= (ssize_t)iov[i].iov_len;
+		if (i < 2) {
+			iov[i].iov_base = (char *)iov[i].iov_base + n;
+			iov[i].iov_len -= (size_t)n;
+		}
 	}
-	return 0;
 }
 
 /* 1 if the file fd holds exactly a then b, 0 if it is empty, -1 if it
@@ -662,7 +677,7 @@ write_out(struct run *r, const char *name, const char *a, size_t alen,
 		return 0;
 	}
 	if ((same == -1 && ftruncate(fd, 0) == -1) ||
-	    write_all(fd, a, alen) == -1 || write_all(fd, b, blen) == -1) {
+	    write_both(fd, a, alen, b, blen) == -1) {
 		err_set(e, ret, "%s/%s: %s", r->o->out, name, strerror(errno));
 		close(fd);
 		return ret;
@@ -1298,6 +1313,7 @@ batch_local_open(struct hsm *h, const char *store_path, struct issuer *iss,
 	l->lockfd = -1;
 	l->h = h;
 	l->iss = iss;
+	issuer_precompute(iss);
 	snprintf(l->actor, sizeof(l->actor), "%s", actor);
 	if ((l->store_path = strdup(store_path)) == NULL) {
 		err_set(e, ret, "out of memory");
