@@ -20,6 +20,7 @@
 #include "hsmca/lint.h"
 #include "hsmca/profile.h"
 #include "hsmca/serial.h"
+#include "hsmca/sigcheck.h"
 #include "testutil.h"
 
 #define DAY	(24 * 60 * 60)
@@ -616,6 +617,67 @@ test_post_rsa_issuer(void **state)
 	X509_free(ca);
 }
 
+/* lint_postsign_der of x signed by key with md, checked with check. */
+static int
+post_der(X509 *x, EVP_PKEY *key, const EVP_MD *md, X509 *issuer,
+    const struct sigcheck *check, int flip, struct hsmca_err *e)
+{
+	unsigned char *der = NULL;
+	int len, ret;
+
+	assert_true(X509_sign(x, key, md) > 0);
+	len = i2d_X509(x, &der);
+	assert_true(len > 0);
+	/* flip: a bit of the signature's last byte (s). */
+	if (flip)
+		der[len - 1] ^= 0x10;
+	err_clear(e);
+	ret = lint_postsign_der(der, (size_t)len, issuer, check, e);
+	OPENSSL_free(der);
+	return ret;
+}
+
+/* With the issuer's precomputed check, verify-after-sign gives the
+ * same answers; a check made for another key or digest is not used. */
+static void
+test_post_sigcheck(void **state)
+{
+	struct fx *f = *state;
+	struct sigcheck *check, *other, *sha384;
+	X509 *x = leaf(f);
+	struct hsmca_err e;
+
+	check = sigcheck_new(X509_get0_pubkey(f->ca), EVP_sha256());
+	other = sigcheck_new(X509_get0_pubkey(f->otherca), EVP_sha256());
+	sha384 = sigcheck_new(X509_get0_pubkey(f->ca), EVP_sha384());
+	assert_non_null(check);
+	assert_non_null(other);
+	assert_non_null(sha384);
+	if (post_der(x, f->cakey, EVP_sha256(), f->ca, check, 0, &e) != 0)
+		fail_msg("postsign refused: %s", e.msg);
+	expect_code(post_der(x, f->cakey, EVP_sha256(), f->ca, check, 1, &e),
+	    &e, HSMCA_ERR_VERIFY, "does not verify with the issuer's public");
+	expect_code(post_der(x, f->otherkey, EVP_sha256(), f->ca, check, 0,
+	    &e), &e, HSMCA_ERR_VERIFY, "does not verify");
+	/* Another key's check: OpenSSL's verify decides. */
+	if (post_der(x, f->cakey, EVP_sha256(), f->ca, other, 0, &e) != 0)
+		fail_msg("postsign refused: %s", e.msg);
+	expect_code(post_der(x, f->otherkey, EVP_sha256(), f->ca, other, 0,
+	    &e), &e, HSMCA_ERR_VERIFY, "does not verify");
+	/* Signed with SHA-384, the SHA-256 check is not used, and the other
+	 * way round. */
+	if (post_der(x, f->cakey, EVP_sha384(), f->ca, check, 0, &e) != 0)
+		fail_msg("postsign refused: %s", e.msg);
+	if (post_der(x, f->cakey, EVP_sha384(), f->ca, sha384, 0, &e) != 0)
+		fail_msg("postsign refused: %s", e.msg);
+	expect_code(post_der(x, f->cakey, EVP_sha384(), f->ca, sha384, 1,
+	    &e), &e, HSMCA_ERR_VERIFY, "does not verify");
+	sigcheck_free(check);
+	sigcheck_free(other);
+	sigcheck_free(sha384);
+	X509_free(x);
+}
+
 int
 main(void)
 {
@@ -640,6 +702,7 @@ main(void)
 		cmocka_unit_test(test_post_wrong_key),
 		cmocka_unit_test(test_post_alg_vs_issuer_key),
 		cmocka_unit_test(test_post_rsa_issuer),
+		cmocka_unit_test(test_post_sigcheck),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
