@@ -12,7 +12,7 @@
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 struct store;
 
@@ -407,6 +407,18 @@ void	store_batch_free_fields(struct store_batch *b);
  * CSR may be signed again. Only for the holder of the batch lock
  * (lib/batch.c) with nothing of its own in flight. *n: how many. */
 int	store_batch_fail_reserved(struct store *st, int64_t *n,
+	    struct hsmca_err *e);
+/* Mark failed the reservations made before `before` (their created_at),
+ * at most max of them, the oldest first: those of issuances that died
+ * between reserving and recording (a crash, a kill, a signer that gave up
+ * on a hung token). Their serials are never used again. *out (free with
+ * store_certs_free) holds the rows as they now are, in no set order, *n
+ * how many: max of them means there may be more. Only a reservation can
+ * be failed: one completed meanwhile stays valid. One statement, atomic
+ * on its own; in a transaction (store_write_with) with the audit records
+ * that name them. */
+int	store_fail_reserved_before(struct store *st, time_t before,
+	    size_t max, struct store_cert **out, size_t *n,
 	    struct hsmca_err *e);
 /* Every certificate row for a CSR fingerprint, whatever its status,
  * oldest first (an indexed lookup). */
