@@ -408,15 +408,11 @@ void	store_batch_free_fields(struct store_batch *b);
  * (lib/batch.c) with nothing of its own in flight. *n: how many. */
 int	store_batch_fail_reserved(struct store *st, int64_t *n,
 	    struct hsmca_err *e);
-/* Mark failed the reservations made before `before` (their created_at),
- * at most max of them, the oldest first: those of issuances that died
- * between reserving and recording (a crash, a kill, a signer that gave up
- * on a hung token). Their serials are never used again. *out (free with
- * store_certs_free) holds the rows as they now are, in no set order, *n
- * how many: max of them means there may be more. Only a reservation can
- * be failed: one completed meanwhile stays valid. One statement, atomic
- * on its own; in a transaction (store_write_with) with the audit records
- * that name them. */
+/* Mark failed the oldest max reservations made before `before` (their
+ * created_at): issuances that died between reserving and recording.
+ * *out (store_certs_free) holds those rows as they now are, *n how many
+ * (max: there may be more). One statement; run it in store_write_with to
+ * commit the audit records that name them with it. */
 int	store_fail_reserved_before(struct store *st, time_t before,
 	    size_t max, struct store_cert **out, size_t *n,
 	    struct hsmca_err *e);
