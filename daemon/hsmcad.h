@@ -62,6 +62,7 @@ enum signer_op {
 	SIGNER_BATCH,		/* a step of a remote factory batch */
 	SIGNER_ROTATE,		/* one CA rotation step (daemon/rotation.c) */
 	SIGNER_TLS_SIGN,	/* a TLS handshake signature with tls-key */
+	SIGNER_SWEEP,		/* fail the reservations left behind (sweep.c) */
 	SIGNER_OP_MAX
 };
 
@@ -378,6 +379,16 @@ void	checkpoint_stop(struct hsmcad *d);
  * generation's key (NULL: none, the job fails). */
 void	checkpoint_job_run(struct hsm *h, struct store *st,
 	    struct issuer *iss, struct signer_job *job);
+
+/* Reservations left behind (sweep.c): in the signer process, at start
+ * and every hour, a SIGNER_SWEEP job marks failed the serials reserved
+ * more than a day ago and never recorded. */
+struct sweep;
+int	sweep_start(struct event_base *base, struct signer *s,
+	    struct sweep **out, struct hsmca_err *e);
+void	sweep_free(struct sweep *sw);
+/* On a signer worker: the SIGNER_SWEEP job. */
+void	sweep_job_run(struct store *st, struct signer_job *job);
 
 /* The admin API (admin.c): the operators' listener; admin_job_run runs
  * a SIGNER_ADMIN job's command line on a signer worker. */

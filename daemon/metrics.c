@@ -57,6 +57,7 @@ static struct {
 	uint64_t	 sign_passes;
 	double		 sign_sum;
 	uint64_t	 hsm_errors;
+	uint64_t	 swept;
 	int		 signing;
 } m = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -144,6 +145,14 @@ metrics_sign_end(double seconds, const int *hsm_error, size_t n)
 	pthread_mutex_unlock(&m.lock);
 }
 
+void
+metrics_swept(size_t n)
+{
+	pthread_mutex_lock(&m.lock);
+	m.swept += n;
+	pthread_mutex_unlock(&m.lock);
+}
+
 /* Label values are escaped as the format asks: \\, \" and \n. */
 static void
 label_value(struct evbuffer *b, const char *s)
@@ -211,6 +220,12 @@ counters(struct evbuffer *b)
 	    "failed in the HSM.\n# TYPE hsmca_hsm_errors_total counter\n"
 	    "hsmca_hsm_errors_total %llu\n",
 	    (unsigned long long)m.hsm_errors);
+	evbuffer_add_printf(b, "# HELP hsmca_reservations_swept_total "
+	    "Serials reserved more than a day ago and never recorded, marked "
+	    "failed by the signer's sweep.\n"
+	    "# TYPE hsmca_reservations_swept_total counter\n"
+	    "hsmca_reservations_swept_total %llu\n",
+	    (unsigned long long)m.swept);
 	pthread_mutex_unlock(&m.lock);
 }
 
@@ -290,6 +305,7 @@ metrics_signer_pack(struct ipc_buf *b)
 	ipcb_i64(b, (int64_t)m.sign_passes);
 	ipcb_i64(b, (int64_t)(m.sign_sum * 1e6));
 	ipcb_i64(b, (int64_t)m.hsm_errors);
+	ipcb_i64(b, (int64_t)m.swept);
 	ipcb_i64(b, m.signing);
 	pthread_mutex_unlock(&m.lock);
 }
@@ -297,7 +313,7 @@ metrics_signer_pack(struct ipc_buf *b)
 int
 metrics_signer_unpack(struct ipc_rd *r)
 {
-	uint64_t bucket[NBUCKETS], count, passes, errors;
+	uint64_t bucket[NBUCKETS], count, passes, errors, swept;
 	double sum;
 	int64_t signing;
 
@@ -307,6 +323,7 @@ metrics_signer_unpack(struct ipc_rd *r)
 	passes = (uint64_t)ipcr_i64(r);
 	sum = (double)ipcr_i64(r) / 1e6;
 	errors = (uint64_t)ipcr_i64(r);
+	swept = (uint64_t)ipcr_i64(r);
 	signing = ipcr_i64(r);
 	if (ipcr_end(r) != 0 || signing < 0 || signing > INT32_MAX)
 		return -1;
@@ -316,6 +333,7 @@ metrics_signer_unpack(struct ipc_rd *r)
 	m.sign_passes = passes;
 	m.sign_sum = sum;
 	m.hsm_errors = errors;
+	m.swept = swept;
 	m.signing = (int)signing;
 	pthread_mutex_unlock(&m.lock);
 	return 0;

@@ -13,6 +13,8 @@ void	metrics_request(const char *profile, int status);
  * HSM). */
 void	metrics_sign_begin(void);
 void	metrics_sign_end(double seconds, const int *hsm_error, size_t n);
+/* A sweep marked n reservations left behind failed (sweep.c). */
+void	metrics_swept(size_t n);
 /* On the loop: answer GET /metrics (the signer's counters are asked
  * for first: metrics_reply answers once they are in). */
 void	metrics_handle(struct hsmcad *d, struct evhttp_request *req);

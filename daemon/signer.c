@@ -155,7 +155,7 @@ signer_job_unpack(struct ipc_rd *r)
 	 * comes from the front, nor a TLS key operation: those come over
 	 * keyop.c's channel, with its bounds. */
 	if (ipcr_end(r) != 0 || op == SIGNER_AUDIT || op == SIGNER_TLS_SIGN ||
-	    op >= SIGNER_OP_MAX)
+	    op == SIGNER_SWEEP || op >= SIGNER_OP_MAX)
 		goto bad;
 	job->op = (enum signer_op)op;
 	if ((job->op == SIGNER_ADMIN || job->op == SIGNER_BATCH) &&
@@ -764,7 +764,9 @@ signer_worker(void *arg)
 		s->idle--;
 		pthread_mutex_unlock(&s->lock);
 
-		hsm_job = job->op != SIGNER_AUDIT;
+		/* Jobs that never touch the token do not wait for its
+		 * recovery. */
+		hsm_job = job->op != SIGNER_AUDIT && job->op != SIGNER_SWEEP;
 		if (hsm_job)
 			pthread_rwlock_rdlock(&s->hsm_lock);
 		if (st == NULL)
@@ -799,6 +801,8 @@ signer_worker(void *arg)
 			rotation_job_run(s->hsm, st, job);
 		else if (job->op == SIGNER_TLS_SIGN)
 			signer_tls_sign(s, job);
+		else if (job->op == SIGNER_SWEEP)
+			sweep_job_run(st, job);
 		else if (job->op == SIGNER_AUDIT) {
 			signer_audit(s, st, job);
 			pthread_mutex_lock(&s->lock);
@@ -1009,6 +1013,7 @@ static const char *const signer_op_names[SIGNER_OP_MAX] = {
 	[SIGNER_BATCH] = "batch step",
 	[SIGNER_ROTATE] = "CA rotation step",
 	[SIGNER_TLS_SIGN] = "TLS handshake signature",
+	[SIGNER_SWEEP] = "sweep of the reservations left behind",
 };
 
 static void

@@ -49,6 +49,7 @@ struct signerd {
 	struct store		*st;		/* reads for reloads */
 	struct runtime		*rt;
 	struct ocsp_cache	*ocsp;
+	struct sweep		*sweep;		/* reservations left behind */
 	/* jobs at the workers, by id: the front may abandon one */
 	struct signer_job	*inflight[INFLIGHT_BUCKETS];
 	/* the stop watch */
@@ -454,6 +455,8 @@ signerd_main(const char *config_path, struct config *cfg, struct fileset *fs,
 	}
 	if (keyfd != -1 && keyop_serve(sd.base, sd.signer, keyfd, &e) != 0)
 		fatalx("%s", e.msg);
+	if (sweep_start(sd.base, sd.signer, &sd.sweep, &e) != 0)
+		fatalx("%s", e.msg);
 
 	/* Ready: the front may serve. */
 	memset(&hello, 0, sizeof(hello));
@@ -475,6 +478,7 @@ signerd_main(const char *config_path, struct config *cfg, struct fileset *fs,
 	signer_stop(sd.signer);
 	signerd_phase(&sd, SIGNERD_CLOSING);
 	signer_free(sd.signer);
+	sweep_free(sd.sweep);
 	ipc_free(sd.ipc);
 	ocsp_cache_free(sd.ocsp);
 	ocsp_forget_keys();	/* the responder keys, before their login */

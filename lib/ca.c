@@ -130,11 +130,12 @@ gen_fill_cert(struct store_generation *g, const X509 *cert,
 }
 
 /* A CA certificate for pub, signed by signkey (issuer NULL: self-signed).
- * pathlen -1 leaves the path length open. */
+ * pathlen -1 leaves the path length open. crl_url (NULL: none), the
+ * issuer's CRL, is its CRL distribution point. */
 static int
 ca_make_cert(struct ca_ctx *c, const char *subject, EVP_PKEY *pub,
     EVP_PKEY *signkey, const X509 *issuer, int64_t validity, int pathlen,
-    time_t now, X509 **out, struct hsmca_err *e)
+    const char *crl_url, time_t now, X509 **out, struct hsmca_err *e)
 {
 	X509 *tbs = NULL;
 	X509_NAME *name = NULL;
@@ -186,7 +187,7 @@ ca_make_cert(struct ca_ctx *c, const char *subject, EVP_PKEY *pub,
 	    (ret = issue_add_ext(tbs, &v3, NID_key_usage,
 	    "critical,keyCertSign,cRLSign,digitalSignature", e)) != 0)
 		goto out;
-	if ((ret = issue_add_identifiers(tbs, issuer, NULL, NULL, e)) != 0)
+	if ((ret = issue_add_identifiers(tbs, issuer, crl_url, NULL, e)) != 0)
 		goto out;
 	if ((ret = lint_presign(tbs, issuer != NULL ? issuer : tbs, NULL,
 	    e)) != 0)
@@ -289,19 +290,14 @@ enum issuing_signer {
 	SIGNER_EXTERNAL,	/* a CSR for an outside root */
 };
 
-/* A new issuing generation: its key in the token (*key, which the caller
- * destroys on failure) and g filled in with its certificate, signed by
- * root_key under rootx or by itself, or with its CSR (*csr_pem) and
- * pending. Other statuses and dates are the caller's; g's key_uri and
- * key_type are borrowed (gen_free_borrowed). */
+/* A new issuing generation's key in the token (*key, which the caller
+ * destroys on failure), and g's kind, key and time of creation; g's
+ * key_uri and key_type are borrowed (gen_free_borrowed). */
 static int
-issuing_new(struct ca_ctx *c, enum issuing_signer how,
-    struct hsm_key *root_key, const X509 *rootx, time_t now,
-    struct hsm_key **key, struct store_generation *g, char **csr_pem,
-    struct hsmca_err *e)
+issuing_key(struct ca_ctx *c, time_t now, struct hsm_key **key,
+    struct store_generation *g, struct hsmca_err *e)
 {
 	const struct config_ca *cc = &c->cfg->ca;
-	X509 *cert = NULL;
 	char label[96];
 	int ret;
 
@@ -312,8 +308,24 @@ issuing_new(struct ca_ctx *c, enum issuing_signer how,
 	g->key_uri = (char *)(uintptr_t)hsm_key_uri(*key);
 	g->key_type = (char *)(uintptr_t)keytype_name(cc->key_type);
 	g->created_at = now;
+	return 0;
+}
+
+/* g filled in with the certificate of key, signed by root (an open root
+ * generation: the certificate names the root's CRL as its distribution
+ * point) or by itself, or with its CSR (*csr_pem) and pending. Other
+ * statuses and dates are the caller's. */
+static int
+issuing_cert(struct ca_ctx *c, enum issuing_signer how,
+    const struct issuer *root, struct hsm_key *key, time_t now,
+    struct store_generation *g, char **csr_pem, struct hsmca_err *e)
+{
+	const struct config_ca *cc = &c->cfg->ca;
+	X509 *cert = NULL;
+	int ret;
+
 	if (how == SIGNER_EXTERNAL) {
-		if ((ret = make_csr(c, cc->subject, *key, csr_pem, &g->csr_der,
+		if ((ret = make_csr(c, cc->subject, key, csr_pem, &g->csr_der,
 		    &g->csr_der_len, e)) != 0)
 			return ret;
 		g->status = STORE_GEN_PENDING;
@@ -323,19 +335,20 @@ issuing_new(struct ca_ctx *c, enum issuing_signer how,
 	}
 	/* pathlen 1: edge-ca certificates (pathlen 0) sit below. */
 	if (how == SIGNER_ROOT)
-		ret = ca_make_cert(c, cc->subject, hsm_key_public(*key),
-		    hsm_key_private(root_key), rootx, cc->validity, 1, now,
-		    &cert, e);
+		ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
+		    hsm_key_private(root->key), root->cert, cc->validity, 1,
+		    root->crl_url, now, &cert, e);
 	else
-		ret = ca_make_cert(c, cc->subject, hsm_key_public(*key),
-		    hsm_key_private(*key), NULL, cc->validity, 1, now, &cert, e);
+		ret = ca_make_cert(c, cc->subject, hsm_key_public(key),
+		    hsm_key_private(key), NULL, cc->validity, 1, NULL, now,
+		    &cert, e);
 	if (ret == 0)
 		ret = gen_fill_cert(g, cert, e);
 	X509_free(cert);
 	return ret;
 }
 
-/* After a failed issuing_new or a failure to record its generation:
+/* After a failed issuing_cert or a failure to record its generation:
  * the new key leaves the token again, and its CSR is not handed out. */
 static void
 issuing_undo(struct ca_ctx *c, struct hsm_key *key, char **csr_pem)
@@ -352,6 +365,7 @@ ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
 {
 	const struct config_ca *cc = &c->cfg->ca;
 	struct hsm_key *root_key = NULL, *key = NULL;
+	struct issuer *root_iss = NULL;
 	X509 *root = NULL;
 	struct store_generation rg, g;
 	enum issuing_signer how;
@@ -377,8 +391,8 @@ ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
 		return err_set(e, HSMCA_ERR_ARG, "unknown init mode");
 	}
 
-	/* Keys and certificates first; the store records them in one
-	 * transaction; on any failure the new keys leave the token again. */
+	/* Keys first; the store records the generations in one transaction;
+	 * on any failure the new keys leave the token again. */
 	if (mode == CA_INIT_ROOT_IN_HSM) {
 		key_label(label, sizeof(label), "root", now);
 		if ((ret = hsm_generate_key(c->hsm, cc->root_key_type, label,
@@ -386,16 +400,11 @@ ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
 			goto out;
 		if ((ret = ca_make_cert(c, cc->root_subject,
 		    hsm_key_public(root_key), hsm_key_private(root_key), NULL,
-		    cc->root_validity, -1, now, &root, e)) != 0)
+		    cc->root_validity, -1, NULL, now, &root, e)) != 0)
 			goto out;
 	}
-	if ((ret = issuing_new(c, how, root_key, root, now, &key, &g,
-	    &out->csr_pem, e)) != 0)
+	if ((ret = issuing_key(c, now, &key, &g, e)) != 0)
 		goto out;
-	if (how != SIGNER_EXTERNAL) {
-		g.status = STORE_GEN_ACTIVE;
-		g.activate_at = now;
-	}
 
 	if ((ret = store_begin(c->st, e)) != 0)
 		goto out;
@@ -407,11 +416,23 @@ ca_init(struct ca_ctx *c, enum ca_init_mode mode, time_t now,
 		rg.key_type = (char *)(uintptr_t)keytype_name(cc->root_key_type);
 		rg.created_at = now;
 		rg.activate_at = now;
+		/* The root's id, which its CRL's URL names, is known once
+		 * it is inserted: the issuing generation's certificate is
+		 * signed inside this transaction, one signature. */
 		if ((ret = gen_fill_cert(&rg, root, e)) != 0 ||
-		    (ret = store_insert_generation(c->st, &rg, e)) != 0)
+		    (ret = store_insert_generation(c->st, &rg, e)) != 0 ||
+		    (ret = issuer_open(c->hsm, c->st, &rg, cc, &root_iss,
+		    e)) != 0)
 			goto out;
 		g.parent_id = rg.id;
 		out->root_id = rg.id;
+	}
+	if ((ret = issuing_cert(c, how, root_iss, key, now, &g,
+	    &out->csr_pem, e)) != 0)
+		goto out;
+	if (how != SIGNER_EXTERNAL) {
+		g.status = STORE_GEN_ACTIVE;
+		g.activate_at = now;
 	}
 	if ((ret = store_insert_generation(c->st, &g, e)) != 0)
 		goto out;
@@ -435,6 +456,7 @@ out:
 		if (root_key != NULL)
 			(void)hsm_destroy_key(c->hsm, root_key, NULL);
 	}
+	issuer_free(root_iss);
 	gen_free_borrowed(&rg);
 	gen_free_borrowed(&g);
 	X509_free(root);
@@ -994,9 +1016,9 @@ ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
 {
 	const struct config_ca *cc = &c->cfg->ca;
 	struct store_generation *v = NULL, *w = NULL, root, g;
-	struct hsm_key *root_key = NULL, *key = NULL;
+	struct hsm_key *key = NULL;
+	struct issuer *root_iss = NULL;
 	enum issuing_signer mode;
-	X509 *rootx = NULL;
 	size_t n = 0, nw = 0;
 	char extra[160], when[32];
 	int ret, t, s, in_tx = 0;
@@ -1019,19 +1041,13 @@ ca_rotate(struct ca_ctx *c, time_t now, struct ca_rotate_result *out,
 	}
 	if ((ret = rotate_mode(c, &v[t], now, &mode, &root, e)) != 0)
 		goto out;
-	if (mode == SIGNER_ROOT) {
-		if ((rootx = gen_x509(&root)) == NULL) {
-			ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "root generation "
-			    "%lld: stored certificate unreadable",
-			    (long long)root.id);
-			goto out;
-		}
-		if ((ret = hsm_load_key(c->hsm, root.key_uri, &root_key,
-		    e)) != 0)
-			goto out;
-	}
+	/* The root's certificate, key and CRL URL. */
+	if (mode == SIGNER_ROOT && (ret = issuer_open(c->hsm, c->st, &root,
+	    cc, &root_iss, e)) != 0)
+		goto out;
 
-	if ((ret = issuing_new(c, mode, root_key, rootx, now, &key, &g,
+	if ((ret = issuing_key(c, now, &key, &g, e)) != 0 ||
+	    (ret = issuing_cert(c, mode, root_iss, key, now, &g,
 	    &out->csr_pem, e)) != 0)
 		goto out;
 	if (mode == SIGNER_ROOT)
@@ -1083,8 +1099,7 @@ out:
 	store_generation_free_fields(&root);
 	store_generations_free(v, n);
 	store_generations_free(w, nw);
-	X509_free(rootx);
-	hsm_key_free(root_key);
+	issuer_free(root_iss);
 	hsm_key_free(key);
 	return ret;
 }

@@ -225,6 +225,12 @@ static const char *const store_migrations[] = {
 	" AND length(rtrim(requester, '0123456789')) < length(requester);"
 	"CREATE INDEX cert_batch_reserved ON cert(id)"
 	" WHERE status = 'reserved' AND batch_id IS NOT NULL;",
+	/* 8 -> 9: the reservations pending, by age, for the sweep of those
+	 * an issuance that died or was given up left behind
+	 * (store_fail_reserved_before). Only rows still reserved are in
+	 * it: a handful, whatever the size of the store. */
+	"CREATE INDEX cert_reserved ON cert(created_at)"
+	" WHERE status = 'reserved';",
 };
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -276,6 +282,7 @@ enum store_stmt {
 	STMT_CERT_RESERVE_DEVICE,
 	STMT_CERT_RESERVE_BATCH,
 	STMT_CERT_FAIL_BATCH_RESERVED,
+	STMT_CERT_FAIL_RESERVED_BEFORE,
 	STMT_CERT_COMPLETE,
 	STMT_CERT_FAIL,
 	STMT_CERT_STATE,
@@ -372,6 +379,13 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_CERT_FAIL_BATCH_RESERVED] =
 	    "UPDATE cert SET status = 'failed' WHERE status = 'reserved'"
 	    " AND batch_id IS NOT NULL",
+	/* Through cert_reserved: the oldest ?2 reservations made before
+	 * ?1, as they are once failed. */
+	[STMT_CERT_FAIL_RESERVED_BEFORE] =
+	    "UPDATE cert SET status = 'failed' WHERE id IN (SELECT id"
+	    " FROM cert INDEXED BY cert_reserved WHERE status = 'reserved'"
+	    " AND created_at < ?1 ORDER BY created_at, id LIMIT ?2)"
+	    " RETURNING " CERT_COLUMNS,
 	/* Only a reserved row, and only the one the caller reserved. */
 	[STMT_CERT_COMPLETE] =
 	    "UPDATE cert SET status = 'valid', subject = ?5, sans = ?6,"
@@ -3321,6 +3335,31 @@ store_batch_fail_reserved(struct store *st, int64_t *n, struct hsmca_err *e)
 		    "left behind failed");
 	*n = changes;
 	return 0;
+}
+
+/* ---- reservations left behind ---- */
+
+int
+store_fail_reserved_before(struct store *st, time_t before, size_t max,
+    struct store_cert **out, size_t *n, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	void *v;
+	int rc = SQLITE_OK, ret;
+
+	*out = NULL;
+	*n = 0;
+	if (max == 0 || max > INT_MAX)
+		return err_set(e, HSMCA_ERR_ARG, "store: a sweep of %zu "
+		    "reservations", max);
+	if ((s = stmt_get(st, STMT_CERT_FAIL_RESERVED_BEFORE, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_int(s, 0, before, &rc);
+	bind_int(s, 1, (int64_t)max, &rc);
+	if ((ret = stmt_collect(st, s, rc, &cert_rows, max < 16 ? max : 16,
+	    &v, n, e, "cannot mark the reservations left behind failed")) == 0)
+		*out = v;
+	return ret;
 }
 
 int

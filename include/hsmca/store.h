@@ -12,7 +12,7 @@
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 struct store;
 
@@ -407,6 +407,14 @@ void	store_batch_free_fields(struct store_batch *b);
  * CSR may be signed again. Only for the holder of the batch lock
  * (lib/batch.c) with nothing of its own in flight. *n: how many. */
 int	store_batch_fail_reserved(struct store *st, int64_t *n,
+	    struct hsmca_err *e);
+/* Mark failed the oldest max reservations made before `before` (their
+ * created_at): issuances that died between reserving and recording.
+ * *out (store_certs_free) holds those rows as they now are, *n how many
+ * (max: there may be more). One statement; run it in store_write_with to
+ * commit the audit records that name them with it. */
+int	store_fail_reserved_before(struct store *st, time_t before,
+	    size_t max, struct store_cert **out, size_t *n,
 	    struct hsmca_err *e);
 /* Every certificate row for a CSR fingerprint, whatever its status,
  * oldest first (an indexed lookup). */

@@ -19,7 +19,8 @@
  *
  * Invariants: a refusal is NULL or -1 and leaves nothing allocated; an
  * accepted job has an op the front may send (< SIGNER_OP_MAX, never
- * SIGNER_AUDIT, never SIGNER_TLS_SIGN: keyop.c's channel carries those
+ * SIGNER_AUDIT or SIGNER_SWEEP, which the signer makes itself, never
+ * SIGNER_TLS_SIGN: keyop.c's channel carries those
  * with its own bounds), NUL-terminated strings inside their arrays, byte
  * strings within their bounds (a CSR 16 MiB, a name 64 KiB), a call when
  * and only when the op is SIGNER_ADMIN or SIGNER_BATCH, no answer
@@ -140,7 +141,7 @@ static void
 check_job(const struct signer_job *job)
 {
 	FUZZ_CHECK(job->op < SIGNER_OP_MAX && job->op != SIGNER_AUDIT &&
-	    job->op != SIGNER_TLS_SIGN);
+	    job->op != SIGNER_SWEEP && job->op != SIGNER_TLS_SIGN);
 	check_str(job->profile, sizeof(job->profile));
 	check_str(job->requester, sizeof(job->requester));
 	check_str(job->id_cn, sizeof(job->id_cn));

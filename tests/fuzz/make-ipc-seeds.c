@@ -242,6 +242,8 @@ jobs(void)
 	/* Refused: ops the front never sends, bounds, the shape. */
 	job = job_new(SIGNER_AUDIT);
 	job_seed("job-bad-audit-op", job);
+	job->op = SIGNER_SWEEP;
+	job_seed("job-bad-sweep-op", job);
 	job->op = SIGNER_OP_MAX;
 	job_seed("job-bad-op-max", job);
 	job_drop(job);
@@ -510,6 +512,7 @@ metrics(void)
 	metrics_sign_end(0.004, ok, 1);
 	metrics_sign_begin();
 	metrics_sign_end(0.250, failed, 2);
+	metrics_swept(3);
 	metrics_sign_begin();
 	memset(&b, 0, sizeof(b));
 	metrics_signer_pack(&b);

@@ -61,6 +61,14 @@ check "the issuing CA does not outlive the root" test \
 	"$(date -d "$(openssl x509 -in "$WORK/ica.pem" -noout -enddate | sed 's/.*=//')" +%s)" -le \
 	"$(date -d "$(openssl x509 -in "$WORK/root.pem" -noout -enddate | sed 's/.*=//')" +%s)"
 
+run openssl x509 -in "$WORK/ica.pem" -noout -text
+check "issuing CA: its CRL distribution point is the root's CRL (crl-url with generation 1), no OCSP URL" \
+	sh -c "grep -A3 'X509v3 CRL Distribution Points' '$WORK/last.out' |
+	       grep -qx ' *URI:http://127.0.0.1:8080/crl/1.crl' &&
+	       ! grep -q 'Authority Information Access' '$WORK/last.out'"
+run openssl x509 -in "$WORK/root.pem" -noout -text
+check "the root names no CRL" sh -c "! grep -q 'CRL Distribution Points' '$WORK/last.out'"
+
 run hsmca ca download --chain 2
 check "ca download --chain gives the issuing CA then the root" \
 	test "$(grep -c 'BEGIN CERTIFICATE' "$WORK/last.out")" -eq 2
@@ -99,6 +107,7 @@ run openssl x509 -in "$WORK/rsa.pem" -noout -text
 check "the RSA CA is self-signed with sha256WithRSAEncryption" \
 	sh -c "grep -q 'Signature Algorithm: sha256WithRSAEncryption' '$WORK/last.out' && grep -q 'Public-Key: (2048 bit)' '$WORK/last.out'"
 expect_ok "the self-signed RSA CA verifies (openssl)" openssl verify -CAfile "$WORK/rsa.pem" "$WORK/rsa.pem"
+check "a self-signed lab CA names no CRL" sh -c "! grep -q 'CRL Distribution Points' '$WORK/last.out'"
 
 new_ca p384 ec-p384 rsa-3072
 expect_ok "ca init with an EC P-384 CA under an RSA-3072 root" hsmca ca init

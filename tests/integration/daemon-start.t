@@ -17,10 +17,6 @@ PIDFILE="$CADIR/run/hsmcad.pid"
 expect_ok "-t accepts the configuration" "$HSMCAD" -t -c "$CONF"
 check "and says so" grep -q "configuration OK" "$WORK/last.out"
 
-# free_port: a TCP port nothing listens on now.
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 PORT_A=$(free_port)
 
 # variant NAME SED-SCRIPT: the configuration edited, in $WORK/NAME.conf.

@@ -91,8 +91,14 @@ done_testing() {
 	exit $?
 }
 
+# free_port: a TCP port nothing listens on now.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # new_ca NAME [KEY-TYPE]: a fresh token, PIN files and config under
-# $WORK/NAME; sets CONF and exports SOFTHSM2_CONF.
+# $WORK/NAME; sets CONF and exports SOFTHSM2_CONF. The CRL and OCSP URLs
+# name ${CA_HTTP:-127.0.0.1:8080}.
 new_ca() {
 	d="$WORK/$1"
 	mkdir -p "$d/tokens"
@@ -119,8 +125,8 @@ validity = 730d
 root-subject = CN=hsmca Test Root CA $1,O=hsmca tests
 root-key-type = ${3:-ec-p384}
 root-validity = 3650d
-crl-url = http://127.0.0.1:8080/crl/%g.crl
-ocsp-url = http://127.0.0.1:8080/ocsp
+crl-url = http://${CA_HTTP:-127.0.0.1:8080}/crl/%g.crl
+ocsp-url = http://${CA_HTTP:-127.0.0.1:8080}/ocsp
 EOC
 	CONF="$d/hsmca.conf"
 	CADIR="$d"

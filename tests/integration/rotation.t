@@ -160,6 +160,11 @@ check "its key was generated in the token (a new key, not generation 2's)" \
 hsmca ca download 3 >"$WORK/gen3.pem"
 expect_ok "generation 3 verifies against the root (openssl)" \
 	openssl verify -attime "$C" -CAfile "$CADIR/root.pem" "$WORK/gen3.pem"
+run openssl x509 -in "$WORK/gen3.pem" -noout -ext crlDistributionPoints
+check "generation 3 names the root's CRL (crl-url, generation 1), as generation 2 does" \
+	sh -c "grep -qx ' *URI:http://127.0.0.1:8080/crl/1.crl' '$WORK/last.out' &&
+	       openssl x509 -in '$WORK/gen2.pem' -noout -ext crlDistributionPoints |
+	       grep -qx ' *URI:http://127.0.0.1:8080/crl/1.crl'"
 check "generation 3 lives 730 days" test "$(gen_field 3 not_after)" -eq $((C + 730 * DAY))
 hsmca audit list >"$WORK/audit.txt"
 check "the creation is in the audit log" grep -q 'ca-rotate.*gen:3' "$WORK/audit.txt"

@@ -12,7 +12,7 @@
  *   PKCS11_FAULT_MAX_SESSIONS  open sessions above this are a violation
  *
  * Settings (the control file or PKCS11_FAULT), words separated by blanks:
- *   fault=none|device|session|login|removed|hang|corrupt
+ *   fault=none|device|session|login|removed|hang|stall|corrupt
  *   rate=PERCENT          of the calls concerned (default 100)
  *   on=sign,open,login    the calls concerned (default all three)
  *
@@ -24,6 +24,8 @@
  *            and C_GetSlotInfo reports no token, until the fault goes
  *   hang     the call sleeps while the setting stays "hang" (at most
  *            60 s), then answers CKR_DEVICE_ERROR
+ *   stall    the call sleeps while the setting stays "stall" (at most
+ *            60 s), then goes on to the real module: a slow token
  *   corrupt  C_Sign signs, then one byte of the signature is flipped
  *
  * Whatever the settings, the shim watches what the application does and
@@ -47,11 +49,13 @@
 #define HANG_MAX_MS	60000
 
 enum fault {
-	F_NONE, F_DEVICE, F_SESSION, F_LOGIN, F_REMOVED, F_HANG, F_CORRUPT
+	F_NONE, F_DEVICE, F_SESSION, F_LOGIN, F_REMOVED, F_HANG, F_CORRUPT,
+	F_STALL
 };
 
 static const char *const fault_names[] = {
-	"none", "device", "session", "login", "removed", "hang", "corrupt"
+	"none", "device", "session", "login", "removed", "hang", "corrupt",
+	"stall"
 };
 
 #define ON_SIGN		0x1
@@ -309,16 +313,15 @@ removed(void)
 	return settings().fault == F_REMOVED;
 }
 
-static CK_RV
-hang(const char *fn)
+/* Sleep while the setting stays f, at most HANG_MAX_MS. */
+static void
+hold(const char *fn, enum fault f)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 
-	logf_("inject %s hang", fn);
-	for (int ms = 0; ms < HANG_MAX_MS && settings().fault == F_HANG;
-	    ms += 20)
+	logf_("inject %s %s", fn, fault_names[f]);
+	for (int ms = 0; ms < HANG_MAX_MS && settings().fault == f; ms += 20)
 		nanosleep(&ts, NULL);
-	return CKR_DEVICE_ERROR;
 }
 
 /* The fault for a call of kind `which`, or CKR_OK to go on. */
@@ -351,7 +354,11 @@ inject(const char *fn, int which, int idx, CK_SESSION_HANDLE h)
 			real->C_Logout(h);
 		return CKR_USER_NOT_LOGGED_IN;
 	case F_HANG:
-		return hang(fn);
+		hold(fn, F_HANG);
+		return CKR_DEVICE_ERROR;
+	case F_STALL:
+		hold(fn, F_STALL);
+		return CKR_OK;
 	default:
 		return CKR_OK;
 	}

@@ -239,7 +239,7 @@ test_schema_version(void **state)
 	    "audit_no_delete,audit_no_update,batch,"
 	    "ca_generation,cert,cert_batch_reserved,cert_change,"
 	    "cert_change_status,cert_csr_sha256,cert_issuer_status,"
-	    "cert_not_after,"
+	    "cert_not_after,cert_reserved,"
 	    "cert_revocation_version,cert_revoked,crl_state,disallow,"
 	    "generation_revocation_version,ocsp_responder,"
 	    "revocation_version");
@@ -926,6 +926,111 @@ test_fail_cert(void **state)
 	assert_int_equal(got.status, STORE_CERT_VALID);
 	store_cert_free_fields(&got);
 	assert_int_equal(store_fail_cert(fx->st, 999, &e), HSMCA_ERR_NOT_FOUND);
+}
+
+/* The status of serial under issuer, as stored. */
+static enum store_cert_status
+cert_status(struct store *st, int64_t issuer, const char *serial)
+{
+	struct store_cert got;
+	struct hsmca_err e = { 0 };
+	enum store_cert_status status;
+
+	assert_int_equal(store_get_cert(st, issuer, serial, &got, &e), 0);
+	status = got.status;
+	store_cert_free_fields(&got);
+	return status;
+}
+
+/* Reservations made before a time are marked failed, oldest first and
+ * at most as many as asked; anything younger, completed or failed
+ * already is left alone, and a swept serial is never used again. */
+static void
+test_fail_reserved_before(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_cert c, *v = NULL;
+	struct hsmca_err e = { 0 };
+	unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	const char *csr = "cc00000000000000000000000000000000000000000000000000"
+	    "000000000000";
+	int64_t gid, old, id;
+	size_t n = 0;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	assert_int_equal(store_reserve_serial(fx->st, gid, 1, "a1", "device",
+	    "est:bootstrap:CN=dev-1", NULL, T0 - 3 * DAY, &old, &e), 0);
+	assert_int_equal(store_reserve_batch_serial(fx->st, gid, 7, "a2",
+	    "device", "cli:root batch:7", csr, T0 - 2 * DAY, &id, &e), 0);
+	/* Exactly at the limit: not before it. */
+	assert_int_equal(store_reserve_serial(fx->st, gid, 0, "a3", "pop",
+	    "cli:root", NULL, T0 - DAY, &id, &e), 0);
+	assert_int_equal(store_reserve_serial(fx->st, gid, 1, "a4", "device",
+	    "cli:root", NULL, T0, &id, &e), 0);
+	/* Old, but recorded, or failed already. */
+	assert_int_equal(store_reserve_serial(fx->st, gid, 1, "a5", "device",
+	    "cli:root", NULL, T0 - 9 * DAY, &id, &e), 0);
+	memset(&c, 0, sizeof(c));
+	c.id = id;
+	c.subject = (char *)"CN=dev";
+	c.not_after = T0 + DAY;
+	c.der = der;
+	c.der_len = sizeof(der);
+	assert_int_equal(store_complete_cert(fx->st, &c, &e), 0);
+	assert_int_equal(store_reserve_serial(fx->st, gid, 1, "a6", "device",
+	    "cli:root", NULL, T0 - 9 * DAY, &id, &e), 0);
+	assert_int_equal(store_fail_cert(fx->st, id, &e), 0);
+
+	assert_int_equal(store_fail_reserved_before(fx->st, T0 - DAY, 1, &v,
+	    &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].id, old);
+	assert_string_equal(v[0].serial, "a1");
+	assert_int_equal(v[0].issuer_id, gid);
+	assert_int_equal(v[0].status, STORE_CERT_FAILED);
+	assert_string_equal(v[0].profile, "device");
+	assert_string_equal(v[0].requester, "est:bootstrap:CN=dev-1");
+	assert_int_equal(v[0].created_at, T0 - 3 * DAY);
+	store_certs_free(v, n);
+	v = NULL;
+	assert_int_equal(store_fail_reserved_before(fx->st, T0 - DAY, 10, &v,
+	    &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].serial, "a2");
+	assert_int_equal(v[0].batch_id, 7);
+	store_certs_free(v, n);
+	v = NULL;
+	assert_int_equal(store_fail_reserved_before(fx->st, T0 - DAY, 10, &v,
+	    &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+
+	assert_int_equal(cert_status(fx->st, gid, "a1"), STORE_CERT_FAILED);
+	assert_int_equal(cert_status(fx->st, gid, "a2"), STORE_CERT_FAILED);
+	assert_int_equal(cert_status(fx->st, gid, "a3"), STORE_CERT_RESERVED);
+	assert_int_equal(cert_status(fx->st, gid, "a4"), STORE_CERT_RESERVED);
+	assert_int_equal(cert_status(fx->st, gid, "a5"), STORE_CERT_VALID);
+	assert_int_equal(cert_status(fx->st, gid, "a6"), STORE_CERT_FAILED);
+
+	/* The process that reserved a1 comes back from the token: its
+	 * certificate is not recorded, so never released. */
+	c.id = old;
+	assert_int_equal(store_complete_cert(fx->st, &c, &e),
+	    HSMCA_ERR_CA_STATE);
+	assert_non_null(strstr(e.msg, "failed"));
+	/* The serial is burnt; the batch's CSR may be signed again. */
+	assert_int_equal(store_reserve_serial(fx->st, gid, 1, "a1", "device",
+	    NULL, NULL, T0, &id, &e), HSMCA_ERR_EXISTS);
+	assert_int_equal(store_reserve_batch_serial(fx->st, gid, 8, "a7",
+	    "device", "cli:root batch:8", csr, T0, &id, &e), 0);
+
+	/* A later limit takes the younger ones too. */
+	assert_int_equal(store_fail_reserved_before(fx->st, T0 + 1, 10, &v,
+	    &n, &e), 0);
+	assert_int_equal(n, 3);
+	store_certs_free(v, n);
+	assert_int_equal(store_fail_reserved_before(fx->st, T0, 0, &v, &n,
+	    &e), HSMCA_ERR_ARG);
 }
 
 /* List with f and check the ids (in order) and the count agree. */
@@ -1985,7 +2090,7 @@ test_migrate_from_v1(void **state)
 	    " DROP TABLE revocation_version;"
 	    " DROP TRIGGER cert_revocation_version;"
 	    " DROP TRIGGER generation_revocation_version;"
-	    " DROP INDEX cert_batch_reserved;"
+	    " DROP INDEX cert_batch_reserved; DROP INDEX cert_reserved;"
 	    " ALTER TABLE cert DROP COLUMN batch_id;"
 	    " UPDATE cert SET status = 'revoked', revoked_at = 1767225601,"
 	    " revoke_reason = 1 WHERE serial = '01';"
@@ -2023,6 +2128,47 @@ test_migrate_from_v1(void **state)
 	assert_int_equal(store_next_crl_number(fx->st, gid, T0, &n, &e), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(store_disallow_add(fx->st, "dev", NULL, T0, &e), 0);
+	assert_int_equal(store_integrity_check(fx->st, &e), 0);
+}
+
+/* A store as schema version 8 left it, with a reservation an older
+ * hsmcad never swept: opening it adds the index of the reservations,
+ * and the sweep finds it. */
+static void
+test_migrate_from_v8(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	struct store_cert *v = NULL;
+	sqlite3 *db = NULL;
+	int64_t gid, id;
+	size_t n = 0;
+	char *s;
+
+	gid = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen");
+	cert_add(fx->st, gid, "01", "device", T0 + 365 * DAY);
+	assert_int_equal(store_reserve_serial(fx->st, gid, 1, "02", "device",
+	    "est:CN=dev", NULL, T0 - 5 * DAY, &id, &e), 0);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP INDEX cert_reserved;"
+	    " PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	assert_int_equal(store_schema_version(fx->st), 9);
+	s = sql_text(fx->path, "SELECT sql FROM sqlite_master WHERE name ="
+	    " 'cert_reserved'");
+	assert_non_null(s);
+	assert_non_null(strstr(s, "WHERE status = 'reserved'"));
+	free(s);
+	assert_int_equal(store_fail_reserved_before(fx->st, T0 - DAY, 10, &v,
+	    &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].id, id);
+	store_certs_free(v, n);
+	assert_int_equal(cert_status(fx->st, gid, "01"), STORE_CERT_VALID);
 	assert_int_equal(store_integrity_check(fx->st, &e), 0);
 }
 
@@ -2100,6 +2246,7 @@ main(void)
 		T(test_reserve_batch),
 		T(test_complete_refused),
 		T(test_fail_cert),
+		T(test_fail_reserved_before),
 		T(test_list_filters),
 		T(test_transactions),
 		T(test_statements_reused),
@@ -2115,6 +2262,7 @@ main(void)
 		T(test_crl_number),
 		T(test_disallow),
 		T(test_migrate_from_v1),
+		T(test_migrate_from_v8),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_free_zeroed),
 	};
