@@ -321,6 +321,60 @@ issue_audit(struct store *w, void *arg, struct hsmca_err *e)
 	return audit_append(w, &ev, e);
 }
 
+/* An issuance that failed once its serial was reserved: the token did
+ * not sign, verify-after-sign refused, or the record could not be
+ * written. */
+struct issue_failure {
+	int64_t		 cert_id;
+	int64_t		 gen_id;
+	const char	*serial;
+	const char	*profile;
+	const char	*requester;
+	const char	*reason;
+};
+
+/* Mark f's serial failed (never used again) with its audit record, in
+ * w's transaction: a reserved serial ends either issued or failed, and
+ * the log says which. */
+static int
+issue_fail_audit(struct store *w, const struct issue_failure *f,
+    struct hsmca_err *e)
+{
+	struct audit_event ev;
+	char detail[AUDIT_DETAIL_MAX], object[8 + SERIAL_HEX_MAX];
+	int ret;
+
+	if ((ret = store_fail_cert(w, f->cert_id, e)) != 0)
+		return ret;
+	snprintf(detail, sizeof(detail), "generation %lld, profile %s: %s",
+	    (long long)f->gen_id, f->profile, f->reason);
+	snprintf(object, sizeof(object), "serial:%s", f->serial);
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = f->requester;
+	ev.action = strcmp(f->profile, "pop") == 0 ? AUDIT_POP : AUDIT_ISSUE;
+	ev.object = object;
+	ev.outcome = AUDIT_FAILED;
+	ev.detail = detail;
+	return audit_append(w, &ev, e);
+}
+
+static int
+issue_fail_tx(struct store *w, void *arg, struct hsmca_err *e)
+{
+	return issue_fail_audit(w, arg, e);
+}
+
+/* issue_fail_audit in a write of its own; the serial stays burnt even
+ * if that write fails (it is then left reserved, for hsmcad's sweep). */
+static void
+issue_fail(struct store *st, const struct issue_failure *f)
+{
+	struct hsmca_err e;
+
+	err_clear(&e);
+	(void)store_write_with(st, issue_fail_tx, (void *)(uintptr_t)f, &e);
+}
+
 /* The record of a signed certificate: tbs as signed, der its encoding
  * (borrowed by rec), cert_id its reserved row. Free rec->subject and
  * rec->sans. */
@@ -432,7 +486,12 @@ issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
 	goto out;
 fail:
 	/* Keep the reason of the first failure; the serial stays burnt. */
-	(void)store_fail_cert(st, cert_id, NULL);
+	{
+		struct issue_failure f = { cert_id, iss->gen_id, serial_hex,
+		    profile->name, requester, e->msg };
+
+		issue_fail(st, &f);
+	}
 out:
 	free(rec.subject);
 	free(rec.sans);
@@ -622,8 +681,13 @@ issue_record_slots(struct store *w, void *arg, struct hsmca_err *e)
 		if (c->rets[i] == 0)
 			ret = store_complete_cert_with(w, &v->rec, issue_audit,
 			    &v->rec, e);
-		else
-			ret = store_fail_cert(w, v->cert_id, e);
+		else {
+			struct issue_failure f = { v->cert_id, c->iss->gen_id,
+			    v->serial_hex, c->reqs[i].profile->name,
+			    c->reqs[i].requester, c->errs[i].msg };
+
+			ret = issue_fail_audit(w, &f, e);
+		}
 		if (ret != 0)
 			return ret;
 	}
@@ -696,8 +760,14 @@ issue_certificates(struct hsm *h, struct store *st, struct issuer *iss,
 				    &v[i].rec, issue_audit, &v[i].rec,
 				    &errs[i]);
 			/* The serial stays burnt. */
-			if (rets[i] != 0)
-				(void)store_fail_cert(st, v[i].cert_id, NULL);
+			if (rets[i] != 0) {
+				struct issue_failure f = { v[i].cert_id,
+				    iss->gen_id, v[i].serial_hex,
+				    reqs[i].profile->name, reqs[i].requester,
+				    errs[i].msg };
+
+				issue_fail(st, &f);
+			}
 		}
 
 	for (i = 0; i < n; i++) {

@@ -125,6 +125,9 @@ fault "fault=none"
 check "10 corrupted signatures: none released" test "$bad" = 0
 check "the shim corrupted 10 signatures" test "$(grep -c 'inject C_Sign corrupt' "$FLOG")" = 10
 check "their serials are marked failed" test "$(rows failed)" = $((failed0 + 10))
+check "each with its audit record naming verify-after-sign" test "$(sqlite3 \
+	"$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE action = 'issue'
+	AND outcome = 'failed' AND detail LIKE '%verify-after-sign%'")" = 10
 check "nothing valid was recorded for them" test "$(rows valid)" = "$valid0"
 enroll
 check "the next signature is good again" test "$STATUS" = 200
