@@ -456,6 +456,7 @@ id_cache_verify(struct est_id_cache *c, struct runtime *rt, int label_idx,
 	    util_cert_sha1(sk_X509_value(chain, 1), c->ca_issuer_sha1) == 0)
 		c->ca_ok = 1;
 	sk_X509_pop_free(chain, X509_free);
+	chain = NULL;
 	/* Also when it is hsmca's own: a label may trust hsmca's devices
 	 * explicitly (its bootstrap-ca names hsmca's CA) to enroll for a
 	 * different profile. */

@@ -6,6 +6,12 @@
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
 
 est_setup est
+# A label without bootstrap-ca: only certificates hsmca issued enroll here.
+cat >>"$CONF" <<EOC
+
+[est plain]
+profile = device
+EOC
 expect_ok "hsmcad -t accepts the configuration" "$top_builddir/daemon/hsmcad" -t -c "$CONF"
 check "hsmcad -t says so" grep -q "configuration OK" "$WORK/last.out"
 hsmcad_start
@@ -220,6 +226,15 @@ refused_est "whoami with a certificate from an untrusted CA" 403 "not trusted"
 whoami $ISSUED -X POST -H "Content-Type: application/pkcs10" --data-binary "@$WORK/dev1e.b64"
 refused_est "whoami takes GET" 405 "whoami takes GET"
 check "whoami recorded nothing" test "$(count_rows)" -eq "$rows"
+
+# At a label without bootstrap-ca, the front verified an issued
+# certificate's chain, freed it twice and died.
+PLAIN="https://localhost:$PORT/.well-known/est/plain"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $ISSUED "$PLAIN/whoami")
+check "whoami with an issued certificate at a label without bootstrap-ca: 200, 'issued' ($STATUS)" \
+	test "$STATUS $(cat "$WORK/last.out")" = "200 issued $serial_a"
+check "hsmcad is still serving" curl -sf --cacert "$CADIR/root.pem" -o /dev/null "$URL/cacerts"
 
 # The edge label: an edge gateway's CA, and server-side key generation.
 EDGE="https://localhost:$PORT/.well-known/est/edge"
