@@ -9,8 +9,10 @@
  *   POST simplereenroll  renewal: same subject and SAN, new key allowed
  *   POST serverkeygen    a key pair made here and its certificate
  *
- * A HEAD is a GET without its body. Every refusal is a status and one line of reason; nothing is recorded
- * for a refused request. */
+ * A HEAD is a GET without its body. Every refusal is a status and one
+ * line of reason, and a line in the log. Nothing is recorded in the store
+ * for a refused request; a refused simpleenroll, simplereenroll or
+ * serverkeygen is appended to the audit log (est_refuse). */
 #include "config.h"
 
 #include <ctype.h>
@@ -300,7 +302,7 @@ struct est_id_cache {
 	time_t		 at;
 	time_t		 not_after;	/* the client certificate's */
 	int		 ca_ok;		/* chains to hsmca's generations */
-	char		 ca_issuer_sha1[UTIL_SHA1_HEX];
+	char		 ca_issuer_sha1[UTIL_SHA1_HEX];	/* "": none (a root) */
 	int		 label_idx;	/* bootstrap verified for this label */
 	int		 boot_ok;
 	char		 why[128];
@@ -451,10 +453,16 @@ id_cache_verify(struct est_id_cache *c, struct runtime *rt, int label_idx,
 	c->label_idx = label_idx;
 	c->not_after = ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) ?
 	    timegm(&tm) : now;
+	/* hsmca's: its issuer names the generation whose records may hold
+	 * it. A chain of one is a certificate of the trust itself (a root),
+	 * which no record holds: no issuer to look it up under. */
 	if (tls_verify_chain(rt->ca_trust, cert, untrusted, &chain, c->why,
-	    sizeof(c->why)) && sk_X509_num(chain) >= 2 &&
-	    util_cert_sha1(sk_X509_value(chain, 1), c->ca_issuer_sha1) == 0)
+	    sizeof(c->why))) {
 		c->ca_ok = 1;
+		if (sk_X509_num(chain) < 2 || util_cert_sha1(sk_X509_value(chain,
+		    1), c->ca_issuer_sha1) != 0)
+			c->ca_issuer_sha1[0] = '\0';
+	}
 	sk_X509_pop_free(chain, X509_free);
 	chain = NULL;
 	/* Also when it is hsmca's own: a label may trust hsmca's devices
@@ -536,7 +544,7 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 
 	id->label_trusts = c->boot_ok;
 	/* A certificate hsmca issued, still valid in the store? */
-	if (c->ca_ok &&
+	if (c->ca_ok && c->ca_issuer_sha1[0] != '\0' &&
 	    serial_to_hex(X509_get0_serialNumber(id->cert), serial) == 0 &&
 	    store_find_generation(r->d->st, c->ca_issuer_sha1, &g, NULL) == 0 &&
 	    store_get_cert(r->d->st, g.id, serial, &id->rec, NULL) == 0) {
@@ -585,8 +593,8 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 	id->kind = EST_ID_UNTRUSTED;
 	if (c->ca_ok)
 		snprintf(id->reason, sizeof(id->reason), "client certificate "
-		    "'%.120s' chains to this CA but is not in its records",
-		    id->subject);
+		    "'%.120s' chains to this CA but is not one it recorded as "
+		    "issued", id->subject);
 	else
 		snprintf(id->reason, sizeof(id->reason), "client certificate "
 		    "'%.120s' is not trusted for this label: %.80s", id->subject,
