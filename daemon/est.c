@@ -106,40 +106,6 @@ struct est_req {
 
 /* ---- answers ---- */
 
-static const char *
-est_method_name(enum evhttp_cmd_type cmd)
-{
-	switch (cmd) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	default: return "?";
-	}
-}
-
-/* evhttp sends a HEAD answer's headers only, and without a
- * Content-Length: it says what a GET would get. */
-static void
-est_send(struct est_req *r, int status, const char *phrase,
-    struct evbuffer *body)
-{
-	char num[32];
-
-	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
-		snprintf(num, sizeof(num), "%zu", body != NULL ?
-		    evbuffer_get_length(body) : 0);
-		evhttp_add_header(evhttp_request_get_output_headers(r->req),
-		    "Content-Length", num);
-	}
-	evhttp_send_reply(r->req, status, phrase, body);
-}
-
 static void
 est_done(struct est_req *r, int status, const char *serial)
 {
@@ -150,7 +116,7 @@ est_done(struct est_req *r, int status, const char *serial)
 		metrics_request(r->label != NULL ? r->label->profile : NULL,
 		    status);
 	log_info("%s %s %s %d%s%s", r->who,
-	    est_method_name(evhttp_request_get_command(r->req)), r->path,
+	    http_method_name(evhttp_request_get_command(r->req)), r->path,
 	    status, serial != NULL ? " serial " : "", serial != NULL ?
 	    serial : "");
 	runtime_unref(r->rt);
@@ -201,7 +167,7 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 	}
 	if (body != NULL)
 		evbuffer_add_printf(body, "%s\n", reason);
-	est_send(r, status, phrase, body);
+	http_reply(r->req, status, phrase, body);
 	evbuffer_free(body);
 	log_info("%s refused: %s", r->who, reason);
 	/* Refused enrollments and renewals go to the audit log (requests
@@ -238,7 +204,7 @@ est_send_b64(struct est_req *r, const char *ctype, const unsigned char *der,
 	free(b64);
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
-	est_send(r, 200, "OK", body);
+	http_reply(r->req, 200, "OK", body);
 	evbuffer_free(body);
 	return 0;
 }
@@ -657,7 +623,7 @@ est_whoami(struct est_req *r, int label_idx)
 		evbuffer_add_printf(body, "%s\n", est_id_names[id.kind]);
 	evhttp_add_header(evhttp_request_get_output_headers(r->req),
 	    "Content-Type", "text/plain; charset=utf-8");
-	est_send(r, 200, "OK", body);
+	http_reply(r->req, 200, "OK", body);
 	evbuffer_free(body);
 	est_done(r, 200, NULL);
 out:

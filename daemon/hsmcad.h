@@ -279,6 +279,13 @@ void	listener_closed(struct listener *l);
 /* GET /metrics: connections open, refused and accept failures. */
 void	listener_metrics(struct evbuffer *b);
 
+/* HTTP answers (http.c). The name of a request's method, for the log. */
+const char *http_method_name(enum evhttp_cmd_type cmd);
+/* evhttp_send_reply; a HEAD gets the headers a GET would, with the
+ * Content-Length of body (evhttp sends none), and no body. */
+void	http_reply(struct evhttp_request *req, int status, const char *phrase,
+	    struct evbuffer *body);
+
 /* The challenge every 401 carries (RFC 9110 15.5.2, was RFC 7235). HTTP
  * has no scheme for a TLS client certificate: this one is unregistered,
  * so a client that knows Basic or Digest (an EST 401 asks for those, RFC
