@@ -483,6 +483,14 @@ startup_problem(const char *msg, void *arg)
 	log_warnx("%s", msg);
 }
 
+/* What the start-up would warn of (-t only: the start-up's own
+ * processes log it when they meet it). */
+static void
+check_warning(const char *msg, void *arg)
+{
+	warnx("warning: %s", msg);
+}
+
 /* -t: what the start-up checks before it starts (preflight.c), without
  * the token, the ports or the store: every problem, one line each. */
 static int
@@ -496,7 +504,7 @@ check_config(const char *path)
 		fprintf(stderr, "hsmcad: %s\n", e.msg);
 		return 1;
 	}
-	n = preflight_check(cfg, check_problem, NULL);
+	n = preflight_check(cfg, check_problem, check_warning, NULL);
 	config_free(cfg);
 	if (n != 0)
 		return 1;
@@ -922,7 +930,7 @@ main(int argc, char *argv[])
 		fatalx("%s", e.msg);
 	/* What -t checks: every problem, on standard error, before any
 	 * detach. */
-	if (preflight_check(cfg, startup_problem, NULL) != 0)
+	if (preflight_check(cfg, startup_problem, NULL, NULL) != 0)
 		exit(1);
 	signal(SIGPIPE, SIG_IGN);
 	/* Detach before any PKCS#11 state exists (only the signer ever has

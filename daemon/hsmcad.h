@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -266,9 +267,22 @@ struct evbuffer;
 /* Serve http on the inherited listening socket fd. */
 void	listener_start(struct hsmcad *d, enum listener_kind kind,
 	    struct evhttp *http, int fd);
+/* What the descriptor limit rl leaves the listeners cfg names, each
+ * with its cap, and the front's own descriptors: the soft limit to run
+ * with (raised to the hard limit when the caps need it, if raise), the
+ * connections held at once, and a warning when the caps do not fit. 0,
+ * or an error when too few are left to serve at all. The front's start
+ * and hsmcad -t (preflight.c) both ask it. */
+struct listener_nofile {
+	rlim_t	soft;
+	int	budget;
+	char	warning[512];	/* "": the caps fit */
+};
+int	listener_nofile_plan(const struct config *cfg, const struct rlimit *rl,
+	    int raise, struct listener_nofile *p, struct hsmca_err *e);
 /* Once the listeners are started, before the sandbox: raise the
- * descriptor limit to the hard limit if the caps need it; an error if
- * they do not fit even then. */
+ * descriptor limit to the hard limit if the caps need it, and warn if
+ * they do not fit even then; an error if too few are left to serve. */
 int	listener_nofile_check(struct hsmcad *d, struct hsmca_err *e);
 /* Stop accepting, for good (SIGTERM). */
 void	listener_stop_all(void);

@@ -104,6 +104,32 @@ check "-t names four problems on four lines (exit $RC)" \
 check "-t opened no store and wrote no pidfile" \
 	sh -c "[ ! -e '$WORK/no-such-dir' ] && [ ! -e '$PIDFILE' ]"
 
+# ---- the descriptor limit against the connection caps ----
+# Caps over the limit are a warning (the front runs with fewer
+# connections): -t prints the very line the front logs, and still says
+# the configuration is OK. A limit that leaves no room to serve is a
+# problem, as it is for the start-up. (-t said nothing of either.)
+variant caps "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0\nmax-connections = 20\nmax-http-connections = 20|"
+caps_warning="the descriptor limit (100, hard limit 100) is below the 104 the listeners may need (max-connections 20 + max-http-connections 20 + 64 of its own): at most 36 connections at once; raise it (LimitNOFILE) or lower the caps"
+run sh -c 'ulimit -n 100 && exec "$0" -t -c "$1"' "$HSMCAD" "$WORK/caps.conf"
+check "-t under a descriptor limit of 100, below the caps: exit 0 and configuration OK (exit $RC)" \
+	sh -c "[ $RC -eq 0 ] && grep -qx 'configuration OK' '$WORK/last.out'"
+check "... after the warning the front logs" grep -qxF "hsmcad: warning: $caps_warning" "$WORK/last.err"
+check "... and nothing else" test "$(wc -l <"$WORK/last.err")" -eq 1
+sh -c 'ulimit -n 100 && exec "$0" -c "$1"' "$HSMCAD" "$WORK/caps.conf" >"$WORK/caps.log" 2>&1 &
+caps_pid=$!
+i=0
+until grep -q "ready:" "$WORK/caps.log" || ! kill -0 $caps_pid 2>/dev/null || [ $i -ge 600 ]; do
+	i=$((i + 1)); sleep 0.05
+done
+check "the front logs the same line when it starts" grep -qF "hsmcad: $caps_warning" "$WORK/caps.log"
+kill $caps_pid 2>/dev/null
+wait $caps_pid
+run sh -c 'ulimit -n 70 && exec "$0" -t -c "$1"' "$HSMCAD" "$WORK/caps.conf"
+check "-t under a descriptor limit of 70, too low to serve: exit 1, no OK (exit $RC)" \
+	sh -c "[ $RC -eq 1 ] && ! grep -q 'configuration OK' '$WORK/last.out'"
+check "... and says why" grep -qxF "hsmcad: the descriptor limit (70, hard limit 70) leaves fewer than 16 connections: raise it (LimitNOFILE)" "$WORK/last.err"
+
 # ---- -d: back only when the daemon is ready ----
 PORT=$(free_port)
 variant detach "s|^listen = .*|listen = 127.0.0.1:$PORT|"
