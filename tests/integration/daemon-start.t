@@ -190,4 +190,34 @@ run "$HSMCAD" -d -c "$WORK/user-missing.conf"
 check "-d with a problem -t finds exits 1 before it detaches, saying it" \
 	sh -c "[ $RC -eq 1 ] && grep -q 'user hsmca-no-such-user does not exist' '$WORK/last.err'"
 
+# A start-up that hangs: a token that hangs at login (the fault shim
+# holds C_Login up to 60 s). Once the store is open and the ports bound,
+# -d waits 6 times [daemon] timeout (1s here), then names what it was
+# waiting for, kills the daemon and exits 1. It waited as long as the
+# token did.
+SHIM="$top_builddir/tests/pkcs11-fault/pkcs11-fault.so"
+if [ -r "$SHIM" ]; then
+	PORT=$(free_port)
+	variant hang "s|^module = .*|module = $SHIM|; s|^timeout = .*|timeout = 1s|; s|^listen = .*|listen = 127.0.0.1:$PORT|"
+	echo "fault=hang on=login" >"$CADIR/hang.ctl"
+	start=$(date +%s)
+	run env PKCS11_FAULT_MODULE="$SOFTHSM_MODULE" PKCS11_FAULT_CONTROL="$CADIR/hang.ctl" \
+		timeout 90 "$HSMCAD" -d -c "$WORK/hang.conf"
+	took=$(($(date +%s) - start))
+	echo "fault=none" >"$CADIR/hang.ctl"
+	check "-d with a token that hangs at login exits 1 within 6 to 10 s (exit $RC after ${took}s)" \
+		sh -c "[ $RC -eq 1 ] && [ $took -ge 5 ] && [ $took -le 10 ]"
+	check "... with one line that names what it waited for" \
+		test "$(cat "$WORK/last.err")" = "hsmcad: the start-up did not finish within 6s (6 times [daemon] timeout): it was waiting for the signer to log in to token 'st' and load its keys; the daemon was stopped"
+	# ([h]: the pattern does not match this check's own command line.)
+	check "... and none of the daemon's processes is left" \
+		sh -c "! pgrep -f '[h]smcad -d -c $WORK/hang.conf' >/dev/null"
+	check "... nor its pidfile" test ! -e "$PIDFILE"
+	check "... nor its listener" test "$(ss -Htln "( sport = :$PORT )" | wc -l)" -eq 0
+else
+	for i in 1 2 3 4 5; do
+		ok "# SKIP the fault shim is not built (make check builds it)"
+	done
+fi
+
 done_testing
