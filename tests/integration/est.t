@@ -262,17 +262,7 @@ check "and at the label without bootstrap-ca ($STATUS)" test "$STATUS $(cat "$WO
 # an empty one at a label without bootstrap-ca.
 engines=$(openssl version -e | sed -n 's/^ENGINESDIR: "\(.*\)"$/\1/p')
 if [ -r "$engines/pkcs11.so" ]; then
-	cat >"$CADIR/engine.cnf" <<EOC
-openssl_conf = init
-[init]
-engines = engines
-[engines]
-pkcs11 = pkcs11
-[pkcs11]
-MODULE_PATH = $SOFTHSM_MODULE
-PIN = $(cat "$CADIR/user.pin")
-init = 0
-EOC
+	engine_conf
 	root_key=$(sqlite3 "$CADIR/hsmca.db" "SELECT key_uri FROM ca_generation WHERE id = 1")
 	root_subject=$(sqlite3 "$CADIR/hsmca.db" "SELECT subject FROM ca_generation WHERE id = 1")
 	for at in "$URL" "$PLAIN"; do
