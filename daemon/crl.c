@@ -149,7 +149,7 @@ crl_handle(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *body;
 	long long gen;
-	char tail[8] = "", num[32];
+	char tail[8] = "";
 	int status = 404;
 	const char *reason = "not found";
 
@@ -174,18 +174,10 @@ crl_handle(struct evhttp_request *req, void *arg)
 			evbuffer_add(body, d->crls[i].der, d->crls[i].len);
 			evhttp_add_header(evhttp_request_get_output_headers(req),
 			    "Content-Type", "application/pkix-crl");
-			if (cmd == EVHTTP_REQ_HEAD) {
-				/* evhttp adds none to a HEAD answer. */
-				snprintf(num, sizeof(num), "%zu",
-				    d->crls[i].len);
-				evhttp_add_header(
-				    evhttp_request_get_output_headers(req),
-				    "Content-Length", num);
-			}
-			evhttp_send_reply(req, 200, "OK", body);
+			http_reply(req, 200, "OK", body);
 			evbuffer_free(body);
-			log_info("client=- %s %.100s 200 crl %lld", cmd ==
-			    EVHTTP_REQ_HEAD ? "HEAD" : "GET", uri,
+			log_info("client=- %s %.100s 200 crl %lld",
+			    http_method_name(cmd), uri,
 			    (long long)d->crls[i].number);
 			return;
 		}
@@ -195,8 +187,8 @@ crl_handle(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(body, "%s\n", reason);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; charset=utf-8");
-	evhttp_send_reply(req, status, status == 405 ? "Method Not Allowed" :
+	http_reply(req, status, status == 405 ? "Method Not Allowed" :
 	    "Not Found", body);
 	evbuffer_free(body);
-	log_info("client=- GET %.100s %d", uri, status);
+	log_info("client=- %s %.100s %d", http_method_name(cmd), uri, status);
 }

@@ -9,8 +9,10 @@
  *   POST simplereenroll  renewal: same subject and SAN, new key allowed
  *   POST serverkeygen    a key pair made here and its certificate
  *
- * A HEAD is a GET without its body. Every refusal is a status and one line of reason; nothing is recorded
- * for a refused request. */
+ * A HEAD is a GET without its body. Every refusal is a status and one
+ * line of reason, and a line in the log. Nothing is recorded in the store
+ * for a refused request; a refused simpleenroll, simplereenroll or
+ * serverkeygen is appended to the audit log (est_refuse). */
 #include "config.h"
 
 #include <ctype.h>
@@ -104,40 +106,6 @@ struct est_req {
 
 /* ---- answers ---- */
 
-static const char *
-est_method_name(enum evhttp_cmd_type cmd)
-{
-	switch (cmd) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	default: return "?";
-	}
-}
-
-/* evhttp sends a HEAD answer's headers only, and without a
- * Content-Length: it says what a GET would get. */
-static void
-est_send(struct est_req *r, int status, const char *phrase,
-    struct evbuffer *body)
-{
-	char num[32];
-
-	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD) {
-		snprintf(num, sizeof(num), "%zu", body != NULL ?
-		    evbuffer_get_length(body) : 0);
-		evhttp_add_header(evhttp_request_get_output_headers(r->req),
-		    "Content-Length", num);
-	}
-	evhttp_send_reply(r->req, status, phrase, body);
-}
-
 static void
 est_done(struct est_req *r, int status, const char *serial)
 {
@@ -148,7 +116,7 @@ est_done(struct est_req *r, int status, const char *serial)
 		metrics_request(r->label != NULL ? r->label->profile : NULL,
 		    status);
 	log_info("%s %s %s %d%s%s", r->who,
-	    est_method_name(evhttp_request_get_command(r->req)), r->path,
+	    http_method_name(evhttp_request_get_command(r->req)), r->path,
 	    status, serial != NULL ? " serial " : "", serial != NULL ?
 	    serial : "");
 	runtime_unref(r->rt);
@@ -199,7 +167,7 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 	}
 	if (body != NULL)
 		evbuffer_add_printf(body, "%s\n", reason);
-	est_send(r, status, phrase, body);
+	http_reply(r->req, status, phrase, body);
 	evbuffer_free(body);
 	log_info("%s refused: %s", r->who, reason);
 	/* Refused enrollments and renewals go to the audit log (requests
@@ -236,7 +204,7 @@ est_send_b64(struct est_req *r, const char *ctype, const unsigned char *der,
 	free(b64);
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
-	est_send(r, 200, "OK", body);
+	http_reply(r->req, 200, "OK", body);
 	evbuffer_free(body);
 	return 0;
 }
@@ -300,7 +268,7 @@ struct est_id_cache {
 	time_t		 at;
 	time_t		 not_after;	/* the client certificate's */
 	int		 ca_ok;		/* chains to hsmca's generations */
-	char		 ca_issuer_sha1[UTIL_SHA1_HEX];
+	char		 ca_issuer_sha1[UTIL_SHA1_HEX];	/* "": none (a root) */
 	int		 label_idx;	/* bootstrap verified for this label */
 	int		 boot_ok;
 	char		 why[128];
@@ -451,11 +419,18 @@ id_cache_verify(struct est_id_cache *c, struct runtime *rt, int label_idx,
 	c->label_idx = label_idx;
 	c->not_after = ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) ?
 	    timegm(&tm) : now;
+	/* hsmca's: its issuer names the generation whose records may hold
+	 * it. A chain of one is a certificate of the trust itself (a root),
+	 * which no record holds: no issuer to look it up under. */
 	if (tls_verify_chain(rt->ca_trust, cert, untrusted, &chain, c->why,
-	    sizeof(c->why)) && sk_X509_num(chain) >= 2 &&
-	    util_cert_sha1(sk_X509_value(chain, 1), c->ca_issuer_sha1) == 0)
+	    sizeof(c->why))) {
 		c->ca_ok = 1;
+		if (sk_X509_num(chain) < 2 || util_cert_sha1(sk_X509_value(chain,
+		    1), c->ca_issuer_sha1) != 0)
+			c->ca_issuer_sha1[0] = '\0';
+	}
 	sk_X509_pop_free(chain, X509_free);
+	chain = NULL;
 	/* Also when it is hsmca's own: a label may trust hsmca's devices
 	 * explicitly (its bootstrap-ca names hsmca's CA) to enroll for a
 	 * different profile. */
@@ -535,7 +510,7 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 
 	id->label_trusts = c->boot_ok;
 	/* A certificate hsmca issued, still valid in the store? */
-	if (c->ca_ok &&
+	if (c->ca_ok && c->ca_issuer_sha1[0] != '\0' &&
 	    serial_to_hex(X509_get0_serialNumber(id->cert), serial) == 0 &&
 	    store_find_generation(r->d->st, c->ca_issuer_sha1, &g, NULL) == 0 &&
 	    store_get_cert(r->d->st, g.id, serial, &id->rec, NULL) == 0) {
@@ -584,8 +559,8 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 	id->kind = EST_ID_UNTRUSTED;
 	if (c->ca_ok)
 		snprintf(id->reason, sizeof(id->reason), "client certificate "
-		    "'%.120s' chains to this CA but is not in its records",
-		    id->subject);
+		    "'%.120s' chains to this CA but is not one it recorded as "
+		    "issued", id->subject);
 	else
 		snprintf(id->reason, sizeof(id->reason), "client certificate "
 		    "'%.120s' is not trusted for this label: %.80s", id->subject,
@@ -648,7 +623,7 @@ est_whoami(struct est_req *r, int label_idx)
 		evbuffer_add_printf(body, "%s\n", est_id_names[id.kind]);
 	evhttp_add_header(evhttp_request_get_output_headers(r->req),
 	    "Content-Type", "text/plain; charset=utf-8");
-	est_send(r, 200, "OK", body);
+	http_reply(r->req, 200, "OK", body);
 	evbuffer_free(body);
 	est_done(r, 200, NULL);
 out:

@@ -239,21 +239,87 @@ write_pidfile(const char *path)
 		fatalx("pidfile: %s", e.msg);
 }
 
+/* How long -d waits for the start-up, in [daemon] timeouts, counted
+ * once the store is open and the ports bound: the signer's login to the
+ * token, its keys, the front's start. A healthy one takes well under a
+ * second; the drain and the signer's stop are bounded by one timeout
+ * each. */
+#define DETACH_WAIT_TIMEOUTS	6
+
+/* Milliseconds until deadline (0 when it passed), -1 with none set. */
+static int
+detach_ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	if (deadline->tv_sec == 0)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms <= 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Until the daemon's processes are gone (they hold the pipe fd until
+ * then), at most until deadline (none set: however long it takes): then
+ * they are killed, all of them (the daemon's process group, from
+ * setsid): one waiting inside the token takes no other signal, and none
+ * is taken before its handlers are set. 1 if they were killed; its
+ * pidfile goes with them. */
+static int
+detach_wait_gone(pid_t pid, int fd, const struct timespec *deadline,
+    const char *pidfile)
+{
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	char sink[1024];
+	long long written;
+	FILE *fp;
+	int killed = 0, n;
+
+	for (;;) {
+		/* Killed, a process stuck in the kernel still holds it:
+		 * not for long. */
+		n = poll(&pfd, 1, killed ? 5000 : detach_ms_left(deadline));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0 && !killed) {
+			(void)kill(-pid, SIGKILL);
+			killed = 1;
+			continue;
+		}
+		if (n <= 0 || (n = (int)read(fd, sink, sizeof(sink))) == 0 ||
+		    (n == -1 && errno != EINTR))
+			break;
+	}
+	if (killed && pidfile != NULL && (fp = fopen(pidfile, "r")) != NULL) {
+		if (fscanf(fp, "%lld", &written) == 1 && written == (long long)pid)
+			(void)unlink(pidfile);
+		fclose(fp);
+	}
+	return killed;
+}
+
 /* -d: the daemon goes on in a child, in a session of its own; the
  * process started waits until it is ready (the pidfile written, the
  * listeners bound, the signer logged in, the front serving) and exits
  * 0, or, once the daemon is gone, exits 1 with the first fatal error of
  * the start-up, whichever process it was in: `hsmcad -d && cat pidfile`
- * works, and a failed start-up is not a success. Returns in the daemon,
- * with the pipe's end that tells (log_startup). */
+ * works, and a failed start-up is not a success. A start-up that does
+ * not finish within DETACH_WAIT_TIMEOUTS timeouts of telling what it
+ * waits for (log_startup_wait) is stopped. Returns in the daemon, with
+ * the pipe's end that tells (log_startup). */
 static int
-daemon_detach(void)
+daemon_detach(const struct config *cfg)
 {
-	char buf[1024], sink[1024];
+	char buf[1024], what[1024] = "", *nl;
 	size_t len = 0;
 	ssize_t n;
 	pid_t pid;
 	int p[2], fd, status;
+	long long secs = (long long)cfg->daemon.timeout * DETACH_WAIT_TIMEOUTS;
+	struct timespec deadline = { 0, 0 };
+	struct pollfd pfd;
 
 	if (pipe2(p, O_CLOEXEC) == -1)
 		err(1, "pipe");
@@ -277,23 +343,56 @@ daemon_detach(void)
 	close(p[1]);
 	/* ^C ends the wait, not the daemon. */
 	(void)sigprocmask(SIG_SETMASK, &hsmcad_startup_mask, NULL);
-	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	/* Lines: "W" and what it waits for now, then "R", or "E" and why. */
+	for (;;) {
+		while ((nl = memchr(buf, '\n', len)) != NULL) {
+			*nl = '\0';
+			if (buf[0] == 'R')
+				exit(0);
+			if (buf[0] == 'E')
+				goto failed;
+			if (buf[0] == 'W') {
+				snprintf(what, sizeof(what), "%s", buf + 1);
+				if (deadline.tv_sec == 0) {
+					clock_gettime(CLOCK_MONOTONIC, &deadline);
+					deadline.tv_sec += (time_t)secs;
+				}
+			}
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len);
+		}
+		if (len == sizeof(buf) - 1)
+			len = 0;	/* no line of ours */
+		if ((n = poll(&pfd, 1, detach_ms_left(&deadline))) == -1 &&
+		    errno == EINTR)
+			continue;
+		if (n == -1)
+			err(1, "poll");
+		if (n == 0) {
+			(void)detach_wait_gone(pid, p[0], &deadline,
+			    cfg->daemon.pidfile);
+			(void)waitpid(pid, NULL, 0);
+			errx(1, "the start-up did not finish within %llds (%d "
+			    "times [daemon] timeout): it was waiting for %s; the "
+			    "daemon was stopped", secs, DETACH_WAIT_TIMEOUTS,
+			    what);
+		}
 		if ((n = read(p[0], buf + len, sizeof(buf) - 1 - len)) == -1 &&
 		    errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			len = 0;	/* gone without a word */
 			break;
+		}
 		len += (size_t)n;
 	}
+failed:
 	buf[len] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	if (buf[0] == 'R')
-		exit(0);
 	/* A failure: the daemon stops. Its processes hold the pipe until
 	 * they are gone, the pidfile with them: then it is said. */
-	while ((n = read(p[0], sink, sizeof(sink))) != 0)
-		if (n == -1 && errno != EINTR)
-			break;
+	(void)detach_wait_gone(pid, p[0], &deadline, cfg->daemon.pidfile);
 	if (waitpid(pid, &status, 0) == -1)
 		status = 0;
 	if (buf[0] == 'E')
@@ -483,6 +582,14 @@ startup_problem(const char *msg, void *arg)
 	log_warnx("%s", msg);
 }
 
+/* What the start-up would warn of (-t only: the start-up's own
+ * processes log it when they meet it). */
+static void
+check_warning(const char *msg, void *arg)
+{
+	warnx("warning: %s", msg);
+}
+
 /* -t: what the start-up checks before it starts (preflight.c), without
  * the token, the ports or the store: every problem, one line each. */
 static int
@@ -496,7 +603,7 @@ check_config(const char *path)
 		fprintf(stderr, "hsmcad: %s\n", e.msg);
 		return 1;
 	}
-	n = preflight_check(cfg, check_problem, NULL);
+	n = preflight_check(cfg, check_problem, check_warning, NULL);
 	config_free(cfg);
 	if (n != 0)
 		return 1;
@@ -567,6 +674,7 @@ front_main(struct hsmcad *d, struct config *cfg, struct fileset *fs,
 	ipcr_str(&r, token, sizeof(token));
 	if (ipcr_end(&r) != 0)
 		fatalx("the signer's hello does not parse");
+	log_startup_wait("the front to start serving");
 
 	if (store_open_readonly(cfg->store.path, &d->st, &e) != 0)
 		fatalx("%s", e.msg);
@@ -668,6 +776,26 @@ front_main(struct hsmcad *d, struct config *cfg, struct fileset *fs,
 }
 
 /* ---- the parent ---- */
+
+/* hsmcad -d: from here the start-up waits for the signer, which logs in
+ * to the token (named as the log names it, by its label). */
+static void
+startup_wait_signer(const struct config_hsm *hc)
+{
+	struct hsm_uri u;
+	struct hsmca_err e;
+	int named = 0;
+
+	if (hc->token != NULL && hsm_uri_parse(hc->token, &u, &e) == 0) {
+		if ((named = u.token != NULL))
+			log_startup_wait("the signer to log in to token '%s' "
+			    "and load its keys", u.token);
+		hsm_uri_free(&u);
+	}
+	if (!named)
+		log_startup_wait("the signer to log in to the token and load "
+		    "its keys");
+}
 
 /* A PIN given in the environment: the signer keeps it (to log in again
  * after an HSM fault); the parent wipes its copy before it forks the
@@ -922,7 +1050,7 @@ main(int argc, char *argv[])
 		fatalx("%s", e.msg);
 	/* What -t checks: every problem, on standard error, before any
 	 * detach. */
-	if (preflight_check(cfg, startup_problem, NULL) != 0)
+	if (preflight_check(cfg, startup_problem, NULL, NULL) != 0)
 		exit(1);
 	signal(SIGPIPE, SIG_IGN);
 	/* Detach before any PKCS#11 state exists (only the signer ever has
@@ -931,7 +1059,7 @@ main(int argc, char *argv[])
 	    strcmp(cfg->daemon.log, "syslog") == 0))
 		log_init(1, verbose);
 	if (detach)
-		log_startup(daemon_detach());
+		log_startup(daemon_detach(cfg));
 
 	/* Create or migrate the store once, here: the front opens it
 	 * read-only. One created here, as root, belongs to the user the
@@ -958,6 +1086,8 @@ main(int argc, char *argv[])
 
 	parent = getpid();
 
+	/* What -d waits for now: the rest is bounded. */
+	startup_wait_signer(&cfg->hsm);
 	if ((signer = fork()) == -1)
 		fatal("fork");
 	if (signer == 0) {

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -267,9 +268,22 @@ struct evbuffer;
 /* Serve http on the inherited listening socket fd. */
 void	listener_start(struct hsmcad *d, enum listener_kind kind,
 	    struct evhttp *http, int fd);
+/* What the descriptor limit rl leaves the listeners cfg names, each
+ * with its cap, and the front's own descriptors: the soft limit to run
+ * with (raised to the hard limit when the caps need it, if raise), the
+ * connections held at once, and a warning when the caps do not fit. 0,
+ * or an error when too few are left to serve at all. The front's start
+ * and hsmcad -t (preflight.c) both ask it. */
+struct listener_nofile {
+	rlim_t	soft;
+	int	budget;
+	char	warning[512];	/* "": the caps fit */
+};
+int	listener_nofile_plan(const struct config *cfg, const struct rlimit *rl,
+	    int raise, struct listener_nofile *p, struct hsmca_err *e);
 /* Once the listeners are started, before the sandbox: raise the
- * descriptor limit to the hard limit if the caps need it; an error if
- * they do not fit even then. */
+ * descriptor limit to the hard limit if the caps need it, and warn if
+ * they do not fit even then; an error if too few are left to serve. */
 int	listener_nofile_check(struct hsmcad *d, struct hsmca_err *e);
 /* Stop accepting, for good (SIGTERM). */
 void	listener_stop_all(void);
@@ -279,6 +293,13 @@ void	listener_opened(struct listener *l);
 void	listener_closed(struct listener *l);
 /* GET /metrics: connections open, refused and accept failures. */
 void	listener_metrics(struct evbuffer *b);
+
+/* HTTP answers (http.c). The name of a request's method, for the log. */
+const char *http_method_name(enum evhttp_cmd_type cmd);
+/* evhttp_send_reply; a HEAD gets the headers a GET would, with the
+ * Content-Length of body (evhttp sends none), and no body. */
+void	http_reply(struct evhttp_request *req, int status, const char *phrase,
+	    struct evbuffer *body);
 
 /* The challenge every 401 carries (RFC 9110 15.5.2, was RFC 7235). HTTP
  * has no scheme for a TLS client certificate: this one is unregistered,

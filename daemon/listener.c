@@ -98,11 +98,9 @@ listener_nofile(void)
 }
 
 static int
-listener_cap(const struct listener *l)
+listener_cap_of(const struct config *cfg, enum listener_kind kind)
 {
-	const struct config *cfg = l->d->rt->cfg;
-
-	switch (l->kind) {
+	switch (kind) {
 	case LISTENER_ADMIN:
 		return cfg->admin.max_connections;
 	case LISTENER_HTTP:
@@ -110,6 +108,27 @@ listener_cap(const struct listener *l)
 	default:
 		return cfg->daemon.max_connections;
 	}
+}
+
+/* Does cfg have a listener of kind (the start-up binds it)? */
+static int
+listener_configured(const struct config *cfg, enum listener_kind kind)
+{
+	switch (kind) {
+	case LISTENER_ADMIN:
+		return cfg->admin.listen != NULL;
+	case LISTENER_HTTP:
+		return cfg->daemon.http_listen != NULL &&
+		    *cfg->daemon.http_listen != '\0';
+	default:
+		return 1;
+	}
+}
+
+static int
+listener_cap(const struct listener *l)
+{
+	return listener_cap_of(l->d->rt->cfg, l->kind);
 }
 
 static int
@@ -351,54 +370,82 @@ listener_stop_all(void)
 }
 
 int
-listener_nofile_check(struct hsmcad *d, struct hsmca_err *e)
+listener_nofile_plan(const struct config *cfg, const struct rlimit *rl,
+    int raise, struct listener_nofile *p, struct hsmca_err *e)
 {
-	struct rlimit rl;
 	long want = LISTENER_RESERVE;
 	char caps[256];
 	size_t off = 0;
-	int n, nofile;
+	int n, cap, nofile;
 
+	memset(p, 0, sizeof(*p));
 	for (int i = 0; i < LISTENER_MAX; i++) {
-		if (listeners[i].bound == NULL)
+		if (!listener_configured(cfg, (enum listener_kind)i))
 			continue;
-		want += listener_cap(&listeners[i]);
+		cap = listener_cap_of(cfg, (enum listener_kind)i);
+		want += cap;
 		n = snprintf(caps + off, sizeof(caps) - off, "%s %d + ",
-		    listener_names[i].key, listener_cap(&listeners[i]));
+		    listener_names[i].key, cap);
 		if (n > 0 && (size_t)n < sizeof(caps) - off)
 			off += (size_t)n;
 	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		return err_set(e, HSMCA_ERR_INTERNAL, "RLIMIT_NOFILE: %s",
-		    strerror(errno));
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want &&
-	    rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == -1 &&
-		    getrlimit(RLIMIT_NOFILE, &rl) == -1)
-			return err_set(e, HSMCA_ERR_INTERNAL, "RLIMIT_NOFILE: "
-			    "%s", strerror(errno));
-	}
-	nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX ?
-	    INT_MAX : (int)rl.rlim_cur;
+	caps[off] = '\0';
+	p->soft = rl->rlim_cur;
+	if (raise && p->soft != RLIM_INFINITY && p->soft < (rlim_t)want &&
+	    p->soft < rl->rlim_max)
+		p->soft = rl->rlim_max;
+	nofile = p->soft == RLIM_INFINITY || p->soft > INT_MAX ? INT_MAX :
+	    (int)p->soft;
 	/* Too few for a listener to serve at all: no start. */
 	if (nofile < LISTENER_RESERVE + LISTENER_MIN_BUDGET)
 		return err_set(e, HSMCA_ERR_CONFIG, "the descriptor limit (%d, "
 		    "hard limit %lld) leaves fewer than %d connections: raise "
-		    "it (LimitNOFILE)", nofile, rl.rlim_max == RLIM_INFINITY ?
-		    -1LL : (long long)rl.rlim_max, LISTENER_MIN_BUDGET);
-	listener_budget = nofile - LISTENER_RESERVE;
+		    "it (LimitNOFILE)", nofile, rl->rlim_max == RLIM_INFINITY ?
+		    -1LL : (long long)rl->rlim_max, LISTENER_MIN_BUDGET);
+	p->budget = nofile - LISTENER_RESERVE;
 	/* Fewer than the caps: the budget holds (every listener refuses
 	 * as at its cap beyond it); a default config must still start. */
 	if (nofile < want)
-		log_warnx("the descriptor limit (%d, hard limit %lld) is below "
-		    "the %ld the listeners may need (%s%d of its own): at most "
-		    "%d connections at once; raise it (LimitNOFILE) or lower "
-		    "the caps", nofile, rl.rlim_max == RLIM_INFINITY ? -1LL :
-		    (long long)rl.rlim_max, want, caps, LISTENER_RESERVE,
-		    listener_budget);
-	log_debug("descriptor limit %d: at most %d connections at once",
-	    nofile, listener_budget);
+		snprintf(p->warning, sizeof(p->warning), "the descriptor limit "
+		    "(%d, hard limit %lld) is below the %ld the listeners may "
+		    "need (%s%d of its own): at most %d connections at once; "
+		    "raise it (LimitNOFILE) or lower the caps", nofile,
+		    rl->rlim_max == RLIM_INFINITY ? -1LL :
+		    (long long)rl->rlim_max, want, caps, LISTENER_RESERVE,
+		    p->budget);
+	return 0;
+}
+
+int
+listener_nofile_check(struct hsmcad *d, struct hsmca_err *e)
+{
+	struct listener_nofile p;
+	struct rlimit rl;
+	int ret;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return err_set(e, HSMCA_ERR_INTERNAL, "RLIMIT_NOFILE: %s",
+		    strerror(errno));
+	if ((ret = listener_nofile_plan(d->rt->cfg, &rl, 1, &p, e)) != 0)
+		return ret;
+	if (p.soft != rl.rlim_cur) {
+		rl.rlim_cur = p.soft;
+		/* Not raised after all: the limit as it is. */
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+				return err_set(e, HSMCA_ERR_INTERNAL,
+				    "RLIMIT_NOFILE: %s", strerror(errno));
+			if ((ret = listener_nofile_plan(d->rt->cfg, &rl, 0, &p,
+			    e)) != 0)
+				return ret;
+		}
+	}
+	listener_budget = p.budget;
+	if (p.warning[0] != '\0')
+		log_warnx("%s", p.warning);
+	log_debug("descriptor limit %lld: at most %d connections at once",
+	    p.soft == RLIM_INFINITY ? -1LL : (long long)p.soft,
+	    listener_budget);
 	return 0;
 }
 

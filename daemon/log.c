@@ -15,7 +15,8 @@ static int log_syslog;
 static int log_verbose;
 /* hsmcad -d: the process that started the daemon waits on this pipe
  * for "R" (ready) or "E" and the first fatal error of any of the
- * daemon's processes; -1 when nobody waits. */
+ * daemon's processes, one line each, and is told with "W" lines what the
+ * start-up waits for; -1 when nobody waits. */
 static int log_startup_fd = -1;
 
 void
@@ -40,18 +41,31 @@ log_startup_close(void)
 	log_startup_fd = -1;
 }
 
+/* One event, one line, whatever the message quoted: a client's names
+ * and paths are in it, and no control character of theirs reaches an
+ * operator's terminal (UTF-8 passes). */
+static void
+log_clean(char *msg)
+{
+	for (unsigned char *p = (unsigned char *)msg; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+		else if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 /* One write, within PIPE_BUF: two processes failing at once do not mix
  * their lines. */
 static void
-log_startup_fatal(const char *msg, const char *suffix)
+log_startup_line(char kind, const char *msg, const char *suffix)
 {
 	char line[1024];
 	int n;
 
 	if (log_startup_fd == -1)
 		return;
-	n = snprintf(line, sizeof(line) - 1, "E%s%s%s", msg, suffix != NULL ?
-	    ": " : "", suffix != NULL ? suffix : "");
+	n = snprintf(line, sizeof(line) - 1, "%c%s%s%s", kind, msg,
+	    suffix != NULL ? ": " : "", suffix != NULL ? suffix : "");
 	if (n < 0)
 		return;
 	if ((size_t)n > sizeof(line) - 2)
@@ -60,6 +74,19 @@ log_startup_fatal(const char *msg, const char *suffix)
 	if (write(log_startup_fd, line, (size_t)n) != n) {
 		/* Nobody waits any more: the daemon was ready. */
 	}
+}
+
+void
+log_startup_wait(const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_clean(what);
+	log_startup_line('W', what, NULL);
 }
 
 void
@@ -78,16 +105,9 @@ vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 	char msg[2048];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* One event, one line, whatever the message quoted: a client's
-	 * names and paths are in it, and no control character of theirs
-	 * reaches an operator's terminal (UTF-8 passes). */
-	for (unsigned char *p = (unsigned char *)msg; *p != '\0'; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-		else if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	log_clean(msg);
 	if (pri == LOG_CRIT)
-		log_startup_fatal(msg, suffix);
+		log_startup_line('E', msg, suffix);
 	if (log_syslog) {
 		if (suffix != NULL)
 			syslog(pri, "%s: %s", msg, suffix);

@@ -20,6 +20,10 @@ void	fatal(const char *, ...)
 /* hsmcad -d: until the start-up is over, fatal errors are also written
  * to fd, for the process that waits for it (which exits with them). */
 void	log_startup(int fd);
+/* What the start-up waits for from now on ("the signer to log in to
+ * token 'x'"): the waiting process names it if its deadline passes. */
+void	log_startup_wait(const char *, ...)
+	    __attribute__((format(printf, 1, 2)));
 /* The daemon is ready: the waiting process exits 0. */
 void	log_startup_ready(void);
 /* This process's part of the start-up is over: it reports no more. */

@@ -809,14 +809,15 @@ miss_allowed(struct hsmcad *d)
 }
 
 /* A response, with RFC 5019 6.2's caching headers (made when it was
- * cached) for a pre-signed one fetched with GET: a cache may keep it
- * until hsmcad would sign a fresher one. */
+ * cached) for a pre-signed one fetched with GET (or HEAD): a cache may
+ * keep it until hsmcad would sign a fresher one. */
 static void
 reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
     const char *what, const struct ocsp_query *q)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *body = evbuffer_new();
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	char cc[80];
 	time_t fresh;
 
@@ -827,7 +828,7 @@ reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
 	}
 	evhttp_add_header(h, "Content-Type", "application/ocsp-response");
 	if (q != NULL && q->next_update > q->this_update &&
-	    evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+	    (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
 		fresh = q->this_update + (q->next_update - q->this_update) / 2 -
 		    clock_now();
 		evhttp_add_header(h, "Last-Modified", q->last_modified);
@@ -837,11 +838,9 @@ reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
 		    "must-revalidate", (long long)(fresh > 0 ? fresh : 0));
 		evhttp_add_header(h, "Cache-Control", cc);
 	}
-	evhttp_send_reply(req, 200, "OK", body);
+	http_reply(req, 200, "OK", body);
 	evbuffer_free(body);
-	log_debug("client=- %s /ocsp 200 %s",
-	    evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "POST",
-	    what);
+	log_debug("client=- %s /ocsp 200 %s", http_method_name(cmd), what);
 }
 
 static void
@@ -877,10 +876,10 @@ plain(struct evhttp_request *req, int status, const char *phrase,
 		evbuffer_add_printf(body, "%s\n", text);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; charset=utf-8");
-	evhttp_send_reply(req, status, phrase, body);
+	http_reply(req, status, phrase, body);
 	evbuffer_free(body);
-	log_info("client=- %s /ocsp %d", evhttp_request_get_command(req) ==
-	    EVHTTP_REQ_GET ? "GET" : "POST", status);
+	log_info("client=- %s /ocsp %d",
+	    http_method_name(evhttp_request_get_command(req)), status);
 }
 
 struct ocsp_wait {
@@ -982,7 +981,8 @@ ocsp_get_request(const char *enc, unsigned char *buf, size_t size,
 }
 
 /* POST /ocsp (application/ocsp-request) and GET /ocsp/<base64 DER,
- * URL-encoded> (RFC 6960 Appendix A). */
+ * URL-encoded> (RFC 6960 Appendix A); a HEAD wherever a GET is
+ * answered, any other method 405 with what the path takes. */
 void
 ocsp_handle(struct evhttp_request *req, void *arg)
 {
@@ -1017,7 +1017,8 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 		answer(d, req, buf, n);
 		return;
 	}
-	if (cmd == EVHTTP_REQ_GET && strncmp(uri, "/ocsp/", 6) == 0) {
+	if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) &&
+	    strncmp(uri, "/ocsp/", 6) == 0) {
 		/* The whole rest is the request: base64 may hold '/'. */
 		if ((status = ocsp_get_request(uri + 6, buf, sizeof(buf),
 		    &n)) != 0) {
@@ -1029,6 +1030,9 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 		answer(d, req, buf, n);
 		return;
 	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+	    strcmp(uri, "/ocsp") == 0 ? "POST" : strcmp(uri, "/ocsp/") == 0 ?
+	    "GET, HEAD, POST" : "GET, HEAD");
 	plain(req, 405, "Method Not Allowed",
-	    "POST /ocsp or GET /ocsp/<base64 request>");
+	    "POST /ocsp or GET (or HEAD) /ocsp/<base64 request>");
 }

@@ -1,7 +1,8 @@
 /* preflight.c: what hsmcad's start-up needs of the system, checked
  * before it starts anything: the TLS certificate and key, the trust
  * files, the user, the PKCS#11 module and the PIN source, the folders
- * of the store and the pidfile, the listeners' addresses. The start-up runs these checks
+ * of the store and the pidfile, the listeners' addresses, the descriptor
+ * limit against their caps. The start-up runs these checks
  * before it detaches (its caller sees every problem, not the first a
  * child process dies of), and hsmcad -t runs the same ones, so -t does
  * not pass what the start-up refuses. Nothing here logs in to the
@@ -9,6 +10,7 @@
 #include "config.h"
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -38,6 +40,7 @@
 
 struct preflight {
 	void	(*report)(const char *, void *);
+	void	(*warn)(const char *, void *);
 	void	*arg;
 	int	 n;
 };
@@ -53,6 +56,14 @@ problem(struct preflight *pf, const char *fmt, ...)
 	va_end(ap);
 	pf->report(msg, pf->arg);
 	pf->n++;
+}
+
+/* What the start-up logs as a warning and survives. */
+static void
+warning(struct preflight *pf, const char *msg)
+{
+	if (pf->warn != NULL)
+		pf->warn(msg, pf->arg);
 }
 
 int
@@ -291,11 +302,30 @@ check_listeners(struct preflight *pf, const struct config *cfg)
 				    ls[j].addr);
 }
 
+/* The descriptor limit against the caps, as the front finds it when it
+ * starts (listener.c): it inherits this process's limit. */
+static void
+check_nofile(struct preflight *pf, const struct config *cfg)
+{
+	struct listener_nofile p;
+	struct rlimit rl;
+	struct hsmca_err e;
+
+	err_clear(&e);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		problem(pf, "RLIMIT_NOFILE: %s", strerror(errno));
+	else if (listener_nofile_plan(cfg, &rl, 1, &p, &e) != 0)
+		problem(pf, "%s", e.msg);
+	else if (p.warning[0] != '\0')
+		warning(pf, p.warning);
+}
+
 int
 preflight_check(const struct config *cfg,
-    void (*report)(const char *msg, void *arg), void *arg)
+    void (*report)(const char *msg, void *arg),
+    void (*warn)(const char *msg, void *arg), void *arg)
 {
-	struct preflight pf = { report, arg, 0 };
+	struct preflight pf = { report, warn, arg, 0 };
 	struct passwd *pw = NULL;
 	struct hsmca_err e;
 	char why[256];
@@ -326,5 +356,6 @@ preflight_check(const struct config *cfg,
 	if (cfg->daemon.pidfile != NULL)
 		check_folder(&pf, "pidfile", cfg->daemon.pidfile, pw, 0);
 	check_listeners(&pf, cfg);
+	check_nofile(&pf, cfg);
 	return pf.n;
 }

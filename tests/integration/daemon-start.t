@@ -100,6 +100,32 @@ check "-t names four problems on four lines (exit $RC)" \
 check "-t opened no store and wrote no pidfile" \
 	sh -c "[ ! -e '$WORK/no-such-dir' ] && [ ! -e '$PIDFILE' ]"
 
+# ---- the descriptor limit against the connection caps ----
+# Caps over the limit are a warning (the front runs with fewer
+# connections): -t prints the very line the front logs, and still says
+# the configuration is OK. A limit that leaves no room to serve is a
+# problem, as it is for the start-up. (-t said nothing of either.)
+variant caps "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0\nmax-connections = 20\nmax-http-connections = 20|"
+caps_warning="the descriptor limit (100, hard limit 100) is below the 104 the listeners may need (max-connections 20 + max-http-connections 20 + 64 of its own): at most 36 connections at once; raise it (LimitNOFILE) or lower the caps"
+run sh -c 'ulimit -n 100 && exec "$0" -t -c "$1"' "$HSMCAD" "$WORK/caps.conf"
+check "-t under a descriptor limit of 100, below the caps: exit 0 and configuration OK (exit $RC)" \
+	sh -c "[ $RC -eq 0 ] && grep -qx 'configuration OK' '$WORK/last.out'"
+check "... after the warning the front logs" grep -qxF "hsmcad: warning: $caps_warning" "$WORK/last.err"
+check "... and nothing else" test "$(wc -l <"$WORK/last.err")" -eq 1
+sh -c 'ulimit -n 100 && exec "$0" -c "$1"' "$HSMCAD" "$WORK/caps.conf" >"$WORK/caps.log" 2>&1 &
+caps_pid=$!
+i=0
+until grep -q "ready:" "$WORK/caps.log" || ! kill -0 $caps_pid 2>/dev/null || [ $i -ge 600 ]; do
+	i=$((i + 1)); sleep 0.05
+done
+check "the front logs the same line when it starts" grep -qF "hsmcad: $caps_warning" "$WORK/caps.log"
+kill $caps_pid 2>/dev/null
+wait $caps_pid
+run sh -c 'ulimit -n 70 && exec "$0" -t -c "$1"' "$HSMCAD" "$WORK/caps.conf"
+check "-t under a descriptor limit of 70, too low to serve: exit 1, no OK (exit $RC)" \
+	sh -c "[ $RC -eq 1 ] && ! grep -q 'configuration OK' '$WORK/last.out'"
+check "... and says why" grep -qxF "hsmcad: the descriptor limit (70, hard limit 70) leaves fewer than 16 connections: raise it (LimitNOFILE)" "$WORK/last.err"
+
 # ---- -d: back only when the daemon is ready ----
 PORT=$(free_port)
 variant detach "s|^listen = .*|listen = 127.0.0.1:$PORT|"
@@ -159,5 +185,35 @@ wait "$HOLDER" 2>/dev/null
 run "$HSMCAD" -d -c "$WORK/user-missing.conf"
 check "-d with a problem -t finds exits 1 before it detaches, saying it" \
 	sh -c "[ $RC -eq 1 ] && grep -q 'user hsmca-no-such-user does not exist' '$WORK/last.err'"
+
+# A start-up that hangs: a token that hangs at login (the fault shim
+# holds C_Login up to 60 s). Once the store is open and the ports bound,
+# -d waits 6 times [daemon] timeout (1s here), then names what it was
+# waiting for, kills the daemon and exits 1. It waited as long as the
+# token did.
+SHIM="$top_builddir/tests/pkcs11-fault/pkcs11-fault.so"
+if [ -r "$SHIM" ]; then
+	PORT=$(free_port)
+	variant hang "s|^module = .*|module = $SHIM|; s|^timeout = .*|timeout = 1s|; s|^listen = .*|listen = 127.0.0.1:$PORT|"
+	echo "fault=hang on=login" >"$CADIR/hang.ctl"
+	start=$(date +%s)
+	run env PKCS11_FAULT_MODULE="$SOFTHSM_MODULE" PKCS11_FAULT_CONTROL="$CADIR/hang.ctl" \
+		timeout 90 "$HSMCAD" -d -c "$WORK/hang.conf"
+	took=$(($(date +%s) - start))
+	echo "fault=none" >"$CADIR/hang.ctl"
+	check "-d with a token that hangs at login exits 1 within 6 to 10 s (exit $RC after ${took}s)" \
+		sh -c "[ $RC -eq 1 ] && [ $took -ge 5 ] && [ $took -le 10 ]"
+	check "... with one line that names what it waited for" \
+		test "$(cat "$WORK/last.err")" = "hsmcad: the start-up did not finish within 6s (6 times [daemon] timeout): it was waiting for the signer to log in to token 'st' and load its keys; the daemon was stopped"
+	# ([h]: the pattern does not match this check's own command line.)
+	check "... and none of the daemon's processes is left" \
+		sh -c "! pgrep -f '[h]smcad -d -c $WORK/hang.conf' >/dev/null"
+	check "... nor its pidfile" test ! -e "$PIDFILE"
+	check "... nor its listener" test "$(ss -Htln "( sport = :$PORT )" | wc -l)" -eq 0
+else
+	for i in 1 2 3 4 5; do
+		ok "# SKIP the fault shim is not built (make check builds it)"
+	done
+fi
 
 done_testing

@@ -84,17 +84,7 @@ est_setup tk
 run pkcs11-tool --module "$SOFTHSM_MODULE" --token-label tk --login --pin "$(cat "$CADIR/user.pin")" \
 	--keypairgen --key-type EC:prime256v1 --label tls-server --id 7a7a
 check "a TLS key pair is generated in the token" test "$RC" -eq 0
-cat >"$CADIR/engine.cnf" <<EOC
-openssl_conf = init
-[init]
-engines = engines
-[engines]
-pkcs11 = pkcs11
-[pkcs11]
-MODULE_PATH = $SOFTHSM_MODULE
-PIN = $(cat "$CADIR/user.pin")
-init = 0
-EOC
+engine_conf
 run env OPENSSL_CONF="$CADIR/engine.cnf" openssl req -new -engine pkcs11 -keyform engine \
 	-key "pkcs11:token=tk;id=%7a%7a;type=private" -subj /CN=localhost \
 	-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -out "$CADIR/tk.csr"

@@ -6,6 +6,12 @@
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
 
 est_setup est
+# A label without bootstrap-ca: only certificates hsmca issued enroll here.
+cat >>"$CONF" <<EOC
+
+[est plain]
+profile = device
+EOC
 expect_ok "hsmcad -t accepts the configuration" "$top_builddir/daemon/hsmcad" -t -c "$CONF"
 check "hsmcad -t says so" grep -q "configuration OK" "$WORK/last.out"
 hsmcad_start
@@ -220,6 +226,58 @@ refused_est "whoami with a certificate from an untrusted CA" 403 "not trusted"
 whoami $ISSUED -X POST -H "Content-Type: application/pkcs10" --data-binary "@$WORK/dev1e.b64"
 refused_est "whoami takes GET" 405 "whoami takes GET"
 check "whoami recorded nothing" test "$(count_rows)" -eq "$rows"
+
+# At a label without bootstrap-ca, the front verified an issued
+# certificate's chain, freed it twice and died.
+PLAIN="https://localhost:$PORT/.well-known/est/plain"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $ISSUED "$PLAIN/whoami")
+check "whoami with an issued certificate at a label without bootstrap-ca: 200, 'issued' ($STATUS)" \
+	test "$STATUS $(cat "$WORK/last.out")" = "200 issued $serial_a"
+# A certificate that chains to this CA but that its store has no record
+# of (a store restored from a backup older than the certificate): 403
+# with the reason, at a label with bootstrap-ca and at one without.
+make_csr gone ec:P-256 /CN=dev-gone 2>/dev/null
+hsmca issue --csr "$WORK/gone.csr" --profile device --out "$WORK/gone.pem" >/dev/null
+serial_g=$(openssl x509 -in "$WORK/gone.pem" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/^00//')
+run sqlite3 "$CADIR/hsmca.db" "DELETE FROM cert WHERE serial = '$serial_g'; SELECT changes();"
+check "its record is gone from the store" grep -qx 1 "$WORK/last.out"
+GONE="--cert $WORK/gone.pem --key $WORK/gone.key"
+not_recorded="client certificate 'CN=dev-gone' chains to this CA but is not one it recorded as issued"
+# shellcheck disable=SC2086
+whoami $GONE
+check "whoami with a certificate this CA has no record of: 403 and why" \
+	test "$STATUS $(cat "$WORK/last.out")" = "403 $not_recorded"
+csr_b64 gone2 ec:P-256 /CN=dev-gone
+# shellcheck disable=SC2086
+est_post simpleenroll "$WORK/gone2.b64" $GONE
+check "simpleenroll with it: 403 and why" test "$STATUS $(cat "$WORK/last.out")" = "403 $not_recorded"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $GONE "$PLAIN/whoami")
+check "and at the label without bootstrap-ca ($STATUS)" test "$STATUS $(cat "$WORK/last.out")" = "403 $not_recorded"
+# One of the CA's own certificates, the root, presented with its key in
+# the token (curl through the libp11 engine): it chains to this CA (its
+# chain is itself) and no record holds it. It was refused with the
+# factory CA's verification error ("self-signed certificate"), and with
+# an empty one at a label without bootstrap-ca.
+engines=$(openssl version -e | sed -n 's/^ENGINESDIR: "\(.*\)"$/\1/p')
+if [ -r "$engines/pkcs11.so" ]; then
+	engine_conf
+	root_key=$(sqlite3 "$CADIR/hsmca.db" "SELECT key_uri FROM ca_generation WHERE id = 1")
+	root_subject=$(sqlite3 "$CADIR/hsmca.db" "SELECT subject FROM ca_generation WHERE id = 1")
+	for at in "$URL" "$PLAIN"; do
+		STATUS=$(OPENSSL_CONF="$CADIR/engine.cnf" curl -s -o "$WORK/last.out" -w '%{http_code}' \
+			--cacert "$CADIR/root.pem" --engine pkcs11 --key-type ENG --key "$root_key" \
+			--cert "$CADIR/root.pem" "$at/whoami")
+		check "whoami with the root CA's own certificate at ${at##*/est}/: 403 and why ($STATUS)" \
+			test "$STATUS $(cat "$WORK/last.out" 2>/dev/null)" = \
+			"403 client certificate '$root_subject' chains to this CA but is not one it recorded as issued"
+	done
+else
+	ok "# SKIP the libp11 engine is not installed: no client certificate with a key in the token"
+	ok "# SKIP the libp11 engine is not installed: no client certificate with a key in the token"
+fi
+check "hsmcad is still serving" curl -sf --cacert "$CADIR/root.pem" -o /dev/null "$URL/cacerts"
 
 # The edge label: an edge gateway's CA, and server-side key generation.
 EDGE="https://localhost:$PORT/.well-known/est/edge"

@@ -143,6 +143,24 @@ hsmca() {
 	"$HSMCA" -c "$CONF" "$@"
 }
 
+# engine_conf: $CADIR/engine.cnf, an OpenSSL configuration that loads the
+# libp11 engine for the CA's token, so that openssl and curl
+# (OPENSSL_CONF=$CADIR/engine.cnf) use keys in it. A test token: its PIN
+# is in the file.
+engine_conf() {
+	cat >"$CADIR/engine.cnf" <<EOC
+openssl_conf = init
+[init]
+engines = engines
+[engines]
+pkcs11 = pkcs11
+[pkcs11]
+MODULE_PATH = $SOFTHSM_MODULE
+PIN = $(cat "$CADIR/user.pin")
+init = 0
+EOC
+}
+
 # make_csr NAME KEYSPEC SUBJ [ADDEXT]: key and CSR in $WORK/NAME.{key,csr}
 # KEYSPEC: ec:P-256 | ec:P-384 | ec:secp256k1 | rsa:2048 | rsa:1024
 make_csr() {

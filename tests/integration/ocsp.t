@@ -141,6 +141,47 @@ STATUS=$(curl -s -o "$WORK/getbad.der" -w '%{http_code}' "$OCSP_URL/not-base64!"
 openssl ocsp -respin "$WORK/getbad.der" -resp_text -noverify >"$WORK/getbad.txt" 2>&1
 check "a GET of garbage is malformedRequest" grep -qi "malformedrequest" "$WORK/getbad.txt"
 
+# A HEAD wherever a GET is answered (it was 405): the GET's status and
+# headers, its length, and no body: the GET that follows on the same
+# connection gets its own answer whole.
+STATUS=$(curl -s -I -o "$WORK/head.hdr" -w '%{http_code}' "$OCSP_URL/$enc" \
+	--next -s -o "$WORK/get2.der" -w ' %{http_code} %{num_connects}' "$OCSP_URL/$enc")
+hhdr() { sed -n "s/^$1: *//Ip" "$WORK/head.hdr" | tr -d '\r'; }
+check "HEAD /ocsp/<base64>: 200, then the GET on the same connection ($STATUS)" \
+	test "$STATUS" = "200 200 0"
+check "... application/ocsp-response, with the length a GET gets ($(wc -c <"$WORK/get.der") bytes)" \
+	test "$(hhdr Content-Type) $(hhdr Content-Length)" = "application/ocsp-response $(wc -c <"$WORK/get.der")"
+check "... and the GET's caching headers" \
+	test "$(hhdr ETag) $(hhdr Last-Modified) $(hhdr Expires) $(hhdr Cache-Control | sed 's/max-age=[0-9]*//')" = \
+	"$(hdr ETag) $(hdr Last-Modified) $(hdr Expires) $(hdr Cache-Control | sed 's/max-age=[0-9]*//')"
+check "... and no body: the next GET got the response whole" cmp -s "$WORK/get2.der" "$WORK/get.der"
+STATUS=$(curl -s -I -o "$WORK/head.hdr" -w '%{http_code}' "$OCSP_URL/not-base64!")
+check "HEAD of garbage: 200 too, malformedRequest's length ($STATUS $(hhdr Content-Length))" \
+	test "$STATUS $(hhdr Content-Length)" = "200 $(wc -c <"$WORK/getbad.der")"
+# Any other method: 405, with what the path takes.
+# refused_405 DESC ALLOW CURL-ARGS...: 405, that Allow, and a reason line.
+refused_405() {
+	desc=$1; allow=$2; shift 2
+	STATUS=$(curl -s -D "$WORK/m.hdr" -o "$WORK/last.out" -w '%{http_code}' "$@")
+	if [ "$STATUS" = 405 ] && [ "$(sed -n 's/^Allow: *//Ip' "$WORK/m.hdr" | tr -d '\r')" = "$allow" ] &&
+	    [ "$(cat "$WORK/last.out")" = "POST /ocsp or GET (or HEAD) /ocsp/<base64 request>" ]; then
+		ok "$desc: 405, Allow: $allow"
+	else
+		not_ok "$desc: got $STATUS, wanted 405 and Allow: $allow"
+	fi
+}
+refused_405 "PUT /ocsp/<base64>" "GET, HEAD" -X PUT "$OCSP_URL/$enc"
+refused_405 "DELETE /ocsp/<base64>" "GET, HEAD" -X DELETE "$OCSP_URL/$enc"
+refused_405 "POST /ocsp/<base64>" "GET, HEAD" -H 'Content-Type: application/ocsp-request' \
+	--data-binary "@$WORK/req.der" "$OCSP_URL/$enc"
+refused_405 "PUT /ocsp with a request" "POST" -X PUT -H 'Content-Type: application/ocsp-request' \
+	--data-binary "@$WORK/req.der" "$OCSP_URL"
+refused_405 "GET /ocsp" "POST" "$OCSP_URL"
+refused_405 "PUT /ocsp/" "GET, HEAD, POST" -X PUT "$OCSP_URL/"
+STATUS=$(curl -s -I -o "$WORK/head.hdr" -w '%{http_code}' "$OCSP_URL")
+check "HEAD /ocsp (where GET is not answered either): 405, Allow: POST ($STATUS)" \
+	test "$STATUS $(hhdr Allow)" = "405 POST"
+
 # A SHA-256 CertID is answered too (signed on demand, then cached).
 ask sha256 -sha256 -cert "$WORK/dev1.pem"
 check "a SHA-256 CertID: good" grep -q "dev1.pem: good" "$WORK/sha256.ocsp"

@@ -1,0 +1,46 @@
+/* http.c (hsmcad): what every handler of the front answers alike. Every
+ * method reaches the handlers (hsmcad.c front_http); each answers a HEAD
+ * where it serves a GET, through http_reply, and refuses what it does not
+ * serve with a 405 and an Allow. */
+#include "config.h"
+
+#include <stdio.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "hsmcad.h"
+
+const char *
+http_method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "?";
+	}
+}
+
+/* evhttp sends a HEAD answer's headers only, and without a
+ * Content-Length: it says what a GET would get. */
+void
+http_reply(struct evhttp_request *req, int status, const char *phrase,
+    struct evbuffer *body)
+{
+	char num[32];
+
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		snprintf(num, sizeof(num), "%zu", body != NULL ?
+		    evbuffer_get_length(body) : 0);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Length", num);
+	}
+	evhttp_send_reply(req, status, phrase, body);
+}
