@@ -68,11 +68,12 @@ enum est_id_kind {
 	EST_ID_UNTRUSTED,	/* a certificate nobody here trusts */
 	EST_ID_BOOTSTRAP,	/* chains to the label's factory CA */
 	EST_ID_ISSUED,		/* a valid certificate hsmca issued */
+	EST_ID_UNKNOWN,		/* the store could not be read to tell */
 	EST_ID_KIND_MAX
 };
 
 static const char *const est_id_names[EST_ID_KIND_MAX] = {
-	"none", "untrusted", "bootstrap", "issued"
+	"none", "untrusted", "bootstrap", "issued", "unknown"
 };
 
 struct est_identity {
@@ -485,8 +486,10 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 	SSL *ssl = tls_request_ssl(r->req);
 	struct est_id_cache *c;
 	struct store_generation g;
+	struct hsmca_err se;
 	char serial[SERIAL_HEX_MAX];
 	char *subj;
+	int sr;
 
 	memset(id, 0, sizeof(*id));
 	memset(&g, 0, sizeof(g));
@@ -509,11 +512,26 @@ identify(struct est_req *r, int label_idx, struct est_identity *id)
 	}
 
 	id->label_trusts = c->boot_ok;
-	/* A certificate hsmca issued, still valid in the store? */
+	/* A certificate hsmca issued, still valid in the store? A store
+	 * that cannot be read says nothing either way: the device is told
+	 * to come back, not that it is unknown. */
+	sr = HSMCA_ERR_NOT_FOUND;
+	err_clear(&se);
 	if (c->ca_ok && c->ca_issuer_sha1[0] != '\0' &&
 	    serial_to_hex(X509_get0_serialNumber(id->cert), serial) == 0 &&
-	    store_find_generation(r->d->st, c->ca_issuer_sha1, &g, NULL) == 0 &&
-	    store_get_cert(r->d->st, g.id, serial, &id->rec, NULL) == 0) {
+	    (sr = store_find_generation(r->d->st, c->ca_issuer_sha1, &g,
+	    &se)) == 0)
+		sr = store_get_cert(r->d->st, g.id, serial, &id->rec, &se);
+	if (sr != 0 && sr != HSMCA_ERR_NOT_FOUND) {
+		store_generation_free_fields(&g);
+		log_warnx("est: %s: the store could not be read to identify "
+		    "the client certificate: %s", r->path, se.msg);
+		id->kind = EST_ID_UNKNOWN;
+		snprintf(id->reason, sizeof(id->reason), "the CA's records "
+		    "cannot be read now; try again later");
+		return;
+	}
+	if (sr == 0) {
 		enum store_gen_status gs = ca_effective_status(&g, clock_now());
 		char fp[UTIL_SHA256_HEX];
 
@@ -607,8 +625,9 @@ est_whoami(struct est_req *r, int label_idx)
 		est_refuse(r, 401, "a client certificate is required");
 		goto out;
 	}
-	if (id.kind == EST_ID_UNTRUSTED) {
-		est_refuse(r, 403, "%s", id.reason);
+	if (id.kind == EST_ID_UNTRUSTED || id.kind == EST_ID_UNKNOWN) {
+		est_refuse(r, id.kind == EST_ID_UNKNOWN ? 503 : 403, "%s",
+		    id.reason);
 		goto out;
 	}
 	if (est_refuse_disallowed(r, &id) != 0)
@@ -809,6 +828,9 @@ est_enroll(struct est_req *r, int label_idx)
 		goto out;
 	case EST_ID_UNTRUSTED:
 		est_refuse(r, 403, "%s", id.reason);
+		goto out;
+	case EST_ID_UNKNOWN:
+		est_refuse(r, 503, "%s", id.reason);
 		goto out;
 	case EST_ID_BOOTSTRAP:
 		if (r->op == EST_SIMPLEREENROLL) {

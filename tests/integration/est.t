@@ -279,6 +279,24 @@ else
 fi
 check "hsmcad is still serving" curl -sf --cacert "$CADIR/root.pem" -o /dev/null "$URL/cacerts"
 
+# A store that cannot be read says nothing about a certificate: the
+# device is told to come back (503, Retry-After), not that this CA does
+# not know it (403). The certificate table is renamed away under the
+# running daemon for one request (a read error, as a damaged or
+# half-restored store gives), then back.
+run sqlite3 "$CADIR/hsmca.db" "ALTER TABLE cert RENAME TO cert_away"
+# shellcheck disable=SC2086
+STATUS=$(curl -s -D "$WORK/locked.hdr" -o "$WORK/locked.out" -w '%{http_code}' --cacert "$CADIR/root.pem" $ISSUED "$URL/whoami")
+run sqlite3 "$CADIR/hsmca.db" "ALTER TABLE cert_away RENAME TO cert"
+check "whoami while the store cannot be read: 503, not 403 ($STATUS)" \
+	test "$STATUS $(cat "$WORK/locked.out")" = "503 the CA's records cannot be read now; try again later"
+check "with Retry-After" grep -qi '^Retry-After: [0-9]' "$WORK/locked.hdr"
+check "the log says why" grep -q "the store could not be read to identify the client certificate" "$CADIR/hsmcad.log"
+# shellcheck disable=SC2086
+whoami $ISSUED
+check "and once it can, the same certificate is known again" \
+	test "$STATUS $(cat "$WORK/last.out")" = "200 issued $serial_a"
+
 # The edge label: an edge gateway's CA, and server-side key generation.
 EDGE="https://localhost:$PORT/.well-known/est/edge"
 csr_b64 gw ec:P-256 "/CN=gateway-7 device CA"
