@@ -296,6 +296,27 @@ issue_result_free(struct issue_result *r)
 	r->cert = NULL;
 }
 
+/* The audit record of an issuance (pop: a proof-of-possession
+ * certificate) of serial, in w's transaction. */
+static int
+issue_audit_serial(struct store *w, const char *requester,
+    const char *profile, const char *serial, enum audit_outcome outcome,
+    const char *detail, struct hsmca_err *e)
+{
+	struct audit_event ev;
+	char object[8 + SERIAL_HEX_MAX];
+
+	snprintf(object, sizeof(object), "serial:%s", serial);
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = requester;
+	ev.action = profile != NULL && strcmp(profile, "pop") == 0 ?
+	    AUDIT_POP : AUDIT_ISSUE;
+	ev.object = object;
+	ev.outcome = outcome;
+	ev.detail = detail;
+	return audit_append(w, &ev, e);
+}
+
 /* The issuance's audit record, appended in the transaction (or group
  * commit savepoint) that completes the certificate: a certificate is
  * never recorded as issued without it. */
@@ -303,22 +324,14 @@ static int
 issue_audit(struct store *w, void *arg, struct hsmca_err *e)
 {
 	const struct store_cert *rec = arg;
-	struct audit_event ev;
-	char detail[AUDIT_DETAIL_MAX], object[8 + SERIAL_HEX_MAX];
+	char detail[AUDIT_DETAIL_MAX];
 
 	snprintf(detail, sizeof(detail), "generation %lld, profile %s, "
 	    "subject %s, sha256 %s", (long long)rec->issuer_id,
 	    rec->profile != NULL ? rec->profile : "",
 	    rec->subject != NULL ? rec->subject : "", rec->sha256);
-	memset(&ev, 0, sizeof(ev));
-	ev.actor = rec->requester;
-	ev.action = rec->profile != NULL && strcmp(rec->profile, "pop") == 0 ?
-	    AUDIT_POP : AUDIT_ISSUE;
-	snprintf(object, sizeof(object), "serial:%s", rec->serial);
-	ev.object = object;
-	ev.outcome = AUDIT_OK;
-	ev.detail = detail;
-	return audit_append(w, &ev, e);
+	return issue_audit_serial(w, rec->requester, rec->profile,
+	    rec->serial, AUDIT_OK, detail, e);
 }
 
 /* An issuance that failed once its serial was reserved: the token did
@@ -333,35 +346,22 @@ struct issue_failure {
 	const char	*reason;
 };
 
-/* Mark f's serial failed (never used again) with its audit record, in
- * w's transaction: a reserved serial ends either issued or failed, and
- * the log says which. */
+/* Mark the serial of arg (a struct issue_failure) failed, never used
+ * again, with its audit record, in w's transaction: a reserved serial
+ * ends either issued or failed, and the log says which. */
 static int
-issue_fail_audit(struct store *w, const struct issue_failure *f,
-    struct hsmca_err *e)
+issue_fail_audit(struct store *w, void *arg, struct hsmca_err *e)
 {
-	struct audit_event ev;
-	char detail[AUDIT_DETAIL_MAX], object[8 + SERIAL_HEX_MAX];
+	const struct issue_failure *f = arg;
+	char detail[AUDIT_DETAIL_MAX];
 	int ret;
 
 	if ((ret = store_fail_cert(w, f->cert_id, e)) != 0)
 		return ret;
 	snprintf(detail, sizeof(detail), "generation %lld, profile %s: %s",
 	    (long long)f->gen_id, f->profile, f->reason);
-	snprintf(object, sizeof(object), "serial:%s", f->serial);
-	memset(&ev, 0, sizeof(ev));
-	ev.actor = f->requester;
-	ev.action = strcmp(f->profile, "pop") == 0 ? AUDIT_POP : AUDIT_ISSUE;
-	ev.object = object;
-	ev.outcome = AUDIT_FAILED;
-	ev.detail = detail;
-	return audit_append(w, &ev, e);
-}
-
-static int
-issue_fail_tx(struct store *w, void *arg, struct hsmca_err *e)
-{
-	return issue_fail_audit(w, arg, e);
+	return issue_audit_serial(w, f->requester, f->profile, f->serial,
+	    AUDIT_FAILED, detail, e);
 }
 
 /* issue_fail_audit in a write of its own; the serial stays burnt even
@@ -372,7 +372,8 @@ issue_fail(struct store *st, const struct issue_failure *f)
 	struct hsmca_err e;
 
 	err_clear(&e);
-	(void)store_write_with(st, issue_fail_tx, (void *)(uintptr_t)f, &e);
+	(void)store_write_with(st, issue_fail_audit, (void *)(uintptr_t)f,
+	    &e);
 }
 
 /* The record of a signed certificate: tbs as signed, der its encoding
