@@ -549,6 +549,13 @@ struct run {
 	size_t			*wq;
 	size_t			 wq_head, wq_tail;
 	size_t			 chunk;		/* items a worker signs at once */
+	/* Write-back started while signing goes on: the final syncfs
+	 * finds only the last files dirty (flusher_main). */
+	pthread_t		 flusher;
+	pthread_cond_t		 flush_cond;
+	int			 flusher_on;
+	int			 flush_req, flush_quit, flush_errno;
+	size_t			 written, flush_at;
 };
 
 static void
@@ -861,6 +868,67 @@ batch_worker(void *arg)
 	return NULL;
 }
 
+/* Files between two write-backs started early: about eight per run, and
+ * none for a run of a few dozen. */
+#define BATCH_FLUSH_MIN		64
+
+static size_t
+flush_every(const struct run *r)
+{
+	size_t n = r->b->nitems / 8;
+
+	return n < BATCH_FLUSH_MIN ? BATCH_FLUSH_MIN : n;
+}
+
+/*
+ * The files written so far go to disk while the workers sign the rest:
+ * syncfs at the end of a run otherwise waits for all of them at once,
+ * with nothing left to compute beside it (0.2-0.3 s of a 10,000-CSR
+ * run). The final syncfs in write_results stays what makes results.csv
+ * true; an error seen here is kept for it, since the error a syncfs
+ * reports is reported once per open folder.
+ */
+static void *
+flusher_main(void *arg)
+{
+	struct run *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (!r->flush_req && !r->flush_quit)
+			pthread_cond_wait(&r->flush_cond, &r->mu);
+		if (!r->flush_req)
+			break;
+		r->flush_req = 0;
+		pthread_mutex_unlock(&r->mu);
+#ifdef __linux__
+		if (syncfs(r->dirfd) == -1) {
+			pthread_mutex_lock(&r->mu);
+			if (r->flush_errno == 0)
+				r->flush_errno = errno;
+			continue;
+		}
+#endif
+		pthread_mutex_lock(&r->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* The flusher finishes the write-back it started, if any, and ends. */
+static void
+flusher_stop(struct run *r)
+{
+	if (!r->flusher_on)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->flush_quit = 1;
+	pthread_cond_signal(&r->flush_cond);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->flusher, NULL);
+	r->flusher_on = 0;
+}
+
 /* Wait, with r->mu held, until the current phase has no work left, no
  * thread is busy with it and every signed item's files are written
  * (here, by the calling thread); report progress every tick. */
@@ -881,6 +949,11 @@ wait_phase(struct run *r)
 			write_item(r, it);
 			pthread_mutex_lock(&r->mu);
 			count_item(r, it);
+			if (r->flusher_on && ++r->written >= r->flush_at) {
+				r->flush_at += flush_every(r);
+				r->flush_req = 1;
+				pthread_cond_signal(&r->flush_cond);
+			}
 		} else {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += (long)tick * 1000000L;
@@ -1009,6 +1082,9 @@ write_results(struct run *r, struct hsmca_err *e)
 	if (syncfs(r->dirfd) == -1)
 		return err_set(e, HSMCA_ERR_IO, "%s: syncfs: %s", r->o->out,
 		    strerror(errno));
+	if (r->flush_errno != 0)
+		return err_set(e, HSMCA_ERR_IO, "%s: syncfs: %s", r->o->out,
+		    strerror(r->flush_errno));
 #else
 	sync();
 #endif
@@ -1114,6 +1190,7 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 	r.t0 = batch_clock();
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cond, NULL);
+	pthread_cond_init(&r.flush_cond, NULL);
 	if (o->jobs < 1 || o->out == NULL) {
 		ret = err_set(e, HSMCA_ERR_ARG, "batch: no jobs or no output");
 		goto out;
@@ -1181,6 +1258,11 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 	if ((ret = drop_results(&r, e)) != 0)
 		goto out;
 
+	/* Without the flusher, the final syncfs does all the work. */
+	r.flush_at = flush_every(&r);
+	r.flusher_on = b->nitems > r.flush_at &&
+	    pthread_create(&r.flusher, NULL, flusher_main, &r) == 0;
+
 	pthread_mutex_lock(&r.mu);
 	r.t_sign = batch_clock();
 	set_phase(&r, PHASE_SIGN);
@@ -1191,6 +1273,7 @@ batch_run(struct batch *b, const struct batch_signer *sg, void *ctx,
 	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
 	nth = 0;
+	flusher_stop(&r);
 	b->stopped = r.stop;
 	b->stats.elapsed = batch_clock() - r.t0;
 	b->stats.sign_elapsed = batch_clock() - r.t_sign;
@@ -1211,6 +1294,7 @@ out:
 		for (int i = 0; i < nth; i++)
 			pthread_join(th[i], NULL);
 	}
+	flusher_stop(&r);
 	/* Begun and failed since (results.csv not written, say): the
 	 * record says so; e keeps the reason the caller shows. */
 	if (begun) {
@@ -1238,6 +1322,7 @@ out:
 		close(r.dirfd);
 	pthread_mutex_destroy(&r.mu);
 	pthread_cond_destroy(&r.cond);
+	pthread_cond_destroy(&r.flush_cond);
 	return ret;
 }
 
