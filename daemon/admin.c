@@ -1261,6 +1261,8 @@ admin_handle(struct evhttp_request *req, void *arg)
 	char actor[300] = "", why[512];
 	int status;
 
+	if (tls_request_drop_plain(req))
+		return;
 	if (path == NULL)
 		path = "";
 	tls_conn_served(req);

@@ -973,6 +973,8 @@ est_handle(struct evhttp_request *req, void *arg)
 	int nhdr = 0, label_idx = -1, op, status;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
+	if (tls_request_drop_plain(req))
+		return;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		evhttp_send_error(req, 500, NULL);
 		return;
