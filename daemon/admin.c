@@ -1291,7 +1291,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 		}
 		admin_batch(d, req, role, actor, path + 14);
 	} else if (strcmp(path, "/metrics") == 0) {
-		/* A HEAD: evhttp sends the headers only. */
+		/* A HEAD as the GET (metrics_reply). */
 		if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
 			evhttp_add_header(h, "Allow", "GET, HEAD");
 			admin_refuse(d, req, 405, actor, path, "use GET");

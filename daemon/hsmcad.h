@@ -303,7 +303,8 @@ void	listener_metrics(struct evbuffer *b);
 /* HTTP answers (http.c). The name of a request's method, for the log. */
 const char *http_method_name(enum evhttp_cmd_type cmd);
 /* evhttp_send_reply; a HEAD gets the headers a GET would, with the
- * Content-Length of body (evhttp sends none), and no body. */
+ * Content-Length of body (evhttp sends none), and no body (evhttp would
+ * send it). */
 void	http_reply(struct evhttp_request *req, int status, const char *phrase,
 	    struct evbuffer *body);
 

@@ -28,8 +28,10 @@ http_method_name(enum evhttp_cmd_type cmd)
 	}
 }
 
-/* evhttp sends a HEAD answer's headers only, and without a
- * Content-Length: it says what a GET would get. */
+/* A HEAD: the Content-Length of the body a GET would get, and no body.
+ * evhttp would send the body of a HEAD answer given one (libevent 2.1
+ * holds back only its own Content-Length), which a client on a kept
+ * connection would read as the start of the next answer. */
 void
 http_reply(struct evhttp_request *req, int status, const char *phrase,
     struct evbuffer *body)
@@ -41,6 +43,7 @@ http_reply(struct evhttp_request *req, int status, const char *phrase,
 		    evbuffer_get_length(body) : 0);
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Content-Length", num);
+		body = NULL;
 	}
 	evhttp_send_reply(req, status, phrase, body);
 }

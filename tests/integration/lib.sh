@@ -129,6 +129,13 @@ EOP
 	RC=$?
 }
 
+# headers_only: $WORK/last.out is an HTTP answer with not one byte after
+# its headers (an answer to HEAD).
+headers_only() {
+	grep -q '^HTTP/1.1 ' "$WORK/last.out" &&
+		[ "$(sed -n '/^\r$/,$p' "$WORK/last.out" | wc -c)" -eq 2 ]
+}
+
 # new_ca NAME [KEY-TYPE]: a fresh token, PIN files and config under
 # $WORK/NAME; sets CONF and exports SOFTHSM2_CONF. The CRL and OCSP URLs
 # name ${CA_HTTP:-127.0.0.1:8080}.
