@@ -163,6 +163,7 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 	case 409: phrase = "Conflict"; break;
 	case 415: phrase = "Unsupported Media Type"; break;
 	case 431: phrase = "Request Header Fields Too Large"; break;
+	case 501: phrase = "Not Implemented"; break;
 	case 503: phrase = "Service Unavailable"; break;
 	default: phrase = "Internal Server Error"; break;
 	}
@@ -997,6 +998,11 @@ est_handle(struct evhttp_request *req, void *arg)
 	if (nhdr > r->rt->cfg->daemon.max_headers) {
 		est_refuse(r, 431, "more than %d header lines",
 		    r->rt->cfg->daemon.max_headers);
+		return;
+	}
+	if (http_method_unknown(req)) {
+		est_refuse(r, 501, "unknown method: EST takes GET, HEAD and "
+		    "POST");
 		return;
 	}
 	status = est_route(r->rt->cfg, r->path, &label_idx, &op, why,

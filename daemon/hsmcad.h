@@ -300,8 +300,12 @@ struct bufferevent *listener_unserved(struct listener *l);
 /* GET /metrics: connections open, refused and accept failures. */
 void	listener_metrics(struct evbuffer *b);
 
-/* HTTP answers (http.c). The name of a request's method, for the log. */
+/* HTTP answers (http.c). The name of a request's method, for the log
+ * ("?": one libevent does not know). */
 const char *http_method_name(enum evhttp_cmd_type cmd);
+/* 1 if libevent does not know req's method: the answer to it (a 501)
+ * closes the connection, which this sets. */
+int	http_method_unknown(struct evhttp_request *req);
 /* evhttp_send_reply; a HEAD gets the headers a GET would, with the
  * Content-Length of body (evhttp sends none), and no body (evhttp would
  * send it). */

@@ -1,10 +1,12 @@
 /* http.c (hsmcad): what every handler of the front answers alike. Every
  * method reaches the handlers (hsmcad.c front_http); each answers a HEAD
- * where it serves a GET, through http_reply, and refuses what it does not
- * serve with a 405 and an Allow. */
+ * where it serves a GET, through http_reply, refuses a method it does not
+ * serve with a 405 and an Allow, and one libevent does not know with a
+ * 501. */
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -26,6 +28,18 @@ http_method_name(enum evhttp_cmd_type cmd)
 	case EVHTTP_REQ_PATCH: return "PATCH";
 	default: return "?";
 	}
+}
+
+int
+http_method_unknown(struct evhttp_request *req)
+{
+	if (strcmp(http_method_name(evhttp_request_get_command(req)), "?") != 0)
+		return 0;
+	/* evhttp read no body for it: bytes of one would be read as the
+	 * next request. */
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+	    "close");
+	return 1;
 }
 
 /* A HEAD: the Content-Length of the body a GET would get, and no body.
