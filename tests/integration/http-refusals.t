@@ -13,14 +13,7 @@
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not installed"
 
 est_setup hre
-sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
-cat >>"$CONF" <<EOC
-
-[admin]
-listen = 127.0.0.1:0
-client-ca = $CADIR/factory.pem
-auditors = CN=dev-1
-EOC
+all_listeners
 hsmcad_start
 [ -n "$HTTP_PORT" ] && [ -n "$ADMIN_PORT" ] || bail "no HTTP or admin listener in the log"
 

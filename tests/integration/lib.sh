@@ -287,6 +287,20 @@ serverkeygen = true
 EOC
 }
 
+# all_listeners [ROLE]: after est_setup, plain HTTP (http-listen) and the
+# admin API too, where CN=dev-1 (its bootstrap certificate, from the
+# factory CA) is one of ROLE (default auditors).
+all_listeners() {
+	sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
+	cat >>"$CONF" <<EOC
+
+[admin]
+listen = 127.0.0.1:0
+client-ca = $CADIR/factory.pem
+${1:-auditors} = CN=dev-1
+EOC
+}
+
 # bootstrap_cert CN [FACTORY]: a factory-issued certificate in $WORK/CN.boot.{key,pem}
 bootstrap_cert() {
 	f=${2:-$CADIR/factory}

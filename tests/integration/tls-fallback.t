@@ -16,14 +16,7 @@ SHIM="$top_builddir/tests/front-fault/front-fault.so"
 [ -r "$SHIM" ] || skip_all "the front-fault shim is not built (make check builds it)"
 
 est_setup tfb
-sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
-cat >>"$CONF" <<EOC
-
-[admin]
-listen = 127.0.0.1:0
-client-ca = $CADIR/factory.pem
-auditors = CN=dev-1
-EOC
+all_listeners
 
 FRONT_FAULT_SSL_NEW=$CADIR/ssl_new.ctl
 FRONT_FAULT_BEVCB=$CADIR/bevcb.ctl
