@@ -78,11 +78,11 @@ struct listener {
 	struct event		*refuse_ev;
 	struct event		*resume_ev;
 	struct event		*report_ev;	/* a minute's counts to the log */
-	struct bufferevent	*spare;		/* for a connection not set up */
-	int			 refusing, failing, unserving;	/* the log
-							   said so */
-	unsigned long		 refused, failed, unserved;	/* since the
-							   log's last line */
+	/* A connection that could not be set up gets it (listener_unserved). */
+	struct bufferevent	*spare;
+	/* The log said so, and how many since its last line. */
+	int			 refusing, failing, unserving;
+	unsigned long		 refused, failed, unserved;
 	int			 error;		/* accept()'s last errno */
 	unsigned long long	 refused_total, failed_total;	/* /metrics */
 };

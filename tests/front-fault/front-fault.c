@@ -135,10 +135,11 @@ bufferevent_socket_new(struct event_base *base, evutil_socket_t fd,
 }
 
 /* The callbacks hsmcad gave evhttp, one per listener. */
+#define BEVCB_MAX	8
 static struct bevcb {
 	struct bufferevent	*(*cb)(struct event_base *, void *);
 	void			*arg;
-} bevcbs[8];
+} bevcbs[BEVCB_MAX];
 static int nbevcbs;
 
 static struct bufferevent *
@@ -157,7 +158,7 @@ evhttp_set_bevcb(struct evhttp *http,
 {
 	struct bevcb *b;
 
-	if (cb == NULL || nbevcbs == (int)(sizeof(bevcbs) / sizeof(bevcbs[0]))) {
+	if (cb == NULL || nbevcbs == BEVCB_MAX) {
 		real_set_bevcb(http, cb, arg);
 		return;
 	}
