@@ -17,7 +17,8 @@
  * least role cli.c's table allows; a path on the appliance is never
  * opened for a remote caller. Every call is audit-logged, refusals
  * included. Refusals: 400 bad request, 401 no client certificate, 403
- * identity or role, 404 path, 405 method, 413 body too large. A client
+ * identity or role, 404 path, 405 method, 501 a method libevent does not
+ * know, 413 body too large (libevent's own page). A client
  * that is no operator is refused on its connection's first bytes
  * (admin_gate), before a body is read.
  */
@@ -101,6 +102,7 @@ admin_status_phrase(int status)
 	case 405: return "Method Not Allowed";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
+	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
 	default: return "Error";
 	}
@@ -1261,6 +1263,8 @@ admin_handle(struct evhttp_request *req, void *arg)
 	char actor[300] = "", why[512];
 	int status;
 
+	if (tls_request_drop_plain(req))
+		return;
 	if (path == NULL)
 		path = "";
 	tls_conn_served(req);
@@ -1274,7 +1278,10 @@ admin_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	/* Every method reaches here (hsmcad.c front_http). */
-	if (strcmp(path, "/api/v1/run") == 0) {
+	if (http_method_unknown(req))
+		admin_refuse(d, req, 501, actor, path, "unknown method: the "
+		    "admin API takes GET, HEAD and POST");
+	else if (strcmp(path, "/api/v1/run") == 0) {
 		if (method != EVHTTP_REQ_POST) {
 			evhttp_add_header(h, "Allow", "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
@@ -1289,7 +1296,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 		}
 		admin_batch(d, req, role, actor, path + 14);
 	} else if (strcmp(path, "/metrics") == 0) {
-		/* A HEAD: evhttp sends the headers only. */
+		/* A HEAD as the GET (metrics_reply). */
 		if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
 			evhttp_add_header(h, "Allow", "GET, HEAD");
 			admin_refuse(d, req, 405, actor, path, "use GET");

@@ -153,13 +153,17 @@ crl_handle(struct evhttp_request *req, void *arg)
 	int status = 404;
 	const char *reason = "not found";
 
-	if (strncmp(uri, "/ocsp", 5) == 0 && (uri[5] == '\0' || uri[5] == '/')) {
+	/* Every method reaches here (hsmcad.c front_http), one libevent
+	 * does not know too; a HEAD is a GET without the body. */
+	if (http_method_unknown(req)) {
+		status = 501;
+		reason = "unknown method: GET and HEAD (CRLs, OCSP), POST "
+		    "(OCSP) only";
+	} else if (strncmp(uri, "/ocsp", 5) == 0 &&
+	    (uri[5] == '\0' || uri[5] == '/')) {
 		ocsp_handle(req, arg);
 		return;
-	}
-	/* Every method reaches here (hsmcad.c front_http); a HEAD is a GET
-	 * without the body. */
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+	} else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		status = 405;
 		reason = "GET (or HEAD) only";
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -188,7 +192,7 @@ crl_handle(struct evhttp_request *req, void *arg)
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; charset=utf-8");
 	http_reply(req, status, status == 405 ? "Method Not Allowed" :
-	    "Not Found", body);
+	    status == 501 ? "Not Implemented" : "Not Found", body);
 	evbuffer_free(body);
 	log_info("client=- %s %.100s %d", http_method_name(cmd), uri, status);
 }

@@ -163,6 +163,7 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 	case 409: phrase = "Conflict"; break;
 	case 415: phrase = "Unsupported Media Type"; break;
 	case 431: phrase = "Request Header Fields Too Large"; break;
+	case 501: phrase = "Not Implemented"; break;
 	case 503: phrase = "Service Unavailable"; break;
 	default: phrase = "Internal Server Error"; break;
 	}
@@ -973,6 +974,8 @@ est_handle(struct evhttp_request *req, void *arg)
 	int nhdr = 0, label_idx = -1, op, status;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
+	if (tls_request_drop_plain(req))
+		return;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		evhttp_send_error(req, 500, NULL);
 		return;
@@ -995,6 +998,11 @@ est_handle(struct evhttp_request *req, void *arg)
 	if (nhdr > r->rt->cfg->daemon.max_headers) {
 		est_refuse(r, 431, "more than %d header lines",
 		    r->rt->cfg->daemon.max_headers);
+		return;
+	}
+	if (http_method_unknown(req)) {
+		est_refuse(r, 501, "unknown method: EST takes GET, HEAD and "
+		    "POST");
 		return;
 	}
 	status = est_route(r->rt->cfg, r->path, &label_idx, &op, why,

@@ -639,13 +639,12 @@ front_http(struct hsmcad *d, size_t max_body, void (*cb)(struct
 	evhttp_set_timeout(http, (int)dc->timeout);
 	evhttp_set_max_body_size(http, (ev_ssize_t)max_body);
 	evhttp_set_max_headers_size(http, (ev_ssize_t)dc->max_header_size);
-	/* Every method reaches the handlers, which refuse what they do not
-	 * serve with a 405, an Allow and a reason (evhttp's own refusal is
-	 * a 501 page of HTML), and answer a HEAD where they serve a GET. */
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-	    EVHTTP_REQ_PATCH);
+	/* Every method reaches the handlers, those libevent does not know
+	 * too (a type of its own outside enum evhttp_cmd_type): they refuse
+	 * what they do not serve with a 405 and an Allow, or a 501, and a
+	 * reason (evhttp's own refusal is a 501 page of HTML), and answer a
+	 * HEAD where they serve a GET. */
+	evhttp_set_allowed_methods(http, UINT16_MAX);
 	evhttp_set_gencb(http, cb, d);
 	return http;
 }

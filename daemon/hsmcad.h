@@ -291,13 +291,24 @@ void	listener_stop_all(void);
 struct hsmcad *listener_daemon(struct listener *l);
 void	listener_opened(struct listener *l);
 void	listener_closed(struct listener *l);
+/* tls.c: a connection l accepted could not be set up. What to hand
+ * evhttp for it instead of NULL (a plain connection, even on a TLS
+ * port): a bufferevent that serves nothing and closes (the listener's
+ * spare; NULL only if the listener had none, which it never accepts
+ * without). */
+struct bufferevent *listener_unserved(struct listener *l);
 /* GET /metrics: connections open, refused and accept failures. */
 void	listener_metrics(struct evbuffer *b);
 
-/* HTTP answers (http.c). The name of a request's method, for the log. */
+/* HTTP answers (http.c). The name of a request's method, for the log
+ * ("?": one libevent does not know). */
 const char *http_method_name(enum evhttp_cmd_type cmd);
+/* 1 if libevent does not know req's method: the answer to it (a 501)
+ * closes the connection, which this sets. */
+int	http_method_unknown(struct evhttp_request *req);
 /* evhttp_send_reply; a HEAD gets the headers a GET would, with the
- * Content-Length of body (evhttp sends none), and no body. */
+ * Content-Length of body (evhttp sends none), and no body (evhttp would
+ * send it). */
 void	http_reply(struct evhttp_request *req, int status, const char *phrase,
 	    struct evbuffer *body);
 
@@ -336,6 +347,10 @@ typedef int (*tls_gate_fn)(struct hsmcad *d, SSL *ssl, struct evbuffer *in,
 void	tls_conn_set_gate(struct bufferevent *bev, tls_gate_fn gate);
 /* The TLS connection a request came on (NULL: plain HTTP). */
 SSL	*tls_request_ssl(struct evhttp_request *req);
+/* For the handlers of TLS listeners, first thing: 1 if req came with no
+ * TLS behind it (libevent's own plain connection, had a bufferevent
+ * callback failed): its connection is closed, the request unanswered. */
+int	tls_request_drop_plain(struct evhttp_request *req);
 /* The intermediates the client sent (not its own certificate), also
  * when it resumed a session: then they come from the ticket. */
 STACK_OF(X509) *tls_peer_chain(SSL *ssl);

@@ -1,10 +1,12 @@
 /* http.c (hsmcad): what every handler of the front answers alike. Every
  * method reaches the handlers (hsmcad.c front_http); each answers a HEAD
- * where it serves a GET, through http_reply, and refuses what it does not
- * serve with a 405 and an Allow. */
+ * where it serves a GET, through http_reply, refuses a method it does not
+ * serve with a 405 and an Allow, and one libevent does not know with a
+ * 501. */
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -28,8 +30,22 @@ http_method_name(enum evhttp_cmd_type cmd)
 	}
 }
 
-/* evhttp sends a HEAD answer's headers only, and without a
- * Content-Length: it says what a GET would get. */
+int
+http_method_unknown(struct evhttp_request *req)
+{
+	if (strcmp(http_method_name(evhttp_request_get_command(req)), "?") != 0)
+		return 0;
+	/* evhttp read no body for it: bytes of one would be read as the
+	 * next request. */
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+	    "close");
+	return 1;
+}
+
+/* A HEAD: the Content-Length of the body a GET would get, and no body.
+ * evhttp would send the body of a HEAD answer given one (libevent 2.1
+ * holds back only its own Content-Length), which a client on a kept
+ * connection would read as the start of the next answer. */
 void
 http_reply(struct evhttp_request *req, int status, const char *phrase,
     struct evbuffer *body)
@@ -41,6 +57,7 @@ http_reply(struct evhttp_request *req, int status, const char *phrase,
 		    evbuffer_get_length(body) : 0);
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Content-Length", num);
+		body = NULL;
 	}
 	evhttp_send_reply(req, status, phrase, body);
 }

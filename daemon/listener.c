@@ -15,6 +15,17 @@
  * pauses instead, and tries again a second later or as soon as one of the
  * front's connections closes.
  *
+ * A connection the front cannot set up (no memory for its TLS state or
+ * its deadline) is closed unserved. Handing evhttp no bufferevent for it
+ * would not do: libevent 2.1 then makes a plain one of its own and
+ * serves the connection in clear text, on a TLS port too, uncounted. So
+ * each listener holds one bufferevent made ready while there was memory
+ * (its spare), which serves nothing: the first bytes that arrive are
+ * dropped and shut the socket down, evhttp sees the end and frees it
+ * without a word (a client that sends nothing meets evhttp's idle
+ * timeout). A listener without a spare accepts nothing until it has one
+ * again.
+ *
  * The log tells the first refusal or failure at once, then at most once a
  * minute per listener how many followed.
  */
@@ -67,8 +78,11 @@ struct listener {
 	struct event		*refuse_ev;
 	struct event		*resume_ev;
 	struct event		*report_ev;	/* a minute's counts to the log */
-	int			 refusing, failing;	/* the log said so */
-	unsigned long		 refused, failed;	/* since the log's last line */
+	/* A connection that could not be set up gets it (listener_unserved). */
+	struct bufferevent	*spare;
+	/* The log said so, and how many since its last line. */
+	int			 refusing, failing, unserving;
+	unsigned long		 refused, failed, unserved;
 	int			 error;		/* accept()'s last errno */
 	unsigned long long	 refused_total, failed_total;	/* /metrics */
 };
@@ -193,7 +207,12 @@ listener_report(struct listener *l)
 		    listener_nofile());
 	else
 		l->failing = 0;
-	l->refused = l->failed = 0;
+	if (l->unserved > 0)
+		log_warnx("%s listener: %lu more connections could not be set "
+		    "up: closed unserved", n->what, l->unserved);
+	else
+		l->unserving = 0;
+	l->refused = l->failed = l->unserved = 0;
 }
 
 static void
@@ -202,7 +221,7 @@ listener_report_cb(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 
 	listener_report(l);
-	if (l->refusing || l->failing)
+	if (l->refusing || l->failing || l->unserving)
 		listener_report_arm(l);
 }
 
@@ -250,13 +269,48 @@ listener_failed(struct listener *l, int error)
 	listener_report_arm(l);
 }
 
+/* The spare's bytes: whatever arrives is dropped before evhttp could
+ * parse it, and the socket is shut down, so evhttp sees the end. */
+static void
+listener_spare_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct bufferevent *bev = arg;
+
+	if (info->n_added == 0)
+		return;
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	(void)shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+}
+
+static struct bufferevent *
+listener_spare_new(struct listener *l)
+{
+	struct bufferevent *bev;
+
+	if ((bev = bufferevent_socket_new(l->d->base, -1,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		return NULL;
+	if (evbuffer_add_cb(bufferevent_get_input(bev), listener_spare_input,
+	    bev) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	return bev;
+}
+
 static void
 listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
+	struct timeval tv = { LISTENER_PAUSE_SECONDS, 0 };
 
 	if (l->bound == NULL || l->mode != LISTENER_PAUSED)
 		return;
+	if (l->spare == NULL && (l->spare = listener_spare_new(l)) == NULL) {
+		evtimer_add(l->resume_ev, &tv);
+		return;
+	}
 	listener_set_mode(l, listener_full(l) ? LISTENER_REFUSING :
 	    LISTENER_ACCEPTING);
 }
@@ -343,7 +397,7 @@ listener_start(struct hsmcad *d, enum listener_kind kind, struct evhttp *http,
 	    (l->resume_ev = evtimer_new(d->base, listener_resume_cb, l)) ==
 	    NULL ||
 	    (l->report_ev = evtimer_new(d->base, listener_report_cb, l)) ==
-	    NULL)
+	    NULL || (l->spare = listener_spare_new(l)) == NULL)
 		fatalx("libevent setup failed");
 	l->mode = LISTENER_ACCEPTING;
 }
@@ -362,6 +416,9 @@ listener_stop_all(void)
 		event_free(l->resume_ev);
 		event_free(l->report_ev);
 		l->refuse_ev = l->resume_ev = l->report_ev = NULL;
+		if (l->spare != NULL)
+			bufferevent_free(l->spare);
+		l->spare = NULL;
 		/* Frees the listener and closes the socket. */
 		evhttp_del_accept_socket(l->http, l->bound);
 		l->bound = NULL;
@@ -485,6 +542,30 @@ listener_closed(struct listener *l)
 		else if (o == l || o->mode == LISTENER_REFUSING)
 			listener_update(o);
 	}
+}
+
+struct bufferevent *
+listener_unserved(struct listener *l)
+{
+	const struct listener_name *n = &listener_names[l->kind];
+	struct timeval tv = { LISTENER_PAUSE_SECONDS, 0 };
+	struct bufferevent *bev = l->spare;
+
+	/* The next one, or no accept until there is one. */
+	if ((l->spare = listener_spare_new(l)) == NULL) {
+		listener_set_mode(l, LISTENER_PAUSED);
+		evtimer_add(l->resume_ev, &tv);
+	}
+	if (l->unserving)
+		l->unserved++;
+	else {
+		log_warnx("%s listener: a connection could not be set up "
+		    "(out of memory?): closed unserved%s", n->what,
+		    l->spare == NULL ? "; pausing the listener" : "");
+		l->unserving = 1;
+		listener_report_arm(l);
+	}
+	return bev;
 }
 
 void

@@ -364,6 +364,7 @@ metrics_reply(struct hsmcad *d, struct evhttp_request *req)
 	listener_metrics(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	evhttp_send_reply(req, 200, "OK", b);
+	/* A HEAD: the GET's headers, Content-Length too. */
+	http_reply(req, 200, "OK", b);
 	evbuffer_free(b);
 }

@@ -228,7 +228,8 @@ conn_detach(struct tls_conn *c)
 }
 
 /* A TLS connection's SSL object goes away (with its bufferevent, or when
- * tls_bevcb fails): count it out, and free c unless a request holds it. */
+ * tls_bevcb fails after SSL_new): count it out, and free c unless a
+ * request holds it. */
 static void
 conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
     void *argp)
@@ -491,6 +492,8 @@ out:
 	return NULL;
 }
 
+/* A connection that cannot be set up is never handed to evhttp without
+ * TLS: listener_unserved gives the bufferevent that closes it. */
 struct bufferevent *
 tls_bevcb(struct event_base *base, void *arg)
 {
@@ -501,11 +504,12 @@ tls_bevcb(struct event_base *base, void *arg)
 	SSL *ssl;
 
 	if ((c = conn_new(d, base)) == NULL)
-		return NULL;
+		return listener_unserved(l);
 	if ((ssl = SSL_new(d->ssl)) == NULL) {
+		ERR_clear_error();
 		conn_detach(c);
 		free(c);
-		return NULL;
+		return listener_unserved(l);
 	}
 	c->l = l;
 	listener_opened(l);
@@ -515,15 +519,31 @@ tls_bevcb(struct event_base *base, void *arg)
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		SSL_free(ssl);
-		return NULL;
+		return listener_unserved(l);
 	}
 	if (conn_attach(c, bev) == -1) {
 		bufferevent_free(bev);
-		return NULL;
+		return listener_unserved(l);
 	}
 	/* The handshake and the first request. */
 	conn_deadline_arm(c);
 	return bev;
+}
+
+int
+tls_request_drop_plain(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (tls_request_ssl(req) != NULL)
+		return 0;
+	log_warnx("a request came without TLS on a TLS listener: closing its "
+	    "connection unanswered");
+	/* What evhttp does once an answer is out; nothing of evcon or req
+	 * is touched after a request callback returns. */
+	if (evcon != NULL)
+		evhttp_connection_free(evcon);
+	return 1;
 }
 
 /* evhttp frees a plain connection (NULL: it never had one). */
@@ -568,7 +588,7 @@ tls_plain_bevcb(struct event_base *base, void *arg)
 
 	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE))
 	    == NULL)
-		return NULL;
+		return listener_unserved(l);
 	if ((c = conn_new(listener_daemon(l), base)) == NULL ||
 	    conn_attach(c, bev) == -1) {
 		if (c != NULL) {
@@ -576,7 +596,7 @@ tls_plain_bevcb(struct event_base *base, void *arg)
 			free(c);
 		}
 		bufferevent_free(bev);
-		return NULL;
+		return listener_unserved(l);
 	}
 	c->l = l;
 	listener_opened(l);

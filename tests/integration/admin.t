@@ -304,6 +304,13 @@ STATUS=$(curl -s -I -o "$WORK/hdr" -w '%{http_code}' --cacert "$CADIR/root.pem" 
 	--cert "$WORK/audrey.boot.pem" --key "$WORK/audrey.boot.key" "$SERVER/metrics")
 check "HEAD /metrics: 200, headers only" \
 	sh -c "[ '$STATUS' = 200 ] && grep -qi '^Content-Type: text/plain; version=0.0.4' '$WORK/hdr'"
+check "... with the Content-Length a GET gets" \
+	sh -c "tr -d '\r' <'$WORK/hdr' | grep -Eqi '^Content-Length: [1-9][0-9]{2,}$'"
+raw_request "$ADMIN_PORT" 'HEAD /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' \
+	"$CADIR/root.pem" "$WORK/audrey.boot.pem" "$WORK/audrey.boot.key"
+check "... and not one byte of body after the headers (a kept connection would read it)" \
+	sh -c "grep -q '^HTTP/1.1 200 ' '$WORK/last.out' && grep -qi '^Content-Length: [1-9]' '$WORK/last.out'" &&
+	headers_only
 STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/last.out" -w '%{http_code}' --cacert "$CADIR/root.pem" \
 	--cert "$WORK/alice.boot.pem" --key "$WORK/alice.boot.key" -X PUT \
 	-H 'Content-Type: application/json' --data-binary '{"argv": ["ca", "list"]}' "$SERVER/api/v1/run")

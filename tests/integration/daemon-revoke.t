@@ -35,6 +35,8 @@ check "an unknown generation is 404" test "$STATUS" = 404
 STATUS=$(curl -s -I -o "$WORK/hdr" -w '%{http_code}' "$CRL_URL")
 check "HEAD of the CRL: 200 and its length, headers only" \
 	sh -c "[ '$STATUS' = 200 ] && grep -qi '^Content-Length: $(wc -c <"$WORK/crl.der")' '$WORK/hdr'"
+raw_request "$HTTP_PORT" 'HEAD /crl/2.crl HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
+check "... and not one byte of the CRL after the headers (evhttp sent it)" headers_only
 STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/last.out" -w '%{http_code}' -X DELETE "$CRL_URL")
 check "DELETE: 405 with Allow and a reason line" \
 	sh -c "[ '$STATUS' = 405 ] && grep -qi '^Allow: GET, HEAD' '$WORK/hdr' && [ \"\$(cat '$WORK/last.out')\" = 'GET (or HEAD) only' ]"

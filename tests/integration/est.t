@@ -137,6 +137,9 @@ check "HEAD cacerts: 200, headers only" \
 check "... with the length a GET gets ($(wc -c <"$WORK/cacerts.b64") bytes)" \
 	grep -qi "^Content-Length: $(wc -c <"$WORK/cacerts.b64")" "$WORK/hdr"
 check "... and the log says HEAD" grep -q "HEAD /.well-known/est/cacerts 200" "$CADIR/hsmcad.log"
+raw_request "$PORT" 'HEAD /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' \
+	"$CADIR/root.pem"
+check "... and not one byte of body after the headers (evhttp sent the body)" headers_only
 STATUS=$(curl -s -I -o "$WORK/hdr" -w '%{http_code}' --cacert "$CADIR/root.pem" "$URL/simpleenroll")
 check "HEAD simpleenroll: 405, Allow: POST" \
 	sh -c "[ '$STATUS' = 405 ] && grep -qi '^Allow: POST' '$WORK/hdr'"

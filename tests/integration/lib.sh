@@ -96,6 +96,46 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# raw_request PORT REQUEST [CAFILE [CERT KEY]]: send REQUEST (\r and \n
+# written so) to 127.0.0.1:PORT, over TLS to localhost if CAFILE is
+# given, and read until the server closes: what came back in
+# $WORK/last.out; RC 0 if the server closed the connection, 2 if it had
+# not within 20 s.
+raw_request() {
+	python3 - "$@" >"$WORK/last.out" 2>"$WORK/last.err" <<'EOP'
+import socket, ssl, sys
+port = int(sys.argv[1])
+req = sys.argv[2].replace("\\r", "\r").replace("\\n", "\n")
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+if len(sys.argv) > 3:
+    ctx = ssl.create_default_context(cafile=sys.argv[3])
+    if len(sys.argv) > 5:
+        ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    s = ctx.wrap_socket(s, server_hostname="localhost")
+s.sendall(req.encode("latin-1"))
+rc = 0
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        sys.stdout.buffer.write(b)
+except socket.timeout:
+    rc = 2
+except (ConnectionResetError, ssl.SSLError):
+    pass
+sys.exit(rc)
+EOP
+	RC=$?
+}
+
+# headers_only: $WORK/last.out is an HTTP answer with not one byte after
+# its headers (an answer to HEAD).
+headers_only() {
+	grep -q '^HTTP/1.1 ' "$WORK/last.out" &&
+		[ "$(sed -n '/^\r$/,$p' "$WORK/last.out" | wc -c)" -eq 2 ]
+}
+
 # new_ca NAME [KEY-TYPE]: a fresh token, PIN files and config under
 # $WORK/NAME; sets CONF and exports SOFTHSM2_CONF. The CRL and OCSP URLs
 # name ${CA_HTTP:-127.0.0.1:8080}.
@@ -247,6 +287,20 @@ serverkeygen = true
 EOC
 }
 
+# all_listeners [ROLE]: after est_setup, plain HTTP (http-listen) and the
+# admin API too, where CN=dev-1 (its bootstrap certificate, from the
+# factory CA) is one of ROLE (default auditors).
+all_listeners() {
+	sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
+	cat >>"$CONF" <<EOC
+
+[admin]
+listen = 127.0.0.1:0
+client-ca = $CADIR/factory.pem
+${1:-auditors} = CN=dev-1
+EOC
+}
+
 # bootstrap_cert CN [FACTORY]: a factory-issued certificate in $WORK/CN.boot.{key,pem}
 bootstrap_cert() {
 	f=${2:-$CADIR/factory}
@@ -257,9 +311,15 @@ bootstrap_cert() {
 }
 
 # hsmcad_start: start the daemon in the foreground (backgrounded), wait
-# until it answers; sets HSMCAD_PID, PORT and URL.
+# until it answers; sets HSMCAD_PID, PORT and URL. HSMCAD_PRELOAD, if
+# set, is the daemon's LD_PRELOAD (not the clients').
 hsmcad_start() {
-	"$top_builddir/daemon/hsmcad" -c "$CONF" >"$CADIR/hsmcad.log" 2>&1 &
+	if [ -n "${HSMCAD_PRELOAD:-}" ]; then
+		LD_PRELOAD=$HSMCAD_PRELOAD "$top_builddir/daemon/hsmcad" -c "$CONF" \
+			>"$CADIR/hsmcad.log" 2>&1 &
+	else
+		"$top_builddir/daemon/hsmcad" -c "$CONF" >"$CADIR/hsmcad.log" 2>&1 &
+	fi
 	HSMCAD_PID=$!
 	PORT=
 	i=0

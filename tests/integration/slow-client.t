@@ -17,15 +17,9 @@ SLOW="$top_builddir/bench/slowloris"
 
 T=2
 est_setup slow
-sed -i "s/^timeout = .*/timeout = ${T}s/; s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
+sed -i "s/^timeout = .*/timeout = ${T}s/" "$CONF"
 grep -q "^timeout = ${T}s" "$CONF" || bail "could not set the timeout"
-cat >>"$CONF" <<EOC
-
-[admin]
-listen = 127.0.0.1:0
-client-ca = $CADIR/factory.pem
-operators = CN=dev-1
-EOC
+all_listeners operators
 hsmcad_start
 [ -n "$HTTP_PORT" ] && [ -n "$ADMIN_PORT" ] || bail "no HTTP or admin listener in the log"
 
