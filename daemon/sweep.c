@@ -5,7 +5,8 @@
  * killed while it signed) leaves its row reserved for good. The signer
  * marks failed every reservation older than SWEEP_AGE, once at start and
  * every SWEEP_INTERVAL: a timer on the signer's loop queues a SIGNER_SWEEP
- * job, and a worker does it, through the workers' shared commits, with an
+ * job, and a worker does it (lib/issue.c, issue_sweep_reserved, as
+ * `hsmca cert sweep` does), through the workers' shared commits, with an
  * audit record per serial in the same transaction.
  *
  * The age is a day. An issuance holds its reservation for the time of
@@ -24,8 +25,8 @@
 
 #include <event2/event.h>
 
-#include "hsmca/audit.h"
 #include "hsmca/clock.h"
+#include "hsmca/issue.h"
 
 #include "hsmcad.h"
 #include "log.h"
@@ -33,7 +34,6 @@
 
 #define SWEEP_AGE	(24 * 3600)	/* seconds: a reservation abandoned */
 #define SWEEP_INTERVAL	3600		/* seconds between sweeps */
-#define SWEEP_CHUNK	256		/* rows failed per transaction */
 
 struct sweep {
 	struct signer	*signer;
@@ -41,77 +41,20 @@ struct sweep {
 	int		 busy;		/* a SIGNER_SWEEP job is out */
 };
 
-/* One transaction of a sweep: reservations made before `before`. */
-struct sweep_chunk {
-	time_t	 before;
-	size_t	 n;
-};
-
-/* The audit record of a serial marked failed, in the sweep's
- * transaction. */
-static int
-sweep_audit(struct store *w, const struct store_cert *c, struct hsmca_err *e)
-{
-	struct audit_event ev;
-	char object[64], detail[AUDIT_DETAIL_MAX], at[32];
-
-	snprintf(object, sizeof(object), "serial:%s", c->serial);
-	snprintf(detail, sizeof(detail), "reserved under CA generation %lld "
-	    "at %s by %s, profile %s, and never recorded: marked failed after "
-	    "%dh, the serial is never used", (long long)c->issuer_id,
-	    clock_format(c->created_at, at, sizeof(at)),
-	    c->requester != NULL ? c->requester : "-",
-	    c->profile != NULL ? c->profile : "-", SWEEP_AGE / 3600);
-	memset(&ev, 0, sizeof(ev));
-	ev.actor = "hsmcad";
-	ev.action = AUDIT_ISSUE;
-	ev.object = object;
-	ev.outcome = AUDIT_FAILED;
-	ev.detail = detail;
-	return audit_append(w, &ev, e);
-}
-
-static int
-sweep_chunk(struct store *w, void *arg, struct hsmca_err *e)
-{
-	struct sweep_chunk *p = arg;
-	struct store_cert *v = NULL;
-	size_t n = 0;
-	int ret;
-
-	p->n = 0;
-	if ((ret = store_fail_reserved_before(w, p->before, SWEEP_CHUNK, &v,
-	    &n, e)) != 0)
-		return ret;
-	for (size_t i = 0; i < n; i++)
-		if ((ret = sweep_audit(w, &v[i], e)) != 0)
-			goto out;
-	p->n = n;
-out:
-	store_certs_free(v, n);
-	return ret;
-}
-
 void
 sweep_job_run(struct store *st, struct signer_job *job)
 {
-	struct sweep_chunk p;
 	struct hsmca_err e;
 	size_t total = 0;
 
-	memset(&p, 0, sizeof(p));
-	p.before = clock_now() - SWEEP_AGE;
+	err_clear(&e);
 	job->status = 200;
-	do {
-		err_clear(&e);
-		if (store_write_with(st, sweep_chunk, &p, &e) != 0) {
-			log_warnx("signer: reservations left behind not swept: "
-			    "%s", e.msg);
-			job->status = err_http_status(e.code);
-			break;
-		}
-		total += p.n;
-	} while (p.n == SWEEP_CHUNK);
+	if (issue_sweep_reserved(st, clock_now(), SWEEP_AGE, "hsmcad", NULL,
+	    NULL, &total, &e) != 0) {
+		log_warnx("signer: reservations left behind not swept: %s",
+		    e.msg);
+		job->status = err_http_status(e.code);
+	}
 	metrics_swept(total);
 	if (total > 0)
 		log_info("signer: %zu reservation%s older than %dh marked "
