@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "hsmca/clock.h"
 #include "hsmca/issue.h"
 
@@ -37,7 +35,7 @@
 
 struct sweep {
 	struct signer	*signer;
-	struct event	*ev;
+	struct periodic	*timer;
 	int		 busy;		/* a SIGNER_SWEEP job is out */
 };
 
@@ -75,25 +73,25 @@ sweep_done(struct signer_job *job, void *arg)
 	signer_job_free(job);
 }
 
-static void
-sweep_tick(evutil_socket_t fd, short what, void *arg)
+/* The timer's work (periodic.c): the seconds until the next. */
+static time_t
+sweep_tick(void *arg)
 {
 	struct sweep *sw = arg;
 	struct signer_job *job;
-	struct timeval tv = { SWEEP_INTERVAL, 0 };
 
-	event_add(sw->ev, &tv);
 	if (sw->busy)
-		return;
+		return SWEEP_INTERVAL;
 	if ((job = calloc(1, sizeof(*job))) == NULL) {
 		log_warnx("signer: sweep: out of memory");
-		return;
+		return SWEEP_INTERVAL;
 	}
 	job->op = SIGNER_SWEEP;
 	job->done = sweep_done;
 	job->arg = sw;
 	sw->busy = 1;
 	signer_submit(sw->signer, job);
+	return SWEEP_INTERVAL;
 }
 
 int
@@ -106,11 +104,12 @@ sweep_start(struct event_base *base, struct signer *s, struct sweep **out,
 	if ((sw = calloc(1, sizeof(*sw))) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
 	sw->signer = s;
-	if ((sw->ev = evtimer_new(base, sweep_tick, sw)) == NULL) {
+	/* The first at once: what the last run, or a crash, left. */
+	if ((sw->timer = periodic_start(base, "the reservations' sweep",
+	    sweep_tick, sw, e)) == NULL) {
 		free(sw);
-		return err_set(e, HSMCA_ERR_INTERNAL, "the sweep's timer");
+		return e->code;
 	}
-	sweep_tick(-1, 0, sw);	/* what the last run, or a crash, left */
 	*out = sw;
 	return 0;
 }
@@ -120,6 +119,6 @@ sweep_free(struct sweep *sw)
 {
 	if (sw == NULL)
 		return;
-	event_free(sw->ev);
+	periodic_free(sw->timer);
 	free(sw);
 }
