@@ -275,8 +275,8 @@ cmd_cert_sweep(struct cli *c, int argc, char **argv)
 		fputc('\n', c->out);
 		json_decref(o);
 	} else {
-		fprintf(c->out, "%zu reservation%s older than %s marked failed%s\n",
-		    n, n == 1 ? "" : "s", shown, n == 0 ? "" :
+		fprintf(c->out, "%zu reservation%s older than %s marked "
+		    "failed%s\n", n, n == 1 ? "" : "s", shown, n == 0 ? "" :
 		    ": issuances that never completed, their serials never "
 		    "used");
 		if (!quiet && n > 0)

@@ -249,7 +249,7 @@ struct hsmcad {
 	int64_t			 ocsp_walked;	/* the sweep's cert id cursor */
 	double			 ocsp_tokens;	/* signatures for misses */
 	struct timespec		 ocsp_refill;
-	struct periodic		*checkpoint;	/* signs the audit chain's head */
+	struct periodic		*checkpoint;	/* signs the chain's head */
 	int			 checkpoint_busy;	/* a SIGNER_CHECKPOINT job is out */
 	struct rotation		*rotation;	/* daemon/rotation.c */
 };
@@ -395,8 +395,9 @@ void	ocsp_configure(const struct config *cfg);
  * names the work for an error. NULL with why when no timer could be
  * made. */
 struct periodic;
-struct periodic	*periodic_start(struct event_base *base, const char *what,
-		    time_t (*run)(void *arg), void *arg, struct hsmca_err *e);
+struct periodic	*periodic_start(struct event_base *base,
+		    const char *what, time_t (*run)(void *arg), void *arg,
+		    struct hsmca_err *e);
 void	periodic_free(struct periodic *p);
 
 /* Signed audit checkpoints: every [daemon] audit-checkpoint-interval,
