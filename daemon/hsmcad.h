@@ -263,6 +263,12 @@ enum listener_kind {
 	LISTENER_HTTP,		/* [daemon] http-listen, max-http-connections */
 	LISTENER_MAX
 };
+/* The address ("HOST:PORT") cfg has the listener of kind listen on, or
+ * NULL: none. The EST listener always has one ([daemon] listen has a
+ * default). What the parent binds, hsmcad -t checks and the signer
+ * pre-signs OCSP for (hsmcad.c). */
+const char *daemon_listen_addr(const struct config *cfg,
+	    enum listener_kind kind);
 struct listener;
 struct evbuffer;
 /* Serve http on the inherited listening socket fd. */
