@@ -8,59 +8,30 @@
 # tests/pkcs11-fault/pkcs11-fault.so for the issues that are killed.
 . "$top_srcdir/tests/integration/lib.sh"
 
-SHIM="$top_builddir/tests/pkcs11-fault/pkcs11-fault.so"
-[ -r "$SHIM" ] || skip_all "the fault shim is not built (make check builds it)"
-command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
-
 new_ca sweep
 hsmca ca init >/dev/null || bail "ca init failed"
 
-sed "s|^module = .*|module = $SHIM|" "$CONF" >"$CADIR/shim.conf"
-CTL="$CADIR/fault.ctl"
-FLOG="$CADIR/fault.log"
-PKCS11_FAULT_MODULE=$SOFTHSM_MODULE
-PKCS11_FAULT_CONTROL=$CTL
-PKCS11_FAULT_LOG=$FLOG
-export PKCS11_FAULT_MODULE PKCS11_FAULT_CONTROL PKCS11_FAULT_LOG
-: >"$FLOG"
+fault_cli
 
 db() {
 	sqlite3 "$CADIR/hsmca.db" "$1"
 }
-status() {
-	db "SELECT status FROM cert WHERE serial = '$1'"
-}
 audits() {
 	db "SELECT count(*) FROM audit"
-}
-# held N: wait until N rows are reserved (an issue is inside C_Sign).
-held() {
-	i=0
-	until [ "$(db "SELECT count(*) FROM cert WHERE status = 'reserved'")" -ge "$1" ] &&
-	    [ "$(grep -c 'inject C_Sign' "$FLOG")" -ge "$1" ] || [ $i -ge 400 ]; do
-		i=$((i + 1)); sleep 0.05
-	done
-	[ $i -lt 400 ]
 }
 
 # Three issuances killed inside the token, between reserving the serial
 # and recording the certificate.
-echo "fault=hang on=sign" >"$CTL"
-for n in 1 2 3; do
-	make_csr "dead$n" ec:P-256 "/CN=dead-$n" 2>/dev/null
-	"$HSMCA" -c "$CADIR/shim.conf" issue --csr "$WORK/dead$n.csr" --profile device \
-		--out "$WORK/dead$n.pem" >/dev/null 2>&1 &
-	pid=$!
-	held "$n" || bail "issue $n never reached the token"
-	kill -9 "$pid"
-	wait "$pid" 2>/dev/null
-done
-echo "fault=none" >"$CTL"
+fault "fault=hang on=sign"
+killed_issue dead-1 1
+killed_issue dead-2 2
+killed_issue dead-3 3
+fault "fault=none"
 OLD=$(db "SELECT serial FROM cert WHERE status = 'reserved' ORDER BY id LIMIT 1")
 MID=$(db "SELECT serial FROM cert WHERE status = 'reserved' ORDER BY id LIMIT 1 OFFSET 1")
 FRESH=$(db "SELECT serial FROM cert WHERE status = 'reserved' ORDER BY id LIMIT 1 OFFSET 2")
 check "three serials are left reserved by the killed issues" \
-	test "$(db "SELECT count(*) FROM cert WHERE status = 'reserved'")" = 3
+	test "$(reserved_count)" = 3
 # One 25 hours old, one 2 hours, one just made.
 db "UPDATE cert SET created_at = created_at - 25 * 3600 WHERE serial = '$OLD';
     UPDATE cert SET created_at = created_at - 2 * 3600 WHERE serial = '$MID'"
@@ -81,17 +52,17 @@ expect_fail "a word that is not a duration is refused" 2 "'soon' is not a durati
 expect_fail "a stray argument is a usage error" 2 "usage: hsmca cert sweep" \
 	hsmca cert sweep "$OLD"
 check "the refusals wrote nothing: three reserved, no audit record" \
-	test "$(db "SELECT count(*) FROM cert WHERE status = 'reserved'")" = 3 -a "$(audits)" = "$N0"
+	test "$(reserved_count)" = 3 -a "$(audits)" = "$N0"
 
 expect_ok "cert sweep (a day by default) exits 0" hsmca cert sweep
 check "it says how many, and of what age" \
 	grep -q "^1 reservation older than 1d marked failed: issuances that never completed" "$WORK/last.out"
 check "it lists the serial swept" grep -q "^$OLD  *2  " "$WORK/last.out"
 check "and no other" test "$(grep -c "^[0-9a-fA-F]\{8,\}" "$WORK/last.out")" -eq 1
-check "the reservation 25 hours old is failed" test "$(status "$OLD")" = failed
-check "the one 2 hours old is left reserved" test "$(status "$MID")" = reserved
-check "the fresh one is left reserved" test "$(status "$FRESH")" = reserved
-check "the recorded certificate is still valid" test "$(status "$DONE")" = valid
+check "the reservation 25 hours old is failed" test "$(cert_status "$OLD")" = failed
+check "the one 2 hours old is left reserved" test "$(cert_status "$MID")" = reserved
+check "the fresh one is left reserved" test "$(cert_status "$FRESH")" = reserved
+check "the recorded certificate is still valid" test "$(cert_status "$DONE")" = valid
 check "one audit record was appended" test "$(audits)" -eq $((N0 + 1))
 
 run hsmca audit list --action issue
@@ -109,8 +80,8 @@ check "and appends no audit record" test "$(audits)" -eq $((N0 + 1))
 expect_ok "--older-than 1h --quiet" hsmca cert sweep --older-than 1h --quiet
 check "prints the count only" \
 	test "$(cat "$WORK/last.out")" = "1 reservation older than 1h marked failed: issuances that never completed, their serials never used"
-check "the one 2 hours old is failed now" test "$(status "$MID")" = failed
-check "the fresh one is still reserved" test "$(status "$FRESH")" = reserved
+check "the one 2 hours old is failed now" test "$(cert_status "$MID")" = failed
+check "the fresh one is still reserved" test "$(cert_status "$FRESH")" = reserved
 run hsmca audit list --action issue
 check "its record says 1h" \
 	grep -q "serial:$MID .*failed.*marked failed after 1h," "$WORK/last.out"
@@ -128,9 +99,9 @@ r = o["reservations"]
 assert len(r) == 1 and r[0]["serial"] == sys.argv[2] and r[0]["status"] == "failed", r
 assert r[0]["profile"] == "device" and r[0]["requester"].startswith("cli:"), r
 ' "$WORK/last.out" "$FRESH"
-check "the fresh one is failed" test "$(status "$FRESH")" = failed
+check "the fresh one is failed" test "$(cert_status "$FRESH")" = failed
 check "no reservation is left" \
-	test "$(db "SELECT count(*) FROM cert WHERE status = 'reserved'")" = 0
+	test "$(reserved_count)" = 0
 check "three audit records in all" test "$(audits)" -eq $((N0 + 3))
 expect_ok "the audit chain still verifies" hsmca audit verify
 check "the store is whole" test "$(db 'PRAGMA integrity_check')" = ok
