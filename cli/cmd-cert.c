@@ -271,8 +271,7 @@ cmd_cert_sweep(struct cli *c, int argc, char **argv)
 		    (json_int_t)n));
 		if (!quiet)
 			json_object_set(o, "reservations", p.rows);
-		json_dumpf(o, c->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		fputc('\n', c->out);
+		out_object(c, o, NULL);
 		json_decref(o);
 	} else {
 		fprintf(c->out, "%zu reservation%s older than %s marked "
