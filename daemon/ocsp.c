@@ -684,9 +684,39 @@ presign_one(void *arg, const struct store_cert_state *cs)
 	return 0;
 }
 
+/* The changes, then the next stretch of the walk, from job's cursors
+ * (moved on); job->more: the budget ran out first. */
+static int
+presign_steps(struct store *st, struct signer_job *job, struct presign *p,
+    struct hsmca_err *e)
+{
+	int64_t last;
+	size_t n = 0;
+	int ret;
+
+	ret = store_ocsp_changes(st, job->cursor[0], OCSP_CHANGES_ROWS,
+	    presign_one, p, &last, &n, e);
+	if (ret != 0 && ret != PRESIGN_STOP)
+		return ret;
+	job->cursor[0] = last;
+	job->more = ret == PRESIGN_STOP || n == OCSP_CHANGES_ROWS;
+	if (job->more)
+		return 0;
+	ret = store_ocsp_walk(st, job->cursor[1], OCSP_WALK_ROWS,
+	    presign_one, p, &last, &n, e);
+	if (ret != 0 && ret != PRESIGN_STOP)
+		return ret;
+	job->cursor[1] = last;
+	job->more = ret == PRESIGN_STOP;
+	if (ret == 0 && n < OCSP_WALK_ROWS) {
+		job->cursor[1] = 0;	/* around again next time */
+		job->swept = 1;
+	}
+	return 0;
+}
+
 /* SIGNER_OCSP: register every generation that answers (making its
- * responder if it has none), then the changes, then the next stretch
- * of the walk. job->more: the budget ran out first. */
+ * responder if it has none), then presign_steps. */
 static void
 ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
     struct signer_job *job)
@@ -694,8 +724,6 @@ ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
 	const struct config_ca *ca = &job->rt->cfg->ca;
 	struct presign p;
 	struct hsmca_err e;
-	int64_t last;
-	size_t n = 0;
 	int ret;
 
 	memset(&p, 0, sizeof(p));
@@ -753,32 +781,10 @@ ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
 		signer_of(h, p.iss[i], r, &p.sg[i]);
 	}
 
-	ret = store_ocsp_changes(st, job->cursor[0], OCSP_CHANGES_ROWS,
-	    presign_one, &p, &last, &n, &e);
-	if (ret != 0 && ret != PRESIGN_STOP) {
-		if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
-			pthread_mutex_unlock(&responders_lock);
+	ret = presign_steps(st, job, &p, &e);
+	signer_release(ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER);
+	if (ret != 0)
 		goto fail;
-	}
-	job->cursor[0] = last;
-	job->more = ret == PRESIGN_STOP || n == OCSP_CHANGES_ROWS;
-	if (!job->more) {
-		ret = store_ocsp_walk(st, job->cursor[1], OCSP_WALK_ROWS,
-		    presign_one, &p, &last, &n, &e);
-		if (ret != 0 && ret != PRESIGN_STOP) {
-			if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
-				pthread_mutex_unlock(&responders_lock);
-			goto fail;
-		}
-		job->cursor[1] = last;
-		job->more = ret == PRESIGN_STOP;
-		if (ret == 0 && n < OCSP_WALK_ROWS) {
-			job->cursor[1] = 0;	/* around again next time */
-			job->swept = 1;
-		}
-	}
-	if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
-		pthread_mutex_unlock(&responders_lock);
 	/* What was read of the change log is not needed again. */
 	if (job->cursor[0] > 0 &&
 	    store_ocsp_changes_forget(st, job->cursor[0], &e) != 0)
