@@ -1,4 +1,4 @@
-/* cmd-cert.c: hsmca cert list | cert show */
+/* cmd-cert.c: hsmca cert list | cert show | cert sweep */
 #include "config.h"
 
 #include <getopt.h>
@@ -11,7 +11,9 @@
 
 #include "hsmca/clock.h"
 #include "hsmca/crl.h"
+#include "hsmca/issue.h"
 #include "hsmca/serial.h"
+#include "hsmca/util.h"
 
 #include "cli.h"
 
@@ -194,6 +196,98 @@ cmd_cert_show(struct cli *c, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* The least age --older-than takes. A live issuance holds its
+ * reservation for one signature and two commits; an `hsmca issue`
+ * waiting for a slow token holds it longer, and one swept under it fails
+ * (its certificate is never released). An hour is far beyond the first
+ * and leaves an operator time to see the second. */
+#define CERT_SWEEP_MIN_AGE	3600
+
+struct cert_sweep {
+	json_t	*rows;
+	time_t	 now;
+};
+
+static void
+cert_sweep_row(const struct store_cert *r, void *arg)
+{
+	struct cert_sweep *p = arg;
+
+	json_array_append_new(p->rows, cert_json(r, p->now));
+}
+
+static int
+cmd_cert_sweep(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "older-than", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const struct out_col cols[] = {
+		{ "serial", "SERIAL" }, { "issuer", "GEN" },
+		{ "issued", "RESERVED" }, { "profile", "PROFILE" },
+		{ "requester", "REQUESTER" }, { NULL, NULL }
+	};
+	struct cert_sweep p;
+	char shown[32], least[32];
+	int64_t age = 24 * 3600;
+	size_t n = 0;
+	json_t *o;
+	int ch, ret, quiet = 0;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			if (util_parse_duration(optarg, &age) != 0)
+				return cli_errorx(c, CLI_EXIT_USAGE, "'%s' is "
+				    "not a duration (1d, 36h ...)", optarg);
+			if (age < CERT_SWEEP_MIN_AGE)
+				return cli_errorx(c, CLI_EXIT_USAGE,
+				    "--older-than %s: less than %s would fail "
+				    "the reservations of issuances still "
+				    "signing", optarg, util_format_duration(
+				    CERT_SWEEP_MIN_AGE, least, sizeof(least)));
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		default:
+			return cli_usage(&cmd_cert_table[2]);
+		}
+	}
+	if (optind != argc)
+		return cli_usage(&cmd_cert_table[2]);
+	p.now = clock_now();
+	if ((p.rows = json_array()) == NULL)
+		return cli_errorx(c, CLI_EXIT_FAIL, "out of memory");
+	ret = issue_sweep_reserved(c->st, p.now, age, c->ca.actor,
+	    cert_sweep_row, &p, &n, &c->err);
+	util_format_duration(age, shown, sizeof(shown));
+	if (c->json) {
+		o = json_object();
+		json_object_set_new(o, "older_than", json_string(shown));
+		json_object_set_new(o, "marked_failed", json_integer(
+		    (json_int_t)n));
+		if (!quiet)
+			json_object_set(o, "reservations", p.rows);
+		out_object(c, o, NULL);
+		json_decref(o);
+	} else {
+		fprintf(c->out, "%zu reservation%s older than %s marked "
+		    "failed%s\n", n, n == 1 ? "" : "s", shown, n == 0 ? "" :
+		    ": issuances that never completed, their serials never "
+		    "used");
+		if (!quiet && n > 0)
+			out_list(c, p.rows, cols);
+	}
+	json_decref(p.rows);
+	/* Those committed before an error are failed for good: said. */
+	if (ret != 0)
+		return cli_error(c, ret);
+	return CLI_EXIT_OK;
+}
+
 const struct cli_cmd cmd_cert_table[] = {
 	{ "cert", "list", "[--issuer ID] [--status S] [--profile P] [--limit N]",
 	  "list issued certificates",
@@ -209,5 +303,12 @@ const struct cli_cmd cmd_cert_table[] = {
 	  "  --issuer ID   the generation, when a serial is known under several\n"
 	  "  --pem         also print the certificate\n",
 	  CLI_NEED_STORE, cmd_cert_show },
+	{ "cert", "sweep", "[--older-than DURATION] [--quiet]",
+	  "mark failed the reservations issuances left behind",
+	  "  --older-than D  reserved more than D ago (default 1d, at least 1h)\n"
+	  "                  and never recorded: an issuance that died between\n"
+	  "                  reserving its serial and recording its certificate\n"
+	  "  --quiet         print the count only, not the serials\n",
+	  CLI_NEED_STORE, cmd_cert_sweep },
 	{ NULL, NULL, NULL, NULL, NULL, 0, NULL }
 };

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "hsmca/audit.h"
 #include "hsmca/clock.h"
 #include "hsmca/util.h"
@@ -46,37 +44,35 @@ checkpoint_now(struct hsmcad *d)
 	link_submit(d->link, job);
 }
 
-static void
-checkpoint_tick(evutil_socket_t fd, short what, void *arg)
+/* The timer's work (periodic.c): the seconds until the next. */
+static time_t
+checkpoint_tick(void *arg)
 {
 	struct hsmcad *d = arg;
-	/* Re-armed each time: a reload's new interval applies from the
-	 * next tick on. */
-	struct timeval tv = {
-		(time_t)d->rt->cfg->daemon.audit_checkpoint_interval, 0 };
 
 	if (d->draining)
-		return;
+		return 0;
 	checkpoint_now(d);
-	event_add(d->checkpoint_ev, &tv);
+	/* Asked each time: a reload's new interval applies from the next
+	 * tick on. */
+	return (time_t)d->rt->cfg->daemon.audit_checkpoint_interval;
 }
 
 int
 checkpoint_start(struct hsmcad *d, struct hsmca_err *e)
 {
-	if ((d->checkpoint_ev = evtimer_new(d->base, checkpoint_tick,
-	    d)) == NULL)
-		return err_set(e, HSMCA_ERR_INTERNAL, "audit checkpoint timer");
-	checkpoint_tick(-1, 0, d);	/* what was recorded while down */
+	/* The first at once: what was recorded while down. */
+	if ((d->checkpoint = periodic_start(d->base, "audit checkpoint",
+	    checkpoint_tick, d, e)) == NULL)
+		return e->code;
 	return 0;
 }
 
 void
 checkpoint_stop(struct hsmcad *d)
 {
-	if (d->checkpoint_ev != NULL)
-		event_free(d->checkpoint_ev);
-	d->checkpoint_ev = NULL;
+	periodic_free(d->checkpoint);
+	d->checkpoint = NULL;
 }
 
 void

@@ -139,6 +139,22 @@ daemon_resolve(const char *addr, struct addrinfo **res, char *why,
 	return 0;
 }
 
+const char *
+daemon_listen_addr(const struct config *cfg, enum listener_kind kind)
+{
+	switch (kind) {
+	case LISTENER_ADMIN:
+		return cfg->admin.listen;
+	case LISTENER_HTTP:
+		/* "" is none, as the config's "none" is. */
+		return cfg->daemon.http_listen != NULL &&
+		    *cfg->daemon.http_listen != '\0' ?
+		    cfg->daemon.http_listen : NULL;
+	default:
+		return cfg->daemon.listen;
+	}
+}
+
 /* The parent: a listening TCP socket on addr, for the front to accept
  * on. Says which port (with port 0 the kernel chose one). */
 static int
@@ -987,7 +1003,7 @@ main(int argc, char *argv[])
 	struct store *st = NULL;
 	struct hsmca_err e;
 	struct listeners ls = { -1, -1, -1 };
-	const char *arg_config = NULL;
+	const char *arg_config = NULL, *addr;
 	char abspath[PATH_MAX];
 	sigset_t set;
 	pid_t signer, front, parent;
@@ -1070,12 +1086,12 @@ main(int argc, char *argv[])
 	if (new_store)
 		give_store(cfg->store.path, cfg->daemon.user);
 
-	ls.https = listen_socket("EST (mutual TLS)", cfg->daemon.listen);
-	if (cfg->daemon.http_listen != NULL && *cfg->daemon.http_listen != '\0')
-		ls.http = listen_socket("HTTP (CRL)", cfg->daemon.http_listen);
-	if (cfg->admin.listen != NULL)
-		ls.admin = listen_socket("admin API (mutual TLS)",
-		    cfg->admin.listen);
+	ls.https = listen_socket("EST (mutual TLS)",
+	    daemon_listen_addr(cfg, LISTENER_EST));
+	if ((addr = daemon_listen_addr(cfg, LISTENER_HTTP)) != NULL)
+		ls.http = listen_socket("HTTP (CRL)", addr);
+	if ((addr = daemon_listen_addr(cfg, LISTENER_ADMIN)) != NULL)
+		ls.admin = listen_socket("admin API (mutual TLS)", addr);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cp) == -1 ||
 	    (strncmp(cfg->daemon.tls_key, "pkcs11:", 7) == 0 &&

@@ -249,7 +249,7 @@ struct hsmcad {
 	int64_t			 ocsp_walked;	/* the sweep's cert id cursor */
 	double			 ocsp_tokens;	/* signatures for misses */
 	struct timespec		 ocsp_refill;
-	struct event		*checkpoint_ev;	/* signs the audit chain's head */
+	struct periodic		*checkpoint;	/* signs the chain's head */
 	int			 checkpoint_busy;	/* a SIGNER_CHECKPOINT job is out */
 	struct rotation		*rotation;	/* daemon/rotation.c */
 };
@@ -263,6 +263,12 @@ enum listener_kind {
 	LISTENER_HTTP,		/* [daemon] http-listen, max-http-connections */
 	LISTENER_MAX
 };
+/* The address ("HOST:PORT") cfg has the listener of kind listen on, or
+ * NULL: none. The EST listener always has one ([daemon] listen has a
+ * default). What the parent binds, hsmcad -t checks and the signer
+ * pre-signs OCSP for (hsmcad.c). */
+const char *daemon_listen_addr(const struct config *cfg,
+	    enum listener_kind kind);
 struct listener;
 struct evbuffer;
 /* Serve http on the inherited listening socket fd. */
@@ -404,6 +410,16 @@ void	ocsp_set_mirror(const struct ocsp_mirror *m);
 /* The responder mode and validity of cfg, for responses signed before
  * the first pre-signing job. */
 void	ocsp_configure(const struct config *cfg);
+
+/* Work on a loop's timer (periodic.c): run(arg) now, then again as many
+ * seconds later as it returns, until it returns 0 or periodic_free. what
+ * names the work for an error. NULL with why when no timer could be
+ * made. */
+struct periodic;
+struct periodic	*periodic_start(struct event_base *base,
+		    const char *what, time_t (*run)(void *arg), void *arg,
+		    struct hsmca_err *e);
+void	periodic_free(struct periodic *p);
 
 /* Signed audit checkpoints: every [daemon] audit-checkpoint-interval,
  * and once more when hsmcad stops, a SIGNER_CHECKPOINT job signs the

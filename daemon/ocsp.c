@@ -17,7 +17,9 @@
  * signed by its delegated responder certificate: made on a worker the
  * first time it is needed (its key generated in the token), recorded
  * like any certificate, renewed OCSP_RESPONDER_RENEW_BEFORE before it
- * expires, and kept in memory for every worker. */
+ * expires (for the same key), and kept in memory for every worker. Its
+ * key is destroyed once the generation has ended and nothing it signed
+ * can be served (responders_retire). */
 #include "config.h"
 
 #include <pthread.h>
@@ -33,6 +35,7 @@
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 
+#include "hsmca/audit.h"
 #include "hsmca/ca.h"
 #include "hsmca/clock.h"
 #include "hsmca/ocsp.h"
@@ -69,6 +72,11 @@ static size_t		 nresponders;
 static _Atomic int	 responder_mode = CONFIG_OCSP_SIGNER_RESPONDER;
 static _Atomic int64_t	 current_validity = OCSP_VALIDITY_DEFAULT;
 
+/* The generations whose ended responder keys were looked at since the
+ * token was opened (responders_retire). Under responders_lock. */
+static int64_t		*retired;
+static size_t		 nretired;
+
 static void	responders_free(void);
 
 void
@@ -78,16 +86,25 @@ ocsp_forget_keys(void)
 }
 
 static void
+responder_release(struct responder *r)
+{
+	X509_free(r->cert);
+	hsm_key_free(r->key);
+}
+
+static void
 responders_free(void)
 {
 	pthread_mutex_lock(&responders_lock);
-	for (size_t i = 0; i < nresponders; i++) {
-		X509_free(responders[i].cert);
-		hsm_key_free(responders[i].key);
-	}
+	for (size_t i = 0; i < nresponders; i++)
+		responder_release(&responders[i]);
 	free(responders);
 	responders = NULL;
 	nresponders = 0;
+	/* A token opened again is looked at again. */
+	free(retired);
+	retired = NULL;
+	nretired = 0;
 	pthread_mutex_unlock(&responders_lock);
 }
 
@@ -102,8 +119,7 @@ responder_keep(struct responder *r)
 		if (responders[i].gen_id == r->gen_id) {
 			/* The old key object may be the same token key: the
 			 * table owns one handle per entry. */
-			X509_free(responders[i].cert);
-			hsm_key_free(responders[i].key);
+			responder_release(&responders[i]);
 			responders[i] = *r;
 			return 0;
 		}
@@ -269,6 +285,197 @@ out:
 	return ret;
 }
 
+/*
+ * Responder keys past their end. A responder key signs only under a
+ * responder certificate valid at the time (responder_get; signer_check
+ * in lib/ocsp.c), every such certificate ends with its generation at
+ * the latest, and none can be issued once the generation has ended
+ * (ocsp_responder_tbs). Every response it signed has its nextUpdate at
+ * or before its certificate's end (sign_status), and is served, and
+ * cached downstream (Expires, max-age), only before its nextUpdate
+ * (ocsp_answer). So once the generation and every certificate of the
+ * key have ended, nothing signs with the key again and nothing it
+ * signed is served: it is destroyed, OCSP_RETIRE_AFTER later for a
+ * clock that steps back. Renewal keeps the key (responder_get), so a
+ * key ends with its generation, never sooner.
+ *
+ * Never a CA key: the store lists only a key that no generation names
+ * (store_ocsp_responder_keys_ended), and a key whose public half is
+ * that of a generation's certificate or request is kept whatever its
+ * name.
+ */
+#define OCSP_RETIRE_AFTER	OCSP_VALIDITY_MAX
+
+/* Is k the key of one of the generations? 1 and which, or 0. What
+ * cannot be compared counts as the same: it is kept. */
+static int
+retire_is_ca_key(const struct hsm_key *k, const struct store_generation *gens,
+    size_t ngens, int64_t *gen_id)
+{
+	EVP_PKEY *pub = hsm_key_public(k);
+	const unsigned char *p;
+	X509_REQ *req;
+	X509 *x;
+	int eq;
+
+	for (size_t i = 0; i < ngens; i++) {
+		eq = -1;	/* key types differ: not the same */
+		if ((p = gens[i].cert_der) != NULL) {
+			if ((x = d2i_X509(NULL, &p,
+			    (long)gens[i].cert_der_len)) == NULL)
+				eq = 1;
+			else
+				eq = EVP_PKEY_eq(X509_get0_pubkey(x), pub);
+			X509_free(x);
+		} else if ((p = gens[i].csr_der) != NULL) {
+			if ((req = d2i_X509_REQ(NULL, &p,
+			    (long)gens[i].csr_der_len)) == NULL)
+				eq = 1;
+			else
+				eq = EVP_PKEY_eq(X509_REQ_get0_pubkey(req),
+				    pub);
+			X509_REQ_free(req);
+		}
+		ERR_clear_error();
+		if (eq == 1 || eq == -2) {
+			*gen_id = gens[i].id;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+struct retire_audit {
+	const struct store_generation	*g;
+	const char			*uri;
+};
+
+static int
+retire_audit(struct store *w, void *arg, struct hsmca_err *e)
+{
+	const struct retire_audit *ra = arg;
+	struct audit_event ev;
+	char object[32], detail[AUDIT_DETAIL_MAX], t[32];
+
+	snprintf(object, sizeof(object), "gen:%lld", (long long)ra->g->id);
+	snprintf(detail, sizeof(detail), "OCSP responder key %s destroyed in "
+	    "the token: the generation ended at %s, and with it every "
+	    "responder certificate of the key and every response it signed",
+	    ra->uri, clock_format(ra->g->not_after, t, sizeof(t)));
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = "hsmcad";
+	ev.action = AUDIT_CA_ROTATE;
+	ev.object = object;
+	ev.outcome = AUDIT_OK;
+	ev.detail = detail;
+	return audit_append(w, &ev, e);
+}
+
+/* Destroy uri, a responder key of g that nothing needs any more, unless
+ * it is a CA key. Under responders_lock. */
+static void
+retire_key(struct hsm *h, struct store *st,
+    const struct store_generation *gens, size_t ngens,
+    const struct store_generation *g, const char *uri)
+{
+	struct retire_audit ra = { g, uri };
+	struct hsm_key *k = NULL;
+	struct hsmca_err e;
+	int64_t ca = 0;
+	int ret;
+
+	err_clear(&e);
+	/* Not found: gone already, or a name that is not one key. */
+	if ((ret = hsm_load_key(h, uri, &k, &e)) == HSMCA_ERR_KEY_NOT_FOUND)
+		return;
+	if (ret != 0)
+		goto fail;
+	if (hsm_key_public(k) == NULL) {
+		snprintf(e.msg, sizeof(e.msg), "its public half is unreadable");
+		goto fail;
+	}
+	if (retire_is_ca_key(k, gens, ngens, &ca)) {
+		log_warnx("OCSP: responder key %s of CA generation %lld may "
+		    "be the key of CA generation %lld: kept", uri,
+		    (long long)g->id, (long long)ca);
+		goto out;
+	}
+	/* The table's handle on it goes first. */
+	for (size_t i = 0; i < nresponders; i++)
+		if (responders[i].gen_id == g->id) {
+			responder_release(&responders[i]);
+			responders[i] = responders[--nresponders];
+			break;
+		}
+	(void)hsm_destroy_key(h, k, &e);
+	hsm_key_free(k);
+	k = NULL;
+	err_clear(&e);
+	if ((ret = hsm_load_key(h, uri, &k, &e)) != HSMCA_ERR_KEY_NOT_FOUND) {
+		if (ret == 0)
+			snprintf(e.msg, sizeof(e.msg), "still in the token");
+		goto fail;
+	}
+	log_info("OCSP: responder key %s of CA generation %lld destroyed: "
+	    "the generation ended, nothing it signed is served", uri,
+	    (long long)g->id);
+	err_clear(&e);
+	if (store_write_with(st, retire_audit, &ra, &e) != 0)
+		log_warnx("OCSP: the audit record of the destruction of "
+		    "responder key %s (CA generation %lld) not written: %s",
+		    uri, (long long)g->id, e.msg);
+	goto out;
+fail:
+	log_warnx("OCSP: responder key %s of CA generation %lld not "
+	    "destroyed (looked at again after a restart or an HSM fault): %s",
+	    uri, (long long)g->id, e.msg);
+out:
+	hsm_key_free(k);
+}
+
+/* Retire the responder keys of the generations that ended: once each
+ * generation the store lists keys for (a key that could not be
+ * destroyed stays until a restart or an HSM fault: the safe way). */
+static void
+responders_retire(struct hsm *h, struct store *st,
+    const struct store_generation *gens, size_t ngens, time_t now)
+{
+	struct hsmca_err e;
+	time_t before = now - OCSP_RETIRE_AFTER;
+	char **uris;
+	size_t n, j;
+	int64_t *v;
+
+	pthread_mutex_lock(&responders_lock);
+	for (size_t i = 0; i < ngens; i++) {
+		if (gens[i].cert_der == NULL || gens[i].not_after >= before)
+			continue;
+		for (j = 0; j < nretired && retired[j] != gens[i].id; j++)
+			;
+		if (j < nretired)
+			continue;
+		err_clear(&e);
+		if (store_ocsp_responder_keys_ended(st, gens[i].id, before,
+		    &uris, &n, &e) != 0) {
+			log_warnx("OCSP: %s", e.msg);
+			continue;	/* the store: at the next job */
+		}
+		/* None (yet): asked again at the next job, a query of
+		 * the few responder rows. */
+		if (n == 0)
+			continue;
+		for (j = 0; j < n; j++)
+			retire_key(h, st, gens, ngens, &gens[i], uris[j]);
+		store_key_uris_free(uris, n);
+		if ((v = reallocarray(retired, nretired + 1,
+		    sizeof(*v))) != NULL) {
+			retired = v;
+			retired[nretired++] = gens[i].id;
+		}
+	}
+	pthread_mutex_unlock(&responders_lock);
+}
+
 /* ---- on a signer worker ---- */
 
 /* Who signs for iss: its responder, or its own key. Under
@@ -400,14 +607,16 @@ sign_put(const struct ocsp_signer *sg, struct ocsp_cache *c,
 	return ret;
 }
 
+/* A generation answers for its certificates until its own end, revoked
+ * or not: none of them outlives it. */
 static int
 gen_serves(const struct store_generation *g, time_t now)
 {
 	enum store_gen_status st = ca_effective_status(g, now);
 
 	return g->kind == STORE_GEN_ISSUING && g->cert_der != NULL &&
-	    (st == STORE_GEN_ACTIVE || st == STORE_GEN_INACTIVE ||
-	    st == STORE_GEN_REVOKED);
+	    g->not_after >= now && (st == STORE_GEN_ACTIVE ||
+	    st == STORE_GEN_INACTIVE || st == STORE_GEN_REVOKED);
 }
 
 /* One SIGNER_OCSP job: the generations that answer, their signers, and
@@ -475,9 +684,39 @@ presign_one(void *arg, const struct store_cert_state *cs)
 	return 0;
 }
 
+/* The changes, then the next stretch of the walk, from job's cursors
+ * (moved on); job->more: the budget ran out first. */
+static int
+presign_steps(struct store *st, struct signer_job *job, struct presign *p,
+    struct hsmca_err *e)
+{
+	int64_t last;
+	size_t n = 0;
+	int ret;
+
+	ret = store_ocsp_changes(st, job->cursor[0], OCSP_CHANGES_ROWS,
+	    presign_one, p, &last, &n, e);
+	if (ret != 0 && ret != PRESIGN_STOP)
+		return ret;
+	job->cursor[0] = last;
+	job->more = ret == PRESIGN_STOP || n == OCSP_CHANGES_ROWS;
+	if (job->more)
+		return 0;
+	ret = store_ocsp_walk(st, job->cursor[1], OCSP_WALK_ROWS,
+	    presign_one, p, &last, &n, e);
+	if (ret != 0 && ret != PRESIGN_STOP)
+		return ret;
+	job->cursor[1] = last;
+	job->more = ret == PRESIGN_STOP;
+	if (ret == 0 && n < OCSP_WALK_ROWS) {
+		job->cursor[1] = 0;	/* around again next time */
+		job->swept = 1;
+	}
+	return 0;
+}
+
 /* SIGNER_OCSP: register every generation that answers (making its
- * responder if it has none), then the changes, then the next stretch
- * of the walk. job->more: the budget ran out first. */
+ * responder if it has none), then presign_steps. */
 static void
 ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
     struct signer_job *job)
@@ -485,8 +724,6 @@ ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
 	const struct config_ca *ca = &job->rt->cfg->ca;
 	struct presign p;
 	struct hsmca_err e;
-	int64_t last;
-	size_t n = 0;
 	int ret;
 
 	memset(&p, 0, sizeof(p));
@@ -508,6 +745,7 @@ ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
 			snprintf(e.msg, sizeof(e.msg), "out of memory");
 		goto fail;
 	}
+	responders_retire(h, st, p.gens, p.ngens, p.now);
 	for (size_t i = 0; i < p.ngens; i++) {
 		if (!gen_serves(&p.gens[i], p.now))
 			continue;
@@ -543,32 +781,10 @@ ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
 		signer_of(h, p.iss[i], r, &p.sg[i]);
 	}
 
-	ret = store_ocsp_changes(st, job->cursor[0], OCSP_CHANGES_ROWS,
-	    presign_one, &p, &last, &n, &e);
-	if (ret != 0 && ret != PRESIGN_STOP) {
-		if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
-			pthread_mutex_unlock(&responders_lock);
+	ret = presign_steps(st, job, &p, &e);
+	signer_release(ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER);
+	if (ret != 0)
 		goto fail;
-	}
-	job->cursor[0] = last;
-	job->more = ret == PRESIGN_STOP || n == OCSP_CHANGES_ROWS;
-	if (!job->more) {
-		ret = store_ocsp_walk(st, job->cursor[1], OCSP_WALK_ROWS,
-		    presign_one, &p, &last, &n, &e);
-		if (ret != 0 && ret != PRESIGN_STOP) {
-			if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
-				pthread_mutex_unlock(&responders_lock);
-			goto fail;
-		}
-		job->cursor[1] = last;
-		job->more = ret == PRESIGN_STOP;
-		if (ret == 0 && n < OCSP_WALK_ROWS) {
-			job->cursor[1] = 0;	/* around again next time */
-			job->swept = 1;
-		}
-	}
-	if (ca->ocsp_signer == CONFIG_OCSP_SIGNER_RESPONDER)
-		pthread_mutex_unlock(&responders_lock);
 	/* What was read of the change log is not needed again. */
 	if (job->cursor[0] > 0 &&
 	    store_ocsp_changes_forget(st, job->cursor[0], &e) != 0)

@@ -206,7 +206,7 @@ check_trust(struct preflight *pf, const char *what, const char *path,
 }
 
 /* The listeners, resolved as the start-up binds them. */
-struct listener {
+struct preflight_listener {
 	const char		*key;
 	const char		*addr;
 	struct sockaddr_storage	 ss;
@@ -214,7 +214,7 @@ struct listener {
 };
 
 static void
-listener_resolve(struct preflight *pf, struct listener *l)
+listener_resolve(struct preflight *pf, struct preflight_listener *l)
 {
 	struct addrinfo *res = NULL;
 	char why[300];
@@ -273,23 +273,23 @@ sa_conflict(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 static void
 check_listeners(struct preflight *pf, const struct config *cfg)
 {
-	struct listener ls[3];
+	/* In the order the parent binds them, by their keys. */
+	static const struct {
+		enum listener_kind	 kind;
+		const char		*key;
+	} keys[] = {
+		{ LISTENER_EST, "listen" },
+		{ LISTENER_HTTP, "http-listen" },
+		{ LISTENER_ADMIN, "[admin] listen" },
+	};
+	struct preflight_listener ls[LISTENER_MAX];
 	size_t n = 0;
 
 	memset(ls, 0, sizeof(ls));
-	if (cfg->daemon.listen != NULL) {
-		ls[n].key = "listen";
-		ls[n++].addr = cfg->daemon.listen;
-	}
-	if (cfg->daemon.http_listen != NULL &&
-	    *cfg->daemon.http_listen != '\0') {
-		ls[n].key = "http-listen";
-		ls[n++].addr = cfg->daemon.http_listen;
-	}
-	if (cfg->admin.listen != NULL) {
-		ls[n].key = "[admin] listen";
-		ls[n++].addr = cfg->admin.listen;
-	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if ((ls[n].addr = daemon_listen_addr(cfg,
+		    keys[i].kind)) != NULL)
+			ls[n++].key = keys[i].key;
 	for (size_t i = 0; i < n; i++)
 		listener_resolve(pf, &ls[i]);
 	for (size_t i = 0; i < n; i++)

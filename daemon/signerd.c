@@ -442,7 +442,7 @@ signerd_main(const char *config_path, struct config *cfg, struct fileset *fs,
 	if (strncmp(cfg->daemon.tls_key, "pkcs11:", 7) == 0 &&
 	    signer_set_tls_key(sd.signer, cfg->daemon.tls_key, &e) != 0)
 		fatalx("%s", e.msg);
-	if (cfg->daemon.http_listen != NULL && *cfg->daemon.http_listen != '\0') {
+	if (daemon_listen_addr(cfg, LISTENER_HTTP) != NULL) {
 		if (ocsp_cache_new(&sd.ocsp, &e) != 0)
 			fatalx("%s", e.msg);
 		signer_set_ocsp(sd.signer, sd.ocsp);

@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "hsmca/audit.h"
+#include "hsmca/clock.h"
 #include "hsmca/issue.h"
 #include "hsmca/lint.h"
 #include "hsmca/sigcheck.h"
@@ -374,6 +375,84 @@ issue_fail(struct store *st, const struct issue_failure *f)
 	err_clear(&e);
 	(void)store_write_with(st, issue_fail_audit, (void *)(uintptr_t)f,
 	    &e);
+}
+
+/* Reservations left behind: one transaction of issue_sweep_reserved. */
+#define ISSUE_SWEEP_CHUNK	256	/* rows failed per transaction */
+
+struct issue_sweep {
+	time_t			 before;
+	int64_t			 age;
+	const char		*actor;
+	struct store_cert	*v;	/* the chunk's rows, once committed */
+	size_t			 n;
+};
+
+/* Fail the oldest reservations made before p->before, with an audit
+ * record each, in w's transaction: the record names who reserved the
+ * serial, when and why it ends failed. */
+static int
+issue_sweep_chunk(struct store *w, void *arg, struct hsmca_err *e)
+{
+	struct issue_sweep *p = arg;
+	char detail[AUDIT_DETAIL_MAX], at[32], age[32];
+	int ret;
+
+	/* In hours, as hsmcad's records have always said it ("24h"). */
+	if (p->age % 3600 == 0)
+		snprintf(age, sizeof(age), "%lldh", (long long)(p->age / 3600));
+	else
+		util_format_duration(p->age, age, sizeof(age));
+	if ((ret = store_fail_reserved_before(w, p->before, ISSUE_SWEEP_CHUNK,
+	    &p->v, &p->n, e)) != 0)
+		return ret;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct store_cert *c = &p->v[i];
+
+		snprintf(detail, sizeof(detail), "reserved under CA generation "
+		    "%lld at %s by %s, profile %s, and never recorded: marked "
+		    "failed after %s, the serial is never used",
+		    (long long)c->issuer_id,
+		    clock_format(c->created_at, at, sizeof(at)),
+		    c->requester != NULL ? c->requester : "-",
+		    c->profile != NULL ? c->profile : "-", age);
+		if ((ret = issue_audit_serial(w, p->actor, c->profile,
+		    c->serial, AUDIT_FAILED, detail, e)) != 0)
+			return ret;
+	}
+	return 0;
+}
+
+int
+issue_sweep_reserved(struct store *st, time_t now, int64_t age,
+    const char *actor, void (*each)(const struct store_cert *, void *),
+    void *arg, size_t *n, struct hsmca_err *e)
+{
+	struct issue_sweep p;
+	int ret = 0;
+
+	*n = 0;
+	if (age <= 0)
+		return err_set(e, HSMCA_ERR_ARG, "a sweep of reservations %lld "
+		    "seconds old", (long long)age);
+	memset(&p, 0, sizeof(p));
+	p.before = now - (time_t)age;
+	p.age = age;
+	p.actor = actor;
+	do {
+		store_certs_free(p.v, p.n);
+		p.v = NULL;
+		p.n = 0;
+		if ((ret = store_write_with(st, issue_sweep_chunk, &p,
+		    e)) != 0)
+			break;
+		/* Committed: only now are they failed for anyone else. */
+		for (size_t i = 0; each != NULL && i < p.n; i++)
+			each(&p.v[i], arg);
+		*n += p.n;
+	} while (p.n == ISSUE_SWEEP_CHUNK);
+	store_certs_free(p.v, p.n);
+	return ret;
 }
 
 /* The record of a signed certificate: tbs as signed, der its encoding

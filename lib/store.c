@@ -299,6 +299,7 @@ enum store_stmt {
 	STMT_CRL_STATE,
 	STMT_OCSP_RESPONDER_ADD,
 	STMT_OCSP_RESPONDER_LATEST,
+	STMT_OCSP_RESPONDER_KEYS_ENDED,
 	STMT_OCSP_WALK,
 	STMT_OCSP_CHANGES,
 	STMT_OCSP_CHANGES_FORGET,
@@ -457,6 +458,16 @@ static const char *const store_sql[STMT_MAX] = {
 	    "SELECT serial, key_uri, cert_der, not_after, created_at"
 	    " FROM ocsp_responder WHERE issuer_id = ?1"
 	    " ORDER BY not_after DESC, id DESC LIMIT 1",
+	/* Only a key every one of whose certificates, and their
+	 * generations, ended before ?2, and that no generation names. */
+	[STMT_OCSP_RESPONDER_KEYS_ENDED] =
+	    "SELECT DISTINCT r.key_uri FROM ocsp_responder r"
+	    " WHERE r.issuer_id = ?1 AND NOT EXISTS (SELECT 1"
+	    " FROM ocsp_responder o JOIN ca_generation g ON g.id = o.issuer_id"
+	    " WHERE o.key_uri = r.key_uri AND (o.not_after >= ?2"
+	    " OR g.not_after IS NULL OR g.not_after >= ?2))"
+	    " AND r.key_uri NOT IN (SELECT key_uri FROM ca_generation"
+	    " WHERE key_uri IS NOT NULL) ORDER BY r.key_uri",
 	/* By primary key: a range of ids, whatever the store's size. */
 	[STMT_OCSP_WALK] =
 	    "SELECT id, issuer_id, serial, status, not_after, revoked_at,"
@@ -3442,6 +3453,58 @@ store_ocsp_responder_latest(struct store *st, int64_t issuer_id,
 out:
 	stmt_release(s);
 	return ret;
+}
+
+static int
+key_uri_from_row(struct store *st, sqlite3_stmt *s, void *row,
+    struct hsmca_err *e)
+{
+	char **uri = row;
+
+	if (col_strdup(s, 0, uri) != 0 || *uri == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	return 0;
+}
+
+static void
+key_uris_free(void *v, size_t n)
+{
+	store_key_uris_free(v, n);
+}
+
+static const struct row_type key_uri_rows = {
+	sizeof(char *), key_uri_from_row, key_uris_free
+};
+
+int
+store_ocsp_responder_keys_ended(struct store *st, int64_t issuer_id,
+    time_t before, char ***out, size_t *n, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	void *v;
+	int rc = SQLITE_OK, ret;
+
+	*out = NULL;
+	*n = 0;
+	if ((s = stmt_get(st, STMT_OCSP_RESPONDER_KEYS_ENDED, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_int(s, 0, issuer_id, &rc);
+	bind_int(s, 1, before, &rc);
+	if ((ret = stmt_collect(st, s, rc, &key_uri_rows, 1, &v, n, e,
+	    "cannot read the OCSP responder keys of CA generation %" PRId64,
+	    issuer_id)) == 0)
+		*out = v;
+	return ret;
+}
+
+void
+store_key_uris_free(char **v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 void

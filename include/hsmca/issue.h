@@ -85,6 +85,20 @@ int	issue_certificates(struct hsm *h, struct store *st,
 	    struct issuer *iss, const struct issue_request *reqs, size_t n,
 	    struct issue_result *outs, int *rets, struct hsmca_err *errs);
 
+/* Reservations left behind: mark failed every serial reserved before
+ * now - age (age > 0) and never recorded, an issuance that died between
+ * reserving it and recording its certificate, each with an audit record
+ * by actor in the same transaction, ISSUE_SWEEP_CHUNK rows a
+ * transaction. each (if not NULL) sees every row once its transaction
+ * has committed. *n: how many were marked failed, also when an error
+ * stops it (those committed before). st's writes must not be in a
+ * transaction of the caller's. hsmcad's signer and `hsmca cert sweep`
+ * both sweep with it. */
+int	issue_sweep_reserved(struct store *st, time_t now, int64_t age,
+	    const char *actor,
+	    void (*each)(const struct store_cert *c, void *arg), void *arg,
+	    size_t *n, struct hsmca_err *e);
+
 /* What would refuse req's certificate before anything is recorded
  * (building it from the profile, the pre-sign lint), checked without
  * reserving a serial or signing: for a batch that must refuse before

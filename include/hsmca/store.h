@@ -442,6 +442,13 @@ int	store_ocsp_responder_add(struct store *st,
 int	store_ocsp_responder_latest(struct store *st, int64_t issuer_id,
 	    struct store_ocsp_responder *out, struct hsmca_err *e);
 void	store_ocsp_responder_free_fields(struct store_ocsp_responder *r);
+/* The responder keys of generation issuer_id that nothing needs from
+ * before on: every certificate recorded for the key, and the
+ * generation of each, ended before then, and no generation has it as
+ * its own key (by URI). *out: n key URIs (store_key_uris_free). */
+int	store_ocsp_responder_keys_ended(struct store *st, int64_t issuer_id,
+	    time_t before, char ***out, size_t *n, struct hsmca_err *e);
+void	store_key_uris_free(char **v, size_t n);
 
 /* What an OCSP response says of a certificate. */
 struct store_cert_state {

@@ -425,3 +425,56 @@ p7_certs() {
 		"$(wc -c <"$p7in") bytes; openssl said: $(head -c 300 "$WORK/p7.err" | tr '\n' ' ')" >&2
 	return 1
 }
+
+# ---- reservations left behind (reserved-sweep.t, cert-sweep.t) ----
+
+# fault_cli: the CLI signs through tests/pkcs11-fault with
+# -c $CADIR/shim.conf (CONF, and hsmcad, use the token directly); skips
+# the test when the shim is not built. fault SPEC tells the shim what to
+# do from now on; it logs what it injected in $FLOG.
+fault_cli() {
+	SHIM="$top_builddir/tests/pkcs11-fault/pkcs11-fault.so"
+	[ -r "$SHIM" ] || skip_all "the fault shim is not built (make check builds it)"
+	command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
+	sed "s|^module = .*|module = $SHIM|" "$CONF" >"$CADIR/shim.conf"
+	CTL="$CADIR/fault.ctl"
+	FLOG="$CADIR/fault.log"
+	PKCS11_FAULT_MODULE=$SOFTHSM_MODULE
+	PKCS11_FAULT_CONTROL=$CTL
+	PKCS11_FAULT_LOG=$FLOG
+	export PKCS11_FAULT_MODULE PKCS11_FAULT_CONTROL PKCS11_FAULT_LOG
+	: >"$FLOG"
+}
+fault() {
+	echo "$*" >"$CTL.new" && mv "$CTL.new" "$CTL"
+}
+# cert_status SERIAL: the row's status in the store.
+cert_status() {
+	sqlite3 "$CADIR/hsmca.db" "SELECT status FROM cert WHERE serial = '$1'"
+}
+# reserved_count: the rows reserved now.
+reserved_count() {
+	sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM cert WHERE status = 'reserved'"
+}
+# held N: wait until N rows are reserved and the shim has held N
+# signatures (the issues are inside C_Sign).
+held() {
+	i=0
+	until [ "$(reserved_count)" -ge "$1" ] &&
+	    [ "$(grep -c 'inject C_Sign' "$FLOG")" -ge "$1" ] || [ $i -ge 400 ]; do
+		i=$((i + 1)); sleep 0.05
+	done
+	[ $i -lt 400 ]
+}
+# killed_issue NAME N: an `hsmca issue` of profile device killed while
+# the token signs (fault hang first): it dies between reserving its
+# serial and recording its certificate, the Nth reservation left.
+killed_issue() {
+	make_csr "$1" ec:P-256 "/CN=$1" 2>/dev/null
+	"$HSMCA" -c "$CADIR/shim.conf" issue --csr "$WORK/$1.csr" --profile device \
+		--out "$WORK/$1.pem" >/dev/null 2>&1 &
+	ki_pid=$!
+	held "$2" || bail "issue $1 never reached the token"
+	kill -9 "$ki_pid"
+	wait "$ki_pid" 2>/dev/null
+}

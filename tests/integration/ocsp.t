@@ -5,8 +5,9 @@
 # (the default, [ca] ocsp-signer = responder): one per generation, its
 # key generated in the token, included in every response and checked as
 # a relying party would; then hsmcad restarted with ocsp-signer = ca and
-# ocsp-validity = 8h. Last, the responder certificate is renewed when
-# its end is near (HSMCA_NOW).
+# ocsp-validity = 8h. Then the responder certificate is renewed when
+# its end is near (HSMCA_NOW), and last, its key is destroyed when its
+# generation has ended.
 . "$top_srcdir/tests/integration/lib.sh"
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
 
@@ -260,4 +261,58 @@ check "responses now carry the new certificate" \
 	sh -c "test -s '$WORK/responder2.pem' && ! cmp -s '$WORK/responder.pem' '$WORK/responder2.pem'"
 unset HSMCA_NOW
 hsmcad_stop
+
+# ---- the end of a generation: its responder key is destroyed once the
+# generation and every response the key signed have ended (a week on,
+# for the clock), never a CA key. Generation 3 is revoked first: a
+# revoked generation ends too. 740 days on, generations 2 (730 days)
+# and 3 (700) have ended; the root has not, and hsmcad makes generation
+# 4 under it. ----
+# privkeys: the private keys in the token, "ID LABEL" a line.
+privkeys() {
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label ocsp --login \
+		--pin user-pin-ocsp --list-objects --type privkey 2>/dev/null |
+		awk '/label:/ { l = $2 } /ID:/ { print $2, l }' | sort
+}
+expect_ok "generation 3 revoked" hsmca ca revoke 3 --reason cessationOfOperation
+privkeys >"$WORK/keys.before"
+check "before: the responder keys of generations 2 and 3 are in the token" \
+	sh -c "grep -q ' ocsp-gen2\$' '$WORK/keys.before' && grep -q ' ocsp-gen3\$' '$WORK/keys.before'"
+HSMCA_NOW=$(( $(date +%s) + 740 * 86400 )); export HSMCA_NOW
+expect_ok "generation 4 made" hsmca ca rotate
+expect_ok "and activated" hsmca ca activate 4
+hsmcad_start
+i=0; until [ "$(grep -c 'OCSP: responder key .* destroyed' "$CADIR/hsmcad.log")" -ge 2 ] || [ $i -ge 400 ]; do i=$((i + 1)); sleep 0.05; done
+check "hsmcad destroys the responder key of generation 2" \
+	grep -q "OCSP: responder key pkcs11:.*of CA generation 2 destroyed: the generation ended" "$CADIR/hsmcad.log"
+check "and of generation 3, revoked" \
+	grep -q "OCSP: responder key pkcs11:.*of CA generation 3 destroyed" "$CADIR/hsmcad.log"
+privkeys >"$WORK/keys.after"
+check "they are gone from the token" \
+	sh -c "! grep -q ' ocsp-gen[23]\$' '$WORK/keys.after'"
+check "every other key is still there: the CA keys of generations 1, 2 and 3" \
+	sh -c "grep -v ' ocsp-gen[23]\$' '$WORK/keys.before' | comm -23 - '$WORK/keys.after' | grep -c . | grep -qx 0"
+check "and nothing else was destroyed (the keys before, less two)" \
+	test "$(comm -23 "$WORK/keys.before" "$WORK/keys.after" | wc -l)" -eq 2
+run hsmca audit list --action ca-rotate
+check "an audit record for each, by hsmcad" \
+	sh -c "grep 'hsmcad .*gen:2 .*OCSP responder key pkcs11:.* destroyed in the token: the generation ended at ' '$WORK/last.out' >/dev/null &&
+	       grep -q 'hsmcad .*gen:3 .*OCSP responder key pkcs11:.* destroyed' '$WORK/last.out'"
+expect_ok "the audit chain verifies" hsmca audit verify
+i=0; until [ "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 4")" -ge 1 ] || [ $i -ge 400 ]; do i=$((i + 1)); sleep 0.05; done
+check "generation 4 has a responder of its own" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 4")" -ge 1
+check "an ended generation, revoked or not, is not signed for: no warning of a missing responder" \
+	sh -c "! grep -q 'OCSP: generation [23]:' '$CADIR/hsmcad.log'"
+hsmcad_stop
+N=$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE detail LIKE 'OCSP responder key % destroyed%'")
+check "two such records" test "$N" -eq 2
+hsmcad_start
+i=0; until grep -q "OCSP: .* pre-signed" "$CADIR/hsmcad.log" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
+hsmcad_stop
+check "restarted: nothing more is destroyed" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE detail LIKE 'OCSP responder key % destroyed%'")" -eq 2
+check "and generation 4's keys are kept" \
+	test "$(privkeys | grep -c ' ocsp-gen4$')" -eq 1
+unset HSMCA_NOW
 done_testing

@@ -9,9 +9,6 @@
 # tests/pkcs11-fault/pkcs11-fault.so for the CLI only.
 . "$top_srcdir/tests/integration/lib.sh"
 
-SHIM="$top_builddir/tests/pkcs11-fault/pkcs11-fault.so"
-[ -r "$SHIM" ] || skip_all "the fault shim is not built (make check builds it)"
-command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
 
 est_setup sweep
@@ -30,33 +27,10 @@ auditors = CN=audrey
 EOC
 
 # The CLI signs through the shim; hsmcad uses the token directly.
-sed "s|^module = .*|module = $SHIM|" "$CONF" >"$CADIR/shim.conf"
-CTL="$CADIR/fault.ctl"
-FLOG="$CADIR/fault.log"
-PKCS11_FAULT_MODULE=$SOFTHSM_MODULE
-PKCS11_FAULT_CONTROL=$CTL
-PKCS11_FAULT_LOG=$FLOG
-export PKCS11_FAULT_MODULE PKCS11_FAULT_CONTROL PKCS11_FAULT_LOG
-: >"$FLOG"
+fault_cli
 
 db() {
 	sqlite3 "$CADIR/hsmca.db" "$1"
-}
-fault() {
-	echo "$*" >"$CTL.new" && mv "$CTL.new" "$CTL"
-}
-# status SERIAL: the row's status.
-status() {
-	db "SELECT status FROM cert WHERE serial = '$1'"
-}
-# held N: wait until N rows are reserved (an issue is inside C_Sign).
-held() {
-	i=0
-	until [ "$(db "SELECT count(*) FROM cert WHERE status = 'reserved'")" -ge "$1" ] &&
-	    [ "$(grep -c 'inject C_Sign' "$FLOG")" -ge "$1" ] || [ $i -ge 400 ]; do
-		i=$((i + 1)); sleep 0.05
-	done
-	[ $i -lt 400 ]
 }
 # newest: the serial of the last row reserved.
 newest() {
@@ -66,19 +40,12 @@ newest() {
 # Two issuances killed inside the token: the process dies between
 # reserving the serial and recording the certificate.
 fault "fault=hang on=sign"
-for n in 1 2; do
-	make_csr "dead$n" ec:P-256 "/CN=dead-$n" 2>/dev/null
-	"$HSMCA" -c "$CADIR/shim.conf" issue --csr "$WORK/dead$n.csr" --profile device \
-		--out "$WORK/dead$n.pem" >/dev/null 2>&1 &
-	pid=$!
-	held "$n" || bail "issue $n never reached the token"
-	kill -9 "$pid"
-	wait "$pid" 2>/dev/null
-done
+killed_issue dead-1 1
+killed_issue dead-2 2
 OLD=$(db "SELECT serial FROM cert WHERE status = 'reserved' ORDER BY id LIMIT 1")
 YOUNG=$(newest)
 check "two serials are left reserved by the killed issues" \
-	test "$(db "SELECT count(*) FROM cert WHERE status = 'reserved'")" = 2
+	test "$(reserved_count)" = 2
 # One is 25 hours old, the other 23.
 db "UPDATE cert SET created_at = created_at - 25 * 3600 WHERE serial = '$OLD';
     UPDATE cert SET created_at = created_at - 23 * 3600 WHERE serial = '$YOUNG'"
@@ -99,9 +66,9 @@ until grep -q "older than 24h marked failed" "$CADIR/hsmcad.log" || [ $i -ge 200
 done
 check "hsmcad logs its sweep at start, with the count" \
 	grep -q "signer: 1 reservation older than 24h marked failed" "$CADIR/hsmcad.log"
-check "the reservation 25 hours old is failed" test "$(status "$OLD")" = failed
-check "the one 23 hours old is left reserved" test "$(status "$YOUNG")" = reserved
-check "the live issue's reservation is left reserved" test "$(status "$LIVE")" = reserved
+check "the reservation 25 hours old is failed" test "$(cert_status "$OLD")" = failed
+check "the one 23 hours old is left reserved" test "$(cert_status "$YOUNG")" = reserved
+check "the live issue's reservation is left reserved" test "$(cert_status "$LIVE")" = reserved
 
 run hsmca audit list --action issue
 check "an audit record says which serial, who reserved it and why it failed" \
@@ -124,10 +91,10 @@ fault "fault=none"
 wait "$LIVE_PID"
 RC=$?
 check "the live issue succeeds after the sweep (exit $RC)" test "$RC" -eq 0
-check "its certificate is recorded valid" test "$(status "$LIVE")" = valid
+check "its certificate is recorded valid" test "$(cert_status "$LIVE")" = valid
 hsmca ca download 2 >"$WORK/ica.pem"
 expect_ok "and verifies" openssl verify -CAfile "$CADIR/root.pem" \
 	-untrusted "$WORK/ica.pem" "$WORK/live.pem"
-check "the young reservation is still reserved" test "$(status "$YOUNG")" = reserved
+check "the young reservation is still reserved" test "$(cert_status "$YOUNG")" = reserved
 check "the store is whole" test "$(db 'PRAGMA integrity_check')" = ok
 done_testing

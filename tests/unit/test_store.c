@@ -2223,6 +2223,90 @@ test_free_zeroed(void **state)
 	assert_int_equal(store_schema_version(NULL), -1);
 }
 
+static void
+responder_add(struct store *st, int64_t issuer, const char *serial,
+    const char *uri, time_t not_after)
+{
+	struct store_ocsp_responder r;
+	struct hsmca_err e = { 0 };
+	unsigned char der[] = { 0x30, 0x00 };
+
+	memset(&r, 0, sizeof(r));
+	r.issuer_id = issuer;
+	snprintf(r.serial, sizeof(r.serial), "%s", serial);
+	r.key_uri = (char *)(uintptr_t)uri;
+	r.cert_der = der;
+	r.cert_der_len = sizeof(der);
+	r.not_after = not_after;
+	r.created_at = T0;
+	assert_int_equal(store_ocsp_responder_add(st, &r, &e), 0);
+}
+
+/* The responder keys nothing needs: every certificate of the key, and
+ * its generation, ended before the time asked; never a key that a
+ * generation names, nor one another generation still uses. */
+static void
+test_ocsp_responder_keys_ended(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	const char *k1 = "pkcs11:token=hsmca;id=%01;object=ocsp-gen1";
+	const char *k2 = "pkcs11:token=hsmca;id=%02;object=ocsp-gen2";
+	time_t end = T0 + 730 * DAY;	/* gen_add's generations end then */
+	int64_t g1, g2;
+	char **v = NULL, *t, sql[160];
+	size_t n = 9;
+
+	g1 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "g1");
+	g2 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "g2");
+	assert_int_equal(store_ocsp_responder_keys_ended(fx->st, g1, end + 1,
+	    &v, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+
+	responder_add(fx->st, g1, "01", k1, T0 + 30 * DAY);
+	responder_add(fx->st, g1, "02", k1, end);	/* renewed: same key */
+	responder_add(fx->st, g2, "03", k2, end - DAY);
+	/* The generations' own key, by name. */
+	responder_add(fx->st, g2, "04", "pkcs11:token=hsmca;object=ca",
+	    end - DAY);
+
+	/* Not before the last certificate of the key ended. */
+	assert_int_equal(store_ocsp_responder_keys_ended(fx->st, g1, end,
+	    &v, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_ocsp_responder_keys_ended(fx->st, g1, end + 1,
+	    &v, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0], k1);
+	store_key_uris_free(v, n);
+	/* The CA key is never listed. */
+	assert_int_equal(store_ocsp_responder_keys_ended(fx->st, g2, end + 1,
+	    &v, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0], k2);
+	store_key_uris_free(v, n);
+
+	/* Not while its generation has not ended, whatever its
+	 * certificates. */
+	snprintf(sql, sizeof(sql), "UPDATE ca_generation SET not_after = %lld"
+	    " WHERE id = %lld", (long long)(end + 10 * DAY), (long long)g2);
+	t = sql_text(fx->path, sql);
+	free(t);
+	assert_int_equal(store_ocsp_responder_keys_ended(fx->st, g2, end + 1,
+	    &v, &n, &e), 0);
+	assert_int_equal(n, 0);
+	/* Nor while another generation's certificate for it has not. */
+	responder_add(fx->st, g2, "05", k1, end + 5 * DAY);
+	assert_int_equal(store_ocsp_responder_keys_ended(fx->st, g1, end + 1,
+	    &v, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_ocsp_responder_keys_ended(fx->st, g1,
+	    end + 11 * DAY, &v, &n, &e), 0);
+	assert_int_equal(n, 1);
+	store_key_uris_free(v, n);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -2261,6 +2345,7 @@ main(void)
 		T(test_list_revoked),
 		T(test_crl_number),
 		T(test_disallow),
+		T(test_ocsp_responder_keys_ended),
 		T(test_migrate_from_v1),
 		T(test_migrate_from_v8),
 		cmocka_unit_test(test_names),
