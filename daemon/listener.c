@@ -124,21 +124,6 @@ listener_cap_of(const struct config *cfg, enum listener_kind kind)
 	}
 }
 
-/* Does cfg have a listener of kind (the start-up binds it)? */
-static int
-listener_configured(const struct config *cfg, enum listener_kind kind)
-{
-	switch (kind) {
-	case LISTENER_ADMIN:
-		return cfg->admin.listen != NULL;
-	case LISTENER_HTTP:
-		return cfg->daemon.http_listen != NULL &&
-		    *cfg->daemon.http_listen != '\0';
-	default:
-		return 1;
-	}
-}
-
 static int
 listener_cap(const struct listener *l)
 {
@@ -437,7 +422,7 @@ listener_nofile_plan(const struct config *cfg, const struct rlimit *rl,
 
 	memset(p, 0, sizeof(*p));
 	for (int i = 0; i < LISTENER_MAX; i++) {
-		if (!listener_configured(cfg, (enum listener_kind)i))
+		if (daemon_listen_addr(cfg, (enum listener_kind)i) == NULL)
 			continue;
 		cap = listener_cap_of(cfg, (enum listener_kind)i);
 		want += cap;
