@@ -114,6 +114,8 @@ ckr_name(CK_RV rv)
 	case CKR_DEVICE_REMOVED: return "CKR_DEVICE_REMOVED";
 	case CKR_SESSION_CLOSED: return "CKR_SESSION_CLOSED";
 	case CKR_CRYPTOKI_NOT_INITIALIZED: return "CKR_CRYPTOKI_NOT_INITIALIZED";
+	case CKR_ACTION_PROHIBITED: return "CKR_ACTION_PROHIBITED";
+	case CKR_OBJECT_HANDLE_INVALID: return "CKR_OBJECT_HANDLE_INVALID";
 	default: return "CKR_?";
 	}
 }
@@ -1536,23 +1538,45 @@ out:
 	return ret;
 }
 
+/* Destroy k's object of class cls; one already gone is not an error. */
+static int
+raw_destroy(struct hsm *h, CK_SESSION_HANDLE s, const struct hsm_key *k,
+    CK_OBJECT_CLASS cls, struct hsmca_err *e)
+{
+	struct hsmca_err fe;
+	char what[HSMCA_ERRMSG_MAX];
+	CK_OBJECT_HANDLE o;
+	CK_RV rv;
+	int ret;
+
+	err_clear(&fe);
+	if ((ret = raw_find(h, s, cls, k->id, k->id_len, NULL, k->uri, &o,
+	    &fe)) == HSMCA_ERR_KEY_NOT_FOUND)
+		return 0;
+	if (ret != 0)
+		return err_set(e, ret, "%s", fe.msg);
+	if ((rv = h->p11->C_DestroyObject(s, o)) == CKR_OK)
+		return 0;
+	snprintf(what, sizeof(what), "the token kept %s %s: C_DestroyObject",
+	    cls == CKO_PRIVATE_KEY ? "key" : "the public half of key", k->uri);
+	return raw_error(h, rv, what, e);
+}
+
 int
 hsm_destroy_key(struct hsm *h, struct hsm_key *k, struct hsmca_err *e)
 {
 	CK_SESSION_HANDLE s;
-	CK_OBJECT_HANDLE o;
 	int ret;
 
 	if ((ret = raw_open(h, &s, e)) != 0)
 		return ret;
-	if (raw_find(h, s, CKO_PRIVATE_KEY, k->id, k->id_len, NULL, k->uri, &o,
-	    NULL) == 0)
-		h->p11->C_DestroyObject(s, o);
-	if (raw_find(h, s, CKO_PUBLIC_KEY, k->id, k->id_len, NULL, k->uri, &o,
-	    NULL) == 0)
-		h->p11->C_DestroyObject(s, o);
+	/* The public half goes only after the private one: a private key
+	 * the token kept stays loadable (hsm_load_key needs both), rather
+	 * than looking gone. */
+	if ((ret = raw_destroy(h, s, k, CKO_PRIVATE_KEY, e)) == 0)
+		ret = raw_destroy(h, s, k, CKO_PUBLIC_KEY, e);
 	raw_close(h, s);
-	return 0;
+	return ret;
 }
 
 int

@@ -1,7 +1,10 @@
 #!/bin/sh
-# Keys in the token that are not what a command expects: a key URI that
-# matches two keys, a private key without its public key. Neither is
-# refused as a key not found.
+# Keys in the token that are not what a command expects. A key the token
+# will not destroy when `ca init` undoes a failed initialization (the
+# token is SoftHSM2 behind tests/pkcs11-fault, which refuses
+# C_DestroyObject): the failure says which key stays, and it does stay.
+# A key URI that matches two keys, and a private key without its public
+# key: neither is refused as a key not found.
 . "$top_srcdir/tests/integration/lib.sh"
 
 # privkeys / pubkeys: how many such objects the token holds, as
@@ -16,6 +19,45 @@ privkeys() {
 pubkeys() {
 	objects pubkey | grep -c '^Public Key Object'
 }
+
+# ---- ca init fails after its keys were generated ----
+TOKEN=undo
+new_ca "$TOKEN"
+fault_cli
+hsmca ca list >/dev/null || bail "the store was not created"
+# The store refuses the generations: the keys are made, the
+# certificates signed, then the transaction fails.
+sqlite3 "$CADIR/hsmca.db" "CREATE TRIGGER no_gen BEFORE INSERT ON ca_generation
+	BEGIN SELECT RAISE(ABORT, 'no generation today'); END;" ||
+	bail "cannot add the trigger"
+
+fault "fault=refuse on=destroy"
+run "$HSMCA" -c "$CADIR/shim.conf" ca init
+check "ca init fails when its generations cannot be recorded" \
+	sh -c "[ $RC -ne 0 ] && grep -q 'cannot record CA generation' '$WORK/last.err'"
+check "the shim refused C_DestroyObject" grep -q 'inject C_DestroyObject refuse' "$FLOG"
+check "the failure says the token kept the new key, which one, and the PKCS#11 code" \
+	grep -Eq "undo failed, the token kept key pkcs11:token=$TOKEN;id=[%0-9A-F]+;object=hsmca-ca-[0-9TZ]+-[0-9a-f]+;type=private: C_DestroyObject: CKR_ACTION_PROHIBITED" \
+	"$WORK/last.err"
+check "and the root's key, which it kept too" \
+	grep -Eq "undo failed, the token kept key pkcs11:token=$TOKEN;id=[%0-9A-F]+;object=hsmca-root-[0-9TZ]+-[0-9a-f]+;type=private: C_DestroyObject: CKR_ACTION_PROHIBITED" \
+	"$WORK/last.err"
+check "and both keys (root and issuing) are indeed still in the token" test "$(privkeys)" -eq 2
+check "each with its public key, so the pair can still be found" test "$(pubkeys)" -eq 2
+kept=$(grep -o "kept key pkcs11:token=$TOKEN;[^ ]*;type=private" \
+	"$WORK/last.err" | head -1 | sed 's/.*;object=\([^;]*\);.*/\1/')
+check "the key the message names is one the token holds" \
+	sh -c '[ -n "$1" ] && printf "%s\n" "$2" | grep -q "label: *$1\$"' - "$kept" "$(objects privkey)"
+# The same failure with a token that destroys: the new keys go, and
+# nothing says otherwise.
+fault "fault=none"
+run "$HSMCA" -c "$CADIR/shim.conf" ca init
+check "ca init fails again" \
+	sh -c "[ $RC -ne 0 ] && grep -q 'cannot record CA generation' '$WORK/last.err'"
+check "this time it does not report a key left behind" \
+	sh -c "! grep -q 'undo failed' '$WORK/last.err'"
+check "and the keys it generated left the token (the two kept before remain)" \
+	test "$(privkeys)" -eq 2 -a "$(pubkeys)" -eq 2
 
 # ---- a key URI that matches two keys ----
 TOKEN=twice
