@@ -1121,8 +1121,9 @@ p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
 		    "token '%s'", h->token_label);
 		goto out;
 	}
-	ret = err_set(e, HSMCA_ERR_KEY_NOT_FOUND, "libp11 does not see the "
-	    "key in token '%s'", h->token_label);
+	/* The token has the key (raw PKCS#11 found it): not "not found". */
+	ret = err_set(e, HSMCA_ERR_HSM, "libp11 does not see the key in "
+	    "token '%s'", h->token_label);
 	for (unsigned int i = 0; i < n; i++) {
 		if (!keys[i].isPrivate || keys[i].id_len != id_len ||
 		    memcmp(keys[i].id, id, id_len) != 0)
