@@ -142,6 +142,7 @@ cli_exit_code(int errcode)
 	case HSMCA_ERR_PIN:
 	case HSMCA_ERR_HSM:
 	case HSMCA_ERR_KEY_NOT_FOUND:
+	case HSMCA_ERR_KEY_AMBIGUOUS:
 		return CLI_EXIT_HSM;
 	case HSMCA_ERR_STORE:
 		return CLI_EXIT_STORE;

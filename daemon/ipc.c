@@ -20,6 +20,7 @@
 #include "hsmca/util.h"
 
 #include "ipc.h"
+#include "log.h"
 
 struct ipc_hdr {
 	uint32_t	type;
@@ -366,6 +367,18 @@ ipc_send(struct ipc *c, uint32_t type, uint64_t id, const struct ipc_buf *b)
 	return ret;
 }
 
+void
+ipc_send_packed(struct ipc *c, uint32_t type, uint64_t id, ipc_pack_cb *pack,
+    void *arg, const char *what)
+{
+	struct ipc_buf b;
+
+	memset(&b, 0, sizeof(b));
+	pack(arg, &b);
+	if (ipc_send(c, type, id, &b) != 0)
+		fatalx("%s", what);
+	ipcb_free(&b);
+}
 
 void
 ipc_free(struct ipc *c)

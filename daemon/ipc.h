@@ -99,6 +99,12 @@ struct ipc	*ipc_new(struct event_base *base, int fd, ipc_msg_cb *msg,
 /* Queue a message: 0, or -1 (out of memory, or b->failed). */
 int	ipc_send(struct ipc *c, uint32_t type, uint64_t id,
 	    const struct ipc_buf *b);
+/* A message the peer waits for: a body built by pack(arg, b), queued
+ * and freed. One that cannot be queued (out of memory, or too large
+ * for pack to mend) is fatal, what saying which. */
+typedef void	ipc_pack_cb(void *arg, struct ipc_buf *b);
+void	ipc_send_packed(struct ipc *c, uint32_t type, uint64_t id,
+	    ipc_pack_cb *pack, void *arg, const char *what);
 void	ipc_free(struct ipc *c);
 
 /* Before a channel exists: wait for one message of type want on fd and

@@ -185,19 +185,24 @@ struct keyop_server {
 	uint64_t	 next_id;
 };
 
+/* The answer to a TLS key operation: its status and the signature. */
+static void
+keyop_pack(void *arg, struct ipc_buf *b)
+{
+	const struct signer_job *job = arg;
+
+	ipcb_u32(b, (uint32_t)job->status);
+	ipcb_bytes(b, job->status == 200 ? job->p7_der : NULL,
+	    job->status == 200 ? job->p7_len : 0);
+}
+
 static void
 keyop_done(struct signer_job *job, void *arg)
 {
 	struct keyop_server *ks = arg;
-	struct ipc_buf b;
 
-	memset(&b, 0, sizeof(b));
-	ipcb_u32(&b, (uint32_t)job->status);
-	ipcb_bytes(&b, job->status == 200 ? job->p7_der : NULL,
-	    job->status == 200 ? job->p7_len : 0);
-	if (ipc_send(ks->ipc, IPC_ANSWER, job->ipc_id, &b) != 0)
-		fatalx("signer: cannot answer a TLS key operation");
-	ipcb_free(&b);
+	ipc_send_packed(ks->ipc, IPC_ANSWER, job->ipc_id, keyop_pack, job,
+	    "signer: cannot answer a TLS key operation");
 	signer_job_free(job);
 }
 

@@ -87,32 +87,37 @@ inflight_find(struct signerd *sd, uint64_t id, int take)
 	return NULL;
 }
 
+/* A job's answer to the front. */
+static void
+signerd_pack(void *arg, struct ipc_buf *b)
+{
+	struct signer_job *job = arg;
+
+	signer_answer_pack(job, b);
+	if (!b->failed)
+		return;
+	/* Too large or out of memory: say so rather than nothing. */
+	ipcb_free(b);
+	free(job->p7_der);
+	job->p7_der = NULL;
+	job->p7_len = 0;
+	if (job->admin != NULL)
+		admin_call_drop(job->admin);
+	job->admin = NULL;
+	job->status = 503;
+	snprintf(job->reason, sizeof(job->reason), "the answer is too "
+	    "large to send");
+	signer_answer_pack(job, b);
+}
+
 /* On the signer's loop: a job is done, its answer goes to the front. */
 static void
 signerd_done(struct signer_job *job, void *arg)
 {
 	struct signerd *sd = arg;
-	struct ipc_buf b;
 
-	memset(&b, 0, sizeof(b));
-	signer_answer_pack(job, &b);
-	if (b.failed) {
-		/* Too large or out of memory: say so rather than nothing. */
-		ipcb_free(&b);
-		free(job->p7_der);
-		job->p7_der = NULL;
-		job->p7_len = 0;
-		if (job->admin != NULL)
-			admin_call_drop(job->admin);
-		job->admin = NULL;
-		job->status = 503;
-		snprintf(job->reason, sizeof(job->reason), "the answer is too "
-		    "large to send");
-		signer_answer_pack(job, &b);
-	}
-	if (ipc_send(sd->ipc, IPC_ANSWER, job->ipc_id, &b) != 0)
-		fatalx("signer: cannot answer the front");
-	ipcb_free(&b);
+	ipc_send_packed(sd->ipc, IPC_ANSWER, job->ipc_id, signerd_pack, job,
+	    "signer: cannot answer the front");
 	if (job->admin != NULL)
 		admin_call_drop(job->admin);
 	job->admin = NULL;

@@ -348,13 +348,28 @@ issuing_cert(struct ca_ctx *c, enum issuing_signer how,
 	return ret;
 }
 
+/* After a failure (e says which), a new key leaves the token again; if
+ * the token keeps it, e says that too, and which key stays. */
+static void
+key_undo(struct ca_ctx *c, struct hsm_key *key, struct hsmca_err *e)
+{
+	struct hsmca_err de;
+	size_t n;
+
+	err_clear(&de);
+	if (key == NULL || hsm_destroy_key(c->hsm, key, &de) == 0 || e == NULL)
+		return;
+	n = strlen(e->msg);
+	snprintf(e->msg + n, sizeof(e->msg) - n, "; undo failed, %s", de.msg);
+}
+
 /* After a failed issuing_cert or a failure to record its generation:
  * the new key leaves the token again, and its CSR is not handed out. */
 static void
-issuing_undo(struct ca_ctx *c, struct hsm_key *key, char **csr_pem)
+issuing_undo(struct ca_ctx *c, struct hsm_key *key, char **csr_pem,
+    struct hsmca_err *e)
 {
-	if (key != NULL)
-		(void)hsm_destroy_key(c->hsm, key, NULL);
+	key_undo(c, key, e);
 	free(*csr_pem);
 	*csr_pem = NULL;
 }
@@ -452,9 +467,8 @@ out:
 	if (in_tx)
 		store_rollback(c->st);
 	if (ret != 0) {
-		issuing_undo(c, key, &out->csr_pem);
-		if (root_key != NULL)
-			(void)hsm_destroy_key(c->hsm, root_key, NULL);
+		issuing_undo(c, key, &out->csr_pem, e);
+		key_undo(c, root_key, e);
 	}
 	issuer_free(root_iss);
 	gen_free_borrowed(&rg);
@@ -768,7 +782,7 @@ ca_import(struct ca_ctx *c, const char *key_pem, size_t key_len,
 	ret = 0;
 	goto out;
 undo:
-	(void)hsm_destroy_key(c->hsm, key, NULL);
+	key_undo(c, key, e);
 out:
 	if (pass != NULL)
 		util_freezero(pass, strlen(pass));
@@ -1094,7 +1108,7 @@ out:
 	if (in_tx)
 		store_rollback(c->st);
 	if (ret != 0)
-		issuing_undo(c, key, &out->csr_pem);
+		issuing_undo(c, key, &out->csr_pem, e);
 	gen_free_borrowed(&g);
 	store_generation_free_fields(&root);
 	store_generations_free(v, n);

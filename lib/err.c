@@ -32,6 +32,7 @@ static const char *const err_names[] = {
 	[19] = "already exists",
 	[20] = "CA state does not allow this",
 	[21] = "busy elsewhere, try again",
+	[22] = "several keys match",
 };
 
 const char *

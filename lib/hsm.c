@@ -114,6 +114,8 @@ ckr_name(CK_RV rv)
 	case CKR_DEVICE_REMOVED: return "CKR_DEVICE_REMOVED";
 	case CKR_SESSION_CLOSED: return "CKR_SESSION_CLOSED";
 	case CKR_CRYPTOKI_NOT_INITIALIZED: return "CKR_CRYPTOKI_NOT_INITIALIZED";
+	case CKR_ACTION_PROHIBITED: return "CKR_ACTION_PROHIBITED";
+	case CKR_OBJECT_HANDLE_INVALID: return "CKR_OBJECT_HANDLE_INVALID";
 	default: return "CKR_?";
 	}
 }
@@ -922,14 +924,33 @@ raw_close(struct hsm *h, CK_SESSION_HANDLE s)
 	pthread_mutex_unlock(&h->raw_lock);
 }
 
+/* The error for rv, what (a PKCS#11 call) did not return CKR_OK: a
+ * fault marks the token failed (HSMCA_ERR_HSM_UNAVAILABLE); anything
+ * else refused this one request (HSMCA_ERR_HSM). */
+static int
+raw_error(struct hsm *h, CK_RV rv, const char *what, struct hsmca_err *e)
+{
+	if (!ckr_is_fault(rv))
+		return err_set(e, HSMCA_ERR_HSM, "%s: %s", what, ckr_name(rv));
+	hsm_fault(h, "%s: %s", what, ckr_name(rv));
+	return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "%s: %s", what,
+	    ckr_name(rv));
+}
+
+/* The one object of class cls with this id and/or label; uri, the key
+ * URI they come from, is for the messages.
+ * HSMCA_ERR_KEY_NOT_FOUND if there is none, HSMCA_ERR_KEY_AMBIGUOUS if
+ * there are several: the two must never be confused (a caller that
+ * takes "not found" for "gone" would be wrong about a key still there). */
 static int
 raw_find(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
     const unsigned char *id, size_t id_len, const char *label,
-    CK_OBJECT_HANDLE *obj, struct hsmca_err *e)
+    const char *uri, CK_OBJECT_HANDLE *obj, struct hsmca_err *e)
 {
+	const char *kind = cls == CKO_PRIVATE_KEY ? "private" : "public";
 	CK_ATTRIBUTE tmpl[3];
-	CK_ULONG n = 0, count = 0;
-	CK_OBJECT_HANDLE found[2];
+	CK_ULONG n = 0, count = 0, got;
+	CK_OBJECT_HANDLE found[16], first = CK_INVALID_HANDLE;
 	CK_RV rv;
 
 	tmpl[n].type = CKA_CLASS;
@@ -945,26 +966,27 @@ raw_find(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
 		tmpl[n].pValue = (void *)label;
 		tmpl[n++].ulValueLen = strlen(label);
 	}
+	/* Every match is counted, so the message can say how many. */
 	if ((rv = h->p11->C_FindObjectsInit(s, tmpl, n)) == CKR_OK) {
-		rv = h->p11->C_FindObjects(s, found, 2, &count);
+		do {
+			rv = h->p11->C_FindObjects(s, found, 16, &got);
+			if (rv == CKR_OK && got > 0 && count == 0)
+				first = found[0];
+			count += rv == CKR_OK ? got : 0;
+		} while (rv == CKR_OK && got > 0);
 		h->p11->C_FindObjectsFinal(s);
 	}
-	if (rv != CKR_OK) {
-		if (ckr_is_fault(rv))
-			hsm_fault(h, "C_FindObjects: %s", ckr_name(rv));
-		return err_set(e, ckr_is_fault(rv) ? HSMCA_ERR_HSM_UNAVAILABLE :
-		    HSMCA_ERR_HSM, "C_FindObjects: %s", ckr_name(rv));
-	}
+	if (rv != CKR_OK)
+		return raw_error(h, rv, "C_FindObjects", e);
 	if (count == 0)
 		return err_set(e, HSMCA_ERR_KEY_NOT_FOUND,
-		    "no %s key with that id/label in token '%s'",
-		    cls == CKO_PRIVATE_KEY ? "private" : "public",
-		    h->token_label);
+		    "no %s key in token '%s' matches key URI %s", kind,
+		    h->token_label, uri);
 	if (count > 1)
-		return err_set(e, HSMCA_ERR_KEY_NOT_FOUND,
-		    "several keys match in token '%s'; name one by id",
-		    h->token_label);
-	*obj = found[0];
+		return err_set(e, HSMCA_ERR_KEY_AMBIGUOUS,
+		    "key URI %s matches %lu %s keys in token '%s', not one",
+		    uri, (unsigned long)count, kind, h->token_label);
+	*obj = first;
 	return 0;
 }
 
@@ -1099,8 +1121,9 @@ p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
 		    "token '%s'", h->token_label);
 		goto out;
 	}
-	ret = err_set(e, HSMCA_ERR_KEY_NOT_FOUND, "libp11 does not see the "
-	    "key in token '%s'", h->token_label);
+	/* The token has the key (raw PKCS#11 found it): not "not found". */
+	ret = err_set(e, HSMCA_ERR_HSM, "libp11 does not see the key in "
+	    "token '%s'", h->token_label);
 	for (unsigned int i = 0; i < n; i++) {
 		if (!keys[i].isPrivate || keys[i].id_len != id_len ||
 		    memcmp(keys[i].id, id, id_len) != 0)
@@ -1493,15 +1516,20 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	if ((ret = raw_open(h, &s, e)) != 0)
 		goto out;
 	if ((ret = raw_find(h, s, CKO_PRIVATE_KEY, u.id, u.id_len, u.object,
-	    &priv, e)) != 0)
+	    uri, &priv, e)) != 0)
 		goto out;
 	/* The public object shares the private key's CKA_ID. */
 	if (raw_attr(h, s, priv, CKA_ID, &id, &id_len) != 0) {
 		ret = err_set(e, HSMCA_ERR_HSM, "key has no CKA_ID");
 		goto out;
 	}
-	if ((ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len, NULL, &pub,
-	    e)) != 0)
+	/* A private key without it is there all the same: not "not found". */
+	if ((ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len, NULL, uri, &pub,
+	    e)) == HSMCA_ERR_KEY_NOT_FOUND)
+		ret = err_set(e, HSMCA_ERR_HSM, "key URI %s: the private key is "
+		    "in token '%s' but no public key has its CKA_ID", uri,
+		    h->token_label);
+	if (ret != 0)
 		goto out;
 	ret = key_complete(h, s, priv, pub, out, e);
 out:
@@ -1511,21 +1539,45 @@ out:
 	return ret;
 }
 
+/* Destroy k's object of class cls; one already gone is not an error. */
+static int
+raw_destroy(struct hsm *h, CK_SESSION_HANDLE s, const struct hsm_key *k,
+    CK_OBJECT_CLASS cls, struct hsmca_err *e)
+{
+	struct hsmca_err fe;
+	char what[HSMCA_ERRMSG_MAX];
+	CK_OBJECT_HANDLE o;
+	CK_RV rv;
+	int ret;
+
+	err_clear(&fe);
+	if ((ret = raw_find(h, s, cls, k->id, k->id_len, NULL, k->uri, &o,
+	    &fe)) == HSMCA_ERR_KEY_NOT_FOUND)
+		return 0;
+	if (ret != 0)
+		return err_set(e, ret, "%s", fe.msg);
+	if ((rv = h->p11->C_DestroyObject(s, o)) == CKR_OK)
+		return 0;
+	snprintf(what, sizeof(what), "the token kept %s %s: C_DestroyObject",
+	    cls == CKO_PRIVATE_KEY ? "key" : "the public half of key", k->uri);
+	return raw_error(h, rv, what, e);
+}
+
 int
 hsm_destroy_key(struct hsm *h, struct hsm_key *k, struct hsmca_err *e)
 {
 	CK_SESSION_HANDLE s;
-	CK_OBJECT_HANDLE o;
 	int ret;
 
 	if ((ret = raw_open(h, &s, e)) != 0)
 		return ret;
-	if (raw_find(h, s, CKO_PRIVATE_KEY, k->id, k->id_len, NULL, &o, NULL) == 0)
-		h->p11->C_DestroyObject(s, o);
-	if (raw_find(h, s, CKO_PUBLIC_KEY, k->id, k->id_len, NULL, &o, NULL) == 0)
-		h->p11->C_DestroyObject(s, o);
+	/* The public half goes only after the private one: a private key
+	 * the token kept stays loadable (hsm_load_key needs both), rather
+	 * than looking gone. */
+	if ((ret = raw_destroy(h, s, k, CKO_PRIVATE_KEY, e)) == 0)
+		ret = raw_destroy(h, s, k, CKO_PUBLIC_KEY, e);
 	raw_close(h, s);
-	return 0;
+	return ret;
 }
 
 int
@@ -1548,8 +1600,8 @@ hsm_key_info(struct hsm *h, const struct hsm_key *k, struct hsm_key_info *out,
 
 	if ((ret = raw_open(h, &s, e)) != 0)
 		return ret;
-	if ((ret = raw_find(h, s, CKO_PRIVATE_KEY, k->id, k->id_len, NULL, &o,
-	    e)) == 0) {
+	if ((ret = raw_find(h, s, CKO_PRIVATE_KEY, k->id, k->id_len, NULL,
+	    k->uri, &o, e)) == 0) {
 		rv = h->p11->C_GetAttributeValue(s, o, a, 6);
 		if (rv != CKR_OK)
 			ret = err_set(e, HSMCA_ERR_HSM,

@@ -29,7 +29,8 @@ enum hsmca_errcode {
 	HSMCA_ERR_EXISTS = -19,
 	HSMCA_ERR_CA_STATE = -20,	/* no active generation, wrong status ... */
 	HSMCA_ERR_BUSY = -21,		/* another is doing it now: try again */
-	HSMCA_ERR_MAX_ = -22		/* sentinel, not an error */
+	HSMCA_ERR_KEY_AMBIGUOUS = -22,	/* a key URI matches several keys */
+	HSMCA_ERR_MAX_ = -23		/* sentinel, not an error */
 };
 
 /* A message a person can act on: one line, no secrets. */

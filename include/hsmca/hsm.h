@@ -60,10 +60,15 @@ int	hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
  * the token as a sensitive, non-extractable object. */
 int	hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 	    struct hsm_key **out, struct hsmca_err *e);
-/* Find a key by PKCS#11 URI (RFC 7512: id and/or object). */
+/* Find a key by PKCS#11 URI (RFC 7512: id and/or object):
+ * HSMCA_ERR_KEY_NOT_FOUND only if no private key matches;
+ * HSMCA_ERR_KEY_AMBIGUOUS if several do (never take that for "gone"). */
 int	hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	    struct hsmca_err *e);
-/* Remove a key pair from the token (undoing a failed generation). */
+/* Remove a key pair from the token, the private key first: a half
+ * already gone is not an error. When the token refuses, HSMCA_ERR_HSM
+ * (HSMCA_ERR_HSM_UNAVAILABLE on a fault) naming the PKCS#11 code, and
+ * if it kept the private key, the public key is kept too. */
 int	hsm_destroy_key(struct hsm *h, struct hsm_key *k, struct hsmca_err *e);
 int	hsm_key_info(struct hsm *h, const struct hsm_key *k,
 	    struct hsm_key_info *out, struct hsmca_err *e);

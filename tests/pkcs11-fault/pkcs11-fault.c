@@ -12,9 +12,10 @@
  *   PKCS11_FAULT_MAX_SESSIONS  open sessions above this are a violation
  *
  * Settings (the control file or PKCS11_FAULT), words separated by blanks:
- *   fault=none|device|session|login|removed|hang|stall|corrupt
+ *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse
  *   rate=PERCENT          of the calls concerned (default 100)
- *   on=sign,open,login    the calls concerned (default all three)
+ *   on=sign,open,login,destroy  the calls concerned (default the first
+ *                         three; destroy: C_DestroyObject)
  *
  *   device   CKR_DEVICE_ERROR, nothing else changes
  *   session  the session is really closed, CKR_SESSION_HANDLE_INVALID
@@ -27,6 +28,8 @@
  *   stall    the call sleeps while the setting stays "stall" (at most
  *            60 s), then goes on to the real module: a slow token
  *   corrupt  C_Sign signs, then one byte of the signature is flipped
+ *   refuse   CKR_ACTION_PROHIBITED, nothing else changes: the token
+ *            refuses this request (as for an object not destroyable)
  *
  * Whatever the settings, the shim watches what the application does and
  * appends a "VIOLATION" line to the log when one session is used by two
@@ -50,17 +53,18 @@
 
 enum fault {
 	F_NONE, F_DEVICE, F_SESSION, F_LOGIN, F_REMOVED, F_HANG, F_CORRUPT,
-	F_STALL
+	F_STALL, F_REFUSE
 };
 
 static const char *const fault_names[] = {
 	"none", "device", "session", "login", "removed", "hang", "corrupt",
-	"stall"
+	"stall", "refuse"
 };
 
 #define ON_SIGN		0x1
 #define ON_OPEN		0x2
 #define ON_LOGIN	0x4
+#define ON_DESTROY	0x8
 
 struct settings {
 	enum fault	fault;
@@ -129,6 +133,8 @@ parse(const char *s, struct settings *st)
 				st->on |= ON_OPEN;
 			if (strstr(p, "login") != NULL)
 				st->on |= ON_LOGIN;
+			if (strstr(p, "destroy") != NULL)
+				st->on |= ON_DESTROY;
 		}
 	}
 }
@@ -359,6 +365,9 @@ inject(const char *fn, int which, int idx, CK_SESSION_HANDLE h)
 	case F_STALL:
 		hold(fn, F_STALL);
 		return CKR_OK;
+	case F_REFUSE:
+		logf_("inject %s refuse", fn);
+		return CKR_ACTION_PROHIBITED;
 	default:
 		return CKR_OK;
 	}
@@ -483,6 +492,20 @@ w_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
 	return rv;
 }
 
+static CK_RV
+w_DestroyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o)
+{
+	CK_RV rv;
+
+	if (removed())
+		return CKR_TOKEN_NOT_PRESENT;
+	enter(h, "C_DestroyObject");
+	if ((rv = inject("C_DestroyObject", ON_DESTROY, 5, h)) == CKR_OK)
+		rv = real->C_DestroyObject(h, o);
+	leave(h);
+	return rv;
+}
+
 /* Every other call that names a session: the concurrency check, and
  * CKR_TOKEN_NOT_PRESENT while the token is out. */
 #define SESSION_FN(name, decl, args)					\
@@ -520,7 +543,6 @@ SESSION_FN(GenerateKeyPair, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
     (h, m, pt, pn, vt, vn, pub, priv))
 SESSION_FN(CreateObject, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n,
     CK_OBJECT_HANDLE_PTR o), (h, t, n, o))
-SESSION_FN(DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (h, o))
 SESSION_FN(GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR r, CK_ULONG n),
     (h, r, n))
 

@@ -771,6 +771,11 @@ test_strerror(void **state)
 	assert_string_equal(hsmca_strerror(HSMCA_OK), "success");
 	assert_string_equal(hsmca_strerror(HSMCA_ERR_CSR_SIGNATURE),
 	    "CSR signature invalid");
+	/* An ambiguous key is never reported as a missing one. */
+	assert_string_equal(hsmca_strerror(HSMCA_ERR_KEY_AMBIGUOUS),
+	    "several keys match");
+	assert_string_not_equal(hsmca_strerror(HSMCA_ERR_KEY_AMBIGUOUS),
+	    hsmca_strerror(HSMCA_ERR_KEY_NOT_FOUND));
 	assert_string_equal(hsmca_strerror(HSMCA_ERR_MAX_), "unknown error");
 	assert_string_equal(hsmca_strerror(HSMCA_ERR_MAX_ - 1),
 	    "unknown error");
