@@ -122,7 +122,8 @@ admin_reply_error(struct evhttp_request *req, int status, const char *reason)
 		    HSMCAD_CHALLENGE("hsmca admin API"));
 	if (b != NULL && s != NULL)
 		evbuffer_add_printf(b, "%s\n", s);
-	evhttp_send_reply(req, status, admin_status_phrase(status), b);
+	/* A HEAD (a 405 where a path takes POST): the headers alone. */
+	http_reply(req, status, admin_status_phrase(status), b);
 	if (b != NULL)
 		evbuffer_free(b);
 	free(s);
@@ -1258,7 +1259,6 @@ admin_handle(struct evhttp_request *req, void *arg)
 	struct hsmcad *d = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	enum config_role role = CONFIG_ROLE_NONE;
 	char actor[300] = "", why[512];
 	int status;
@@ -1283,14 +1283,14 @@ admin_handle(struct evhttp_request *req, void *arg)
 		    "admin API takes GET, HEAD and POST");
 	else if (strcmp(path, "/api/v1/run") == 0) {
 		if (method != EVHTTP_REQ_POST) {
-			evhttp_add_header(h, "Allow", "POST");
+			http_method_refused(req, "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
 			return;
 		}
 		admin_run(d, req, role, actor);
 	} else if (strncmp(path, "/api/v1/batch/", 14) == 0) {
 		if (method != EVHTTP_REQ_POST) {
-			evhttp_add_header(h, "Allow", "POST");
+			http_method_refused(req, "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
 			return;
 		}
@@ -1298,7 +1298,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/metrics") == 0) {
 		/* A HEAD as the GET (metrics_reply). */
 		if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-			evhttp_add_header(h, "Allow", "GET, HEAD");
+			http_method_refused(req, "GET, HEAD");
 			admin_refuse(d, req, 405, actor, path, "use GET");
 			return;
 		}

@@ -166,8 +166,7 @@ crl_handle(struct evhttp_request *req, void *arg)
 	} else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		status = 405;
 		reason = "GET (or HEAD) only";
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Allow", "GET, HEAD");
+		http_method_refused(req, "GET, HEAD");
 	} else if (sscanf(uri, "/crl/%lld%7s", &gen, tail) == 2 &&
 	    strcmp(tail, ".crl") == 0) {
 		for (size_t i = 0; i < d->ncrls; i++) {

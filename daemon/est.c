@@ -1018,8 +1018,8 @@ est_handle(struct evhttp_request *req, void *arg)
 	 * is a GET without the body, anything else is refused here. */
 	if (r->op <= EST_WHOAMI ? cmd != EVHTTP_REQ_GET &&
 	    cmd != EVHTTP_REQ_HEAD : cmd != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-		    r->op <= EST_WHOAMI ? "GET, HEAD" : "POST");
+		http_method_refused(req, r->op <= EST_WHOAMI ? "GET, HEAD" :
+		    "POST");
 		est_refuse(r, 405, "%s takes %s", est_op_names[r->op],
 		    r->op <= EST_WHOAMI ? "GET (or HEAD)" : "POST");
 		return;

@@ -312,6 +312,9 @@ const char *http_method_name(enum evhttp_cmd_type cmd);
 /* 1 if libevent does not know req's method: the answer to it (a 501)
  * closes the connection, which this sets. */
 int	http_method_unknown(struct evhttp_request *req);
+/* Before a 405: Allow says what the path takes (allow), and the
+ * connection closes after the answer. */
+void	http_method_refused(struct evhttp_request *req, const char *allow);
 /* evhttp_send_reply; a HEAD gets the headers a GET would, with the
  * Content-Length of body (evhttp sends none), and no body (evhttp would
  * send it). */

@@ -2,7 +2,7 @@
  * method reaches the handlers (hsmcad.c front_http); each answers a HEAD
  * where it serves a GET, through http_reply, refuses a method it does not
  * serve with a 405 and an Allow, and one libevent does not know with a
- * 501. */
+ * 501; after either refusal the connection closes. */
 #include "config.h"
 
 #include <stdio.h>
@@ -40,6 +40,22 @@ http_method_unknown(struct evhttp_request *req)
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
 	    "close");
 	return 1;
+}
+
+/* libevent 2.1 reads no body for GET, HEAD, DELETE, OPTIONS, TRACE and
+ * CONNECT either: a refused one's body would be parsed as the next
+ * request. The connection closes after every refused method, body or
+ * not: no header (Content-Length, Transfer-Encoding, either malformed)
+ * has to be judged, nothing hangs on which methods a libevent reads
+ * bodies for, and a client that used the wrong method loses one
+ * connection. */
+void
+http_method_refused(struct evhttp_request *req, const char *allow)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Allow", allow);
+	evhttp_add_header(h, "Connection", "close");
 }
 
 /* A HEAD: the Content-Length of the body a GET would get, and no body.

@@ -1246,9 +1246,8 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 		answer(d, req, buf, n);
 		return;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-	    strcmp(uri, "/ocsp") == 0 ? "POST" : strcmp(uri, "/ocsp/") == 0 ?
-	    "GET, HEAD, POST" : "GET, HEAD");
+	http_method_refused(req, strcmp(uri, "/ocsp") == 0 ? "POST" :
+	    strcmp(uri, "/ocsp/") == 0 ? "GET, HEAD, POST" : "GET, HEAD");
 	plain(req, 405, "Method Not Allowed",
 	    "POST /ocsp or GET (or HEAD) /ocsp/<base64 request>");
 }
