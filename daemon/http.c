@@ -61,19 +61,26 @@ http_method_refused(struct evhttp_request *req, const char *allow)
 /* A HEAD: the Content-Length of the body a GET would get, and no body.
  * evhttp would send the body of a HEAD answer given one (libevent 2.1
  * holds back only its own Content-Length), which a client on a kept
- * connection would read as the start of the next answer. */
+ * connection would read as the start of the next answer. A HEAD that
+ * came with a body closes the connection: evhttp read none of it. */
 void
 http_reply(struct evhttp_request *req, int status, const char *phrase,
     struct evbuffer *body)
 {
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *len;
 	char num[32];
 
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
 		snprintf(num, sizeof(num), "%zu", body != NULL ?
 		    evbuffer_get_length(body) : 0);
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Content-Length", num);
+		evhttp_add_header(out, "Content-Length", num);
 		body = NULL;
+		if (((len = evhttp_find_header(in, "Content-Length")) != NULL &&
+		    strcmp(len, "0") != 0) ||
+		    evhttp_find_header(in, "Transfer-Encoding") != NULL)
+			evhttp_add_header(out, "Connection", "close");
 	}
 	evhttp_send_reply(req, status, phrase, body);
 }

@@ -104,6 +104,13 @@ check "admin API: TRACE on /metrics with a body, then a GET: one answer, the 405
 raw_request "$ADMIN_PORT" "$(pipelined HEAD /api/v1/run /metrics)" \
 	"$CADIR/root.pem" "$WORK/dev-1.boot.pem" "$WORK/dev-1.boot.key"
 check "... HEAD on /api/v1/run: the 405's headers alone" answered_head 405
+# A HEAD that is served reads no body either.
+raw_request "$HTTP_PORT" "$(pipelined HEAD /crl/2.crl /crl/2.crl)"
+check "a HEAD of a CRL with a body, then a GET: one answer, its headers" \
+	answered_head 200
+raw_request "$PORT" "$(pipelined HEAD /.well-known/est/cacerts /.well-known/est/cacerts)" \
+	"$CADIR/root.pem"
+check "... of cacerts: the same" answered_head 200
 
 # ---- what libevent 2.1 still answers itself ----
 # libevent_refused STATUS: libevent's own refusal, STATUS, closing the connection.
