@@ -108,18 +108,24 @@ admin_status_phrase(int status)
 	}
 }
 
-static void
-admin_reply_error(struct evhttp_request *req, int status, const char *reason)
+void
+admin_reply_error(struct hsmcad *d, struct evhttp_request *req, int status,
+    const char *reason)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
 	json_t *o = json_pack("{s:s}", "error", reason);
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	char num[16];
 
 	evhttp_add_header(h, "Content-Type", "application/json");
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate",
 		    HSMCAD_CHALLENGE("hsmca admin API"));
+	if (status == 503) {
+		snprintf(num, sizeof(num), "%d", d->rt->cfg->daemon.retry_after);
+		evhttp_add_header(h, "Retry-After", num);
+	}
 	if (b != NULL && s != NULL)
 		evbuffer_add_printf(b, "%s\n", s);
 	/* A HEAD (a 405 where a path takes POST): the headers alone. */
@@ -298,7 +304,7 @@ admin_refuse(struct hsmcad *d, struct evhttp_request *req, int status,
 	    status, why);
 	link_audit_refusal(d->link, actor[0] != '\0' ? actor :
 	    "admin:unidentified", what, why);
-	admin_reply_error(req, status, why);
+	admin_reply_error(d, req, status, why);
 }
 
 /* ---- before a request: the connection's gate ---- */
@@ -998,17 +1004,11 @@ admin_job_done(struct signer_job *job, void *arg)
 	struct admin_call *call = arg;
 	struct hsmcad *d = call->d;
 	struct evbuffer *b;
-	char *s, num[16];
+	char *s;
 
 	d->inflight--;
 	if (job->status != 200 || call->reply == NULL) {
-		if (job->status == 503) {
-			snprintf(num, sizeof(num), "%d",
-			    job->rt->cfg->daemon.retry_after);
-			evhttp_add_header(evhttp_request_get_output_headers(
-			    call->req), "Retry-After", num);
-		}
-		admin_reply_error(call->req, job->status != 200 ? job->status :
+		admin_reply_error(d, call->req, job->status != 200 ? job->status :
 		    503, job->reason[0] != '\0' ? job->reason :
 		    "the command could not run");
 		goto out;
@@ -1018,7 +1018,7 @@ admin_job_done(struct signer_job *job, void *arg)
 	s = json_dumps(call->reply, JSON_COMPACT);
 	b = evbuffer_new();
 	if (s == NULL || b == NULL) {
-		admin_reply_error(call->req, 503, "out of memory");
+		admin_reply_error(d, call->req, 503, "out of memory");
 		free(s);
 		if (b != NULL)
 			evbuffer_free(b);
@@ -1134,7 +1134,7 @@ admin_run(struct hsmcad *d, struct evhttp_request *req, enum config_role role,
 		return;
 	}
 	if ((call = calloc(1, sizeof(*call))) == NULL) {
-		admin_reply_error(req, 503, "out of memory");
+		admin_reply_error(d, req, 503, "out of memory");
 		return;
 	}
 	call->d = d;
@@ -1180,7 +1180,7 @@ admin_run(struct hsmcad *d, struct evhttp_request *req, enum config_role role,
 	call->changes_ca = cmd->group != NULL && strcmp(cmd->group, "ca") == 0 &&
 	    need == CONFIG_ROLE_ADMIN;
 	if ((job = calloc(1, sizeof(*job))) == NULL) {
-		admin_reply_error(req, 503, "out of memory");
+		admin_reply_error(d, req, 503, "out of memory");
 		admin_call_free(call);
 		return;
 	}
@@ -1224,7 +1224,7 @@ admin_batch(struct hsmcad *d, struct evhttp_request *req,
 	if ((call = calloc(1, sizeof(*call))) == NULL ||
 	    (job = calloc(1, sizeof(*job))) == NULL) {
 		free(call);
-		admin_reply_error(req, 503, "out of memory");
+		admin_reply_error(d, req, 503, "out of memory");
 		return;
 	}
 	call->d = d;
@@ -1269,7 +1269,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 		path = "";
 	tls_conn_served(req);
 	if (d->draining) {
-		admin_reply_error(req, 503, "shutting down");
+		admin_reply_error(d, req, 503, "shutting down");
 		return;
 	}
 	if ((status = admin_identify(d, tls_request_ssl(req), &role, actor,

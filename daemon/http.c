@@ -84,3 +84,21 @@ http_reply(struct evhttp_request *req, int status, const char *phrase,
 	}
 	evhttp_send_reply(req, status, phrase, body);
 }
+
+/* A refusal where the handler has no helper of its own (or could not
+ * make its state): status, and text as one line of text/plain (none if
+ * even that finds no memory). */
+void
+http_text(struct evhttp_request *req, int status, const char *phrase,
+    const char *text)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	if (body != NULL)
+		evbuffer_add_printf(body, "%s\n", text);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "text/plain; charset=utf-8");
+	http_reply(req, status, phrase, body);
+	if (body != NULL)
+		evbuffer_free(body);
+}

@@ -1024,6 +1024,17 @@ miss_allowed(struct hsmcad *d)
 	return 1;
 }
 
+/* A refusal in plain text (the request is not OCSP, or no OCSP answer
+ * could be made). */
+static void
+plain(struct evhttp_request *req, int status, const char *phrase,
+    const char *text)
+{
+	http_text(req, status, phrase, text);
+	log_info("client=- %s /ocsp %d: %s",
+	    http_method_name(evhttp_request_get_command(req)), status, text);
+}
+
 /* A response, with RFC 5019 6.2's caching headers (made when it was
  * cached) for a pre-signed one fetched with GET (or HEAD): a cache may
  * keep it until hsmcad would sign a fresher one. */
@@ -1038,8 +1049,9 @@ reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
 	time_t fresh;
 
 	if (body == NULL || evbuffer_add(body, der, len) != 0) {
-		evhttp_send_error(req, 500, NULL);
-		evbuffer_free(body);
+		if (body != NULL)
+			evbuffer_free(body);
+		plain(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", "application/ocsp-response");
@@ -1075,27 +1087,11 @@ reply_error(struct evhttp_request *req, int status, const char *what)
 	struct hsmca_err e;
 
 	if (ocsp_error(status, &der, &len, &e) != 0) {
-		evhttp_send_error(req, 500, NULL);
+		plain(req, 500, "Internal Server Error", e.msg);
 		return;
 	}
 	reply(req, der, len, what);
 	OPENSSL_free(der);
-}
-
-static void
-plain(struct evhttp_request *req, int status, const char *phrase,
-    const char *text)
-{
-	struct evbuffer *body = evbuffer_new();
-
-	if (body != NULL)
-		evbuffer_add_printf(body, "%s\n", text);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "text/plain; charset=utf-8");
-	http_reply(req, status, phrase, body);
-	evbuffer_free(body);
-	log_info("client=- %s /ocsp %d",
-	    http_method_name(evhttp_request_get_command(req)), status);
 }
 
 struct ocsp_wait {
