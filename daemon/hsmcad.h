@@ -249,6 +249,8 @@ struct hsmcad {
 	int64_t			 ocsp_walked;	/* the sweep's cert id cursor */
 	double			 ocsp_tokens;	/* signatures for misses */
 	struct timespec		 ocsp_refill;
+	struct ocsp_gen_end	*ocsp_ends;	/* as misses met them */
+	size_t			 nocsp_ends;
 	struct periodic		*checkpoint;	/* signs the chain's head */
 	int			 checkpoint_busy;	/* a SIGNER_CHECKPOINT job is out */
 	struct rotation		*rotation;	/* daemon/rotation.c */
