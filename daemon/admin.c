@@ -108,21 +108,28 @@ admin_status_phrase(int status)
 	}
 }
 
-static void
-admin_reply_error(struct evhttp_request *req, int status, const char *reason)
+void
+admin_reply_error(struct hsmcad *d, struct evhttp_request *req, int status,
+    const char *reason)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
 	json_t *o = json_pack("{s:s}", "error", reason);
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	char num[16];
 
 	evhttp_add_header(h, "Content-Type", "application/json");
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate",
 		    HSMCAD_CHALLENGE("hsmca admin API"));
+	if (status == 503) {
+		snprintf(num, sizeof(num), "%d", d->rt->cfg->daemon.retry_after);
+		evhttp_add_header(h, "Retry-After", num);
+	}
 	if (b != NULL && s != NULL)
 		evbuffer_add_printf(b, "%s\n", s);
-	evhttp_send_reply(req, status, admin_status_phrase(status), b);
+	/* A HEAD (a 405 where a path takes POST): the headers alone. */
+	http_reply(req, status, admin_status_phrase(status), b);
 	if (b != NULL)
 		evbuffer_free(b);
 	free(s);
@@ -297,7 +304,7 @@ admin_refuse(struct hsmcad *d, struct evhttp_request *req, int status,
 	    status, why);
 	link_audit_refusal(d->link, actor[0] != '\0' ? actor :
 	    "admin:unidentified", what, why);
-	admin_reply_error(req, status, why);
+	admin_reply_error(d, req, status, why);
 }
 
 /* ---- before a request: the connection's gate ---- */
@@ -997,17 +1004,11 @@ admin_job_done(struct signer_job *job, void *arg)
 	struct admin_call *call = arg;
 	struct hsmcad *d = call->d;
 	struct evbuffer *b;
-	char *s, num[16];
+	char *s;
 
 	d->inflight--;
 	if (job->status != 200 || call->reply == NULL) {
-		if (job->status == 503) {
-			snprintf(num, sizeof(num), "%d",
-			    job->rt->cfg->daemon.retry_after);
-			evhttp_add_header(evhttp_request_get_output_headers(
-			    call->req), "Retry-After", num);
-		}
-		admin_reply_error(call->req, job->status != 200 ? job->status :
+		admin_reply_error(d, call->req, job->status != 200 ? job->status :
 		    503, job->reason[0] != '\0' ? job->reason :
 		    "the command could not run");
 		goto out;
@@ -1017,7 +1018,7 @@ admin_job_done(struct signer_job *job, void *arg)
 	s = json_dumps(call->reply, JSON_COMPACT);
 	b = evbuffer_new();
 	if (s == NULL || b == NULL) {
-		admin_reply_error(call->req, 503, "out of memory");
+		admin_reply_error(d, call->req, 503, "out of memory");
 		free(s);
 		if (b != NULL)
 			evbuffer_free(b);
@@ -1133,7 +1134,7 @@ admin_run(struct hsmcad *d, struct evhttp_request *req, enum config_role role,
 		return;
 	}
 	if ((call = calloc(1, sizeof(*call))) == NULL) {
-		admin_reply_error(req, 503, "out of memory");
+		admin_reply_error(d, req, 503, "out of memory");
 		return;
 	}
 	call->d = d;
@@ -1179,7 +1180,7 @@ admin_run(struct hsmcad *d, struct evhttp_request *req, enum config_role role,
 	call->changes_ca = cmd->group != NULL && strcmp(cmd->group, "ca") == 0 &&
 	    need == CONFIG_ROLE_ADMIN;
 	if ((job = calloc(1, sizeof(*job))) == NULL) {
-		admin_reply_error(req, 503, "out of memory");
+		admin_reply_error(d, req, 503, "out of memory");
 		admin_call_free(call);
 		return;
 	}
@@ -1223,7 +1224,7 @@ admin_batch(struct hsmcad *d, struct evhttp_request *req,
 	if ((call = calloc(1, sizeof(*call))) == NULL ||
 	    (job = calloc(1, sizeof(*job))) == NULL) {
 		free(call);
-		admin_reply_error(req, 503, "out of memory");
+		admin_reply_error(d, req, 503, "out of memory");
 		return;
 	}
 	call->d = d;
@@ -1258,7 +1259,6 @@ admin_handle(struct evhttp_request *req, void *arg)
 	struct hsmcad *d = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	enum config_role role = CONFIG_ROLE_NONE;
 	char actor[300] = "", why[512];
 	int status;
@@ -1269,7 +1269,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 		path = "";
 	tls_conn_served(req);
 	if (d->draining) {
-		admin_reply_error(req, 503, "shutting down");
+		admin_reply_error(d, req, 503, "shutting down");
 		return;
 	}
 	if ((status = admin_identify(d, tls_request_ssl(req), &role, actor,
@@ -1283,14 +1283,14 @@ admin_handle(struct evhttp_request *req, void *arg)
 		    "admin API takes GET, HEAD and POST");
 	else if (strcmp(path, "/api/v1/run") == 0) {
 		if (method != EVHTTP_REQ_POST) {
-			evhttp_add_header(h, "Allow", "POST");
+			http_method_refused(req, "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
 			return;
 		}
 		admin_run(d, req, role, actor);
 	} else if (strncmp(path, "/api/v1/batch/", 14) == 0) {
 		if (method != EVHTTP_REQ_POST) {
-			evhttp_add_header(h, "Allow", "POST");
+			http_method_refused(req, "POST");
 			admin_refuse(d, req, 405, actor, path, "use POST");
 			return;
 		}
@@ -1298,7 +1298,7 @@ admin_handle(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/metrics") == 0) {
 		/* A HEAD as the GET (metrics_reply). */
 		if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-			evhttp_add_header(h, "Allow", "GET, HEAD");
+			http_method_refused(req, "GET, HEAD");
 			admin_refuse(d, req, 405, actor, path, "use GET");
 			return;
 		}

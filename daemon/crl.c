@@ -166,8 +166,7 @@ crl_handle(struct evhttp_request *req, void *arg)
 	} else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		status = 405;
 		reason = "GET (or HEAD) only";
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Allow", "GET, HEAD");
+		http_method_refused(req, "GET, HEAD");
 	} else if (sscanf(uri, "/crl/%lld%7s", &gen, tail) == 2 &&
 	    strcmp(tail, ".crl") == 0) {
 		for (size_t i = 0; i < d->ncrls; i++) {
@@ -187,12 +186,7 @@ crl_handle(struct evhttp_request *req, void *arg)
 		}
 		reason = "no CRL for that generation (yet)";
 	}
-	if ((body = evbuffer_new()) != NULL)
-		evbuffer_add_printf(body, "%s\n", reason);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "text/plain; charset=utf-8");
-	http_reply(req, status, status == 405 ? "Method Not Allowed" :
-	    status == 501 ? "Not Implemented" : "Not Found", body);
-	evbuffer_free(body);
+	http_text(req, status, status == 405 ? "Method Not Allowed" :
+	    status == 501 ? "Not Implemented" : "Not Found", reason);
 	log_info("client=- %s %.100s %d", http_method_name(cmd), uri, status);
 }

@@ -170,7 +170,8 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 	if (body != NULL)
 		evbuffer_add_printf(body, "%s\n", reason);
 	http_reply(r->req, status, phrase, body);
-	evbuffer_free(body);
+	if (body != NULL)
+		evbuffer_free(body);
 	log_info("%s refused: %s", r->who, reason);
 	/* Refused enrollments and renewals go to the audit log (requests
 	 * for unknown paths do not: that is noise, not an event). */
@@ -758,7 +759,8 @@ est_job_done(struct signer_job *job, void *arg)
 		if (k64 != NULL)
 			util_freezero(k64, k64len);
 		free(c64);
-		evbuffer_free(body);
+		if (body != NULL)
+			evbuffer_free(body);
 	} else if (est_send_b64(r, "application/pkcs7-mime; smime-type=certs-only",
 	    job->p7_der, job->p7_len) != 0)
 		ok = 0;
@@ -977,7 +979,8 @@ est_handle(struct evhttp_request *req, void *arg)
 	if (tls_request_drop_plain(req))
 		return;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		evhttp_send_error(req, 500, NULL);
+		log_warnx("client=- %.100s: out of memory", uri);
+		http_text(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
 	d->inflight++;
@@ -1018,8 +1021,8 @@ est_handle(struct evhttp_request *req, void *arg)
 	 * is a GET without the body, anything else is refused here. */
 	if (r->op <= EST_WHOAMI ? cmd != EVHTTP_REQ_GET &&
 	    cmd != EVHTTP_REQ_HEAD : cmd != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-		    r->op <= EST_WHOAMI ? "GET, HEAD" : "POST");
+		http_method_refused(req, r->op <= EST_WHOAMI ? "GET, HEAD" :
+		    "POST");
 		est_refuse(r, 405, "%s takes %s", est_op_names[r->op],
 		    r->op <= EST_WHOAMI ? "GET (or HEAD)" : "POST");
 		return;

@@ -249,6 +249,8 @@ struct hsmcad {
 	int64_t			 ocsp_walked;	/* the sweep's cert id cursor */
 	double			 ocsp_tokens;	/* signatures for misses */
 	struct timespec		 ocsp_refill;
+	struct ocsp_gen_end	*ocsp_ends;	/* as misses met them */
+	size_t			 nocsp_ends;
 	struct periodic		*checkpoint;	/* signs the chain's head */
 	int			 checkpoint_busy;	/* a SIGNER_CHECKPOINT job is out */
 	struct rotation		*rotation;	/* daemon/rotation.c */
@@ -312,11 +314,17 @@ const char *http_method_name(enum evhttp_cmd_type cmd);
 /* 1 if libevent does not know req's method: the answer to it (a 501)
  * closes the connection, which this sets. */
 int	http_method_unknown(struct evhttp_request *req);
+/* Before a 405: Allow says what the path takes (allow), and the
+ * connection closes after the answer. */
+void	http_method_refused(struct evhttp_request *req, const char *allow);
 /* evhttp_send_reply; a HEAD gets the headers a GET would, with the
  * Content-Length of body (evhttp sends none), and no body (evhttp would
- * send it). */
+ * send it), and closes the connection if it came with a body. */
 void	http_reply(struct evhttp_request *req, int status, const char *phrase,
 	    struct evbuffer *body);
+/* http_reply with text, one line, as text/plain. */
+void	http_text(struct evhttp_request *req, int status, const char *phrase,
+	    const char *text);
 
 /* The challenge every 401 carries (RFC 9110 15.5.2, was RFC 7235). HTTP
  * has no scheme for a TLS client certificate: this one is unregistered,
@@ -445,6 +453,11 @@ void	sweep_job_run(struct store *st, struct signer_job *job);
 /* The admin API (admin.c): the operators' listener; admin_job_run runs
  * a SIGNER_ADMIN job's command line on a signer worker. */
 void	admin_handle(struct evhttp_request *req, void *arg);
+/* An admin API refusal, {"error": reason} (Retry-After on a 503), with
+ * no log line or audit record: for what no operator asked for (out of
+ * memory, shutting down). */
+void	admin_reply_error(struct hsmcad *d, struct evhttp_request *req,
+	    int status, const char *reason);
 /* The admin listener's connections: tls_bevcb's, with admin_gate. */
 struct bufferevent *admin_bevcb(struct event_base *base, void *arg);
 /* A POST /api/v1/run body: 0 and its parts (references the caller

@@ -2,7 +2,7 @@
  * method reaches the handlers (hsmcad.c front_http); each answers a HEAD
  * where it serves a GET, through http_reply, refuses a method it does not
  * serve with a 405 and an Allow, and one libevent does not know with a
- * 501. */
+ * 501; after either refusal the connection closes. */
 #include "config.h"
 
 #include <stdio.h>
@@ -42,22 +42,63 @@ http_method_unknown(struct evhttp_request *req)
 	return 1;
 }
 
+/* libevent reads no body for some methods it knows either (Debian 12's
+ * 2.1.12: HEAD and TRACE; which ones differs between its releases): a
+ * refused one's body would be parsed as the next request. The
+ * connection closes after every refused method, body or not: no header
+ * (Content-Length, Transfer-Encoding, either malformed) has to be
+ * judged, nothing hangs on which methods a libevent reads bodies for,
+ * and a client that used the wrong method loses one connection. */
+void
+http_method_refused(struct evhttp_request *req, const char *allow)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Allow", allow);
+	evhttp_add_header(h, "Connection", "close");
+}
+
 /* A HEAD: the Content-Length of the body a GET would get, and no body.
  * evhttp would send the body of a HEAD answer given one (libevent 2.1
  * holds back only its own Content-Length), which a client on a kept
- * connection would read as the start of the next answer. */
+ * connection would read as the start of the next answer. A HEAD that
+ * came with a body closes the connection: evhttp read none of it. */
 void
 http_reply(struct evhttp_request *req, int status, const char *phrase,
     struct evbuffer *body)
 {
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *len;
 	char num[32];
 
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
 		snprintf(num, sizeof(num), "%zu", body != NULL ?
 		    evbuffer_get_length(body) : 0);
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Content-Length", num);
+		evhttp_add_header(out, "Content-Length", num);
 		body = NULL;
+		if (((len = evhttp_find_header(in, "Content-Length")) != NULL &&
+		    strcmp(len, "0") != 0) ||
+		    evhttp_find_header(in, "Transfer-Encoding") != NULL)
+			evhttp_add_header(out, "Connection", "close");
 	}
 	evhttp_send_reply(req, status, phrase, body);
+}
+
+/* A refusal where the handler has no helper of its own (or could not
+ * make its state): status, and text as one line of text/plain (none if
+ * even that finds no memory). */
+void
+http_text(struct evhttp_request *req, int status, const char *phrase,
+    const char *text)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	if (body != NULL)
+		evbuffer_add_printf(body, "%s\n", text);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "text/plain; charset=utf-8");
+	http_reply(req, status, phrase, body);
+	if (body != NULL)
+		evbuffer_free(body);
 }

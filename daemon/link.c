@@ -286,14 +286,14 @@ link_metrics(struct link *l, struct evhttp_request *req)
 	struct link_wait *w;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
-		evhttp_send_error(req, 503, "out of memory");
+		admin_reply_error(l->d, req, 503, "out of memory");
 		return;
 	}
 	w->id = ++l->next_id;
 	w->req = req;
 	if (ipc_send(l->ipc, IPC_METRICS, w->id, NULL) != 0) {
 		free(w);
-		evhttp_send_error(req, 503, "out of memory");
+		admin_reply_error(l->d, req, 503, "out of memory");
 		return;
 	}
 	wait_add(l, w);

@@ -352,7 +352,7 @@ metrics_reply(struct hsmcad *d, struct evhttp_request *req)
 	time_t now = clock_now();
 
 	if (b == NULL) {
-		evhttp_send_error(req, 503, "out of memory");
+		admin_reply_error(d, req, 503, "out of memory");
 		return;
 	}
 	counters(b);

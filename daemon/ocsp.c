@@ -829,8 +829,17 @@ ocsp_job_miss(struct hsm *h, struct store *st, struct ocsp_cache *c,
 	memset(&g, 0, sizeof(g));
 	memset(&rec, 0, sizeof(rec));
 	err_clear(&e);
-	if (store_get_generation(st, job->gen_id, &g, &e) != 0 ||
-	    issuer_open(h, st, &g, ca, &iss, &e) != 0 ||
+	if (store_get_generation(st, job->gen_id, &g, &e) != 0)
+		goto fail;
+	/* Ended since the front looked (gen_ended): nothing to sign with
+	 * (and no responder to make), as after a restart. */
+	if (!gen_serves(&g, now)) {
+		job->status = 404;
+		snprintf(job->reason, sizeof(job->reason), "CA generation "
+		    "%lld has ended", (long long)g.id);
+		goto out;
+	}
+	if (issuer_open(h, st, &g, ca, &iss, &e) != 0 ||
 	    cache_add_issuer(c, g.id, iss->cert, &e) != 0)
 		goto fail;
 	signer_setup(h, st, iss, g.key_type, ca->ocsp_signer, 1, &sg,
@@ -1001,7 +1010,60 @@ ocsp_serve_stop(struct hsmcad *d)
 	d->ocsp_ev = NULL;
 	ocsp_cache_free(d->ocsp);
 	d->ocsp = NULL;
+	free(d->ocsp_ends);
+	d->ocsp_ends = NULL;
+	d->nocsp_ends = 0;
 	responders_free();
+}
+
+/* The end of a generation the cache answers for, read from the store
+ * the first time a miss names it (it never changes). */
+struct ocsp_gen_end {
+	int64_t		gen_id;
+	time_t		not_after;
+	int		told;		/* the log said it ended */
+};
+
+/* 1 if generation gen_id has ended at now. The cache answers for every
+ * generation that served since hsmcad started, a restarted hsmcad only
+ * for those that serve (gen_serves): for one that ended since, the
+ * running one answers as a restarted one, unauthorized (not ours), with
+ * one log line per generation, rather than ask the signer for what it
+ * can no longer sign. */
+static int
+gen_ended(struct hsmcad *d, int64_t gen_id, time_t now)
+{
+	struct store_generation g;
+	struct ocsp_gen_end *v, *end = NULL;
+	struct hsmca_err e;
+	char t[32];
+
+	for (size_t i = 0; i < d->nocsp_ends && end == NULL; i++)
+		if (d->ocsp_ends[i].gen_id == gen_id)
+			end = &d->ocsp_ends[i];
+	if (end == NULL) {
+		memset(&g, 0, sizeof(g));
+		if (store_get_generation(d->st, gen_id, &g, &e) != 0 ||
+		    (v = reallocarray(d->ocsp_ends, d->nocsp_ends + 1,
+		    sizeof(*v))) == NULL) {
+			store_generation_free_fields(&g);
+			return 0;	/* the signer looks (ocsp_job_miss) */
+		}
+		d->ocsp_ends = v;
+		end = &v[d->nocsp_ends++];
+		end->gen_id = gen_id;
+		end->not_after = g.not_after;
+		end->told = 0;
+		store_generation_free_fields(&g);
+	}
+	if (end->not_after >= now)
+		return 0;
+	if (!end->told)
+		log_info("OCSP: CA generation %lld ended at %s: requests for "
+		    "its certificates are answered unauthorized", (long long)
+		    gen_id, clock_format(end->not_after, t, sizeof(t)));
+	end->told = 1;
+	return 1;
 }
 
 /* One token per signature for a miss, OCSP_UNKNOWN_RATE a second. */
@@ -1024,6 +1086,17 @@ miss_allowed(struct hsmcad *d)
 	return 1;
 }
 
+/* A refusal in plain text (the request is not OCSP, or no OCSP answer
+ * could be made). */
+static void
+plain(struct evhttp_request *req, int status, const char *phrase,
+    const char *text)
+{
+	http_text(req, status, phrase, text);
+	log_info("client=- %s /ocsp %d: %s",
+	    http_method_name(evhttp_request_get_command(req)), status, text);
+}
+
 /* A response, with RFC 5019 6.2's caching headers (made when it was
  * cached) for a pre-signed one fetched with GET (or HEAD): a cache may
  * keep it until hsmcad would sign a fresher one. */
@@ -1038,8 +1111,9 @@ reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
 	time_t fresh;
 
 	if (body == NULL || evbuffer_add(body, der, len) != 0) {
-		evhttp_send_error(req, 500, NULL);
-		evbuffer_free(body);
+		if (body != NULL)
+			evbuffer_free(body);
+		plain(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", "application/ocsp-response");
@@ -1075,27 +1149,11 @@ reply_error(struct evhttp_request *req, int status, const char *what)
 	struct hsmca_err e;
 
 	if (ocsp_error(status, &der, &len, &e) != 0) {
-		evhttp_send_error(req, 500, NULL);
+		plain(req, 500, "Internal Server Error", e.msg);
 		return;
 	}
 	reply(req, der, len, what);
 	OPENSSL_free(der);
-}
-
-static void
-plain(struct evhttp_request *req, int status, const char *phrase,
-    const char *text)
-{
-	struct evbuffer *body = evbuffer_new();
-
-	if (body != NULL)
-		evbuffer_add_printf(body, "%s\n", text);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "text/plain; charset=utf-8");
-	http_reply(req, status, phrase, body);
-	evbuffer_free(body);
-	log_info("client=- %s /ocsp %d",
-	    http_method_name(evhttp_request_get_command(req)), status);
 }
 
 struct ocsp_wait {
@@ -1110,6 +1168,9 @@ miss_done(struct signer_job *job, void *arg)
 
 	if (job->status == 200)
 		reply(w->req, job->p7_der, job->p7_len, "signed on demand");
+	else if (job->status == 404)
+		reply_error(w->req, OCSP_RESPONSE_STATUS_UNAUTHORIZED,
+		    "unauthorized: the generation ended");
 	else {
 		log_warnx("OCSP: serial %s of generation %lld: %s",
 		    job->serial, (long long)job->gen_id, job->reason);
@@ -1146,6 +1207,11 @@ answer(struct hsmcad *d, struct evhttp_request *req, const unsigned char *r,
 		return;
 	}
 	/* A miss for one of our generations. */
+	if (gen_ended(d, q.gen_id, clock_now())) {
+		reply_error(req, OCSP_RESPONSE_STATUS_UNAUTHORIZED,
+		    "unauthorized: the generation ended");
+		return;
+	}
 	if (d->draining || !miss_allowed(d)) {
 		reply_error(req, OCSP_RESPONSE_STATUS_TRYLATER, "tryLater");
 		return;
@@ -1246,9 +1312,8 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 		answer(d, req, buf, n);
 		return;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-	    strcmp(uri, "/ocsp") == 0 ? "POST" : strcmp(uri, "/ocsp/") == 0 ?
-	    "GET, HEAD, POST" : "GET, HEAD");
+	http_method_refused(req, strcmp(uri, "/ocsp") == 0 ? "POST" :
+	    strcmp(uri, "/ocsp/") == 0 ? "GET, HEAD, POST" : "GET, HEAD");
 	plain(req, 405, "Method Not Allowed",
 	    "POST /ocsp or GET (or HEAD) /ocsp/<base64 request>");
 }

@@ -9,6 +9,9 @@
  *                         before hsmcad's fix: libevent then serves the
  *                         connection over a plain socket of its own
  *   FRONT_FAULT_BUFFEREVENT  bufferevent_socket_new returns NULL
+ *   FRONT_FAULT_CLOCK     not a fault: while the file exists, hsmcad's
+ *                         clock (HSMCA_NOW, lib/clock.c) is its mtime,
+ *                         in every process (touch -d @T moves it)
  *
  * A control file's size in bytes is how many calls fail from when it
  * last changed (write a new file and rename it over the old one). The
@@ -132,6 +135,33 @@ bufferevent_socket_new(struct event_base *base, evutil_socket_t fd,
 	if (inject(FAULT_BUFFEREVENT))
 		return NULL;
 	return real_bufferevent_socket_new(base, fd, options);
+}
+
+/* getenv, as the C library's but for HSMCA_NOW under FRONT_FAULT_CLOCK
+ * (read by name each time: it may be called before the constructor). */
+extern char **environ;
+
+char *
+getenv(const char *name)
+{
+	static __thread char now[32];
+	const char *clock;
+	struct stat st;
+	size_t n;
+
+	if (strchr(name, '=') != NULL)
+		return NULL;
+	n = strlen(name);
+	if (strcmp(name, "HSMCA_NOW") == 0 &&
+	    (clock = getenv("FRONT_FAULT_CLOCK")) != NULL &&
+	    stat(clock, &st) == 0) {
+		snprintf(now, sizeof(now), "%lld", (long long)st.st_mtime);
+		return now;
+	}
+	for (char **e = environ; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
 }
 
 /* The callbacks hsmcad gave evhttp, one per listener. */

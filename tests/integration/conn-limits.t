@@ -21,16 +21,11 @@ CAP=20
 HCAP=20
 ACAP=5
 est_setup conn
+all_listeners
 # A long timeout: the idle connections must outlive the test's checks.
-sed -i "s/^timeout = .*/timeout = 60s/; s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0\nmax-connections = $CAP\nmax-http-connections = $HCAP|" "$CONF"
-cat >>"$CONF" <<EOC
-
-[admin]
-listen = 127.0.0.1:0
-client-ca = $CADIR/factory.pem
-max-connections = $ACAP
-auditors = CN=dev-1
-EOC
+sed -i "s/^timeout = .*/timeout = 60s/; s|^\[daemon\]|[daemon]\nmax-connections = $CAP\nmax-http-connections = $HCAP|" "$CONF"
+# [admin] is the last section.
+echo "max-connections = $ACAP" >>"$CONF"
 
 # hold.py MODE HOST PORT N STATUS: N connections to HOST:PORT, each idle
 # (MODE idle) or sending one GET and closing once answered (MODE get).

@@ -21,12 +21,10 @@ cat "$CADIR/ica.pem" "$CADIR/root.pem" >"$CADIR/chain.pem"
 # label without the CN rule, so one factory certificate enrolls them all.
 sed -i 's/^workers = .*/workers = 1/' "$CONF"
 bootstrap_cert audrey
+# The admin API alone: a plain HTTP listener would start OCSP
+# pre-signing on the one worker.
+admin_listener auditors audrey
 cat >>"$CONF" <<EOC
-
-[admin]
-listen = 127.0.0.1:0
-client-ca = $CADIR/factory.pem
-auditors = CN=audrey
 
 [est line]
 profile = device

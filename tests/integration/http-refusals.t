@@ -57,6 +57,61 @@ raw_request "$HTTP_PORT" 'PATCH /crl/2.crl HTTP/1.1\r\nHost: localhost\r\nConnec
 check "a method it knows and the path does not take: still 405 with Allow" \
 	sh -c "grep -q '^HTTP/1.1 405 ' '$WORK/last.out' && grep -qi '^Allow: GET, HEAD' '$WORK/last.out'"
 
+# ---- a method the path does not take, with a body ----
+# libevent reads no body for some methods (Debian 12's 2.1.12: HEAD and
+# TRACE, as for those it does not know; which ones differs between its
+# releases): on a kept connection such a body was parsed as the
+# next request (a TRACE got its 405, then its body was answered as a
+# request of its own). Every 405 closes the connection: the body (here
+# a request) and the GET pipelined after it are never answered.
+# pipelined METHOD PATH GET: METHOD PATH with a request for GET as its
+# body, then that request again on the same connection.
+pipelined() {
+	b="GET $3 HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n"
+	printf '%s %s HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: %d\\r\\n\\r\\n%s%s' \
+		"$1" "$2" $((${#3} + 34)) "$b" "$b"
+}
+# answered_head STATUS: as answered, to a HEAD: headers alone.
+answered_head() {
+	[ "$RC" = 0 ] && head -1 "$WORK/last.out" | grep -q "^HTTP/1.1 $1 " &&
+		grep -qi '^Connection: close' "$WORK/last.out" && headers_only &&
+		[ "$(grep -c '^HTTP/1.1 ' "$WORK/last.out")" -eq 1 ]
+}
+raw_request "$HTTP_PORT" "$(pipelined TRACE /crl/2.crl /crl/2.crl)"
+check "plain HTTP: TRACE on a CRL, a body and a GET after it: one answer, the 405" \
+	answered 405 "GET (or HEAD) only"
+check "... with Allow" grep -qi '^Allow: GET, HEAD' "$WORK/last.out"
+raw_request "$HTTP_PORT" "$(pipelined DELETE /crl/2.crl /crl/2.crl)"
+check "... DELETE (whose body libevent 2.1.12 reads): the same" \
+	answered 405 "GET (or HEAD) only"
+raw_request "$HTTP_PORT" "$(pipelined TRACE /ocsp/ /crl/2.crl)"
+check "... TRACE on the OCSP responder: the same" \
+	answered 405 "POST /ocsp or GET (or HEAD) /ocsp/<base64 request>"
+raw_request "$HTTP_PORT" "$(pipelined HEAD /ocsp /crl/2.crl)"
+check "... HEAD on POST /ocsp: the 405's headers alone" answered_head 405
+raw_request "$PORT" "$(pipelined TRACE /.well-known/est/cacerts /.well-known/est/cacerts)" \
+	"$CADIR/root.pem"
+check "EST: TRACE on cacerts with a body, then a GET: one answer, the 405" \
+	answered 405 "cacerts takes GET (or HEAD)"
+raw_request "$PORT" "$(pipelined HEAD /.well-known/est/simpleenroll /.well-known/est/cacerts)" \
+	"$CADIR/root.pem" "$WORK/dev-1.boot.pem" "$WORK/dev-1.boot.key"
+check "... HEAD on an enrollment endpoint: the 405's headers alone" \
+	answered_head 405
+raw_request "$ADMIN_PORT" "$(pipelined TRACE /metrics /metrics)" \
+	"$CADIR/root.pem" "$WORK/dev-1.boot.pem" "$WORK/dev-1.boot.key"
+check "admin API: TRACE on /metrics with a body, then a GET: one answer, the 405" \
+	answered 405 '{"error":"use GET"}'
+raw_request "$ADMIN_PORT" "$(pipelined HEAD /api/v1/run /metrics)" \
+	"$CADIR/root.pem" "$WORK/dev-1.boot.pem" "$WORK/dev-1.boot.key"
+check "... HEAD on /api/v1/run: the 405's headers alone" answered_head 405
+# A HEAD that is served reads no body either.
+raw_request "$HTTP_PORT" "$(pipelined HEAD /crl/2.crl /crl/2.crl)"
+check "a HEAD of a CRL with a body, then a GET: one answer, its headers" \
+	answered_head 200
+raw_request "$PORT" "$(pipelined HEAD /.well-known/est/cacerts /.well-known/est/cacerts)" \
+	"$CADIR/root.pem"
+check "... of cacerts: the same" answered_head 200
+
 # ---- what libevent 2.1 still answers itself ----
 # libevent_refused STATUS: libevent's own refusal, STATUS, closing the connection.
 libevent_refused() {

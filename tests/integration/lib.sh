@@ -287,18 +287,24 @@ serverkeygen = true
 EOC
 }
 
-# all_listeners [ROLE]: after est_setup, plain HTTP (http-listen) and the
-# admin API too, where CN=dev-1 (its bootstrap certificate, from the
-# factory CA) is one of ROLE (default auditors).
-all_listeners() {
-	sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
+# admin_listener [ROLE [CN]]: after est_setup, the admin API, where CN
+# (default dev-1: its bootstrap certificate, from the factory CA) is one
+# of ROLE (default auditors).
+admin_listener() {
 	cat >>"$CONF" <<EOC
 
 [admin]
 listen = 127.0.0.1:0
 client-ca = $CADIR/factory.pem
-${1:-auditors} = CN=dev-1
+${1:-auditors} = CN=${2:-dev-1}
 EOC
+}
+
+# all_listeners [ROLE]: after est_setup, plain HTTP (http-listen) and the
+# admin API too (admin_listener ROLE).
+all_listeners() {
+	sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
+	admin_listener "$@"
 }
 
 # bootstrap_cert CN [FACTORY]: a factory-issued certificate in $WORK/CN.boot.{key,pem}
