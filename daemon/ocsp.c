@@ -277,7 +277,13 @@ out:
 	if (key != NULL && made) {
 		struct hsmca_err e2;
 
-		hsm_destroy_key(h, key, &e2);	/* undo a key never used */
+		/* Undo a key never used: no store row names it, so nothing
+		 * retires it later. */
+		err_clear(&e2);
+		if (hsm_destroy_key(h, key, &e2) != 0)
+			log_errorx("OCSP: responder key %s of CA generation "
+			    "%lld, never used, stays in the token: %s",
+			    hsm_key_uri(key), (long long)iss->gen_id, e2.msg);
 	}
 	hsm_key_free(key);
 	X509_free(fresh.cert);
@@ -385,7 +391,9 @@ retire_key(struct hsm *h, struct store *st,
 	int ret;
 
 	err_clear(&e);
-	/* Not found: gone already, or a name that is not one key. */
+	/* Not found: gone already. Several keys under the URI
+	 * (HSMCA_ERR_KEY_AMBIGUOUS), or a private key without its public
+	 * key (HSMCA_ERR_HSM), are not gone: logged and kept. */
 	if ((ret = hsm_load_key(h, uri, &k, &e)) == HSMCA_ERR_KEY_NOT_FOUND)
 		return;
 	if (ret != 0)
@@ -407,7 +415,8 @@ retire_key(struct hsm *h, struct store *st,
 			responders[i] = responders[--nresponders];
 			break;
 		}
-	(void)hsm_destroy_key(h, k, &e);
+	if (hsm_destroy_key(h, k, &e) != 0)
+		goto fail;
 	hsm_key_free(k);
 	k = NULL;
 	err_clear(&e);
