@@ -205,14 +205,6 @@ partial
 check "HEAD without a certificate: 401, headers only" \
 	sh -c "grep -q '^HTTP/1.1 401 ' '$WORK/last.out' && ! grep -q 'error' '$WORK/last.out'"
 
-# child_named NAME: the pid of the daemon's child whose comm is NAME.
-child_named() {
-	for s in /proc/[0-9]*/stat; do
-		p=${s#/proc/}; p=${p%/stat}
-		[ "$(awk '{ print $4 }' "$s" 2>/dev/null)" = "$HSMCAD_PID" ] || continue
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ] && { echo "$p"; return; }
-	done
-}
 # Four clients without a certificate post 40 MiB each at once: the front's
 # peak memory grows by less than one body (it grew by all four).
 FRONT=$(child_named hsmcad-front)

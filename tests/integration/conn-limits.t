@@ -194,12 +194,7 @@ check "... HTTP too ($n)" test "$n" -eq 1
 # A reload that raises the cap lets the next client in, the idle ones
 # still open.
 sed -i "s/^max-connections = $CAP\$/max-connections = $((CAP + 5))/" "$CONF"
-n=$(grep -c "reloaded:" "$CADIR/hsmcad.log")
-kill -HUP "$HSMCAD_PID"
-i=0
-until [ "$(grep -c "reloaded:" "$CADIR/hsmcad.log")" -gt "$n" ] || [ $i -ge 200 ]; do
-	i=$((i + 1)); sleep 0.05
-done
+hsmcad_reload
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CADIR/root.pem" "$URL/cacerts")
 check "after a reload to max-connections = $((CAP + 5)), EST answers a new client ($STATUS)" \
 	test "$STATUS" = 200

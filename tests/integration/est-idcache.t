@@ -109,8 +109,7 @@ sed "0,\|^bootstrap-ca = $CADIR/factory.pem|s||bootstrap-ca = $WORK/other.pem|" 
 check "the [est] label now trusts another factory CA" \
 	test "$(grep -c "^bootstrap-ca = $WORK/other.pem" "$CONF")" -eq 1
 reloads=$(grep -c "reloaded:" "$CADIR/hsmcad.log")
-kill -HUP "$HSMCAD_PID"
-i=0; until [ "$(grep -c "reloaded:" "$CADIR/hsmcad.log")" -gt "$reloads" ] || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.05; done
+hsmcad_reload
 check "hsmcad reloaded" test "$(grep -c "reloaded:" "$CADIR/hsmcad.log")" -gt "$reloads"
 rows=$(count_rows)
 # shellcheck disable=SC2086

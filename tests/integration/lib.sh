@@ -371,18 +371,33 @@ hsmcad_stop() {
 	fi
 }
 
+# child_named NAME: the pid of the daemon's child whose comm is NAME.
+child_named() {
+	for s in /proc/[0-9]*/stat; do
+		p=${s#/proc/}; p=${p%/stat}
+		[ "$(awk '{ print $4 }' "$s" 2>/dev/null)" = "$HSMCAD_PID" ] || continue
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ] && { echo "$p"; return; }
+	done
+}
+
+# hsmcad_reload: SIGHUP to the running hsmcad; returns once its log says
+# it reloaded (or after 10 s; the caller checks what the reload did).
+hsmcad_reload() {
+	rl_n=$(grep -c "reloaded:" "$CADIR/hsmcad.log")
+	kill -HUP "$HSMCAD_PID"
+	rl_i=0
+	until [ "$(grep -c "reloaded:" "$CADIR/hsmcad.log")" -gt "$rl_n" ] || [ $rl_i -ge 200 ]; do
+		rl_i=$((rl_i + 1)); sleep 0.05
+	done
+}
+
 # rotate_to GEN: the appliance's admin rotates the CA (ca rotate, then
 # ca activate GEN), and SIGHUP has the running hsmcad load the generations
 # again; returns once it says it reloaded.
 rotate_to() {
 	expect_ok "ca rotate" hsmca ca rotate
 	expect_ok "ca activate $1" hsmca ca activate "$1"
-	rt_n=$(grep -c "reloaded:" "$CADIR/hsmcad.log")
-	kill -HUP "$HSMCAD_PID"
-	rt_i=0
-	until [ "$(grep -c "reloaded:" "$CADIR/hsmcad.log")" -gt "$rt_n" ] || [ $rt_i -ge 200 ]; do
-		rt_i=$((rt_i + 1)); sleep 0.05
-	done
+	hsmcad_reload
 }
 
 # est_post OP FILE.b64 [CURL ARGS...]: POST a base64 CSR; body in

@@ -21,14 +21,6 @@ export HSMCA_PS_PIN
 hsmcad_start
 
 
-# child_named NAME: the pid of the daemon's child whose comm is NAME.
-child_named() {
-	for s in /proc/[0-9]*/stat; do
-		p=${s#/proc/}; p=${p%/stat}
-		[ "$(awk '{ print $4 }' "$s" 2>/dev/null)" = "$HSMCAD_PID" ] || continue
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ] && { echo "$p"; return; }
-	done
-}
 FRONT=$(child_named hsmcad-front)
 SIGNER=$(child_named hsmcad-signer)
 check "the parent has a front child ($FRONT)" test -n "$FRONT"
