@@ -1097,13 +1097,29 @@ out:
 	return ret;
 }
 
-/* The libp11 EVP_PKEY of the private key with this CKA_ID. */
+/* Labels are equal, an absent one equal to an empty one. */
+static int
+label_eq(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/* The libp11 EVP_PKEY of the private key raw PKCS#11 found: the one
+ * private key with its CKA_ID and CKA_LABEL, whose public half (libp11
+ * takes it from a public object with the same CKA_ID) is pub. Two keys
+ * sharing an id and label are ambiguous (raw_find would have said so,
+ * unless the token changed since); a public half that is not pub means
+ * libp11 paired the key with another key's public object, and
+ * OCSP_basic_sign and TLS, which match the key to a certificate with
+ * libp11's public half, would refuse or go wrong. */
 static int
 p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
-    EVP_PKEY **out, struct hsmca_err *e)
+    const char *label, const EVP_PKEY *pub, EVP_PKEY **out,
+    struct hsmca_err *e)
 {
-	PKCS11_KEY *keys = NULL;
-	unsigned int n = 0;
+	PKCS11_KEY *keys = NULL, *key = NULL;
+	unsigned int n = 0, count = 0;
+	const char *name = label != NULL && *label != '\0' ? label : "(no label)";
 	int ret;
 
 	*out = NULL;
@@ -1121,20 +1137,42 @@ p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
 		    "token '%s'", h->token_label);
 		goto out;
 	}
-	/* The token has the key (raw PKCS#11 found it): not "not found". */
-	ret = err_set(e, HSMCA_ERR_HSM, "libp11 does not see the key in "
-	    "token '%s'", h->token_label);
 	for (unsigned int i = 0; i < n; i++) {
 		if (!keys[i].isPrivate || keys[i].id_len != id_len ||
-		    memcmp(keys[i].id, id, id_len) != 0)
+		    memcmp(keys[i].id, id, id_len) != 0 ||
+		    !label_eq(keys[i].label, label))
 			continue;
-		if ((*out = PKCS11_get_private_key(&keys[i])) == NULL)
-			ret = err_set_ssl(e, HSMCA_ERR_HSM, "libp11 cannot use "
-			    "key %s", keys[i].label ? keys[i].label : "?");
-		else
-			ret = 0;
-		break;
+		if (count++ == 0)
+			key = &keys[i];
 	}
+	/* The token has the key (raw PKCS#11 found it): not "not found". */
+	if (count == 0) {
+		ret = err_set(e, HSMCA_ERR_HSM, "libp11 does not see key %s "
+		    "in token '%s'", name, h->token_label);
+		goto out;
+	}
+	if (count > 1) {
+		ret = err_set(e, HSMCA_ERR_KEY_AMBIGUOUS, "libp11 sees %u "
+		    "private keys with the CKA_ID and label of key %s in "
+		    "token '%s', not one", count, name, h->token_label);
+		goto out;
+	}
+	if ((*out = PKCS11_get_private_key(key)) == NULL) {
+		ret = err_set_ssl(e, HSMCA_ERR_HSM, "libp11 cannot use key %s",
+		    name);
+		goto out;
+	}
+	if (EVP_PKEY_eq(*out, pub) != 1) {
+		EVP_PKEY_free(*out);
+		*out = NULL;
+		ERR_clear_error();
+		ret = err_set(e, HSMCA_ERR_KEY_AMBIGUOUS, "libp11 pairs key %s "
+		    "in token '%s' with another public key than its own: "
+		    "another key shares its CKA_ID (give each key its own)",
+		    name, h->token_label);
+		goto out;
+	}
+	ret = 0;
 out:
 	hsm_sign_leave(h);
 	return ret;
@@ -1168,7 +1206,8 @@ key_complete(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
 	}
 	if ((ret = raw_public_key(h, s, pub, &k->pub, e)) != 0)
 		goto out;
-	if ((ret = p11_private_key(h, k->id, k->id_len, &k->priv, e)) != 0)
+	if ((ret = p11_private_key(h, k->id, k->id_len, k->label, k->pub,
+	    &k->priv, e)) != 0)
 		goto out;
 	if ((k->uri = uri_make(h->token_label, k->id, k->id_len,
 	    k->label)) == NULL) {
@@ -1494,9 +1533,9 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 {
 	struct hsm_uri u;
 	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-	CK_OBJECT_HANDLE priv, pub;
-	unsigned char *id = NULL;
-	size_t id_len = 0;
+	CK_OBJECT_HANDLE priv, pub, other;
+	unsigned char *id = NULL, *label = NULL;
+	size_t id_len = 0, label_len = 0;
 	int ret;
 
 	*out = NULL;
@@ -1518,14 +1557,33 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	if ((ret = raw_find(h, s, CKO_PRIVATE_KEY, u.id, u.id_len, u.object,
 	    uri, &priv, e)) != 0)
 		goto out;
-	/* The public object shares the private key's CKA_ID. */
+	/* The public object shares the private key's CKA_ID, and its label
+	 * when it has one: another key may share the id (key_complete
+	 * checks that libp11 sees the same pair). */
 	if (raw_attr(h, s, priv, CKA_ID, &id, &id_len) != 0) {
 		ret = err_set(e, HSMCA_ERR_HSM, "key has no CKA_ID");
 		goto out;
 	}
+	if (raw_attr(h, s, priv, CKA_LABEL, &label, &label_len) == 0)
+		label[label_len] = '\0';
+	ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len,
+	    label != NULL && label_len > 0 ? (char *)label : NULL, uri, &pub, e);
+	/* A public half labelled otherwise is the pair's only if no other
+	 * private key has the id. */
+	if (ret == HSMCA_ERR_KEY_NOT_FOUND && label != NULL && label_len > 0) {
+		ret = raw_find(h, s, CKO_PRIVATE_KEY, id, id_len, NULL, uri,
+		    &other, e);
+		if (ret == HSMCA_ERR_KEY_AMBIGUOUS)
+			ret = err_set(e, ret, "key URI %s: no public key in "
+			    "token '%s' has the private key's CKA_ID and label, "
+			    "and other private keys share its CKA_ID", uri,
+			    h->token_label);
+		else if (ret == 0)
+			ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len, NULL,
+			    uri, &pub, e);
+	}
 	/* A private key without it is there all the same: not "not found". */
-	if ((ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len, NULL, uri, &pub,
-	    e)) == HSMCA_ERR_KEY_NOT_FOUND)
+	if (ret == HSMCA_ERR_KEY_NOT_FOUND)
 		ret = err_set(e, HSMCA_ERR_HSM, "key URI %s: the private key is "
 		    "in token '%s' but no public key has its CKA_ID", uri,
 		    h->token_label);
@@ -1534,6 +1592,7 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	ret = key_complete(h, s, priv, pub, out, e);
 out:
 	free(id);
+	free(label);
 	raw_close(h, s);
 	hsm_uri_free(&u);
 	return ret;
