@@ -14,8 +14,9 @@
  * Settings (the control file or PKCS11_FAULT), words separated by blanks:
  *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse
  *   rate=PERCENT          of the calls concerned (default 100)
- *   on=sign,open,login,destroy  the calls concerned (default the first
- *                         three; destroy: C_DestroyObject)
+ *   on=sign,open,login,destroy,find  the calls concerned (default the
+ *                         first three; destroy: C_DestroyObject; find:
+ *                         C_FindObjectsInit, a key lookup)
  *
  *   device   CKR_DEVICE_ERROR, nothing else changes
  *   session  the session is really closed, CKR_SESSION_HANDLE_INVALID
@@ -65,6 +66,7 @@ static const char *const fault_names[] = {
 #define ON_OPEN		0x2
 #define ON_LOGIN	0x4
 #define ON_DESTROY	0x8
+#define ON_FIND		0x10
 
 struct settings {
 	enum fault	fault;
@@ -135,6 +137,8 @@ parse(const char *s, struct settings *st)
 				st->on |= ON_LOGIN;
 			if (strstr(p, "destroy") != NULL)
 				st->on |= ON_DESTROY;
+			if (strstr(p, "find") != NULL)
+				st->on |= ON_FIND;
 		}
 	}
 }
@@ -506,6 +510,20 @@ w_DestroyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o)
 	return rv;
 }
 
+static CK_RV
+w_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
+{
+	CK_RV rv;
+
+	if (removed())
+		return CKR_TOKEN_NOT_PRESENT;
+	enter(h, "C_FindObjectsInit");
+	if ((rv = inject("C_FindObjectsInit", ON_FIND, 6, h)) == CKR_OK)
+		rv = real->C_FindObjectsInit(h, t, n);
+	leave(h);
+	return rv;
+}
+
 /* Every other call that names a session: the concurrency check, and
  * CKR_TOKEN_NOT_PRESENT while the token is out. */
 #define SESSION_FN(name, decl, args)					\
@@ -530,8 +548,6 @@ SESSION_FN(SignUpdate, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG l),
     (h, d, l))
 SESSION_FN(SignFinal, (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR l),
     (h, s, l))
-SESSION_FN(FindObjectsInit, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t,
-    CK_ULONG n), (h, t, n))
 SESSION_FN(FindObjects, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o,
     CK_ULONG max, CK_ULONG_PTR n), (h, o, max, n))
 SESSION_FN(FindObjectsFinal, (CK_SESSION_HANDLE h), (h))
