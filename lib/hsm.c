@@ -92,8 +92,9 @@ struct hsm_key {
 	char		*uri;
 };
 
+/* The name of a PKCS#11 return value, NULL for one hsmca does not know. */
 static const char *
-ckr_name(CK_RV rv)
+ckr_known(CK_RV rv)
 {
 	switch (rv) {
 	case CKR_OK: return "CKR_OK";
@@ -116,8 +117,28 @@ ckr_name(CK_RV rv)
 	case CKR_CRYPTOKI_NOT_INITIALIZED: return "CKR_CRYPTOKI_NOT_INITIALIZED";
 	case CKR_ACTION_PROHIBITED: return "CKR_ACTION_PROHIBITED";
 	case CKR_OBJECT_HANDLE_INVALID: return "CKR_OBJECT_HANDLE_INVALID";
-	default: return "CKR_?";
+	default: return NULL;
 	}
+}
+
+/* A PKCS#11 return value's name, or its value in hex (CKR_0x80000123):
+ * returned by value, its .s used within the expression, so that signer
+ * threads share no buffer. */
+struct ckr_str {
+	char	s[32];
+};
+
+static struct ckr_str
+ckr_name(CK_RV rv)
+{
+	struct ckr_str r;
+	const char *name;
+
+	if ((name = ckr_known(rv)) != NULL)
+		snprintf(r.s, sizeof(r.s), "%s", name);
+	else
+		snprintf(r.s, sizeof(r.s), "CKR_0x%08lX", (unsigned long)rv);
+	return r;
 }
 
 /* ---- faults ---- */
@@ -469,7 +490,7 @@ raw_bind(struct hsm *h, const char *module, struct hsmca_err *e)
 	rv = h->p11->C_Initialize(&args);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
 		return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE,
-		    "C_Initialize: %s", ckr_name(rv));
+		    "C_Initialize: %s", ckr_name(rv).s);
 	return 0;
 }
 
@@ -521,7 +542,7 @@ token_attach(struct hsm *h, struct hsmca_err *e)
 	if (rv != CKR_OK) {
 		h->raw_s = CK_INVALID_HANDLE;
 		ret = err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "C_OpenSession on "
-		    "token '%s': %s", h->token_label, ckr_name(rv));
+		    "token '%s': %s", h->token_label, ckr_name(rv).s);
 		goto out;
 	}
 	rv = h->p11->C_Login(h->raw_s, CKU_USER, (CK_UTF8CHAR *)pin,
@@ -531,7 +552,7 @@ token_attach(struct hsm *h, struct hsmca_err *e)
 		 * only unavailable. */
 		ret = err_set(e, rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED ?
 		    HSMCA_ERR_PIN : HSMCA_ERR_HSM_UNAVAILABLE, "login to token "
-		    "'%s' refused: %s", h->token_label, ckr_name(rv));
+		    "'%s' refused: %s", h->token_label, ckr_name(rv).s);
 		h->p11->C_CloseSession(h->raw_s);
 		h->raw_s = CK_INVALID_HANDLE;
 		goto out;
@@ -931,10 +952,11 @@ static int
 raw_error(struct hsm *h, CK_RV rv, const char *what, struct hsmca_err *e)
 {
 	if (!ckr_is_fault(rv))
-		return err_set(e, HSMCA_ERR_HSM, "%s: %s", what, ckr_name(rv));
-	hsm_fault(h, "%s: %s", what, ckr_name(rv));
+		return err_set(e, HSMCA_ERR_HSM, "%s: %s", what,
+		    ckr_name(rv).s);
+	hsm_fault(h, "%s: %s", what, ckr_name(rv).s);
 	return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "%s: %s", what,
-	    ckr_name(rv));
+	    ckr_name(rv).s);
 }
 
 /* The one object of class cls with this id and/or label; uri, the key
@@ -1119,7 +1141,8 @@ p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
 {
 	PKCS11_KEY *keys = NULL, *key = NULL;
 	unsigned int n = 0, count = 0;
-	const char *name = label != NULL && *label != '\0' ? label : "(no label)";
+	const char *name = label != NULL && *label != '\0' ? label :
+	    "(no label)";
 	int ret;
 
 	*out = NULL;
@@ -1132,7 +1155,7 @@ p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
 	if (PKCS11_enumerate_keys(h->slot->token, &keys, &n) != 0) {
 		if (ckr_is_fault(ERR_GET_REASON(ERR_peek_last_error())))
 			hsm_fault(h, "cannot list the keys: %s",
-			    ckr_name(ERR_GET_REASON(ERR_peek_last_error())));
+			    ckr_name(ERR_GET_REASON(ERR_peek_last_error())).s);
 		ret = err_set_ssl(e, HSMCA_ERR_HSM, "cannot list the keys of "
 		    "token '%s'", h->token_label);
 		goto out;
@@ -1357,7 +1380,7 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 	    t.npriv, &pub, &priv);
 	if (rv != CKR_OK) {
 		err_set(e, ret, "C_GenerateKeyPair (%s) in token '%s': %s",
-		    keytype_name(type), h->token_label, ckr_name(rv));
+		    keytype_name(type), h->token_label, ckr_name(rv).s);
 		goto out;
 	}
 	ret = key_adopt(h, s, priv, pub, out, e);
@@ -1504,11 +1527,13 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 		goto out;
 	ret = HSMCA_ERR_HSM;
 	if ((rv = h->p11->C_CreateObject(s, t.priv, t.npriv, &priv)) != CKR_OK) {
-		err_set(e, ret, "C_CreateObject (private key): %s", ckr_name(rv));
+		err_set(e, ret, "C_CreateObject (private key): %s",
+		    ckr_name(rv).s);
 		goto out;
 	}
 	if ((rv = h->p11->C_CreateObject(s, t.pub, t.npub, &pub)) != CKR_OK) {
-		err_set(e, ret, "C_CreateObject (public key): %s", ckr_name(rv));
+		err_set(e, ret, "C_CreateObject (public key): %s",
+		    ckr_name(rv).s);
 		h->p11->C_DestroyObject(s, priv);
 		goto out;
 	}
@@ -1664,7 +1689,7 @@ hsm_key_info(struct hsm *h, const struct hsm_key *k, struct hsm_key_info *out,
 		rv = h->p11->C_GetAttributeValue(s, o, a, 6);
 		if (rv != CKR_OK)
 			ret = err_set(e, HSMCA_ERR_HSM,
-			    "C_GetAttributeValue: %s", ckr_name(rv));
+			    "C_GetAttributeValue: %s", ckr_name(rv).s);
 	}
 	raw_close(h, s);
 	out->token = v[0];

@@ -195,4 +195,26 @@ expect_fail "a URI naming the stray key is refused (exit 4): its public half is 
 	hsmca issue --csr "$WORK/stray1.csr" --profile device --out "$WORK/stray-again.pem"
 check "no certificate was written" test ! -e "$WORK/stray-again.pem"
 
+# ---- a PKCS#11 return value hsmca has no name for ----
+# The shim answers the key lookup with a vendor-defined code: the
+# message gives its value (it used to say CKR_?); a known one its name.
+TOKEN=rv
+new_ca "$TOKEN"
+hsmca ca init >/dev/null || bail "ca init failed"
+fault_cli
+make_csr rv1 ec:P-256 /CN=dev-rv 2>/dev/null
+fault "fault=rv rv=0x80000123 on=find"
+expect_fail "an unknown code is named by its value (exit 4)" 4 \
+	"C_FindObjects: CKR_0x80000123\$" \
+	"$HSMCA" -c "$CADIR/shim.conf" issue --csr "$WORK/rv1.csr" --profile device --out "$WORK/rv1.pem"
+check "the shim returned it" grep -q 'inject C_FindObjectsInit rv 0x80000123' "$FLOG"
+check "no certificate was written" test ! -e "$WORK/rv1.pem"
+fault "fault=rv rv=0x6 on=find"
+expect_fail "a known code is named by its name (exit 4)" 4 \
+	"C_FindObjects: CKR_FUNCTION_FAILED\$" \
+	"$HSMCA" -c "$CADIR/shim.conf" issue --csr "$WORK/rv1.csr" --profile device --out "$WORK/rv1.pem"
+fault "fault=none"
+expect_ok "and with the shim quiet, issue works" \
+	"$HSMCA" -c "$CADIR/shim.conf" issue --csr "$WORK/rv1.csr" --profile device --out "$WORK/rv1.pem"
+
 done_testing

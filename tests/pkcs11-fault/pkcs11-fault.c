@@ -12,7 +12,7 @@
  *   PKCS11_FAULT_MAX_SESSIONS  open sessions above this are a violation
  *
  * Settings (the control file or PKCS11_FAULT), words separated by blanks:
- *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse
+ *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse|rv
  *   rate=PERCENT          of the calls concerned (default 100)
  *   on=sign,open,login,destroy,find  the calls concerned (default the
  *                         first three; destroy: C_DestroyObject; find:
@@ -31,6 +31,8 @@
  *   corrupt  C_Sign signs, then one byte of the signature is flipped
  *   refuse   CKR_ACTION_PROHIBITED, nothing else changes: the token
  *            refuses this request (as for an object not destroyable)
+ *   rv       the value of rv=VALUE (C syntax: 0x80000123), nothing else
+ *            changes: a code the application may not know
  *
  * Whatever the settings, the shim watches what the application does and
  * appends a "VIOLATION" line to the log when one session is used by two
@@ -54,12 +56,12 @@
 
 enum fault {
 	F_NONE, F_DEVICE, F_SESSION, F_LOGIN, F_REMOVED, F_HANG, F_CORRUPT,
-	F_STALL, F_REFUSE
+	F_STALL, F_REFUSE, F_RV
 };
 
 static const char *const fault_names[] = {
 	"none", "device", "session", "login", "removed", "hang", "corrupt",
-	"stall", "refuse"
+	"stall", "refuse", "rv"
 };
 
 #define ON_SIGN		0x1
@@ -72,6 +74,7 @@ struct settings {
 	enum fault	fault;
 	int		rate;
 	int		on;
+	CK_RV		rv;		/* fault=rv */
 };
 
 /* An open session, and the thread inside it, if any. */
@@ -117,6 +120,7 @@ parse(const char *s, struct settings *st)
 	st->fault = F_NONE;
 	st->rate = 100;
 	st->on = ON_SIGN | ON_OPEN | ON_LOGIN;
+	st->rv = CKR_GENERAL_ERROR;
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (p = strtok_r(buf, " \t\r\n", &save); p != NULL;
 	    p = strtok_r(NULL, " \t\r\n", &save)) {
@@ -127,6 +131,8 @@ parse(const char *s, struct settings *st)
 					st->fault = (enum fault)i;
 		} else if (strncmp(p, "rate=", 5) == 0)
 			st->rate = atoi(p + 5);
+		else if (strncmp(p, "rv=", 3) == 0)
+			st->rv = (CK_RV)strtoul(p + 3, NULL, 0);
 		else if (strncmp(p, "on=", 3) == 0) {
 			st->on = 0;
 			if (strstr(p, "sign") != NULL)
@@ -372,6 +378,9 @@ inject(const char *fn, int which, int idx, CK_SESSION_HANDLE h)
 	case F_REFUSE:
 		logf_("inject %s refuse", fn);
 		return CKR_ACTION_PROHIBITED;
+	case F_RV:
+		logf_("inject %s rv 0x%lx", fn, (unsigned long)st.rv);
+		return st.rv;
 	default:
 		return CKR_OK;
 	}
