@@ -351,9 +351,29 @@ retire_is_ca_key(const struct hsm_key *k, const struct store_generation *gens,
 	return 0;
 }
 
+/* The audit trail of a responder key's destruction: the intent first,
+ * committed before C_DestroyObject, then the outcome. A destruction
+ * whose outcome could not be written is completed once the key is found
+ * gone (retire_pending), so the trail never misses one, and a key the
+ * token kept is never recorded as destroyed. */
+enum retire_step {
+	RETIRE_BEGIN,		/* about to destroy */
+	RETIRE_DESTROYED,	/* destroyed, and loading it finds nothing */
+	RETIRE_KEPT,		/* the token refused, or kept it */
+	RETIRE_FOUND_GONE,	/* begun earlier, outcome unrecorded, gone */
+};
+
+/* What follows the key's URI in each record's detail. */
+#define RETIRE_BEGIN_S	": its destruction in the token begins"
+#define RETIRE_GONE_S	" destroyed in the token"
+#define RETIRE_KEPT_S	" kept in the token"
+
 struct retire_audit {
 	const struct store_generation	*g;
 	const char			*uri;
+	enum retire_step		 step;
+	const char			*why;		/* RETIRE_KEPT */
+	int64_t				 begun;		/* RETIRE_FOUND_GONE */
 };
 
 static int
@@ -364,17 +384,123 @@ retire_audit(struct store *w, void *arg, struct hsmca_err *e)
 	char object[32], detail[AUDIT_DETAIL_MAX], t[32];
 
 	snprintf(object, sizeof(object), "gen:%lld", (long long)ra->g->id);
-	snprintf(detail, sizeof(detail), "OCSP responder key %s destroyed in "
-	    "the token: the generation ended at %s, and with it every "
-	    "responder certificate of the key and every response it signed",
-	    ra->uri, clock_format(ra->g->not_after, t, sizeof(t)));
+	clock_format(ra->g->not_after, t, sizeof(t));
 	memset(&ev, 0, sizeof(ev));
 	ev.actor = "hsmcad";
 	ev.action = AUDIT_CA_ROTATE;
 	ev.object = object;
 	ev.outcome = AUDIT_OK;
 	ev.detail = detail;
+	switch (ra->step) {
+	case RETIRE_BEGIN:
+		snprintf(detail, sizeof(detail), "OCSP responder key %s"
+		    RETIRE_BEGIN_S ": the generation ended at %s, and with it "
+		    "every responder certificate of the key and every response "
+		    "it signed", ra->uri, t);
+		break;
+	case RETIRE_DESTROYED:
+		snprintf(detail, sizeof(detail), "OCSP responder key %s"
+		    RETIRE_GONE_S ": the generation ended at %s, and with it "
+		    "every responder certificate of the key and every response "
+		    "it signed", ra->uri, t);
+		break;
+	case RETIRE_KEPT:
+		ev.outcome = AUDIT_FAILED;
+		snprintf(detail, sizeof(detail), "OCSP responder key %s"
+		    RETIRE_KEPT_S ", its destruction failed: %s", ra->uri,
+		    ra->why);
+		break;
+	case RETIRE_FOUND_GONE:
+		snprintf(detail, sizeof(detail), "OCSP responder key %s"
+		    RETIRE_GONE_S ": found gone after its destruction began "
+		    "(audit record %lld), whose outcome was not recorded",
+		    ra->uri, (long long)ra->begun);
+		break;
+	}
 	return audit_append(w, &ev, e);
+}
+
+/* Write ra's record; 0 or the error, logged. */
+static int
+retire_record(struct store *st, struct retire_audit *ra)
+{
+	struct hsmca_err e;
+	int ret;
+
+	err_clear(&e);
+	if ((ret = store_write_with(st, retire_audit, ra, &e)) != 0)
+		log_warnx("OCSP: the audit record of the %s of responder key "
+		    "%s (CA generation %lld) not written: %s",
+		    ra->step == RETIRE_BEGIN ? "destruction about to begin" :
+		    "destruction", ra->uri, (long long)ra->g->id, e.msg);
+	return ret;
+}
+
+/* The last begun destruction of uri whose outcome is not recorded. */
+struct retire_scan {
+	const char	*uri;
+	const char	*object;
+	int64_t		 begun;
+};
+
+static int
+retire_scan_one(void *arg, const struct store_audit *r)
+{
+	struct retire_scan *rs = arg;
+	static const char pfx[] = "OCSP responder key ";
+	size_t n = strlen(rs->uri);
+	const char *d = r->detail;
+
+	if (d == NULL || r->actor == NULL || strcmp(r->actor, "hsmcad") != 0 ||
+	    r->object == NULL || strcmp(r->object, rs->object) != 0 ||
+	    strncmp(d, pfx, sizeof(pfx) - 1) != 0 ||
+	    strncmp(d + sizeof(pfx) - 1, rs->uri, n) != 0)
+		return 0;
+	d += sizeof(pfx) - 1 + n;
+	if (strncmp(d, RETIRE_BEGIN_S, sizeof(RETIRE_BEGIN_S) - 1) == 0)
+		rs->begun = r->id;
+	else if (strncmp(d, RETIRE_GONE_S, sizeof(RETIRE_GONE_S) - 1) == 0 ||
+	    strncmp(d, RETIRE_KEPT_S, sizeof(RETIRE_KEPT_S) - 1) == 0)
+		rs->begun = 0;
+	return 0;
+}
+
+/* uri is not in the token: if a destruction of it began and no outcome
+ * was recorded, record it now. */
+static void
+retire_pending(struct store *st, const struct store_generation *g,
+    const char *uri)
+{
+	struct store_audit_filter f;
+	struct retire_scan rs;
+	struct retire_audit ra;
+	struct hsmca_err e;
+	char object[32];
+
+	snprintf(object, sizeof(object), "gen:%lld", (long long)g->id);
+	memset(&f, 0, sizeof(f));
+	f.action = audit_action_name(AUDIT_CA_ROTATE);
+	memset(&rs, 0, sizeof(rs));
+	rs.uri = uri;
+	rs.object = object;
+	err_clear(&e);
+	if (store_audit_walk(st, &f, retire_scan_one, &rs, NULL, &e) != 0) {
+		log_warnx("OCSP: cannot read the audit trail of responder key "
+		    "%s: %s", uri, e.msg);
+		return;
+	}
+	if (rs.begun == 0)
+		return;
+	memset(&ra, 0, sizeof(ra));
+	ra.g = g;
+	ra.uri = uri;
+	ra.step = RETIRE_FOUND_GONE;
+	ra.begun = rs.begun;
+	if (retire_record(st, &ra) == 0)
+		log_info("OCSP: responder key %s of CA generation %lld is gone "
+		    "from the token: the outcome of its destruction (audit "
+		    "record %lld) is recorded", uri, (long long)g->id,
+		    (long long)rs.begun);
 }
 
 /* Destroy uri, a responder key of g that nothing needs any more, unless
@@ -384,18 +510,23 @@ retire_key(struct hsm *h, struct store *st,
     const struct store_generation *gens, size_t ngens,
     const struct store_generation *g, const char *uri)
 {
-	struct retire_audit ra = { g, uri };
+	struct retire_audit ra;
 	struct hsm_key *k = NULL;
 	struct hsmca_err e;
 	int64_t ca = 0;
-	int ret;
+	int begun = 0, ret;
 
+	memset(&ra, 0, sizeof(ra));
+	ra.g = g;
+	ra.uri = uri;
 	err_clear(&e);
 	/* Not found: gone already. Several keys under the URI
 	 * (HSMCA_ERR_KEY_AMBIGUOUS), or a private key without its public
 	 * key (HSMCA_ERR_HSM), are not gone: logged and kept. */
-	if ((ret = hsm_load_key(h, uri, &k, &e)) == HSMCA_ERR_KEY_NOT_FOUND)
+	if ((ret = hsm_load_key(h, uri, &k, &e)) == HSMCA_ERR_KEY_NOT_FOUND) {
+		retire_pending(st, g, uri);
 		return;
+	}
 	if (ret != 0)
 		goto fail;
 	if (hsm_key_public(k) == NULL) {
@@ -408,6 +539,14 @@ retire_key(struct hsm *h, struct store *st,
 		    (long long)g->id, (long long)ca);
 		goto out;
 	}
+	/* Nothing is destroyed that the audit trail does not announce. */
+	ra.step = RETIRE_BEGIN;
+	if (retire_record(st, &ra) != 0) {
+		snprintf(e.msg, sizeof(e.msg), "its destruction could not be "
+		    "recorded first");
+		goto fail;
+	}
+	begun = 1;
 	/* The table's handle on it goes first. */
 	for (size_t i = 0; i < nresponders; i++)
 		if (responders[i].gen_id == g->id) {
@@ -428,16 +567,20 @@ retire_key(struct hsm *h, struct store *st,
 	log_info("OCSP: responder key %s of CA generation %lld destroyed: "
 	    "the generation ended, nothing it signed is served", uri,
 	    (long long)g->id);
-	err_clear(&e);
-	if (store_write_with(st, retire_audit, &ra, &e) != 0)
-		log_warnx("OCSP: the audit record of the destruction of "
-		    "responder key %s (CA generation %lld) not written: %s",
-		    uri, (long long)g->id, e.msg);
+	/* Not written: retire_pending() writes it once the key is found
+	 * gone, at the next start. */
+	ra.step = RETIRE_DESTROYED;
+	(void)retire_record(st, &ra);
 	goto out;
 fail:
 	log_warnx("OCSP: responder key %s of CA generation %lld not "
 	    "destroyed (looked at again after a restart or an HSM fault): %s",
 	    uri, (long long)g->id, e.msg);
+	if (begun) {
+		ra.step = RETIRE_KEPT;
+		ra.why = e.msg;
+		(void)retire_record(st, &ra);
+	}
 out:
 	hsm_key_free(k);
 }

@@ -376,13 +376,18 @@ gen_keys_free(struct gen_keys *gk)
 	memset(gk, 0, sizeof(*gk));
 }
 
-/* The public key of generation id's certificate, or NULL and why not. */
+/* The public key of generation id's certificate, or NULL and why not;
+ * cp_id, the checkpoint it is for, is for the messages. A token that
+ * cannot say whether it holds the key (a fault, or a URI that matches
+ * several keys) is an error, not a verdict on the log. */
 static int
-gen_key(struct store *st, struct gen_keys *gk, int64_t id, EVP_PKEY **pub,
-    int *why, struct hsmca_err *e)
+gen_key(struct store *st, struct gen_keys *gk, int64_t id, int64_t cp_id,
+    EVP_PKEY **pub, int *why, struct hsmca_err *e)
 {
 	struct store_generation g;
 	struct gen_key *k;
+	struct hsm_key *hk = NULL;
+	struct hsmca_err he;
 	const unsigned char *p;
 	X509 *x = NULL;
 	int ret;
@@ -403,7 +408,7 @@ gen_key(struct store *st, struct gen_keys *gk, int64_t id, EVP_PKEY **pub,
 	if ((ret = store_get_generation(st, id, &g, e)) == HSMCA_ERR_NOT_FOUND)
 		k->why = CKPT_SIG_NO_GEN;
 	else if (ret != 0)
-		return ret;
+		goto out;
 	else if (g.cert_der == NULL)
 		k->why = CKPT_SIG_NO_CERT;
 	else {
@@ -413,24 +418,34 @@ gen_key(struct store *st, struct gen_keys *gk, int64_t id, EVP_PKEY **pub,
 			k->why = CKPT_SIG_NO_CERT;
 	}
 	if (k->pub != NULL && gk->h != NULL) {
-		struct hsm_key *hk = NULL;
-
-		if (g.key_uri == NULL ||
-		    hsm_load_key(gk->h, g.key_uri, &hk, NULL) != 0 ||
+		err_clear(&he);
+		ret = g.key_uri == NULL ? HSMCA_ERR_KEY_NOT_FOUND :
+		    hsm_load_key(gk->h, g.key_uri, &hk, &he);
+		if (ret != 0 && ret != HSMCA_ERR_KEY_NOT_FOUND) {
+			err_set(e, ret, "cannot check audit checkpoint %" PRId64
+			    ": the token cannot show CA generation %" PRId64
+			    "'s key: %s", cp_id, id, he.msg);
+			goto out;
+		}
+		if (ret != 0 ||
 		    EVP_PKEY_eq(hsm_key_public(hk), k->pub) != 1) {
 			EVP_PKEY_free(k->pub);
 			k->pub = NULL;
 			k->why = CKPT_SIG_NOT_TOKEN;
 		}
-		hsm_key_free(hk);
-		ERR_clear_error();
 	}
-	X509_free(x);
-	store_generation_free_fields(&g);
 	gk->n++;
 	*pub = k->pub;
 	*why = k->why;
-	return 0;
+	ret = 0;
+out:
+	if (ret != 0)
+		EVP_PKEY_free(k->pub);
+	hsm_key_free(hk);
+	X509_free(x);
+	store_generation_free_fields(&g);
+	ERR_clear_error();
+	return ret;
 }
 
 static size_t
@@ -502,7 +517,8 @@ ckpt_check_sig(struct store *st, struct gen_keys *gk, struct ckpt *c,
 	EVP_PKEY *pub = NULL;
 	int why = 0, ret;
 
-	if ((ret = gen_key(st, gk, c->cp.gen_id, &pub, &why, e)) != 0)
+	if ((ret = gen_key(st, gk, c->cp.gen_id, c->cp.id, &pub, &why,
+	    e)) != 0)
 		return ret;
 	if (pub == NULL)
 		c->sig_bad = why;

@@ -92,8 +92,9 @@ struct hsm_key {
 	char		*uri;
 };
 
+/* The name of a PKCS#11 return value, NULL for one hsmca does not know. */
 static const char *
-ckr_name(CK_RV rv)
+ckr_known(CK_RV rv)
 {
 	switch (rv) {
 	case CKR_OK: return "CKR_OK";
@@ -116,8 +117,28 @@ ckr_name(CK_RV rv)
 	case CKR_CRYPTOKI_NOT_INITIALIZED: return "CKR_CRYPTOKI_NOT_INITIALIZED";
 	case CKR_ACTION_PROHIBITED: return "CKR_ACTION_PROHIBITED";
 	case CKR_OBJECT_HANDLE_INVALID: return "CKR_OBJECT_HANDLE_INVALID";
-	default: return "CKR_?";
+	default: return NULL;
 	}
+}
+
+/* A PKCS#11 return value's name, or its value in hex (CKR_0x80000123):
+ * returned by value, its .s used within the expression, so that signer
+ * threads share no buffer. */
+struct ckr_str {
+	char	s[32];
+};
+
+static struct ckr_str
+ckr_name(CK_RV rv)
+{
+	struct ckr_str r;
+	const char *name;
+
+	if ((name = ckr_known(rv)) != NULL)
+		snprintf(r.s, sizeof(r.s), "%s", name);
+	else
+		snprintf(r.s, sizeof(r.s), "CKR_0x%08lX", (unsigned long)rv);
+	return r;
 }
 
 /* ---- faults ---- */
@@ -469,7 +490,7 @@ raw_bind(struct hsm *h, const char *module, struct hsmca_err *e)
 	rv = h->p11->C_Initialize(&args);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
 		return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE,
-		    "C_Initialize: %s", ckr_name(rv));
+		    "C_Initialize: %s", ckr_name(rv).s);
 	return 0;
 }
 
@@ -521,7 +542,7 @@ token_attach(struct hsm *h, struct hsmca_err *e)
 	if (rv != CKR_OK) {
 		h->raw_s = CK_INVALID_HANDLE;
 		ret = err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "C_OpenSession on "
-		    "token '%s': %s", h->token_label, ckr_name(rv));
+		    "token '%s': %s", h->token_label, ckr_name(rv).s);
 		goto out;
 	}
 	rv = h->p11->C_Login(h->raw_s, CKU_USER, (CK_UTF8CHAR *)pin,
@@ -531,7 +552,7 @@ token_attach(struct hsm *h, struct hsmca_err *e)
 		 * only unavailable. */
 		ret = err_set(e, rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED ?
 		    HSMCA_ERR_PIN : HSMCA_ERR_HSM_UNAVAILABLE, "login to token "
-		    "'%s' refused: %s", h->token_label, ckr_name(rv));
+		    "'%s' refused: %s", h->token_label, ckr_name(rv).s);
 		h->p11->C_CloseSession(h->raw_s);
 		h->raw_s = CK_INVALID_HANDLE;
 		goto out;
@@ -931,10 +952,11 @@ static int
 raw_error(struct hsm *h, CK_RV rv, const char *what, struct hsmca_err *e)
 {
 	if (!ckr_is_fault(rv))
-		return err_set(e, HSMCA_ERR_HSM, "%s: %s", what, ckr_name(rv));
-	hsm_fault(h, "%s: %s", what, ckr_name(rv));
+		return err_set(e, HSMCA_ERR_HSM, "%s: %s", what,
+		    ckr_name(rv).s);
+	hsm_fault(h, "%s: %s", what, ckr_name(rv).s);
 	return err_set(e, HSMCA_ERR_HSM_UNAVAILABLE, "%s: %s", what,
-	    ckr_name(rv));
+	    ckr_name(rv).s);
 }
 
 /* The one object of class cls with this id and/or label; uri, the key
@@ -1097,13 +1119,30 @@ out:
 	return ret;
 }
 
-/* The libp11 EVP_PKEY of the private key with this CKA_ID. */
+/* Labels are equal, an absent one equal to an empty one. */
+static int
+label_eq(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/* The libp11 EVP_PKEY of the private key raw PKCS#11 found: the one
+ * private key with its CKA_ID and CKA_LABEL, whose public half (libp11
+ * takes it from a public object with the same CKA_ID) is pub. Two keys
+ * sharing an id and label are ambiguous (raw_find would have said so,
+ * unless the token changed since); a public half that is not pub means
+ * libp11 paired the key with another key's public object, and
+ * OCSP_basic_sign and TLS, which match the key to a certificate with
+ * libp11's public half, would refuse or go wrong. */
 static int
 p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
-    EVP_PKEY **out, struct hsmca_err *e)
+    const char *label, const EVP_PKEY *pub, EVP_PKEY **out,
+    struct hsmca_err *e)
 {
-	PKCS11_KEY *keys = NULL;
-	unsigned int n = 0;
+	PKCS11_KEY *keys = NULL, *key = NULL;
+	unsigned int n = 0, count = 0;
+	const char *name = label != NULL && *label != '\0' ? label :
+	    "(no label)";
 	int ret;
 
 	*out = NULL;
@@ -1116,25 +1155,47 @@ p11_private_key(struct hsm *h, const unsigned char *id, size_t id_len,
 	if (PKCS11_enumerate_keys(h->slot->token, &keys, &n) != 0) {
 		if (ckr_is_fault(ERR_GET_REASON(ERR_peek_last_error())))
 			hsm_fault(h, "cannot list the keys: %s",
-			    ckr_name(ERR_GET_REASON(ERR_peek_last_error())));
+			    ckr_name(ERR_GET_REASON(ERR_peek_last_error())).s);
 		ret = err_set_ssl(e, HSMCA_ERR_HSM, "cannot list the keys of "
 		    "token '%s'", h->token_label);
 		goto out;
 	}
-	/* The token has the key (raw PKCS#11 found it): not "not found". */
-	ret = err_set(e, HSMCA_ERR_HSM, "libp11 does not see the key in "
-	    "token '%s'", h->token_label);
 	for (unsigned int i = 0; i < n; i++) {
 		if (!keys[i].isPrivate || keys[i].id_len != id_len ||
-		    memcmp(keys[i].id, id, id_len) != 0)
+		    memcmp(keys[i].id, id, id_len) != 0 ||
+		    !label_eq(keys[i].label, label))
 			continue;
-		if ((*out = PKCS11_get_private_key(&keys[i])) == NULL)
-			ret = err_set_ssl(e, HSMCA_ERR_HSM, "libp11 cannot use "
-			    "key %s", keys[i].label ? keys[i].label : "?");
-		else
-			ret = 0;
-		break;
+		if (count++ == 0)
+			key = &keys[i];
 	}
+	/* The token has the key (raw PKCS#11 found it): not "not found". */
+	if (count == 0) {
+		ret = err_set(e, HSMCA_ERR_HSM, "libp11 does not see key %s "
+		    "in token '%s'", name, h->token_label);
+		goto out;
+	}
+	if (count > 1) {
+		ret = err_set(e, HSMCA_ERR_KEY_AMBIGUOUS, "libp11 sees %u "
+		    "private keys with the CKA_ID and label of key %s in "
+		    "token '%s', not one", count, name, h->token_label);
+		goto out;
+	}
+	if ((*out = PKCS11_get_private_key(key)) == NULL) {
+		ret = err_set_ssl(e, HSMCA_ERR_HSM, "libp11 cannot use key %s",
+		    name);
+		goto out;
+	}
+	if (EVP_PKEY_eq(*out, pub) != 1) {
+		EVP_PKEY_free(*out);
+		*out = NULL;
+		ERR_clear_error();
+		ret = err_set(e, HSMCA_ERR_KEY_AMBIGUOUS, "libp11 pairs key %s "
+		    "in token '%s' with another public key than its own: "
+		    "another key shares its CKA_ID (give each key its own)",
+		    name, h->token_label);
+		goto out;
+	}
+	ret = 0;
 out:
 	hsm_sign_leave(h);
 	return ret;
@@ -1168,7 +1229,8 @@ key_complete(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
 	}
 	if ((ret = raw_public_key(h, s, pub, &k->pub, e)) != 0)
 		goto out;
-	if ((ret = p11_private_key(h, k->id, k->id_len, &k->priv, e)) != 0)
+	if ((ret = p11_private_key(h, k->id, k->id_len, k->label, k->pub,
+	    &k->priv, e)) != 0)
 		goto out;
 	if ((k->uri = uri_make(h->token_label, k->id, k->id_len,
 	    k->label)) == NULL) {
@@ -1318,7 +1380,7 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 	    t.npriv, &pub, &priv);
 	if (rv != CKR_OK) {
 		err_set(e, ret, "C_GenerateKeyPair (%s) in token '%s': %s",
-		    keytype_name(type), h->token_label, ckr_name(rv));
+		    keytype_name(type), h->token_label, ckr_name(rv).s);
 		goto out;
 	}
 	ret = key_adopt(h, s, priv, pub, out, e);
@@ -1465,11 +1527,13 @@ hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 		goto out;
 	ret = HSMCA_ERR_HSM;
 	if ((rv = h->p11->C_CreateObject(s, t.priv, t.npriv, &priv)) != CKR_OK) {
-		err_set(e, ret, "C_CreateObject (private key): %s", ckr_name(rv));
+		err_set(e, ret, "C_CreateObject (private key): %s",
+		    ckr_name(rv).s);
 		goto out;
 	}
 	if ((rv = h->p11->C_CreateObject(s, t.pub, t.npub, &pub)) != CKR_OK) {
-		err_set(e, ret, "C_CreateObject (public key): %s", ckr_name(rv));
+		err_set(e, ret, "C_CreateObject (public key): %s",
+		    ckr_name(rv).s);
 		h->p11->C_DestroyObject(s, priv);
 		goto out;
 	}
@@ -1494,9 +1558,9 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 {
 	struct hsm_uri u;
 	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-	CK_OBJECT_HANDLE priv, pub;
-	unsigned char *id = NULL;
-	size_t id_len = 0;
+	CK_OBJECT_HANDLE priv, pub, other;
+	unsigned char *id = NULL, *label = NULL;
+	size_t id_len = 0, label_len = 0;
 	int ret;
 
 	*out = NULL;
@@ -1518,14 +1582,33 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	if ((ret = raw_find(h, s, CKO_PRIVATE_KEY, u.id, u.id_len, u.object,
 	    uri, &priv, e)) != 0)
 		goto out;
-	/* The public object shares the private key's CKA_ID. */
+	/* The public object shares the private key's CKA_ID, and its label
+	 * when it has one: another key may share the id (key_complete
+	 * checks that libp11 sees the same pair). */
 	if (raw_attr(h, s, priv, CKA_ID, &id, &id_len) != 0) {
 		ret = err_set(e, HSMCA_ERR_HSM, "key has no CKA_ID");
 		goto out;
 	}
+	if (raw_attr(h, s, priv, CKA_LABEL, &label, &label_len) == 0)
+		label[label_len] = '\0';
+	ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len,
+	    label != NULL && label_len > 0 ? (char *)label : NULL, uri, &pub, e);
+	/* A public half labelled otherwise is the pair's only if no other
+	 * private key has the id. */
+	if (ret == HSMCA_ERR_KEY_NOT_FOUND && label != NULL && label_len > 0) {
+		ret = raw_find(h, s, CKO_PRIVATE_KEY, id, id_len, NULL, uri,
+		    &other, e);
+		if (ret == HSMCA_ERR_KEY_AMBIGUOUS)
+			ret = err_set(e, ret, "key URI %s: no public key in "
+			    "token '%s' has the private key's CKA_ID and label, "
+			    "and other private keys share its CKA_ID", uri,
+			    h->token_label);
+		else if (ret == 0)
+			ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len, NULL,
+			    uri, &pub, e);
+	}
 	/* A private key without it is there all the same: not "not found". */
-	if ((ret = raw_find(h, s, CKO_PUBLIC_KEY, id, id_len, NULL, uri, &pub,
-	    e)) == HSMCA_ERR_KEY_NOT_FOUND)
+	if (ret == HSMCA_ERR_KEY_NOT_FOUND)
 		ret = err_set(e, HSMCA_ERR_HSM, "key URI %s: the private key is "
 		    "in token '%s' but no public key has its CKA_ID", uri,
 		    h->token_label);
@@ -1534,6 +1617,7 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	ret = key_complete(h, s, priv, pub, out, e);
 out:
 	free(id);
+	free(label);
 	raw_close(h, s);
 	hsm_uri_free(&u);
 	return ret;
@@ -1605,7 +1689,7 @@ hsm_key_info(struct hsm *h, const struct hsm_key *k, struct hsm_key_info *out,
 		rv = h->p11->C_GetAttributeValue(s, o, a, 6);
 		if (rv != CKR_OK)
 			ret = err_set(e, HSMCA_ERR_HSM,
-			    "C_GetAttributeValue: %s", ckr_name(rv));
+			    "C_GetAttributeValue: %s", ckr_name(rv).s);
 	}
 	raw_close(h, s);
 	out->token = v[0];

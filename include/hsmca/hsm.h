@@ -62,7 +62,9 @@ int	hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
 	    struct hsm_key **out, struct hsmca_err *e);
 /* Find a key by PKCS#11 URI (RFC 7512: id and/or object):
  * HSMCA_ERR_KEY_NOT_FOUND only if no private key matches;
- * HSMCA_ERR_KEY_AMBIGUOUS if several do (never take that for "gone"). */
+ * HSMCA_ERR_KEY_AMBIGUOUS if several do (never take that for "gone"),
+ * or if its public key cannot be told from another key's sharing its
+ * CKA_ID (libp11's view of it must be the very pair found). */
 int	hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	    struct hsmca_err *e);
 /* Remove a key pair from the token, the private key first: a half

@@ -271,4 +271,35 @@ else
 	ok "# SKIP python3 not installed: forged checkpoints"
 fi
 
+# A checkpoint's key that the token cannot show: a token that fails
+# while the key is looked up (the shim answers C_FindObjectsInit with
+# CKR_DEVICE_ERROR), or a key URI that matches two keys. Neither is a
+# verdict on the log: exit 4, the reason, and never "not in the token".
+new_ca ak
+hsmca ca init >/dev/null || bail "ca init failed"
+expect_ok "audit checkpoint signs the head" hsmca audit checkpoint
+expect_ok "audit verify passes" hsmca audit verify
+fault_cli
+fault "fault=device on=find"
+expect_fail "a token fault while the checkpoint's key is looked up: exit 4, and why" 4 \
+	"cannot check audit checkpoint 1: the token cannot show CA generation 2's key: C_FindObjects: CKR_DEVICE_ERROR" \
+	"$HSMCA" -c "$CADIR/shim.conf" audit verify
+check "the shim did fail the lookup" grep -q 'inject C_FindObjectsInit device' "$FLOG"
+check "neither 'not in the token' nor a broken log" \
+	sh -c "! grep -Eq 'not in the token|broken' '$WORK/last.err' '$WORK/last.out'"
+fault "fault=none"
+uri=$(hsmca ca show 2 | sed -n 's/^Key: *//p')
+id=$(printf '%s' "$uri" | sed 's/.*;id=\([^;]*\);.*/\1/' | tr -d '%' | tr A-F a-f)
+label=$(printf '%s' "$uri" | sed 's/.*;object=\([^;]*\);.*/\1/')
+run pkcs11-tool --module "$SOFTHSM_MODULE" --token-label ak --login \
+	--pin "$(cat "$CADIR/user.pin")" --keypairgen --key-type EC:prime256v1 \
+	--id "$id" --label "$label"
+[ "$RC" -eq 0 ] || bail "pkcs11-tool could not add the second key"
+expect_fail "a checkpoint key URI that matches two keys: exit 4, and why" 4 \
+	"cannot check audit checkpoint 1: the token cannot show CA generation 2's key: key URI pkcs11:token=ak;[^ ]* matches 2 private keys in token 'ak', not one" \
+	hsmca audit verify
+check "neither 'not in the token' nor a broken log" \
+	sh -c "! grep -Eq 'not in the token|broken' '$WORK/last.err' '$WORK/last.out'"
+expect_ok "audit verify --store-only still checks the log" hsmca audit verify --store-only
+
 done_testing

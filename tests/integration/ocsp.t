@@ -281,6 +281,12 @@ check "before: the responder keys of generations 2 and 3 are in the token" \
 HSMCA_NOW=$(( $(date +%s) + 740 * 86400 )); export HSMCA_NOW
 expect_ok "generation 4 made" hsmca ca rotate
 expect_ok "and activated" hsmca ca activate 4
+# The record of the outcome of generation 3's destruction cannot be
+# written (a trigger refuses it); the record of its intent can.
+sqlite3 "$CADIR/hsmca.db" "CREATE TRIGGER no_gen3_outcome BEFORE INSERT ON audit
+	WHEN NEW.object = 'gen:3' AND NEW.detail LIKE 'OCSP responder key % destroyed in the token%'
+	BEGIN SELECT RAISE(ABORT, 'no outcome today'); END;" ||
+	bail "cannot add the trigger"
 hsmcad_start
 i=0; until [ "$(grep -c 'OCSP: responder key .* destroyed' "$CADIR/hsmcad.log")" -ge 2 ] || [ $i -ge 400 ]; do i=$((i + 1)); sleep 0.05; done
 check "hsmcad destroys the responder key of generation 2" \
@@ -294,10 +300,20 @@ check "every other key is still there: the CA keys of generations 1, 2 and 3" \
 	sh -c "grep -v ' ocsp-gen[23]\$' '$WORK/keys.before' | comm -23 - '$WORK/keys.after' | grep -c . | grep -qx 0"
 check "and nothing else was destroyed (the keys before, less two)" \
 	test "$(comm -23 "$WORK/keys.before" "$WORK/keys.after" | wc -l)" -eq 2
-run hsmca audit list --action ca-rotate
-check "an audit record for each, by hsmcad" \
-	sh -c "grep 'hsmcad .*gen:2 .*OCSP responder key pkcs11:.* destroyed in the token: the generation ended at ' '$WORK/last.out' >/dev/null &&
-	       grep -q 'hsmcad .*gen:3 .*OCSP responder key pkcs11:.* destroyed' '$WORK/last.out'"
+# recid GEN PATTERN: the id of hsmcad's record of generation GEN whose
+# detail is LIKE PATTERN ('' if none).
+recid() {
+	sqlite3 "$CADIR/hsmca.db" "SELECT group_concat(id) FROM audit WHERE actor = 'hsmcad' AND object = 'gen:$1' AND detail LIKE '$2'"
+}
+begin2=$(recid 2 'OCSP responder key %: its destruction in the token begins: the generation ended at %')
+done2=$(recid 2 'OCSP responder key % destroyed in the token: the generation ended at %')
+begin3=$(recid 3 'OCSP responder key %: its destruction in the token begins%')
+check "generation 2: its destruction recorded before it began ($begin2), then its outcome ($done2)" \
+	sh -c '[ -n "$1" ] && [ -n "$2" ] && [ "$1" -lt "$2" ]' - "$begin2" "$done2"
+check "generation 3: its destruction recorded before it began ($begin3)" test -n "$begin3"
+check "... its outcome refused by the store, and hsmcad says so" \
+	sh -c "[ -z '$(recid 3 '% destroyed in the token%')' ] &&
+	       grep -q 'OCSP: the audit record of the destruction of responder key pkcs11:.* (CA generation 3) not written: ' '$CADIR/hsmcad.log'"
 expect_ok "the audit chain verifies" hsmca audit verify
 i=0; until [ "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 4")" -ge 1 ] || [ $i -ge 400 ]; do i=$((i + 1)); sleep 0.05; done
 check "generation 4 has a responder of its own" \
@@ -306,12 +322,21 @@ check "an ended generation, revoked or not, is not signed for: no warning of a m
 	sh -c "! grep -q 'OCSP: generation [23]:' '$CADIR/hsmcad.log'"
 hsmcad_stop
 N=$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE detail LIKE 'OCSP responder key % destroyed%'")
-check "two such records" test "$N" -eq 2
+check "one record of a destruction done (generation 3's was refused)" test "$N" -eq 1
+sqlite3 "$CADIR/hsmca.db" "DROP TRIGGER no_gen3_outcome" || bail "cannot drop the trigger"
+hsmcad_start
+i=0; until grep -q "OCSP: responder key .* of CA generation 3 is gone from the token" "$CADIR/hsmcad.log" || [ $i -ge 400 ]; do i=$((i + 1)); sleep 0.05; done
+hsmcad_stop
+check "restarted, hsmcad records the outcome of generation 3's destruction, naming its start" \
+	test -n "$(recid 3 "OCSP responder key % destroyed in the token: found gone after its destruction began (audit record $begin3), whose outcome was not recorded")"
+check "restarted: nothing more is destroyed, and each destruction has its outcome" \
+	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE detail LIKE 'OCSP responder key % destroyed%'")" -eq 2
 hsmcad_start
 i=0; until grep -q "OCSP: .* pre-signed" "$CADIR/hsmcad.log" || [ $i -ge 200 ]; do i=$((i + 1)); sleep 0.05; done
 hsmcad_stop
-check "restarted: nothing more is destroyed" \
+check "restarted again: no outcome is recorded twice" \
 	test "$(sqlite3 "$CADIR/hsmca.db" "SELECT count(*) FROM audit WHERE detail LIKE 'OCSP responder key % destroyed%'")" -eq 2
+expect_ok "the audit chain verifies" hsmca audit verify
 check "and generation 4's keys are kept" \
 	test "$(privkeys | grep -c ' ocsp-gen4$')" -eq 1
 unset HSMCA_NOW

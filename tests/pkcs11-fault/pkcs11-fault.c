@@ -12,10 +12,11 @@
  *   PKCS11_FAULT_MAX_SESSIONS  open sessions above this are a violation
  *
  * Settings (the control file or PKCS11_FAULT), words separated by blanks:
- *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse
+ *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse|rv
  *   rate=PERCENT          of the calls concerned (default 100)
- *   on=sign,open,login,destroy  the calls concerned (default the first
- *                         three; destroy: C_DestroyObject)
+ *   on=sign,open,login,destroy,find  the calls concerned (default the
+ *                         first three; destroy: C_DestroyObject; find:
+ *                         C_FindObjectsInit, a key lookup)
  *
  *   device   CKR_DEVICE_ERROR, nothing else changes
  *   session  the session is really closed, CKR_SESSION_HANDLE_INVALID
@@ -30,6 +31,8 @@
  *   corrupt  C_Sign signs, then one byte of the signature is flipped
  *   refuse   CKR_ACTION_PROHIBITED, nothing else changes: the token
  *            refuses this request (as for an object not destroyable)
+ *   rv       the value of rv=VALUE (C syntax: 0x80000123), nothing else
+ *            changes: a code the application may not know
  *
  * Whatever the settings, the shim watches what the application does and
  * appends a "VIOLATION" line to the log when one session is used by two
@@ -53,23 +56,25 @@
 
 enum fault {
 	F_NONE, F_DEVICE, F_SESSION, F_LOGIN, F_REMOVED, F_HANG, F_CORRUPT,
-	F_STALL, F_REFUSE
+	F_STALL, F_REFUSE, F_RV
 };
 
 static const char *const fault_names[] = {
 	"none", "device", "session", "login", "removed", "hang", "corrupt",
-	"stall", "refuse"
+	"stall", "refuse", "rv"
 };
 
 #define ON_SIGN		0x1
 #define ON_OPEN		0x2
 #define ON_LOGIN	0x4
 #define ON_DESTROY	0x8
+#define ON_FIND		0x10
 
 struct settings {
 	enum fault	fault;
 	int		rate;
 	int		on;
+	CK_RV		rv;		/* fault=rv */
 };
 
 /* An open session, and the thread inside it, if any. */
@@ -115,6 +120,7 @@ parse(const char *s, struct settings *st)
 	st->fault = F_NONE;
 	st->rate = 100;
 	st->on = ON_SIGN | ON_OPEN | ON_LOGIN;
+	st->rv = CKR_GENERAL_ERROR;
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (p = strtok_r(buf, " \t\r\n", &save); p != NULL;
 	    p = strtok_r(NULL, " \t\r\n", &save)) {
@@ -125,6 +131,8 @@ parse(const char *s, struct settings *st)
 					st->fault = (enum fault)i;
 		} else if (strncmp(p, "rate=", 5) == 0)
 			st->rate = atoi(p + 5);
+		else if (strncmp(p, "rv=", 3) == 0)
+			st->rv = (CK_RV)strtoul(p + 3, NULL, 0);
 		else if (strncmp(p, "on=", 3) == 0) {
 			st->on = 0;
 			if (strstr(p, "sign") != NULL)
@@ -135,6 +143,8 @@ parse(const char *s, struct settings *st)
 				st->on |= ON_LOGIN;
 			if (strstr(p, "destroy") != NULL)
 				st->on |= ON_DESTROY;
+			if (strstr(p, "find") != NULL)
+				st->on |= ON_FIND;
 		}
 	}
 }
@@ -368,6 +378,9 @@ inject(const char *fn, int which, int idx, CK_SESSION_HANDLE h)
 	case F_REFUSE:
 		logf_("inject %s refuse", fn);
 		return CKR_ACTION_PROHIBITED;
+	case F_RV:
+		logf_("inject %s rv 0x%lx", fn, (unsigned long)st.rv);
+		return st.rv;
 	default:
 		return CKR_OK;
 	}
@@ -506,6 +519,20 @@ w_DestroyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o)
 	return rv;
 }
 
+static CK_RV
+w_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
+{
+	CK_RV rv;
+
+	if (removed())
+		return CKR_TOKEN_NOT_PRESENT;
+	enter(h, "C_FindObjectsInit");
+	if ((rv = inject("C_FindObjectsInit", ON_FIND, 6, h)) == CKR_OK)
+		rv = real->C_FindObjectsInit(h, t, n);
+	leave(h);
+	return rv;
+}
+
 /* Every other call that names a session: the concurrency check, and
  * CKR_TOKEN_NOT_PRESENT while the token is out. */
 #define SESSION_FN(name, decl, args)					\
@@ -530,8 +557,6 @@ SESSION_FN(SignUpdate, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG l),
     (h, d, l))
 SESSION_FN(SignFinal, (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR l),
     (h, s, l))
-SESSION_FN(FindObjectsInit, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t,
-    CK_ULONG n), (h, t, n))
 SESSION_FN(FindObjects, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o,
     CK_ULONG max, CK_ULONG_PTR n), (h, o, max, n))
 SESSION_FN(FindObjectsFinal, (CK_SESSION_HANDLE h), (h))
