@@ -308,8 +308,11 @@ struct bufferevent *listener_unserved(struct listener *l);
 /* GET /metrics: connections open, refused and accept failures. */
 void	listener_metrics(struct evbuffer *b);
 
-/* HTTP answers (http.c). The name of a request's method, for the log
- * ("?": one libevent does not know). */
+/* HTTP answers (http.c). The reason phrase of status, every listener's
+ * ("Error" for one hsmcad never answers). */
+const char *http_status_phrase(int status);
+/* The name of a request's method, for the log ("?": one libevent does
+ * not know). */
 const char *http_method_name(enum evhttp_cmd_type cmd);
 /* 1 if libevent does not know req's method: the answer to it (a 501)
  * closes the connection, which this sets. */

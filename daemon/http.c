@@ -13,6 +13,35 @@
 
 #include "hsmcad.h"
 
+static const struct {
+	int		 status;
+	const char	*phrase;
+} http_phrases[] = {
+	{ 200, "OK" },
+	{ 400, "Bad Request" },
+	{ 401, "Unauthorized" },
+	{ 403, "Forbidden" },
+	{ 404, "Not Found" },
+	{ 405, "Method Not Allowed" },
+	{ 409, "Conflict" },
+	{ 413, "Payload Too Large" },
+	{ 415, "Unsupported Media Type" },
+	{ 431, "Request Header Fields Too Large" },
+	{ 500, "Internal Server Error" },
+	{ 501, "Not Implemented" },
+	{ 503, "Service Unavailable" },
+};
+
+const char *
+http_status_phrase(int status)
+{
+	for (size_t i = 0; i < sizeof(http_phrases) / sizeof(http_phrases[0]);
+	    i++)
+		if (http_phrases[i].status == status)
+			return http_phrases[i].phrase;
+	return "Error";
+}
+
 const char *
 http_method_name(enum evhttp_cmd_type cmd)
 {
