@@ -1012,7 +1012,7 @@ admin_job_done(struct signer_job *job, void *arg)
 	free(s);
 	evhttp_add_header(evhttp_request_get_output_headers(call->req),
 	    "Content-Type", "application/json");
-	evhttp_send_reply(call->req, 200, "OK", b);
+	http_reply(call->req, 200, "OK", b);
 	evbuffer_free(b);
 out:
 	runtime_unref(job->rt);

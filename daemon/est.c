@@ -740,7 +740,7 @@ est_job_done(struct signer_job *job, void *arg)
 			evhttp_add_header(evhttp_request_get_output_headers(r->req),
 			    "Content-Type", "multipart/mixed; boundary="
 			    EST_BOUNDARY);
-			evhttp_send_reply(r->req, 200, "OK", body);
+			http_reply(r->req, 200, "OK", body);
 		}
 		if (k64 != NULL)
 			util_freezero(k64, k64len);

@@ -322,7 +322,9 @@ int	http_method_unknown(struct evhttp_request *req);
 void	http_method_refused(struct evhttp_request *req, const char *allow);
 /* evhttp_send_reply; a HEAD gets the headers a GET would, with the
  * Content-Length of body (evhttp sends none), and no body (evhttp would
- * send it), and closes the connection if it came with a body. */
+ * send it), and closes the connection if it came with a body. Every
+ * answer gets one Connection header, close or keep-alive, that says
+ * what evhttp then does with the connection. */
 void	http_reply(struct evhttp_request *req, int status, const char *phrase,
 	    struct evbuffer *body);
 /* http_reply with text, one line, as text/plain. */

@@ -2,7 +2,8 @@
  * method reaches the handlers (hsmcad.c front_http); each answers a HEAD
  * where it serves a GET, through http_reply, refuses a method it does not
  * serve with a 405 and an Allow, and one libevent does not know with a
- * 501; after either refusal the connection closes. */
+ * 501; after either refusal the connection closes. Every answer says in
+ * one Connection header whether the connection stays open. */
 #include "config.h"
 
 #include <stdio.h>
@@ -10,6 +11,8 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>	/* the request's HTTP version */
+#include <event2/util.h>
 
 #include "hsmcad.h"
 
@@ -87,6 +90,43 @@ http_method_refused(struct evhttp_request *req, const char *allow)
 	evhttp_add_header(h, "Connection", "close");
 }
 
+/* One Connection header that says what evhttp does after the answer.
+ * libevent 2.1.12 (http.c: evhttp_send_done) closes the connection
+ * after an HTTP/1.0 request without "Connection: keep-alive" and after
+ * a request or an answer with "Connection: close", and keeps it
+ * otherwise; the tests here are its own. To an HTTP/1.0 request with
+ * keep-alive it adds "Connection: keep-alive" to the answer whatever it
+ * then does (evhttp_make_header_response), so a refusal that closed said
+ * both close and keep-alive; to one asking for close it puts its own
+ * close in place of hsmcad's header. */
+static void
+http_connection(struct evhttp_request *req)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *asked = evhttp_find_header(in, "Connection");
+	const char *ours = evhttp_find_header(out, "Connection");
+	int http10, keepalive, closes;
+
+	http10 = req->major < 1 || (req->major == 1 && req->minor < 1);
+	keepalive = asked != NULL &&
+	    evutil_ascii_strncasecmp(asked, "keep-alive", 10) == 0;
+	closes = (http10 && !keepalive) ||
+	    (asked != NULL && evutil_ascii_strcasecmp(asked, "close") == 0) ||
+	    (ours != NULL && evutil_ascii_strcasecmp(ours, "close") == 0);
+	while (evhttp_remove_header(out, "Connection") == 0)
+		;
+	if (closes) {
+		/* Then libevent adds no keep-alive, and still closes. */
+		if (http10 && keepalive)
+			while (evhttp_remove_header(in, "Connection") == 0)
+				;
+		evhttp_add_header(out, "Connection", "close");
+	} else if (!http10)
+		evhttp_add_header(out, "Connection", "keep-alive");
+	/* An HTTP/1.0 connection kept: libevent's keep-alive says so. */
+}
+
 /* A HEAD: the Content-Length of the body a GET would get, and no body.
  * evhttp would send the body of a HEAD answer given one (libevent 2.1
  * holds back only its own Content-Length), which a client on a kept
@@ -111,6 +151,7 @@ http_reply(struct evhttp_request *req, int status, const char *phrase,
 		    evhttp_find_header(in, "Transfer-Encoding") != NULL)
 			evhttp_add_header(out, "Connection", "close");
 	}
+	http_connection(req);
 	evhttp_send_reply(req, status, phrase, body);
 }
 
