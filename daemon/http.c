@@ -108,6 +108,12 @@ http_connection(struct evhttp_request *req)
 	const char *ours = evhttp_find_header(out, "Connection");
 	int http10, keepalive, closes;
 
+	/* An absolute URI whose host is none of evhttp's own makes the
+	 * request a proxy's to libevent: it would judge the connection by
+	 * Proxy-Connection, drop hsmcad's Connection header and close.
+	 * hsmcad is the origin server of any request it gets (RFC 9112
+	 * 3.2.2); libevent's server reads the flag nowhere else. */
+	req->flags &= ~EVHTTP_PROXY_REQUEST;
 	http10 = req->major < 1 || (req->major == 1 && req->minor < 1);
 	keepalive = asked != NULL &&
 	    evutil_ascii_strncasecmp(asked, "keep-alive", 10) == 0;

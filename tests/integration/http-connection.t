@@ -108,6 +108,15 @@ probe "OCSP" /ocsp/AAAA DELETE "$HTTP_PORT"
 probe "admin /metrics" /metrics POST "$ADMIN_PORT" \
 	"$CADIR/root.pem" "$WORK/dev-1.boot.pem" "$WORK/dev-1.boot.key"
 
+# A request with an absolute URI, as sent to a proxy: libevent took it
+# for one and closed the connection after an answer with no Connection
+# header (which, to HTTP/1.1, says it stays open).
+NEXT=/metrics
+conn "admin API: /metrics as an absolute URI, HTTP/1.1: kept, and says so" \
+	"200 keep-alive|200 close" "$ADMIN_PORT" \
+	"GET https://localhost:$ADMIN_PORT/metrics $H11\\r\\n" \
+	"$CADIR/root.pem" "$WORK/dev-1.boot.pem" "$WORK/dev-1.boot.key"
+
 # A refusal that is not a method's keeps the connection.
 NEXT=/.well-known/est/cacerts
 conn "EST: a 404, HTTP/1.0 with keep-alive: kept" \
