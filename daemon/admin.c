@@ -91,23 +91,6 @@ static pthread_mutex_t admin_batch_mu = PTHREAD_MUTEX_INITIALIZER;
 static int admin_batch_fd = -1;
 static int admin_batch_users;
 
-static const char *
-admin_status_phrase(int status)
-{
-	switch (status) {
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default: return "Error";
-	}
-}
-
 void
 admin_reply_error(struct hsmcad *d, struct evhttp_request *req, int status,
     const char *reason)
@@ -129,7 +112,7 @@ admin_reply_error(struct hsmcad *d, struct evhttp_request *req, int status,
 	if (b != NULL && s != NULL)
 		evbuffer_add_printf(b, "%s\n", s);
 	/* A HEAD (a 405 where a path takes POST): the headers alone. */
-	http_reply(req, status, admin_status_phrase(status), b);
+	http_reply(req, status, http_status_phrase(status), b);
 	if (b != NULL)
 		evbuffer_free(b);
 	free(s);
@@ -354,7 +337,7 @@ admin_answer_raw(struct evbuffer *b, struct hsmcad *d, int status,
 		date[0] = '\0';
 	evbuffer_add_printf(b, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: application/json\r\n", status,
-	    admin_status_phrase(status));
+	    http_status_phrase(status));
 	if (status == 401)
 		evbuffer_add_printf(b, "WWW-Authenticate: %s\r\n",
 		    HSMCAD_CHALLENGE("hsmca admin API"));
@@ -1029,7 +1012,7 @@ admin_job_done(struct signer_job *job, void *arg)
 	free(s);
 	evhttp_add_header(evhttp_request_get_output_headers(call->req),
 	    "Content-Type", "application/json");
-	evhttp_send_reply(call->req, 200, "OK", b);
+	http_reply(call->req, 200, "OK", b);
 	evbuffer_free(b);
 out:
 	runtime_unref(job->rt);

@@ -186,7 +186,6 @@ crl_handle(struct evhttp_request *req, void *arg)
 		}
 		reason = "no CRL for that generation (yet)";
 	}
-	http_text(req, status, status == 405 ? "Method Not Allowed" :
-	    status == 501 ? "Not Implemented" : "Not Found", reason);
+	http_text(req, status, http_status_phrase(status), reason);
 	log_info("client=- %s %.100s %d", http_method_name(cmd), uri, status);
 }

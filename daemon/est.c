@@ -137,7 +137,6 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 	struct evbuffer *body = evbuffer_new();
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	char reason[512], num[16];
-	const char *phrase;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -154,22 +153,9 @@ est_refuse(struct est_req *r, int status, const char *fmt, ...)
 		snprintf(num, sizeof(num), "%d", r->rt->cfg->daemon.retry_after);
 		evhttp_add_header(h, "Retry-After", num);
 	}
-	switch (status) {
-	case 400: phrase = "Bad Request"; break;
-	case 401: phrase = "Unauthorized"; break;
-	case 403: phrase = "Forbidden"; break;
-	case 404: phrase = "Not Found"; break;
-	case 405: phrase = "Method Not Allowed"; break;
-	case 409: phrase = "Conflict"; break;
-	case 415: phrase = "Unsupported Media Type"; break;
-	case 431: phrase = "Request Header Fields Too Large"; break;
-	case 501: phrase = "Not Implemented"; break;
-	case 503: phrase = "Service Unavailable"; break;
-	default: phrase = "Internal Server Error"; break;
-	}
 	if (body != NULL)
 		evbuffer_add_printf(body, "%s\n", reason);
-	http_reply(r->req, status, phrase, body);
+	http_reply(r->req, status, http_status_phrase(status), body);
 	if (body != NULL)
 		evbuffer_free(body);
 	log_info("%s refused: %s", r->who, reason);
@@ -754,7 +740,7 @@ est_job_done(struct signer_job *job, void *arg)
 			evhttp_add_header(evhttp_request_get_output_headers(r->req),
 			    "Content-Type", "multipart/mixed; boundary="
 			    EST_BOUNDARY);
-			evhttp_send_reply(r->req, 200, "OK", body);
+			http_reply(r->req, 200, "OK", body);
 		}
 		if (k64 != NULL)
 			util_freezero(k64, k64len);

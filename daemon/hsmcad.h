@@ -308,8 +308,11 @@ struct bufferevent *listener_unserved(struct listener *l);
 /* GET /metrics: connections open, refused and accept failures. */
 void	listener_metrics(struct evbuffer *b);
 
-/* HTTP answers (http.c). The name of a request's method, for the log
- * ("?": one libevent does not know). */
+/* HTTP answers (http.c). The reason phrase of status, every listener's
+ * ("Error" for one hsmcad never answers). */
+const char *http_status_phrase(int status);
+/* The name of a request's method, for the log ("?": one libevent does
+ * not know). */
 const char *http_method_name(enum evhttp_cmd_type cmd);
 /* 1 if libevent does not know req's method: the answer to it (a 501)
  * closes the connection, which this sets. */
@@ -319,7 +322,9 @@ int	http_method_unknown(struct evhttp_request *req);
 void	http_method_refused(struct evhttp_request *req, const char *allow);
 /* evhttp_send_reply; a HEAD gets the headers a GET would, with the
  * Content-Length of body (evhttp sends none), and no body (evhttp would
- * send it), and closes the connection if it came with a body. */
+ * send it), and closes the connection if it came with a body. Every
+ * answer gets one Connection header, close or keep-alive, that says
+ * what evhttp then does with the connection. */
 void	http_reply(struct evhttp_request *req, int status, const char *phrase,
 	    struct evbuffer *body);
 /* http_reply with text, one line, as text/plain. */

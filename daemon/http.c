@@ -2,7 +2,8 @@
  * method reaches the handlers (hsmcad.c front_http); each answers a HEAD
  * where it serves a GET, through http_reply, refuses a method it does not
  * serve with a 405 and an Allow, and one libevent does not know with a
- * 501; after either refusal the connection closes. */
+ * 501; after either refusal the connection closes. Every answer says in
+ * one Connection header whether the connection stays open. */
 #include "config.h"
 
 #include <stdio.h>
@@ -10,8 +11,39 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>	/* the request's HTTP version */
+#include <event2/util.h>
 
 #include "hsmcad.h"
+
+static const struct {
+	int		 status;
+	const char	*phrase;
+} http_phrases[] = {
+	{ 200, "OK" },
+	{ 400, "Bad Request" },
+	{ 401, "Unauthorized" },
+	{ 403, "Forbidden" },
+	{ 404, "Not Found" },
+	{ 405, "Method Not Allowed" },
+	{ 409, "Conflict" },
+	{ 413, "Payload Too Large" },
+	{ 415, "Unsupported Media Type" },
+	{ 431, "Request Header Fields Too Large" },
+	{ 500, "Internal Server Error" },
+	{ 501, "Not Implemented" },
+	{ 503, "Service Unavailable" },
+};
+
+const char *
+http_status_phrase(int status)
+{
+	for (size_t i = 0; i < sizeof(http_phrases) / sizeof(http_phrases[0]);
+	    i++)
+		if (http_phrases[i].status == status)
+			return http_phrases[i].phrase;
+	return "Error";
+}
 
 const char *
 http_method_name(enum evhttp_cmd_type cmd)
@@ -58,6 +90,49 @@ http_method_refused(struct evhttp_request *req, const char *allow)
 	evhttp_add_header(h, "Connection", "close");
 }
 
+/* One Connection header that says what evhttp does after the answer.
+ * libevent 2.1.12 (http.c: evhttp_send_done) closes the connection
+ * after an HTTP/1.0 request without "Connection: keep-alive" and after
+ * a request or an answer with "Connection: close", and keeps it
+ * otherwise; the tests here are its own. To an HTTP/1.0 request with
+ * keep-alive it adds "Connection: keep-alive" to the answer whatever it
+ * then does (evhttp_make_header_response), so a refusal that closed said
+ * both close and keep-alive; to one asking for close it puts its own
+ * close in place of hsmcad's header. */
+static void
+http_connection(struct evhttp_request *req)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *asked = evhttp_find_header(in, "Connection");
+	const char *ours = evhttp_find_header(out, "Connection");
+	int http10, keepalive, closes;
+
+	/* An absolute URI whose host is none of evhttp's own makes the
+	 * request a proxy's to libevent: it would judge the connection by
+	 * Proxy-Connection, drop hsmcad's Connection header and close.
+	 * hsmcad is the origin server of any request it gets (RFC 9112
+	 * 3.2.2); libevent's server reads the flag nowhere else. */
+	req->flags &= ~EVHTTP_PROXY_REQUEST;
+	http10 = req->major < 1 || (req->major == 1 && req->minor < 1);
+	keepalive = asked != NULL &&
+	    evutil_ascii_strncasecmp(asked, "keep-alive", 10) == 0;
+	closes = (http10 && !keepalive) ||
+	    (asked != NULL && evutil_ascii_strcasecmp(asked, "close") == 0) ||
+	    (ours != NULL && evutil_ascii_strcasecmp(ours, "close") == 0);
+	while (evhttp_remove_header(out, "Connection") == 0)
+		;
+	if (closes) {
+		/* Then libevent adds no keep-alive, and still closes. */
+		if (http10 && keepalive)
+			while (evhttp_remove_header(in, "Connection") == 0)
+				;
+		evhttp_add_header(out, "Connection", "close");
+	} else if (!http10)
+		evhttp_add_header(out, "Connection", "keep-alive");
+	/* An HTTP/1.0 connection kept: libevent's keep-alive says so. */
+}
+
 /* A HEAD: the Content-Length of the body a GET would get, and no body.
  * evhttp would send the body of a HEAD answer given one (libevent 2.1
  * holds back only its own Content-Length), which a client on a kept
@@ -82,6 +157,7 @@ http_reply(struct evhttp_request *req, int status, const char *phrase,
 		    evhttp_find_header(in, "Transfer-Encoding") != NULL)
 			evhttp_add_header(out, "Connection", "close");
 	}
+	http_connection(req);
 	evhttp_send_reply(req, status, phrase, body);
 }
 

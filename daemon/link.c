@@ -266,18 +266,22 @@ link_pending(struct link *l)
 	return l->pending;
 }
 
+static void
+link_issuer_pack(void *arg, struct ipc_buf *b)
+{
+	const struct fileset *reload = arg;
+
+	ipcb_u32(b, reload != NULL ? 1 : 0);
+	if (reload != NULL)
+		ipcb_fileset(b, reload);
+}
+
 void
 link_set_issuer(struct link *l, const struct fileset *reload)
 {
-	struct ipc_buf b;
-
-	memset(&b, 0, sizeof(b));
-	ipcb_u32(&b, reload != NULL ? 1 : 0);
-	if (reload != NULL)
-		ipcb_fileset(&b, reload);
-	if (ipc_send(l->ipc, IPC_ISSUER, 0, &b) != 0)
-		fatalx("signer: cannot send a reload");
-	ipcb_free(&b);
+	/* link_issuer_pack only reads it. */
+	ipc_send_packed(l->ipc, IPC_ISSUER, 0, link_issuer_pack,
+	    (void *)reload, "signer: cannot send a reload");
 }
 
 void

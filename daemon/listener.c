@@ -314,19 +314,26 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 		}
 }
 
-/* A plain HTTP client over the cap is told so: what it sent already is
- * read first, so that closing does not reset the connection under the
+/* A plain HTTP client over the cap is told so, in a line of text (the
+ * headers alone if what came is a HEAD): what it sent already is read
+ * first, so that closing does not reset the connection under the
  * answer. Nothing waits for either. */
 static void
 listener_refuse_http(struct listener *l, int s)
 {
+	static const char why[] = "too many connections open "
+	    "(max-http-connections): try again later\n";
 	char buf[2048];
-	int n;
+	ssize_t got;
+	int head, n;
 
-	(void)recv(s, buf, sizeof(buf), MSG_DONTWAIT);
+	got = recv(s, buf, sizeof(buf), MSG_DONTWAIT);
+	head = got >= 5 && memcmp(buf, "HEAD ", 5) == 0;
 	n = snprintf(buf, sizeof(buf), "HTTP/1.1 503 Service Unavailable\r\n"
-	    "Retry-After: %d\r\nContent-Length: 0\r\nConnection: close\r\n"
-	    "\r\n", l->d->rt->cfg->daemon.retry_after);
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Retry-After: %d\r\nContent-Length: %zu\r\nConnection: close\r\n"
+	    "\r\n%s", l->d->rt->cfg->daemon.retry_after, sizeof(why) - 1,
+	    head ? "" : why);
 	if (n > 0 && (size_t)n < sizeof(buf))
 		(void)send(s, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }

@@ -110,6 +110,13 @@ signerd_pack(void *arg, struct ipc_buf *b)
 	signer_answer_pack(job, b);
 }
 
+/* GET /metrics: the signer's own counters, for the front. */
+static void
+signerd_metrics_pack(void *arg, struct ipc_buf *b)
+{
+	metrics_signer_pack(b);
+}
+
 /* On the signer's loop: a job is done, its answer goes to the front. */
 static void
 signerd_done(struct signer_job *job, void *arg)
@@ -191,7 +198,6 @@ signerd_msg(struct ipc *c, uint32_t type, uint64_t id, struct ipc_rd *r,
 {
 	struct signerd *sd = arg;
 	struct signer_job *job;
-	struct ipc_buf b;
 	struct fileset *fs;
 	char actor[512], object[256], detail[HSMCA_ERRMSG_MAX];
 	uint32_t reload;
@@ -227,11 +233,8 @@ signerd_msg(struct ipc *c, uint32_t type, uint64_t id, struct ipc_rd *r,
 	case IPC_METRICS:
 		if (ipcr_end(r) != 0)
 			fatalx("signer: a malformed metrics request");
-		memset(&b, 0, sizeof(b));
-		metrics_signer_pack(&b);
-		if (ipc_send(sd->ipc, IPC_METRICS_ANSWER, id, &b) != 0)
-			fatalx("signer: cannot answer the front");
-		ipcb_free(&b);
+		ipc_send_packed(sd->ipc, IPC_METRICS_ANSWER, id,
+		    signerd_metrics_pack, NULL, "signer: cannot answer the front");
 		break;
 	default:
 		fatalx("signer: unexpected message type %u from the front",

@@ -170,9 +170,12 @@ check "the front holds its descriptors at rest and the capped connections only (
 run curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CADIR/root.pem" "$URL/cacerts"
 check "EST at its cap: a new client is refused (status $(cat "$WORK/last.out"), curl exit $RC, not a timeout)" \
 	sh -c "test '$(cat "$WORK/last.out")' = 000 && test $RC -ne 28"
-STATUS=$(curl -s -D "$WORK/hdr" -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HTTP_PORT/crl/1.crl")
+STATUS=$(curl -s -D "$WORK/hdr" -o "$WORK/body" -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HTTP_PORT/crl/1.crl")
 check "HTTP at its cap: a new client gets 503 ($STATUS)" test "$STATUS" = 503
 check "... with Retry-After" grep -qi "^Retry-After: 30" "$WORK/hdr"
+check "... and a line of reason, as text/plain (it was an empty body)" \
+	sh -c "test \"\$(cat '$WORK/body')\" = 'too many connections open (max-http-connections): try again later' &&
+	    grep -qi '^Content-Type: text/plain' '$WORK/hdr'"
 # The admin listener has its own cap: operators still get in.
 STATUS=$(curl -s -o "$WORK/metrics.txt" -w '%{http_code}' --max-time 20 --cacert "$CADIR/root.pem" \
 	--cert "$WORK/dev-1.boot.pem" --key "$WORK/dev-1.boot.key" "https://localhost:$ADMIN_PORT/metrics")

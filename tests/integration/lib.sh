@@ -49,8 +49,10 @@ not_ok() {
 	T_N=$((T_N + 1))
 	T_FAILED=$((T_FAILED + 1))
 	echo "not ok $T_N - $1"
-	if [ -s "$WORK/last.out" ]; then sed 's/^/#   out: /' "$WORK/last.out" | head -20; fi
-	if [ -s "$WORK/last.err" ]; then sed 's/^/#   err: /' "$WORK/last.err" | head -20; fi
+	# awk ends every line, the last too: an output without a final
+	# newline ("000" from curl -w) swallowed the next test's line.
+	if [ -s "$WORK/last.out" ]; then awk '{ print "#   out: " $0 }' "$WORK/last.out" | head -20; fi
+	if [ -s "$WORK/last.err" ]; then awk '{ print "#   err: " $0 }' "$WORK/last.err" | head -20; fi
 }
 
 # run CMD...: run it, keeping stdout/stderr in $WORK/last.out / last.err
