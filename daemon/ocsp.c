@@ -76,8 +76,12 @@ static _Atomic int64_t	 current_validity = OCSP_VALIDITY_DEFAULT;
  * token was opened (responders_retire). Under responders_lock. */
 static int64_t		*retired;
 static size_t		 nretired;
+/* The intents left by an earlier start were resolved since the token
+ * was opened (intents_resolve). Under responders_lock. */
+static int		 intents_resolved;
 
 static void	responders_free(void);
+static int	gen_serves(const struct store_generation *, time_t);
 
 void
 ocsp_forget_keys(void)
@@ -105,6 +109,7 @@ responders_free(void)
 	free(retired);
 	retired = NULL;
 	nretired = 0;
+	intents_resolved = 0;
 	pthread_mutex_unlock(&responders_lock);
 }
 
@@ -131,15 +136,52 @@ responder_keep(struct responder *r)
 	return 0;
 }
 
+/* The responder row, and with it, for a key adopted (responder_key),
+ * the audit record that says so: the one without the other is never
+ * written. */
+struct responder_record {
+	const struct store_ocsp_responder	*row;
+	int					 adopted;
+};
+
+static int
+responder_record(struct store *w, void *arg, struct hsmca_err *e)
+{
+	const struct responder_record *rr = arg;
+	struct audit_event ev;
+	char object[32], detail[AUDIT_DETAIL_MAX];
+	int ret;
+
+	if ((ret = store_ocsp_responder_add(w, rr->row, e)) != 0 ||
+	    !rr->adopted)
+		return ret;
+	snprintf(object, sizeof(object), "gen:%lld",
+	    (long long)rr->row->issuer_id);
+	snprintf(detail, sizeof(detail), "OCSP responder key %s adopted: "
+	    "generated for the generation before hsmcad stopped and not "
+	    "recorded then, now recorded with responder certificate %s",
+	    rr->row->key_uri, rr->row->serial);
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = "hsmcad";
+	ev.action = AUDIT_CA_ROTATE;
+	ev.object = object;
+	ev.outcome = AUDIT_OK;
+	ev.detail = detail;
+	return audit_append(w, &ev, e);
+}
+
 /* A new responder certificate for the generation of iss, for key (made
- * now, or the generation's responder key already in the token): issued
- * and recorded like every certificate (issue_finish: lint, serial
- * reserved, HSM signature, verify, record and audit entry), then bound
- * to the generation in ocsp_responder. *out: the certificate. */
+ * now, adopted, or the generation's responder key already in the
+ * token): issued and recorded like every certificate (issue_finish:
+ * lint, serial reserved, HSM signature, verify, record and audit
+ * entry), then bound to the generation in ocsp_responder, which closes
+ * the key's intent. *out: the certificate. */
 static int
 responder_issue(struct hsm *h, struct store *st, struct issuer *iss,
-    struct hsm_key *key, time_t now, X509 **out, struct hsmca_err *e)
+    struct hsm_key *key, int adopted, time_t now, X509 **out,
+    struct hsmca_err *e)
 {
+	struct responder_record rr;
 	struct store_ocsp_responder row;
 	struct issue_result res;
 	struct profile prof;
@@ -173,7 +215,9 @@ responder_issue(struct hsm *h, struct store *st, struct issuer *iss,
 	row.cert_der_len = (size_t)len;
 	row.not_after = issue_asn1_time(X509_get0_notAfter(res.cert));
 	row.created_at = now;
-	if ((ret = store_ocsp_responder_add(st, &row, e)) != 0)
+	rr.row = &row;
+	rr.adopted = adopted;
+	if ((ret = store_write_with(st, responder_record, &rr, e)) != 0)
 		goto out;
 	*out = res.cert;
 	res.cert = NULL;
@@ -182,6 +226,69 @@ out:
 	OPENSSL_free(der);
 	X509_free(tbs);
 	issue_result_free(&res);
+	return ret;
+}
+
+/* The key of the first responder of iss's generation, in *out. A key an
+ * earlier start generated and did not record (its intent still open,
+ * the key in the token under its URI) is adopted (*adopted 1);
+ * otherwise a new one of type kt is made (*adopted 0), its intent
+ * committed before C_GenerateKeyPair, so a stop at any point leaves
+ * nothing the store does not account for (intents_resolve). */
+static int
+responder_key(struct hsm *h, struct store *st, const struct issuer *iss,
+    enum key_type kt, time_t now, struct hsm_key **out, int *adopted,
+    struct hsmca_err *e)
+{
+	struct store_ocsp_key_intent *v = NULL;
+	char label[64], why[HSMCA_ERRMSG_MAX], *uri = NULL;
+	size_t n = 0;
+	int named, ret;
+
+	*out = NULL;
+	*adopted = 0;
+	if ((ret = store_ocsp_key_intents(st, &v, &n, e)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].issuer_id != iss->gen_id)
+			continue;
+		if ((ret = store_key_uri_named(st, v[i].key_uri, &named,
+		    e)) != 0)
+			goto out;
+		if (!named && (ret = hsm_load_key(h, v[i].key_uri, out,
+		    e)) == 0) {
+			log_info("OCSP: responder key %s of CA generation %lld, "
+			    "made before hsmcad stopped and never recorded, is "
+			    "adopted", v[i].key_uri, (long long)iss->gen_id);
+			*adopted = 1;
+			goto out;
+		}
+		if (!named && ret != HSMCA_ERR_KEY_NOT_FOUND) {
+			snprintf(why, sizeof(why), "%s", e->msg);
+			ret = err_set(e, ret, "OCSP responder key %s, made for "
+			    "CA generation %lld and never recorded, can be "
+			    "neither adopted nor found gone: %s", v[i].key_uri,
+			    (long long)iss->gen_id, why);
+			goto out;
+		}
+		/* Never made, or the store names it already: nothing to
+		 * adopt, and the intent is done. */
+		err_clear(e);
+		if ((ret = store_ocsp_key_intent_close(st, v[i].key_uri,
+		    e)) != 0)
+			goto out;
+	}
+	snprintf(label, sizeof(label), "ocsp-gen%lld", (long long)iss->gen_id);
+	if ((ret = hsm_key_uri_new(h, label, &uri, e)) != 0 ||
+	    (ret = store_ocsp_key_intent_add(st, iss->gen_id, uri, now,
+	    e)) != 0)
+		goto out;
+	/* A failure leaves the intent: the next job finds no key under
+	 * it and closes it. */
+	ret = hsm_generate_key_at(h, kt, uri, out, e);
+out:
+	free(uri);
+	store_ocsp_key_intents_free(v, n);
 	return ret;
 }
 
@@ -201,9 +308,8 @@ responder_get(struct hsm *h, struct store *st, struct issuer *iss,
 	enum key_type kt;
 	const unsigned char *p;
 	time_t ina = issue_asn1_time(X509_get0_notAfter(iss->cert));
-	char label[64];
 	size_t i;
-	int made = 0, ret;
+	int made = 0, adopted = 0, ret;
 
 	*r = NULL;
 	memset(&row, 0, sizeof(row));
@@ -240,19 +346,20 @@ responder_get(struct hsm *h, struct store *st, struct issuer *iss,
 		/* The first one: a key of the generation's type. */
 		if (key_type == NULL || keytype_parse(key_type, &kt) != 0)
 			kt = KEY_EC_P256;
-		snprintf(label, sizeof(label), "ocsp-gen%lld",
-		    (long long)iss->gen_id);
-		if ((ret = hsm_generate_key(h, kt, label, &key, e)) != 0)
+		if ((ret = responder_key(h, st, iss, kt, now, &key, &adopted,
+		    e)) != 0)
 			goto out;
-		made = 1;
+		/* An adopted key is kept if what follows fails: the next
+		 * job adopts it again. */
+		made = !adopted;
 	}
 	if (fresh.cert == NULL || (fresh.not_after - now <=
 	    OCSP_RESPONDER_RENEW_BEFORE && fresh.not_after < ina) ||
 	    fresh.not_after <= now) {
 		X509_free(fresh.cert);
 		fresh.cert = NULL;
-		if ((ret = responder_issue(h, st, iss, key, now, &fresh.cert,
-		    e)) != 0)
+		if ((ret = responder_issue(h, st, iss, key, adopted, now,
+		    &fresh.cert, e)) != 0)
 			goto out;
 		fresh.not_after = issue_asn1_time(X509_get0_notAfter(
 		    fresh.cert));
@@ -277,13 +384,16 @@ out:
 	if (key != NULL && made) {
 		struct hsmca_err e2;
 
-		/* Undo a key never used: no store row names it, so nothing
-		 * retires it later. */
+		/* Undo a key never used, and close its intent; a key the
+		 * token keeps keeps its intent, and is adopted later. */
 		err_clear(&e2);
 		if (hsm_destroy_key(h, key, &e2) != 0)
 			log_errorx("OCSP: responder key %s of CA generation "
 			    "%lld, never used, stays in the token: %s",
 			    hsm_key_uri(key), (long long)iss->gen_id, e2.msg);
+		else if (store_ocsp_key_intent_close(st, hsm_key_uri(key),
+		    &e2) != 0)
+			log_warnx("OCSP: %s", e2.msg);
 	}
 	hsm_key_free(key);
 	X509_free(fresh.cert);
@@ -374,7 +484,12 @@ struct retire_audit {
 	enum retire_step		 step;
 	const char			*why;		/* RETIRE_KEPT */
 	int64_t				 begun;		/* RETIRE_FOUND_GONE */
+	int				 unrecorded;	/* RETIRE_UNRECORDED */
 };
+
+/* Why a key is destroyed (retire_key). */
+#define RETIRE_ENDED		0	/* its generation ended */
+#define RETIRE_UNRECORDED	1	/* made, never recorded, not needed */
 
 static int
 retire_audit(struct store *w, void *arg, struct hsmca_err *e)
@@ -393,16 +508,20 @@ retire_audit(struct store *w, void *arg, struct hsmca_err *e)
 	ev.detail = detail;
 	switch (ra->step) {
 	case RETIRE_BEGIN:
-		snprintf(detail, sizeof(detail), "OCSP responder key %s"
-		    RETIRE_BEGIN_S ": the generation ended at %s, and with it "
-		    "every responder certificate of the key and every response "
-		    "it signed", ra->uri, t);
-		break;
 	case RETIRE_DESTROYED:
-		snprintf(detail, sizeof(detail), "OCSP responder key %s"
-		    RETIRE_GONE_S ": the generation ended at %s, and with it "
-		    "every responder certificate of the key and every response "
-		    "it signed", ra->uri, t);
+		if (ra->unrecorded)
+			snprintf(detail, sizeof(detail), "OCSP responder key "
+			    "%s%s: generated before hsmcad stopped and never "
+			    "recorded, it signed nothing, and no responder of "
+			    "the generation is to use it", ra->uri,
+			    ra->step == RETIRE_BEGIN ? RETIRE_BEGIN_S :
+			    RETIRE_GONE_S);
+		else
+			snprintf(detail, sizeof(detail), "OCSP responder key "
+			    "%s%s: the generation ended at %s, and with it "
+			    "every responder certificate of the key and every "
+			    "response it signed", ra->uri, ra->step ==
+			    RETIRE_BEGIN ? RETIRE_BEGIN_S : RETIRE_GONE_S, t);
 		break;
 	case RETIRE_KEPT:
 		ev.outcome = AUDIT_FAILED;
@@ -503,29 +622,36 @@ retire_pending(struct store *st, const struct store_generation *g,
 		    (long long)rs.begun);
 }
 
-/* Destroy uri, a responder key of g that nothing needs any more, unless
- * it is a CA key. Under responders_lock. */
-static void
+/* What retire_key did. */
+#define RETIRE_DONE	0	/* destroyed */
+#define RETIRE_ABSENT	1	/* not in the token */
+#define RETIRE_KEEP	2	/* kept: a CA key, or the token kept it */
+
+/* Destroy uri, a responder key of g that nothing needs any more (why:
+ * RETIRE_ENDED or RETIRE_UNRECORDED), unless it is a CA key. Under
+ * responders_lock. */
+static int
 retire_key(struct hsm *h, struct store *st,
     const struct store_generation *gens, size_t ngens,
-    const struct store_generation *g, const char *uri)
+    const struct store_generation *g, const char *uri, int why)
 {
 	struct retire_audit ra;
 	struct hsm_key *k = NULL;
 	struct hsmca_err e;
 	int64_t ca = 0;
-	int begun = 0, ret;
+	int begun = 0, outcome = RETIRE_KEEP, ret;
 
 	memset(&ra, 0, sizeof(ra));
 	ra.g = g;
 	ra.uri = uri;
+	ra.unrecorded = why == RETIRE_UNRECORDED;
 	err_clear(&e);
 	/* Not found: gone already. Several keys under the URI
 	 * (HSMCA_ERR_KEY_AMBIGUOUS), or a private key without its public
 	 * key (HSMCA_ERR_HSM), are not gone: logged and kept. */
 	if ((ret = hsm_load_key(h, uri, &k, &e)) == HSMCA_ERR_KEY_NOT_FOUND) {
 		retire_pending(st, g, uri);
-		return;
+		return RETIRE_ABSENT;
 	}
 	if (ret != 0)
 		goto fail;
@@ -549,7 +675,8 @@ retire_key(struct hsm *h, struct store *st,
 	begun = 1;
 	/* The table's handle on it goes first. */
 	for (size_t i = 0; i < nresponders; i++)
-		if (responders[i].gen_id == g->id) {
+		if (responders[i].gen_id == g->id &&
+		    strcmp(hsm_key_uri(responders[i].key), uri) == 0) {
 			responder_release(&responders[i]);
 			responders[i] = responders[--nresponders];
 			break;
@@ -565,12 +692,14 @@ retire_key(struct hsm *h, struct store *st,
 		goto fail;
 	}
 	log_info("OCSP: responder key %s of CA generation %lld destroyed: "
-	    "the generation ended, nothing it signed is served", uri,
-	    (long long)g->id);
+	    "%s", uri, (long long)g->id, why == RETIRE_UNRECORDED ?
+	    "made before hsmcad stopped and never recorded, it signed "
+	    "nothing" : "the generation ended, nothing it signed is served");
 	/* Not written: retire_pending() writes it once the key is found
 	 * gone, at the next start. */
 	ra.step = RETIRE_DESTROYED;
 	(void)retire_record(st, &ra);
+	outcome = RETIRE_DONE;
 	goto out;
 fail:
 	log_warnx("OCSP: responder key %s of CA generation %lld not "
@@ -583,6 +712,7 @@ fail:
 	}
 out:
 	hsm_key_free(k);
+	return outcome;
 }
 
 /* Retire the responder keys of the generations that ended: once each
@@ -617,7 +747,8 @@ responders_retire(struct hsm *h, struct store *st,
 		if (n == 0)
 			continue;
 		for (j = 0; j < n; j++)
-			retire_key(h, st, gens, ngens, &gens[i], uris[j]);
+			(void)retire_key(h, st, gens, ngens, &gens[i], uris[j],
+			    RETIRE_ENDED);
 		store_key_uris_free(uris, n);
 		if ((v = reallocarray(retired, nretired + 1,
 		    sizeof(*v))) != NULL) {
@@ -626,6 +757,81 @@ responders_retire(struct hsm *h, struct store *st,
 		}
 	}
 	pthread_mutex_unlock(&responders_lock);
+}
+
+/*
+ * Responder keys being made when hsmcad stopped. An intent still open
+ * (responder_key) names a key that may be in the token and that no
+ * store row accounts for. Once per token opened, each is resolved: a
+ * key the store names by now (a generation's, or a recorded
+ * responder's) is not the intent's to undo; the key of a generation
+ * that serves and has no responder yet, with ocsp-signer = responder,
+ * is left to responder_key, which adopts it (the same job, next);
+ * any other, which signed nothing, is destroyed as retire_key destroys
+ * an ended one, audited before and after, never a CA key. The intent
+ * is closed once its key is accounted for, destroyed or found never
+ * made; a key kept keeps it, for the next start.
+ */
+static void
+intents_resolve(struct hsm *h, struct store *st,
+    const struct store_generation *gens, size_t ngens, int mode, time_t now)
+{
+	struct store_ocsp_key_intent *v = NULL;
+	struct store_ocsp_responder row;
+	const struct store_generation *g;
+	struct hsmca_err e;
+	size_t n = 0, j;
+	int named, ret;
+
+	pthread_mutex_lock(&responders_lock);
+	if (intents_resolved)
+		goto out;
+	err_clear(&e);
+	if (store_ocsp_key_intents(st, &v, &n, &e) != 0) {
+		log_warnx("OCSP: %s", e.msg);
+		goto out;	/* the store: at the next job */
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (j = 0; j < ngens && gens[j].id != v[i].issuer_id; j++)
+			;
+		if (j == ngens)
+			continue;	/* the store references one */
+		g = &gens[j];
+		err_clear(&e);
+		if (store_key_uri_named(st, v[i].key_uri, &named, &e) != 0) {
+			log_warnx("OCSP: %s", e.msg);
+			continue;
+		}
+		if (!named && mode == CONFIG_OCSP_SIGNER_RESPONDER &&
+		    gen_serves(g, now)) {
+			ret = store_ocsp_responder_latest(st, g->id, &row, &e);
+			store_ocsp_responder_free_fields(&row);
+			if (ret == HSMCA_ERR_NOT_FOUND)
+				continue;	/* responder_key adopts it */
+			if (ret != 0) {
+				log_warnx("OCSP: %s", e.msg);
+				continue;
+			}
+		}
+		if (!named) {
+			ret = retire_key(h, st, gens, ngens, g, v[i].key_uri,
+			    RETIRE_UNRECORDED);
+			if (ret == RETIRE_KEEP)
+				continue;	/* logged */
+			if (ret == RETIRE_ABSENT)
+				log_info("OCSP: responder key %s of CA "
+				    "generation %lld, about to be made when "
+				    "hsmcad stopped, is not in the token",
+				    v[i].key_uri, (long long)g->id);
+		}
+		err_clear(&e);
+		if (store_ocsp_key_intent_close(st, v[i].key_uri, &e) != 0)
+			log_warnx("OCSP: %s", e.msg);
+	}
+	intents_resolved = 1;
+out:
+	pthread_mutex_unlock(&responders_lock);
+	store_ocsp_key_intents_free(v, n);
 }
 
 /* ---- on a signer worker ---- */
@@ -898,6 +1104,7 @@ ocsp_job_presign(struct hsm *h, struct store *st, struct ocsp_cache *c,
 		goto fail;
 	}
 	responders_retire(h, st, p.gens, p.ngens, p.now);
+	intents_resolve(h, st, p.gens, p.ngens, ca->ocsp_signer, p.now);
 	for (size_t i = 0; i < p.ngens; i++) {
 		if (!gen_serves(&p.gens[i], p.now))
 			continue;

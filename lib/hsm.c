@@ -1332,9 +1332,11 @@ curve_params(int nid, unsigned char **der, int *len)
 	return 0;
 }
 
-int
-hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
-    struct hsm_key **out, struct hsmca_err *e)
+/* A key pair under label and id (HSM_ID_LEN bytes), or a random id if
+ * id is NULL. */
+static int
+generate(struct hsm *h, enum key_type type, const char *label,
+    const unsigned char *id, struct hsm_key **out, struct hsmca_err *e)
 {
 	CK_ULONG bits = 0;
 	CK_BYTE pubexp[] = { 0x01, 0x00, 0x01 };
@@ -1350,6 +1352,9 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 	*out = NULL;
 	if ((ret = key_tmpl_init(&t, label, NULL, e)) != 0)
 		return ret;
+	/* The templates point at t.id. */
+	if (id != NULL)
+		memcpy(t.id, id, sizeof(t.id));
 	switch (type) {
 	case KEY_EC_P256:
 	case KEY_EC_P384:
@@ -1387,6 +1392,48 @@ hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 out:
 	OPENSSL_free(ecparams);
 	raw_close(h, s);
+	return ret;
+}
+
+int
+hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
+    struct hsm_key **out, struct hsmca_err *e)
+{
+	return generate(h, type, label, NULL, out, e);
+}
+
+int
+hsm_key_uri_new(struct hsm *h, const char *label, char **uri,
+    struct hsmca_err *e)
+{
+	unsigned char id[HSM_ID_LEN];
+
+	*uri = NULL;
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return err_set_ssl(e, HSMCA_ERR_INTERNAL, "RAND_bytes");
+	if ((*uri = uri_make(h->token_label, id, sizeof(id), label)) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	return 0;
+}
+
+int
+hsm_generate_key_at(struct hsm *h, enum key_type type, const char *uri,
+    struct hsm_key **out, struct hsmca_err *e)
+{
+	struct hsm_uri u;
+	int ret;
+
+	*out = NULL;
+	if ((ret = hsm_uri_parse(uri, &u, e)) != 0)
+		return ret;
+	if (u.id == NULL || u.id_len != HSM_ID_LEN || u.object == NULL ||
+	    (u.token != NULL && strcmp(u.token, h->token_label) != 0))
+		ret = err_set(e, HSMCA_ERR_ARG, "key URI %s does not name a "
+		    "new key of token '%s' (hsm_key_uri_new)", uri,
+		    h->token_label);
+	else
+		ret = generate(h, type, u.object, u.id, out, e);
+	hsm_uri_free(&u);
 	return ret;
 }
 

@@ -231,6 +231,17 @@ static const char *const store_migrations[] = {
 	 * it: a handful, whatever the size of the store. */
 	"CREATE INDEX cert_reserved ON cert(created_at)"
 	" WHERE status = 'reserved';",
+	/* 9 -> 10: an OCSP responder key hsmcad is about to generate,
+	 * committed before C_GenerateKeyPair and deleted in the
+	 * transaction that records the key's responder: a row left means
+	 * hsmcad stopped in between, and the key, if it was made, is found
+	 * by its URI at the next start (adopted or destroyed). */
+	"CREATE TABLE ocsp_key_intent ("
+	" id INTEGER PRIMARY KEY,"
+	" issuer_id INTEGER NOT NULL REFERENCES ca_generation(id),"
+	" key_uri TEXT NOT NULL UNIQUE,"
+	" created_at INTEGER NOT NULL"
+	");",
 };
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -300,6 +311,10 @@ enum store_stmt {
 	STMT_OCSP_RESPONDER_ADD,
 	STMT_OCSP_RESPONDER_LATEST,
 	STMT_OCSP_RESPONDER_KEYS_ENDED,
+	STMT_OCSP_INTENT_ADD,
+	STMT_OCSP_INTENT_LIST,
+	STMT_OCSP_INTENT_CLOSE,
+	STMT_KEY_URI_NAMED,
 	STMT_OCSP_WALK,
 	STMT_OCSP_CHANGES,
 	STMT_OCSP_CHANGES_FORGET,
@@ -468,6 +483,17 @@ static const char *const store_sql[STMT_MAX] = {
 	    " OR g.not_after IS NULL OR g.not_after >= ?2))"
 	    " AND r.key_uri NOT IN (SELECT key_uri FROM ca_generation"
 	    " WHERE key_uri IS NOT NULL) ORDER BY r.key_uri",
+	[STMT_OCSP_INTENT_ADD] =
+	    "INSERT INTO ocsp_key_intent (issuer_id, key_uri, created_at)"
+	    " VALUES (?1, ?2, ?3)",
+	[STMT_OCSP_INTENT_LIST] =
+	    "SELECT id, issuer_id, key_uri, created_at FROM ocsp_key_intent"
+	    " ORDER BY id",
+	[STMT_OCSP_INTENT_CLOSE] =
+	    "DELETE FROM ocsp_key_intent WHERE key_uri = ?1",
+	[STMT_KEY_URI_NAMED] =
+	    "SELECT EXISTS (SELECT 1 FROM ocsp_responder WHERE key_uri = ?1)"
+	    " OR EXISTS (SELECT 1 FROM ca_generation WHERE key_uri = ?1)",
 	/* By primary key: a range of ids, whatever the store's size. */
 	[STMT_OCSP_WALK] =
 	    "SELECT id, issuer_id, serial, status, not_after, revoked_at,"
@@ -3400,19 +3426,133 @@ store_ocsp_responder_add(struct store *st,
     const struct store_ocsp_responder *r, struct hsmca_err *e)
 {
 	sqlite3_stmt *s;
-	int rc = SQLITE_OK;
+	int rc = SQLITE_OK, own, ret;
 
+	if ((ret = bulk_begin(st, &own, e)) != 0)
+		return ret;
+	ret = HSMCA_ERR_STORE;
 	if ((s = stmt_get(st, STMT_OCSP_RESPONDER_ADD, e)) == NULL)
-		return HSMCA_ERR_STORE;
+		goto out;
 	bind_int(s, 0, r->issuer_id, &rc);
 	bind_text(s, 1, r->serial, &rc);
 	bind_text(s, 2, r->key_uri, &rc);
 	bind_blob(s, 3, r->cert_der, r->cert_der_len, &rc);
 	bind_int(s, 4, r->not_after, &rc);
 	bind_int(s, 5, r->created_at, &rc);
+	if ((rc = stmt_run(st, s, rc, NULL)) != SQLITE_DONE) {
+		ret = store_sqlerr(e, rc, "cannot record the OCSP responder "
+		    "of CA generation %" PRId64, r->issuer_id);
+		goto out;
+	}
+	/* The key is accounted for: its intent, if any, is complete. */
+	ret = store_ocsp_key_intent_close(st, r->key_uri, e);
+out:
+	return bulk_end(st, own, ret, e);
+}
+
+int
+store_ocsp_key_intent_add(struct store *st, int64_t issuer_id,
+    const char *key_uri, time_t now, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK;
+
+	if ((s = stmt_get(st, STMT_OCSP_INTENT_ADD, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_int(s, 0, issuer_id, &rc);
+	bind_text(s, 1, key_uri, &rc);
+	bind_int(s, 2, now, &rc);
 	if ((rc = stmt_run(st, s, rc, NULL)) != SQLITE_DONE)
 		return store_sqlerr(e, rc, "cannot record the OCSP responder "
-		    "of CA generation %" PRId64, r->issuer_id);
+		    "key about to be made for CA generation %" PRId64,
+		    issuer_id);
+	return 0;
+}
+
+static int
+intent_from_row(struct store *st, sqlite3_stmt *s, void *row,
+    struct hsmca_err *e)
+{
+	struct store_ocsp_key_intent *r = row;
+
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(s, 0);
+	r->issuer_id = sqlite3_column_int64(s, 1);
+	r->created_at = (time_t)sqlite3_column_int64(s, 3);
+	if (col_strdup(s, 2, &r->key_uri) != 0 || r->key_uri == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	return 0;
+}
+
+static void
+intents_free(void *v, size_t n)
+{
+	store_ocsp_key_intents_free(v, n);
+}
+
+static const struct row_type intent_rows = {
+	sizeof(struct store_ocsp_key_intent), intent_from_row, intents_free
+};
+
+int
+store_ocsp_key_intents(struct store *st, struct store_ocsp_key_intent **out,
+    size_t *n, struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	void *v;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	if ((s = stmt_get(st, STMT_OCSP_INTENT_LIST, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	if ((ret = stmt_collect(st, s, SQLITE_OK, &intent_rows, 2, &v, n, e,
+	    "cannot read the OCSP responder keys being made")) == 0)
+		*out = v;
+	return ret;
+}
+
+void
+store_ocsp_key_intents_free(struct store_ocsp_key_intent *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i].key_uri);
+	free(v);
+}
+
+int
+store_ocsp_key_intent_close(struct store *st, const char *key_uri,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK;
+
+	if ((s = stmt_get(st, STMT_OCSP_INTENT_CLOSE, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_text(s, 0, key_uri, &rc);
+	if ((rc = stmt_run(st, s, rc, NULL)) != SQLITE_DONE)
+		return store_sqlerr(e, rc, "cannot close the record of OCSP "
+		    "responder key %s being made", key_uri);
+	return 0;
+}
+
+int
+store_key_uri_named(struct store *st, const char *key_uri, int *named,
+    struct hsmca_err *e)
+{
+	sqlite3_stmt *s;
+	int64_t v = 1;
+	int rc = SQLITE_OK;
+
+	*named = 1;
+	if ((s = stmt_get(st, STMT_KEY_URI_NAMED, e)) == NULL)
+		return HSMCA_ERR_STORE;
+	bind_text(s, 0, key_uri, &rc);
+	if ((rc = stmt_int64(s, rc, &v)) != SQLITE_ROW)
+		return store_sqlerr(e, rc, "cannot look up key %s", key_uri);
+	*named = v != 0;
 	return 0;
 }
 

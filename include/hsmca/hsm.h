@@ -56,6 +56,15 @@ int	hsm_check_pin_source(const char *source, struct hsmca_err *e);
  * true, CKA_EXTRACTABLE false, a random CKA_ID, the given CKA_LABEL. */
 int	hsm_generate_key(struct hsm *h, enum key_type type, const char *label,
 	    struct hsm_key **out, struct hsmca_err *e);
+/* The URI a key about to be made with hsm_generate_key_at will have: a
+ * new random CKA_ID and the given CKA_LABEL, in h's token. A caller can
+ * record it before the key exists, and find the key by it after a crash. */
+int	hsm_key_uri_new(struct hsm *h, const char *label, char **uri,
+	    struct hsmca_err *e);
+/* hsm_generate_key with the CKA_ID and CKA_LABEL of uri, from
+ * hsm_key_uri_new. */
+int	hsm_generate_key_at(struct hsm *h, enum key_type type, const char *uri,
+	    struct hsm_key **out, struct hsmca_err *e);
 /* Put an existing private key (an operator's intermediate CA key) into
  * the token as a sensitive, non-extractable object. */
 int	hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,

@@ -12,7 +12,7 @@
 #include "hsmca/serial.h"
 #include "hsmca/util.h"
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 struct store;
 
@@ -435,6 +435,8 @@ struct store_ocsp_responder {
 	time_t		 not_after;
 	time_t		 created_at;
 };
+/* Record a responder, and close the intent of its key (if any) in the
+ * same transaction. */
 int	store_ocsp_responder_add(struct store *st,
 	    const struct store_ocsp_responder *r, struct hsmca_err *e);
 /* The generation's responder with the latest notAfter;
@@ -449,6 +451,30 @@ void	store_ocsp_responder_free_fields(struct store_ocsp_responder *r);
 int	store_ocsp_responder_keys_ended(struct store *st, int64_t issuer_id,
 	    time_t before, char ***out, size_t *n, struct hsmca_err *e);
 void	store_key_uris_free(char **v, size_t n);
+/* An OCSP responder key about to be generated: recorded and committed
+ * before C_GenerateKeyPair, closed when its responder is recorded or
+ * the key is found gone or destroyed. One still open after a restart is
+ * a key hsmcad may have made and never recorded. */
+struct store_ocsp_key_intent {
+	int64_t		 id;
+	int64_t		 issuer_id;
+	char		*key_uri;
+	time_t		 created_at;
+};
+int	store_ocsp_key_intent_add(struct store *st, int64_t issuer_id,
+	    const char *key_uri, time_t now, struct hsmca_err *e);
+/* Every open intent, oldest first. */
+int	store_ocsp_key_intents(struct store *st,
+	    struct store_ocsp_key_intent **out, size_t *n,
+	    struct hsmca_err *e);
+void	store_ocsp_key_intents_free(struct store_ocsp_key_intent *v,
+	    size_t n);
+int	store_ocsp_key_intent_close(struct store *st, const char *key_uri,
+	    struct hsmca_err *e);
+/* *named 1 if a generation or a recorded OCSP responder names key_uri
+ * (by URI, as recorded). */
+int	store_key_uri_named(struct store *st, const char *key_uri,
+	    int *named, struct hsmca_err *e);
 
 /* What an OCSP response says of a certificate. */
 struct store_cert_state {

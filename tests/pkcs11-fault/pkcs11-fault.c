@@ -12,11 +12,15 @@
  *   PKCS11_FAULT_MAX_SESSIONS  open sessions above this are a violation
  *
  * Settings (the control file or PKCS11_FAULT), words separated by blanks:
- *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse|rv
+ *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse|rv|
+ *         crash
  *   rate=PERCENT          of the calls concerned (default 100)
- *   on=sign,open,login,destroy,find  the calls concerned (default the
- *                         first three; destroy: C_DestroyObject; find:
- *                         C_FindObjectsInit, a key lookup)
+ *   on=sign,open,login,destroy,find,generate  the calls concerned
+ *                         (default the first three; destroy:
+ *                         C_DestroyObject; find: C_FindObjectsInit, a key
+ *                         lookup; generate: C_GenerateKeyPair)
+ *   label=PREFIX          only keys whose CKA_LABEL starts with PREFIX
+ *                         (generate)
  *
  *   device   CKR_DEVICE_ERROR, nothing else changes
  *   session  the session is really closed, CKR_SESSION_HANDLE_INVALID
@@ -33,6 +37,9 @@
  *            refuses this request (as for an object not destroyable)
  *   rv       the value of rv=VALUE (C syntax: 0x80000123), nothing else
  *            changes: a code the application may not know
+ *   crash    C_GenerateKeyPair makes the key pair, then the process is
+ *            killed (SIGKILL) before the call returns: the application
+ *            stops between making a key and recording it
  *
  * Whatever the settings, the shim watches what the application does and
  * appends a "VIOLATION" line to the log when one session is used by two
@@ -40,6 +47,7 @@
  * lines: "inject FN FAULT", "login RV", "open-session RV", "max-open N". */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,12 +64,12 @@
 
 enum fault {
 	F_NONE, F_DEVICE, F_SESSION, F_LOGIN, F_REMOVED, F_HANG, F_CORRUPT,
-	F_STALL, F_REFUSE, F_RV
+	F_STALL, F_REFUSE, F_RV, F_CRASH
 };
 
 static const char *const fault_names[] = {
 	"none", "device", "session", "login", "removed", "hang", "corrupt",
-	"stall", "refuse", "rv"
+	"stall", "refuse", "rv", "crash"
 };
 
 #define ON_SIGN		0x1
@@ -69,12 +77,14 @@ static const char *const fault_names[] = {
 #define ON_LOGIN	0x4
 #define ON_DESTROY	0x8
 #define ON_FIND		0x10
+#define ON_GENERATE	0x20
 
 struct settings {
 	enum fault	fault;
 	int		rate;
 	int		on;
 	CK_RV		rv;		/* fault=rv */
+	char		label[64];	/* label=: a CKA_LABEL prefix */
 };
 
 /* An open session, and the thread inside it, if any. */
@@ -121,6 +131,7 @@ parse(const char *s, struct settings *st)
 	st->rate = 100;
 	st->on = ON_SIGN | ON_OPEN | ON_LOGIN;
 	st->rv = CKR_GENERAL_ERROR;
+	st->label[0] = '\0';
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (p = strtok_r(buf, " \t\r\n", &save); p != NULL;
 	    p = strtok_r(NULL, " \t\r\n", &save)) {
@@ -133,6 +144,8 @@ parse(const char *s, struct settings *st)
 			st->rate = atoi(p + 5);
 		else if (strncmp(p, "rv=", 3) == 0)
 			st->rv = (CK_RV)strtoul(p + 3, NULL, 0);
+		else if (strncmp(p, "label=", 6) == 0)
+			snprintf(st->label, sizeof(st->label), "%s", p + 6);
 		else if (strncmp(p, "on=", 3) == 0) {
 			st->on = 0;
 			if (strstr(p, "sign") != NULL)
@@ -145,6 +158,8 @@ parse(const char *s, struct settings *st)
 				st->on |= ON_DESTROY;
 			if (strstr(p, "find") != NULL)
 				st->on |= ON_FIND;
+			if (strstr(p, "generate") != NULL)
+				st->on |= ON_GENERATE;
 		}
 	}
 }
@@ -562,14 +577,43 @@ SESSION_FN(FindObjects, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o,
 SESSION_FN(FindObjectsFinal, (CK_SESSION_HANDLE h), (h))
 SESSION_FN(GetAttributeValue, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o,
     CK_ATTRIBUTE_PTR t, CK_ULONG n), (h, o, t, n))
-SESSION_FN(GenerateKeyPair, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
-    CK_ATTRIBUTE_PTR pt, CK_ULONG pn, CK_ATTRIBUTE_PTR vt, CK_ULONG vn,
-    CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv),
-    (h, m, pt, pn, vt, vn, pub, priv))
 SESSION_FN(CreateObject, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n,
     CK_OBJECT_HANDLE_PTR o), (h, t, n, o))
 SESSION_FN(GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR r, CK_ULONG n),
     (h, r, n))
+
+/* fault=crash: the key pair is made, then the process dies before the
+ * application hears of it, if its private key's label starts with the
+ * label= prefix. Any other fault goes as for other calls. */
+static CK_RV
+w_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+    CK_ATTRIBUTE_PTR pt, CK_ULONG pn, CK_ATTRIBUTE_PTR vt, CK_ULONG vn,
+    CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv)
+{
+	struct settings st = settings();
+	size_t plen = strlen(st.label);
+	int match = plen == 0;
+	CK_RV rv;
+
+	if (removed())
+		return CKR_TOKEN_NOT_PRESENT;
+	for (CK_ULONG i = 0; i < vn && !match; i++)
+		if (vt[i].type == CKA_LABEL && vt[i].pValue != NULL &&
+		    vt[i].ulValueLen >= plen &&
+		    memcmp(vt[i].pValue, st.label, plen) == 0)
+			match = 1;
+	enter(h, "C_GenerateKeyPair");
+	if (!match || st.fault == F_CRASH ||
+	    (rv = inject("C_GenerateKeyPair", ON_GENERATE, 7, h)) == CKR_OK)
+		rv = real->C_GenerateKeyPair(h, m, pt, pn, vt, vn, pub, priv);
+	if (rv == CKR_OK && match && st.fault == F_CRASH &&
+	    (st.on & ON_GENERATE)) {
+		logf_("inject C_GenerateKeyPair crash");
+		kill(getpid(), SIGKILL);
+	}
+	leave(h);
+	return rv;
+}
 
 static CK_RV w_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out);
 

@@ -241,7 +241,7 @@ test_schema_version(void **state)
 	    "cert_change_status,cert_csr_sha256,cert_issuer_status,"
 	    "cert_not_after,cert_reserved,"
 	    "cert_revocation_version,cert_revoked,crl_state,disallow,"
-	    "generation_revocation_version,ocsp_responder,"
+	    "generation_revocation_version,ocsp_key_intent,ocsp_responder,"
 	    "revocation_version");
 	free(v);
 }
@@ -2091,6 +2091,7 @@ test_migrate_from_v1(void **state)
 	    " DROP TRIGGER cert_revocation_version;"
 	    " DROP TRIGGER generation_revocation_version;"
 	    " DROP INDEX cert_batch_reserved; DROP INDEX cert_reserved;"
+	    " DROP TABLE ocsp_key_intent;"
 	    " ALTER TABLE cert DROP COLUMN batch_id;"
 	    " UPDATE cert SET status = 'revoked', revoked_at = 1767225601,"
 	    " revoke_reason = 1 WHERE serial = '01';"
@@ -2153,11 +2154,12 @@ test_migrate_from_v8(void **state)
 	fx->st = NULL;
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP INDEX cert_reserved;"
+	    " DROP TABLE ocsp_key_intent;"
 	    " PRAGMA user_version = 8;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
 	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
-	assert_int_equal(store_schema_version(fx->st), 9);
+	assert_int_equal(store_schema_version(fx->st), STORE_SCHEMA_VERSION);
 	s = sql_text(fx->path, "SELECT sql FROM sqlite_master WHERE name ="
 	    " 'cert_reserved'");
 	assert_non_null(s);
@@ -2307,6 +2309,87 @@ test_ocsp_responder_keys_ended(void **state)
 	store_key_uris_free(v, n);
 }
 
+/* A store as schema version 9 left it, with a responder recorded:
+ * opening it adds the table of the responder keys being made. An
+ * intent is listed until the responder of its key is recorded, which
+ * closes it in the same transaction, or it is closed by hand. */
+static void
+test_migrate_from_v9_key_intents(void **state)
+{
+	struct fixture *fx = *state;
+	struct hsmca_err e = { 0 };
+	struct store_ocsp_key_intent *v = NULL;
+	sqlite3 *db = NULL;
+	const char *k1 = "pkcs11:token=t;id=%01;object=ocsp-gen1;type=private";
+	const char *k2 = "pkcs11:token=t;id=%02;object=ocsp-gen1;type=private";
+	const char *k3 = "pkcs11:token=t;id=%03;object=ocsp-gen2;type=private";
+	int64_t g1, g2;
+	size_t n = 0;
+	int named;
+	char *s;
+
+	g1 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_ACTIVE, "gen1");
+	g2 = gen_add(fx->st, STORE_GEN_ISSUING, STORE_GEN_INACTIVE, "gen2");
+	responder_add(fx->st, g1, "01", k1, T0 + 30 * DAY);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE ocsp_key_intent;"
+	    " PRAGMA user_version = 9;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(fx->path, &fx->st, &e), 0);
+	assert_int_equal(store_schema_version(fx->st), STORE_SCHEMA_VERSION);
+	s = sql_text(fx->path, "SELECT count(*) FROM ocsp_key_intent");
+	assert_string_equal(s, "0");
+	free(s);
+	assert_int_equal(store_ocsp_key_intents(fx->st, &v, &n, &e), 0);
+	assert_int_equal(n, 0);
+	store_ocsp_key_intents_free(v, n);
+
+	/* Named: the recorded responder's key, not the others. */
+	assert_int_equal(store_key_uri_named(fx->st, k1, &named, &e), 0);
+	assert_int_equal(named, 1);
+	assert_int_equal(store_key_uri_named(fx->st, k2, &named, &e), 0);
+	assert_int_equal(named, 0);
+
+	assert_int_equal(store_ocsp_key_intent_add(fx->st, g1, k2, T0, &e), 0);
+	assert_int_equal(store_ocsp_key_intent_add(fx->st, g2, k3, T0 + 1,
+	    &e), 0);
+	/* One intent per key. */
+	assert_int_equal(store_ocsp_key_intent_add(fx->st, g2, k3, T0 + 2,
+	    &e), HSMCA_ERR_EXISTS);
+	assert_int_equal(store_ocsp_key_intents(fx->st, &v, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].issuer_id, g1);
+	assert_string_equal(v[0].key_uri, k2);
+	assert_int_equal(v[0].created_at, T0);
+	assert_int_equal(v[1].issuer_id, g2);
+	assert_string_equal(v[1].key_uri, k3);
+	store_ocsp_key_intents_free(v, n);
+
+	/* Recording k2's responder closes its intent. */
+	responder_add(fx->st, g1, "02", k2, T0 + 60 * DAY);
+	assert_int_equal(store_ocsp_key_intents(fx->st, &v, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].key_uri, k3);
+	store_ocsp_key_intents_free(v, n);
+	/* A responder the store refuses leaves the intent open. */
+	assert_true(store_ocsp_responder_add(fx->st, &(struct
+	    store_ocsp_responder){ .issuer_id = 999, .serial = "03",
+	    .key_uri = (char *)(uintptr_t)k3, .cert_der = (unsigned char *)"0",
+	    .cert_der_len = 1, .not_after = T0, .created_at = T0 }, &e) != 0);
+	assert_int_equal(store_ocsp_key_intents(fx->st, &v, &n, &e), 0);
+	assert_int_equal(n, 1);
+	store_ocsp_key_intents_free(v, n);
+
+	assert_int_equal(store_ocsp_key_intent_close(fx->st, k3, &e), 0);
+	assert_int_equal(store_ocsp_key_intents(fx->st, &v, &n, &e), 0);
+	assert_int_equal(n, 0);
+	store_ocsp_key_intents_free(v, n);
+	assert_int_equal(store_integrity_check(fx->st, &e), 0);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -2348,6 +2431,7 @@ main(void)
 		T(test_ocsp_responder_keys_ended),
 		T(test_migrate_from_v1),
 		T(test_migrate_from_v8),
+		T(test_migrate_from_v9_key_intents),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_free_zeroed),
 	};
