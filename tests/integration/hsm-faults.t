@@ -5,23 +5,16 @@
 # session used by two threads at once, more sessions open than the cap.
 . "$top_srcdir/tests/integration/lib.sh"
 
-SHIM="$top_builddir/tests/pkcs11-fault/pkcs11-fault.so"
-[ -r "$SHIM" ] || skip_all "the fault shim is not built (make check builds it)"
 command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
 
 est_setup faults
 hsmca ca download 2 >"$CADIR/ica.pem"
 # hsmcad loads the shim; more workers than signing sessions, so the cap
 # is what bounds them.
-sed -i -e "s|^module = .*|module = $SHIM|" -e 's/^sessions = .*/sessions = 3/' \
-	-e 's/^workers = .*/workers = 4/' "$CONF"
-CTL="$CADIR/fault.ctl"
-FLOG="$CADIR/fault.log"
-PKCS11_FAULT_MODULE=$SOFTHSM_MODULE
-PKCS11_FAULT_CONTROL=$CTL
-PKCS11_FAULT_LOG=$FLOG
+fault_conf
+sed -i -e 's/^sessions = .*/sessions = 3/' -e 's/^workers = .*/workers = 4/' "$CONF"
 PKCS11_FAULT_MAX_SESSIONS=3
-export PKCS11_FAULT_MODULE PKCS11_FAULT_CONTROL PKCS11_FAULT_LOG PKCS11_FAULT_MAX_SESSIONS
+export PKCS11_FAULT_MAX_SESSIONS
 
 # The detectors fire when they should: a session used by two threads at
 # once, more sessions open than the cap (2 here).

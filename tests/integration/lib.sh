@@ -451,15 +451,13 @@ p7_certs() {
 
 # ---- reservations left behind (reserved-sweep.t, cert-sweep.t) ----
 
-# fault_cli: the CLI signs through tests/pkcs11-fault with
-# -c $CADIR/shim.conf (CONF, and hsmcad, use the token directly); skips
-# the test when the shim is not built. fault SPEC tells the shim what to
-# do from now on; it logs what it injected in $FLOG.
-fault_cli() {
+# fault_env: tests/pkcs11-fault's control file ($CTL) and log ($FLOG)
+# under $CADIR, in the environment of whatever loads the shim ($SHIM);
+# skips the test when the shim is not built. fault SPEC tells the shim
+# what to do from now on; it logs what it injected in $FLOG.
+fault_env() {
 	SHIM="$top_builddir/tests/pkcs11-fault/pkcs11-fault.so"
 	[ -r "$SHIM" ] || skip_all "the fault shim is not built (make check builds it)"
-	command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
-	sed "s|^module = .*|module = $SHIM|" "$CONF" >"$CADIR/shim.conf"
 	CTL="$CADIR/fault.ctl"
 	FLOG="$CADIR/fault.log"
 	PKCS11_FAULT_MODULE=$SOFTHSM_MODULE
@@ -467,6 +465,19 @@ fault_cli() {
 	PKCS11_FAULT_LOG=$FLOG
 	export PKCS11_FAULT_MODULE PKCS11_FAULT_CONTROL PKCS11_FAULT_LOG
 	: >"$FLOG"
+}
+# fault_cli: the CLI signs through the shim with -c $CADIR/shim.conf
+# (CONF, and hsmcad, use the token directly).
+fault_cli() {
+	fault_env
+	command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
+	sed "s|^module = .*|module = $SHIM|" "$CONF" >"$CADIR/shim.conf"
+}
+# fault_conf: hsmcad and the CLI both reach the token through the shim
+# (CONF's module).
+fault_conf() {
+	fault_env
+	sed -i "s|^module = .*|module = $SHIM|" "$CONF"
 }
 fault() {
 	echo "$*" >"$CTL.new" && mv "$CTL.new" "$CTL"

@@ -10,21 +10,12 @@
 command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
 command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
 command -v pkcs11-tool >/dev/null 2>&1 || skip_all "pkcs11-tool not installed"
-SHIM="$top_builddir/tests/pkcs11-fault/pkcs11-fault.so"
-[ -r "$SHIM" ] || skip_all "the fault shim is not built (make check builds it)"
 
 est_setup ork
 sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
 # hsmcad and the CLI both reach the token through the shim.
-sed -i "s|^module = .*|module = $SHIM|" "$CONF"
-CTL=$CADIR/fault.ctl
-FLOG=$CADIR/fault.log
-PKCS11_FAULT_MODULE=$SOFTHSM_MODULE
-PKCS11_FAULT_CONTROL=$CTL
-PKCS11_FAULT_LOG=$FLOG
-export PKCS11_FAULT_MODULE PKCS11_FAULT_CONTROL PKCS11_FAULT_LOG
+fault_conf
 fault "fault=none"
-: >"$FLOG"
 
 # privkeys: the private keys in the token, "ID LABEL" a line (PIN on
 # argv: a throwaway test token only).
