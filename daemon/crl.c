@@ -145,7 +145,7 @@ void
 crl_handle(struct evhttp_request *req, void *arg)
 {
 	struct hsmcad *d = arg;
-	const char *uri = evhttp_request_get_uri(req);
+	const char *uri = http_target(req);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *body;
 	long long gen;

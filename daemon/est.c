@@ -955,7 +955,7 @@ est_handle(struct evhttp_request *req, void *arg)
 {
 	struct hsmcad *d = arg;
 	struct est_req *r;
-	const char *uri = evhttp_request_get_uri(req);
+	const char *uri = http_target(req);
 	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
 	struct evkeyval *kv;
 	char why[256];

@@ -314,6 +314,11 @@ const char *http_status_phrase(int status);
 /* The name of a request's method, for the log ("?": one libevent does
  * not know). */
 const char *http_method_name(enum evhttp_cmd_type cmd);
+/* req's target in origin form, the path and query: an absolute-form
+ * target (GET http://host/crl/2.crl, which an HTTP/1.1 server must
+ * take, RFC 9112 3.2.2) without its scheme and authority; "/" when it
+ * has no path. Points into evhttp_request_get_uri's string. */
+const char *http_target(struct evhttp_request *req);
 /* 1 if libevent does not know req's method: the answer to it (a 501)
  * closes the connection, which this sets. */
 int	http_method_unknown(struct evhttp_request *req);

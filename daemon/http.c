@@ -62,6 +62,22 @@ http_method_name(enum evhttp_cmd_type cmd)
 	}
 }
 
+const char *
+http_target(struct evhttp_request *req)
+{
+	const char *uri = evhttp_request_get_uri(req), *p;
+	size_t n;
+
+	if (uri == NULL)
+		return "";
+	if (uri[0] == '/' || (p = strstr(uri, "://")) == NULL)
+		return uri;
+	/* The authority ends at the path, the query or the fragment. */
+	p += 3;
+	n = strcspn(p, "/?#");
+	return p[n] == '/' ? p + n : "/";
+}
+
 int
 http_method_unknown(struct evhttp_request *req)
 {

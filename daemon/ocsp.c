@@ -1628,7 +1628,7 @@ void
 ocsp_handle(struct evhttp_request *req, void *arg)
 {
 	struct hsmcad *d = arg;
-	const char *uri = evhttp_request_get_uri(req), *ct;
+	const char *uri = http_target(req), *ct;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *in;
 	unsigned char buf[OCSP_REQUEST_MAX_BYTES + 3];

@@ -117,6 +117,25 @@ conn "admin API: /metrics as an absolute URI, HTTP/1.1: kept, and says so" \
 	"GET https://localhost:$ADMIN_PORT/metrics $H11\\r\\n" \
 	"$CADIR/root.pem" "$WORK/dev-1.boot.pem" "$WORK/dev-1.boot.key"
 
+# Every listener routes an absolute URI as its path (RFC 9112 3.2.2):
+# EST, CRLs and OCSP routed the raw URI and answered 404.
+NEXT=/.well-known/est/cacerts
+conn "EST: cacerts as an absolute URI: served, kept" \
+	"200 keep-alive|200 close" "$PORT" \
+	"GET https://localhost:$PORT/.well-known/est/cacerts $H11\\r\\n" \
+	"$CADIR/root.pem"
+NEXT=/crl/2.crl
+conn "CRL: as an absolute URI: served, kept" \
+	"200 keep-alive|200 close" "$HTTP_PORT" \
+	"GET http://localhost:$HTTP_PORT/crl/2.crl $H11\\r\\n"
+NEXT=/ocsp/AAAA
+conn "OCSP: a GET as an absolute URI: answered, kept" \
+	"200 keep-alive|200 close" "$HTTP_PORT" \
+	"GET http://localhost:$HTTP_PORT/ocsp/AAAA $H11\\r\\n"
+conn "CRL listener: an absolute URI without a path: 404, kept" \
+	"404 keep-alive|200 close" "$HTTP_PORT" \
+	"GET http://localhost:$HTTP_PORT $H11\\r\\n"
+
 # A refusal that is not a method's keeps the connection.
 NEXT=/.well-known/est/cacerts
 conn "EST: a 404, HTTP/1.0 with keep-alive: kept" \
