@@ -136,6 +136,24 @@ responder_keep(struct responder *r)
 	return 0;
 }
 
+/* hsmcad's ca-rotate record about generation gen's responder key. */
+static int
+key_audit(struct store *w, int64_t gen, enum audit_outcome outcome,
+    const char *detail, struct hsmca_err *e)
+{
+	struct audit_event ev;
+	char object[32];
+
+	snprintf(object, sizeof(object), "gen:%lld", (long long)gen);
+	memset(&ev, 0, sizeof(ev));
+	ev.actor = "hsmcad";
+	ev.action = AUDIT_CA_ROTATE;
+	ev.object = object;
+	ev.outcome = outcome;
+	ev.detail = detail;
+	return audit_append(w, &ev, e);
+}
+
 /* The responder row, and with it, for a key adopted (responder_key),
  * the audit record that says so: the one without the other is never
  * written. */
@@ -148,26 +166,17 @@ static int
 responder_record(struct store *w, void *arg, struct hsmca_err *e)
 {
 	const struct responder_record *rr = arg;
-	struct audit_event ev;
-	char object[32], detail[AUDIT_DETAIL_MAX];
+	char detail[AUDIT_DETAIL_MAX];
 	int ret;
 
 	if ((ret = store_ocsp_responder_add(w, rr->row, e)) != 0 ||
 	    !rr->adopted)
 		return ret;
-	snprintf(object, sizeof(object), "gen:%lld",
-	    (long long)rr->row->issuer_id);
 	snprintf(detail, sizeof(detail), "OCSP responder key %s adopted: "
 	    "generated for the generation before hsmcad stopped and not "
 	    "recorded then, now recorded with responder certificate %s",
 	    rr->row->key_uri, rr->row->serial);
-	memset(&ev, 0, sizeof(ev));
-	ev.actor = "hsmcad";
-	ev.action = AUDIT_CA_ROTATE;
-	ev.object = object;
-	ev.outcome = AUDIT_OK;
-	ev.detail = detail;
-	return audit_append(w, &ev, e);
+	return key_audit(w, rr->row->issuer_id, AUDIT_OK, detail, e);
 }
 
 /* A new responder certificate for the generation of iss, for key (made
@@ -495,17 +504,10 @@ static int
 retire_audit(struct store *w, void *arg, struct hsmca_err *e)
 {
 	const struct retire_audit *ra = arg;
-	struct audit_event ev;
-	char object[32], detail[AUDIT_DETAIL_MAX], t[32];
+	enum audit_outcome outcome = AUDIT_OK;
+	char detail[AUDIT_DETAIL_MAX], t[32];
 
-	snprintf(object, sizeof(object), "gen:%lld", (long long)ra->g->id);
 	clock_format(ra->g->not_after, t, sizeof(t));
-	memset(&ev, 0, sizeof(ev));
-	ev.actor = "hsmcad";
-	ev.action = AUDIT_CA_ROTATE;
-	ev.object = object;
-	ev.outcome = AUDIT_OK;
-	ev.detail = detail;
 	switch (ra->step) {
 	case RETIRE_BEGIN:
 	case RETIRE_DESTROYED:
@@ -524,7 +526,7 @@ retire_audit(struct store *w, void *arg, struct hsmca_err *e)
 			    RETIRE_BEGIN ? RETIRE_BEGIN_S : RETIRE_GONE_S, t);
 		break;
 	case RETIRE_KEPT:
-		ev.outcome = AUDIT_FAILED;
+		outcome = AUDIT_FAILED;
 		snprintf(detail, sizeof(detail), "OCSP responder key %s"
 		    RETIRE_KEPT_S ", its destruction failed: %s", ra->uri,
 		    ra->why);
@@ -536,7 +538,7 @@ retire_audit(struct store *w, void *arg, struct hsmca_err *e)
 		    ra->uri, (long long)ra->begun);
 		break;
 	}
-	return audit_append(w, &ev, e);
+	return key_audit(w, ra->g->id, outcome, detail, e);
 }
 
 /* Write ra's record; 0 or the error, logged. */
