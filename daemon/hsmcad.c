@@ -853,12 +853,15 @@ exit_text(int status, char *buf, size_t len)
  * given up if the front does not take a reload within a few seconds: a
  * message half sent would be misread. */
 static void
-parent_reload(int *ctl, const char *path)
+parent_reload(int *ctl, const char *path, const struct config *run)
 {
 	struct fileset *fs = NULL;
 	struct config *cfg = NULL;
 	struct ipc_buf b;
 	struct hsmca_err e;
+	const char *keys[32];
+	char list[1024];
+	size_t n, i, at;
 
 	log_info("SIGHUP: reloading %s", path != NULL ? path :
 	    "the built-in defaults");
@@ -870,6 +873,18 @@ parent_reload(int *ctl, const char *path)
 		log_warnx("reload refused, keeping the running config: %s", e.msg);
 		return;
 	}
+	/* Said, not silently ignored: an operator who edits listen and
+	 * sends SIGHUP learns that it needs a restart. */
+	n = config_restart_keys(run, cfg, keys, sizeof(keys) / sizeof(keys[0]));
+	list[0] = '\0';
+	for (i = 0; i < n && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		at = strlen(list);
+		snprintf(list + at, sizeof(list) - at, "%s%s",
+		    i > 0 ? ", " : "", keys[i]);
+	}
+	if (n > 0)
+		log_warnx("SIGHUP: changed, and kept as they run until a "
+		    "restart: %s", list);
 	config_free(cfg);
 	memset(&b, 0, sizeof(b));
 	ipcb_fileset(&b, fs);
@@ -890,7 +905,7 @@ parent_reload(int *ctl, const char *path)
  * children are gone; reload on SIGHUP. 0 if both ended cleanly. */
 static int
 parent_loop(pid_t front, pid_t signer, int status_rd, int ctl,
-    const char *path, const sigset_t *set)
+    const char *path, const struct config *run, const sigset_t *set)
 {
 	struct pollfd pfd[2];
 	struct signalfd_siginfo si;
@@ -926,7 +941,7 @@ parent_loop(pid_t front, pid_t signer, int status_rd, int ctl,
 				/* What came during the start-up, now that
 				 * the front takes it. */
 				if (held == SIGHUP)
-					parent_reload(&ctl, path);
+					parent_reload(&ctl, path, run);
 				else if (held != 0 && front != -1)
 					(void)kill(front, held);
 			} else if (c == 'R')
@@ -955,7 +970,7 @@ parent_loop(pid_t front, pid_t signer, int status_rd, int ctl,
 					held = stopping ? SIGTERM : SIGHUP;
 			} else if (si.ssi_signo == SIGHUP) {
 				if (!stopping && front != -1)
-					parent_reload(&ctl, path);
+					parent_reload(&ctl, path, run);
 			} else if (front != -1)
 				(void)kill(front, SIGTERM);
 			break;
@@ -1145,7 +1160,7 @@ main(int argc, char *argv[])
 	(void)prctl(PR_SET_NAME, "hsmcad-parent", 0, 0, 0);
 	daemon_drop_privileges(cfg->daemon.user);
 	write_pidfile(cfg->daemon.pidfile);
-	ret = parent_loop(front, signer, status[0], cp[0], d.config_path,
+	ret = parent_loop(front, signer, status[0], cp[0], d.config_path, cfg,
 	    &set);
 	log_info("exiting");
 	if (cfg->daemon.pidfile != NULL)

@@ -609,6 +609,71 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
+/* An empty value is no value ("http-listen =" is none). */
+static int
+str_differ(const char *a, const char *b)
+{
+	if (a != NULL && *a == '\0')
+		a = NULL;
+	if (b != NULL && *b == '\0')
+		b = NULL;
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+size_t
+config_restart_keys(const struct config *run, const struct config *next,
+    const char **names, size_t max)
+{
+	const struct config_daemon *a = &run->daemon, *b = &next->daemon;
+	/* What the processes took at their start: the sockets bound, the
+	 * token logged in, the store opened, the TLS context built, the
+	 * workers started, the user changed to, libevent's HTTP limits
+	 * set. The rest is read from the running configuration each time
+	 * it is needed, and a reload changes it. */
+	const struct {
+		const char	*name;
+		int		 differ;
+	} keys[] = {
+		{ "[hsm] module", str_differ(run->hsm.module, next->hsm.module) },
+		{ "[hsm] token", str_differ(run->hsm.token, next->hsm.token) },
+		{ "[hsm] pin-source",
+		    str_differ(run->hsm.pin_source, next->hsm.pin_source) },
+		{ "[hsm] sessions", run->hsm.sessions != next->hsm.sessions },
+		{ "[store] path", str_differ(run->store.path, next->store.path) },
+		{ "[daemon] listen", str_differ(a->listen, b->listen) },
+		{ "[daemon] http-listen",
+		    str_differ(a->http_listen, b->http_listen) },
+		{ "[daemon] tls-cert", str_differ(a->tls_cert, b->tls_cert) },
+		{ "[daemon] tls-key", str_differ(a->tls_key, b->tls_key) },
+		{ "[daemon] workers", a->workers != b->workers },
+		{ "[daemon] user", str_differ(a->user, b->user) },
+		{ "[daemon] pidfile", str_differ(a->pidfile, b->pidfile) },
+		{ "[daemon] max-body", a->max_body != b->max_body },
+		{ "[daemon] max-header-size",
+		    a->max_header_size != b->max_header_size },
+		/* The drain and a TLS handshake's deadline read it anew. */
+		{ "[daemon] timeout (the HTTP read and write timeouts)",
+		    a->timeout != b->timeout },
+		{ "[daemon] session-tickets",
+		    a->session_tickets != b->session_tickets },
+		{ "[daemon] log", str_differ(a->log, b->log) },
+		{ "[admin] listen",
+		    str_differ(run->admin.listen, next->admin.listen) },
+	};
+	size_t i, n = 0;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!keys[i].differ)
+			continue;
+		if (n < max)
+			names[n] = keys[i].name;
+		n++;
+	}
+	return n;
+}
+
 const struct profile *
 config_profile(const struct config *cfg, const char *name)
 {

@@ -147,4 +147,11 @@ enum config_role config_admin_role(const struct config *cfg, const char *cn,
 const struct config_est *config_est_label(const struct config *cfg,
 	    const char *label);
 
+/* The keys hsmcad reads only at its start whose values differ between
+ * run (the configuration it started with) and next (a reload's): up to
+ * max of their names ("[daemon] listen") into names, and how many
+ * differ. A reload keeps the running value of each. */
+size_t	config_restart_keys(const struct config *run,
+	    const struct config *next, const char **names, size_t max);
+
 #endif

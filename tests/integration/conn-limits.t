@@ -195,9 +195,14 @@ n=$(grep -c "HTTP listener: $HCAP connections open (max-http-connections): refus
 check "... HTTP too ($n)" test "$n" -eq 1
 
 # A reload that raises the cap lets the next client in, the idle ones
-# still open.
-sed -i "s/^max-connections = $CAP\$/max-connections = $((CAP + 5))/" "$CONF"
+# still open. The same edit changes max-body, which libevent took at the
+# start: the reload says it keeps that one until a restart.
+check "no reload so far has named a key it keeps" \
+	sh -c "! grep -q 'kept as they run until a restart' '$CADIR/hsmcad.log'"
+sed -i "s/^max-connections = $CAP\$/max-connections = $((CAP + 5))/; s/^max-body = 16k\$/max-body = 32k/" "$CONF"
 hsmcad_reload
+check "the reload names max-body, which it keeps until a restart, and only it" \
+	grep -q 'SIGHUP: changed, and kept as they run until a restart: \[daemon\] max-body$' "$CADIR/hsmcad.log"
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CADIR/root.pem" "$URL/cacerts")
 check "after a reload to max-connections = $((CAP + 5)), EST answers a new client ($STATUS)" \
 	test "$STATUS" = 200

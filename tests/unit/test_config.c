@@ -769,6 +769,54 @@ test_refusals(void **state)
 
 /* Roles by CN or fingerprint, the most powerful first; a file with only
  * [remote] needs no [hsm] or [store]. */
+/* The keys a reload cannot apply: named when they change, and only
+ * then; the keys a reload applies are never named. */
+static void
+test_restart_keys(void **state)
+{
+	static const char run_text[] = BASE "[daemon]\nlisten = 127.0.0.1:1\n"
+	    "tls-cert = /c.pem\ntls-key = /k.pem\nmax-body = 64k\n"
+	    "max-connections = 10\nretry-after = 5\nhttp-listen = none\n";
+	/* Same restart keys, http-listen none instead of absent; the
+	 * reloadable ones changed. */
+	static const char same_text[] = BASE "[daemon]\nlisten = 127.0.0.1:1\n"
+	    "tls-cert = /c.pem\ntls-key = /k.pem\nmax-body = 64k\n"
+	    "max-connections = 99\nretry-after = 7\n";
+	static const char changed_text[] = "[hsm]\nmodule = /m.so\n"
+	    "token = pkcs11:token=other\npin-source = env:P\n"
+	    "[store]\npath = /s.db\n[daemon]\nlisten = 127.0.0.1:2\n"
+	    "tls-cert = /c.pem\ntls-key = /k.pem\nmax-body = 128k\n"
+	    "max-connections = 10\nretry-after = 5\n"
+	    "[admin]\nlisten = 127.0.0.1:3\nclient-ca = /ops.pem\n"
+	    "admins = CN=alice\n";
+	struct config *run = NULL, *same = NULL, *changed = NULL;
+	struct hsmca_err e;
+	const char *names[8];
+
+	(void)state;
+	assert_int_equal(config_parse(run_text, strlen(run_text), "r.conf",
+	    &run, &e), 0);
+	assert_int_equal(config_parse(same_text, strlen(same_text), "s.conf",
+	    &same, &e), 0);
+	assert_int_equal(config_parse(changed_text, strlen(changed_text),
+	    "c.conf", &changed, &e), 0);
+	assert_int_equal(config_restart_keys(run, run, names, 8), 0);
+	assert_int_equal(config_restart_keys(run, same, names, 8), 0);
+	assert_int_equal(config_restart_keys(run, changed, names, 8), 4);
+	assert_string_equal(names[0], "[hsm] token");
+	assert_string_equal(names[1], "[daemon] listen");
+	assert_string_equal(names[2], "[daemon] max-body");
+	assert_string_equal(names[3], "[admin] listen");
+	/* More than max: counted, and only max named. */
+	names[1] = NULL;
+	assert_int_equal(config_restart_keys(run, changed, names, 1), 4);
+	assert_string_equal(names[0], "[hsm] token");
+	assert_null(names[1]);
+	config_free(run);
+	config_free(same);
+	config_free(changed);
+}
+
 static void
 test_admin_roles(void **state)
 {
@@ -987,6 +1035,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_admin_roles),
+		cmocka_unit_test(test_restart_keys),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_snapshot),
