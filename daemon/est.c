@@ -104,6 +104,9 @@ struct est_req {
 /* How long the front waits for the signer before it answers 503: past
  * the time the signer itself calls a hanging HSM unavailable. */
 #define EST_SIGNER_DEADLINE_MS	(HSM_TIMEOUT_MS + 500)
+/* serverkeygen waits longer: the signer makes the key pair first, and an
+ * RSA-4096 key can take seconds (signer.c, enroll_keygen). */
+#define EST_KEYGEN_MS		10000
 
 /* ---- answers ---- */
 
@@ -767,6 +770,13 @@ est_content_type_is(const char *ct, const char *want)
 	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+static int
+est_deadline_ms(const struct est_req *r)
+{
+	return EST_SIGNER_DEADLINE_MS +
+	    (r->op == EST_SERVERKEYGEN ? EST_KEYGEN_MS : 0);
+}
+
 /* The signer did not answer in time (a hanging HSM, or a queue behind
  * one): 503 now. The job stays the signer's; if it has not started it
  * never will, and its answer is dropped when it comes. */
@@ -781,7 +791,7 @@ est_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(r->deadline);
 	r->deadline = NULL;
 	est_refuse(r, 503, "the HSM did not answer within %d ms",
-	    EST_SIGNER_DEADLINE_MS);
+	    est_deadline_ms(r));
 }
 
 static void
@@ -894,8 +904,8 @@ est_enroll(struct est_req *r, int label_idx)
 	job->done = est_job_done;
 	job->arg = r;
 	if ((r->deadline = evtimer_new(r->d->base, est_deadline_cb, r)) != NULL) {
-		struct timeval tv = { EST_SIGNER_DEADLINE_MS / 1000,
-		    (EST_SIGNER_DEADLINE_MS % 1000) * 1000 };
+		struct timeval tv = { est_deadline_ms(r) / 1000,
+		    (est_deadline_ms(r) % 1000) * 1000 };
 
 		evtimer_add(r->deadline, &tv);
 	}
