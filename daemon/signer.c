@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <openssl/bio.h>
+#include <openssl/buffer.h>
+#include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -425,6 +428,40 @@ enroll_prepare(struct signer_job *job, struct enrollment *en)
 	return 0;
 }
 
+/* A serverkeygen key as RFC 7030 4.4.2 sends it, a PKCS#8
+ * PrivateKeyInfo, in *der (malloc'd; signer_job_free wipes it). Encoded
+ * once, into a memory BIO that wipes what it outgrows and what it frees;
+ * EVP_PKEY2PKCS8 would leave its own DER copy in freed memory, unwiped.
+ * The encoder's scratch copies inside libcrypto are beyond our reach. */
+static int
+enroll_key_der(EVP_PKEY *key, unsigned char **der, size_t *len)
+{
+	OSSL_ENCODER_CTX *ctx = NULL;
+	BIO *b = NULL;
+	BUF_MEM *m = NULL;
+	int ret = -1;
+
+	*der = NULL;
+	*len = 0;
+	if ((ctx = OSSL_ENCODER_CTX_new_for_pkey(key, OSSL_KEYMGMT_SELECT_ALL,
+	    "DER", "PrivateKeyInfo", NULL)) == NULL ||
+	    OSSL_ENCODER_CTX_get_num_encoders(ctx) == 0 ||
+	    (b = BIO_new(BIO_s_secmem())) == NULL ||
+	    !OSSL_ENCODER_to_bio(ctx, b) ||
+	    BIO_get_mem_ptr(b, &m) <= 0 || m == NULL || m->length == 0 ||
+	    (*der = malloc(m->length)) == NULL)
+		goto out;
+	memcpy(*der, m->data, m->length);
+	*len = m->length;
+	ret = 0;
+out:
+	if (ret != 0)
+		ERR_clear_error();
+	BIO_free(b);
+	OSSL_ENCODER_CTX_free(ctx);
+	return ret;
+}
+
 /* The answer of a recorded enrollment, built here from the object in
  * hand: re-parsing the DER on the event loop would cost more than the
  * signature. */
@@ -433,9 +470,6 @@ enroll_answer(struct enrollment *en, const struct issue_result *res)
 {
 	struct signer_job *job = en->job;
 	STACK_OF(X509) *one = NULL;
-	PKCS8_PRIV_KEY_INFO *p8 = NULL;
-	unsigned char *der = NULL;
-	int len;
 
 	memcpy(job->serial, res->serial, sizeof(job->serial));
 	if ((one = sk_X509_new_null()) == NULL || !sk_X509_push(one, res->cert) ||
@@ -444,23 +478,15 @@ enroll_answer(struct enrollment *en, const struct issue_result *res)
 		    "is recorded)");
 		goto out;
 	}
-	if (en->newkey != NULL) {
-		/* RFC 7030 4.4.2: application/pkcs8, a PrivateKeyInfo. */
-		if ((p8 = EVP_PKEY2PKCS8(en->newkey)) == NULL ||
-		    (len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der)) <= 0 ||
-		    (job->key_der = malloc((size_t)len)) == NULL) {
-			job_fail(job, 500, "cannot encode the key");
-			goto out;
-		}
-		memcpy(job->key_der, der, (size_t)len);
-		job->key_len = (size_t)len;
-		OPENSSL_cleanse(der, (size_t)len);
+	if (en->newkey != NULL && enroll_key_der(en->newkey, &job->key_der,
+	    &job->key_len) != 0) {
+		job_fail(job, 500, "cannot encode the key (the certificate is "
+		    "recorded)");
+		goto out;
 	}
 	job->status = 200;
 out:
 	sk_X509_free(one);	/* the certificate itself belongs to res */
-	PKCS8_PRIV_KEY_INFO_free(p8);
-	OPENSSL_free(der);
 }
 
 /* Enrollments taken from the queue together (at most BATCH_CHUNK_MAX):
