@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -694,6 +695,13 @@ out:
 
 /* ---- enrollment ---- */
 
+/* A serverkeygen answer's base64 key, when libevent is done with it. */
+static void
+est_key_cleanup(const void *data, size_t len, void *arg)
+{
+	util_freezero((void *)(uintptr_t)data, len);
+}
+
 static void
 est_job_done(struct signer_job *job, void *arg)
 {
@@ -727,13 +735,21 @@ est_job_done(struct signer_job *job, void *arg)
 		    NULL);
 		(void)util_b64_encode(job->p7_der, job->p7_len, &c64, &c64len,
 		    NULL);
+		/* The key goes out by reference, never copied into libevent's
+		 * chains: est_key_cleanup wipes it whenever libevent lets go
+		 * of it, sent or not. OpenSSL's TLS record buffer still holds
+		 * it after SSL_write, encrypted in place; that and the
+		 * kernel's socket buffer are beyond our reach. */
 		if (body == NULL || k64 == NULL || c64 == NULL) {
 			ok = 0;
+		} else if (evbuffer_add_printf(body, "--" EST_BOUNDARY "\r\n"
+		    "Content-Type: application/pkcs8\r\n"
+		    "Content-Transfer-Encoding: base64\r\n\r\n") < 0 ||
+		    evbuffer_add_reference(body, k64, k64len, est_key_cleanup,
+		    NULL) != 0) {
+			ok = 0;
 		} else {
-			evbuffer_add_printf(body, "--" EST_BOUNDARY "\r\n"
-			    "Content-Type: application/pkcs8\r\n"
-			    "Content-Transfer-Encoding: base64\r\n\r\n");
-			evbuffer_add(body, k64, k64len);
+			k64 = NULL;	/* the buffer's now */
 			evbuffer_add_printf(body, "\r\n--" EST_BOUNDARY "\r\n"
 			    "Content-Type: application/pkcs7-mime; "
 			    "smime-type=certs-only\r\n"
