@@ -434,8 +434,7 @@ util_b64_encode(const unsigned char *in, size_t len, char **out,
 	*out = NULL;
 	if (len > INT_MAX / 2)
 		return err_set(e, HSMCA_ERR_ARG, "base64 input too large");
-	/* Each line: 64 characters and '\n'; EVP_EncodeBlock's NUL after
-	 * the last is the one more. */
+	/* Each line: 64 characters and '\n'; then the NUL. */
 	cap = (len / 48 + 1) * 65 + 1;
 	if ((buf = malloc(cap)) == NULL)
 		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
@@ -445,6 +444,7 @@ util_b64_encode(const unsigned char *in, size_t len, char **out,
 		    in + i, (int)n);
 		buf[off++] = '\n';
 	}
+	buf[off] = '\0';	/* a C string too, as EVP_EncodeFinal left it */
 	*outlen = off;
 	*out = buf;
 	return 0;

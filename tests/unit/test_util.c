@@ -1197,8 +1197,8 @@ test_fileset(void **state)
 }
 
 /* util_b64_encode writes what EVP_EncodeUpdate and EVP_EncodeFinal
- * write (64-column lines, each ended), whatever the length, and decodes
- * back to its input. */
+ * write (64-column lines, each ended, then a NUL), whatever the length,
+ * and decodes back to its input. */
 static void
 test_b64_encode(void **state)
 {
@@ -1225,6 +1225,7 @@ test_b64_encode(void **state)
 		assert_int_equal(util_b64_encode(in, len, &got, &glen, NULL), 0);
 		assert_int_equal(glen, (size_t)(n + fin));
 		assert_memory_equal(got, want, glen);
+		assert_int_equal(got[glen], '\0');
 		if (len > 0) {
 			assert_int_equal(util_b64_decode((unsigned char *)got,
 			    glen, &back, &blen, NULL), 0);
