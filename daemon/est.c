@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,9 @@ struct est_req {
 /* How long the front waits for the signer before it answers 503: past
  * the time the signer itself calls a hanging HSM unavailable. */
 #define EST_SIGNER_DEADLINE_MS	(HSM_TIMEOUT_MS + 500)
+/* serverkeygen waits longer: the signer makes the key pair first, and an
+ * RSA-4096 key can take seconds (signer.c, enroll_keygen). */
+#define EST_KEYGEN_MS		10000
 
 /* ---- answers ---- */
 
@@ -691,6 +695,13 @@ out:
 
 /* ---- enrollment ---- */
 
+/* A serverkeygen answer's base64 key, when libevent is done with it. */
+static void
+est_key_cleanup(const void *data, size_t len, void *arg)
+{
+	util_freezero((void *)(uintptr_t)data, len);
+}
+
 static void
 est_job_done(struct signer_job *job, void *arg)
 {
@@ -724,13 +735,21 @@ est_job_done(struct signer_job *job, void *arg)
 		    NULL);
 		(void)util_b64_encode(job->p7_der, job->p7_len, &c64, &c64len,
 		    NULL);
+		/* The key goes out by reference, never copied into libevent's
+		 * chains: est_key_cleanup wipes it whenever libevent lets go
+		 * of it, sent or not. OpenSSL's TLS record buffer still holds
+		 * it after SSL_write, encrypted in place; that and the
+		 * kernel's socket buffer are beyond our reach. */
 		if (body == NULL || k64 == NULL || c64 == NULL) {
 			ok = 0;
+		} else if (evbuffer_add_printf(body, "--" EST_BOUNDARY "\r\n"
+		    "Content-Type: application/pkcs8\r\n"
+		    "Content-Transfer-Encoding: base64\r\n\r\n") < 0 ||
+		    evbuffer_add_reference(body, k64, k64len, est_key_cleanup,
+		    NULL) != 0) {
+			ok = 0;
 		} else {
-			evbuffer_add_printf(body, "--" EST_BOUNDARY "\r\n"
-			    "Content-Type: application/pkcs8\r\n"
-			    "Content-Transfer-Encoding: base64\r\n\r\n");
-			evbuffer_add(body, k64, k64len);
+			k64 = NULL;	/* the buffer's now */
 			evbuffer_add_printf(body, "\r\n--" EST_BOUNDARY "\r\n"
 			    "Content-Type: application/pkcs7-mime; "
 			    "smime-type=certs-only\r\n"
@@ -767,6 +786,13 @@ est_content_type_is(const char *ct, const char *want)
 	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+static int
+est_deadline_ms(const struct est_req *r)
+{
+	return EST_SIGNER_DEADLINE_MS +
+	    (r->op == EST_SERVERKEYGEN ? EST_KEYGEN_MS : 0);
+}
+
 /* The signer did not answer in time (a hanging HSM, or a queue behind
  * one): 503 now. The job stays the signer's; if it has not started it
  * never will, and its answer is dropped when it comes. */
@@ -781,7 +807,7 @@ est_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(r->deadline);
 	r->deadline = NULL;
 	est_refuse(r, 503, "the HSM did not answer within %d ms",
-	    EST_SIGNER_DEADLINE_MS);
+	    est_deadline_ms(r));
 }
 
 static void
@@ -894,8 +920,8 @@ est_enroll(struct est_req *r, int label_idx)
 	job->done = est_job_done;
 	job->arg = r;
 	if ((r->deadline = evtimer_new(r->d->base, est_deadline_cb, r)) != NULL) {
-		struct timeval tv = { EST_SIGNER_DEADLINE_MS / 1000,
-		    (EST_SIGNER_DEADLINE_MS % 1000) * 1000 };
+		struct timeval tv = { est_deadline_ms(r) / 1000,
+		    (est_deadline_ms(r) % 1000) * 1000 };
 
 		evtimer_add(r->deadline, &tv);
 	}

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <openssl/crypto.h>
 
 #include "hsmca/err.h"
 #include "hsmca/fileset.h"
@@ -54,9 +56,15 @@ put(struct ipc_buf *b, const void *p, size_t n)
 		cap = b->cap != 0 ? b->cap : 256;
 		while (cap < b->len + n)
 			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
+		/* Not realloc: the block it leaves behind may hold a key
+		 * (ipcb_free's reason), and it would not be wiped. */
+		if ((np = malloc(cap)) == NULL) {
 			b->failed = 1;
 			return;
+		}
+		if (b->p != NULL) {
+			memcpy(np, b->p, b->len);
+			util_freezero(b->p, b->cap);
 		}
 		b->p = np;
 		b->cap = cap;
@@ -277,6 +285,52 @@ ipc_ended(struct ipc *c, const char *why)
 	c->end(c, why, c->arg);
 }
 
+/* A body may carry a key (an IPC_ANSWER of serverkeygen). Reading one
+ * leaves no copy that is not wiped: a body in one chain is read where it
+ * is, one spread over several is copied out (evbuffer_pullup would
+ * gather it into a new chain and free the old ones unwiped) into *copy,
+ * which the caller wipes; the chains are wiped before they are drained. */
+static const unsigned char *
+ipc_body(struct evbuffer *in, size_t len, unsigned char **copy)
+{
+	struct evbuffer_iovec v;
+
+	*copy = NULL;
+	if (evbuffer_peek(in, (ev_ssize_t)len, NULL, &v, 1) == 1 &&
+	    v.iov_len >= len)
+		return v.iov_base;
+	if ((*copy = malloc(len)) == NULL ||
+	    evbuffer_copyout(in, *copy, len) != (ev_ssize_t)len) {
+		free(*copy);
+		*copy = NULL;
+		return NULL;
+	}
+	return *copy;
+}
+
+/* Wipe the first len bytes of in where they lie, chain by chain. */
+static void
+ipc_wipe(struct evbuffer *in, size_t len)
+{
+	struct evbuffer_iovec v[8];
+	struct evbuffer_ptr at;
+	int i, n;
+
+	if (evbuffer_ptr_set(in, &at, 0, EVBUFFER_PTR_SET) != 0)
+		return;
+	while (len > 0 && (n = evbuffer_peek(in, (ev_ssize_t)len, &at, v,
+	    8)) > 0) {
+		for (i = 0; i < n && i < 8 && len > 0; i++) {
+			size_t k = v[i].iov_len < len ? v[i].iov_len : len;
+
+			OPENSSL_cleanse(v[i].iov_base, k);
+			len -= k;
+			if (evbuffer_ptr_set(in, &at, k, EVBUFFER_PTR_ADD) != 0)
+				return;
+		}
+	}
+}
+
 static void
 ipc_readcb(struct bufferevent *bev, void *arg)
 {
@@ -284,6 +338,7 @@ ipc_readcb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct ipc_hdr h;
 	struct ipc_rd r;
+	unsigned char *copy;
 
 	while (!c->ended && evbuffer_get_length(in) >= sizeof(h)) {
 		evbuffer_copyout(in, &h, sizeof(h));
@@ -302,12 +357,16 @@ ipc_readcb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, sizeof(h));
 		memset(&r, 0, sizeof(r));
 		r.len = h.len;
-		if (h.len > 0 && (r.p = evbuffer_pullup(in, h.len)) == NULL) {
+		copy = NULL;
+		if (h.len > 0 && (r.p = ipc_body(in, h.len, &copy)) == NULL) {
 			ipc_ended(c, "out of memory");
 			return;
 		}
 		c->msg(c, h.type, h.id, &r, c->arg);
+		ipc_wipe(in, h.len);
 		evbuffer_drain(in, h.len);
+		if (copy != NULL)
+			util_freezero(copy, h.len);
 	}
 }
 
@@ -344,11 +403,18 @@ ipc_new(struct event_base *base, int fd, ipc_msg_cb *msg, ipc_end_cb *end,
 	return c;
 }
 
+static void
+ipc_block_free(const void *data, size_t len, void *arg)
+{
+	util_freezero((void *)(uintptr_t)data, len);
+}
+
 int
 ipc_send(struct ipc *c, uint32_t type, uint64_t id, const struct ipc_buf *b)
 {
 	struct evbuffer *out;
 	struct ipc_hdr h;
+	unsigned char *m;
 	int ret;
 
 	if (b != NULL && b->failed)
@@ -357,14 +423,23 @@ ipc_send(struct ipc *c, uint32_t type, uint64_t id, const struct ipc_buf *b)
 	h.type = type;
 	h.len = b != NULL ? (uint32_t)b->len : 0;
 	h.id = id;
+	/* Header and body in one block, added by reference: together or
+	 * not at all, and never copied into libevent's chains, which it
+	 * frees unwiped; ipc_block_free wipes the block when the message
+	 * is written or the channel is freed. */
+	if ((m = malloc(sizeof(h) + h.len)) == NULL)
+		return -1;
+	memcpy(m, &h, sizeof(h));
+	if (h.len > 0)
+		memcpy(m + sizeof(h), b->p, h.len);
 	bufferevent_lock(c->bev);
 	out = bufferevent_get_output(c->bev);
-	/* Header and body together, or neither. */
-	ret = evbuffer_expand(out, sizeof(h) + h.len) == 0 &&
-	    evbuffer_add(out, &h, sizeof(h)) == 0 &&
-	    (h.len == 0 || evbuffer_add(out, b->p, h.len) == 0) ? 0 : -1;
+	ret = evbuffer_add_reference(out, m, sizeof(h) + h.len, ipc_block_free,
+	    NULL);
 	bufferevent_unlock(c->bev);
-	return ret;
+	if (ret != 0)
+		util_freezero(m, sizeof(h) + h.len);
+	return ret != 0 ? -1 : 0;
 }
 
 void

@@ -11,6 +11,10 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <openssl/bio.h>
+#include <openssl/buffer.h>
+#include <openssl/encoder.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
@@ -320,6 +324,65 @@ is_enrollment(const struct signer_job *job)
 	    job->op == SIGNER_SERVERKEYGEN;
 }
 
+/* The largest RSA key serverkeygen makes: an RSA-4096 key takes up to
+ * seconds, one of 8192 bits up to a minute of a worker. */
+#define KEYGEN_RSA_MAX_BITS	4096
+
+/* The key pair of a server-side key generation, of the kind the request
+ * asks for. RFC 7030 4.4.1: "the server MUST ignore the public key
+ * values and signature in the CSR" (they are there so that clients can
+ * reuse their code for requests): the values, not the algorithm and its
+ * parameters, which are how a device says what key it can use. So: the
+ * request's curve, or RSA of the request's modulus size. The key is a
+ * software key by nature (it travels back with the certificate, RFC 7030
+ * 4.4.2); EVP_PKEY_free clears its private parts. It goes through the key
+ * policy like any subject key when the certificate is linted
+ * (lint_presign_key). -1: refused, the job says why. */
+static int
+enroll_keygen(struct signer_job *job, const EVP_PKEY *asked, EVP_PKEY **out)
+{
+	char group[80];
+	int bits;
+
+	*out = NULL;
+	switch (EVP_PKEY_get_base_id(asked)) {
+	case EVP_PKEY_EC:
+		if (!EVP_PKEY_get_group_name(asked, group, sizeof(group),
+		    NULL)) {
+			ERR_clear_error();
+			job_fail(job, 400, "serverkeygen: the request's EC key "
+			    "names no curve");
+			return -1;
+		}
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group);
+		break;
+	case EVP_PKEY_RSA:
+		bits = EVP_PKEY_get_bits(asked);
+		if (bits > KEYGEN_RSA_MAX_BITS) {
+			snprintf(job->reason, sizeof(job->reason),
+			    "serverkeygen makes RSA keys of up to %d bits; the "
+			    "request's key has %d", KEYGEN_RSA_MAX_BITS, bits);
+			job->status = 400;
+			return -1;
+		}
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+		break;
+	default:
+		snprintf(job->reason, sizeof(job->reason), "serverkeygen makes "
+		    "EC and RSA keys; the request's key is %s",
+		    EVP_PKEY_get0_type_name(asked) != NULL ?
+		    EVP_PKEY_get0_type_name(asked) : "of an unknown type");
+		job->status = 400;
+		return -1;
+	}
+	if (*out == NULL) {
+		ERR_clear_error();
+		job_fail(job, 500, "key generation failed");
+		return -1;
+	}
+	return 0;
+}
+
 /* Everything an enrollment needs before it is signed: the CSR parsed
  * again, the label's profile, the CN and renewal rules, the key pair of
  * a server-side key generation. -1: refused (job says why). */
@@ -347,11 +410,13 @@ enroll_prepare(struct signer_job *job, struct enrollment *en)
 		return -1;
 	en->req.csr = en->csr;
 	if (job->op == SIGNER_SERVERKEYGEN) {
-		/* The key pair is made here and travels back with the
-		 * certificate (RFC 7030 4.4): a software key by nature. */
-		if ((en->newkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC",
-		    "P-256")) == NULL) {
-			job_fail(job, 500, "key generation failed");
+		if (enroll_keygen(job, en->csr->pubkey, &en->newkey) != 0)
+			return -1;
+		/* Made while the front waited: if it answered already, the
+		 * key goes nowhere and nothing is issued for it. */
+		if (atomic_load(&job->abandoned)) {
+			job_fail(job, 503, "the request was answered before its "
+			    "key was made");
 			return -1;
 		}
 		en->keyed = *en->csr;
@@ -363,6 +428,40 @@ enroll_prepare(struct signer_job *job, struct enrollment *en)
 	return 0;
 }
 
+/* A serverkeygen key as RFC 7030 4.4.2 sends it, a PKCS#8
+ * PrivateKeyInfo, in *der (malloc'd; signer_job_free wipes it). Encoded
+ * once, into a memory BIO that wipes what it outgrows and what it frees;
+ * EVP_PKEY2PKCS8 would leave its own DER copy in freed memory, unwiped.
+ * The encoder's scratch copies inside libcrypto are beyond our reach. */
+static int
+enroll_key_der(EVP_PKEY *key, unsigned char **der, size_t *len)
+{
+	OSSL_ENCODER_CTX *ctx = NULL;
+	BIO *b = NULL;
+	BUF_MEM *m = NULL;
+	int ret = -1;
+
+	*der = NULL;
+	*len = 0;
+	if ((ctx = OSSL_ENCODER_CTX_new_for_pkey(key, OSSL_KEYMGMT_SELECT_ALL,
+	    "DER", "PrivateKeyInfo", NULL)) == NULL ||
+	    OSSL_ENCODER_CTX_get_num_encoders(ctx) == 0 ||
+	    (b = BIO_new(BIO_s_secmem())) == NULL ||
+	    !OSSL_ENCODER_to_bio(ctx, b) ||
+	    BIO_get_mem_ptr(b, &m) <= 0 || m == NULL || m->length == 0 ||
+	    (*der = malloc(m->length)) == NULL)
+		goto out;
+	memcpy(*der, m->data, m->length);
+	*len = m->length;
+	ret = 0;
+out:
+	if (ret != 0)
+		ERR_clear_error();
+	BIO_free(b);
+	OSSL_ENCODER_CTX_free(ctx);
+	return ret;
+}
+
 /* The answer of a recorded enrollment, built here from the object in
  * hand: re-parsing the DER on the event loop would cost more than the
  * signature. */
@@ -371,9 +470,6 @@ enroll_answer(struct enrollment *en, const struct issue_result *res)
 {
 	struct signer_job *job = en->job;
 	STACK_OF(X509) *one = NULL;
-	PKCS8_PRIV_KEY_INFO *p8 = NULL;
-	unsigned char *der = NULL;
-	int len;
 
 	memcpy(job->serial, res->serial, sizeof(job->serial));
 	if ((one = sk_X509_new_null()) == NULL || !sk_X509_push(one, res->cert) ||
@@ -382,23 +478,15 @@ enroll_answer(struct enrollment *en, const struct issue_result *res)
 		    "is recorded)");
 		goto out;
 	}
-	if (en->newkey != NULL) {
-		/* RFC 7030 4.4.2: application/pkcs8, a PrivateKeyInfo. */
-		if ((p8 = EVP_PKEY2PKCS8(en->newkey)) == NULL ||
-		    (len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der)) <= 0 ||
-		    (job->key_der = malloc((size_t)len)) == NULL) {
-			job_fail(job, 500, "cannot encode the key");
-			goto out;
-		}
-		memcpy(job->key_der, der, (size_t)len);
-		job->key_len = (size_t)len;
-		OPENSSL_cleanse(der, (size_t)len);
+	if (en->newkey != NULL && enroll_key_der(en->newkey, &job->key_der,
+	    &job->key_len) != 0) {
+		job_fail(job, 500, "cannot encode the key (the certificate is "
+		    "recorded)");
+		goto out;
 	}
 	job->status = 200;
 out:
 	sk_X509_free(one);	/* the certificate itself belongs to res */
-	PKCS8_PRIV_KEY_INFO_free(p8);
-	OPENSSL_free(der);
 }
 
 /* Enrollments taken from the queue together (at most BATCH_CHUNK_MAX):
@@ -704,8 +792,17 @@ signer_recovery(void *arg)
 	return NULL;
 }
 
+/* An enrollment that can share a chunk: not a serverkeygen, whose key
+ * generation (an RSA-4096 key can take seconds) would hold the others
+ * of its chunk past their deadline. */
+static int
+is_batchable(const struct signer_job *job)
+{
+	return is_enrollment(job) && job->op != SIGNER_SERVERKEYGEN;
+}
+
 /* With s->lock held and a job queued: the job at the head of the queue
- * into chunk, and if it is an enrollment, the enrollments right behind
+ * into chunk, and if it is a batchable enrollment, those right behind
  * it too, up to this worker's share of those waiting (the idle workers,
  * this one included, split them) and BATCH_CHUNK_MAX. How many. */
 static size_t
@@ -718,7 +815,7 @@ signer_take(struct signer *s, struct signer_job **chunk)
 	if (share > BATCH_CHUNK_MAX)
 		share = BATCH_CHUNK_MAX;
 	while ((job = s->queue) != NULL && (n == 0 ||
-	    (n < share && is_enrollment(chunk[0]) && is_enrollment(job)))) {
+	    (n < share && is_batchable(chunk[0]) && is_batchable(job)))) {
 		s->queue = job->next;
 		s->queued--;
 		chunk[n++] = job;

@@ -421,36 +421,32 @@ out:
 	return ret;
 }
 
+/* 48 bytes to a 64-column line, as EVP_EncodeUpdate writes them, but
+ * with no EVP_ENCODE_CTX: that keeps the last partial line of the input
+ * (a serverkeygen private key's) and is freed without being wiped. */
 int
 util_b64_encode(const unsigned char *in, size_t len, char **out,
     size_t *outlen, struct hsmca_err *e)
 {
-	EVP_ENCODE_CTX *ctx = NULL;
-	char *buf = NULL;
-	int n = 0, fin = 0, ret = HSMCA_ERR_ALLOC;
+	char *buf;
+	size_t cap, off = 0, n;
 
 	*out = NULL;
 	if (len > INT_MAX / 2)
 		return err_set(e, HSMCA_ERR_ARG, "base64 input too large");
-	if ((ctx = EVP_ENCODE_CTX_new()) == NULL ||
-	    (buf = malloc(len * 4 / 3 + len / 48 + 8)) == NULL) {
-		err_set(e, ret, "out of memory");
-		goto out;
+	/* Each line: 64 characters and '\n'; then the NUL. */
+	cap = (len / 48 + 1) * 65 + 1;
+	if ((buf = malloc(cap)) == NULL)
+		return err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+	for (size_t i = 0; i < len; i += n) {
+		n = len - i < 48 ? len - i : 48;
+		off += (size_t)EVP_EncodeBlock((unsigned char *)buf + off,
+		    in + i, (int)n);
+		buf[off++] = '\n';
 	}
-	EVP_EncodeInit(ctx);
-	if (EVP_EncodeUpdate(ctx, (unsigned char *)buf, &n, in,
-	    (int)len) < 0) {
-		ret = err_set(e, HSMCA_ERR_INTERNAL, "base64 encoding failed");
-		goto out;
-	}
-	EVP_EncodeFinal(ctx, (unsigned char *)buf + n, &fin);
-	*outlen = (size_t)(n + fin);
+	buf[off] = '\0';	/* a C string too, as EVP_EncodeFinal left it */
+	*outlen = off;
 	*out = buf;
-	buf = NULL;
-	ret = 0;
-out:
-	free(buf);
-	EVP_ENCODE_CTX_free(ctx);
-	return ret;
+	return 0;
 }
 

@@ -1196,6 +1196,47 @@ test_fileset(void **state)
 	free(dir);
 }
 
+/* util_b64_encode writes what EVP_EncodeUpdate and EVP_EncodeFinal
+ * write (64-column lines, each ended, then a NUL), whatever the length,
+ * and decodes back to its input. */
+static void
+test_b64_encode(void **state)
+{
+	unsigned char in[300], *back;
+	unsigned char want[500];
+	char *got;
+	size_t glen, blen;
+	int n, fin;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 7 + 3);
+	for (size_t len = 0; len <= sizeof(in); len++) {
+		EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+
+		assert_non_null(ctx);
+		EVP_EncodeInit(ctx);
+		n = fin = 0;
+		/* 0 for no input, 1 otherwise */
+		assert_int_equal(EVP_EncodeUpdate(ctx, want, &n, in, (int)len),
+		    len > 0);
+		EVP_EncodeFinal(ctx, want + n, &fin);
+		EVP_ENCODE_CTX_free(ctx);
+		assert_int_equal(util_b64_encode(in, len, &got, &glen, NULL), 0);
+		assert_int_equal(glen, (size_t)(n + fin));
+		assert_memory_equal(got, want, glen);
+		assert_int_equal(got[glen], '\0');
+		if (len > 0) {
+			assert_int_equal(util_b64_decode((unsigned char *)got,
+			    glen, &back, &blen, NULL), 0);
+			assert_int_equal(blen, len);
+			assert_memory_equal(back, in, len);
+			free(back);
+		}
+		free(got);
+	}
+}
+
 int
 main(void)
 {
@@ -1203,6 +1244,7 @@ main(void)
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_write_file_atomic),
 		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_b64_encode),
 		cmocka_unit_test(test_thumbprints),
 		cmocka_unit_test(test_bio_string),
 		cmocka_unit_test(test_name_cn),
