@@ -65,6 +65,7 @@ enum est_opt {
 	O_THRESHOLD,
 	O_FORCE,
 	O_CHAIN,
+	O_KEY_TYPE,
 	O_MAX
 };
 
@@ -87,6 +88,7 @@ static const struct option est_options[] = {
 	{ "threshold", required_argument, NULL, O_THRESHOLD },
 	{ "force", no_argument, NULL, O_FORCE },
 	{ "chain", no_argument, NULL, O_CHAIN },
+	{ "key-type", required_argument, NULL, O_KEY_TYPE },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -831,6 +833,25 @@ out:
 	return ret;
 }
 
+/* A key of --key-type (default ec-p256) in *out: the device's new key
+ * for est enroll, the throwaway key whose kind a serverkeygen request
+ * asks the server for. */
+static int
+est_keygen(struct cli *c, const struct est_args *a, EVP_PKEY **out)
+{
+	enum key_type kt = KEY_EC_P256;
+
+	*out = NULL;
+	if (a->opt[O_KEY_TYPE] != NULL &&
+	    keytype_parse(a->opt[O_KEY_TYPE], &kt) != 0)
+		return err_set(&c->err, HSMCA_ERR_ARG, "--key-type %s: not "
+		    "ec-p256, ec-p384, rsa-2048 or rsa-3072", a->opt[O_KEY_TYPE]);
+	if ((*out = keytype_generate_soft(kt)) == NULL)
+		return err_set_ssl(&c->err, HSMCA_ERR_INTERNAL, "%s key "
+		    "generation failed", keytype_name(kt));
+	return 0;
+}
+
 static int
 cmd_est_enroll(struct cli *c, int argc, char **argv)
 {
@@ -849,15 +870,16 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 
 	if ((ret = est_parse(c, argc, argv, EST_CMD_ENROLL, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_CSR) | OPT(O_SUBJECT) |
-	    OPT(O_SAN) | OPT(O_NEW_KEY) | OPT(O_OUT) | OPT(O_CHAIN),
-	    OPTS_SERVER | OPT(O_CERT) | OPT(O_KEY) | OPT(O_OUT),
-	    &a)) != CLI_EXIT_OK)
+	    OPT(O_SAN) | OPT(O_NEW_KEY) | OPT(O_OUT) | OPT(O_CHAIN) |
+	    OPT(O_KEY_TYPE), OPTS_SERVER | OPT(O_CERT) | OPT(O_KEY) |
+	    OPT(O_OUT), &a)) != CLI_EXIT_OK)
 		return ret;
 	if ((a.opt[O_CSR] != NULL) == (a.opt[O_SUBJECT] != NULL) ||
 	    (a.opt[O_SUBJECT] != NULL) != (a.opt[O_NEW_KEY] != NULL) ||
-	    (a.opt[O_SAN] != NULL && a.opt[O_SUBJECT] == NULL)) {
+	    ((a.opt[O_SAN] != NULL || a.opt[O_KEY_TYPE] != NULL) &&
+	    a.opt[O_SUBJECT] == NULL)) {
 		cli_errorx(c, CLI_EXIT_USAGE, "est enroll takes either --csr, "
-		    "or --subject [--san] --new-key");
+		    "or --subject [--san] [--key-type T] --new-key");
 		return est_usage(EST_CMD_ENROLL);
 	}
 	if ((ret = outputs_check(c, &a, O_NEW_KEY)) != CLI_EXIT_OK)
@@ -878,13 +900,9 @@ cmd_est_enroll(struct cli *c, int argc, char **argv)
 		    &c->err)) != 0 ||
 		    (a.opt[O_SAN] != NULL && (ret = san_parse(a.opt[O_SAN],
 		    &san, &c->err)) != 0) ||
-		    (newkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC",
-		    "P-256")) == NULL ||
+		    (ret = est_keygen(c, &a, &newkey)) != 0 ||
 		    (ret = csr_build(newkey, subject, san, &req,
 		    &c->err)) != 0) {
-			if (ret == 0)
-				ret = err_set_ssl(&c->err, HSMCA_ERR_INTERNAL,
-				    "key generation failed");
 			ret = cli_error(c, ret);
 			goto out;
 		}
@@ -1078,7 +1096,8 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	memset(&w, 0, sizeof(w));
 	if ((ret = est_parse(c, argc, argv, EST_CMD_SERVERKEYGEN, OPTS_COMMON |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_SAN) |
-	    OPT(O_OUT) | OPT(O_KEY_OUT) | OPT(O_CHAIN), OPTS_SERVER |
+	    OPT(O_OUT) | OPT(O_KEY_OUT) | OPT(O_CHAIN) | OPT(O_KEY_TYPE),
+	    OPTS_SERVER |
 	    OPT(O_CERT) | OPT(O_KEY) | OPT(O_SUBJECT) | OPT(O_OUT) |
 	    OPT(O_KEY_OUT), &a)) != CLI_EXIT_OK ||
 	    (ret = outputs_check(c, &a, O_KEY_OUT)) != CLI_EXIT_OK)
@@ -1088,11 +1107,8 @@ cmd_est_serverkeygen(struct cli *c, int argc, char **argv)
 	if ((ret = util_parse_name(a.opt[O_SUBJECT], &subject, &c->err)) != 0 ||
 	    (a.opt[O_SAN] != NULL && (ret = san_parse(a.opt[O_SAN], &san,
 	    &c->err)) != 0) ||
-	    (tmp = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL ||
+	    (ret = est_keygen(c, &a, &tmp)) != 0 ||
 	    (ret = csr_build(tmp, subject, san, &req, &c->err)) != 0) {
-		if (ret == 0)
-			ret = err_set_ssl(&c->err, HSMCA_ERR_INTERNAL,
-			    "key generation failed");
 		ret = cli_error(c, ret);
 		goto out;
 	}
@@ -1697,15 +1713,17 @@ const struct cli_cmd cmd_est_table[] = {
 	  CLI_NO_CONFIG, cmd_est_cacerts },
 	[EST_CMD_ENROLL] = { "est", "enroll",
 	  "--server URL --cacert FILE [--label L] --cert FILE --key FILE\n"
-	  "       (--csr FILE | --subject DN [--san SAN] --new-key FILE) "
-	  "--out FILE [--chain]",
+	  "       (--csr FILE | --subject DN [--san SAN] [--key-type T]\n"
+	  "       --new-key FILE) --out FILE [--chain]",
 	  "enroll over EST (simpleenroll) with a bootstrap or issued certificate",
 	  EST_HELP_COMMON EST_HELP_PAIR
 	  "                     (a factory certificate, or one already issued)\n"
 	  "  --csr FILE         send this request (PEM or DER), or:\n"
-	  "  --subject DN       make an EC P-256 key and a request for DN\n"
+	  "  --subject DN       make a key and a request for DN\n"
 	  "                     (\"CN=dev-1,O=Example\")\n"
 	  "  --san SAN          its subjectAltName (\"DNS:a,URI:urn:b,IP:10.0.0.1\")\n"
+	  "  --key-type T       the key: ec-p256 (default), ec-p384, rsa-2048,\n"
+	  "                     rsa-3072\n"
 	  "  --new-key FILE     where the new key goes (mode 0600)\n"
 	  "  -o, --out FILE     the certificate (PEM)\n"
 	  EST_HELP_CHAIN,
@@ -1723,11 +1741,14 @@ const struct cli_cmd cmd_est_table[] = {
 	  CLI_NO_CONFIG, cmd_est_reenroll },
 	[EST_CMD_SERVERKEYGEN] = { "est", "serverkeygen",
 	  "--server URL --cacert FILE [--label L] --cert FILE --key FILE\n"
-	  "       --subject DN [--san SAN] --out FILE --key-out FILE [--chain]",
+	  "       --subject DN [--san SAN] [--key-type T] --out FILE --key-out FILE\n"
+	  "       [--chain]",
 	  "have the EST server make the key pair and its certificate",
 	  EST_HELP_COMMON EST_HELP_PAIR
 	  "  --subject DN       the subject of the new certificate\n"
 	  "  --san SAN          its subjectAltName\n"
+	  "  --key-type T       the kind of key to ask for: ec-p256 (default),\n"
+	  "                     ec-p384, rsa-2048, rsa-3072\n"
 	  "  -o, --out FILE     the certificate (PEM)\n"
 	  "  --key-out FILE     the key the server made (PEM, mode 0600)\n"
 	  EST_HELP_CHAIN,

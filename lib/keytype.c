@@ -35,6 +35,23 @@ keytype_parse(const char *name, enum key_type *t)
 	return -1;
 }
 
+EVP_PKEY *
+keytype_generate_soft(enum key_type t)
+{
+	switch (t) {
+	case KEY_EC_P256:
+		return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	case KEY_EC_P384:
+		return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	case KEY_RSA_2048:
+		return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	case KEY_RSA_3072:
+		return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+	default:
+		return NULL;
+	}
+}
+
 const EVP_MD *
 keytype_digest(enum key_type t)
 {

@@ -16,6 +16,9 @@ enum key_type {
 const char	*keytype_name(enum key_type t);
 /* Returns 0 and sets *t, or -1 for an unknown name. */
 int		 keytype_parse(const char *name, enum key_type *t);
+/* A key pair of this type made in host memory (a device's own key, or
+ * the throwaway key of a serverkeygen request); NULL if it failed. */
+EVP_PKEY	*keytype_generate_soft(enum key_type t);
 /* The digest a CA key of this type signs with: SHA-384 for P-384,
  * SHA-256 otherwise. For a key already loaded, keytype_digest_for(). */
 const EVP_MD	*keytype_digest(enum key_type t);

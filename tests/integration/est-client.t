@@ -154,6 +154,40 @@ check "--chain: the certificate, then the CA that issued it, not the root" \
 check "--chain: the file alone, with the root, verifies" \
 	openssl verify -CAfile "$TA" -untrusted "$WORK/gwc.pem" "$WORK/gwc.pem"
 check "--chain: the key is the certificate's" pair_matches "$WORK/gwc.pem" "$WORK/gwc.key"
+# --key-type: the request's key says what kind the server makes.
+# shellcheck disable=SC2086
+expect_ok "serverkeygen --key-type ec-p384" \
+	hsmca est serverkeygen $EST --label edge $BOOT --subject "CN=gateway-11 device CA" \
+	--key-type ec-p384 --out "$WORK/gw384.pem" --key-out "$WORK/gw384.key"
+check "the server made a P-384 key" \
+	sh -c "openssl pkey -in '$WORK/gw384.key' -noout -text | grep -q 'NIST CURVE: P-384'"
+check "... the pair matches" pair_matches "$WORK/gw384.pem" "$WORK/gw384.key"
+check "... the certificate verifies" verifies "$WORK/gw384.pem"
+# shellcheck disable=SC2086
+expect_ok "serverkeygen --key-type rsa-2048" \
+	hsmca est serverkeygen $EST --label edge $BOOT --subject "CN=gateway-12 device CA" \
+	--key-type rsa-2048 --out "$WORK/gwrsa.pem" --key-out "$WORK/gwrsa.key"
+check "the server made an RSA-2048 key, the certificate's" \
+	sh -c "openssl pkey -in '$WORK/gwrsa.key' -noout -text | grep -q 'Private-Key: (2048 bit' &&
+		test \"\$(openssl pkey -in '$WORK/gwrsa.key' -pubout)\" = \"\$(openssl x509 -in '$WORK/gwrsa.pem' -noout -pubkey)\""
+rows=$(count_rows)
+# shellcheck disable=SC2086
+expect_fail "an unknown --key-type is refused before the server is asked" 1 \
+	"--key-type ed25519: not ec-p256, ec-p384, rsa-2048 or rsa-3072" \
+	hsmca est serverkeygen $EST --label edge $BOOT --subject "CN=gateway-13 device CA" \
+	--key-type ed25519 --out "$WORK/gw13.pem" --key-out "$WORK/gw13.key"
+check "... nothing issued, nothing written" \
+	sh -c "test $(count_rows) -eq $rows && test ! -e '$WORK/gw13.key' && test ! -e '$WORK/gw13.pem'"
+# shellcheck disable=SC2086
+expect_ok "enroll --subject --key-type ec-p384" hsmca est enroll $EST $BOOT --subject CN=dev-1 \
+	--key-type ec-p384 --new-key "$WORK/e384.key" --out "$WORK/e384.pem"
+check "the device made a P-384 key, and the certificate is for it" \
+	sh -c "openssl pkey -in '$WORK/e384.key' -noout -text | grep -q 'NIST CURVE: P-384'"
+check "... the pair matches" pair_matches "$WORK/e384.pem" "$WORK/e384.key"
+# shellcheck disable=SC2086
+expect_fail "--key-type with --csr is refused (the request has its key)" 2 \
+	"est enroll takes either --csr, or --subject" \
+	hsmca est enroll $EST $BOOT --csr "$WORK/dev-1.boot.csr" --key-type ec-p384 --out "$WORK/x.pem"
 # shellcheck disable=SC2086
 expect_ok "enroll --chain" hsmca est enroll $EST $BOOT --subject CN=dev-1 \
 	--new-key "$WORK/ec.key" --out "$WORK/ec.pem" --chain
