@@ -1444,12 +1444,11 @@ miss_allowed(struct hsmcad *d)
 }
 
 /* A refusal in plain text (the request is not OCSP, or no OCSP answer
- * could be made). */
+ * could be made), with the reason phrase every listener gives. */
 static void
-plain(struct evhttp_request *req, int status, const char *phrase,
-    const char *text)
+plain(struct evhttp_request *req, int status, const char *text)
 {
-	http_text(req, status, phrase, text);
+	http_text(req, status, http_status_phrase(status), text);
 	log_info("client=- %s /ocsp %d: %s",
 	    http_method_name(evhttp_request_get_command(req)), status, text);
 }
@@ -1470,7 +1469,7 @@ reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
 	if (body == NULL || evbuffer_add(body, der, len) != 0) {
 		if (body != NULL)
 			evbuffer_free(body);
-		plain(req, 500, "Internal Server Error", "out of memory");
+		plain(req, 500, "out of memory");
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", "application/ocsp-response");
@@ -1506,7 +1505,7 @@ reply_error(struct evhttp_request *req, int status, const char *what)
 	struct hsmca_err e;
 
 	if (ocsp_error(status, &der, &len, &e) != 0) {
-		plain(req, 500, "Internal Server Error", e.msg);
+		plain(req, 500, e.msg);
 		return;
 	}
 	reply(req, der, len, what);
@@ -1634,7 +1633,7 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 	int status;
 
 	if (d->ocsp == NULL) {
-		plain(req, 404, "Not Found", "no OCSP responder");
+		plain(req, 404, "no OCSP responder");
 		return;
 	}
 	if (cmd == EVHTTP_REQ_POST && (strcmp(uri, "/ocsp") == 0 ||
@@ -1643,13 +1642,13 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 		    "Content-Type");
 		if (ct == NULL || strncasecmp(ct, "application/ocsp-request",
 		    24) != 0 || (ct[24] != '\0' && ct[24] != ';')) {
-			plain(req, 415, "Unsupported Media Type",
+			plain(req, 415,
 			    "Content-Type must be application/ocsp-request");
 			return;
 		}
 		in = evhttp_request_get_input_buffer(req);
 		if ((n = evbuffer_get_length(in)) > OCSP_REQUEST_MAX_BYTES) {
-			plain(req, 413, "Payload Too Large", "request too large");
+			plain(req, 413, "request too large");
 			return;
 		}
 		evbuffer_remove(in, buf, n);
@@ -1671,6 +1670,6 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 	}
 	http_method_refused(req, strcmp(uri, "/ocsp") == 0 ? "POST" :
 	    strcmp(uri, "/ocsp/") == 0 ? "GET, HEAD, POST" : "GET, HEAD");
-	plain(req, 405, "Method Not Allowed",
+	plain(req, 405,
 	    "POST /ocsp or GET (or HEAD) /ocsp/<base64 request>");
 }
