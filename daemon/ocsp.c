@@ -155,49 +155,60 @@ key_audit(struct store *w, int64_t gen, enum audit_outcome outcome,
 }
 
 /* The responder row, and with it, for a key adopted (responder_key),
- * the audit record that says so: the one without the other is never
- * written. */
+ * the audit record that says so, written in the transaction that
+ * records the certificate (issue_finish_with): the certificate, its
+ * row and its audit records commit together or not at all. */
 struct responder_record {
-	const struct store_ocsp_responder	*row;
-	int					 adopted;
+	const char	*key_uri;
+	int		 adopted;
 };
 
 static int
-responder_record(struct store *w, void *arg, struct hsmca_err *e)
+responder_record(struct store *w, const struct store_cert *rec, void *arg,
+    struct hsmca_err *e)
 {
 	const struct responder_record *rr = arg;
+	struct store_ocsp_responder row;
 	char detail[AUDIT_DETAIL_MAX];
 	int ret;
 
-	if ((ret = store_ocsp_responder_add(w, rr->row, e)) != 0 ||
+	memset(&row, 0, sizeof(row));
+	row.issuer_id = rec->issuer_id;
+	memcpy(row.serial, rec->serial, sizeof(row.serial));
+	row.key_uri = (char *)(uintptr_t)rr->key_uri;
+	row.cert_der = rec->der;
+	row.cert_der_len = rec->der_len;
+	row.not_after = rec->not_after;
+	row.created_at = rec->created_at;
+	if ((ret = store_ocsp_responder_add(w, &row, e)) != 0 ||
 	    !rr->adopted)
 		return ret;
 	snprintf(detail, sizeof(detail), "OCSP responder key %s adopted: "
 	    "generated for the generation before hsmcad stopped and not "
 	    "recorded then, now recorded with responder certificate %s",
-	    rr->row->key_uri, rr->row->serial);
-	return key_audit(w, rr->row->issuer_id, AUDIT_OK, detail, e);
+	    row.key_uri, row.serial);
+	return key_audit(w, row.issuer_id, AUDIT_OK, detail, e);
 }
 
 /* A new responder certificate for the generation of iss, for key (made
  * now, adopted, or the generation's responder key already in the
- * token): issued and recorded like every certificate (issue_finish:
- * lint, serial reserved, HSM signature, verify, record and audit
- * entry), then bound to the generation in ocsp_responder, which closes
- * the key's intent. *out: the certificate. */
+ * token): issued like every certificate (lint, serial reserved, HSM
+ * signature, verify), and recorded in one transaction with its audit
+ * entry and its ocsp_responder row, which closes the key's intent. A
+ * stop or a store failure before that commit leaves no certificate
+ * recorded (the serial ends failed): none is ever valid that no
+ * responder row names. *out: the certificate. */
 static int
 responder_issue(struct hsm *h, struct store *st, struct issuer *iss,
     struct hsm_key *key, int adopted, time_t now, X509 **out,
     struct hsmca_err *e)
 {
 	struct responder_record rr;
-	struct store_ocsp_responder row;
 	struct issue_result res;
 	struct profile prof;
 	EVP_PKEY *pub;		/* borrowed from key */
 	X509 *tbs = NULL;
-	unsigned char *der = NULL;
-	int len, ret;
+	int ret;
 
 	*out = NULL;
 	memset(&res, 0, sizeof(res));
@@ -207,32 +218,17 @@ responder_issue(struct hsm *h, struct store *st, struct issuer *iss,
 		goto out;
 	}
 	ocsp_responder_profile(&prof);
+	rr.key_uri = hsm_key_uri(key);
+	rr.adopted = adopted;
 	if ((ret = ocsp_responder_tbs(iss->cert, pub, NULL, now, 0, &tbs,
 	    e)) != 0 ||
-	    (ret = issue_finish(h, st, iss, tbs, &prof, "hsmcad", NULL, now,
-	    &res, e)) != 0)
-		goto out;
-	if ((len = i2d_X509(res.cert, &der)) <= 0) {
-		ret = err_set_ssl(e, HSMCA_ERR_INTERNAL, "responder DER");
-		goto out;
-	}
-	memset(&row, 0, sizeof(row));
-	row.issuer_id = iss->gen_id;
-	memcpy(row.serial, res.serial, sizeof(row.serial));
-	row.key_uri = (char *)(uintptr_t)hsm_key_uri(key);
-	row.cert_der = der;
-	row.cert_der_len = (size_t)len;
-	row.not_after = issue_asn1_time(X509_get0_notAfter(res.cert));
-	row.created_at = now;
-	rr.row = &row;
-	rr.adopted = adopted;
-	if ((ret = store_write_with(st, responder_record, &rr, e)) != 0)
+	    (ret = issue_finish_with(h, st, iss, tbs, &prof, "hsmcad", NULL,
+	    now, responder_record, &rr, &res, e)) != 0)
 		goto out;
 	*out = res.cert;
 	res.cert = NULL;
 	ret = 0;
 out:
-	OPENSSL_free(der);
 	X509_free(tbs);
 	issue_result_free(&res);
 	return ret;
@@ -1448,12 +1444,11 @@ miss_allowed(struct hsmcad *d)
 }
 
 /* A refusal in plain text (the request is not OCSP, or no OCSP answer
- * could be made). */
+ * could be made), with the reason phrase every listener gives. */
 static void
-plain(struct evhttp_request *req, int status, const char *phrase,
-    const char *text)
+plain(struct evhttp_request *req, int status, const char *text)
 {
-	http_text(req, status, phrase, text);
+	http_text(req, status, http_status_phrase(status), text);
 	log_info("client=- %s /ocsp %d: %s",
 	    http_method_name(evhttp_request_get_command(req)), status, text);
 }
@@ -1474,7 +1469,7 @@ reply_cached(struct evhttp_request *req, const unsigned char *der, size_t len,
 	if (body == NULL || evbuffer_add(body, der, len) != 0) {
 		if (body != NULL)
 			evbuffer_free(body);
-		plain(req, 500, "Internal Server Error", "out of memory");
+		plain(req, 500, "out of memory");
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", "application/ocsp-response");
@@ -1510,7 +1505,7 @@ reply_error(struct evhttp_request *req, int status, const char *what)
 	struct hsmca_err e;
 
 	if (ocsp_error(status, &der, &len, &e) != 0) {
-		plain(req, 500, "Internal Server Error", e.msg);
+		plain(req, 500, e.msg);
 		return;
 	}
 	reply(req, der, len, what);
@@ -1638,7 +1633,7 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 	int status;
 
 	if (d->ocsp == NULL) {
-		plain(req, 404, "Not Found", "no OCSP responder");
+		plain(req, 404, "no OCSP responder");
 		return;
 	}
 	if (cmd == EVHTTP_REQ_POST && (strcmp(uri, "/ocsp") == 0 ||
@@ -1647,13 +1642,13 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 		    "Content-Type");
 		if (ct == NULL || strncasecmp(ct, "application/ocsp-request",
 		    24) != 0 || (ct[24] != '\0' && ct[24] != ';')) {
-			plain(req, 415, "Unsupported Media Type",
+			plain(req, 415,
 			    "Content-Type must be application/ocsp-request");
 			return;
 		}
 		in = evhttp_request_get_input_buffer(req);
 		if ((n = evbuffer_get_length(in)) > OCSP_REQUEST_MAX_BYTES) {
-			plain(req, 413, "Payload Too Large", "request too large");
+			plain(req, 413, "request too large");
 			return;
 		}
 		evbuffer_remove(in, buf, n);
@@ -1675,6 +1670,6 @@ ocsp_handle(struct evhttp_request *req, void *arg)
 	}
 	http_method_refused(req, strcmp(uri, "/ocsp") == 0 ? "POST" :
 	    strcmp(uri, "/ocsp/") == 0 ? "GET, HEAD, POST" : "GET, HEAD");
-	plain(req, 405, "Method Not Allowed",
+	plain(req, 405,
 	    "POST /ocsp or GET (or HEAD) /ocsp/<base64 request>");
 }

@@ -335,6 +335,26 @@ issue_audit(struct store *w, void *arg, struct hsmca_err *e)
 	    rec->serial, AUDIT_OK, detail, e);
 }
 
+/* The transaction that records a certificate: its record, its audit
+ * entry, and what the caller must write with them (issue_finish_with). */
+struct issue_record {
+	const struct store_cert	*rec;
+	issue_then_fn		*then;
+	void			*arg;
+};
+
+static int
+issue_record_then(struct store *w, void *arg, struct hsmca_err *e)
+{
+	const struct issue_record *ir = arg;
+	int ret;
+
+	if ((ret = issue_audit(w, (void *)(uintptr_t)ir->rec, e)) != 0 ||
+	    ir->then == NULL)
+		return ret;
+	return ir->then(w, ir->rec, ir->arg, e);
+}
+
 /* An issuance that failed once its serial was reserved: the token did
  * not sign, verify-after-sign refused, or the record could not be
  * written. */
@@ -494,17 +514,18 @@ issue_describe(const struct issuer *iss, X509 *tbs, const unsigned char *der,
 	return 0;
 }
 
-/* issue_finish, for a TBS whose subject key is key (NULL: the one tbs
- * carries decoded; see lint_presign_key). */
+/* issue_finish_with, for a TBS whose subject key is key (NULL: the one
+ * tbs carries decoded; see lint_presign_key). */
 static int
 issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
     int device, int64_t batch_id, X509 *tbs, const EVP_PKEY *key,
     const struct profile *profile, const char *requester,
-    const char *csr_sha256, time_t now, struct issue_result *out,
-    struct hsmca_err *e)
+    const char *csr_sha256, time_t now, issue_then_fn *then, void *arg,
+    struct issue_result *out, struct hsmca_err *e)
 {
 	ASN1_INTEGER *serial = NULL;
 	char serial_hex[SERIAL_HEX_MAX];
+	struct issue_record ir;
 	struct store_cert rec;
 	unsigned char *der = NULL;
 	int64_t cert_id = 0;
@@ -545,11 +566,14 @@ issue_finish_key(struct hsm *h, struct store *st, struct issuer *iss,
 	    iss->cert, iss->check, &der, &len, e)) != 0)
 		goto fail;
 
-	/* The durable record and its audit entry, committed together before
-	 * anyone sees the result. */
+	/* The durable record, its audit entry and the caller's rows,
+	 * committed together before anyone sees the result. */
+	ir.rec = &rec;
+	ir.then = then;
+	ir.arg = arg;
 	if ((ret = issue_describe(iss, tbs, der, len, cert_id, serial_hex,
 	    profile, requester, csr_sha256, now, &rec, e)) != 0 ||
-	    (ret = store_complete_cert_with(st, &rec, issue_audit, &rec,
+	    (ret = store_complete_cert_with(st, &rec, issue_record_then, &ir,
 	    e)) != 0)
 		goto fail;
 
@@ -587,7 +611,17 @@ issue_finish(struct hsm *h, struct store *st, struct issuer *iss, X509 *tbs,
     struct hsmca_err *e)
 {
 	return issue_finish_key(h, st, iss, 0, 0, tbs, NULL, profile,
-	    requester, csr_sha256, now, out, e);
+	    requester, csr_sha256, now, NULL, NULL, out, e);
+}
+
+int
+issue_finish_with(struct hsm *h, struct store *st, struct issuer *iss,
+    X509 *tbs, const struct profile *profile, const char *requester,
+    const char *csr_sha256, time_t now, issue_then_fn *then, void *arg,
+    struct issue_result *out, struct hsmca_err *e)
+{
+	return issue_finish_key(h, st, iss, 0, 0, tbs, NULL, profile,
+	    requester, csr_sha256, now, then, arg, out, e);
 }
 
 /* Build the TBSCertificate of req (*out, caller frees): the profile
@@ -648,7 +682,7 @@ issue_certificate(struct hsm *h, struct store *st, struct issuer *iss,
 		goto out;
 	ret = issue_finish_key(h, st, iss, 1, req->batch_id, tbs,
 	    req->csr->pubkey, req->profile, req->requester,
-	    req->csr->fingerprint_hex, req->now, out, e);
+	    req->csr->fingerprint_hex, req->now, NULL, NULL, out, e);
 out:
 	X509_free(tbs);
 	return ret;

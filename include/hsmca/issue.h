@@ -118,6 +118,21 @@ int	issue_finish(struct hsm *h, struct store *st, struct issuer *iss,
 	    const char *csr_sha256, time_t now, struct issue_result *out,
 	    struct hsmca_err *e);
 
+/* What a caller writes in the transaction that records its certificate
+ * (rec, as recorded: serial, DER, notAfter), after the audit entry: if
+ * it fails, nothing of the certificate is recorded and its serial ends
+ * failed, as for any record that did not commit. */
+typedef int	issue_then_fn(struct store *w, const struct store_cert *rec,
+	    void *arg, struct hsmca_err *e);
+
+/* issue_finish, with then(w, rec, arg, e) in the record's transaction:
+ * for a row that must never exist without its certificate, nor the
+ * certificate without it (hsmcad's OCSP responders). */
+int	issue_finish_with(struct hsm *h, struct store *st, struct issuer *iss,
+	    X509 *tbs, const struct profile *profile, const char *requester,
+	    const char *csr_sha256, time_t now, issue_then_fn *then, void *arg,
+	    struct issue_result *out, struct hsmca_err *e);
+
 /* Sign a fully built certificate with signkey (in the token; h may be
  * NULL for a software key, in tests), then
  * re-parse the DER and run the post-sign lint against issuer (NULL: the
