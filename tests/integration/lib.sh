@@ -482,6 +482,39 @@ fault_conf() {
 fault() {
 	echo "$*" >"$CTL.new" && mv "$CTL.new" "$CTL"
 }
+# responder_setup NAME: the OCSP responder-key tests' CA (token NAME),
+# with an HTTP listener, hsmcad and the CLI reaching the token through
+# the fault shim.
+responder_setup() {
+	command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
+	command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
+	command -v pkcs11-tool >/dev/null 2>&1 || skip_all "pkcs11-tool not installed"
+	est_setup "$1"
+	RESPONDER_TOKEN=$1
+	sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
+	fault_conf
+}
+# token_privkeys: the private keys in responder_setup's token, "ID LABEL"
+# a line (PIN on argv: a throwaway test token only).
+token_privkeys() {
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$RESPONDER_TOKEN" --login \
+		--pin "$(cat "$CADIR/user.pin")" --list-objects --type privkey 2>/dev/null |
+		awk '/label:/ { l = $2 } /ID:/ { print $2, l }' | sort
+}
+# key_uri_ids: the CKA_ID of the key URIs on stdin, as pkcs11-tool
+# prints it.
+key_uri_ids() {
+	sed -n 's/.*;id=\([^;]*\).*/\1/p' | tr -d '%' | tr 'A-F' 'a-f' | sort -u
+}
+# crash_run: hsmcad until the shim kills its signer (hsmcad then exits:
+# a signer gone is fatal), 30 s at most.
+crash_run() {
+	"$top_builddir/daemon/hsmcad" -c "$CONF" >"$CADIR/hsmcad.log" 2>&1 &
+	cpid=$!
+	i=0; while kill -0 "$cpid" 2>/dev/null && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.05; done
+	kill "$cpid" 2>/dev/null
+	wait "$cpid" 2>/dev/null
+}
 # cert_status SERIAL: the row's status in the store.
 cert_status() {
 	sqlite3 "$CADIR/hsmca.db" "SELECT status FROM cert WHERE serial = '$1'"

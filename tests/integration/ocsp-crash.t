@@ -8,40 +8,23 @@
 # ended is destroyed, audited before and after. Either way the token
 # then holds no key the store does not name.
 . "$top_srcdir/tests/integration/lib.sh"
-command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
-command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
-command -v pkcs11-tool >/dev/null 2>&1 || skip_all "pkcs11-tool not installed"
-
-est_setup ocr
-sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
 # hsmcad and the CLI both reach the token through the shim; only the
 # making of a key labelled ocsp-gen* is ever crashed.
-fault_conf
+responder_setup ocr
 hsmca ca download 2 >"$WORK/gen2.pem"
 cat "$WORK/gen2.pem" "$CADIR/root.pem" >"$WORK/chain.pem"
 
 sql() {
 	sqlite3 "$CADIR/hsmca.db" "$1" 2>/dev/null
 }
-# privkeys: the private keys in the token, "ID LABEL" a line (PIN on
-# argv: a throwaway test token only).
-privkeys() {
-	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label ocr --login \
-		--pin "$(cat "$CADIR/user.pin")" --list-objects --type privkey 2>/dev/null |
-		awk '/label:/ { l = $2 } /ID:/ { print $2, l }' | sort
-}
 token_ids() {
-	privkeys | awk '{ print $1 }' | sort -u
-}
-# uri_id: the CKA_ID of the key URIs on stdin, as pkcs11-tool prints it.
-uri_id() {
-	sed -n 's/.*;id=\([^;]*\).*/\1/p' | tr -d '%' | tr 'A-F' 'a-f' | sort -u
+	token_privkeys | awk '{ print $1 }' | sort -u
 }
 # named_ids: the keys the store names: the generations' and the
 # recorded responders'.
 named_ids() {
 	sql "SELECT key_uri FROM ca_generation WHERE key_uri IS NOT NULL
-		UNION SELECT key_uri FROM ocsp_responder" | uri_id
+		UNION SELECT key_uri FROM ocsp_responder" | key_uri_ids
 }
 # in_token ID / unnamed ID: the token holds key ID; no store row names it.
 in_token() {
@@ -49,15 +32,6 @@ in_token() {
 }
 unnamed() {
 	[ -n "$1" ] && ! named_ids | grep -qx "$1"
-}
-# crash_run: hsmcad until the shim kills its signer (hsmcad then exits:
-# a signer gone is fatal), 30 s at most.
-crash_run() {
-	"$top_builddir/daemon/hsmcad" -c "$CONF" >"$CADIR/hsmcad.log" 2>&1 &
-	cpid=$!
-	i=0; while kill -0 "$cpid" 2>/dev/null && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.05; done
-	kill "$cpid" 2>/dev/null
-	wait "$cpid" 2>/dev/null
 }
 # wait_log PATTERN: until hsmcad's log matches (20 s at most).
 wait_log() {
@@ -75,7 +49,7 @@ check "no responder was recorded" test "$(sql "SELECT count(*) FROM ocsp_respond
 uri2=$(sql "SELECT key_uri FROM ocsp_key_intent WHERE issuer_id = 2")
 check "the key's intent was recorded first: generation 2, ocsp-gen2 ($uri2)" \
 	sh -c 'case $1 in pkcs11:*";id="*";object=ocsp-gen2;"*) true ;; *) false ;; esac' - "$uri2"
-id2=$(echo "$uri2" | uri_id)
+id2=$(echo "$uri2" | key_uri_ids)
 check "the key it names was made: it is in the token" in_token "$id2"
 check "and no store row names it" unnamed "$id2"
 token_ids >"$WORK/token.1"
@@ -89,7 +63,7 @@ i=0; until [ "$(sql "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 2")" 
 check "restarted, generation 2's responder is the key made before the crash" \
 	test "$(sql "SELECT group_concat(key_uri) FROM ocsp_responder WHERE issuer_id = 2")" = "$uri2"
 check "its intent is closed" test "$(sql "SELECT count(*) FROM ocsp_key_intent")" = 0
-check "one ocsp-gen2 key in the token, not two" test "$(privkeys | grep -c ' ocsp-gen2$')" -eq 1
+check "one ocsp-gen2 key in the token, not two" test "$(token_privkeys | grep -c ' ocsp-gen2$')" -eq 1
 token_ids >"$WORK/token.2"
 named_ids >"$WORK/named.2"
 check "the token holds exactly the keys the store names ($(wc -l <"$WORK/token.2"))" \
@@ -118,7 +92,7 @@ crash_run
 check "the shim killed the signer making generation 3's key" \
 	test "$(grep -c 'inject C_GenerateKeyPair crash' "$FLOG")" -eq 2
 uri3=$(sql "SELECT key_uri FROM ocsp_key_intent WHERE issuer_id = 3")
-id3=$(echo "$uri3" | uri_id)
+id3=$(echo "$uri3" | key_uri_ids)
 check "its intent is recorded ($uri3)" \
 	sh -c 'case $1 in pkcs11:*";object=ocsp-gen3;"*) true ;; *) false ;; esac' - "$uri3"
 check "and its key is in the token" in_token "$id3"
@@ -133,7 +107,7 @@ wait_log "OCSP: responder key .* of CA generation 2 destroyed"
 hsmcad_stop
 check "restarted, hsmcad destroys the key made for generation 3" \
 	grep -q "OCSP: responder key $uri3 of CA generation 3 destroyed: made before hsmcad stopped and never recorded, it signed nothing" "$CADIR/hsmcad.log"
-check "it is gone from the token" test "$(privkeys | grep -c " ocsp-gen3\$")" -eq 0
+check "it is gone from the token" test "$(token_privkeys | grep -c " ocsp-gen3\$")" -eq 0
 begin3=$(sql "SELECT group_concat(id) FROM audit WHERE actor = 'hsmcad' AND object = 'gen:3' AND outcome = 'ok'
 	AND detail = 'OCSP responder key $uri3: its destruction in the token begins: generated before hsmcad stopped and never recorded, it signed nothing, and no responder of the generation is to use it'")
 done3=$(sql "SELECT group_concat(id) FROM audit WHERE actor = 'hsmcad' AND object = 'gen:3' AND outcome = 'ok'
@@ -142,13 +116,13 @@ check "the audit log announced its destruction ($begin3), then recorded it ($don
 	sh -c '[ -n "$1" ] && [ -n "$2" ] && [ "$1" -lt "$2" ]' - "$begin3" "$done3"
 check "no intent is left" test "$(sql "SELECT count(*) FROM ocsp_key_intent")" = 0
 check "generation 2's recorded key, ended, is retired as before" \
-	test "$(privkeys | grep -c ' ocsp-gen2$')" -eq 0
+	test "$(token_privkeys | grep -c ' ocsp-gen2$')" -eq 0
 token_ids >"$WORK/token.3"
 named_ids >"$WORK/named.3"
 check "every key in the token is one the store names" \
 	test -z "$(comm -23 "$WORK/token.3" "$WORK/named.3")"
 sql "SELECT key_uri FROM ca_generation WHERE key_uri IS NOT NULL
-	UNION SELECT key_uri FROM ocsp_responder WHERE issuer_id = 4" | uri_id >"$WORK/kept.3"
+	UNION SELECT key_uri FROM ocsp_responder WHERE issuer_id = 4" | key_uri_ids >"$WORK/kept.3"
 check "and every CA key, and generation 4's responder key, is still there ($(wc -l <"$WORK/kept.3"))" \
 	test "$(wc -l <"$WORK/kept.3")" -eq 5 -a -z "$(comm -23 "$WORK/kept.3" "$WORK/token.3")"
 expect_ok "the audit chain verifies" hsmca audit verify

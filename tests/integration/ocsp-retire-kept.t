@@ -7,23 +7,10 @@
 # moves 740 days ahead as in ocsp.t: generation 2 (730 days) has ended
 # a week before.
 . "$top_srcdir/tests/integration/lib.sh"
-command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
-command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
-command -v pkcs11-tool >/dev/null 2>&1 || skip_all "pkcs11-tool not installed"
-
-est_setup ork
-sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
 # hsmcad and the CLI both reach the token through the shim.
-fault_conf
+responder_setup ork
 fault "fault=none"
 
-# privkeys: the private keys in the token, "ID LABEL" a line (PIN on
-# argv: a throwaway test token only).
-privkeys() {
-	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label ork --login \
-		--pin "$(cat "$CADIR/user.pin")" --list-objects --type privkey 2>/dev/null |
-		awk '/label:/ { l = $2 } /ID:/ { print $2, l }' | sort
-}
 sql() {
 	sqlite3 "$CADIR/hsmca.db" "$1"
 }
@@ -38,7 +25,7 @@ i=0; until [ "$(sql "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 2")" 
 hsmcad_stop
 check "generation 2 has a responder recorded" \
 	test "$(sql "SELECT count(*) FROM ocsp_responder WHERE issuer_id = 2")" -ge 1
-privkeys >"$WORK/keys.before"
+token_privkeys >"$WORK/keys.before"
 check "its key is in the token" grep -q ' ocsp-gen2$' "$WORK/keys.before"
 
 # ---- 740 days on, the token refuses every C_DestroyObject ----
@@ -53,8 +40,8 @@ check "hsmcad says the key of generation 2 was not destroyed, and why" \
 check "the token was asked, and refused" grep -q "inject C_DestroyObject refuse" "$FLOG"
 check "hsmcad is still running" kill -0 "$HSMCAD_PID"
 hsmcad_stop
-check "the key is still in the token" test "$(privkeys | grep -c ' ocsp-gen2$')" -eq 1
-check "and so is every other key" test "$(privkeys | comm -13 - "$WORK/keys.before" | wc -l)" -eq 0
+check "the key is still in the token" test "$(token_privkeys | grep -c ' ocsp-gen2$')" -eq 1
+check "and so is every other key" test "$(token_privkeys | comm -13 - "$WORK/keys.before" | wc -l)" -eq 0
 begin=$(sql "SELECT group_concat(id) FROM audit WHERE actor = 'hsmcad' AND object = 'gen:2'
 	AND outcome = 'ok' AND detail LIKE 'OCSP responder key %object=ocsp-gen2%: its destruction in the token begins%'")
 kept=$(sql "SELECT group_concat(id) FROM audit WHERE actor = 'hsmcad' AND object = 'gen:2'
@@ -74,9 +61,9 @@ wait_log "OCSP: responder key .* of CA generation 2 destroyed"
 hsmcad_stop
 check "restarted without the fault, hsmcad destroys the key" \
 	grep -q "OCSP: responder key pkcs11:.*object=ocsp-gen2.* of CA generation 2 destroyed: the generation ended" "$CADIR/hsmcad.log"
-check "it is gone from the token" test "$(privkeys | grep -c ' ocsp-gen2$')" -eq 0
+check "it is gone from the token" test "$(token_privkeys | grep -c ' ocsp-gen2$')" -eq 0
 check "and nothing else is (the keys before, less one, and generation 3's)" \
-	test "$(privkeys | comm -13 - "$WORK/keys.before")" = "$(grep ' ocsp-gen2$' "$WORK/keys.before")"
+	test "$(token_privkeys | comm -13 - "$WORK/keys.before")" = "$(grep ' ocsp-gen2$' "$WORK/keys.before")"
 done_id=$(sql "SELECT group_concat(id) FROM audit WHERE actor = 'hsmcad' AND object = 'gen:2'
 	AND outcome = 'ok' AND detail LIKE 'OCSP responder key %object=ocsp-gen2% destroyed in the token: the generation ended%'")
 check "one record says it was destroyed, after the one that says it was kept ($done_id)" \

@@ -15,13 +15,7 @@
 # once the store takes the row, each generation has exactly one valid
 # responder certificate that `openssl ocsp` verifies.
 . "$top_srcdir/tests/integration/lib.sh"
-command -v curl >/dev/null 2>&1 || skip_all "curl not installed"
-command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
-command -v pkcs11-tool >/dev/null 2>&1 || skip_all "pkcs11-tool not installed"
-
-est_setup ocw
-sed -i "s|^\[daemon\]|[daemon]\nhttp-listen = 127.0.0.1:0|" "$CONF"
-fault_conf
+responder_setup ocw
 hsmca ca download 2 >"$WORK/gen2.pem"
 cat "$WORK/gen2.pem" "$CADIR/root.pem" >"$WORK/chain2.pem"
 
@@ -85,30 +79,14 @@ kill9() {
 	wait "$HSMCAD_PID" 2>/dev/null
 	HSMCAD_PID=
 }
-# crash_run: hsmcad until the shim kills its signer, 30 s at most.
-crash_run() {
-	"$top_builddir/daemon/hsmcad" -c "$CONF" >"$CADIR/hsmcad.log" 2>&1 &
-	cpid=$!
-	i=0; while kill -0 "$cpid" 2>/dev/null && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.05; done
-	kill "$cpid" 2>/dev/null
-	wait "$cpid" 2>/dev/null
-}
-privkeys() {
-	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label ocw --login \
-		--pin "$(cat "$CADIR/user.pin")" --list-objects --type privkey 2>/dev/null |
-		awk '/label:/ { l = $2 } /ID:/ { print $2, l }' | sort
-}
-uri_id() {
-	sed -n 's/.*;id=\([^;]*\).*/\1/p' | tr -d '%' | tr 'A-F' 'a-f' | sort -u
-}
 # accounted: the keys the store accounts for: the generations', the
 # recorded responders', and those of an open intent.
 accounted() {
 	sql "SELECT key_uri FROM ca_generation WHERE key_uri IS NOT NULL
-		UNION SELECT key_uri FROM ocsp_responder UNION SELECT key_uri FROM ocsp_key_intent" | uri_id
+		UNION SELECT key_uri FROM ocsp_responder UNION SELECT key_uri FROM ocsp_key_intent" | key_uri_ids
 }
 all_accounted() {
-	privkeys | awk '{ print $1 }' | sort -u >"$WORK/token.ids"
+	token_privkeys | awk '{ print $1 }' | sort -u >"$WORK/token.ids"
 	accounted >"$WORK/accounted.ids"
 	test -z "$(comm -23 "$WORK/token.ids" "$WORK/accounted.ids")"
 }
@@ -165,7 +143,7 @@ check "no record says the key was adopted: it was not" \
 	test "$(sql "SELECT count(*) FROM audit WHERE object = 'gen:2' AND detail LIKE '%$uri2 adopted%'")" = 0
 check "the key is still in the token and its intent open, for the next start" \
 	test "$(sql "SELECT count(*) FROM ocsp_key_intent WHERE key_uri = '$uri2'")" = 1 \
-	-a "$(privkeys | grep -c ' ocsp-gen2$')" = 1
+	-a "$(token_privkeys | grep -c ' ocsp-gen2$')" = 1
 
 # ---- a key made fresh: generation 3's, the store still refusing ----
 expect_ok "generation 3 made" hsmca ca rotate
