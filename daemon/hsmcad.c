@@ -1061,10 +1061,16 @@ main(int argc, char *argv[])
 	memset(&d, 0, sizeof(d));
 	d.keyop_fd = -1;
 	d.config_path = config_path(arg_config);
-	/* daemon() changes to /: a relative path would not reload. */
+	/* -d changes to /, and every load after the first (a SIGHUP, the
+	 * front's and the signer's of the snapshot) must name the files the
+	 * first named: the paths relative to the directory hsmcad was
+	 * started in are made absolute here, once. A file's own paths are
+	 * absolute (hsmca.conf(5)). */
 	if (d.config_path != NULL && d.config_path[0] != '/' &&
 	    (d.config_path = realpath(d.config_path, abspath)) == NULL)
 		err(1, "%s", arg_config != NULL ? arg_config : "config");
+	if (d.config_path == NULL && config_fix_demo_home(&e) != 0)
+		errx(1, "%s", e.msg);
 	if (test)
 		return check_config(d.config_path);
 
