@@ -49,6 +49,7 @@
 #include "hsmcad.h"
 #include "ipc.h"
 #include "log.h"
+#include "pidfile.h"
 #include "preflight.h"
 #include "sandbox.h"
 
@@ -242,17 +243,26 @@ give_store(const char *path, const char *user)
 	}
 }
 
+/* The daemon's pid into the pidfile locked before (pidfile.c), owned
+ * by user as it was when the parent wrote it after the drop: the parent
+ * removes it at exit as user, which a sticky folder allows the owner
+ * only. */
 static void
-write_pidfile(const char *path)
+daemon_write_pidfile(const char *user)
 {
-	char buf[32];
-	struct hsmca_err e;
+	struct passwd *pw;
+	char why[PATH_MAX + 128];
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
 
-	if (path == NULL)
-		return;
-	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (util_write_file_atomic(path, buf, strlen(buf), 0644, &e) != 0)
-		fatalx("pidfile: %s", e.msg);
+	if (user != NULL && geteuid() == 0) {
+		if ((pw = getpwnam(user)) == NULL)
+			fatalx("user %s does not exist", user);
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (pidfile_write(uid, gid, why, sizeof(why)) != 0)
+		fatalx("pidfile %s", why);
 }
 
 /* How long -d waits for the start-up, in [daemon] timeouts, counted
@@ -357,6 +367,9 @@ daemon_detach(const struct config *cfg)
 		return p[1];
 	}
 	close(p[1]);
+	/* The daemon holds the pidfile's lock from here: this process,
+	 * gone or waiting, must not keep it. */
+	pidfile_forget();
 	/* ^C ends the wait, not the daemon. */
 	(void)sigprocmask(SIG_SETMASK, &hsmcad_startup_mask, NULL);
 	pfd.fd = p[0];
@@ -1019,7 +1032,7 @@ main(int argc, char *argv[])
 	struct hsmca_err e;
 	struct listeners ls = { -1, -1, -1 };
 	const char *arg_config = NULL, *addr;
-	char abspath[PATH_MAX];
+	char abspath[PATH_MAX], why[PATH_MAX + 128];
 	sigset_t set;
 	pid_t signer, front, parent;
 	int ch, detach = 0, test = 0, verbose = 0, ret, new_store;
@@ -1048,10 +1061,16 @@ main(int argc, char *argv[])
 	memset(&d, 0, sizeof(d));
 	d.keyop_fd = -1;
 	d.config_path = config_path(arg_config);
-	/* daemon() changes to /: a relative path would not reload. */
+	/* -d changes to /, and every load after the first (a SIGHUP, the
+	 * front's and the signer's of the snapshot) must name the files the
+	 * first named: the paths relative to the directory hsmcad was
+	 * started in are made absolute here, once. A file's own paths are
+	 * absolute (hsmca.conf(5)). */
 	if (d.config_path != NULL && d.config_path[0] != '/' &&
 	    (d.config_path = realpath(d.config_path, abspath)) == NULL)
 		err(1, "%s", arg_config != NULL ? arg_config : "config");
+	if (d.config_path == NULL && config_fix_demo_home(&e) != 0)
+		errx(1, "%s", e.msg);
 	if (test)
 		return check_config(d.config_path);
 
@@ -1082,6 +1101,12 @@ main(int argc, char *argv[])
 	 * detach. */
 	if (preflight_check(cfg, startup_problem, NULL, NULL) != 0)
 		exit(1);
+	/* Before anything starts, and before -d, so that a second hsmcad
+	 * with this pidfile says so where it was started and leaves the
+	 * running one alone. */
+	if (cfg->daemon.pidfile != NULL &&
+	    pidfile_lock(cfg->daemon.pidfile, why, sizeof(why)) != 0)
+		errx(1, "%s", why);
 	signal(SIGPIPE, SIG_IGN);
 	/* Detach before any PKCS#11 state exists (only the signer ever has
 	 * any, after the fork). */
@@ -1090,6 +1115,10 @@ main(int argc, char *argv[])
 		log_init(1, verbose);
 	if (detach)
 		log_startup(daemon_detach(cfg));
+	/* The pid that stays: the parent's, after the detach. A start-up
+	 * that fails from here removes it (pidfile.c), and -d reports that
+	 * only once it is gone. */
+	daemon_write_pidfile(cfg->daemon.user);
 
 	/* Create or migrate the store once, here: the front opens it
 	 * read-only. One created here, as root, belongs to the user the
@@ -1121,6 +1150,7 @@ main(int argc, char *argv[])
 	if ((signer = fork()) == -1)
 		fatal("fork");
 	if (signer == 0) {
+		pidfile_forget();
 		close(sp[0]);
 		if (kp[0] != -1)
 			close(kp[0]);
@@ -1139,6 +1169,7 @@ main(int argc, char *argv[])
 	if ((front = fork()) == -1)
 		fatal("fork");
 	if (front == 0) {
+		pidfile_forget();
 		close(status[0]);
 		status_fd = status[1];
 		close(cp[0]);
@@ -1159,12 +1190,11 @@ main(int argc, char *argv[])
 
 	(void)prctl(PR_SET_NAME, "hsmcad-parent", 0, 0, 0);
 	daemon_drop_privileges(cfg->daemon.user);
-	write_pidfile(cfg->daemon.pidfile);
 	ret = parent_loop(front, signer, status[0], cp[0], d.config_path, cfg,
 	    &set);
 	log_info("exiting");
-	if (cfg->daemon.pidfile != NULL)
-		unlink(cfg->daemon.pidfile);
+	/* The file locked at the start, whatever a reload read since. */
+	pidfile_remove();
 	close(status[0]);
 	config_free(cfg);
 	return ret;

@@ -127,8 +127,8 @@ access_as(const char *path, int mode, const struct passwd *pw)
 }
 
 /* A file the daemon writes as pw (what: its config key): its folder
- * exists and pw may create files there (SQLite's -wal and -shm, the
- * pidfile's temporary file); the file itself, if it exists, pw may
+ * exists and pw may create files there (SQLite's -wal and -shm) and
+ * remove them (the pidfile at exit); the file itself, if it exists, pw may
  * read and write (existing set). */
 static void
 check_folder(struct preflight *pf, const char *what, const char *path,
@@ -352,7 +352,8 @@ preflight_check(const struct config *cfg,
 		problem(&pf, "[store] path is required");
 	else
 		check_folder(&pf, "[store] path", cfg->store.path, pw, 1);
-	/* Written, and removed at exit, after root was dropped. */
+	/* Removed at exit by the parent, after root was dropped
+	 * (pidfile.c). */
 	if (cfg->daemon.pidfile != NULL)
 		check_folder(&pf, "pidfile", cfg->daemon.pidfile, pw, 0);
 	check_listeners(&pf, cfg);

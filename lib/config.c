@@ -475,6 +475,21 @@ out:
 	return ret;
 }
 
+int
+config_fix_demo_home(struct hsmca_err *e)
+{
+	char *home = NULL;
+	int ret;
+
+	if ((ret = demo_home(&home, e)) != 0)
+		return ret;
+	if (setenv("HSMCA_HOME", home, 1) == -1)
+		ret = err_set(e, HSMCA_ERR_ALLOC, "HSMCA_HOME: %s",
+		    strerror(errno));
+	free(home);
+	return ret;
+}
+
 /* The embedded defaults. With home, also the demo's HSM, store, TLS and
  * EST settings; without, those stay NULL or empty for a file to set. */
 static int

@@ -119,6 +119,12 @@ struct config {
  * $HSMCA_HOME or ./hsmca-demo). Unknown sections or keys, bad values and
  * duplicates are refused with "path:line: reason". */
 int	config_load(const char *path, struct config **out, struct hsmca_err *e);
+/* The demo directory, $HSMCA_HOME or ./hsmca-demo, made absolute
+ * against the current directory once and set as $HSMCA_HOME: every later
+ * load of the defaults, in this process and the ones it forks, names the
+ * same files wherever they run (hsmcad, which -d moves to / and which
+ * loads the defaults again at each SIGHUP). */
+int	config_fix_demo_home(struct hsmca_err *e);
 /* The same, and every file the configuration names (tls-cert, each EST
  * label's bootstrap-ca, the admin client-ca) read into *fs: hsmcad's
  * snapshot, which its processes parse again with config_load_fileset.

@@ -412,6 +412,40 @@ test_daemon_est(void **state)
 	config_free(cfg);
 }
 
+/* hsmcad fixes the demo directory once, where it starts: a load after
+ * -d moved it to / names the files the first load named. */
+static void
+test_fix_demo_home(void **state)
+{
+	struct hsmca_err e;
+	struct config *cfg = NULL;
+	char cwd[PATH_MAX], want[PATH_MAX + 64];
+	int ret;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_string_not_equal(cwd, "/");
+	assert_int_equal(setenv("HSMCA_HOME", "./rel/home/", 1), 0);
+	assert_int_equal(config_fix_demo_home(&e), 0);
+	snprintf(want, sizeof(want), "%s/rel/home", cwd);
+	assert_string_equal(getenv("HSMCA_HOME"), want);
+	assert_int_equal(chdir("/"), 0);
+	ret = config_load(NULL, &cfg, &e);
+	assert_int_equal(chdir(cwd), 0);
+	if (ret != 0)
+		fail_msg("%s", e.msg);
+	snprintf(want, sizeof(want), "%s/rel/home/hsmca.db", cwd);
+	assert_string_equal(cfg->store.path, want);
+	config_free(cfg);
+
+	/* Unset: ./hsmca-demo, fixed the same way. */
+	assert_int_equal(unsetenv("HSMCA_HOME"), 0);
+	assert_int_equal(config_fix_demo_home(&e), 0);
+	snprintf(want, sizeof(want), "%s/hsmca-demo", cwd);
+	assert_string_equal(getenv("HSMCA_HOME"), want);
+	assert_int_equal(unsetenv("HSMCA_HOME"), 0);
+}
+
 static void
 test_defaults(void **state)
 {
@@ -1033,6 +1067,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_daemon_est),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_fix_demo_home),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_admin_roles),
 		cmocka_unit_test(test_restart_keys),
