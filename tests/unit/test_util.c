@@ -1472,13 +1472,14 @@ mem_realloc(void *q, size_t n, const char *file, int line)
 static void
 mem_free(void *q, const char *file, int line)
 {
-	unsigned char *p = (unsigned char *)q - MEM_HEAD;
+	unsigned char *p;
 	size_t n;
 
 	(void)file;
 	(void)line;
 	if (q == NULL)
 		return;
+	p = (unsigned char *)q - MEM_HEAD;
 	memcpy(&n, p, sizeof(n));
 	if (mem_watch != NULL && memmem(q, n, mem_watch, mem_watch_len) != NULL)
 		mem_watch_seen++;
