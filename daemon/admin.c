@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -382,13 +383,21 @@ admin_gate(struct hsmcad *d, SSL *ssl, struct evbuffer *in,
 	return status;
 }
 
+/* The handshake names the operator CAs ([admin] client-ca), not the EST
+ * listener's. */
 struct bufferevent *
 admin_bevcb(struct event_base *base, void *arg)
 {
+	struct hsmcad *d = listener_daemon(arg);
 	struct bufferevent *bev;
 
-	if ((bev = tls_bevcb(base, arg)) != NULL)
-		tls_conn_set_gate(bev, admin_gate);
+	if ((bev = tls_bevcb(base, arg)) == NULL)
+		return NULL;
+	if (tls_conn_set_ca_names(bev, d->rt->admin_ca_names) != 0) {
+		bufferevent_free(bev);
+		return listener_unserved(arg);
+	}
+	tls_conn_set_gate(bev, admin_gate);
 	return bev;
 }
 

@@ -30,6 +30,14 @@ struct runtime {
 	X509_STORE		*ca_trust;	/* hsmca's own generations and roots */
 	X509_STORE		**bootstrap;	/* per cfg->est[i]; NULL: none */
 	X509_STORE		*admin_trust;	/* [admin] client-ca; NULL: none */
+	/* What the TLS CertificateRequest names (advisory: a client picks
+	 * its certificate by them; trust is checked after the handshake):
+	 * the subjects of every certificate ca_trust and the bootstraps
+	 * hold, and of admin_trust's (empty: none), once each. */
+	STACK_OF(X509_NAME)	*est_ca_names;
+	STACK_OF(X509_NAME)	*admin_ca_names;
+	uint64_t		 id;		/* new per build: tls.c sees a
+						   replaced runtime by it */
 	STACK_OF(X509)		*cacerts;	/* every certificate a device may need */
 	unsigned char		*cacerts_p7;	/* PKCS#7 certs-only, DER */
 	size_t			 cacerts_p7_len;
@@ -369,6 +377,11 @@ struct evbuffer;
 typedef int (*tls_gate_fn)(struct hsmcad *d, SSL *ssl, struct evbuffer *in,
 	    struct evbuffer *answer);
 void	tls_conn_set_gate(struct bufferevent *bev, tls_gate_fn gate);
+/* The CA names the connection's CertificateRequest sends instead of the
+ * EST listener's (the admin listener's: its operator CAs; empty: none).
+ * 0, or -1 out of memory: then close the connection unserved. */
+int	tls_conn_set_ca_names(struct bufferevent *bev,
+	    const STACK_OF(X509_NAME) *names);
 /* The TLS connection a request came on (NULL: plain HTTP). */
 SSL	*tls_request_ssl(struct evhttp_request *req);
 /* For the handlers of TLS listeners, first thing: 1 if req came with no

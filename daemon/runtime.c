@@ -1,6 +1,7 @@
 /* runtime.c: what hsmcad reloads on SIGHUP: the config, hsmca's own
  * trust (every generation a device certificate may chain to), each EST
- * label's bootstrap trust, and the cacerts answer. */
+ * label's bootstrap trust, the admin API's, the CA names the TLS
+ * handshake sends for them, and the cacerts answer. */
 #include "config.h"
 
 #include <stdio.h>
@@ -43,6 +44,8 @@ out:
 	PKCS7_free(p7);
 	return ret;
 }
+
+static atomic_uint_least64_t runtime_ids;
 
 static int
 x509_cmp(const X509 *const *a, const X509 *const *b)
@@ -88,6 +91,8 @@ runtime_unref(struct runtime *rt)
 	free(rt->bootstrap);
 	X509_STORE_free(rt->ca_trust);
 	X509_STORE_free(rt->admin_trust);
+	sk_X509_NAME_pop_free(rt->est_ca_names, X509_NAME_free);
+	sk_X509_NAME_pop_free(rt->admin_ca_names, X509_NAME_free);
 	sk_X509_pop_free(rt->cacerts, X509_free);
 	free(rt->cacerts_p7);
 	config_free(rt->cfg);
@@ -112,6 +117,63 @@ add_pem_certs(STACK_OF(X509) *sk, X509_STORE *xs, const char *pem)
 	ERR_clear_error();
 	BIO_free(b);
 	return 0;
+}
+
+/* The subjects of the certificates xs holds, each added to names unless
+ * it is there already (labels may share a factory CA, a label may name
+ * hsmca's own): 0, or -1 out of memory. */
+static int
+add_trust_names(STACK_OF(X509_NAME) *names, X509_STORE *xs)
+{
+	STACK_OF(X509_OBJECT) *objs;
+	X509_NAME *name;
+	X509 *x;
+	int i, j;
+
+	if (xs == NULL)
+		return 0;
+	objs = X509_STORE_get0_objects(xs);
+	for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		if ((x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs,
+		    i))) == NULL)
+			continue;	/* a CRL */
+		for (j = 0; j < sk_X509_NAME_num(names); j++)
+			if (X509_NAME_cmp(sk_X509_NAME_value(names, j),
+			    X509_get_subject_name(x)) == 0)
+				break;
+		if (j < sk_X509_NAME_num(names))
+			continue;
+		if ((name = X509_NAME_dup(X509_get_subject_name(x))) == NULL ||
+		    !sk_X509_NAME_push(names, name)) {
+			X509_NAME_free(name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A CertificateRequest carries its names under a 16-bit length (in TLS
+ * 1.3 inside the extensions, which share it): OpenSSL fails every
+ * handshake whose names do not fit. Past this, none are sent. */
+#define CA_NAMES_MAX	49152
+
+static void
+ca_names_cap(STACK_OF(X509_NAME) *names, const char *what)
+{
+	size_t total = 0;
+	int n;
+
+	for (int i = 0; i < sk_X509_NAME_num(names); i++)
+		if ((n = i2d_X509_NAME(sk_X509_NAME_value(names, i),
+		    NULL)) > 0)
+			total += 2 + (size_t)n;
+	if (total <= CA_NAMES_MAX)
+		return;
+	log_warnx("the %d CA names of %s take %zu bytes, over %d: the TLS "
+	    "handshake names none", sk_X509_NAME_num(names), what, total,
+	    CA_NAMES_MAX);
+	while (sk_X509_NAME_num(names) > 0)
+		X509_NAME_free(sk_X509_NAME_pop(names));
 }
 
 /* Certificates (and CRLs) of a PEM file the snapshot holds into xs. */
@@ -170,6 +232,7 @@ runtime_build(struct config *cfg, struct fileset *fs, struct store *st,
 		return NULL;
 	}
 	atomic_init(&rt->refs, 1);
+	rt->id = atomic_fetch_add(&runtime_ids, 1) + 1;
 	rt->cfg = cfg;
 	rt->fs = fs;
 	if ((rt->ca_trust = X509_STORE_new()) == NULL ||
@@ -218,6 +281,23 @@ runtime_build(struct config *cfg, struct fileset *fs, struct store *st,
 			add_pem_certs(rt->cacerts, rt->ca_trust, v[i].chain_pem);
 	}
 	store_generations_free(v, n);
+	/* The names follow trust, so they are made where it is: at start,
+	 * on SIGHUP and whenever the generations change. */
+	if ((rt->est_ca_names = sk_X509_NAME_new_null()) == NULL ||
+	    (rt->admin_ca_names = sk_X509_NAME_new_null()) == NULL ||
+	    add_trust_names(rt->est_ca_names, rt->ca_trust) != 0 ||
+	    add_trust_names(rt->admin_ca_names, rt->admin_trust) != 0) {
+		err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->nest; i++)
+		if (add_trust_names(rt->est_ca_names, rt->bootstrap[i]) != 0) {
+			err_set(e, HSMCA_ERR_ALLOC, "out of memory");
+			goto fail;
+		}
+	ca_names_cap(rt->est_ca_names, "hsmca's generations and the "
+	    "bootstrap-ca files");
+	ca_names_cap(rt->admin_ca_names, "[admin] client-ca");
 	if (est_certs_only(rt->cacerts, &rt->cacerts_p7, &rt->cacerts_p7_len) != 0) {
 		err_set_ssl(e, HSMCA_ERR_INTERNAL, "cannot build cacerts");
 		goto fail;

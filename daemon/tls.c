@@ -381,6 +381,47 @@ ticket_dec_cb(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname,
 	    SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
 }
 
+/* The EST listener's CertificateRequest names are the context's, set
+ * from the runtime whenever it was replaced (SIGHUP, hsmcad.c; a change
+ * of the generations, rotation.c): looked at on each accept, one compare.
+ * On the loop, as every handshake: none is writing the old names. */
+static uint64_t ca_names_of;		/* the runtime they came from */
+
+static void
+ca_names_follow(struct hsmcad *d)
+{
+	STACK_OF(X509_NAME) *names;
+
+	if (ca_names_of == d->rt->id)
+		return;
+	/* Out of memory: the names before, until an accept with memory. */
+	if ((names = SSL_dup_CA_list(d->rt->est_ca_names)) == NULL) {
+		ERR_clear_error();
+		return;
+	}
+	SSL_CTX_set_client_CA_list(d->ssl, names);
+	ca_names_of = d->rt->id;
+}
+
+int
+tls_conn_set_ca_names(struct bufferevent *bev,
+    const STACK_OF(X509_NAME) *names)
+{
+	STACK_OF(X509_NAME) *dup;
+	SSL *ssl;
+
+	if ((ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+		return 0;	/* closed unserved already */
+	/* An empty list of its own too: the context's would name the
+	 * factory CAs to an operator. */
+	if ((dup = SSL_dup_CA_list(names)) == NULL) {
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_set_client_CA_list(ssl, dup);
+	return 0;
+}
+
 /* The handshake takes any client chain without building or verifying
  * it: est.c and admin.c verify it against the trust of the endpoint asked
  * (and remember the result across connections), so verifying it here too
@@ -505,6 +546,7 @@ tls_bevcb(struct event_base *base, void *arg)
 
 	if ((c = conn_new(d, base)) == NULL)
 		return listener_unserved(l);
+	ca_names_follow(d);
 	if ((ssl = SSL_new(d->ssl)) == NULL) {
 		ERR_clear_error();
 		conn_detach(c);

@@ -51,9 +51,10 @@ int	util_parse_name(const char *s, X509_NAME **out, struct hsmca_err *e);
  * and costs several signatures' worth of time. */
 int	util_copy_spki(X509_PUBKEY *dst, const X509_PUBKEY *src);
 
-/* Base64 as EST and PEM bodies carry it (line breaks allowed when
- * decoding, 64-column lines when encoding); results are malloc'd. A
- * decode that yields nothing is refused. */
+/* Base64 as EST and PEM bodies carry it (space, tab, CR and LF skipped
+ * and '-' ending the data when decoding, 64-column lines when
+ * encoding); results are malloc'd. A decode that yields nothing is
+ * refused; no copy of the data is left unwiped on any path. */
 int	util_b64_decode(const unsigned char *in, size_t len,
 	    unsigned char **out, size_t *outlen, struct hsmca_err *e);
 int	util_b64_encode(const unsigned char *in, size_t len, char **out,

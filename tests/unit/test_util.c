@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -1237,6 +1238,283 @@ test_b64_encode(void **state)
 	}
 }
 
+/* What util_b64_decode accepted when it was EVP_DecodeUpdate and
+ * EVP_DecodeFinal: the reference the table-driven decoder is held to. */
+static int
+b64_decode_evp(const unsigned char *in, size_t len, unsigned char *out,
+    size_t *outlen)
+{
+	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+	int n = 0, fin = 0, ok;
+
+	assert_non_null(ctx);
+	EVP_DecodeInit(ctx);
+	ok = EVP_DecodeUpdate(ctx, out, &n, in, (int)len) >= 0 &&
+	    EVP_DecodeFinal(ctx, out + n, &fin) >= 0 && n + fin > 0;
+	EVP_ENCODE_CTX_free(ctx);
+	*outlen = (size_t)(n + fin);
+	return ok ? 0 : -1;
+}
+
+static void
+b64_decode_as_evp(const char *what, const unsigned char *in, size_t len)
+{
+	unsigned char want[1024], *got;
+	size_t wlen, glen;
+	int wret, gret;
+
+	assert_true(len <= sizeof(want));
+	wret = b64_decode_evp(in, len, want, &wlen);
+	gret = util_b64_decode(in, len, &got, &glen, NULL);
+	if ((wret == 0) != (gret == 0))
+		fail_msg("%s: EVP %s, util_b64_decode %s", what,
+		    wret == 0 ? "accepts" : "refuses",
+		    gret == 0 ? "accepts" : "refuses");
+	if (gret != 0) {
+		assert_null(got);
+		return;
+	}
+	assert_int_equal(glen, wlen);
+	assert_memory_equal(got, want, glen);
+	free(got);
+}
+
+/* util_b64_decode: every length 0 to 300 round trips as one line, as
+ * 64-column lines ended with LF or CRLF, and gives what EVP_DecodeBlock
+ * gives less the padding; the edge cases decode as they did through
+ * EVP_DecodeUpdate, and so do random strings over base64's alphabet and
+ * the bytes around it. */
+static void
+test_b64_decode(void **state)
+{
+	static const struct {
+		const char	*in;
+		const char	*out;	/* NULL: refused */
+	} cases[] = {
+		{ "QUJD", "ABC" },
+		{ "QUI=", "AB" },
+		{ "QQ==", "A" },
+		{ "QR==", "A" },		/* unused bits not checked */
+		{ "QUJDRA==", "ABCD" },
+		{ " Q U\tJ D ", "ABC" },	/* space, tab anywhere */
+		{ "QU\r\nJD\r\n", "ABC" },	/* CR, LF anywhere */
+		{ "\n\nQQ=\r\n=\n", "A" },	/* padding across a break */
+		{ "QUJD\n-----END X-----", "ABC" },	/* '-' ends it */
+		{ "QQ==-not read: !*", "A" },
+		{ "", NULL },
+		{ "\r\n \t", NULL },		/* nothing */
+		{ "-", NULL },
+		{ "====", NULL },
+		{ "-----BEGIN X-----\nQUJD\n", NULL },
+		{ "QUJD!", NULL },		/* outside the alphabet */
+		{ "QUJD\v", NULL },
+		{ "QUJD\f", NULL },
+		{ "QU_D", NULL },		/* base64url */
+		{ "Q", NULL },			/* truncated quads */
+		{ "QQ", NULL },
+		{ "QUJ", NULL },
+		{ "QUJDR", NULL },
+		{ "QQ=", NULL },
+		{ "QU-JD", NULL },
+		{ "QQ===", NULL },		/* bad padding */
+		{ "Q===", NULL },
+		{ "=QUJ", NULL },
+		{ "Q=JD", NULL },
+		{ "QUI==", NULL },
+		{ "QUJD=", NULL },
+		{ "QUJD==", NULL },
+		{ "QQ==QUJD", NULL },		/* data after padding */
+		{ "QUI=\nQ", NULL },
+		{ "QQ==\n=", NULL },
+	};
+	static const char *alphabets[] = {
+		"AQg+/z=\n\r \t-", "QUJD=", "QQ==\n", "AB=\r\n -*",
+	};
+	unsigned char in[300], *got;
+	unsigned char enc[1024], lines[1024], evp[1024];
+	char what[64];
+	size_t glen, elen, llen;
+	uint32_t x = 2463534242U;
+	int n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 7 + 3);
+	for (size_t len = 0; len <= sizeof(in); len++) {
+		elen = (size_t)EVP_EncodeBlock(enc, in, (int)len);
+		if (len == 0) {
+			/* Nothing decodes to nothing: refused. */
+			got = (unsigned char *)"";
+			assert_int_equal(util_b64_decode(enc, elen, &got,
+			    &glen, NULL), HSMCA_ERR_ARG);
+			assert_null(got);
+			continue;
+		}
+		assert_int_equal(util_b64_decode(enc, elen, &got, &glen,
+		    NULL), 0);
+		assert_int_equal(glen, len);
+		assert_memory_equal(got, in, len);
+		free(got);
+		/* EVP_DecodeBlock counts the padding's zero bytes. */
+		n = EVP_DecodeBlock(evp, enc, (int)elen);
+		assert_int_equal((size_t)n, (len + 2) / 3 * 3);
+		assert_memory_equal(evp, in, len);
+		for (int crlf = 0; crlf <= 1; crlf++) {
+			llen = 0;
+			for (size_t i = 0; i < elen; i += 64) {
+				size_t k = elen - i < 64 ? elen - i : 64;
+
+				memcpy(lines + llen, enc + i, k);
+				llen += k;
+				if (crlf)
+					lines[llen++] = '\r';
+				lines[llen++] = '\n';
+			}
+			assert_int_equal(util_b64_decode(lines, llen, &got,
+			    &glen, NULL), 0);
+			assert_int_equal(glen, len);
+			assert_memory_equal(got, in, len);
+			free(got);
+		}
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const unsigned char *c = (const unsigned char *)cases[i].in;
+		size_t clen = strlen(cases[i].in);
+		int ret = util_b64_decode(c, clen, &got, &glen, NULL);
+
+		if (cases[i].out == NULL) {
+			if (ret != HSMCA_ERR_ARG)
+				fail_msg("\"%s\" accepted", cases[i].in);
+			assert_null(got);
+		} else {
+			if (ret != 0)
+				fail_msg("\"%s\" refused", cases[i].in);
+			assert_int_equal(glen, strlen(cases[i].out));
+			assert_memory_equal(got, cases[i].out, glen);
+			free(got);
+		}
+		b64_decode_as_evp(cases[i].in, c, clen);
+	}
+	/* Every byte value, in each place of a quad and after padding. */
+	for (int b = 0; b < 256; b++) {
+		static const char *frames[] = {
+			"%cUJD", "Q%cJD", "QU%cD", "QUJ%c", "QQ=%c", "QQ==%c",
+			"QUJD%c",
+		};
+
+		for (size_t f = 0; f < 7; f++) {
+			unsigned char t[8];
+			const char *p = strchr(frames[f], '%');
+			size_t pre = (size_t)(p - frames[f]);
+
+			memcpy(t, frames[f], pre);
+			t[pre] = (unsigned char)b;
+			memcpy(t + pre + 1, p + 2, strlen(p + 2));
+			snprintf(what, sizeof(what), "byte 0x%02x in %s", b,
+			    frames[f]);
+			b64_decode_as_evp(what, t, strlen(frames[f]) - 1);
+		}
+	}
+	for (int i = 0; i < 200000; i++) {
+		const char *a;
+		size_t alen, len;
+
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		a = alphabets[x % 4];
+		alen = strlen(a);
+		len = (x >> 8) % 24 + (x % 5 == 0 ? (x >> 16) % 200 : 0);
+		for (size_t j = 0; j < len; j++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			enc[j] = (unsigned char)a[x % alen];
+		}
+		snprintf(what, sizeof(what), "random string %d", i);
+		b64_decode_as_evp(what, enc, len);
+	}
+}
+
+/* OpenSSL's allocations go through these (set first thing in main), so
+ * a test can see what a block held when OpenSSL freed it. */
+#define MEM_HEAD	16
+static const unsigned char *mem_watch;
+static size_t mem_watch_len;
+static int mem_watch_seen;
+
+static void *
+mem_malloc(size_t n, const char *file, int line)
+{
+	unsigned char *p;
+
+	(void)file;
+	(void)line;
+	if ((p = malloc(n + MEM_HEAD)) == NULL)
+		return NULL;
+	memcpy(p, &n, sizeof(n));
+	return p + MEM_HEAD;
+}
+
+static void *
+mem_realloc(void *q, size_t n, const char *file, int line)
+{
+	unsigned char *p;
+
+	if (q == NULL)
+		return mem_malloc(n, file, line);
+	if ((p = realloc((unsigned char *)q - MEM_HEAD, n + MEM_HEAD)) == NULL)
+		return NULL;
+	memcpy(p, &n, sizeof(n));
+	return p + MEM_HEAD;
+}
+
+static void
+mem_free(void *q, const char *file, int line)
+{
+	unsigned char *p;
+	size_t n;
+
+	(void)file;
+	(void)line;
+	if (q == NULL)
+		return;
+	p = (unsigned char *)q - MEM_HEAD;
+	memcpy(&n, p, sizeof(n));
+	if (mem_watch != NULL && memmem(q, n, mem_watch, mem_watch_len) != NULL)
+		mem_watch_seen++;
+	free(p);
+}
+
+/* A decode leaves no block OpenSSL frees holding the input's last line
+ * (EVP_ENCODE_CTX kept it, and was freed unwiped). */
+static void
+test_b64_decode_wipes(void **state)
+{
+	unsigned char key[90], *got;
+	char *enc, *last;
+	size_t elen, glen;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (unsigned char)(i * 13 + 5);
+	assert_int_equal(util_b64_encode(key, sizeof(key), &enc, &elen, NULL),
+	    0);
+	assert_non_null(last = strchr(enc, '\n'));
+	last++;					/* 42 bytes: 56 characters */
+	mem_watch = (unsigned char *)last;
+	mem_watch_len = 16;
+	mem_watch_seen = 0;
+	assert_int_equal(util_b64_decode((unsigned char *)enc, elen, &got,
+	    &glen, NULL), 0);
+	mem_watch = NULL;
+	assert_int_equal(glen, sizeof(key));
+	assert_memory_equal(got, key, glen);
+	util_freezero(got, glen);
+	free(enc);
+	assert_int_equal(mem_watch_seen, 0);
+}
+
 int
 main(void)
 {
@@ -1245,6 +1523,8 @@ main(void)
 		cmocka_unit_test(test_write_file_atomic),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_b64_encode),
+		cmocka_unit_test(test_b64_decode),
+		cmocka_unit_test(test_b64_decode_wipes),
 		cmocka_unit_test(test_thumbprints),
 		cmocka_unit_test(test_bio_string),
 		cmocka_unit_test(test_name_cn),
@@ -1267,5 +1547,7 @@ main(void)
 		cmocka_unit_test(test_fileset),
 	};
 
+	if (!CRYPTO_set_mem_functions(mem_malloc, mem_realloc, mem_free))
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
