@@ -15,10 +15,14 @@
  *   fault=none|device|session|login|removed|hang|stall|corrupt|refuse|rv|
  *         crash
  *   rate=PERCENT          of the calls concerned (default 100)
- *   on=sign,open,login,destroy,find,generate  the calls concerned
+ *   on=sign,open,login,destroy,find,generate,copy  the calls concerned
  *                         (default the first three; destroy:
  *                         C_DestroyObject; find: C_FindObjectsInit, a key
- *                         lookup; generate: C_GenerateKeyPair)
+ *                         lookup; generate: C_GenerateKeyPair; copy:
+ *                         C_CopyObject)
+ *   trace                 log "sign-init token" or "sign-init session"
+ *                         for each C_SignInit: which object signs, the
+ *                         token key or a session copy of it
  *   label=PREFIX          only keys whose CKA_LABEL starts with PREFIX
  *                         (generate)
  *
@@ -44,7 +48,8 @@
  * Whatever the settings, the shim watches what the application does and
  * appends a "VIOLATION" line to the log when one session is used by two
  * threads at once, or when more sessions are open than the cap. Other
- * lines: "inject FN FAULT", "login RV", "open-session RV", "max-open N". */
+ * lines: "inject FN FAULT", "login RV", "open-session RV", "max-open N",
+ * "copy RV" (every C_CopyObject). */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
@@ -78,6 +83,7 @@ static const char *const fault_names[] = {
 #define ON_DESTROY	0x8
 #define ON_FIND		0x10
 #define ON_GENERATE	0x20
+#define ON_COPY		0x40
 
 struct settings {
 	enum fault	fault;
@@ -85,6 +91,7 @@ struct settings {
 	int		on;
 	CK_RV		rv;		/* fault=rv */
 	char		label[64];	/* label=: a CKA_LABEL prefix */
+	int		trace;		/* log each C_SignInit's key kind */
 };
 
 /* An open session, and the thread inside it, if any. */
@@ -104,7 +111,7 @@ static struct stat	 control_sb;
 static int		 control_seen;
 static struct tracked	 open_s[MAX_TRACKED];
 static int		 nopen, max_open, cap = -1;
-static unsigned long	 ncalls[8];
+static unsigned long	 ncalls[9];
 
 static void
 logf_(const char *fmt, ...)
@@ -132,6 +139,7 @@ parse(const char *s, struct settings *st)
 	st->on = ON_SIGN | ON_OPEN | ON_LOGIN;
 	st->rv = CKR_GENERAL_ERROR;
 	st->label[0] = '\0';
+	st->trace = 0;
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (p = strtok_r(buf, " \t\r\n", &save); p != NULL;
 	    p = strtok_r(NULL, " \t\r\n", &save)) {
@@ -144,6 +152,8 @@ parse(const char *s, struct settings *st)
 			st->rate = atoi(p + 5);
 		else if (strncmp(p, "rv=", 3) == 0)
 			st->rv = (CK_RV)strtoul(p + 3, NULL, 0);
+		else if (strcmp(p, "trace") == 0)
+			st->trace = 1;
 		else if (strncmp(p, "label=", 6) == 0)
 			snprintf(st->label, sizeof(st->label), "%s", p + 6);
 		else if (strncmp(p, "on=", 3) == 0) {
@@ -160,6 +170,8 @@ parse(const char *s, struct settings *st)
 				st->on |= ON_FIND;
 			if (strstr(p, "generate") != NULL)
 				st->on |= ON_GENERATE;
+			if (strstr(p, "copy") != NULL)
+				st->on |= ON_COPY;
 		}
 	}
 }
@@ -548,6 +560,42 @@ w_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
 	return rv;
 }
 
+/* trace: which object signs, read before the real call (the key's
+ * CKA_TOKEN). */
+static CK_RV
+w_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	CK_BBOOL token = CK_FALSE;
+	CK_ATTRIBUTE a = { CKA_TOKEN, &token, sizeof(token) };
+	CK_RV rv;
+
+	if (removed())
+		return CKR_TOKEN_NOT_PRESENT;
+	enter(h, "C_SignInit");
+	if (settings().trace)
+		logf_("sign-init %s", real->C_GetAttributeValue(h, k, &a, 1) !=
+		    CKR_OK ? "unknown" : token ? "token" : "session");
+	rv = real->C_SignInit(h, m, k);
+	leave(h);
+	return rv;
+}
+
+static CK_RV
+w_CopyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t,
+    CK_ULONG n, CK_OBJECT_HANDLE_PTR out)
+{
+	CK_RV rv;
+
+	if (removed())
+		return CKR_TOKEN_NOT_PRESENT;
+	enter(h, "C_CopyObject");
+	if ((rv = inject("C_CopyObject", ON_COPY, 8, h)) == CKR_OK)
+		rv = real->C_CopyObject(h, o, t, n, out);
+	logf_("copy 0x%lx", (unsigned long)rv);
+	leave(h);
+	return rv;
+}
+
 /* Every other call that names a session: the concurrency check, and
  * CKR_TOKEN_NOT_PRESENT while the token is out. */
 #define SESSION_FN(name, decl, args)					\
@@ -566,8 +614,6 @@ w_##name decl								\
 
 SESSION_FN(GetSessionInfo, (CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR i), (h, i))
 SESSION_FN(Logout, (CK_SESSION_HANDLE h), (h))
-SESSION_FN(SignInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
-    CK_OBJECT_HANDLE k), (h, m, k))
 SESSION_FN(SignUpdate, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG l),
     (h, d, l))
 SESSION_FN(SignFinal, (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR l),
@@ -654,6 +700,7 @@ load(void)
 	wrapped.C_GenerateKeyPair = w_GenerateKeyPair;
 	wrapped.C_CreateObject = w_CreateObject;
 	wrapped.C_DestroyObject = w_DestroyObject;
+	wrapped.C_CopyObject = w_CopyObject;
 	wrapped.C_GenerateRandom = w_GenerateRandom;
 	return CKR_OK;
 }
