@@ -731,7 +731,8 @@ signer_recover(struct signer *s)
 		log_info("signer: the HSM is back: sessions re-opened, logged "
 		    "in again (recovery %u)", hsm_epoch(s->hsm));
 	if (ret == 0 && (iss = s->keyless) != NULL &&
-	    (ret = hsm_load_key(s->hsm, s->keyless_uri, &iss->key, &e)) == 0) {
+	    (ret = hsm_load_signing_key(s->hsm, s->keyless_uri, &iss->key,
+	    &e)) == 0) {
 		s->issuer = iss;
 		s->keyless = NULL;
 		free(s->keyless_uri);

@@ -27,6 +27,7 @@
  *	token = pkcs11:token=hsmca                 PKCS#11 URI (RFC 7512)
  *	pin-source = file:/etc/hsmca/pin           or env:HSMCA_PIN
  *	sessions = 4                               1..256
+ *	session-copy = yes                         yes | no
  *	[store]
  *	path = /var/lib/hsmca/hsmca.db             absolute path
  *	[ca]
@@ -177,6 +178,7 @@ enum key {
 	K_HSM_TOKEN,
 	K_HSM_PIN_SOURCE,
 	K_HSM_SESSIONS,
+	K_HSM_SESSION_COPY,
 	K_STORE_PATH,
 	K_CA_SUBJECT,
 	K_CA_KEY_TYPE,
@@ -246,6 +248,7 @@ static const struct config_key {
 	[K_HSM_TOKEN] =			{ SEC_HSM, "token" },
 	[K_HSM_PIN_SOURCE] =		{ SEC_HSM, "pin-source" },
 	[K_HSM_SESSIONS] =		{ SEC_HSM, "sessions" },
+	[K_HSM_SESSION_COPY] =		{ SEC_HSM, "session-copy" },
 	[K_STORE_PATH] =		{ SEC_STORE, "path" },
 	[K_CA_SUBJECT] =		{ SEC_CA, "subject" },
 	[K_CA_KEY_TYPE] =		{ SEC_CA, "key-type" },
@@ -505,6 +508,7 @@ config_defaults(const char *home, struct config **out, struct hsmca_err *e)
 		goto out;
 	}
 	cfg->hsm.sessions = 4;
+	cfg->hsm.session_copy = 1;
 	cfg->ca.key_type = KEY_EC_P256;
 	cfg->ca.validity = 2 * (int64_t)YEAR;
 	cfg->ca.root_key_type = KEY_EC_P384;
@@ -656,6 +660,8 @@ config_restart_keys(const struct config *run, const struct config *next,
 		{ "[hsm] pin-source",
 		    str_differ(run->hsm.pin_source, next->hsm.pin_source) },
 		{ "[hsm] sessions", run->hsm.sessions != next->hsm.sessions },
+		{ "[hsm] session-copy",
+		    run->hsm.session_copy != next->hsm.session_copy },
 		{ "[store] path", str_differ(run->store.path, next->store.path) },
 		{ "[daemon] listen", str_differ(a->listen, b->listen) },
 		{ "[daemon] http-listen",
@@ -1289,6 +1295,8 @@ set_key(struct parse *st, enum key k, const char *v, int quoted)
 	case K_HSM_SESSIONS:
 		return set_int(st, key, v, 1, CONFIG_SESSIONS_MAX,
 		    &cfg->hsm.sessions);
+	case K_HSM_SESSION_COPY:
+		return set_bool(st, key, v, &cfg->hsm.session_copy);
 	case K_STORE_PATH:
 		if (check_abs_path(st, key, v) != 0)
 			return HSMCA_ERR_CONFIG;
@@ -2241,6 +2249,7 @@ config_print(const struct config *cfg, FILE *fp)
 		print_kv(fp, "token", cfg->hsm.token);
 		print_kv(fp, "pin-source", cfg->hsm.pin_source);
 		print_int(fp, "sessions", cfg->hsm.sessions);
+		print_bool(fp, "session-copy", cfg->hsm.session_copy);
 
 		fputs("\n[store]\n", fp);
 		print_kv(fp, "path", cfg->store.path);

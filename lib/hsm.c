@@ -51,6 +51,26 @@
 #include "hsmca/util.h"
 
 #define HSM_ID_LEN	16
+/* Signing keys with a session copy at once (hsm_load_signing_key):
+ * the generations in use, a few. */
+#define HSM_COPIES_MAX	16
+
+/* A session copy of a token key pair, made in the raw session: SoftHSM
+ * opens, locks and reads a token object's file again on every
+ * C_SignInit, and a session object lives in memory (in a hardware
+ * token, in its own). The copies are sensitive and never extractable as
+ * the key is (C_CopyObject cannot loosen either), live only as long as
+ * the raw session, and have a random CKA_ID of their own, so that
+ * nothing that looks a key up by its id or URI finds them (raw_find
+ * sees token objects only). */
+struct key_copy {
+	unsigned char		 id[64];	/* the token key's CKA_ID */
+	size_t			 id_len;
+	unsigned char		 cid[HSM_ID_LEN];	/* the copies' */
+	CK_OBJECT_HANDLE	 priv;
+	CK_OBJECT_HANDLE	 pub;
+	unsigned int		 epoch;		/* 0: free; else h->epoch + 1 */
+};
 #define HSM_PIN_MAX	256
 #define HSM_SIGNERS_MAX	256
 
@@ -78,6 +98,8 @@ struct hsm {
 	char			*kept_pin;	/* hsm_keep_pin(); NULL: read it */
 	struct timespec		 since[HSM_SIGNERS_MAX];	/* 0: free */
 	unsigned int		 epoch;		/* recoveries so far */
+	int			 copy;		/* [hsm] session-copy */
+	struct key_copy		*copies;	/* under raw_lock */
 };
 
 /* Which of h->since the calling thread holds between enter and leave. */
@@ -609,6 +631,7 @@ hsm_open(const struct config_hsm *cfg, struct hsm **out, struct hsmca_err *e)
 	pthread_mutex_init(&h->state_lock, NULL);
 	h->raw_s = CK_INVALID_HANDLE;
 	h->timeout_ms = HSM_TIMEOUT_MS;
+	h->copy = cfg->session_copy;
 	if ((h->token_uri = strdup(cfg->token)) == NULL ||
 	    (cfg->pin_source != NULL &&
 	    (h->pin_source = strdup(cfg->pin_source)) == NULL) ||
@@ -680,6 +703,7 @@ hsm_close(struct hsm *h)
 		sem_destroy(&h->sign_sem);
 	pthread_mutex_destroy(&h->raw_lock);
 	pthread_mutex_destroy(&h->state_lock);
+	free(h->copies);
 	free(h->token_label);
 	free(h->token_uri);
 	free(h->pin_source);
@@ -970,7 +994,8 @@ raw_find(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
     const char *uri, CK_OBJECT_HANDLE *obj, struct hsmca_err *e)
 {
 	const char *kind = cls == CKO_PRIVATE_KEY ? "private" : "public";
-	CK_ATTRIBUTE tmpl[3];
+	CK_ATTRIBUTE tmpl[4];
+	CK_BBOOL token = CK_TRUE;
 	CK_ULONG n = 0, count = 0, got;
 	CK_OBJECT_HANDLE found[16], first = CK_INVALID_HANDLE;
 	CK_RV rv;
@@ -978,6 +1003,10 @@ raw_find(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
 	tmpl[n].type = CKA_CLASS;
 	tmpl[n].pValue = &cls;
 	tmpl[n++].ulValueLen = sizeof(cls);
+	/* Not a session copy of a key (struct key_copy). */
+	tmpl[n].type = CKA_TOKEN;
+	tmpl[n].pValue = &token;
+	tmpl[n++].ulValueLen = sizeof(token);
 	if (id != NULL) {
 		tmpl[n].type = CKA_ID;
 		tmpl[n].pValue = (void *)id;
@@ -1204,7 +1233,8 @@ out:
 /* Finish a struct hsm_key from a private and public object handle. */
 static int
 key_complete(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
-    CK_OBJECT_HANDLE pub, struct hsm_key **out, struct hsmca_err *e)
+    CK_OBJECT_HANDLE pub, const struct key_copy *c, struct hsm_key **out,
+    struct hsmca_err *e)
 {
 	struct hsm_key *k = NULL;
 	unsigned char *id = NULL, *label = NULL;
@@ -1229,9 +1259,14 @@ key_complete(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
 	}
 	if ((ret = raw_public_key(h, s, pub, &k->pub, e)) != 0)
 		goto out;
-	if ((ret = p11_private_key(h, k->id, k->id_len, k->label, k->pub,
-	    &k->priv, e)) != 0)
-		goto out;
+	/* The copy signs if libp11 sees it; the key itself otherwise. */
+	if (c == NULL || p11_private_key(h, c->cid, sizeof(c->cid), k->label,
+	    k->pub, &k->priv, e) != 0) {
+		ERR_clear_error();
+		if ((ret = p11_private_key(h, k->id, k->id_len, k->label,
+		    k->pub, &k->priv, e)) != 0)
+			goto out;
+	}
 	if ((k->uri = uri_make(h->token_label, k->id, k->id_len,
 	    k->label)) == NULL) {
 		ret = err_set(e, HSMCA_ERR_ALLOC, "out of memory");
@@ -1245,6 +1280,114 @@ out:
 	free(label);
 	hsm_key_free(k);
 	return ret;
+}
+
+/* ---- session copies of signing keys (struct key_copy) ---- */
+
+/* Destroy o, a copy made under cid, if it still is one: a handle from
+ * an earlier session may name another object by now, and the CKA_ID,
+ * random and ours, is what tells. Called with the raw session s. */
+static void
+copy_destroy(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+    const unsigned char *cid)
+{
+	unsigned char id[HSM_ID_LEN];
+	CK_ATTRIBUTE a = { CKA_ID, id, sizeof(id) };
+
+	if (o == CK_INVALID_HANDLE ||
+	    h->p11->C_GetAttributeValue(s, o, &a, 1) != CKR_OK ||
+	    a.ulValueLen != sizeof(id) || memcmp(id, cid, sizeof(id)) != 0)
+		return;
+	(void)h->p11->C_DestroyObject(s, o);
+}
+
+/* Is o the session object just copied under cid? A token that made a
+ * token object of it, whatever the template said, is not used so. */
+static int
+copy_is_session(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+    const unsigned char *cid)
+{
+	unsigned char id[HSM_ID_LEN];
+	CK_BBOOL token = CK_TRUE;
+	CK_ATTRIBUTE a[2] = {
+		{ CKA_TOKEN, &token, sizeof(token) },
+		{ CKA_ID, id, sizeof(id) },
+	};
+
+	return h->p11->C_GetAttributeValue(s, o, a, 2) == CKR_OK &&
+	    token == CK_FALSE && a[1].ulValueLen == sizeof(id) &&
+	    memcmp(id, cid, sizeof(id)) == 0;
+}
+
+/* The session copy of the key pair priv and pub (CKA_ID id), made now
+ * if this session has none: NULL when copies are off, all in use, or
+ * the token will not make them (CKA_COPYABLE false, C_CopyObject not
+ * supported); the token objects then sign. Called with the raw session
+ * s, which holds the copies. */
+static const struct key_copy *
+copy_get(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
+    CK_OBJECT_HANDLE pub, const unsigned char *id, size_t id_len)
+{
+	static const CK_BBOOL no = CK_FALSE;
+	struct key_copy *c, *slot = NULL;
+	CK_ATTRIBUTE t[2];
+	CK_OBJECT_HANDLE cp = CK_INVALID_HANDLE, cq = CK_INVALID_HANDLE;
+	/* Copies of an earlier session are gone with it (hsm_recover). */
+	unsigned int live = hsm_epoch(h) + 1;
+
+	if (!h->copy || id_len > sizeof(slot->id))
+		return NULL;
+	if (h->copies == NULL &&
+	    (h->copies = calloc(HSM_COPIES_MAX, sizeof(*c))) == NULL)
+		return NULL;
+	for (c = h->copies; c < h->copies + HSM_COPIES_MAX; c++) {
+		if (c->epoch == live && c->id_len == id_len &&
+		    memcmp(c->id, id, id_len) == 0)
+			return c;
+		if (c->epoch != live && slot == NULL)
+			slot = c;
+	}
+	if ((c = slot) == NULL || RAND_bytes(c->cid, sizeof(c->cid)) != 1)
+		return NULL;
+	t[0].type = CKA_TOKEN;
+	t[0].pValue = (void *)&no;
+	t[0].ulValueLen = sizeof(no);
+	t[1].type = CKA_ID;
+	t[1].pValue = c->cid;
+	t[1].ulValueLen = sizeof(c->cid);
+	if (h->p11->C_CopyObject(s, priv, t, 2, &cp) != CKR_OK ||
+	    !copy_is_session(h, s, cp, c->cid) ||
+	    h->p11->C_CopyObject(s, pub, t, 2, &cq) != CKR_OK ||
+	    !copy_is_session(h, s, cq, c->cid)) {
+		copy_destroy(h, s, cp, c->cid);
+		copy_destroy(h, s, cq, c->cid);
+		c->epoch = 0;
+		return NULL;
+	}
+	memcpy(c->id, id, id_len);
+	c->id_len = id_len;
+	c->priv = cp;
+	c->pub = cq;
+	c->epoch = live;
+	return c;
+}
+
+/* The key of CKA_ID id is going: so does its copy, which would sign on
+ * for as long as the session lasts. */
+static void
+copy_forget(struct hsm *h, CK_SESSION_HANDLE s, const unsigned char *id,
+    size_t id_len)
+{
+	struct key_copy *c;
+	unsigned int live = hsm_epoch(h) + 1;
+
+	for (c = h->copies; c != NULL && c < h->copies + HSM_COPIES_MAX; c++)
+		if (c->epoch == live && c->id_len == id_len &&
+		    memcmp(c->id, id, id_len) == 0) {
+			copy_destroy(h, s, c->priv, c->cid);
+			copy_destroy(h, s, c->pub, c->cid);
+			c->epoch = 0;
+		}
 }
 
 /* ---- key generation and import ---- */
@@ -1314,7 +1457,7 @@ key_adopt(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
 {
 	int ret;
 
-	if ((ret = key_complete(h, s, priv, pub, out, e)) != 0) {
+	if ((ret = key_complete(h, s, priv, pub, NULL, out, e)) != 0) {
 		h->p11->C_DestroyObject(s, priv);
 		h->p11->C_DestroyObject(s, pub);
 	}
@@ -1599,8 +1742,8 @@ out:
 	return ret;
 }
 
-int
-hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
+static int
+load_key(struct hsm *h, const char *uri, int signing, struct hsm_key **out,
     struct hsmca_err *e)
 {
 	struct hsm_uri u;
@@ -1661,13 +1804,28 @@ hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 		    h->token_label);
 	if (ret != 0)
 		goto out;
-	ret = key_complete(h, s, priv, pub, out, e);
+	ret = key_complete(h, s, priv, pub, signing ? copy_get(h, s, priv, pub,
+	    id, id_len) : NULL, out, e);
 out:
 	free(id);
 	free(label);
 	raw_close(h, s);
 	hsm_uri_free(&u);
 	return ret;
+}
+
+int
+hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
+    struct hsmca_err *e)
+{
+	return load_key(h, uri, 0, out, e);
+}
+
+int
+hsm_load_signing_key(struct hsm *h, const char *uri, struct hsm_key **out,
+    struct hsmca_err *e)
+{
+	return load_key(h, uri, 1, out, e);
 }
 
 /* Destroy k's object of class cls; one already gone is not an error. */
@@ -1705,6 +1863,7 @@ hsm_destroy_key(struct hsm *h, struct hsm_key *k, struct hsmca_err *e)
 	/* The public half goes only after the private one: a private key
 	 * the token kept stays loadable (hsm_load_key needs both), rather
 	 * than looking gone. */
+	copy_forget(h, s, k->id, k->id_len);
 	if ((ret = raw_destroy(h, s, k, CKO_PRIVATE_KEY, e)) == 0)
 		ret = raw_destroy(h, s, k, CKO_PUBLIC_KEY, e);
 	raw_close(h, s);

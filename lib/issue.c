@@ -246,7 +246,7 @@ issuer_open(struct hsm *h, struct store *st, const struct store_generation *g,
 			}
 		ERR_clear_error();
 	}
-	if ((ret = hsm_load_key(h, g->key_uri, &iss->key, e)) != 0)
+	if ((ret = hsm_load_signing_key(h, g->key_uri, &iss->key, e)) != 0)
 		goto out;
 	if (X509_check_private_key(iss->cert, hsm_key_public(iss->key)) != 1) {
 		ret = err_set(e, HSMCA_ERR_CA_STATE, "CA generation %lld: the "

@@ -14,6 +14,7 @@ struct config_hsm {
 	char	*token;		/* PKCS#11 URI naming the token: pkcs11:token=hsmca */
 	char	*pin_source;	/* "file:/path" or "env:NAME" */
 	int	 sessions;	/* cap on concurrent signing sessions */
+	int	 session_copy;	/* issuing keys sign through session copies */
 };
 
 struct config_store {

@@ -76,6 +76,13 @@ int	hsm_import_key(struct hsm *h, EVP_PKEY *pk, const char *label,
  * CKA_ID (libp11's view of it must be the very pair found). */
 int	hsm_load_key(struct hsm *h, const char *uri, struct hsm_key **out,
 	    struct hsmca_err *e);
+/* hsm_load_key for a key that will sign much (an issuing generation):
+ * with [hsm] session-copy, it signs through a session copy of the key
+ * in the token, made once per key and session and destroyed with the
+ * key by hsm_destroy_key; the token key itself when the token will not
+ * copy it. hsm_key_uri and the rest name the token key. */
+int	hsm_load_signing_key(struct hsm *h, const char *uri,
+	    struct hsm_key **out, struct hsmca_err *e);
 /* Remove a key pair from the token, the private key first: a half
  * already gone is not an error. When the token refuses, HSMCA_ERR_HSM
  * (HSMCA_ERR_HSM_UNAVAILABLE on a fault) naming the PKCS#11 code, and

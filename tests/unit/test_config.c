@@ -59,6 +59,7 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_true(str_eq(a->hsm.token, b->hsm.token));
 	assert_true(str_eq(a->hsm.pin_source, b->hsm.pin_source));
 	assert_int_equal(a->hsm.sessions, b->hsm.sessions);
+	assert_int_equal(a->hsm.session_copy, b->hsm.session_copy);
 	assert_true(str_eq(a->store.path, b->store.path));
 	assert_true(str_eq(a->ca.subject, b->ca.subject));
 	assert_int_equal(a->ca.key_type, b->ca.key_type);
@@ -466,6 +467,7 @@ test_defaults(void **state)
 	assert_string_equal(cfg->hsm.token, "pkcs11:token=hsmca");
 	assert_string_equal(cfg->hsm.pin_source, "file:/srv/demo/user.pin");
 	assert_int_equal(cfg->hsm.sessions, 4);
+	assert_int_equal(cfg->hsm.session_copy, 1);
 	assert_string_equal(cfg->store.path, "/srv/demo/hsmca.db");
 	assert_string_equal(cfg->ca.subject,
 	    "CN=hsmca Demo Device CA,O=hsmca demo");
