@@ -26,13 +26,17 @@ signs_with() {
 verifies() {
 	openssl verify -CAfile "$CADIR/root.pem" -untrusted "$CADIR/ica.pem" "$1" >/dev/null 2>&1
 }
+# issue_one NAME WHAT: the shim's log emptied, a certificate for CN=NAME
+# issued by the CLI into $WORK/NAME.pem.
+issue_one() {
+	: >"$FLOG"
+	make_csr "$1" ec:P-256 "/CN=$1" 2>/dev/null
+	expect_ok "$2" hsmca issue --csr "$WORK/$1.csr" --profile device --out "$WORK/$1.pem"
+}
 
 # The CLI, one certificate.
 fault "fault=none trace"
-: >"$FLOG"
-make_csr one ec:P-256 /CN=one 2>/dev/null
-expect_ok "issue with session-copy on (the default)" \
-	hsmca issue --csr "$WORK/one.csr" --profile device --out "$WORK/one.pem"
+issue_one one "issue with session-copy on (the default)"
 check "the issuing key was copied, and the copy made" grep -q '^copy 0x0$' "$FLOG"
 check "the certificate is signed through the copy, never the token key" signs_with session
 check "and verifies" verifies "$WORK/one.pem"
@@ -57,10 +61,7 @@ check "the 12 certificates verify" test "$n" -eq 12
 
 # Off: the token key signs, and nothing is copied.
 sed -i 's/^\[hsm\]$/[hsm]\nsession-copy = no/' "$CONF"
-: >"$FLOG"
-make_csr two ec:P-256 /CN=two 2>/dev/null
-expect_ok "issue with session-copy = no" \
-	hsmca issue --csr "$WORK/two.csr" --profile device --out "$WORK/two.pem"
+issue_one two "issue with session-copy = no"
 check "no copy is made" not grep -q '^copy ' "$FLOG"
 check "the token key signs" signs_with token
 check "and the certificate verifies" verifies "$WORK/two.pem"
@@ -69,10 +70,7 @@ sed -i '/^session-copy = no$/d' "$CONF"
 # A token that refuses to copy (CKA_COPYABLE false, or no C_CopyObject):
 # the key itself signs, and nothing is said to the operator.
 fault "fault=refuse on=copy trace"
-: >"$FLOG"
-make_csr three ec:P-256 /CN=three 2>/dev/null
-expect_ok "issue when the token refuses the copy" \
-	hsmca issue --csr "$WORK/three.csr" --profile device --out "$WORK/three.pem"
+issue_one three "issue when the token refuses the copy"
 check "the copy was asked for and refused" grep -q '^inject C_CopyObject refuse$' "$FLOG"
 check "the token key signs instead" signs_with token
 check "and the certificate verifies" verifies "$WORK/three.pem"
