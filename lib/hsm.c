@@ -1319,6 +1319,24 @@ copy_is_session(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
 	    memcmp(id, cid, sizeof(id)) == 0;
 }
 
+/* The live copy of the key of CKA_ID id in h->copies, or NULL; a free
+ * entry (or one of an earlier session) in *slot if slot is not NULL. */
+static struct key_copy *
+copy_find(struct hsm *h, const unsigned char *id, size_t id_len,
+    unsigned int live, struct key_copy **slot)
+{
+	struct key_copy *c;
+
+	for (c = h->copies; c != NULL && c < h->copies + HSM_COPIES_MAX; c++) {
+		if (c->epoch == live && c->id_len == id_len &&
+		    memcmp(c->id, id, id_len) == 0)
+			return c;
+		if (c->epoch != live && slot != NULL && *slot == NULL)
+			*slot = c;
+	}
+	return NULL;
+}
+
 /* The session copy of the key pair priv and pub (CKA_ID id), made now
  * if this session has none: NULL when copies are off, all in use, or
  * the token will not make them (CKA_COPYABLE false, C_CopyObject not
@@ -1340,13 +1358,8 @@ copy_get(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
 	if (h->copies == NULL &&
 	    (h->copies = calloc(HSM_COPIES_MAX, sizeof(*c))) == NULL)
 		return NULL;
-	for (c = h->copies; c < h->copies + HSM_COPIES_MAX; c++) {
-		if (c->epoch == live && c->id_len == id_len &&
-		    memcmp(c->id, id, id_len) == 0)
-			return c;
-		if (c->epoch != live && slot == NULL)
-			slot = c;
-	}
+	if ((c = copy_find(h, id, id_len, live, &slot)) != NULL)
+		return c;
 	if ((c = slot) == NULL || RAND_bytes(c->cid, sizeof(c->cid)) != 1)
 		return NULL;
 	t[0].type = CKA_TOKEN;
@@ -1379,15 +1392,12 @@ copy_forget(struct hsm *h, CK_SESSION_HANDLE s, const unsigned char *id,
     size_t id_len)
 {
 	struct key_copy *c;
-	unsigned int live = hsm_epoch(h) + 1;
 
-	for (c = h->copies; c != NULL && c < h->copies + HSM_COPIES_MAX; c++)
-		if (c->epoch == live && c->id_len == id_len &&
-		    memcmp(c->id, id, id_len) == 0) {
-			copy_destroy(h, s, c->priv, c->cid);
-			copy_destroy(h, s, c->pub, c->cid);
-			c->epoch = 0;
-		}
+	if ((c = copy_find(h, id, id_len, hsm_epoch(h) + 1, NULL)) == NULL)
+		return;
+	copy_destroy(h, s, c->priv, c->cid);
+	copy_destroy(h, s, c->pub, c->cid);
+	c->epoch = 0;
 }
 
 /* ---- key generation and import ---- */
